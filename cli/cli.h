@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the `shardtrie` subcommands share.
+ *
+ * A subcommand is `int cmd_x(int argc, char **argv)` (argv[0] is its name)
+ * returning the process exit code, listed in main.c's table.
+ */
+#ifndef ST_CLI_H
+#define ST_CLI_H
+
+#include <stdio.h>
+
+#include "shardtrie.h"
+
+/* sysexits-style codes the subcommands use. */
+#define EX_OK_ 0
+#define EX_USAGE_ 64
+#define EX_DATAERR_ 65
+#define EX_NOINPUT_ 66
+#define EX_SOFTWARE_ 70
+#define EX_CANTCREAT_ 73
+#define EX_IOERR_ 74
+#define EX_NOPERM_ 77
+
+int cmd_convert(int argc, char **argv);
+
+/*
+ * Output written atomically: to a temporary file beside the target, renamed
+ * over it on commit; removed on abort or when SIGINT/SIGTERM arrives first.
+ * path NULL or "-" means stdout (nothing to rename).
+ */
+struct st_outfile {
+	FILE *f;
+	char *path;
+	char *tmp;
+};
+int st_outfile_open(struct st_outfile *o, const char *path);
+int st_outfile_commit(struct st_outfile *o); /* 0 or -errno; aborts on error */
+void st_outfile_abort(struct st_outfile *o);
+
+/* Write snapshot s as `format` to path through st_outfile.  Prints the
+ * error and returns an exit code. */
+int st_cli_export(const struct st_snap *s, int format, const struct st_export_opts *eo,
+		  const char *path);
+
+/* Parse a format name for -t; prints the error and returns -1 if unknown. */
+int st_cli_format(const char *name);
+
+extern const char *st_prog;
+
+#endif

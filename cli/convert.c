@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * convert.c - `shardtrie convert`: stack files in, a flamegraph format out,
+ * through the engine.
+ *
+ *   reader (this thread)                        parser threads (N)
+ *   read() 4 MiB blocks, cut at the last  --->  st_folded_ingest() into
+ *   '\n', count lines (for FILE:LINE)  bounded  their own writer/shard
+ *                                      queue
+ *   then st_flush() -> snapshot -> exporter -> atomic output file
+ *
+ * Memory is bounded by the queue (2 blocks per thread) plus the trie, not
+ * by the input size.  A line longer than ST_MAX_LINE is reported and skipped
+ * without being buffered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "shardtrie_parse.h"
+
+#define BLOCK (4u << 20)
+#define MAX_REPORTED 100
+
+struct block {
+	char *buf;
+	size_t len;
+	uint64_t first_line; /* absolute line number of buf's first line */
+	const char *file;
+	struct block *next;
+};
+
+struct job {
+	struct st_engine *e;
+	unsigned metric;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_items, cv_space;
+	struct block *head, *tail;
+	unsigned queued, max_queued;
+	bool done;
+	/* Totals, under mu. */
+	struct st_parse_stats stats;
+	uint64_t reported;
+	int err;
+};
+
+struct worker_arg {
+	struct job *j;
+	struct block *cur;
+};
+
+static void report(struct job *j, const char *file, uint64_t line, const char *msg)
+{
+	pthread_mutex_lock(&j->mu);
+	if (j->reported++ < MAX_REPORTED)
+		fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, msg);
+	pthread_mutex_unlock(&j->mu);
+}
+
+static void on_bad_line(void *arg, uint64_t line, const char *msg)
+{
+	struct worker_arg *w = arg;
+	report(w->j, w->cur->file, w->cur->first_line + line - 1, msg);
+}
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+	struct worker_arg wa = { j, NULL };
+	struct st_parse_stats st = { 0 };
+	struct st_writer *w = st_writer_open(j->e);
+	int err = w ? 0 : -errno;
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		while (!j->head && !j->done)
+			pthread_cond_wait(&j->cv_items, &j->mu);
+		struct block *b = j->head;
+		if (b) {
+			j->head = b->next;
+			if (!j->head)
+				j->tail = NULL;
+			j->queued--;
+			pthread_cond_signal(&j->cv_space);
+		}
+		pthread_mutex_unlock(&j->mu);
+		if (!b)
+			break;
+		if (!err) {
+			wa.cur = b;
+			err = st_folded_ingest(w, st_engine_nmetrics(j->e), j->metric, b->buf, b->len,
+					       on_bad_line, &wa, &st);
+		}
+		free(b->buf);
+		free(b);
+	}
+	st_writer_close(w);
+	pthread_mutex_lock(&j->mu);
+	j->stats.lines += st.lines;
+	j->stats.samples += st.samples;
+	j->stats.skipped += st.skipped;
+	j->stats.malformed += st.malformed;
+	j->stats.dropped += st.dropped;
+	if (err && !j->err)
+		j->err = err;
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+static void enqueue(struct job *j, char *buf, size_t len, uint64_t first_line, const char *file)
+{
+	struct block *b = malloc(sizeof(*b));
+	if (!b) {
+		free(buf);
+		pthread_mutex_lock(&j->mu);
+		j->err = -ENOMEM;
+		pthread_mutex_unlock(&j->mu);
+		return;
+	}
+	*b = (struct block){ buf, len, first_line, file, NULL };
+	pthread_mutex_lock(&j->mu);
+	while (j->queued >= j->max_queued)
+		pthread_cond_wait(&j->cv_space, &j->mu);
+	if (j->tail)
+		j->tail->next = b;
+	else
+		j->head = b;
+	j->tail = b;
+	j->queued++;
+	pthread_cond_signal(&j->cv_items);
+	pthread_mutex_unlock(&j->mu);
+}
+
+static uint64_t count_lines(const char *p, size_t n)
+{
+	uint64_t c = 0;
+	const char *end = p + n;
+	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+		c++;
+		p++;
+	}
+	return c;
+}
+
+/* Read one input and queue it in blocks that end at a line boundary. */
+static int read_input(struct job *j, int fd, const char *name)
+{
+	char *buf = malloc(BLOCK);
+	size_t have = 0;
+	uint64_t line = 1;
+	bool skipping = false; /* inside an over-long line: drop until '\n' */
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, BLOCK - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int err = errno;
+			free(buf);
+			return -err;
+		}
+		have += (size_t)r;
+		bool eof = r == 0;
+		if (skipping) {
+			char *nl = memchr(buf, '\n', have);
+			if (!nl) {
+				have = 0;
+				if (eof)
+					break;
+				continue;
+			}
+			skipping = false;
+			line++;
+			have -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, have);
+		}
+		if (!eof && have < BLOCK)
+			continue; /* fill the block first */
+		size_t cut = have;
+		if (!eof) {
+			char *nl = memrchr(buf, '\n', have);
+			if (!nl) {
+				/* BLOCK bytes with no newline: over ST_MAX_LINE. */
+				pthread_mutex_lock(&j->mu);
+				j->stats.malformed++;
+				j->stats.lines++;
+				pthread_mutex_unlock(&j->mu);
+				report(j, name, line, "line longer than 1 MiB");
+				skipping = true;
+				have = 0;
+				continue;
+			}
+			cut = (size_t)(nl + 1 - buf);
+		}
+		if (cut) {
+			char *nb = malloc(BLOCK);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			memcpy(nb, buf + cut, have - cut);
+			uint64_t nlines = count_lines(buf, cut);
+			enqueue(j, buf, cut, line, name);
+			line += nlines;
+			buf = nb;
+			have -= cut;
+		}
+		if (eof)
+			break;
+	}
+	free(buf);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shardtrie convert [-f folded] [-t folded|json] [--metric NAME]\n"
+		"                         [--min-fraction F] [--threads N] [--strict]\n"
+		"                         [-o FILE] [FILE...]\n"
+		"Reads folded stacks from FILEs (stdin when none, or '-'), merges them\n"
+		"through the engine and writes one output (stdout unless -o; -o is\n"
+		"written atomically).  Malformed lines are reported as FILE:LINE and\n"
+		"skipped; --strict makes any of them an error (exit 65, no output).\n");
+}
+
+static const char *unit_for(const char *metric)
+{
+	if (strstr(metric, "duration") || strstr(metric, "_ns"))
+		return "nanoseconds";
+	if (strstr(metric, "bytes"))
+		return "bytes";
+	return "samples";
+}
+
+int cmd_convert(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "from", required_argument, 0, 'f' },
+		{ "to", required_argument, 0, 't' },
+		{ "output", required_argument, 0, 'o' },
+		{ "metric", required_argument, 0, 'm' },
+		{ "min-fraction", required_argument, 0, 'F' },
+		{ "threads", required_argument, 0, 'j' },
+		{ "strict", no_argument, 0, 'S' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *from = "folded", *to = "folded", *out = NULL, *metric = "count";
+	double minf = 0;
+	long threads = sysconf(_SC_NPROCESSORS_ONLN);
+	bool strict = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:t:o:j:h", lo, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'o': out = optarg; break;
+		case 'm': metric = optarg; break;
+		case 'S': strict = true; break;
+		case 'F':
+			minf = strtod(optarg, &end);
+			if (*end || end == optarg || !(minf >= 0 && minf <= 1)) {
+				fprintf(stderr, "%s convert: --min-fraction wants a number in [0,1], got '%s'\n",
+					st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'j':
+			threads = strtol(optarg, &end, 10);
+			if (*end || threads < 1 || threads > 1024) {
+				fprintf(stderr, "%s convert: --threads wants 1..1024, got '%s'\n", st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'h': usage(stdout); return EX_OK_;
+		default: usage(stderr); return EX_USAGE_;
+		}
+	}
+	if (strcmp(from, "folded") != 0) {
+		fprintf(stderr, "%s convert: unknown input format '%s' (known: folded)\n", st_prog, from);
+		return EX_USAGE_;
+	}
+	int fmt = st_cli_format(to);
+	if (fmt < 0)
+		return EX_USAGE_;
+	if (threads < 1)
+		threads = 1;
+
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0; /* one flush at the end is all convert needs */
+	so.nshards = (unsigned)threads;
+	so.metrics[0].name = metric;
+	so.metrics[0].unit = unit_for(metric);
+	struct st_engine *e = st_engine_create(&so);
+	if (!e) {
+		fprintf(stderr, "%s convert: cannot create engine: %s\n", st_prog, strerror(errno));
+		return EX_SOFTWARE_;
+	}
+	struct job j = { .e = e, .metric = 0, .max_queued = 2 * (unsigned)threads };
+	pthread_mutex_init(&j.mu, NULL);
+	pthread_cond_init(&j.cv_items, NULL);
+	pthread_cond_init(&j.cv_space, NULL);
+	pthread_t *tids = calloc((size_t)threads, sizeof(*tids));
+	long started = 0;
+	int rc = EX_OK_;
+	for (; tids && started < threads; started++)
+		if (pthread_create(&tids[started], NULL, worker, &j))
+			break;
+	if (!started) {
+		fprintf(stderr, "%s convert: cannot start parser threads\n", st_prog);
+		rc = EX_SOFTWARE_;
+	}
+
+	int nin = argc - optind;
+	for (int i = 0; rc == EX_OK_ && i < (nin ? nin : 1); i++) {
+		const char *name = nin ? argv[optind + i] : "-";
+		bool is_stdin = strcmp(name, "-") == 0;
+		int fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "%s convert: %s: %s\n", st_prog, name, strerror(errno));
+			rc = EX_NOINPUT_;
+			break;
+		}
+		int r = read_input(&j, fd, is_stdin ? "<stdin>" : name);
+		if (!is_stdin)
+			close(fd);
+		if (r) {
+			fprintf(stderr, "%s convert: %s: read failed: %s\n", st_prog, name, strerror(-r));
+			rc = EX_IOERR_;
+		}
+	}
+	pthread_mutex_lock(&j.mu);
+	j.done = true;
+	pthread_cond_broadcast(&j.cv_items);
+	pthread_mutex_unlock(&j.mu);
+	for (long i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+
+	if (rc == EX_OK_ && j.err) {
+		fprintf(stderr, "%s convert: %s\n", st_prog, strerror(-j.err));
+		rc = EX_SOFTWARE_;
+	}
+	uint64_t bad = j.stats.malformed + j.stats.dropped;
+	if (j.reported > MAX_REPORTED)
+		fprintf(stderr, "%s convert: ... %llu more bad lines not shown\n", st_prog,
+			(unsigned long long)(j.reported - MAX_REPORTED));
+	if (bad)
+		fprintf(stderr, "%s convert: %llu of %llu lines ignored (%llu malformed, %llu dropped)%s\n",
+			st_prog, (unsigned long long)bad, (unsigned long long)j.stats.lines,
+			(unsigned long long)j.stats.malformed, (unsigned long long)j.stats.dropped,
+			strict ? "; --strict: no output written" : "");
+	if (rc == EX_OK_ && strict && bad)
+		rc = EX_DATAERR_;
+	if (rc == EX_OK_) {
+		if (!st_flush(e)) {
+			fprintf(stderr, "%s convert: out of memory building the snapshot\n", st_prog);
+			rc = EX_SOFTWARE_;
+		} else {
+			struct st_snap *s = st_snap_acquire(e);
+			struct st_export_opts eo;
+			st_export_opts_init(&eo);
+			eo.min_fraction = minf;
+			rc = st_cli_export(s, fmt, &eo, out);
+			st_snap_release(s);
+		}
+	}
+	st_engine_destroy(e);
+	pthread_mutex_destroy(&j.mu);
+	pthread_cond_destroy(&j.cv_items);
+	pthread_cond_destroy(&j.cv_space);
+	return rc;
+}

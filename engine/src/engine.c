@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - engine lifetime, writers and shards, the merger, flush, reset.
+ *
+ *   writer thread A --owns--> shard 0: active table  (spare table)
+ *   writer thread B --owns--> shard 1: active table  (spare table)
+ *                                 |  merge: flip active<->spare on every
+ *                                 |  shard, ONE grace period, fold the
+ *                                 v  flipped-out tables, clear, keep as spare
+ *                           master trie --build--> snapshot --publish (RCU)
+ *
+ * The merge step (merge_locked) runs under merge_lock, taken by the merger
+ * thread every merge_interval_ms, by st_flush() and by st_reset().  Ingest
+ * never takes it.
+ *
+ * Ordering guarantees (numbered for docs/concurrency.md)
+ *   1. A writer adds to the table it rcu_dereference()d inside one read-side
+ *      section.  The merger's rcu_xchg_pointer() followed by
+ *      synchronize_rcu() guarantees every section that could have seen the
+ *      old table has ended, so the merger then owns it exclusively: every
+ *      sample lands in exactly one fold (no loss, no double count).
+ *   2. A sample whose ingest call returned before a flush began sits in a
+ *      table that the flush's own flip takes out (or that an earlier merge
+ *      already folded; that merge finished before the flush got
+ *      merge_lock), so the version st_flush() returns contains it.
+ *   3. A shard changes hands between threads only through owner: store
+ *      release on close, CAS acquire on open, so the new owner sees the old
+ *      owner's writes to the table.
+ *   4. shards[i] is written before the release store that makes nshards > i;
+ *      the merger reads nshards with acquire.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define ICACHE_SLOTS 4096u
+
+struct icache_ent {
+	uint64_t hash;
+	const char *name;
+	uint32_t len;
+	uint32_t id;
+};
+
+struct st_writer {
+	struct st_engine *e;
+	struct st_shard *sh;
+	unsigned nm;
+	uint32_t *ids;
+	size_t ids_cap;
+	struct icache_ent *ic; /* per-writer intern cache, no sharing */
+};
+
+const struct st_intern *st_engine_intern(const struct st_engine *e)
+{
+	return e->intern;
+}
+
+void st_options_init(struct st_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	o->merge_interval_ms = 10;
+	o->nmetrics = 1;
+	o->metrics[0].name = "count";
+	o->metrics[0].unit = "samples";
+}
+
+/* ------------------------------------------------------------ shards */
+
+static struct st_shard *shard_new(struct st_engine *e, unsigned index)
+{
+	struct st_shard *sh = aligned_alloc(ST_CACHELINE, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	memset(sh, 0, sizeof(*sh));
+	sh->active = st_stab_create(e->opt.nmetrics);
+	sh->spare = st_stab_create(e->opt.nmetrics);
+	if (!sh->active || !sh->spare) {
+		st_stab_destroy(sh->active);
+		st_stab_destroy(sh->spare);
+		free(sh);
+		return NULL;
+	}
+	sh->index = index;
+	atomic_init(&sh->owner, 0);
+	return sh;
+}
+
+static void shard_free(struct st_shard *sh)
+{
+	st_stab_destroy(sh->active);
+	st_stab_destroy(sh->spare);
+	free(sh);
+}
+
+static bool shard_claim(struct st_shard *sh)
+{
+	int zero = 0;
+	/* Acquire: see the previous owner's table writes (guarantee 3). */
+	return atomic_compare_exchange_strong_explicit(&sh->owner, &zero, 1,
+						       memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+struct st_writer *st_writer_open(struct st_engine *e)
+{
+	struct st_writer *w = st_calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
+	if (!w->ic) {
+		st_free(w);
+		return NULL;
+	}
+	w->e = e;
+	w->nm = e->opt.nmetrics;
+	st_rcu_thread_online();
+
+	/* The per-CPU shard of the CPU we run on first, then any free one. */
+	unsigned ncpu = e->ncpu_shards;
+	int cpu = sched_getcpu();
+	unsigned start = cpu < 0 ? 0 : (unsigned)cpu % ncpu;
+	for (unsigned k = 0; k < ncpu && !w->sh; k++)
+		if (shard_claim(e->shards[(start + k) % ncpu]))
+			w->sh = e->shards[(start + k) % ncpu];
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = ncpu; i < n && !w->sh; i++)
+		if (shard_claim(e->shards[i]))
+			w->sh = e->shards[i];
+	if (!w->sh) {
+		/* More writers than shards: add one (never wait for a shard). */
+		pthread_mutex_lock(&e->shard_lock);
+		n = atomic_load_explicit(&e->nshards, memory_order_relaxed);
+		struct st_shard *sh = n < ST_SHARDS_MAX ? shard_new(e, n) : NULL;
+		if (sh) {
+			atomic_store_explicit(&sh->owner, 1, memory_order_relaxed);
+			e->shards[n] = sh;
+			/* Release: the shard before the count (guarantee 4). */
+			atomic_store_explicit(&e->nshards, n + 1, memory_order_release);
+		}
+		pthread_mutex_unlock(&e->shard_lock);
+		if (!sh) {
+			st_free(w->ic);
+			st_free(w);
+			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;
+			return NULL;
+		}
+		w->sh = sh;
+	}
+	return w;
+}
+
+void st_writer_close(struct st_writer *w)
+{
+	if (!w)
+		return;
+	/* Release: our table writes before the next owner's (guarantee 3). */
+	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
+	st_free(w->ids);
+	st_free(w->ic);
+	st_free(w);
+}
+
+/* Owner-only counters: a plain load+store, no read-modify-write. */
+static inline void counter_bump(_Atomic uint64_t *c, uint64_t by)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+			      memory_order_relaxed);
+}
+
+static inline int check_frames(const struct st_engine *e, const uint32_t *frames, size_t depth)
+{
+	uint32_t limit = st_intern_count(e->intern), bad = 0;
+	for (size_t i = 0; i < depth; i++)
+		bad |= frames[i] >= limit;
+	return bad ? -EINVAL : 0;
+}
+
+static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
+			     size_t depth, const uint64_t *values)
+{
+	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
+		return -E2BIG;
+	int r = check_frames(w->e, frames, depth);
+	if (ST_UNLIKELY(r))
+		return r;
+	uint64_t h = st_hash_bytes(frames, depth * sizeof(*frames));
+	r = st_stab_add(t, frames, (uint32_t)depth, h, values);
+	if (ST_UNLIKELY(r))
+		counter_bump(&w->sh->dropped, 1);
+	return r;
+}
+
+int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
+		     const uint64_t *values)
+{
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	int r = ingest_one(w, t, frames, depth, values);
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
+}
+
+long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n)
+{
+	long done = 0;
+	int r = 0;
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	for (size_t i = 0; i < n; i++) {
+		r = ingest_one(w, t, s[i].frames, s[i].depth, s[i].values);
+		if (ST_UNLIKELY(r))
+			break;
+		done++;
+	}
+	st_rcu_read_unlock();
+	counter_bump(&w->sh->ingested, (uint64_t)done);
+	return r ? r : done;
+}
+
+int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
+			  size_t depth, const uint64_t *values)
+{
+	if (depth > ST_MAX_DEPTH)
+		return -E2BIG;
+	if (depth > w->ids_cap) {
+		size_t nc = depth < 64 ? 64 : depth;
+		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
+		if (!p) {
+			counter_bump(&w->sh->dropped, 1);
+			return -ENOMEM;
+		}
+		w->ids = p;
+		w->ids_cap = nc;
+	}
+	for (size_t i = 0; i < depth; i++) {
+		size_t len = lens[i];
+		uint64_t h = st_hash_bytes(frames[i], len);
+		struct icache_ent *c = &w->ic[h & (ICACHE_SLOTS - 1)];
+		if (c->name && c->hash == h && c->len == len && memcmp(c->name, frames[i], len) == 0) {
+			w->ids[i] = c->id;
+			continue;
+		}
+		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
+		if (id < 0) {
+			if (id == -ENOMEM)
+				counter_bump(&w->sh->dropped, 1);
+			return (int)id;
+		}
+		w->ids[i] = (uint32_t)id;
+		c->hash = h;
+		c->len = (uint32_t)len;
+		c->id = (uint32_t)id;
+		c->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+	}
+	return st_writer_ingest(w, w->ids, depth, values);
+}
+
+/* ------------------------------------------------------------ implicit */
+
+/*
+ * st_ingest()'s per-thread writers.  An item is on its thread's list (TLS)
+ * and on its engine's list; implicit_mu (process-wide, so it outlives any
+ * engine) serialises thread exit against engine destroy.
+ */
+struct st_implicit {
+	struct st_engine *e; /* NULL once the engine is gone */
+	struct st_writer *w;
+	struct st_implicit *next_thread, *next_engine;
+};
+
+static pthread_mutex_t implicit_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t implicit_key;
+static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct st_implicit *tls_implicit;
+
+static void implicit_thread_exit(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&implicit_mu);
+	struct st_implicit *it = tls_implicit;
+	tls_implicit = NULL;
+	while (it) {
+		struct st_implicit *next = it->next_thread;
+		if (it->e) {
+			struct st_implicit **pp = &it->e->implicit_head;
+			while (*pp != it)
+				pp = &(*pp)->next_engine;
+			*pp = it->next_engine;
+			st_writer_close(it->w);
+		}
+		st_free(it);
+		it = next;
+	}
+	pthread_mutex_unlock(&implicit_mu);
+}
+
+static void implicit_make_key(void)
+{
+	pthread_key_create(&implicit_key, implicit_thread_exit);
+}
+
+int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const uint64_t *values)
+{
+	struct st_implicit *it = tls_implicit;
+	while (it && it->e != e)
+		it = it->next_thread;
+	if (ST_UNLIKELY(!it)) {
+		pthread_once(&implicit_once, implicit_make_key);
+		it = st_calloc(1, sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		it->w = st_writer_open(e);
+		if (!it->w) {
+			st_free(it);
+			return -ENOMEM;
+		}
+		it->e = e;
+		pthread_mutex_lock(&implicit_mu);
+		it->next_thread = tls_implicit;
+		tls_implicit = it;
+		it->next_engine = e->implicit_head;
+		e->implicit_head = it;
+		pthread_mutex_unlock(&implicit_mu);
+		pthread_setspecific(implicit_key, (void *)1);
+	}
+	return st_writer_ingest(it->w, frames, depth, values);
+}
+
+/* ------------------------------------------------------------ merging */
+
+struct fold_ctx {
+	struct st_engine *e;
+	uint64_t records;
+};
+
+static void fold_cb(void *arg, struct st_srec *r)
+{
+	struct fold_ctx *c = arg;
+	struct st_engine *e = c->e;
+	c->records++;
+	if (st_master_add(e->master, e->intern, st_srec_frames(r, e->opt.nmetrics), r->depth,
+			  r->hash, st_srec_values(r)))
+		e->merge_dropped++;
+}
+
+/*
+ * Flip every shard's table, wait one grace period, fold (or discard) what
+ * was flipped out.  Caller holds merge_lock.  Returns records folded.
+ */
+static uint64_t merge_locked(struct st_engine *e, bool discard)
+{
+	struct st_stab **old = e->flipped;
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		struct st_shard *sh = e->shards[i];
+		/* Full barrier inside; pairs with the writers' rcu_dereference. */
+		old[i] = rcu_xchg_pointer(&sh->active, sh->spare);
+		sh->spare = NULL;
+	}
+	st_rcu_synchronize(); /* guarantee 1: now we own every old[i] */
+	struct fold_ctx c = { e, 0 };
+	for (unsigned i = 0; i < n; i++) {
+		if (!discard)
+			st_stab_foreach(old[i], fold_cb, &c);
+		st_stab_clear(old[i]);
+		e->shards[i]->spare = old[i];
+	}
+	e->merges++;
+	return c.records;
+}
+
+/* Build and publish a snapshot of the master.  Caller holds merge_lock. */
+static uint64_t publish_locked(struct st_engine *e)
+{
+	e->folded += st_master_apply_cap(e->master);
+	if (st_master_sort(e->master, e->intern))
+		return 0;
+	struct st_master_view v;
+	st_master_view(e->master, &v);
+	struct st_snap *s = st_snap_build(e, &v, e->version + 1, e->generation);
+	if (!s)
+		return 0;
+	e->version++;
+	st_snap_publish(e, s);
+	return e->version;
+}
+
+uint64_t st_flush(struct st_engine *e)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	merge_locked(e, false);
+	uint64_t v = publish_locked(e);
+	pthread_mutex_unlock(&e->merge_lock);
+	if (!v)
+		errno = ENOMEM;
+	return v;
+}
+
+uint64_t st_reset(struct st_engine *e)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	merge_locked(e, true);
+	st_master_clear(e->master);
+	e->generation++;
+	uint64_t v = publish_locked(e);
+	pthread_mutex_unlock(&e->merge_lock);
+	if (!v)
+		errno = ENOMEM;
+	return v;
+}
+
+static void *merger_main(void *arg)
+{
+	struct st_engine *e = arg;
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merger_mu);
+	for (;;) {
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)e->opt.merge_interval_ms * 1000000u;
+		dl.tv_sec += (time_t)(ns / 1000000000u);
+		dl.tv_nsec = (long)(ns % 1000000000u);
+		while (!e->merger_stop &&
+		       pthread_cond_timedwait(&e->merger_cv, &e->merger_mu, &dl) != ETIMEDOUT)
+			;
+		if (e->merger_stop)
+			break;
+		pthread_mutex_unlock(&e->merger_mu);
+		pthread_mutex_lock(&e->merge_lock);
+		/* Publish only when something arrived: idle engines stay idle. */
+		if (merge_locked(e, false))
+			publish_locked(e);
+		pthread_mutex_unlock(&e->merge_lock);
+		pthread_mutex_lock(&e->merger_mu);
+	}
+	pthread_mutex_unlock(&e->merger_mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void engine_free(struct st_engine *e)
+{
+	unsigned n = atomic_load(&e->nshards);
+	for (unsigned i = 0; i < n; i++)
+		shard_free(e->shards[i]);
+	st_master_destroy(e->master);
+	if (e->snap) {
+		/* Wait for pending retire callbacks, then drop our reference. */
+		st_rcu_barrier();
+		st_snap_free_now(e->snap);
+	}
+	st_intern_destroy(e->intern);
+	for (unsigned i = 0; i < ST_MAX_METRICS; i++) {
+		st_free(e->metric_names[i]);
+		st_free(e->metric_units[i]);
+	}
+	pthread_mutex_destroy(&e->shard_lock);
+	pthread_mutex_destroy(&e->merge_lock);
+	pthread_mutex_destroy(&e->merger_mu);
+	pthread_cond_destroy(&e->merger_cv);
+	st_free(e);
+}
+
+struct st_engine *st_engine_create(const struct st_options *o)
+{
+	struct st_options def;
+	if (!o) {
+		st_options_init(&def);
+		o = &def;
+	}
+	if (o->size < offsetof(struct st_options, node_cap) + sizeof(o->node_cap) ||
+	    o->nmetrics < 1 || o->nmetrics > ST_MAX_METRICS ||
+	    (o->node_cap && o->node_cap < 3)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct st_engine *e = st_calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	memcpy(&e->opt, o, sizeof(e->opt));
+	e->opt.size = sizeof(e->opt);
+	pthread_mutex_init(&e->shard_lock, NULL);
+	pthread_mutex_init(&e->merge_lock, NULL);
+	pthread_mutex_init(&e->merger_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->merger_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	for (unsigned i = 0; i < o->nmetrics; i++) {
+		char buf[32];
+		const char *name = o->metrics[i].name, *unit = o->metrics[i].unit;
+		if (!name) {
+			snprintf(buf, sizeof(buf), i ? "metric%u" : "count", i);
+			name = buf;
+		}
+		e->metric_names[i] = st_strdup(name);
+		e->metric_units[i] = st_strdup(unit ? unit : (i ? "" : "samples"));
+		if (!e->metric_names[i] || !e->metric_units[i])
+			goto fail;
+		e->opt.metrics[i].name = e->metric_names[i];
+		e->opt.metrics[i].unit = e->metric_units[i];
+	}
+	st_rcu_thread_online();
+	e->intern = st_intern_create();
+	if (!e->intern)
+		goto fail;
+	int64_t other = st_intern_get(e->intern, ST_OTHER_NAME, strlen(ST_OTHER_NAME),
+				      st_hash_bytes(ST_OTHER_NAME, strlen(ST_OTHER_NAME)));
+	if (other < 0)
+		goto fail;
+	e->other_id = (uint32_t)other;
+	e->master = st_master_create(o->nmetrics, o->node_cap, e->other_id);
+	if (!e->master)
+		goto fail;
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned ns = o->nshards ? o->nshards : (unsigned)(ncpu > 0 ? ncpu : 1);
+	if (ns > ST_SHARDS_MAX / 2)
+		ns = ST_SHARDS_MAX / 2;
+	for (unsigned i = 0; i < ns; i++) {
+		e->shards[i] = shard_new(e, i);
+		if (!e->shards[i])
+			goto fail;
+		atomic_store_explicit(&e->nshards, i + 1, memory_order_release);
+	}
+	e->ncpu_shards = ns;
+
+	/* Version 1: the empty trie, so st_snap_acquire() never sees NULL. */
+	struct st_master_view v;
+	st_master_view(e->master, &v);
+	e->snap = st_snap_build(e, &v, 1, 0);
+	if (!e->snap)
+		goto fail;
+	e->version = 1;
+	atomic_store(&e->pub_version, 1);
+
+	if (o->merge_interval_ms) {
+		int err = pthread_create(&e->merger, NULL, merger_main, e);
+		if (err) {
+			errno = err;
+			goto fail;
+		}
+		e->merger_running = true;
+	}
+	return e;
+fail:;
+	int saved = errno ? errno : ENOMEM;
+	engine_free(e);
+	errno = saved;
+	return NULL;
+}
+
+void st_engine_destroy(struct st_engine *e)
+{
+	if (!e)
+		return;
+	if (e->merger_running) {
+		pthread_mutex_lock(&e->merger_mu);
+		e->merger_stop = true;
+		pthread_cond_signal(&e->merger_cv);
+		pthread_mutex_unlock(&e->merger_mu);
+		pthread_join(e->merger, NULL);
+	}
+	pthread_mutex_lock(&implicit_mu);
+	for (struct st_implicit *it = e->implicit_head; it; it = it->next_engine) {
+		st_writer_close(it->w);
+		it->e = NULL; /* the thread frees the item when it exits */
+	}
+	e->implicit_head = NULL;
+	pthread_mutex_unlock(&implicit_mu);
+	engine_free(e);
+}
+
+unsigned st_engine_nmetrics(const struct st_engine *e)
+{
+	return e->opt.nmetrics;
+}
+
+const struct st_metric_desc *st_engine_metric(const struct st_engine *e, unsigned i)
+{
+	return i < e->opt.nmetrics ? &e->opt.metrics[i] : NULL;
+}
+
+int st_engine_metric_index(const struct st_engine *e, const char *name)
+{
+	for (unsigned i = 0; i < e->opt.nmetrics; i++)
+		if (strcmp(e->opt.metrics[i].name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+int64_t st_intern(struct st_engine *e, const char *s, size_t len)
+{
+	return st_intern_get(e->intern, s, len, st_hash_bytes(s, len));
+}
+
+const char *st_frame_name(const struct st_engine *e, uint32_t id, size_t *len)
+{
+	return st_intern_name(e->intern, id, len);
+}
+
+size_t st_frame_count(const struct st_engine *e)
+{
+	return st_intern_count(e->intern);
+}
+
+void st_engine_stats(struct st_engine *e, struct st_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		out->ingested += atomic_load_explicit(&e->shards[i]->ingested, memory_order_relaxed);
+		out->dropped += atomic_load_explicit(&e->shards[i]->dropped, memory_order_relaxed);
+	}
+	out->shards = n;
+	out->frames = st_intern_count(e->intern);
+	out->mem_intern = st_intern_memory(e->intern);
+	pthread_mutex_lock(&e->merge_lock);
+	/* Spare tables belong to the merger; the active ones are being written,
+	 * so count each shard as two tables the size of its spare (the spare
+	 * is the table folded last, i.e. one period's worth). */
+	for (unsigned i = 0; i < n; i++)
+		out->mem_shards += 2 * st_stab_memory(e->shards[i]->spare);
+	out->dropped += e->merge_dropped;
+	out->merges = e->merges;
+	out->folded = e->folded;
+	out->version = e->version;
+	out->nodes = st_master_nodes(e->master);
+	out->mem_master = st_master_memory(e->master);
+	out->mem_snapshot = st_snap_memory(e->snap);
+	pthread_mutex_unlock(&e->merge_lock);
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export.c - the format table and what every writer shares.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "export.h"
+
+static const struct {
+	const char *name;
+	st_export_fn fn;
+} formats[ST_FMT_COUNT_] = {
+	[ST_FMT_FOLDED] = { "folded", st_export_folded },
+	[ST_FMT_JSON] = { "json", st_export_json },
+};
+
+void st_export_opts_init(struct st_export_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+}
+
+int st_format_from_name(const char *name)
+{
+	for (int i = 0; i < ST_FMT_COUNT_; i++)
+		if (formats[i].name && strcmp(formats[i].name, name) == 0)
+			return i;
+	return -ENOENT;
+}
+
+const char *st_format_name(int fmt)
+{
+	return fmt >= 0 && fmt < ST_FMT_COUNT_ ? formats[fmt].name : NULL;
+}
+
+int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, FILE *out)
+{
+	struct st_export_opts def;
+	if (fmt < 0 || fmt >= ST_FMT_COUNT_ || !formats[fmt].fn)
+		return -EINVAL;
+	if (!o) {
+		st_export_opts_init(&def);
+		o = &def;
+	}
+	if (o->metric >= st_snap_nmetrics(s))
+		return -EINVAL;
+	int r = formats[fmt].fn(s, o, out);
+	return r ? r : st_export_status(out);
+}
+
+int st_export_status(FILE *out)
+{
+	return fflush(out) || ferror(out) ? -EIO : 0;
+}
+
+void st_json_escape(FILE *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		unsigned c = *p;
+		if (c < 0x80) {
+			if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&') {
+				putc((int)c, out);
+			} else if (c == '"' || c == '\\') {
+				putc('\\', out);
+				putc((int)c, out);
+			} else if (c == '\n') {
+				fputs("\\n", out);
+			} else if (c == '\r') {
+				fputs("\\r", out);
+			} else if (c == '\t') {
+				fputs("\\t", out);
+			} else if (c == '\b') {
+				fputs("\\b", out);
+			} else if (c == '\f') {
+				fputs("\\f", out);
+			} else {
+				fputs("\\u00", out);
+				putc(hex[c >> 4], out);
+				putc(hex[c & 15], out);
+			}
+			p++;
+			continue;
+		}
+		/* Decode one UTF-8 sequence; anything invalid is one U+FFFD per
+		 * bad byte, as Go does. */
+		unsigned need, cp;
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			fputs("\\ufffd", out);
+			p++;
+			continue;
+		}
+		bool ok = (size_t)(end - p) > need;
+		for (unsigned i = 1; ok && i <= need; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (ok && ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+			   (need == 3 && (cp < 0x10000 || cp > 0x10ffff))))
+			ok = false;
+		if (!ok) {
+			fputs("\\ufffd", out);
+			p++;
+			continue;
+		}
+		if (cp == 0x2028 || cp == 0x2029)
+			fprintf(out, "\\u%04x", cp);
+		else
+			fwrite(p, 1, need + 1, out);
+		p += need + 1;
+	}
+}
+
+int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
+{
+	/* Explicit stack of (node, path length before it): no recursion. */
+	struct ent {
+		uint32_t node;
+		size_t plen;
+	};
+	size_t scap = 1024, pcap = 4096, sp = 0;
+	struct ent *stack = malloc(scap * sizeof(*stack));
+	char *path = malloc(pcap);
+	int rc = 0;
+	if (!stack || !path) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	stack[sp++] = (struct ent){ ST_NODE_ROOT, 0 };
+	while (sp) {
+		struct ent e = stack[--sp];
+		size_t plen = e.plen;
+		if (e.node != ST_NODE_ROOT) {
+			size_t nlen;
+			const char *name = st_snap_name(s, e.node, &nlen);
+			size_t need = plen + 1 + nlen;
+			if (need > pcap) {
+				while (pcap < need)
+					pcap *= 2;
+				char *np = realloc(path, pcap);
+				if (!np) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				path = np;
+			}
+			if (st_snap_parent(s, e.node) != ST_NODE_ROOT)
+				path[plen++] = ';';
+			memcpy(path + plen, name, nlen);
+			plen += nlen;
+		}
+		rc = fn(arg, e.node, path, plen);
+		if (rc)
+			goto out;
+		uint32_t first, n = st_snap_children(s, e.node, &first);
+		if (sp + n > scap) {
+			while (scap < sp + n)
+				scap *= 2;
+			struct ent *ns = realloc(stack, scap * sizeof(*ns));
+			if (!ns) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			stack = ns;
+		}
+		/* Push in reverse so children are visited in name order. */
+		for (uint32_t i = n; i-- > 0;)
+			stack[sp++] = (struct ent){ first + i, plen };
+	}
+out:
+	free(stack);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intern.c - frame names <-> dense 32-bit ids.
+ *
+ *   name bytes --XXH3--> hash --cds_lfht (RCU, lock-free lookup)--> ent
+ *   id ---------> chunks[id >> 16][id & 0xffff] ----------------------> ent
+ *
+ *   ent = { lfht node | hash | id | len | name bytes + NUL }   (never freed
+ *                                                               before destroy)
+ * Invariants
+ *   1. An id is handed out only after its entry is fully written and stored
+ *      in the id table; the id table slot and the chunk pointer are published
+ *      with release stores, so any thread that got an id (from st_intern or
+ *      from a snapshot built after it) can read the name with acquire loads.
+ *   2. Ids are dense: 0 .. count-1, assigned under `lock` in insertion order.
+ *   3. Entries are immutable after insertion and live until destroy, so the
+ *      name pointers handed out need no read-side section.
+ * Progress
+ *   Lookup of a known name: wait-free apart from the lfht bucket walk, inside
+ *   an RCU read-side section; no lock.  Insert: a mutex (new names are rare
+ *   compared to lookups), with a second lookup under it so two threads
+ *   interning the same new name get the same id.
+ */
+#include <errno.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define CHUNK_BITS 16
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define NCHUNKS (1u << 16) /* 2^32 ids in all; the last id is ST_FRAME_ROOT */
+
+struct ent {
+	struct cds_lfht_node node;
+	uint64_t hash;
+	uint32_t id;
+	uint32_t len;
+	char name[];
+};
+
+struct st_intern {
+	struct cds_lfht *ht;
+	pthread_mutex_t lock;
+	_Atomic uint32_t count;
+	_Atomic size_t mem;
+	struct ent *_Atomic *_Atomic *chunks; /* NCHUNKS chunk pointers */
+};
+
+uint64_t st_hash_bytes(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+struct st_intern *st_intern_create(void)
+{
+	struct st_intern *in = st_calloc(1, sizeof(*in));
+	if (!in)
+		return NULL;
+	in->chunks = st_calloc(NCHUNKS, sizeof(*in->chunks));
+	in->ht = cds_lfht_new_flavor(1024, 1024, 0,
+				     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				     &urcu_memb_flavor, NULL);
+	if (!in->chunks || !in->ht) {
+		if (in->ht)
+			cds_lfht_destroy(in->ht, NULL);
+		st_free(in->chunks);
+		st_free(in);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&in->lock, NULL);
+	return in;
+}
+
+void st_intern_destroy(struct st_intern *in)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+
+	if (!in)
+		return;
+	/* No other thread uses the table now: unlink every node, then free
+	 * entries through the id table (lfht nodes need no grace period here
+	 * because there are no readers left). */
+	st_rcu_thread_online();
+	st_rcu_read_lock();
+	cds_lfht_for_each(in->ht, &it, n)
+		cds_lfht_del(in->ht, n);
+	st_rcu_read_unlock();
+	cds_lfht_destroy(in->ht, NULL);
+	uint32_t count = atomic_load(&in->count);
+	for (uint32_t c = 0; c < NCHUNKS && (uint64_t)c * CHUNK_SIZE < count; c++) {
+		struct ent *_Atomic *chunk = atomic_load(&in->chunks[c]);
+		for (uint32_t i = 0; i < CHUNK_SIZE && (uint64_t)c * CHUNK_SIZE + i < count; i++)
+			st_free(atomic_load(&chunk[i]));
+		st_free(chunk);
+	}
+	st_free(in->chunks);
+	pthread_mutex_destroy(&in->lock);
+	st_free(in);
+}
+
+struct key {
+	const char *s;
+	size_t len;
+};
+
+static int match(struct cds_lfht_node *node, const void *arg)
+{
+	const struct ent *e = caa_container_of(node, struct ent, node);
+	const struct key *k = arg;
+	return e->len == k->len && memcmp(e->name, k->s, k->len) == 0;
+}
+
+static struct ent *lookup(struct st_intern *in, const char *s, size_t len, uint64_t hash)
+{
+	struct cds_lfht_iter it;
+	struct key k = { s, len };
+	cds_lfht_lookup(in->ht, (unsigned long)hash, match, &k, &it);
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+	return n ? caa_container_of(n, struct ent, node) : NULL;
+}
+
+int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
+{
+	struct ent *e;
+	int64_t id;
+
+	if (len > ST_MAX_FRAME_LEN)
+		return -ENAMETOOLONG;
+	st_rcu_thread_online();
+	st_rcu_read_lock();
+	e = lookup(in, s, len, hash);
+	id = e ? (int64_t)e->id : -1;
+	st_rcu_read_unlock();
+	if (id >= 0)
+		return id;
+
+	pthread_mutex_lock(&in->lock);
+	st_rcu_read_lock();
+	e = lookup(in, s, len, hash);
+	st_rcu_read_unlock();
+	if (e) {
+		id = e->id;
+		goto out;
+	}
+	uint32_t n = atomic_load_explicit(&in->count, memory_order_relaxed);
+	if (n >= ST_FRAME_ROOT) {
+		id = -ENOSPC;
+		goto out;
+	}
+	uint32_t c = n >> CHUNK_BITS;
+	struct ent *_Atomic *chunk = atomic_load_explicit(&in->chunks[c], memory_order_relaxed);
+	if (!chunk) {
+		chunk = st_calloc(CHUNK_SIZE, sizeof(*chunk));
+		if (!chunk) {
+			id = -ENOMEM;
+			goto out;
+		}
+		/* Pairs with the acquire load in st_intern_name(). */
+		atomic_store_explicit(&in->chunks[c], chunk, memory_order_release);
+		atomic_fetch_add_explicit(&in->mem, CHUNK_SIZE * sizeof(*chunk),
+					  memory_order_relaxed);
+	}
+	e = st_malloc(sizeof(*e) + len + 1);
+	if (!e) {
+		id = -ENOMEM;
+		goto out;
+	}
+	cds_lfht_node_init(&e->node);
+	e->hash = hash;
+	e->id = n;
+	e->len = (uint32_t)len;
+	memcpy(e->name, s, len);
+	e->name[len] = '\0';
+	/* Release: the entry's bytes before the slot (invariant 1). */
+	atomic_store_explicit(&chunk[n & (CHUNK_SIZE - 1)], e, memory_order_release);
+	/* Release: ids below count are readable; pairs with st_intern_count(). */
+	atomic_store_explicit(&in->count, n + 1, memory_order_release);
+	atomic_fetch_add_explicit(&in->mem, sizeof(*e) + len + 1, memory_order_relaxed);
+	st_rcu_read_lock();
+	/* Under `lock` nobody else inserts, so add_unique cannot lose. */
+	cds_lfht_add_unique(in->ht, (unsigned long)hash, match,
+			    &(struct key){ e->name, len }, &e->node);
+	st_rcu_read_unlock();
+	id = n;
+out:
+	pthread_mutex_unlock(&in->lock);
+	return id;
+}
+
+const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len)
+{
+	if (id == ST_FRAME_ROOT) {
+		if (len)
+			*len = 0;
+		return "";
+	}
+	if (id >= atomic_load_explicit(&in->count, memory_order_acquire))
+		return NULL;
+	struct ent *_Atomic *chunk =
+		atomic_load_explicit(&in->chunks[id >> CHUNK_BITS], memory_order_acquire);
+	struct ent *e = atomic_load_explicit(&chunk[id & (CHUNK_SIZE - 1)], memory_order_acquire);
+	if (len)
+		*len = e->len;
+	return e->name;
+}
+
+uint32_t st_intern_count(const struct st_intern *in)
+{
+	return atomic_load_explicit(&in->count, memory_order_acquire);
+}
+
+size_t st_intern_memory(const struct st_intern *in)
+{
+	return atomic_load_explicit(&in->mem, memory_order_relaxed) +
+	       NCHUNKS * sizeof(*in->chunks);
+}
+
+int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b)
+{
+	size_t la, lb;
+	const char *na = st_intern_name(in, a, &la);
+	const char *nb = st_intern_name(in, b, &lb);
+	int c = memcmp(na, nb, la < lb ? la : lb);
+	if (c)
+		return c;
+	return la < lb ? -1 : la > lb;
+}

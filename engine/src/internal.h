@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - what the engine's source files share and nobody else sees.
+ *
+ * One file per concept:
+ *   alloc.c     the one allocator (failure injection for tests)
+ *   rcu.c       liburcu flavour choice and implicit thread registration
+ *   intern.c    frame strings <-> ids (RCU hash table, lock-free lookups)
+ *   shard.c     a shard's stack table: the single-writer ingest structure
+ *   master.c    the merger's private mutable trie (+ node-cap folding)
+ *   snapshot.c  immutable published tries, RCU publication, queries
+ *   engine.c    create/destroy, writers, the merger thread, flush, reset
+ *   export*.c   writers of output formats
+ *   reference.c the mutex trie used as the oracle
+ */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "shardtrie.h"
+
+#define ST_CACHELINE 64
+#define ST_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ST_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- alloc.c: every engine allocation goes through here. */
+void *st_malloc(size_t n);
+void *st_calloc(size_t nmemb, size_t n);
+void *st_realloc(void *p, size_t n);
+void st_free(void *p);
+char *st_strdup(const char *s);
+
+/* ---- saturating arithmetic: sums never wrap (documented in shardtrie.h). */
+static inline uint64_t st_sat_add(uint64_t a, uint64_t b)
+{
+	uint64_t r;
+	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* ---- rcu.c */
+/* Register the calling thread with urcu-memb once; unregistered at exit. */
+void st_rcu_thread_online(void);
+#define st_rcu_read_lock() urcu_memb_read_lock()
+#define st_rcu_read_unlock() urcu_memb_read_unlock()
+#define st_rcu_synchronize() urcu_memb_synchronize_rcu()
+#define st_rcu_barrier() urcu_memb_barrier()
+#define st_call_rcu(head, fn) urcu_memb_call_rcu((head), (fn))
+
+/* ---- intern.c */
+struct st_intern;
+struct st_intern *st_intern_create(void);
+void st_intern_destroy(struct st_intern *in);
+/* Lookup-or-insert; hash must be st_hash_bytes(s, len). */
+int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash);
+const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len);
+uint32_t st_intern_count(const struct st_intern *in);
+size_t st_intern_memory(const struct st_intern *in);
+uint64_t st_hash_bytes(const void *p, size_t len);
+/* Byte-wise name order of two frame ids (shorter first on a common prefix). */
+int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b);
+
+/* ---- shard.c: one writer's stack table (stacks -> accumulated values). */
+struct st_srec {
+	uint32_t depth;
+	uint32_t pad_;
+	uint64_t hash;
+	/* uint64_t values[nmetrics]; uint32_t frames[depth]; follow */
+	uint64_t data[];
+};
+static inline uint64_t *st_srec_values(struct st_srec *r) { return r->data; }
+static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
+{
+	return (uint32_t *)(r->data + nm);
+}
+
+struct st_stab;
+struct st_stab *st_stab_create(unsigned nmetrics);
+void st_stab_destroy(struct st_stab *t);
+/* Add values to the stack's record, creating it.  Single writer.  0/-ENOMEM */
+int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+		uint64_t hash, const uint64_t *values);
+/* Visit every record (merger, after a grace period). */
+typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
+void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg);
+size_t st_stab_count(const struct st_stab *t);
+void st_stab_clear(struct st_stab *t);
+size_t st_stab_memory(const struct st_stab *t);
+
+struct st_shard {
+	/* The table the owner writes into.  Owner: rcu_dereference inside a
+	 * read-side section; merger: rcu_xchg_pointer then grace period. */
+	struct st_stab *active;
+	/* Owned by the merger (under merge_lock): the empty table swapped in
+	 * at the next flip. */
+	struct st_stab *spare;
+	/* 0 free, 1 claimed by a writer; CAS acquire on open, store release
+	 * on close (hands the table over between threads). */
+	atomic_int owner;
+	unsigned index;
+	/* Written by the owner only (relaxed), read by stats. */
+	_Atomic uint64_t ingested;
+	_Atomic uint64_t dropped;
+} __attribute__((aligned(ST_CACHELINE)));
+
+/* ---- master.c: the merger's private trie. */
+struct st_master;
+struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
+void st_master_destroy(struct st_master *m);
+/* Add one shard record (frames root first). 0 or -ENOMEM. */
+int st_master_add(struct st_master *m, const struct st_intern *in,
+		  const uint32_t *frames, uint32_t depth, uint64_t hash,
+		  const uint64_t *values);
+void st_master_clear(struct st_master *m);
+/* Apply the node cap; returns nodes folded away (0 when under the cap). */
+uint64_t st_master_apply_cap(struct st_master *m);
+/* Put every dirty child list in name order (before a snapshot build). */
+int st_master_sort(struct st_master *m, const struct st_intern *in);
+uint32_t st_master_nodes(const struct st_master *m);
+size_t st_master_memory(const struct st_master *m);
+
+/* Read-only view of the master used by the snapshot builder. */
+struct st_master_view {
+	uint32_t n;
+	unsigned nm;
+	const uint32_t *frame, *parent, *first_child, *next_sibling;
+	const uint64_t *self; /* n * nm, node-major */
+};
+void st_master_view(const struct st_master *m, struct st_master_view *v);
+
+/* ---- snapshot.c */
+struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,
+			      uint64_t version, uint64_t generation);
+/* Publish s as the engine's current snapshot; the old one is released
+ * after a grace period.  Caller holds merge_lock. */
+void st_snap_publish(struct st_engine *e, struct st_snap *s);
+/* Free the current snapshot at destroy time (after rcu_barrier). */
+void st_snap_free_now(struct st_snap *s);
+
+/* ---- engine.c */
+#define ST_SHARDS_MAX 4096
+
+struct st_engine {
+	struct st_options opt;
+	char *metric_names[ST_MAX_METRICS];
+	char *metric_units[ST_MAX_METRICS];
+	struct st_intern *intern;
+	uint32_t other_id;
+
+	/* Shard registry: slots [0, nshards) are published with a release
+	 * store of nshards after the shard is initialised; read with acquire. */
+	struct st_shard *shards[ST_SHARDS_MAX];
+	atomic_uint nshards;
+	unsigned ncpu_shards;
+	pthread_mutex_t shard_lock; /* serialises adding shards */
+
+	/* Everything below is protected by merge_lock. */
+	pthread_mutex_t merge_lock;
+	struct st_master *master;
+	uint64_t version;
+	uint64_t generation;
+	uint64_t merges;
+	uint64_t folded;
+	uint64_t merge_dropped;
+	struct st_stab *flipped[ST_SHARDS_MAX]; /* merge_locked() scratch */
+
+	/* Current snapshot: rcu_assign_pointer under merge_lock,
+	 * rcu_dereference by readers. */
+	struct st_snap *snap;
+	_Atomic uint64_t pub_version; /* mirror for stats without RCU */
+
+	/* Merger thread. */
+	pthread_t merger;
+	bool merger_running;
+	pthread_mutex_t merger_mu;
+	pthread_cond_t merger_cv;
+	bool merger_stop;
+
+	/* Implicit writers made by st_ingest (see engine.c). */
+	struct st_implicit *implicit_head;
+};
+
+const struct st_intern *st_engine_intern(const struct st_engine *e);
+
+#endif /* ST_INTERNAL_H */

@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * master.c - the merger's private, mutable trie.
+ *
+ * Only the thread holding engine->merge_lock touches it, so nothing here is
+ * atomic.  Shard records are folded in; snapshots are built from it.
+ *
+ *   node i:  frame[i] parent[i] first_child[i] next_sibling[i] self[i*nm..]
+ *            flags[i] (DIRTY: its child list needs sorting; NEW: not yet
+ *                      placed in name order in its parent's list)
+ *
+ *   edges:   open-addressed table of node indexes keyed by (parent, frame),
+ *            the child lookup of the walk.
+ *   leaf cache: direct-mapped stack hash -> leaf node, so a stack seen in an
+ *            earlier period costs one probe and a parent walk to verify
+ *            instead of `depth` edge lookups.
+ *
+ * Invariants
+ *   1. Node 0 is the root (frame ST_FRAME_ROOT).  parent[i] < i for i > 0:
+ *      nodes are appended after their parents, and compaction keeps that.
+ *   2. A child list is: the NEW children (any order) first, then the others
+ *      in name order.  st_master_sort() restores full order on DIRTY parents.
+ *   3. The leaf cache is a hint: an entry is used only after the parent walk
+ *      proved it names exactly the stack being added.
+ *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
+ *      added to its parent's [other] child.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define NONE UINT32_MAX
+#define F_DIRTY 1u
+#define F_NEW 2u
+
+struct lcache {
+	uint64_t hash;
+	uint32_t leaf;
+	uint32_t depth;
+};
+
+struct st_master {
+	unsigned nm;
+	uint64_t cap;
+	uint32_t other_id;
+	uint32_t n, capn;
+	uint32_t *frame, *parent, *first_child, *next_sibling;
+	uint64_t *self;
+	uint8_t *flags;
+	uint32_t *edges;
+	size_t emask;
+	uint32_t *dirty;
+	size_t ndirty, dcap;
+	struct lcache *lc;
+	size_t lcmask;
+};
+
+static inline uint64_t mix(uint32_t parent, uint32_t frame)
+{
+	uint64_t x = ((uint64_t)parent << 32) | frame;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static int add_root(struct st_master *m)
+{
+	m->n = 1;
+	m->frame[0] = ST_FRAME_ROOT;
+	m->parent[0] = NONE;
+	m->first_child[0] = NONE;
+	m->next_sibling[0] = NONE;
+	memset(m->self, 0, m->nm * sizeof(uint64_t));
+	m->flags[0] = 0;
+	return 0;
+}
+
+static int alloc_nodes(struct st_master *m, uint32_t capn)
+{
+	uint32_t **u32s[] = { &m->frame, &m->parent, &m->first_child, &m->next_sibling };
+	for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++) {
+		void *p = st_realloc(*u32s[i], (size_t)capn * sizeof(uint32_t));
+		if (!p)
+			return -ENOMEM;
+		*u32s[i] = p;
+	}
+	void *p = st_realloc(m->self, (size_t)capn * m->nm * sizeof(uint64_t));
+	if (!p)
+		return -ENOMEM;
+	m->self = p;
+	p = st_realloc(m->flags, capn);
+	if (!p)
+		return -ENOMEM;
+	m->flags = p;
+	/* Only now are all arrays at least capn long. */
+	m->capn = capn;
+	return 0;
+}
+
+static int edges_resize(struct st_master *m, size_t nslots)
+{
+	uint32_t *e = st_calloc(nslots, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (uint32_t i = 1; i < m->n; i++) {
+		size_t j = mix(m->parent[i], m->frame[i]) & (nslots - 1);
+		while (e[j])
+			j = (j + 1) & (nslots - 1);
+		e[j] = i;
+	}
+	st_free(m->edges);
+	m->edges = e;
+	m->emask = nslots - 1;
+	return 0;
+}
+
+static void lcache_reset(struct st_master *m)
+{
+	memset(m->lc, 0xff, (m->lcmask + 1) * sizeof(*m->lc));
+}
+
+struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id)
+{
+	struct st_master *m = st_calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->nm = nmetrics;
+	m->cap = node_cap;
+	m->other_id = other_id;
+	m->lcmask = 4095;
+	m->lc = st_malloc((m->lcmask + 1) * sizeof(*m->lc));
+	if (!m->lc || alloc_nodes(m, 1024) || edges_resize(m, 2048)) {
+		st_master_destroy(m);
+		errno = ENOMEM;
+		return NULL;
+	}
+	lcache_reset(m);
+	add_root(m);
+	return m;
+}
+
+void st_master_destroy(struct st_master *m)
+{
+	if (!m)
+		return;
+	st_free(m->frame);
+	st_free(m->parent);
+	st_free(m->first_child);
+	st_free(m->next_sibling);
+	st_free(m->self);
+	st_free(m->flags);
+	st_free(m->edges);
+	st_free(m->dirty);
+	st_free(m->lc);
+	st_free(m);
+}
+
+void st_master_clear(struct st_master *m)
+{
+	memset(m->edges, 0, (m->emask + 1) * sizeof(*m->edges));
+	lcache_reset(m);
+	m->ndirty = 0;
+	add_root(m);
+}
+
+static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame)
+{
+	size_t j = mix(parent, frame) & m->emask;
+	for (;;) {
+		uint32_t c = m->edges[j];
+		if (!c)
+			return NONE;
+		if (m->frame[c] == frame && m->parent[c] == parent)
+			return c;
+		j = (j + 1) & m->emask;
+	}
+}
+
+/* Append a child of `parent` named `frame`; NONE on allocation failure. */
+static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
+{
+	if (m->n == UINT32_MAX - 1)
+		return NONE;
+	if (m->n == m->capn && alloc_nodes(m, m->capn * 2))
+		return NONE;
+	if ((size_t)(m->n + 1) * 2 > m->emask + 1 && edges_resize(m, (m->emask + 1) * 2))
+		return NONE;
+	if (!(m->flags[parent] & F_DIRTY)) {
+		if (m->ndirty == m->dcap) {
+			size_t nc = m->dcap ? m->dcap * 2 : 256;
+			void *p = st_realloc(m->dirty, nc * sizeof(*m->dirty));
+			if (!p)
+				return NONE;
+			m->dirty = p;
+			m->dcap = nc;
+		}
+		m->dirty[m->ndirty++] = parent;
+		m->flags[parent] |= F_DIRTY;
+	}
+	uint32_t c = m->n++;
+	m->frame[c] = frame;
+	m->parent[c] = parent;
+	m->first_child[c] = NONE;
+	m->next_sibling[c] = m->first_child[parent];
+	m->first_child[parent] = c;
+	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
+	m->flags[c] = F_NEW;
+	size_t j = mix(parent, frame) & m->emask;
+	while (m->edges[j])
+		j = (j + 1) & m->emask;
+	m->edges[j] = c;
+	/* Grow the leaf cache with the trie, up to 2^20 entries. */
+	if (m->n > m->lcmask + 1 && m->lcmask < (1u << 20) - 1) {
+		struct lcache *lc = st_realloc(m->lc, (m->lcmask + 1) * 2 * sizeof(*lc));
+		if (lc) {
+			m->lc = lc;
+			m->lcmask = (m->lcmask + 1) * 2 - 1;
+			lcache_reset(m);
+		}
+	}
+	return c;
+}
+
+static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame)
+{
+	uint32_t c = edge_find(m, parent, frame);
+	return c != NONE ? c : node_add(m, parent, frame);
+}
+
+static bool leaf_matches(const struct st_master *m, uint32_t leaf, const uint32_t *frames,
+			 uint32_t depth)
+{
+	uint32_t x = leaf;
+	for (uint32_t d = depth; d-- > 0;) {
+		if (x == NONE || x == 0 || m->frame[x] != frames[d])
+			return false;
+		x = m->parent[x];
+	}
+	return x == 0;
+}
+
+int st_master_add(struct st_master *m, const struct st_intern *in, const uint32_t *frames,
+		  uint32_t depth, uint64_t hash, const uint64_t *values)
+{
+	(void)in;
+	uint32_t node = 0;
+	if (depth) {
+		struct lcache *lc = &m->lc[hash & m->lcmask];
+		if (lc->hash == hash && lc->depth == depth && lc->leaf < m->n &&
+		    leaf_matches(m, lc->leaf, frames, depth)) {
+			node = lc->leaf;
+		} else {
+			for (uint32_t d = 0; d < depth; d++) {
+				node = child_get(m, node, frames[d]);
+				if (node == NONE)
+					return -ENOMEM;
+			}
+			lc = &m->lc[hash & m->lcmask]; /* the cache may have grown */
+			lc->hash = hash;
+			lc->depth = depth;
+			lc->leaf = node;
+		}
+	}
+	uint64_t *s = &m->self[(size_t)node * m->nm];
+	for (unsigned i = 0; i < m->nm; i++)
+		s[i] = st_sat_add(s[i], values[i]);
+	return 0;
+}
+
+uint32_t st_master_nodes(const struct st_master *m)
+{
+	return m->n;
+}
+
+size_t st_master_memory(const struct st_master *m)
+{
+	return sizeof(*m) + (size_t)m->capn * (4 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
+	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t) +
+	       (m->lcmask + 1) * sizeof(struct lcache);
+}
+
+void st_master_view(const struct st_master *m, struct st_master_view *v)
+{
+	v->n = m->n;
+	v->nm = m->nm;
+	v->frame = m->frame;
+	v->parent = m->parent;
+	v->first_child = m->first_child;
+	v->next_sibling = m->next_sibling;
+	v->self = m->self;
+}
+
+/* ------------------------------------------------------------ sorting */
+
+struct sort_ctx {
+	const struct st_intern *in;
+	const uint32_t *frame;
+};
+
+static int cmp_nodes(const void *a, const void *b, void *arg)
+{
+	const struct sort_ctx *c = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return st_intern_cmp(c->in, c->frame[x], c->frame[y]);
+}
+
+int st_master_sort(struct st_master *m, const struct st_intern *in)
+{
+	uint32_t *tmp = NULL;
+	size_t tcap = 0;
+
+	struct sort_ctx ctx = { in, m->frame };
+	for (size_t d = 0; d < m->ndirty; d++) {
+		uint32_t p = m->dirty[d];
+		/* Split the list: NEW prefix into tmp, sorted rest stays. */
+		size_t k = 0;
+		uint32_t c = m->first_child[p];
+		while (c != NONE && (m->flags[c] & F_NEW)) {
+			if (k == tcap) {
+				size_t nc = tcap ? tcap * 2 : 1024;
+				uint32_t *t = st_realloc(tmp, nc * sizeof(*t));
+				if (!t) {
+					st_free(tmp);
+					return -ENOMEM; /* lists stay valid, just unsorted */
+				}
+				tmp = t;
+				tcap = nc;
+			}
+			tmp[k++] = c;
+			m->flags[c] &= (uint8_t)~F_NEW;
+			c = m->next_sibling[c];
+		}
+		qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
+		/* Merge tmp[0..k) with the sorted list starting at c. */
+		uint32_t head = NONE, *tail = &head;
+		size_t i = 0;
+		while (i < k || c != NONE) {
+			uint32_t pick;
+			if (c == NONE ||
+			    (i < k && st_intern_cmp(in, m->frame[tmp[i]], m->frame[c]) < 0)) {
+				pick = tmp[i++];
+			} else {
+				pick = c;
+				c = m->next_sibling[c];
+			}
+			*tail = pick;
+			tail = &m->next_sibling[pick];
+		}
+		*tail = NONE;
+		m->first_child[p] = head;
+		m->flags[p] &= (uint8_t)~F_DIRTY;
+	}
+	m->ndirty = 0;
+	st_free(tmp);
+	return 0;
+}
+
+/* ------------------------------------------------------------ node cap */
+
+static int cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+uint64_t st_master_apply_cap(struct st_master *m)
+{
+	if (!m->cap || m->n <= m->cap)
+		return 0;
+	const unsigned nm = m->nm;
+	const uint32_t n = m->n;
+	uint64_t *tot = st_malloc((size_t)n * nm * sizeof(uint64_t));
+	uint64_t *sorted = st_malloc((size_t)n * sizeof(uint64_t));
+	uint32_t *map = st_malloc((size_t)n * sizeof(uint32_t));
+	struct st_master *nw = st_master_create(nm, m->cap, m->other_id);
+	uint64_t folded = 0;
+	if (!tot || !sorted || !map || !nw)
+		goto out; /* over the cap until memory allows; totals unaffected */
+
+	/* Subtree totals, children after parents (invariant 1). */
+	memcpy(tot, m->self, (size_t)n * nm * sizeof(uint64_t));
+	for (uint32_t i = n - 1; i > 0; i--)
+		for (unsigned k = 0; k < nm; k++)
+			tot[(size_t)m->parent[i] * nm + k] =
+				st_sat_add(tot[(size_t)m->parent[i] * nm + k], tot[(size_t)i * nm + k]);
+
+	/* Keep the K largest non-root subtrees by metric 0 (docs/design.md,
+	 * "node cap"): threshold T = K-th largest; keep t >= T unless the ties
+	 * would exceed K, then keep t > T.  Ancestors total at least as much as
+	 * descendants, so the kept set is a connected subtree. */
+	uint64_t K = (m->cap - 1) / 2;
+	if (K < 1)
+		K = 1;
+	for (uint32_t i = 1; i < n; i++)
+		sorted[i - 1] = tot[(size_t)i * nm];
+	qsort(sorted, n - 1, sizeof(*sorted), cmp_desc);
+	uint64_t T = sorted[K - 1];
+	uint64_t ge = 0;
+	for (uint32_t i = 0; i < n - 1 && sorted[i] >= T; i++)
+		ge++;
+	bool strict = ge > K;
+
+	memcpy(nw->self, m->self, nm * sizeof(uint64_t)); /* root self */
+	map[0] = 0;
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t p = map[m->parent[i]];
+		map[i] = NONE;
+		if (p == NONE)
+			continue; /* inside a dropped subtree: counted at its top */
+		uint64_t t0 = tot[(size_t)i * nm];
+		bool keep = strict ? t0 > T : t0 >= T;
+		const uint64_t *add = keep ? &m->self[(size_t)i * nm] : &tot[(size_t)i * nm];
+		uint32_t c = child_get(nw, p, keep ? m->frame[i] : m->other_id);
+		if (c == NONE)
+			goto out_free_new;
+		for (unsigned k = 0; k < nm; k++)
+			nw->self[(size_t)c * nm + k] = st_sat_add(nw->self[(size_t)c * nm + k], add[k]);
+		if (keep)
+			map[i] = c;
+	}
+	folded = n - nw->n;
+	/* Swap the compacted trie in. */
+	struct st_master tmpm = *m;
+	*m = *nw;
+	*nw = tmpm;
+out_free_new:
+	st_master_destroy(nw);
+	nw = NULL;
+out:
+	st_master_destroy(nw);
+	st_free(tot);
+	st_free(sorted);
+	st_free(map);
+	return folded;
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shard.c - a shard's stack table: where a writer's samples land.
+ *
+ * The ingest path must not walk a trie (32 dependent lookups per sample for a
+ * depth-32 stack); it hashes the whole stack once and adds the values to that
+ * stack's record.  The merger later walks the trie once per DISTINCT stack
+ * per merge period, not once per sample.
+ *
+ *   slots (open addressing, linear probe, power of two, load <= 1/2)
+ *   +------------+------------+-----+
+ *   | hash | rec | hash | rec | ... |      hash 0 = empty slot
+ *   +------------+------------+-----+
+ *                   |
+ *                   v  arena chunk (bump allocated, never moved)
+ *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
+ *
+ * Invariants
+ *   1. Exactly one thread mutates a table at a time: the shard's owner while
+ *      the table is `active`, the merger after it flipped the table out and
+ *      waited for a grace period (engine.c).  So nothing here is atomic.
+ *   2. A record's frames never change; values only grow (saturating).
+ *   3. Records are never freed individually; st_stab_clear() recycles the
+ *      arena wholesale and zeroes the slots.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define ARENA_CHUNK (256u * 1024)
+#define INITIAL_SLOTS 1024u
+
+struct slot {
+	uint64_t hash;
+	struct st_srec *rec;
+};
+
+struct chunk {
+	struct chunk *next;
+	size_t size, used;
+	_Alignas(8) unsigned char mem[];
+};
+
+struct st_stab {
+	unsigned nm;
+	size_t mask;   /* slots - 1 */
+	size_t count;  /* records */
+	struct slot *slots;
+	struct chunk *chunks; /* current chunk first */
+	struct chunk *free_chunks;
+	size_t arena_bytes;
+};
+
+struct st_stab *st_stab_create(unsigned nmetrics)
+{
+	struct st_stab *t = st_calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->nm = nmetrics;
+	t->slots = st_calloc(INITIAL_SLOTS, sizeof(*t->slots));
+	if (!t->slots) {
+		st_free(t);
+		return NULL;
+	}
+	t->mask = INITIAL_SLOTS - 1;
+	return t;
+}
+
+static void free_chunks(struct chunk *c)
+{
+	while (c) {
+		struct chunk *n = c->next;
+		st_free(c);
+		c = n;
+	}
+}
+
+void st_stab_destroy(struct st_stab *t)
+{
+	if (!t)
+		return;
+	free_chunks(t->chunks);
+	free_chunks(t->free_chunks);
+	st_free(t->slots);
+	st_free(t);
+}
+
+static void *arena_alloc(struct st_stab *t, size_t n)
+{
+	struct chunk *c = t->chunks;
+	n = (n + 7) & ~(size_t)7;
+	if (ST_LIKELY(c && c->size - c->used >= n)) {
+		void *p = c->mem + c->used;
+		c->used += n;
+		return p;
+	}
+	/* Reuse a recycled chunk when it is big enough, else allocate. */
+	struct chunk **pp = &t->free_chunks;
+	while (*pp && (*pp)->size < n)
+		pp = &(*pp)->next;
+	if (*pp) {
+		c = *pp;
+		*pp = c->next;
+	} else {
+		size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		c = st_malloc(sizeof(*c) + size);
+		if (!c)
+			return NULL;
+		c->size = size;
+		t->arena_bytes += sizeof(*c) + size;
+	}
+	c->used = n;
+	c->next = t->chunks;
+	t->chunks = c;
+	return c->mem;
+}
+
+static int grow(struct st_stab *t)
+{
+	size_t nslots = (t->mask + 1) * 2;
+	struct slot *ns = st_calloc(nslots, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct slot s = t->slots[i];
+		if (!s.hash)
+			continue;
+		size_t j = s.hash & (nslots - 1);
+		while (ns[j].hash)
+			j = (j + 1) & (nslots - 1);
+		ns[j] = s;
+	}
+	st_free(t->slots);
+	t->slots = ns;
+	t->mask = nslots - 1;
+	return 0;
+}
+
+int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+		uint64_t hash, const uint64_t *values)
+{
+	const unsigned nm = t->nm;
+	if (ST_UNLIKELY(!hash))
+		hash = 1; /* 0 marks an empty slot */
+	size_t i = hash & t->mask;
+	for (;;) {
+		struct slot *s = &t->slots[i];
+		if (!s->hash)
+			break;
+		if (s->hash == hash) {
+			struct st_srec *r = s->rec;
+			if (ST_LIKELY(r->depth == depth &&
+				      memcmp(st_srec_frames(r, nm), frames,
+					     (size_t)depth * sizeof(*frames)) == 0)) {
+				uint64_t *v = st_srec_values(r);
+				for (unsigned m = 0; m < nm; m++)
+					v[m] = st_sat_add(v[m], values[m]);
+				return 0;
+			}
+		}
+		i = (i + 1) & t->mask;
+	}
+	/* New stack: keep load <= 1/2 so probes stay short. */
+	if ((t->count + 1) * 2 > t->mask + 1) {
+		if (grow(t))
+			return -ENOMEM;
+		i = hash & t->mask;
+		while (t->slots[i].hash)
+			i = (i + 1) & t->mask;
+	}
+	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
+						   (size_t)depth * sizeof(uint32_t));
+	if (!r)
+		return -ENOMEM;
+	r->depth = depth;
+	r->pad_ = 0;
+	r->hash = hash;
+	memcpy(st_srec_values(r), values, nm * sizeof(uint64_t));
+	memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
+	t->slots[i].hash = hash;
+	t->slots[i].rec = r;
+	t->count++;
+	return 0;
+}
+
+void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg)
+{
+	if (!t->count)
+		return;
+	for (size_t i = 0; i <= t->mask; i++)
+		if (t->slots[i].hash)
+			fn(arg, t->slots[i].rec);
+}
+
+size_t st_stab_count(const struct st_stab *t)
+{
+	return t->count;
+}
+
+void st_stab_clear(struct st_stab *t)
+{
+	if (!t->count && !t->chunks)
+		return;
+	/* A table that grew for a burst shrinks back when the next period is
+	 * quiet, so one spike does not pin memory for good. */
+	size_t want = INITIAL_SLOTS;
+	while (want < t->count * 4 && want <= t->mask)
+		want *= 2;
+	if (want < t->mask + 1) {
+		struct slot *ns = st_calloc(want, sizeof(*ns));
+		if (ns) {
+			st_free(t->slots);
+			t->slots = ns;
+			t->mask = want - 1;
+		} else {
+			memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+		}
+	} else {
+		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+	}
+	t->count = 0;
+	/* Keep up to 4 MiB of arena for the next period, free the rest. */
+	size_t kept = 0;
+	struct chunk *c = t->chunks;
+	t->chunks = NULL;
+	while (c) {
+		struct chunk *n = c->next;
+		if (kept + c->size <= 4u * 1024 * 1024) {
+			kept += c->size;
+			c->next = t->free_chunks;
+			t->free_chunks = c;
+		} else {
+			t->arena_bytes -= sizeof(*c) + c->size;
+			st_free(c);
+		}
+		c = n;
+	}
+}
+
+size_t st_stab_memory(const struct st_stab *t)
+{
+	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes;
+}

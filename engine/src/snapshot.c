@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c - immutable, versioned tries that readers share.
+ *
+ * A snapshot is built from the master trie in breadth-first order, so that
+ * every node's children are a contiguous, name-ordered index range:
+ *
+ *   index:   0      1  2  3      4  5      6 ...
+ *   node:  root  | a  b  c  |  a/x a/y | b/z ...
+ *   first_child[0] = 1, nchild[0] = 3; first_child[1] = 4, nchild[1] = 2 ...
+ *
+ * All arrays live in one allocation (one free, cache-friendly scans):
+ *   frame[n] parent[n] first_child[n] nchild[n] | self[n*nm] total[n*nm]
+ *
+ * Lifetime (the RCU rules, docs/concurrency.md):
+ *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
+ *      rcu_dereference() it inside a read-side section and take a reference
+ *      (refs++), then leave the section: they hold the snapshot, not the
+ *      section, so a slow exporter never delays a grace period.
+ *   2. The engine holds one reference on the current snapshot.  When a newer
+ *      one is published, the old one's engine reference is dropped in a
+ *      call_rcu() callback: after the grace period no reader can still be
+ *      between rcu_dereference() and refs++, so refs only goes down.
+ *   3. Whoever drops refs to zero frees it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct st_snap {
+	struct rcu_head rcu;
+	atomic_long refs;
+	struct st_engine *e;
+	uint64_t version, generation;
+	uint32_t n;
+	unsigned nm;
+	size_t mem;
+	uint32_t *frame, *parent, *first_child, *nchild;
+	uint64_t *self, *total;
+	_Alignas(8) unsigned char data[];
+};
+
+struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,
+			      uint64_t version, uint64_t generation)
+{
+	const uint32_t n = v->n;
+	const unsigned nm = v->nm;
+	size_t u32s = (size_t)n * 4 * sizeof(uint32_t);
+	u32s = (u32s + 7) & ~(size_t)7;
+	size_t bytes = sizeof(struct st_snap) + u32s + (size_t)n * nm * 2 * sizeof(uint64_t);
+	struct st_snap *s = st_malloc(bytes);
+	if (!s)
+		return NULL;
+	uint32_t *old_of = st_malloc((size_t)n * sizeof(uint32_t)); /* new -> master */
+	if (!old_of) {
+		st_free(s);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	s->e = e;
+	s->version = version;
+	s->generation = generation;
+	s->n = n;
+	s->nm = nm;
+	s->mem = bytes;
+	s->frame = (uint32_t *)s->data;
+	s->parent = s->frame + n;
+	s->first_child = s->parent + n;
+	s->nchild = s->first_child + n;
+	s->self = (uint64_t *)(s->data + u32s);
+	s->total = s->self + (size_t)n * nm;
+
+	/* BFS: the output order is the queue. */
+	uint32_t tail = 1;
+	old_of[0] = 0;
+	s->frame[0] = ST_FRAME_ROOT;
+	s->parent[0] = UINT32_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t o = old_of[i];
+		s->first_child[i] = tail;
+		uint32_t k = 0;
+		for (uint32_t c = v->first_child[o]; c != UINT32_MAX; c = v->next_sibling[c]) {
+			old_of[tail] = c;
+			s->frame[tail] = v->frame[c];
+			s->parent[tail] = i;
+			tail++;
+			k++;
+		}
+		s->nchild[i] = k;
+		memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)o * nm], nm * sizeof(uint64_t));
+	}
+	memcpy(s->total, s->self, (size_t)n * nm * sizeof(uint64_t));
+	/* Children come after their parent in BFS order. */
+	for (uint32_t i = n; i-- > 1;) {
+		uint64_t *pt = &s->total[(size_t)s->parent[i] * nm];
+		const uint64_t *ct = &s->total[(size_t)i * nm];
+		for (unsigned k = 0; k < nm; k++)
+			pt[k] = st_sat_add(pt[k], ct[k]);
+	}
+	st_free(old_of);
+	return s;
+}
+
+void st_snap_free_now(struct st_snap *s)
+{
+	st_free(s);
+}
+
+static void snap_put(struct st_snap *s)
+{
+	/* acq_rel: the last dropper must see every reader's accesses done. */
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		st_free(s);
+}
+
+static void retire_cb(struct rcu_head *head)
+{
+	snap_put(caa_container_of(head, struct st_snap, rcu));
+}
+
+void st_snap_publish(struct st_engine *e, struct st_snap *s)
+{
+	/* rcu_xchg_pointer: full barrier, so the snapshot's contents are
+	 * visible before the pointer (pairs with rcu_dereference). */
+	struct st_snap *old = rcu_xchg_pointer(&e->snap, s);
+	atomic_store_explicit(&e->pub_version, s->version, memory_order_relaxed);
+	if (old)
+		st_call_rcu(&old->rcu, retire_cb);
+}
+
+struct st_snap *st_snap_acquire(struct st_engine *e)
+{
+	st_rcu_thread_online();
+	st_rcu_read_lock();
+	struct st_snap *s = rcu_dereference(e->snap);
+	/* Relaxed is enough: the engine's reference keeps refs >= 1 until a
+	 * grace period after unpublishing, which cannot end while we are in
+	 * the read-side section (rule 2). */
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	st_rcu_read_unlock();
+	return s;
+}
+
+void st_snap_release(struct st_snap *s)
+{
+	if (s)
+		snap_put(s);
+}
+
+uint64_t st_snap_version(const struct st_snap *s) { return s->version; }
+uint64_t st_snap_generation(const struct st_snap *s) { return s->generation; }
+size_t st_snap_node_count(const struct st_snap *s) { return s->n; }
+size_t st_snap_memory(const struct st_snap *s) { return s->mem; }
+unsigned st_snap_nmetrics(const struct st_snap *s) { return s->nm; }
+struct st_engine *st_snap_engine(const struct st_snap *s) { return s->e; }
+
+uint32_t st_snap_frame(const struct st_snap *s, uint32_t node)
+{
+	return node < s->n ? s->frame[node] : ST_FRAME_ROOT;
+}
+
+const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len)
+{
+	if (node >= s->n)
+		return NULL;
+	return st_intern_name(s->e->intern, s->frame[node], len);
+}
+
+uint32_t st_snap_parent(const struct st_snap *s, uint32_t node)
+{
+	return node < s->n ? s->parent[node] : UINT32_MAX;
+}
+
+uint32_t st_snap_depth(const struct st_snap *s, uint32_t node)
+{
+	uint32_t d = 0;
+	if (node >= s->n)
+		return 0;
+	while (node != 0) {
+		node = s->parent[node];
+		d++;
+	}
+	return d;
+}
+
+uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *first)
+{
+	if (node >= s->n) {
+		*first = 0;
+		return 0;
+	}
+	*first = s->first_child[node];
+	return s->nchild[node];
+}
+
+uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame)
+{
+	if (node >= s->n || !st_intern_name(s->e->intern, frame, NULL))
+		return UINT32_MAX;
+	uint32_t lo = s->first_child[node], hi = lo + s->nchild[node];
+	/* Children are in name order, so binary search on the name. */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = st_intern_cmp(s->e->intern, s->frame[mid], frame);
+		if (c == 0)
+			return s->frame[mid] == frame ? mid : UINT32_MAX;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return UINT32_MAX;
+}
+
+uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric)
+{
+	return node < s->n && metric < s->nm ? s->self[(size_t)node * s->nm + metric] : 0;
+}
+
+uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric)
+{
+	return node < s->n && metric < s->nm ? s->total[(size_t)node * s->nm + metric] : 0;
+}

@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# Criterion suites: every tests/test_*.c (plus tests/support/*.c) links into
+# ONE binary so a run ends with one Criterion "Synthesis" line.
+# Other areas add phony targets to TEST_EXTRA (e.g. fuzz corpus replay);
+# `make test` runs them after the Criterion binary.
+TEST_SRCS := $(sort $(wildcard tests/test_*.c tests/support/*.c))
+TEST_OBJS := $(TEST_SRCS:%.c=$(B)/%.o)
+TEST_BIN  := $(B)/tests/shardtrie_tests
+TEST_JOBS ?= 2
+
+$(TEST_BIN): $(TEST_OBJS) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_A) -lcriterion -ljansson $(LIBS_ENGINE)
+
+$(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
+
+.PHONY: test test-build
+test-build: $(TEST_BIN) $(CLI)
+test: deps
+	@$(MAKE) --no-print-directory test-build
+	$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	@$(MAKE) --no-print-directory $(TEST_EXTRA) test-extra-done
+
+.PHONY: test-extra-done
+test-extra-done:
+	@echo "test: all suites passed ($(CONFIG))"

@@ -11,7 +11,7 @@ TEST_JOBS ?= 2
 $(TEST_BIN): $(TEST_OBJS) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_A) -lcriterion -ljansson $(LIBS_ENGINE)
 
-$(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
+$(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
 
 .PHONY: test test-build
 test-build: $(TEST_BIN) $(CLI)

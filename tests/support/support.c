@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "support/support.h"
+
+static char *dump(int (*fn)(const void *, FILE *), const void *arg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fn(arg, f);
+	fclose(f);
+	return buf;
+}
+
+static int snap_fn(const void *a, FILE *f) { return st_snap_dump(a, f); }
+static int ref_fn(const void *a, FILE *f) { return st_ref_dump((struct st_ref *)a, f); }
+
+char *ts_dump_snap(const struct st_snap *s) { return dump(snap_fn, s); }
+char *ts_dump_ref(struct st_ref *r) { return dump(ref_fn, r); }
+
+char *ts_flush_dump(struct st_engine *e)
+{
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	char *d = ts_dump_snap(s);
+	st_snap_release(s);
+	return d;
+}
+
+uint64_t ts_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+char *ts_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t n = 0, cap = 0, r;
+	do {
+		if (n + 65536 + 1 > cap) {
+			cap = (n + 65536 + 1) * 2;
+			buf = realloc(buf, cap);
+		}
+		r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+	} while (r > 0);
+	fclose(f);
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	return buf;
+}
+
+int ts_write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	size_t w = fwrite(data, 1, len, f);
+	return fclose(f) || w != len ? -1 : 0;
+}
+
+void ts_tmpdir(char *buf, size_t n)
+{
+	snprintf(buf, n, "/tmp/shardtrie-test.XXXXXX");
+	if (!mkdtemp(buf))
+		buf[0] = 0;
+}
+
+int ts_run(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}

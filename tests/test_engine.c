@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_engine.c - the engine's single-threaded semantics, each checked
+ * against an expectation computed here or by the reference trie.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+
+static struct st_engine *mk(unsigned nm, uint64_t cap)
+{
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = 0;
+	o.nshards = 2;
+	o.nmetrics = nm;
+	o.node_cap = cap;
+	static const char *names[] = { "count", "duration_ns", "bytes", "m3", "m4", "m5", "m6", "m7" };
+	for (unsigned i = 0; i < nm; i++)
+		o.metrics[i].name = names[i];
+	struct st_engine *e = st_engine_create(&o);
+	cr_assert_not_null(e, "st_engine_create: %s", strerror(errno));
+	return e;
+}
+
+/* Ingest a ';'-separated stack into a writer and (optionally) a reference. */
+static void add(struct st_writer *w, struct st_ref *r, const char *stack, const uint64_t *v)
+{
+	const char *fr[256];
+	size_t ln[256], d = 0;
+	const char *p = stack;
+	while (*p) {
+		const char *s = strchr(p, ';');
+		size_t l = s ? (size_t)(s - p) : strlen(p);
+		fr[d] = p;
+		ln[d++] = l;
+		p += l + (s ? 1 : 0);
+	}
+	cr_assert_eq(st_writer_ingest_strs(w, fr, ln, d, v), 0);
+	if (r)
+		cr_assert_eq(st_ref_add(r, fr, ln, d, v), 0);
+}
+
+static uint32_t child_named(struct st_snap *s, uint32_t node, const char *name)
+{
+	uint32_t first, n = st_snap_children(s, node, &first);
+	for (uint32_t i = first; i < first + n; i++) {
+		size_t l;
+		const char *nm = st_snap_name(s, i, &l);
+		if (l == strlen(name) && memcmp(nm, name, l) == 0)
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+Test(engine, options_are_validated)
+{
+	struct st_options o;
+	st_options_init(&o);
+	o.nmetrics = 0;
+	cr_expect_null(st_engine_create(&o));
+	cr_expect_eq(errno, EINVAL);
+	o.nmetrics = ST_MAX_METRICS + 1;
+	cr_expect_null(st_engine_create(&o));
+	o.nmetrics = 1;
+	o.node_cap = 2;
+	cr_expect_null(st_engine_create(&o));
+	o.node_cap = 0;
+	o.size = 8;
+	cr_expect_null(st_engine_create(&o));
+}
+
+Test(engine, empty_engine_has_version_one_snapshot)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_version(s), 1);
+	cr_expect_eq(st_snap_node_count(s), 1);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 0);
+	st_snap_release(s);
+	st_engine_destroy(e);
+}
+
+Test(engine, golden_two_stacks)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "a;b", (uint64_t[]){ 1 });
+	add(w, NULL, "a;c", (uint64_t[]){ 2 });
+	add(w, NULL, "a", (uint64_t[]){ 4 });
+	uint64_t v = st_flush(e);
+	cr_assert_gt(v, 1);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_version(s), v);
+	cr_expect_eq(st_snap_node_count(s), 4);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 7);
+	uint32_t a = child_named(s, ST_NODE_ROOT, "a");
+	cr_assert_neq(a, UINT32_MAX);
+	cr_expect_eq(st_snap_self(s, a, 0), 4);
+	cr_expect_eq(st_snap_total(s, a, 0), 7);
+	uint32_t first, n = st_snap_children(s, a, &first);
+	cr_assert_eq(n, 2);
+	cr_expect_str_eq(st_snap_name(s, first, NULL), "b");
+	cr_expect_str_eq(st_snap_name(s, first + 1, NULL), "c");
+	cr_expect_eq(st_snap_total(s, first + 1, 0), 2);
+	cr_expect_eq(st_snap_depth(s, first + 1), 2);
+	cr_expect_eq(st_snap_parent(s, first + 1), a);
+	int64_t cid = st_intern(e, "c", 1);
+	cr_expect_eq(st_snap_child_find(s, a, (uint32_t)cid), first + 1);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, children_in_bytewise_name_order)
+{
+	static const char *names[] = { "b", "a", "ab", "\xff", "A", "a b", "", "\x01", "aa" };
+	static const char *want[] = { "", "\x01", "A", "a", "a b", "aa", "ab", "b", "\xff" };
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *fr[1] = { names[i] };
+		size_t ln[1] = { strlen(names[i]) };
+		cr_assert_eq(st_writer_ingest_strs(w, fr, ln, 1, (uint64_t[]){ 1 }), 0);
+	}
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	uint32_t first, n = st_snap_children(s, ST_NODE_ROOT, &first);
+	cr_assert_eq(n, sizeof(want) / sizeof(want[0]));
+	for (uint32_t i = 0; i < n; i++)
+		cr_expect_str_eq(st_snap_name(s, first + i, NULL), want[i], "child %u", i);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, versions_strictly_increase_and_reset_starts_a_baseline)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "x;y", (uint64_t[]){ 5 });
+	uint64_t v1 = st_flush(e);
+	add(w, NULL, "x;z", (uint64_t[]){ 5 });
+	uint64_t v2 = st_reset(e);
+	cr_expect_gt(v2, v1);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_version(s), v2);
+	cr_expect_eq(st_snap_generation(s), 1);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 0, "reset discards pending samples");
+	st_snap_release(s);
+	add(w, NULL, "x;q", (uint64_t[]){ 3 });
+	uint64_t v3 = st_flush(e);
+	cr_expect_gt(v3, v2);
+	s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 3);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, old_snapshot_stays_unchanged_while_held)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "a;b", (uint64_t[]){ 1 });
+	st_flush(e);
+	struct st_snap *old = st_snap_acquire(e);
+	char *before = ts_dump_snap(old);
+	for (int i = 0; i < 100; i++) {
+		add(w, NULL, "a;b;c", (uint64_t[]){ 1 });
+		st_flush(e);
+	}
+	st_reset(e);
+	char *after = ts_dump_snap(old);
+	cr_expect_str_eq(after, before);
+	cr_expect_eq(st_snap_total(old, ST_NODE_ROOT, 0), 1);
+	free(before);
+	free(after);
+	st_snap_release(old);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, metrics_are_independent)
+{
+	struct st_engine *e = mk(3, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "r;w", (uint64_t[]){ 1, 100, 4096 });
+	add(w, NULL, "r;w", (uint64_t[]){ 1, 50, 0 });
+	add(w, NULL, "r", (uint64_t[]){ 1, 7, 1 });
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 3);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 1), 157);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 2), 4097);
+	uint32_t r = child_named(s, ST_NODE_ROOT, "r");
+	cr_expect_eq(st_snap_self(s, r, 1), 7);
+	cr_expect_eq(st_engine_metric_index(e, "bytes"), 2);
+	cr_expect_eq(st_engine_metric_index(e, "nope"), -ENOENT);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, sums_saturate_instead_of_wrapping)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "a;b", (uint64_t[]){ UINT64_MAX - 1 });
+	add(w, NULL, "a;b", (uint64_t[]){ 5 });
+	st_flush(e);
+	add(w, NULL, "a;c", (uint64_t[]){ 9 });
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), UINT64_MAX);
+	uint32_t a = child_named(s, ST_NODE_ROOT, "a");
+	cr_expect_eq(st_snap_self(s, child_named(s, a, "b"), 0), UINT64_MAX);
+	cr_expect_eq(st_snap_self(s, child_named(s, a, "c"), 0), 9);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, bad_samples_are_rejected)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	uint32_t bogus = 1000000;
+	cr_expect_eq(st_writer_ingest(w, &bogus, 1, (uint64_t[]){ 1 }), -EINVAL);
+	cr_expect_eq(st_writer_ingest(w, &bogus, ST_MAX_DEPTH + 1, (uint64_t[]){ 1 }), -E2BIG);
+	char *big = malloc(ST_MAX_FRAME_LEN + 1);
+	memset(big, 'x', ST_MAX_FRAME_LEN + 1);
+	cr_expect_eq(st_intern(e, big, ST_MAX_FRAME_LEN + 1), -ENAMETOOLONG);
+	free(big);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_node_count(s), 1);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, ten_thousand_frame_stack)
+{
+	enum { D = 10000 };
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	uint32_t *ids = malloc(D * sizeof(*ids));
+	char name[32];
+	for (int i = 0; i < D; i++) {
+		snprintf(name, sizeof(name), "f%d", i % 97);
+		ids[i] = (uint32_t)st_intern(e, name, strlen(name));
+	}
+	cr_assert_eq(st_writer_ingest(w, ids, D, (uint64_t[]){ 3 }), 0);
+	cr_assert_eq(st_writer_ingest(w, ids, D, (uint64_t[]){ 4 }), 0);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_node_count(s), D + 1);
+	cr_expect_eq(st_snap_self(s, D, 0), 7);
+	cr_expect_eq(st_snap_depth(s, D), D);
+	cr_expect_eq(st_snap_total(s, 1, 0), 7);
+	st_snap_release(s);
+	free(ids);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, intern_is_stable_and_byte_exact)
+{
+	struct st_engine *e = mk(1, 0);
+	int64_t a = st_intern(e, "a\0b", 3), b = st_intern(e, "a\0c", 3), a2 = st_intern(e, "a\0b", 3);
+	cr_expect_geq(a, 0);
+	cr_expect_neq(a, b);
+	cr_expect_eq(a, a2);
+	size_t len;
+	const char *n = st_frame_name(e, (uint32_t)a, &len);
+	cr_expect_eq(len, 3);
+	cr_expect_eq(memcmp(n, "a\0b", 3), 0);
+	cr_expect_null(st_frame_name(e, 999999, NULL));
+	cr_expect_str_eq(st_frame_name(e, ST_FRAME_ROOT, NULL), "");
+	st_engine_destroy(e);
+}
+
+/* Random stacks over a small alphabet, through two writers, against the
+ * reference, flushing at random points. */
+static void random_differential(uint64_t seed, uint64_t cap, unsigned nm, int samples)
+{
+	struct st_engine *e = mk(nm, cap);
+	struct st_ref *r = st_ref_create(nm, cap);
+	struct st_writer *w[2] = { st_writer_open(e), st_writer_open(e) };
+	char stack[256];
+	for (int i = 0; i < samples; i++) {
+		int depth = 1 + (int)(ts_rand(&seed) % 8);
+		size_t p = 0;
+		for (int d = 0; d < depth; d++)
+			p += (size_t)snprintf(stack + p, sizeof(stack) - p, "%s%c%u", d ? ";" : "",
+					      'a' + (int)(ts_rand(&seed) % 3), (unsigned)(ts_rand(&seed) % 4));
+		uint64_t v[ST_MAX_METRICS];
+		for (unsigned m = 0; m < nm; m++)
+			v[m] = ts_rand(&seed) % 1000;
+		add(w[ts_rand(&seed) & 1], r, stack, v);
+		if (ts_rand(&seed) % 97 == 0) {
+			st_ref_flush(r);
+			char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
+			cr_assert_str_eq(de, dr, "seed %llu sample %d", (unsigned long long)seed, i);
+			free(de);
+			free(dr);
+		}
+	}
+	st_ref_flush(r);
+	char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
+	cr_assert_str_eq(de, dr);
+	free(de);
+	free(dr);
+	if (cap) {
+		struct st_snap *s = st_snap_acquire(e);
+		cr_expect_leq(st_snap_node_count(s), cap);
+		st_snap_release(s);
+	}
+	st_writer_close(w[0]);
+	st_writer_close(w[1]);
+	st_ref_destroy(r);
+	st_engine_destroy(e);
+}
+
+Test(engine, matches_reference_on_random_stacks)
+{
+	for (uint64_t seed = 1; seed <= 5; seed++)
+		random_differential(seed, 0, 2, 3000);
+}
+
+Test(engine, node_cap_folds_into_other_and_conserves_totals)
+{
+	for (uint64_t seed = 11; seed <= 15; seed++)
+		random_differential(seed, 40, 3, 3000);
+	/* A hand-checked case: cap 5 keeps K=2 subtrees. */
+	struct st_engine *e = mk(1, 5);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "big", (uint64_t[]){ 100 });
+	add(w, NULL, "mid", (uint64_t[]){ 50 });
+	add(w, NULL, "s1", (uint64_t[]){ 1 });
+	add(w, NULL, "s2", (uint64_t[]){ 2 });
+	add(w, NULL, "s3;deep", (uint64_t[]){ 3 });
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 156);
+	cr_expect_eq(st_snap_node_count(s), 4); /* root, [other], big, mid */
+	uint32_t o = child_named(s, ST_NODE_ROOT, ST_OTHER_NAME);
+	cr_assert_neq(o, UINT32_MAX);
+	cr_expect_eq(st_snap_self(s, o, 0), 6);
+	st_snap_release(s);
+	struct st_stats stats;
+	st_engine_stats(e, &stats);
+	cr_expect_eq(stats.folded, 3); /* 7 nodes in, 4 out */
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+Test(engine, allocation_failure_is_reported_and_counted)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t accepted = 0, refused = 0;
+	char name[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "frame%d", i);
+		const char *fr[1] = { name };
+		size_t ln[1] = { strlen(name) };
+		if (i == 1000)
+			st_alloc_fail_after(3);
+		int r = st_writer_ingest_strs(w, fr, ln, 1, (uint64_t[]){ 1 });
+		if (r == 0)
+			accepted++;
+		else {
+			cr_expect_eq(r, -ENOMEM);
+			refused++;
+		}
+	}
+	st_alloc_fail_after(-1);
+	cr_expect_gt(refused, 0);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), accepted, "no silent loss: total = accepted");
+	st_snap_release(s);
+	struct st_stats stats;
+	st_engine_stats(e, &stats);
+	cr_expect_eq(stats.ingested, accepted);
+	cr_expect_geq(stats.dropped, 1);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+static void *implicit_thread(void *arg)
+{
+	struct st_engine *e = arg;
+	uint32_t id = (uint32_t)st_intern(e, "t", 1);
+	for (int i = 0; i < 1000; i++)
+		if (st_ingest(e, &id, 1, (uint64_t[]){ 1 }))
+			return (void *)1;
+	return NULL;
+}
+
+Test(engine, implicit_writers_from_exiting_threads)
+{
+	struct st_engine *e = mk(1, 0);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, implicit_thread, e);
+	for (int i = 0; i < 4; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		cr_expect_null(rv);
+	}
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 4000);
+	st_snap_release(s);
+	struct st_stats stats;
+	st_engine_stats(e, &stats);
+	cr_expect_leq(stats.shards, 4, "exited threads hand their shards back");
+	st_engine_destroy(e);
+}
+
+Test(engine, more_writers_than_shards_get_their_own)
+{
+	struct st_engine *e = mk(1, 0); /* 2 per-CPU shards */
+	struct st_writer *w[5];
+	for (int i = 0; i < 5; i++)
+		cr_assert_not_null(w[i] = st_writer_open(e));
+	for (int i = 0; i < 5; i++)
+		add(w[i], NULL, "s", (uint64_t[]){ (uint64_t)i + 1 });
+	struct st_stats stats;
+	st_engine_stats(e, &stats);
+	cr_expect_eq(stats.shards, 5);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 15);
+	st_snap_release(s);
+	for (int i = 0; i < 5; i++)
+		st_writer_close(w[i]);
+	st_engine_destroy(e);
+}

@@ -73,7 +73,7 @@ int st_export_folded(const struct st_snap *s, const struct st_export_opts *o, FI
 	struct lines l = { .s = s, .metric = o->metric };
 	size_t *order = NULL;
 	int rc = st_export_walk_paths(s, collect, &l);
-	if (rc)
+	if (rc || !l.n)
 		goto out;
 	l.off[l.n] = l.len;
 	order = malloc((l.n ? l.n : 1) * sizeof(*order));

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_convert.c - `shardtrie convert` end to end: the CLI binary on files,
+ * its output checked against expectations computed here independently
+ * (a plain parse + qsort for folded, jansson for the ior JSON).
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "support/support.h"
+
+#define CLI ST_TEST_CLI
+
+static char dir[256];
+
+static void setup(void)
+{
+	ts_tmpdir(dir, sizeof(dir));
+	cr_assert(dir[0], "mkdtemp failed");
+}
+
+static void teardown(void)
+{
+	ts_run("rm -rf '%s'", dir);
+}
+
+TestSuite(convert, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *path(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	char *b = buf[k++ & 3];
+	snprintf(b, 512, "%s/%s", dir, name);
+	return b;
+}
+
+/* ---- the independent expectation for -t folded ---- */
+struct agg {
+	char **stack;
+	unsigned long long *count;
+	size_t n, cap;
+};
+
+static void agg_add(struct agg *a, const char *s, size_t len, unsigned long long c)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (strlen(a->stack[i]) == len && memcmp(a->stack[i], s, len) == 0) {
+			a->count[i] = a->count[i] + c < a->count[i] ? ~0ULL : a->count[i] + c;
+			return;
+		}
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->stack = realloc(a->stack, a->cap * sizeof(*a->stack));
+		a->count = realloc(a->count, a->cap * sizeof(*a->count));
+	}
+	a->stack[a->n] = strndup(s, len);
+	a->count[a->n++] = c;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static char *agg_render(struct agg *a)
+{
+	char **lines = malloc((a->n + 1) * sizeof(*lines));
+	size_t k = 0, total = 1;
+	for (size_t i = 0; i < a->n; i++) {
+		if (!a->count[i])
+			continue;
+		if (asprintf(&lines[k], "%s %llu\n", a->stack[i], a->count[i]) < 0)
+			cr_assert_fail("asprintf");
+		total += strlen(lines[k++]);
+	}
+	qsort(lines, k, sizeof(*lines), cmp_str);
+	char *out = calloc(1, total);
+	for (size_t i = 0; i < k; i++) {
+		strcat(out, lines[i]);
+		free(lines[i]);
+	}
+	free(lines);
+	return out;
+}
+
+Test(convert, folded_equals_sorted_aggregation)
+{
+	static const char *alpha[] = { "main", "a b", "ünï", "\xff\xfe", "x", "run;", "[k]_[k]", "(anon)" };
+	uint64_t seed = 42;
+	size_t cap = 8 << 20, len = 0;
+	char *in = malloc(cap);
+	struct agg want = { 0 };
+	/* ~6 MB so the input spans several reader blocks and both threads. */
+	while (len < 6u << 20) {
+		char stack[512];
+		size_t sl = 0;
+		int depth = 1 + (int)(ts_rand(&seed) % 6);
+		for (int d = 0; d < depth; d++) {
+			const char *f = alpha[ts_rand(&seed) % 8];
+			sl += (size_t)snprintf(stack + sl, sizeof(stack) - sl, "%s%s", d ? ";" : "", f);
+		}
+		unsigned long long c = ts_rand(&seed) % 1000;
+		int kind = (int)(ts_rand(&seed) % 20);
+		if (kind == 0)
+			len += (size_t)sprintf(in + len, "# comment %llu\n", c);
+		else if (kind == 1)
+			len += (size_t)sprintf(in + len, "\n");
+		else {
+			len += (size_t)sprintf(in + len, "%s %llu%s\n", stack, c, kind == 2 ? "\r" : "");
+			/* The stack is what precedes the last space. */
+			agg_add(&want, stack, sl, c);
+		}
+	}
+	cr_assert_eq(ts_write_file(path("in.folded"), in, len), 0);
+	cr_assert_eq(ts_run("%s convert --threads 2 -t folded -o %s %s", CLI, path("out"), path("in.folded")), 0);
+	char *got = ts_read_file(path("out"), NULL);
+	char *exp = agg_render(&want);
+	cr_assert_not_null(got);
+	cr_expect(strcmp(got, exp) == 0, "folded output differs from the sorted aggregation");
+	/* Same through stdin with one thread, merged with a second file. */
+	cr_assert_eq(ts_write_file(path("two.folded"), "main 5\n", 7), 0);
+	cr_assert_eq(ts_run("%s convert --threads 1 - %s < %s > %s", CLI, path("two.folded"),
+			    path("in.folded"), path("out2")), 0);
+	agg_add(&want, "main", 4, 5);
+	char *got2 = ts_read_file(path("out2"), NULL), *exp2 = agg_render(&want);
+	cr_expect(strcmp(got2, exp2) == 0, "stdin + file merge differs");
+	free(got);
+	free(exp);
+	free(got2);
+	free(exp2);
+	free(in);
+}
+
+static json_t *convert_json(const char *input, const char *minf)
+{
+	cr_assert_eq(ts_write_file(path("j.folded"), input, strlen(input)), 0);
+	cr_assert_eq(ts_run("%s convert -t json --min-fraction %s -o %s %s", CLI, minf, path("j.json"),
+			    path("j.folded")), 0);
+	json_error_t err;
+	json_t *j = json_load_file(path("j.json"), 0, &err);
+	cr_assert_not_null(j, "bad JSON: %s", err.text);
+	return j;
+}
+
+static const char *kid_names(json_t *node, char *buf, size_t n)
+{
+	json_t *c = json_object_get(node, "c");
+	buf[0] = 0;
+	size_t i;
+	json_t *k;
+	json_array_foreach(c, i, k) {
+		strncat(buf, json_string_value(json_object_get(k, "n")), n - strlen(buf) - 2);
+		strcat(buf, ",");
+	}
+	return buf;
+}
+
+static json_t *kid(json_t *node, const char *name)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(node, "c"), i, k)
+		if (strcmp(json_string_value(json_object_get(k, "n")), name) == 0)
+			return k;
+	return NULL;
+}
+
+Test(convert, json_prunes_strictly_below_the_fraction)
+{
+	/* root 2000: edge = 2/2000 = 0.001 exactly (kept), small 0.0005 (pruned). */
+	json_t *j = convert_json("big;x 1997\nedge 2\nsmall 1\n", "0.001");
+	char buf[256];
+	cr_expect_str_eq(json_string_value(json_object_get(j, "n")), "");
+	cr_expect_eq(json_integer_value(json_object_get(j, "t")), 2000, "root total includes pruned");
+	cr_expect_str_eq(kid_names(j, buf, sizeof(buf)), "big,edge,");
+	json_t *big = kid(j, "big");
+	cr_expect_eq(json_integer_value(json_object_get(big, "v")), 0);
+	cr_expect_eq(json_integer_value(json_object_get(big, "t")), 1997);
+	json_t *x = kid(big, "x");
+	cr_expect_null(json_object_get(x, "c"), "empty children are omitted");
+	json_decref(j);
+}
+
+Test(convert, json_keeps_eight_largest_at_depth_le_1)
+{
+	/* Root: 10 children, none reaching 0.5 -> the 8 largest, in name order. */
+	json_t *j = convert_json("c0 1\nc1 2\nc2 3\nc3 4\nc4 5\nc5 6\nc6 7\nc7 8\nc8 9\nc9 10\n", "0.5");
+	char buf[256];
+	cr_expect_str_eq(kid_names(j, buf, sizeof(buf)), "c2,c3,c4,c5,c6,c7,c8,c9,");
+	json_decref(j);
+	/* Ties broken by name: equal totals keep the first names. */
+	j = convert_json("t9 1\nt8 1\nt7 1\nt6 1\nt5 1\nt4 1\nt3 1\nt2 1\nt1 1\nt0 1\n", "0.5");
+	cr_expect_str_eq(kid_names(j, buf, sizeof(buf)), "t0,t1,t2,t3,t4,t5,t6,t7,");
+	json_decref(j);
+	/* Depth 1 is rescued, depth 2 is not. */
+	j = convert_json("p;k1 30\np;k2 30\np;k3 40\nq;r;s1 30\nq;r;s2 30\nq;r;s3 30\nbig 810\n", "0.05");
+	cr_expect_str_eq(kid_names(kid(j, "p"), buf, sizeof(buf)), "k1,k2,k3,");
+	json_t *r = kid(kid(j, "q"), "r");
+	cr_assert_not_null(r);
+	cr_expect_null(json_object_get(r, "c"));
+	cr_expect_eq(json_integer_value(json_object_get(r, "t")), 90);
+	json_decref(j);
+}
+
+Test(convert, json_escapes_untrusted_names)
+{
+	json_t *j = convert_json("<script>alert(1)</script>;\"q\\ 1\n", "0");
+	json_t *s = kid(j, "<script>alert(1)</script>");
+	cr_assert_not_null(s);
+	cr_expect_not_null(kid(s, "\"q\\"));
+	json_decref(j);
+	char *raw = ts_read_file(path("j.json"), NULL);
+	cr_expect_null(strstr(raw, "<script>"), "< and > are escaped as Go does");
+	free(raw);
+}
+
+Test(convert, malformed_lines_are_reported_and_skipped)
+{
+	static const char in[] = "good;a 3\nno_count\ngood;b x1\nbad 99999999999999999999\ngood;a 4\n"
+				 "nul\0byte 1\n good 1.5\n";
+	cr_assert_eq(ts_write_file(path("bad.folded"), in, sizeof(in) - 1), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, path("out"), path("bad.folded"), path("err")), 0);
+	char *out = ts_read_file(path("out"), NULL), *err = ts_read_file(path("err"), NULL);
+	cr_expect_str_eq(out, "good;a 7\n");
+	char want[600];
+	snprintf(want, sizeof(want), "%s:2: ", path("bad.folded"));
+	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
+	snprintf(want, sizeof(want), "%s:4: count overflows 64 bits", path("bad.folded"));
+	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
+	snprintf(want, sizeof(want), "%s:6: NUL byte in line", path("bad.folded"));
+	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
+	cr_expect_not_null(strstr(err, "5 of 7 lines ignored"), "stderr: %s", err);
+	free(out);
+	free(err);
+}
+
+Test(convert, strict_fails_and_leaves_existing_output_alone)
+{
+	cr_assert_eq(ts_write_file(path("bad.folded"), "a 1\nbroken\n", 11), 0);
+	cr_assert_eq(ts_write_file(path("out"), "previous\n", 9), 0);
+	cr_expect_eq(ts_run("%s convert --strict -o %s %s 2>/dev/null", CLI, path("out"), path("bad.folded")), 65);
+	char *out = ts_read_file(path("out"), NULL);
+	cr_expect_str_eq(out, "previous\n");
+	free(out);
+	cr_expect_eq(ts_run("ls -a %s | grep -c '^\\.out\\.' >/dev/null", dir), 1, "no temporary left");
+}
+
+Test(convert, empty_input_and_missing_file)
+{
+	cr_assert_eq(ts_write_file(path("empty"), "", 0), 0);
+	cr_expect_eq(ts_run("%s convert -o %s %s", CLI, path("out"), path("empty")), 0);
+	size_t n = 99;
+	free(ts_read_file(path("out"), &n));
+	cr_expect_eq(n, 0);
+	cr_expect_eq(ts_run("%s convert %s 2>/dev/null", CLI, path("does-not-exist")), 66);
+	cr_expect_eq(ts_run("%s convert -t nope %s 2>/dev/null", CLI, path("empty")), 64);
+}
+
+Test(convert, huge_lines_and_deep_stacks)
+{
+	/* 2 MiB line (under the block size), then 5 MiB with no newline at all
+	 * inside a block, then a 10,000-frame stack, then a normal line. */
+	size_t cap = 16 << 20, len = 0;
+	char *in = malloc(cap);
+	memset(in, 'x', 2 << 20);
+	len = 2 << 20;
+	len += (size_t)sprintf(in + len, " 1\n");
+	memset(in + len, 'y', 5 << 20);
+	len += 5 << 20;
+	len += (size_t)sprintf(in + len, " 1\n");
+	size_t deep_start = len;
+	for (int i = 0; i < 10000; i++)
+		len += (size_t)sprintf(in + len, "%sf%d", i ? ";" : "", i % 10);
+	size_t deep_len = len - deep_start;
+	len += (size_t)sprintf(in + len, " 7\nok 1\n");
+	cr_assert_eq(ts_write_file(path("huge"), in, len), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, path("out"), path("huge"), path("err")), 0);
+	char *out = ts_read_file(path("out"), NULL), *err = ts_read_file(path("err"), NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "%s:1: line longer than 1 MiB", path("huge"));
+	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
+	snprintf(want, sizeof(want), "%s:2: line longer than 1 MiB", path("huge"));
+	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
+	/* Output: the deep line then "ok 1" ('f' < 'o'). */
+	cr_expect_eq(memcmp(out, in + deep_start, deep_len), 0);
+	cr_expect_str_eq(out + deep_len, " 7\nok 1\n");
+	free(out);
+	free(err);
+	free(in);
+}
+
+Test(convert, sums_saturate_and_crlf_is_accepted)
+{
+	const char *in = "s 18446744073709551615\r\ns 1\r\nt 2\r\n";
+	cr_assert_eq(ts_write_file(path("sat"), in, strlen(in)), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s", CLI, path("out"), path("sat")), 0);
+	char *out = ts_read_file(path("out"), NULL);
+	cr_expect_str_eq(out, "s 18446744073709551615\nt 2\n");
+	free(out);
+}
+
+Test(convert, sigterm_leaves_no_partial_output)
+{
+	/* Input that never ends (a fifo we keep open), so convert is mid-run
+	 * whenever the signal lands; wherever that is, no output may appear. */
+	cr_assert_eq(ts_run("mkfifo %s", path("fifo")), 0);
+	int rc = ts_run("( exec 3<>%s; %s convert -o %s %s & pid=$!; "
+			"echo 'a 1' >&3; kill -TERM $pid; wait $pid; echo $? > %s )",
+			path("fifo"), CLI, path("out"), path("fifo"), path("rc"));
+	cr_assert_eq(rc, 0);
+	char *st = ts_read_file(path("rc"), NULL);
+	cr_expect_eq(atoi(st), 143, "killed by SIGTERM");
+	free(st);
+	struct stat sb;
+	cr_expect_neq(stat(path("out"), &sb), 0, "no output file");
+	cr_expect_eq(ts_run("ls -a %s | grep -q '^\\.out\\.'", dir), 1, "no temporary left");
+}

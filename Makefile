@@ -16,12 +16,12 @@ O       ?= 2
 WERROR  ?= 1
 SANITIZE ?=
 
+comma := ,
 ifeq ($(SANITIZE),)
 CONFIG  := release
 else
 CONFIG  := san-$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 B       := build/$(CONFIG)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -17,7 +17,8 @@ $(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_
 test-build: $(TEST_BIN) $(CLI)
 test: deps
 	@$(MAKE) --no-print-directory test-build
-	$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 	@$(MAKE) --no-print-directory $(TEST_EXTRA) test-extra-done
 
 .PHONY: test-extra-done

@@ -39,7 +39,8 @@ static char *path(const char *name)
 	return b;
 }
 
-/* ---- the independent expectation for -t folded ---- */
+/* ---- the independent expectation for -t folded: collect every
+ * (stack, count), sort by stack, sum runs, render, sort the lines. ---- */
 struct agg {
 	char **stack;
 	unsigned long long *count;
@@ -48,18 +49,21 @@ struct agg {
 
 static void agg_add(struct agg *a, const char *s, size_t len, unsigned long long c)
 {
-	for (size_t i = 0; i < a->n; i++)
-		if (strlen(a->stack[i]) == len && memcmp(a->stack[i], s, len) == 0) {
-			a->count[i] = a->count[i] + c < a->count[i] ? ~0ULL : a->count[i] + c;
-			return;
-		}
 	if (a->n == a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
+		a->cap = a->cap ? a->cap * 2 : 1024;
 		a->stack = realloc(a->stack, a->cap * sizeof(*a->stack));
 		a->count = realloc(a->count, a->cap * sizeof(*a->count));
 	}
 	a->stack[a->n] = strndup(s, len);
 	a->count[a->n++] = c;
+}
+
+static void agg_free(struct agg *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->stack[i]);
+	free(a->stack);
+	free(a->count);
 }
 
 static int cmp_str(const void *x, const void *y)
@@ -69,22 +73,42 @@ static int cmp_str(const void *x, const void *y)
 
 static char *agg_render(struct agg *a)
 {
+	/* Sort (stack, count) pairs by stack through an index. */
+	size_t *idx = malloc((a->n + 1) * sizeof(*idx));
+	for (size_t i = 0; i < a->n; i++)
+		idx[i] = i;
+	for (size_t gap = a->n / 2; gap > 0; gap /= 2) /* shell sort: no shared code */
+		for (size_t i = gap; i < a->n; i++)
+			for (size_t j = i; j >= gap && strcmp(a->stack[idx[j - gap]], a->stack[idx[j]]) > 0; j -= gap) {
+				size_t t = idx[j];
+				idx[j] = idx[j - gap];
+				idx[j - gap] = t;
+			}
 	char **lines = malloc((a->n + 1) * sizeof(*lines));
 	size_t k = 0, total = 1;
-	for (size_t i = 0; i < a->n; i++) {
-		if (!a->count[i])
-			continue;
-		if (asprintf(&lines[k], "%s %llu\n", a->stack[i], a->count[i]) < 0)
-			cr_assert_fail("asprintf");
-		total += strlen(lines[k++]);
+	for (size_t i = 0; i < a->n;) {
+		unsigned long long sum = 0;
+		size_t j = i;
+		for (; j < a->n && strcmp(a->stack[idx[j]], a->stack[idx[i]]) == 0; j++)
+			sum = sum + a->count[idx[j]] < sum ? ~0ULL : sum + a->count[idx[j]];
+		if (sum) {
+			if (asprintf(&lines[k], "%s %llu\n", a->stack[idx[i]], sum) < 0)
+				cr_assert_fail("asprintf");
+			total += strlen(lines[k++]);
+		}
+		i = j;
 	}
 	qsort(lines, k, sizeof(*lines), cmp_str);
-	char *out = calloc(1, total);
+	char *out = malloc(total), *p = out;
 	for (size_t i = 0; i < k; i++) {
-		strcat(out, lines[i]);
+		size_t l = strlen(lines[i]);
+		memcpy(p, lines[i], l);
+		p += l;
 		free(lines[i]);
 	}
+	*p = 0;
 	free(lines);
+	free(idx);
 	return out;
 }
 
@@ -134,6 +158,7 @@ Test(convert, folded_equals_sorted_aggregation)
 	free(got2);
 	free(exp2);
 	free(in);
+	agg_free(&want);
 }
 
 static json_t *convert_json(const char *input, const char *minf)

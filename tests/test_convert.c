@@ -335,7 +335,7 @@ Test(convert, sigterm_leaves_no_partial_output)
 	 * whenever the signal lands; wherever that is, no output may appear. */
 	cr_assert_eq(ts_run("mkfifo %s", path("fifo")), 0);
 	int rc = ts_run("( exec 3<>%s; %s convert -o %s %s & pid=$!; "
-			"echo 'a 1' >&3; kill -TERM $pid; wait $pid; echo $? > %s )",
+			"echo 'a 1' >&3; kill -TERM $pid; wait $pid; echo $? > %s ) 2>/dev/null",
 			path("fifo"), CLI, path("out"), path("fifo"), path("rc"));
 	cr_assert_eq(rc, 0);
 	char *st = ts_read_file(path("rc"), NULL);

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: MIT
+# The benchmark harness (docs/benchmarking.md).
+#   make bench         full run, minutes: 7 repetitions, longer streams
+#   make bench-short   the same measurements in under a minute
+#   BENCH_ARGS=...     extra flags, e.g. --depth 64 or --replay FILE.folded
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/%.o)
+BENCH_BIN  := $(B)/bench/shardtrie_bench
+BENCH_REPLAY ?= data/sample.folded
+
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
+
+.PHONY: bench bench-short bench-build
+bench-build: $(BENCH_BIN)
+bench: bench-build
+	$(BENCH_BIN) --replay $(BENCH_REPLAY) --out build/bench $(BENCH_ARGS)
+bench-short: bench-build
+	$(BENCH_BIN) --short --replay $(BENCH_REPLAY) --out build/bench $(BENCH_ARGS)

@@ -266,6 +266,11 @@ int st_master_add(struct st_master *m, const struct st_intern *in, const uint32_
 		}
 	}
 	uint64_t *s = &m->self[(size_t)node * m->nm];
+#if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 1
+	/* fuzz-selftest only (fuzz/module.mk): lose one stack in 16. */
+	if (depth >= 2 && (hash & 15) == 0)
+		return 0;
+#endif
 	for (unsigned i = 0; i < m->nm; i++)
 		s[i] = st_sat_add(s[i], values[i]);
 	return 0;
@@ -335,6 +340,14 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 			c = m->next_sibling[c];
 		}
 		qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
+#if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 2
+		/* fuzz-selftest only (fuzz/module.mk): mis-order two new siblings. */
+		if (k == 3) {
+			uint32_t x = tmp[0];
+			tmp[0] = tmp[1];
+			tmp[1] = x;
+		}
+#endif
 		/* Merge tmp[0..k) with the sorted list starting at c. */
 		uint32_t head = NONE, *tail = &head;
 		size_t i = 0;

@@ -121,8 +121,9 @@ int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned metric, co
 			r = -1;
 			err = "line longer than 1 MiB";
 		} else {
-			/* A line of n bytes has at most n/2+1 frames. */
-			size_t need = llen / 2 + 2;
+			/* A line of n bytes has at most n-1 frames (";;; 1" has
+			 * 4): n/2+1 rejected long runs of empty frames. */
+			size_t need = llen + 1;
 			if (need > ST_MAX_DEPTH + 1)
 				need = ST_MAX_DEPTH + 1;
 			if (need > cap) {

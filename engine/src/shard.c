@@ -150,8 +150,8 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 		if (s->hash == hash) {
 			struct st_srec *r = s->rec;
 			if (ST_LIKELY(r->depth == depth &&
-				      memcmp(st_srec_frames(r, nm), frames,
-					     (size_t)depth * sizeof(*frames)) == 0)) {
+				      (!depth || memcmp(st_srec_frames(r, nm), frames,
+							(size_t)depth * sizeof(*frames)) == 0))) {
 				uint64_t *v = st_srec_values(r);
 				for (unsigned m = 0; m < nm; m++)
 					v[m] = st_sat_add(v[m], values[m]);
@@ -176,7 +176,8 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	r->pad_ = 0;
 	r->hash = hash;
 	memcpy(st_srec_values(r), values, nm * sizeof(uint64_t));
-	memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
+	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
+		memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
 	t->slots[i].hash = hash;
 	t->slots[i].rec = r;
 	t->count++;

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: MIT
+# Fuzzing (docs/testing.md).  Every fuzz/fuzz_<name>.c is a target; nothing
+# here lists them, so adding a target is adding a file (+ fuzz/corpus/<name>/).
+#
+#   make fuzz                 libFuzzer binaries   build/fuzz/fuzz_<name>
+#   make fuzz-run FUZZ_TIME=60   each target that long, FUZZ_JOBS at a time;
+#                             fails on crash, leak, timeout or mismatch and
+#                             keeps the input in build/fuzz/artifacts/<name>/
+#   make fuzz-replay          checked-in corpora through fuzz/standalone.c,
+#                             built with $(CC) in $(B) (part of `make test`)
+#   make fuzz-selftest        the engine with a planted bug must be caught
+#   make tsan                 the stress suite under ThreadSanitizer (advisory)
+#
+# Per-target hooks another area's fragment (or this one) may set:
+#   FUZZ_SRCS_<name>  extra .c files the target needs besides libshardtrie
+#   FUZZ_LIBS_<name>  extra -l flags        FUZZ_OPTS_<name>  libFuzzer flags
+#   FUZZ_TIME_<name>  seconds in fuzz-run (default FUZZ_TIME)
+
+FUZZ_TARGETS  := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_SUPPORT  := $(sort $(wildcard fuzz/support/*.c))
+FUZZ_LIBS     := -ljansson
+FUZZ_CC       ?= clang
+FUZZ_TIME     ?= 60
+FUZZ_JOBS     ?= 2
+FUZZ_TIMEOUT  ?= 25
+FUZZ_RSS_MB   ?= 2048
+# Seconds each planted bug may take to be caught before the selftest fails.
+FUZZ_SELFTEST_TIME ?= 120
+FUZZ_PLANTED  := 1 2
+FZ            := build/fuzz
+
+FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   := -std=c11 -O1 -g -fno-omit-frame-pointer -pthread $(WARN) $(FUZZ_SAN) \
+		 -fsanitize=fuzzer-no-link $(CFLAGS)
+FUZZ_CPPFLAGS := $(CPPFLAGS_ALL) -Ifuzz
+FUZZ_LDFLAGS  := -pthread -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS)
+
+FUZZ_ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(FZ)/%.o)
+FUZZ_SUPPORT_OBJS := $(FUZZ_SUPPORT:%.c=$(FZ)/%.o)
+
+.PHONY: fuzz fuzz-run fuzz-replay fuzz-selftest tsan
+fuzz: $(FUZZ_TARGETS:%=$(FZ)/fuzz_%)
+
+$(FZ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+
+# The replay objects use the normal $(B)/%.o rule, plus fuzz/ on the path.
+$(B)/fuzz/%.o: CPPFLAGS_ALL += -Ifuzz
+
+# fuzz_target_rules(name): the libFuzzer binary and the gcc replay binary.
+define fuzz_target_rules
+$(FZ)/fuzz_$(1): $(FZ)/fuzz/fuzz_$(1).o $(FUZZ_SUPPORT_OBJS) $(FUZZ_SRCS_$(1):%.c=$(FZ)/%.o) \
+		 $(FUZZ_ENGINE_OBJS)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $$@ $$^ $(FUZZ_LIBS) $(FUZZ_LIBS_$(1)) $(LIBS_ENGINE)
+
+$(B)/fuzz/replay_$(1): $(B)/fuzz/fuzz_$(1).o $(B)/fuzz/standalone.o \
+		       $(FUZZ_SUPPORT:%.c=$(B)/%.o) $(FUZZ_SRCS_$(1):%.c=$(B)/%.o) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB_A) $(FUZZ_LIBS) $(FUZZ_LIBS_$(1)) \
+		$(LIBS_ENGINE)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target_rules,$(t))))
+
+# ---------------------------------------------------------------- replay
+# `make test` runs this after the Criterion suites (TEST_EXTRA).
+TEST_EXTRA += fuzz-replay
+fuzz-replay: $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		if [ -d fuzz/corpus/$$t ]; then $(B)/fuzz/replay_$$t fuzz/corpus/$$t; \
+		else echo "fuzz-replay: $$t has no fuzz/corpus/$$t, skipped"; fi; \
+	done
+
+# ---------------------------------------------------------------- run
+# Each target gets its own log; new inputs go to build/fuzz/corpus/<name>
+# (the checked-in seeds are read, never written).
+fuzz-run: fuzz
+	@rm -rf $(FZ)/logs && mkdir -p $(FZ)/logs
+	@echo "fuzz-run: $(FUZZ_TARGETS) for $(FUZZ_TIME)s each, $(FUZZ_JOBS) at a time"
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) $(FUZZ_TARGETS:%=fuzz-run-%); st=$$?; \
+	echo "fuzz-run: $$(( $$(date +%s) - start ))s wall"; \
+	if [ $$st -ne 0 ]; then echo "fuzz-run: FAILED (logs in $(FZ)/logs, inputs in $(FZ)/artifacts)"; exit 1; fi; \
+	echo "fuzz-run: every target clean"
+
+fuzz-run-%: $(FZ)/fuzz_%
+	@mkdir -p $(FZ)/artifacts/$* $(FZ)/corpus/$* fuzz/corpus/$*
+	@log=$(FZ)/logs/$*.log; \
+	if $(FZ)/fuzz_$* -max_total_time=$(or $(FUZZ_TIME_$*),$(FUZZ_TIME)) \
+		-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
+		-artifact_prefix=$(FZ)/artifacts/$*/ $(FUZZ_OPTS_$*) \
+		$(FZ)/corpus/$* fuzz/corpus/$* >$$log 2>&1; then \
+		echo "fuzz: $* clean: $$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' $$log | grep -o '[0-9]*$$') execs, $$(ls $(FZ)/corpus/$* | wc -l) new inputs"; \
+	else \
+		echo "fuzz: $* FAILED"; grep -m3 -E '$(FZ_MISMATCH_RE)|ERROR:|SUMMARY:' $$log || true; \
+		tail -n 25 $$log | sed 's/^/  | /'; \
+		for a in $(FZ)/artifacts/$*/*; do [ -f "$$a" ] && \
+			echo "  reproduce: $(FZ)/fuzz_$* $$a   (or: make fuzz-replay-one T=$* F=$$a)"; done; \
+		exit 1; \
+	fi
+
+FZ_MISMATCH_RE := FUZZ-MISMATCH
+
+# Replay one input under the configured compiler: make fuzz-replay-one T=ops F=file
+.PHONY: fuzz-replay-one
+fuzz-replay-one: $(B)/fuzz/replay_$(T)
+	$(B)/fuzz/replay_$(T) $(F)
+
+# ---------------------------------------------------------------- selftest
+# The planted bugs (engine/src/master.c, #ifdef ST_PLANTED_BUG):
+#   1  st_master_add drops one stack's values (a stack whose hash & 15 == 0)
+#   2  st_master_sort leaves two new siblings in the wrong order
+# Each must make fuzz_ops report a mismatch within FUZZ_SELFTEST_TIME.
+FUZZ_ENGINE_OBJS_NO_MASTER := $(filter-out %/master.o,$(FUZZ_ENGINE_OBJS))
+
+define fuzz_planted_rules
+$(FZ)/planted-$(1)/master.o: engine/src/master.c
+	@mkdir -p $$(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -DST_PLANTED_BUG=$(1) -c $$< -o $$@
+
+$(FZ)/planted-$(1)/fuzz_ops: $(FZ)/fuzz/fuzz_ops.o $(FUZZ_SUPPORT_OBJS) \
+			     $(FZ)/planted-$(1)/master.o $(FUZZ_ENGINE_OBJS_NO_MASTER)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $$@ $$^ $(FUZZ_LIBS) $(LIBS_ENGINE)
+endef
+$(foreach n,$(FUZZ_PLANTED),$(eval $(call fuzz_planted_rules,$(n))))
+
+fuzz-selftest: $(FUZZ_PLANTED:%=$(FZ)/planted-%/fuzz_ops)
+	@set -e; for n in $(FUZZ_PLANTED); do \
+		d=$(FZ)/planted-$$n; rm -rf $$d/corpus $$d/artifacts; mkdir -p $$d/corpus $$d/artifacts; \
+		start=$$(date +%s); st=0; \
+		$$d/fuzz_ops -max_total_time=$(FUZZ_SELFTEST_TIME) -timeout=$(FUZZ_TIMEOUT) \
+			-artifact_prefix=$$d/artifacts/ $$d/corpus fuzz/corpus/ops >$$d/log 2>&1 || st=$$?; \
+		secs=$$(( $$(date +%s) - start )); \
+		if [ $$st -ne 0 ] && grep -q '$(FZ_MISMATCH_RE)' $$d/log; then \
+			echo "fuzz-selftest: planted bug $$n caught in $${secs}s: $$(grep -m1 '$(FZ_MISMATCH_RE)' $$d/log)"; \
+		else \
+			echo "fuzz-selftest: planted bug $$n NOT caught in $${secs}s (exit $$st), see $$d/log"; \
+			tail -n 20 $$d/log; exit 1; \
+		fi; \
+	done; echo "fuzz-selftest: every planted bug caught"
+
+# ---------------------------------------------------------------- tsan
+# Advisory (not in .ci/run): the concurrent suites under ThreadSanitizer.
+# liburcu is not instrumented; fuzz/tsan.supp says why each entry is there.
+TSAN_CC     ?= $(FUZZ_CC)
+TSAN_FILTER ?= stress/*
+tsan:
+	@$(MAKE) --no-print-directory SANITIZE=thread CC=$(TSAN_CC) test-build
+	TSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/tsan.supp second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+		build/san-thread/tests/shardtrie_tests --jobs 1 --filter '$(TSAN_FILTER)'

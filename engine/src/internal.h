@@ -86,6 +86,9 @@ void st_stab_destroy(struct st_stab *t);
 /* Add values to the stack's record, creating it.  Single writer.  0/-ENOMEM */
 int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 		uint64_t hash, const uint64_t *values);
+/* Cache hints for batched ingest: the slot, then the record, of `hash`. */
+void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash);
+void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth);
 /* Visit every record (merger, after a grace period). */
 typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
 void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg);

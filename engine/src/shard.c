@@ -184,6 +184,30 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	return 0;
 }
 
+/*
+ * Batched ingest (engine.c) hides the two dependent cache misses of a lookup
+ * (slot, then record) by touching the slots of a group of samples first and
+ * their records second, before adding any.  Both are pure hints: they change
+ * nothing and may name memory that a growing table has already moved.
+ */
+void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash)
+{
+	__builtin_prefetch(&t->slots[(hash ? hash : 1) & t->mask]);
+}
+
+void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth)
+{
+	if (!hash)
+		hash = 1;
+	const struct slot *s = &t->slots[hash & t->mask];
+	if (s->hash != hash)
+		return;
+	const char *p = (const char *)s->rec;
+	size_t n = sizeof(struct st_srec) + t->nm * sizeof(uint64_t) + (size_t)depth * 4;
+	for (size_t o = 0; o < n && o < 4 * ST_CACHELINE; o += ST_CACHELINE)
+		__builtin_prefetch(p + o);
+}
+
 void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg)
 {
 	if (!t->count)

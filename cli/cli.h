@@ -23,6 +23,7 @@
 #define EX_NOPERM_ 77
 
 int cmd_convert(int argc, char **argv);
+int cmd_record(int argc, char **argv); /* bpf/record.c (or bpf/record_stub.c) */
 
 /*
  * Output written atomically: to a temporary file beside the target, renamed

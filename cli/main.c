@@ -15,6 +15,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "convert", cmd_convert, "folded stacks -> folded/json (through the engine)" },
+	{ "record", cmd_record, "record cpu|io: BPF tracers straight into the engine" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * decode.h - the user side of the ring-buffer ABI, with no libbpf in it (the
+ * fuzz target builds it alone): validate and decode records, and turn an io
+ * record into frames the way ior does (see ../shared/docs/formats.md).
+ */
+#ifndef ST_BPF_DECODE_H
+#define ST_BPF_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../cpu/profile.h"
+#include "../io/iotrace.h"
+
+/* ------------------------------------------------------------ cpu */
+
+/* A validated profile sample: the record itself (it is 8-aligned in the ring)
+ * plus the usable stack lengths in entries (0 when the capture failed). */
+struct st_prof_rec {
+	const struct st_prof_sample *s;
+	unsigned nk, nu;
+};
+/* 0, or -EINVAL when `size` bytes at `data` are not a profile sample. */
+int st_prof_decode(const void *data, size_t size, struct st_prof_rec *out);
+
+/* ------------------------------------------------------------ io */
+
+struct st_io_rec {
+	struct st_io_event h; /* header, copied */
+	const char *path;     /* path bytes inside the record (not NUL-terminated) */
+	size_t path_len;
+};
+/* 0, or -EINVAL when the bytes are not an io record. */
+int st_io_decode(const void *data, size_t size, struct st_io_rec *out);
+
+/* "read", "openat", ... for an op; NULL when out of range. */
+const char *st_io_op_name(unsigned op);
+/* The tracepoint frame: "sys_enter_read" etc. (the pair is named by its enter). */
+const char *st_io_tracepoint_name(unsigned op);
+bool st_io_op_is_open(unsigned op);
+bool st_io_op_uses_fd(unsigned op);
+
+enum st_io_field { ST_IOF_COMM, ST_IOF_TRACEPOINT, ST_IOF_PATH, ST_IOF_PID, ST_IOF_TID, ST_IOF_FLAGS, ST_IOF_COUNT_ };
+#define ST_IO_DEFAULT_FIELDS "comm,tracepoint,path"
+
+/* Parse a --fields list: fills fields[0..*n).  Returns 0 or -EINVAL with a
+ * message in err (empty list, empty value, unknown field, duplicate field). */
+int st_io_fields_parse(const char *spec, unsigned char fields[ST_IOF_COUNT_], unsigned *n,
+		       char *err, size_t errlen);
+
+/* Metrics kept for every io node, in this order. */
+enum { ST_IOM_COUNT, ST_IOM_DURATION, ST_IOM_DURATION_TO_PREV, ST_IOM_BYTES, ST_IOM_N };
+extern const char *const st_io_metric_names[ST_IOM_N];  /* engine metric names */
+extern const char *const st_io_metric_units[ST_IOM_N];
+/* --metric NAME (count|duration|duration_to_prev|bytes, engine names accepted too)
+ * -> index, or -1. */
+int st_io_metric_from_name(const char *name);
+void st_io_values(const struct st_io_rec *r, uint64_t v[ST_IOM_N]);
+
+#define ST_IO_MAX_FRAMES 160
+struct st_io_frames {
+	size_t n;
+	const char *p[ST_IO_MAX_FRAMES];
+	size_t len[ST_IO_MAX_FRAMES];
+	char buf[1024]; /* pid/tid/flags/fd text */
+};
+/*
+ * Frames of one event: the fields in order, each value split on ';' (empty
+ * parts dropped), the path one frame per '/' component ("/a/b" -> "/a", "/b").
+ * path/path_len: the path to use (the record's, or one resolved from the fd);
+ * NULL = unknown, shown as "[fd N]" for fd calls.  Frames point into r,
+ * path and out->buf.
+ */
+void st_io_frames_build(const struct st_io_rec *r, const unsigned char *fields, unsigned nfields,
+			const char *path, size_t path_len, struct st_io_frames *out);
+
+/* "O_WRONLY|O_CREAT|O_TRUNC" for open flags into buf; returns its length. */
+size_t st_io_open_flags_str(uint64_t flags, char *buf, size_t n);
+
+#endif

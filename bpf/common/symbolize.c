@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbolize.c - kallsyms and ELF symbol tables, cached.
+ *
+ *   st_usyms (one per consumer thread)
+ *     procs[pid % NB] -> proc { pid, comm, maps[] sorted by start }
+ *                                      | map.bin
+ *     bins[hash(path) % NB] ---------> bin { syms[] sorted by addr, PT_LOAD[] }
+ *
+ * Invariants: a bin is loaded once per path and never changes; a proc's maps
+ * are replaced whole on refresh (the bins stay), so a name pointer handed out
+ * lives until st_usyms_free().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "symbolize.h"
+
+static const char unknown[] = "[unknown]";
+
+struct sym {
+	uint64_t addr, size;
+	const char *name;
+};
+
+static int sym_cmp(const void *a, const void *b)
+{
+	const struct sym *x = a, *y = b;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Last symbol with addr <= a, or NULL. */
+static const struct sym *sym_find(const struct sym *s, size_t n, uint64_t a)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s[mid].addr <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? &s[lo - 1] : NULL;
+}
+
+/* Names: ';' would split a folded frame, so it becomes ':' as in
+ * stackcollapse-perf.pl. */
+static char *name_dup(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = suffix ? strlen(suffix) : 0;
+	char *d = malloc(a + b + 1);
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < a; i++)
+		d[i] = s[i] == ';' ? ':' : s[i];
+	if (b)
+		memcpy(d + a, suffix, b);
+	d[a + b] = 0;
+	return d;
+}
+
+/* ------------------------------------------------------------ kernel */
+
+struct st_ksyms {
+	struct sym *s;
+	size_t n;
+};
+
+struct st_ksyms *st_ksyms_load(void)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	if (!f)
+		return NULL;
+	struct st_ksyms *k = calloc(1, sizeof(*k));
+	size_t cap = 0;
+	char line[512];
+	bool nonzero = false;
+	while (k && fgets(line, sizeof(line), f)) {
+		unsigned long long addr;
+		char type, name[256];
+		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
+			continue;
+		if (addr)
+			nonzero = true;
+		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+			continue;
+		if (k->n == cap) {
+			cap = cap ? cap * 2 : 65536;
+			struct sym *ns = realloc(k->s, cap * sizeof(*ns));
+			if (!ns)
+				goto nomem;
+			k->s = ns;
+		}
+		char *nm = name_dup(name, "_[k]");
+		if (!nm)
+			goto nomem;
+		k->s[k->n++] = (struct sym){ addr, 0, nm };
+	}
+	fclose(f);
+	if (!k)
+		return NULL;
+	if (!nonzero) {
+		st_ksyms_free(k);
+		errno = EPERM;
+		return NULL;
+	}
+	qsort(k->s, k->n, sizeof(*k->s), sym_cmp);
+	return k;
+nomem:
+	fclose(f);
+	st_ksyms_free(k);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void st_ksyms_free(struct st_ksyms *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		free((char *)k->s[i].name);
+	free(k->s);
+	free(k);
+}
+
+size_t st_ksyms_count(const struct st_ksyms *k)
+{
+	return k ? k->n : 0;
+}
+
+const char *st_ksyms_find(const struct st_ksyms *k, uint64_t addr)
+{
+	const struct sym *s = k ? sym_find(k->s, k->n, addr) : NULL;
+	return s ? s->name : "[unknown]_[k]";
+}
+
+/* ------------------------------------------------------------ user */
+
+#define NB 1024
+
+struct load {
+	uint64_t vaddr, off, filesz;
+};
+
+struct bin {
+	struct bin *next;
+	char *path;
+	char *module; /* "[basename]" */
+	struct sym *s;
+	size_t n;
+	struct load *ld;
+	size_t nld;
+};
+
+struct map {
+	uint64_t start, end, pgoff;
+	struct bin *bin; /* NULL: anonymous or special ([vdso] -> module only) */
+	const char *module;
+};
+
+struct proc {
+	struct proc *next;
+	uint32_t pid;
+	char comm[16];
+	struct map *m;
+	size_t n;
+	time_t refreshed;
+};
+
+struct st_usyms {
+	struct proc *procs[NB];
+	struct bin *bins[NB];
+	char *specials[8]; /* "[vdso]" & co, interned */
+	size_t nspecials;
+};
+
+static unsigned hash_str(const char *s)
+{
+	unsigned h = 2166136261u;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static void elf_symbols(Elf *elf, struct bin *b, size_t *cap)
+{
+	Elf_Scn *scn = NULL;
+	bool have_symtab = false;
+	while ((scn = elf_nextscn(elf, scn)))
+	{
+		GElf_Shdr sh;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			have_symtab = true;
+	}
+	scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type != (have_symtab ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		size_t cnt = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; d && i < cnt; i++) {
+			GElf_Sym sym;
+			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+			    !sym.st_value || sym.st_shndx == SHN_UNDEF)
+				continue;
+			const char *nm = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (!nm || !*nm)
+				continue;
+			if (b->n == *cap) {
+				*cap = *cap ? *cap * 2 : 256;
+				struct sym *ns = realloc(b->s, *cap * sizeof(*ns));
+				if (!ns)
+					return;
+				b->s = ns;
+			}
+			char *d2 = name_dup(nm, NULL);
+			if (!d2)
+				return;
+			b->s[b->n++] = (struct sym){ sym.st_value, sym.st_size, d2 };
+		}
+	}
+}
+
+static struct bin *bin_load(const char *path, uint32_t pid)
+{
+	struct bin *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->path = strdup(path);
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t bl = strlen(base);
+	b->module = malloc(bl + 3);
+	if (b->module) {
+		b->module[0] = '[';
+		memcpy(b->module + 1, base, bl);
+		memcpy(b->module + 1 + bl, "]", 2);
+		for (char *p = b->module; *p; p++)
+			if (*p == ';')
+				*p = ':';
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		/* Another mount namespace (a container): go through its root. */
+		char alt[PATH_MAX];
+		snprintf(alt, sizeof(alt), "/proc/%u/root%s", pid, path);
+		fd = open(alt, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return b;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (elf && elf_kind(elf) == ELF_K_ELF) {
+		size_t nph = 0, cap = 0;
+		if (elf_getphdrnum(elf, &nph) == 0 && nph) {
+			b->ld = calloc(nph, sizeof(*b->ld));
+			for (size_t i = 0; b->ld && i < nph; i++) {
+				GElf_Phdr ph;
+				if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
+					b->ld[b->nld++] = (struct load){ ph.p_vaddr, ph.p_offset, ph.p_filesz };
+			}
+		}
+		elf_symbols(elf, b, &cap);
+		if (b->n)
+			qsort(b->s, b->n, sizeof(*b->s), sym_cmp);
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return b;
+}
+
+static struct bin *bin_get(struct st_usyms *u, const char *path, uint32_t pid)
+{
+	unsigned h = hash_str(path) % NB;
+	for (struct bin *b = u->bins[h]; b; b = b->next)
+		if (!strcmp(b->path, path))
+			return b;
+	struct bin *b = bin_load(path, pid);
+	if (!b || !b->path) {
+		free(b);
+		return NULL;
+	}
+	b->next = u->bins[h];
+	u->bins[h] = b;
+	return b;
+}
+
+static const char *special(struct st_usyms *u, const char *name)
+{
+	for (size_t i = 0; i < u->nspecials; i++)
+		if (!strcmp(u->specials[i], name))
+			return u->specials[i];
+	if (u->nspecials == sizeof(u->specials) / sizeof(u->specials[0]))
+		return unknown;
+	char *d = name_dup(name, NULL);
+	if (!d)
+		return unknown;
+	u->specials[u->nspecials++] = d;
+	return d;
+}
+
+static void proc_refresh(struct st_usyms *u, struct proc *p)
+{
+	char fn[64], line[PATH_MAX + 128];
+	snprintf(fn, sizeof(fn), "/proc/%u/maps", p->pid);
+	free(p->m);
+	p->m = NULL;
+	p->n = 0;
+	p->refreshed = time(NULL);
+	FILE *f = fopen(fn, "re");
+	if (!f)
+		return;
+	size_t cap = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long s, e, off;
+		char perms[8];
+		int pos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &s, &e, perms, &off, &pos) != 4)
+			continue;
+		if (perms[2] != 'x')
+			continue;
+		char *name = line + pos;
+		while (*name == ' ')
+			name++;
+		name[strcspn(name, "\n")] = 0;
+		if (p->n == cap) {
+			cap = cap ? cap * 2 : 32;
+			struct map *nm = realloc(p->m, cap * sizeof(*nm));
+			if (!nm)
+				break;
+			p->m = nm;
+		}
+		struct map *m = &p->m[p->n++];
+		*m = (struct map){ s, e, off, NULL, unknown };
+		if (name[0] == '/') {
+			char *del = strstr(name, " (deleted)");
+			if (del)
+				*del = 0;
+			m->bin = bin_get(u, name, p->pid);
+			if (m->bin && m->bin->module)
+				m->module = m->bin->module;
+		} else if (name[0] == '[') {
+			m->module = special(u, name);
+		}
+	}
+	fclose(f);
+}
+
+struct st_usyms *st_usyms_new(void)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return NULL;
+	return calloc(1, sizeof(struct st_usyms));
+}
+
+void st_usyms_free(struct st_usyms *u)
+{
+	if (!u)
+		return;
+	for (int i = 0; i < NB; i++) {
+		for (struct proc *p = u->procs[i], *n; p; p = n) {
+			n = p->next;
+			free(p->m);
+			free(p);
+		}
+		for (struct bin *b = u->bins[i], *n; b; b = n) {
+			n = b->next;
+			for (size_t j = 0; j < b->n; j++)
+				free((char *)b->s[j].name);
+			free(b->s);
+			free(b->ld);
+			free(b->module);
+			free(b->path);
+			free(b);
+		}
+	}
+	for (size_t i = 0; i < u->nspecials; i++)
+		free(u->specials[i]);
+	free(u);
+}
+
+static const struct map *map_find(const struct proc *p, uint64_t a)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (a >= p->m[i].start && a < p->m[i].end)
+			return &p->m[i];
+	return NULL;
+}
+
+const char *st_usyms_find(struct st_usyms *u, uint32_t pid, const char *comm, uint64_t addr)
+{
+	struct proc *p;
+	for (p = u->procs[pid % NB]; p; p = p->next)
+		if (p->pid == pid)
+			break;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return unknown;
+		p->pid = pid;
+		memcpy(p->comm, comm, sizeof(p->comm));
+		p->next = u->procs[pid % NB];
+		u->procs[pid % NB] = p;
+		proc_refresh(u, p);
+	} else if (memcmp(p->comm, comm, sizeof(p->comm))) {
+		memcpy(p->comm, comm, sizeof(p->comm)); /* exec: new image */
+		proc_refresh(u, p);
+	}
+	const struct map *m = map_find(p, addr);
+	if (!m && p->refreshed != time(NULL)) {
+		proc_refresh(u, p); /* dlopen & co, at most once a second */
+		m = map_find(p, addr);
+	}
+	if (!m)
+		return unknown;
+	const struct bin *b = m->bin;
+	if (!b || !b->n)
+		return m->module;
+	uint64_t off = addr - m->start + m->pgoff, va = off;
+	for (size_t i = 0; i < b->nld; i++)
+		if (off >= b->ld[i].off && off < b->ld[i].off + b->ld[i].filesz) {
+			va = off - b->ld[i].off + b->ld[i].vaddr;
+			break;
+		}
+	const struct sym *s = sym_find(b->s, b->n, va);
+	if (!s || (s->size && va >= s->addr + s->size))
+		return m->module;
+	return s->name;
+}

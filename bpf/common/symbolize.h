@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbolize.h - addresses -> frame names for `record cpu`.
+ *
+ * Kernel: /proc/kallsyms loaded once, sorted, then read-only (shared by
+ * every consumer thread without locks); names carry the "_[k]" suffix.
+ * User: one st_usyms per consumer thread (no sharing, no locks): per pid the
+ * executable mappings of /proc/PID/maps, per binary its ELF symbol tables
+ * (.symtab, else .dynsym) through libelf.  Returned names stay valid until
+ * the cache is freed.  An address in a known file without a symbol is
+ * "[basename]" (as stackcollapse-perf.pl shows perf's [unknown]); anything
+ * else "[unknown]".
+ */
+#ifndef ST_BPF_SYMBOLIZE_H
+#define ST_BPF_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct st_ksyms;
+/* NULL and errno set (EPERM when addresses are hidden by kptr_restrict). */
+struct st_ksyms *st_ksyms_load(void);
+void st_ksyms_free(struct st_ksyms *k);
+/* "name_[k]", or "[unknown]_[k]" outside every symbol. */
+const char *st_ksyms_find(const struct st_ksyms *k, uint64_t addr);
+size_t st_ksyms_count(const struct st_ksyms *k);
+
+struct st_usyms;
+struct st_usyms *st_usyms_new(void);
+void st_usyms_free(struct st_usyms *u);
+/* comm: the sample's comm; a change (exec) makes the pid's maps re-read. */
+const char *st_usyms_find(struct st_usyms *u, uint32_t pid, const char *comm, uint64_t addr);
+
+#endif

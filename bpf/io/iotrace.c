@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iotrace.c - `shardtrie record io`: file I/O syscalls paired in
+ * iotrace.bpf.c, one record per pair through the per-CPU rings; each
+ * consumer thread builds the ior frames (--fields) and ingests the four
+ * counters (count, duration_ns, duration_to_prev_ns, bytes) into its writer;
+ * --metric picks the one exported.
+ *
+ * Paths: the call's filename, or the (pid, fd) table in BPF (filled by opens
+ * seen during the run).  An fd opened before the run (or dup'ed) misses
+ * there: the consumer reads /proc/PID/fd/N once, keeps it in a small per-
+ * thread cache and writes it back into the BPF table so every CPU sees it.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common/decode.h"
+#include "common/runner.h"
+#include "iotrace.skel.h"
+
+#define FD_CACHE 512
+#define FD_UNKNOWN UINT32_MAX
+
+struct fd_entry {
+	uint32_t pid;
+	int32_t fd;
+	uint32_t len; /* 0 = empty slot, FD_UNKNOWN = /proc had nothing */
+	char path[IO_PATH_MAX];
+};
+
+struct io_tool {
+	struct fd_entry cache[FD_CACHE];
+	struct st_io_frames fr;
+};
+
+/* Read-only while the consumers run. */
+static unsigned char io_fields[ST_IOF_COUNT_];
+static unsigned io_nfields;
+static int io_fds_map = -1;
+
+static void *io_tool_init(struct st_rec_consumer *c)
+{
+	(void)c;
+	return calloc(1, sizeof(struct io_tool));
+}
+
+static void io_tool_fini(struct st_rec_consumer *c)
+{
+	free(c->tool);
+}
+
+static struct fd_entry *fd_slot(struct io_tool *t, uint32_t pid, int32_t fd)
+{
+	return &t->cache[(pid * 2654435761u ^ (uint32_t)fd) % FD_CACHE];
+}
+
+/* The path of (pid, fd) from /proc, cached and written back to BPF. */
+static const struct fd_entry *fd_resolve(struct io_tool *t, uint32_t pid, int32_t fd)
+{
+	struct fd_entry *e = fd_slot(t, pid, fd);
+	if (e->len && e->pid == pid && e->fd == fd)
+		return e->len == FD_UNKNOWN ? NULL : e;
+	char fn[64];
+	snprintf(fn, sizeof(fn), "/proc/%u/fd/%d", pid, fd);
+	ssize_t n = readlink(fn, e->path, sizeof(e->path) - 1);
+	e->pid = pid;
+	e->fd = fd;
+	if (n <= 0) {
+		e->len = FD_UNKNOWN; /* until this fd is closed */
+		return NULL;
+	}
+	e->len = (uint32_t)n;
+	e->path[n] = 0;
+	if (io_fds_map >= 0) {
+		struct st_io_path v = { .len = (__u32)n };
+		memcpy(v.path, e->path, (size_t)n);
+		__u64 key = ((__u64)pid << 32) | (__u32)fd;
+		bpf_map_update_elem(io_fds_map, &key, &v, BPF_NOEXIST);
+	}
+	return e;
+}
+
+static int on_io(struct st_rec_consumer *c, const void *data, size_t size)
+{
+	struct io_tool *t = c->tool;
+	struct st_io_rec r;
+	if (st_io_decode(data, size, &r))
+		return -1;
+	if (!t || !c->w) {
+		c->failed++;
+		return 0;
+	}
+	const char *path = r.path;
+	size_t plen = r.path_len;
+	if (!path && r.h.fd >= 0) {
+		const struct fd_entry *e = fd_resolve(t, r.h.pid, r.h.fd);
+		if (e) {
+			path = e->path;
+			plen = e->len;
+		}
+	} else if (!path && st_io_op_is_open(r.h.op) && r.h.ret >= 0) {
+		/* The filename was not readable at enter: the new fd tells. */
+		const struct fd_entry *e = fd_resolve(t, r.h.pid, (int32_t)r.h.ret);
+		if (e) {
+			path = e->path;
+			plen = e->len;
+		}
+	}
+	if (r.h.op == IO_OP_CLOSE && r.h.fd >= 0) {
+		struct fd_entry *e = fd_slot(t, r.h.pid, r.h.fd);
+		if (e->pid == r.h.pid && e->fd == r.h.fd)
+			e->len = 0;
+	}
+	st_io_frames_build(&r, io_fields, io_nfields, path, plen, &t->fr);
+	uint64_t v[ST_IOM_N];
+	st_io_values(&r, v);
+	if (st_writer_ingest_strs(c->w, t->fr.p, t->fr.len, t->fr.n, v))
+		c->failed++;
+	return 0;
+}
+
+/* Tracepoints this kernel lacks are not loaded (older kernels: openat2...). */
+static void autoload_present(struct iotrace_bpf *skel)
+{
+	struct bpf_program *p;
+	bpf_object__for_each_program(p, skel->obj) {
+		const char *sec = bpf_program__section_name(p);
+		const char *tp = strncmp(sec, "tracepoint/", 11) == 0 ? sec + 11 : NULL;
+		if (!tp)
+			continue;
+		char fn[256];
+		snprintf(fn, sizeof(fn), "/sys/kernel/tracing/events/%s", tp);
+		if (access(fn, F_OK) != 0) {
+			snprintf(fn, sizeof(fn), "/sys/kernel/debug/tracing/events/%s", tp);
+			if (access(fn, F_OK) != 0)
+				bpf_program__set_autoload(p, false);
+		}
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
+		"                           [--metric count|duration|duration_to_prev|bytes]\n"
+		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [-v] [-- COMMAND...]\n"
+		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
+		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"
+		"enter and exit per thread in BPF and writes a flamegraph whose frames are\n"
+		"LIST (default comm,tracepoint,path; also pid, tid, flags; a path is one\n"
+		"frame per '/' component).  All four counters are kept; --metric picks\n"
+		"the one written (default count).  Without -p/COMMAND: every process\n"
+		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n");
+}
+
+static int selftest(void);
+
+int st_record_io(int argc, char **argv);
+int st_record_io(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "pid", required_argument, 0, 'p' },
+		{ "comm", required_argument, 0, 'c' },
+		{ "fields", required_argument, 0, 'f' },
+		{ "metric", required_argument, 0, 'm' },
+		{ "duration", required_argument, 0, 'd' },
+		{ "to", required_argument, 0, 't' },
+		{ "output", required_argument, 0, 'o' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ "selftest", no_argument, 0, 'S' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct st_rec_opts o = { .fmt = ST_FMT_FOLDED };
+	const char *fields = ST_IO_DEFAULT_FIELDS, *comm = NULL;
+	int metric = ST_IOM_COUNT;
+	char msg[256];
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:d:t:o:vh", lo, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'p': {
+			long p = strtol(optarg, &end, 10);
+			if (*end || p < 1 || p > 0x3fffffff) {
+				fprintf(stderr, "%s record io: -p wants a process id, got '%s'\n", st_prog, optarg);
+				return EX_USAGE_;
+			}
+			o.pid = (pid_t)p;
+			break;
+		}
+		case 'c':
+			comm = optarg;
+			if (!*comm || strlen(comm) >= IO_COMM_LEN) {
+				fprintf(stderr, "%s record io: --comm wants 1..15 characters (the kernel's comm), got '%s'\n",
+					st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'f': fields = optarg; break;
+		case 'm':
+			metric = st_io_metric_from_name(optarg);
+			if (metric < 0) {
+				fprintf(stderr, "%s record io: unknown --metric '%s' (known: count, duration, duration_to_prev, bytes)\n",
+					st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'd':
+			o.duration = st_rec_parse_seconds(optarg);
+			if (o.duration < 0) {
+				fprintf(stderr, "%s record io: -d wants a positive number of seconds, got '%s'\n",
+					st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 't':
+			o.fmt = st_cli_format(optarg);
+			if (o.fmt < 0)
+				return EX_USAGE_;
+			break;
+		case 'o': o.out = optarg; break;
+		case 'v': o.verbose = true; break;
+		case 'S': return selftest();
+		case 'h': usage(stdout); return EX_OK_;
+		default: usage(stderr); return EX_USAGE_;
+		}
+	}
+	if (st_io_fields_parse(fields, io_fields, &io_nfields, msg, sizeof(msg))) {
+		fprintf(stderr, "%s record io: --fields: %s\n", st_prog, msg);
+		return EX_USAGE_;
+	}
+	if (optind < argc)
+		o.cmd = argv + optind;
+	if (o.pid && o.cmd) {
+		fprintf(stderr, "%s record io: -p and COMMAND exclude each other\n", st_prog);
+		return EX_USAGE_;
+	}
+	if (o.pid && kill(o.pid, 0) != 0 && errno == ESRCH) {
+		fprintf(stderr, "%s record io: no process %d\n", st_prog, (int)o.pid);
+		return EX_NOINPUT_;
+	}
+	int rc = st_rec_preflight("record io", true);
+	if (rc)
+		return rc;
+	st_rec_libbpf_log(o.verbose);
+
+	struct st_rec rec;
+	struct iotrace_bpf *skel = NULL;
+	struct st_engine *e = NULL;
+	int err;
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nmetrics = ST_IOM_N;
+	for (int i = 0; i < ST_IOM_N; i++) {
+		so.metrics[i].name = st_io_metric_names[i];
+		so.metrics[i].unit = st_io_metric_units[i];
+	}
+	e = st_engine_create(&so);
+	if (!e || (err = st_rec_init(&rec, "record io", e))) {
+		fprintf(stderr, "%s record io: cannot set up: %s\n", st_prog, strerror(errno));
+		st_engine_destroy(e);
+		return EX_SOFTWARE_;
+	}
+	rec.tool_init = io_tool_init;
+	rec.tool_fini = io_tool_fini;
+	if (o.cmd && (err = st_rec_spawn(&rec, o.cmd))) {
+		fprintf(stderr, "%s record io: cannot start %s: %s\n", st_prog, o.cmd[0], strerror(-err));
+		rc = EX_SOFTWARE_;
+		goto cleanup;
+	}
+	skel = iotrace_bpf__open();
+	if (!skel) {
+		st_rec_explain("record io", "opening the BPF object", errno);
+		rc = EX_SOFTWARE_;
+		goto cleanup;
+	}
+	skel->rodata->st_self_tgid = (__u32)getpid();
+	skel->rodata->st_filter_tgids = o.pid || o.cmd;
+	if (comm) {
+		skel->rodata->filter_comm = true;
+		strncpy((char *)skel->rodata->targ_comm, comm, IO_COMM_LEN - 1);
+	}
+	bpf_program__set_autoload(skel->progs.st_on_fork, o.pid || o.cmd);
+	bpf_program__set_autoload(skel->progs.io_test, false);
+	autoload_present(skel);
+	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, ST_BPF_RING_BYTES))) {
+		st_rec_explain("record io", "creating ring buffers", err);
+		rc = EX_NOPERM_;
+		goto cleanup;
+	}
+	if ((err = iotrace_bpf__load(skel))) {
+		st_rec_explain("record io", "loading the BPF programs", err);
+		rc = EX_NOPERM_;
+		goto cleanup;
+	}
+	io_fds_map = bpf_map__fd(skel->maps.fds);
+	if ((err = st_rec_rings_install(&rec, skel->maps.st_rings)) ||
+	    (o.pid && (err = st_rec_follow(skel->maps.st_tgids, o.pid))) ||
+	    (rec.child && (err = st_rec_follow(skel->maps.st_tgids, rec.child)))) {
+		st_rec_explain("record io", "filling the maps", err);
+		rc = EX_SOFTWARE_;
+		goto cleanup;
+	}
+	if ((err = st_rec_start(&rec, on_io))) {
+		st_rec_explain("record io", "starting consumer threads", err);
+		rc = EX_SOFTWARE_;
+		goto cleanup;
+	}
+	if ((err = iotrace_bpf__attach(skel))) {
+		st_rec_explain("record io", "attaching the syscall tracepoints", err);
+		rc = EX_NOPERM_;
+		goto cleanup;
+	}
+	st_rec_wait(&rec, o.duration);
+	st_rec_quiesce(&skel->bss->st_stopped); /* counters final before the drain */
+	st_rec_stop(&rec);
+	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "events");
+	rc = st_rec_output(&rec, &o, (unsigned)metric);
+
+cleanup:
+	st_rec_fini(&rec);
+	io_fds_map = -1;
+	if (skel)
+		st_rec_detach_parallel(skel->skeleton);
+	iotrace_bpf__destroy(skel);
+	st_engine_destroy(e);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- selftest */
+
+struct st_events {
+	struct st_io_event ev[16];
+	char path[16][IO_PATH_MAX];
+	unsigned n, bad;
+};
+
+static int collect(void *ctx, void *data, size_t size)
+{
+	struct st_events *s = ctx;
+	struct st_io_rec r;
+	if (st_io_decode(data, size, &r) || s->n == 16) {
+		s->bad++;
+		return 0;
+	}
+	s->ev[s->n] = r.h;
+	if (r.path)
+		memcpy(s->path[s->n], r.path, r.path_len);
+	s->n++;
+	return 0;
+}
+
+static int test_call(struct iotrace_bpf *skel, int exit, unsigned tgid, unsigned tid, unsigned op,
+		     unsigned long long now, long long v)
+{
+	struct st_io_test_ctx in = { (__u64)exit, tgid, tid, op, now, (__u64)v };
+	LIBBPF_OPTS(bpf_test_run_opts, topts, .ctx_in = &in, .ctx_size_in = sizeof(in));
+	int err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.io_test), &topts);
+	return err ? -errno : (int)topts.retval;
+}
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		checks++;                                                                          \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "io-selftest: FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			failed++;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * BPF_PROG_TEST_RUN of the pairing code (raw_tp "io_test" calls the same
+ * io_enter()/io_exit() as the tracepoints, with synthetic ids and times).
+ */
+static int selftest(void)
+{
+	struct st_rec rec;
+	struct iotrace_bpf *skel = NULL;
+	struct ring_buffer *rb = NULL;
+	struct st_events got = { 0 };
+	int rc = EX_SOFTWARE_, err, checks = 0, failed = 0;
+	st_rec_libbpf_log(false);
+	if (st_rec_init(&rec, "record io", NULL))
+		return EX_SOFTWARE_;
+	skel = iotrace_bpf__open();
+	if (!skel) {
+		st_rec_explain("record io", "opening the BPF object", errno);
+		goto cleanup;
+	}
+	struct bpf_program *p;
+	bpf_object__for_each_program(p, skel->obj)
+		bpf_program__set_autoload(p, p == skel->progs.io_test);
+	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, 1 << 16)) ||
+	    (err = iotrace_bpf__load(skel)) ||
+	    (err = st_rec_rings_install(&rec, skel->maps.st_rings))) {
+		st_rec_explain("record io", "loading the BPF test program", err);
+		rc = EX_NOPERM_;
+		goto cleanup;
+	}
+	for (unsigned i = 0; i < rec.ncpu; i++) {
+		if (!rb)
+			rb = ring_buffer__new(rec.ring_fds[i], collect, &got, NULL);
+		else
+			ring_buffer__add(rb, rec.ring_fds[i], collect, &got);
+	}
+	if (!rb)
+		goto cleanup;
+	const unsigned TG = 50, T1 = 100, T2 = 200;
+	/* A path for (TG, fd 5), as an earlier open would have left it. */
+	struct st_io_path pv = { .len = 6 };
+	memcpy(pv.path, "/tmp/x", 6);
+	__u64 key = ((__u64)TG << 32) | 5u;
+	bpf_map_update_elem(bpf_map__fd(skel->maps.fds), &key, &pv, BPF_ANY);
+
+	/* 1: enter+exit pair: duration, ret, fd path; no previous exit. */
+	test_call(skel, 0, TG, T1, IO_OP_READ, 1000, 5);
+	test_call(skel, 1, TG, T1, IO_OP_READ, 1500, 42);
+	/* 2: next call of the thread: gap since the previous exit. */
+	test_call(skel, 0, TG, T1, IO_OP_WRITE, 2000, 7);
+	test_call(skel, 1, TG, T1, IO_OP_WRITE, 2100, 3);
+	/* 3: exit without enter (another thread): unpaired, no record. */
+	test_call(skel, 1, TG, T2, IO_OP_READ, 2200, 1);
+	/* 4: enter read, exit write: mismatch, unpaired; the read then pairs. */
+	test_call(skel, 0, TG, T1, IO_OP_READ, 3000, 9);
+	test_call(skel, 1, TG, T1, IO_OP_WRITE, 3100, 1);
+	test_call(skel, 1, TG, T1, IO_OP_READ, 3300, 0);
+	/* 5: a second exit of the same call: unpaired. */
+	test_call(skel, 1, TG, T1, IO_OP_READ, 3400, 0);
+	/* 6: close of fd 5 removes it from the (pid, fd) table. */
+	test_call(skel, 0, TG, T1, IO_OP_CLOSE, 4000, 5);
+	test_call(skel, 1, TG, T1, IO_OP_CLOSE, 4010, 0);
+	/* 7: negative return: no bytes (checked on the user side). */
+	test_call(skel, 0, TG, T2, IO_OP_READ, 5000, 5);
+	test_call(skel, 1, TG, T2, IO_OP_READ, 5001, -9);
+	ring_buffer__consume(rb);
+
+	CHECK(got.bad == 0, "%u undecodable records", got.bad);
+	CHECK(got.n == 5, "%u records, want 5", got.n);
+	if (got.n == 5) {
+		struct st_io_event *e = got.ev;
+		CHECK(e[0].op == IO_OP_READ && e[0].dur_ns == 500 && e[0].gap_ns == 0 && e[0].ret == 42 &&
+			      e[0].pid == TG && e[0].tid == T1 && e[0].fd == 5,
+		      "pair 1: op %u dur %llu gap %llu ret %lld", e[0].op, (unsigned long long)e[0].dur_ns,
+		      (unsigned long long)e[0].gap_ns, (long long)e[0].ret);
+		CHECK(e[0].path_len == 6 && !memcmp(got.path[0], "/tmp/x", 6) && (e[0].eflags & IO_EF_PATH_FD),
+		      "pair 1 path '%.*s' eflags %u", (int)e[0].path_len, got.path[0], e[0].eflags);
+		CHECK(e[1].op == IO_OP_WRITE && e[1].dur_ns == 100 && e[1].gap_ns == 500 && e[1].ret == 3,
+		      "pair 2: dur %llu gap %llu", (unsigned long long)e[1].dur_ns, (unsigned long long)e[1].gap_ns);
+		CHECK(e[2].op == IO_OP_READ && e[2].dur_ns == 300 && e[2].gap_ns == 900,
+		      "pair 4: dur %llu gap %llu", (unsigned long long)e[2].dur_ns, (unsigned long long)e[2].gap_ns);
+		CHECK(e[3].op == IO_OP_CLOSE && e[3].dur_ns == 10 && e[3].path_len == 6,
+		      "close: op %u dur %llu path_len %u", e[3].op, (unsigned long long)e[3].dur_ns, e[3].path_len);
+		struct st_io_rec rr = { .h = e[4] };
+		uint64_t v[ST_IOM_N];
+		st_io_values(&rr, v);
+		CHECK(e[4].tid == T2 && e[4].ret == -9 && e[4].gap_ns == 0 && v[ST_IOM_BYTES] == 0 &&
+			      e[4].path_len == 0 && e[4].fd == 5,
+		      "pair 7: tid %u ret %lld gap %llu bytes %llu path_len %u", e[4].tid, (long long)e[4].ret,
+		      (unsigned long long)e[4].gap_ns, (unsigned long long)v[ST_IOM_BYTES], e[4].path_len);
+	}
+	struct st_io_path tmp;
+	CHECK(bpf_map_lookup_elem(bpf_map__fd(skel->maps.fds), &key, &tmp) != 0 && errno == ENOENT,
+	      "(pid, fd 5) still in the table after close");
+	__u64 unpaired = 0, events = 0;
+	for (unsigned i = 0; i < rec.ncpu; i++) {
+		unpaired += skel->bss->st_stats[i].unpaired;
+		events += skel->bss->st_stats[i].events;
+	}
+	CHECK(unpaired == 3 && events == 5, "unpaired %llu (want 3), events %llu (want 5)",
+	      (unsigned long long)unpaired, (unsigned long long)events);
+	printf("io-selftest: %d checks, %d failed\n", checks, failed);
+	rc = failed ? EX_SOFTWARE_ : EX_OK_;
+cleanup:
+	ring_buffer__free(rb);
+	st_rec_fini(&rec);
+	iotrace_bpf__destroy(skel);
+	return rc;
+}

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: MIT
+# bpf/: `shardtrie record cpu|io`, libbpf CO-RE tracers.  Each tool is a
+# triplet (x.bpf.c, x.c, x.h = the ABI); bpf/common/ holds what they share.
+#
+#   /sys/kernel/btf/vmlinux --bpftool btf dump--> $(B)/bpf/vmlinux.h
+#   bpf/T/x.bpf.c --clang -target bpf--> $(B)/bpf/T/x.bpf.o --bpftool gen skeleton--> x.skel.h
+#   bpf/T/x.c (includes x.skel.h) + bpf/common/*.c --> CLI_EXTRA_OBJS, -lbpf -lelf
+#
+# Without the toolchain (clang, bpftool, libbpf, libelf) or without kernel
+# BTF at build time the CLI still builds: `record` then says what was missing.
+BPF_CLANG ?= clang
+BPFTOOL   ?= $(firstword $(shell command -v bpftool 2>/dev/null) $(wildcard /usr/sbin/bpftool /sbin/bpftool))
+BPF_BTF   ?= /sys/kernel/btf/vmlinux
+BPF_ARCH  := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/riscv64/riscv/' -e 's/s390x/s390/')
+BPF_DIR   := $(B)/bpf
+
+BPF_MISSING :=
+ifeq ($(shell command -v $(BPF_CLANG) 2>/dev/null),)
+BPF_MISSING += clang
+endif
+ifeq ($(BPFTOOL),)
+BPF_MISSING += bpftool
+endif
+ifneq ($(shell pkg-config --exists libbpf libelf 2>/dev/null && echo ok),ok)
+BPF_MISSING += libbpf-dev/libelf-dev
+endif
+ifeq ($(wildcard $(BPF_BTF)),)
+BPF_MISSING += $(BPF_BTF)
+endif
+
+ifeq ($(strip $(BPF_MISSING)),)
+BPF_TOOLS     := cpu/profile io/iotrace
+BPF_SKELS     := $(BPF_TOOLS:%=$(BPF_DIR)/%.skel.h)
+BPF_USER_SRCS := $(sort $(wildcard bpf/common/*.c)) bpf/cpu/profile.c bpf/io/iotrace.c bpf/record.c
+BPF_USER_OBJS := $(BPF_USER_SRCS:%.c=$(B)/%.o)
+BPF_HDRS      := $(wildcard bpf/common/*.h bpf/cpu/*.h bpf/io/*.h)
+
+$(BPF_DIR)/vmlinux.h:
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file $(BPF_BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(BPF_DIR)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_DIR)/vmlinux.h
+	@mkdir -p $(@D)
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_DIR) -Wall -Werror -c $< -o $@
+
+$(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@.tmp && mv $@.tmp $@
+
+$(BPF_USER_OBJS): CPPFLAGS_ALL += -I$(BPF_DIR)/cpu -I$(BPF_DIR)/io -Ibpf -Icli
+$(BPF_USER_OBJS): $(BPF_SKELS)
+
+.SECONDARY: $(BPF_TOOLS:%=$(BPF_DIR)/%.bpf.o)
+
+CLI_EXTRA_OBJS += $(BPF_USER_OBJS)
+CLI_EXTRA_LIBS += $(shell pkg-config --libs libbpf libelf) -lz
+
+.PHONY: bpf
+bpf: $(BPF_SKELS)
+else
+$(B)/bpf/record_stub.o: CPPFLAGS_ALL += -Icli -DST_BPF_MISSING='"$(strip $(BPF_MISSING))"'
+CLI_EXTRA_OBJS += $(B)/bpf/record_stub.o
+.PHONY: bpf
+bpf:
+	@echo "bpf: not built, missing: $(strip $(BPF_MISSING))"
+endif

@@ -49,6 +49,13 @@ static const char *const vname[NVARIANTS] = { "engine", "engine_batch", "mutex",
 
 static const uint64_t one_value[1] = { 1 };
 
+static double cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -85,6 +92,7 @@ struct thr {
 	unsigned t;
 	pthread_t tid;
 	double t0, t1;
+	double c0, c1;              /* thread CPU time: robust to preemption */
 	uint64_t errors;
 	uint64_t sink;
 };
@@ -171,6 +179,7 @@ static void *worker(void *arg)
 			th->errors = W->samples * j->passes;
 	}
 	pthread_barrier_wait(&j->bar);
+	th->c0 = cpu_s();
 	th->t0 = now_s();
 	for (unsigned p = 0; p < j->passes; p++) {
 		switch (j->v) {
@@ -193,6 +202,7 @@ static void *worker(void *arg)
 		}
 	}
 	th->t1 = now_s();
+	th->c1 = cpu_s();
 	if (w)
 		st_writer_close(w);
 	if (atomic_fetch_sub(&j->running, 1) == 1 && j->stop_flag)
@@ -204,6 +214,7 @@ struct result {
 	double secs;      /* ingest span */
 	double e2e_secs;  /* ingest span + the final flush (engine) */
 	double flush_secs;
+	double cpu_secs;  /* summed over the ingest threads */
 	uint64_t samples;
 	uint64_t lost;
 	struct st_stats st;
@@ -212,6 +223,13 @@ struct result {
 static double mps(const struct result *r)
 {
 	return r->secs > 0 ? (double)r->samples / r->secs / 1e6 : 0;
+}
+
+/* Per CPU-second of the ingest threads: what one core does when it is not
+ * preempted (the machine is shared; wall-clock rates are the quoted ones). */
+static double mps_cpu(const struct result *r)
+{
+	return r->cpu_secs > 0 ? (double)r->samples / r->cpu_secs / 1e6 : 0;
 }
 
 static double mps_e2e(const struct result *r)
@@ -356,6 +374,7 @@ static void run_once(struct workload *W, enum variant v, unsigned nthreads, unsi
 		t0 = th[t].t0 < t0 ? th[t].t0 : t0;
 		t1 = th[t].t1 > t1 ? th[t].t1 : t1;
 		errors += th[t].errors;
+		res->cpu_secs += th[t].c1 - th[t].c0;
 	}
 	if (fl)
 		pthread_join(fl->tid, NULL);
@@ -446,6 +465,7 @@ struct cell {
 	double v[64];
 	size_t n;
 	double e2e[64];
+	double cpu[64];
 };
 /* cells[workload][variant][threads] */
 enum { W_HOT, W_COLD, W_STRINGS, W_REPLAY, NWL };
@@ -456,14 +476,15 @@ static void record(int wi, enum variant v, unsigned t, unsigned merge_ms, unsign
 		   const struct result *r, int timed)
 {
 	lost_total += r->lost;
-	fprintf(runs_csv, "%s,%s,%u,%u,%s%u,%" PRIu64 ",%.6f,%.6f,%.3f,%.3f,%" PRIu64 "\n",
+	fprintf(runs_csv, "%s,%s,%u,%u,%s%u,%" PRIu64 ",%.6f,%.6f,%.3f,%.3f,%.3f,%" PRIu64 "\n",
 		wlname[wi], vname[v], t, merge_ms, timed ? "" : "warmup", rep, r->samples, r->secs,
-		r->e2e_secs, mps(r), mps_e2e(r), r->lost);
+		r->e2e_secs, mps(r), mps_e2e(r), mps_cpu(r), r->lost);
 	if (!timed)
 		return;
 	struct cell *c = &cells[wi][v][t];
 	if (c->n < 64) {
 		c->e2e[c->n] = mps_e2e(r);
+		c->cpu[c->n] = mps_cpu(r);
 		c->v[c->n++] = mps(r);
 	}
 	if (r->lost)
@@ -476,6 +497,14 @@ static double cell_med(int wi, enum variant v, unsigned t)
 	struct cell *c = &cells[wi][v][t];
 	double tmp[64];
 	memcpy(tmp, c->v, c->n * sizeof(double));
+	return median(tmp, c->n);
+}
+
+static double cell_med_cpu(int wi, enum variant v, unsigned t)
+{
+	struct cell *c = &cells[wi][v][t];
+	double tmp[64];
+	memcpy(tmp, c->cpu, c->n * sizeof(double));
 	return median(tmp, c->n);
 }
 
@@ -522,6 +551,33 @@ static void scaling(int wi, struct workload *W, const enum variant *vs, size_t n
 		}
 		fprintf(stderr, "bench: %s rep %u/%u done\n", wlname[wi], rep, cfg.reps);
 	}
+}
+
+/* The table on stdout, and the medians as CSV when rc is not NULL. */
+static void print_table(FILE *rc)
+{
+	printf("\n%-8s %-13s %7s %10s %12s %10s %10s %9s\n", "workload", "variant", "threads",
+	       "Msamples/s", "M/s/thread", "e2e M/s", "M/cpu-s", "spread%");
+	for (int wi = 0; wi < NWL; wi++)
+		for (int v = 0; v < NVARIANTS; v++)
+			for (unsigned ti = 0; ti < ntcounts; ti++) {
+				unsigned t = tcounts[ti];
+				struct cell *ce = &cells[wi][v][t];
+				if (!ce->n)
+					continue;
+				double tmp[64];
+				memcpy(tmp, ce->v, ce->n * sizeof(double));
+				qsort(tmp, ce->n, sizeof(double), cmp_dbl);
+				double med = cell_med(wi, v, t), e2e = cell_med_e2e(wi, v, t);
+				double spread = med > 0 ? (tmp[ce->n - 1] - tmp[0]) / med * 100 : 0;
+				printf("%-8s %-13s %7u %10.2f %12.2f %10.2f %10.2f %9.1f\n",
+				       wlname[wi], vname[v], t, med, med / t, e2e,
+				       cell_med_cpu(wi, v, t), spread);
+				if (rc)
+					fprintf(rc, "%s,%s,%u,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+						wlname[wi], vname[v], t, ce->n, med, med / t, e2e,
+						cell_med_cpu(wi, v, t), tmp[0], tmp[ce->n - 1]);
+			}
 }
 
 /* ------------------------------------------------------------ memory */
@@ -636,7 +692,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fprintf(runs_csv, "workload,variant,threads,merge_ms,rep,samples,seconds,e2e_seconds,"
-			  "mps,mps_e2e,lost\n");
+			  "mps,mps_e2e,mps_per_cpu_s,lost\n");
 	double t_start = now_s();
 	fprintf(stderr, "bench: %s mode, %u CPUs, %u reps, depth %u\n",
 		cfg.short_mode ? "short" : "full", ncpu, cfg.reps, cfg.depth);
@@ -649,6 +705,10 @@ int main(int argc, char **argv)
 	}
 	static const enum variant all[] = { V_ENGINE, V_BATCH, V_MUTEX, V_FLOOR };
 	scaling(W_HOT, &hot, all, 4, 2 * N);
+	if (cfg.only && strcmp(cfg.only, "hot") == 0) {
+		print_table(NULL); /* profiling run: nothing else */
+		return lost_total ? 1 : 0;
+	}
 
 	/* ---- snapshot impact: merger every 10 ms vs idle, 1 writer,
 	 * interleaved; and publish latency with a flusher every 10 ms. */
@@ -753,27 +813,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fprintf(rc, "workload,variant,threads,reps,median_mps,median_mps_per_thread,"
-		    "median_mps_e2e,min_mps,max_mps\n");
-	printf("\n%-8s %-13s %7s %10s %12s %10s %9s\n", "workload", "variant", "threads",
-	       "Msamples/s", "M/s/thread", "e2e M/s", "spread%");
-	for (int wi = 0; wi < NWL; wi++)
-		for (int v = 0; v < NVARIANTS; v++)
-			for (unsigned ti = 0; ti < ntcounts; ti++) {
-				unsigned t = tcounts[ti];
-				struct cell *ce = &cells[wi][v][t];
-				if (!ce->n)
-					continue;
-				double tmp[64];
-				memcpy(tmp, ce->v, ce->n * sizeof(double));
-				qsort(tmp, ce->n, sizeof(double), cmp_dbl);
-				double med = cell_med(wi, v, t), e2e = cell_med_e2e(wi, v, t);
-				double spread = med > 0 ? (tmp[ce->n - 1] - tmp[0]) / med * 100 : 0;
-				printf("%-8s %-13s %7u %10.2f %12.2f %10.2f %9.1f\n", wlname[wi],
-				       vname[v], t, med, med / t, e2e, spread);
-				fprintf(rc, "%s,%s,%u,%zu,%.3f,%.3f,%.3f,%.3f,%.3f\n", wlname[wi],
-					vname[v], t, ce->n, med, med / t, e2e, tmp[0],
-					tmp[ce->n - 1]);
-			}
+		    "median_mps_e2e,median_mps_per_cpu_s,min_mps,max_mps\n");
+	print_table(rc);
 	fclose(rc);
 	fprintf(dat, "threads");
 	for (int v = 0; v < NVARIANTS; v++)

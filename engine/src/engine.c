@@ -441,6 +441,7 @@ static uint64_t publish_locked(struct st_engine *e)
 	struct st_snap *s = st_snap_build(e, &v, e->version + 1, e->generation);
 	if (!s)
 		return 0;
+	st_master_order_done(e->master);
 	e->version++;
 	st_snap_publish(e, s);
 	return e->version;
@@ -597,6 +598,7 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->snap = st_snap_build(e, &v, 1, 0);
 	if (!e->snap)
 		goto fail;
+	st_master_order_done(e->master);
 	e->version = 1;
 	atomic_store(&e->pub_version, 1);
 

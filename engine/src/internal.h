@@ -134,8 +134,17 @@ struct st_master_view {
 	unsigned nm;
 	const uint32_t *frame, *parent, *first_child, *next_sibling;
 	const uint64_t *self; /* n * nm, node-major */
+	/* Shape: changes whenever a node is added, lists are re-sorted, the
+	 * trie is cleared or compacted.  order[0..n) is master-owned scratch
+	 * for the snapshot builder (snapshot index -> master node); it still
+	 * holds the last build's mapping when order_valid. */
+	uint64_t shape;
+	uint32_t *order;
+	bool order_valid;
 };
 void st_master_view(const struct st_master *m, struct st_master_view *v);
+/* The snapshot just built from the view filled `order` for this shape. */
+void st_master_order_done(struct st_master *m);
 
 /* ---- snapshot.c */
 struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,

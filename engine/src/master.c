@@ -54,6 +54,9 @@ struct st_master {
 	size_t ndirty, dcap;
 	struct lcache *lc;
 	size_t lcmask;
+	uint64_t shape;       /* bumped by every structural change */
+	uint64_t order_shape; /* shape `order` was filled for (0 = none) */
+	uint32_t *order;      /* capn entries, snapshot builder scratch */
 };
 
 static inline uint64_t mix(uint32_t parent, uint32_t frame)
@@ -96,6 +99,10 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 	if (!p)
 		return -ENOMEM;
 	m->flags = p;
+	p = st_realloc(m->order, (size_t)capn * sizeof(uint32_t));
+	if (!p)
+		return -ENOMEM;
+	m->order = p;
 	/* Only now are all arrays at least capn long. */
 	m->capn = capn;
 	return 0;
@@ -140,6 +147,7 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	}
 	lcache_reset(m);
 	add_root(m);
+	m->shape = 1;
 	return m;
 }
 
@@ -156,6 +164,7 @@ void st_master_destroy(struct st_master *m)
 	st_free(m->edges);
 	st_free(m->dirty);
 	st_free(m->lc);
+	st_free(m->order);
 	st_free(m);
 }
 
@@ -165,6 +174,7 @@ void st_master_clear(struct st_master *m)
 	lcache_reset(m);
 	m->ndirty = 0;
 	add_root(m);
+	m->shape++;
 }
 
 static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame)
@@ -202,6 +212,7 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
 		m->flags[parent] |= F_DIRTY;
 	}
 	uint32_t c = m->n++;
+	m->shape++;
 	m->frame[c] = frame;
 	m->parent[c] = parent;
 	m->first_child[c] = NONE;
@@ -283,7 +294,7 @@ uint32_t st_master_nodes(const struct st_master *m)
 
 size_t st_master_memory(const struct st_master *m)
 {
-	return sizeof(*m) + (size_t)m->capn * (4 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
+	return sizeof(*m) + (size_t)m->capn * (5 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
 	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t) +
 	       (m->lcmask + 1) * sizeof(struct lcache);
 }
@@ -297,6 +308,14 @@ void st_master_view(const struct st_master *m, struct st_master_view *v)
 	v->first_child = m->first_child;
 	v->next_sibling = m->next_sibling;
 	v->self = m->self;
+	v->shape = m->shape;
+	v->order = m->order;
+	v->order_valid = m->order_shape == m->shape;
+}
+
+void st_master_order_done(struct st_master *m)
+{
+	m->order_shape = m->shape;
 }
 
 /* ------------------------------------------------------------ sorting */
@@ -367,6 +386,8 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 		m->first_child[p] = head;
 		m->flags[p] &= (uint8_t)~F_DIRTY;
 	}
+	if (m->ndirty)
+		m->shape++;
 	m->ndirty = 0;
 	st_free(tmp);
 	return 0;
@@ -436,10 +457,12 @@ uint64_t st_master_apply_cap(struct st_master *m)
 			map[i] = c;
 	}
 	folded = n - nw->n;
-	/* Swap the compacted trie in. */
+	/* Swap the compacted trie in; it is a new shape. */
 	struct st_master tmpm = *m;
 	*m = *nw;
 	*nw = tmpm;
+	m->shape = tmpm.shape + 1;
+	m->order_shape = 0;
 out_free_new:
 	st_master_destroy(nw);
 	nw = NULL;

@@ -33,6 +33,7 @@ struct st_snap {
 	atomic_long refs;
 	struct st_engine *e;
 	uint64_t version, generation;
+	uint64_t shape; /* master shape it was built from */
 	uint32_t n;
 	unsigned nm;
 	size_t mem;
@@ -52,11 +53,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	struct st_snap *s = st_malloc(bytes);
 	if (!s)
 		return NULL;
-	uint32_t *old_of = st_malloc((size_t)n * sizeof(uint32_t)); /* new -> master */
-	if (!old_of) {
-		st_free(s);
-		return NULL;
-	}
+	uint32_t *old_of = v->order; /* new -> master, master-owned scratch */
 	atomic_init(&s->refs, 1);
 	s->e = e;
 	s->version = version;
@@ -70,6 +67,20 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	s->nchild = s->first_child + n;
 	s->self = (uint64_t *)(s->data + u32s);
 	s->total = s->self + (size_t)n * nm;
+	s->shape = v->shape;
+
+	/* Same shape as the current snapshot (the steady state of a profile:
+	 * only counts changed): its structure arrays are this one's, and
+	 * old_of still maps them, so copy instead of walking the master's
+	 * sibling lists.  Caller holds merge_lock, the only writer of e->snap. */
+	const struct st_snap *prev = e->snap;
+	if (v->order_valid && prev && prev->shape == v->shape && prev->n == n && prev->nm == nm) {
+		memcpy(s->frame, prev->frame, (size_t)n * 4 * sizeof(uint32_t));
+		for (uint32_t i = 0; i < n; i++)
+			memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)old_of[i] * nm],
+			       nm * sizeof(uint64_t));
+		goto totals;
+	}
 
 	/* BFS: the output order is the queue. */
 	uint32_t tail = 1;
@@ -90,6 +101,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 		s->nchild[i] = k;
 		memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)o * nm], nm * sizeof(uint64_t));
 	}
+totals:
 	memcpy(s->total, s->self, (size_t)n * nm * sizeof(uint64_t));
 	/* Children come after their parent in BFS order. */
 	for (uint32_t i = n; i-- > 1;) {
@@ -98,7 +110,6 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 		for (unsigned k = 0; k < nm; k++)
 			pt[k] = st_sat_add(pt[k], ct[k]);
 	}
-	st_free(old_of);
 	return s;
 }
 

@@ -28,6 +28,12 @@ ifeq ($(wildcard $(BPF_BTF)),)
 BPF_MISSING += $(BPF_BTF)
 endif
 
+# The bundled CPU workload (tests, make demo): frame pointers, no inlining.
+$(BPF_DIR)/spin: bpf/testdata/spin.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
+$(B)/shardtrie: | $(BPF_DIR)/spin
+
 ifeq ($(strip $(BPF_MISSING)),)
 BPF_TOOLS     := cpu/profile io/iotrace
 BPF_SKELS     := $(BPF_TOOLS:%=$(BPF_DIR)/%.skel.h)
@@ -55,7 +61,7 @@ CLI_EXTRA_OBJS += $(BPF_USER_OBJS)
 CLI_EXTRA_LIBS += $(shell pkg-config --libs libbpf libelf) -lz
 
 .PHONY: bpf
-bpf: $(BPF_SKELS)
+bpf: $(BPF_SKELS) $(BPF_DIR)/spin
 else
 $(B)/bpf/record_stub.o: CPPFLAGS_ALL += -Icli -DST_BPF_MISSING='"$(strip $(BPF_MISSING))"'
 CLI_EXTRA_OBJS += $(B)/bpf/record_stub.o

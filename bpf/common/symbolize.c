@@ -191,6 +191,41 @@ static unsigned hash_str(const char *s)
 	return h;
 }
 
+static bool elf_has_symtab(Elf *elf)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			return true;
+	}
+	return false;
+}
+
+/* The GNU build-id as hex, for /usr/lib/debug/.build-id/xx/yyyy.debug. */
+static bool elf_build_id(Elf *elf, char *hex, size_t n)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		size_t off = 0, noff, doff;
+		GElf_Nhdr nh;
+		while (d && (off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
+			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+			    memcmp((char *)d->d_buf + noff, "GNU", 4) || nh.n_descsz * 2 + 1 > n)
+				continue;
+			const unsigned char *id = (const unsigned char *)d->d_buf + doff;
+			for (size_t i = 0; i < nh.n_descsz; i++)
+				snprintf(hex + 2 * i, 3, "%02x", id[i]);
+			return nh.n_descsz > 1;
+		}
+	}
+	return false;
+}
+
 static void elf_symbols(Elf *elf, struct bin *b, size_t *cap)
 {
 	Elf_Scn *scn = NULL;
@@ -271,7 +306,25 @@ static struct bin *bin_load(const char *path, uint32_t pid)
 					b->ld[b->nld++] = (struct load){ ph.p_vaddr, ph.p_offset, ph.p_filesz };
 			}
 		}
-		elf_symbols(elf, b, &cap);
+		char id[128];
+		int dfd = -1;
+		Elf *dbg = NULL;
+		if (!elf_has_symtab(elf) && elf_build_id(elf, id, sizeof(id))) {
+			/* Stripped: the detached debug file (Debian's -dbg packages). */
+			char fn[PATH_MAX];
+			snprintf(fn, sizeof(fn), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+			dfd = open(fn, O_RDONLY | O_CLOEXEC);
+			if (dfd >= 0)
+				dbg = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+		}
+		if (dbg && elf_kind(dbg) == ELF_K_ELF && elf_has_symtab(dbg))
+			elf_symbols(dbg, b, &cap);
+		else
+			elf_symbols(elf, b, &cap);
+		if (dbg)
+			elf_end(dbg);
+		if (dfd >= 0)
+			close(dfd);
 		if (b->n)
 			qsort(b->s, b->n, sizeof(*b->s), sym_cmp);
 	}

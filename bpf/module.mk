@@ -28,6 +28,9 @@ ifeq ($(wildcard $(BPF_BTF)),)
 BPF_MISSING += $(BPF_BTF)
 endif
 
+# fuzz/fuzz_ringbuf.c: the record decoder alone (no libbpf needed).
+FUZZ_SRCS_ringbuf := bpf/common/decode.c
+
 # The bundled CPU workload (tests, make demo): frame pointers, no inlining.
 $(BPF_DIR)/spin: bpf/testdata/spin.c
 	@mkdir -p $(@D)

@@ -83,12 +83,12 @@ static __always_inline struct st_io_event *reserve(void *ring, const struct st_i
 	if (len <= IO_PATH_SMALL) {
 		e = bpf_ringbuf_reserve(ring, IO_EVENT_HDR + IO_PATH_SMALL, 0);
 		if (e)
-			bpf_probe_read_kernel(e->path, IO_PATH_SMALL, src->path);
+			bpf_probe_read_kernel((char *)(e + 1), IO_PATH_SMALL, src->path);
 		return e;
 	}
 	e = bpf_ringbuf_reserve(ring, IO_EVENT_HDR + IO_PATH_MAX, 0);
 	if (e)
-		bpf_probe_read_kernel(e->path, IO_PATH_MAX, src->path);
+		bpf_probe_read_kernel((char *)(e + 1), IO_PATH_MAX, src->path);
 	return e;
 }
 

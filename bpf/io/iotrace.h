@@ -52,7 +52,7 @@ struct st_io_event {
 	__s32 fd;        /* fd argument (IO_EF_HAS_FD), or -1 */
 	__u32 eflags;    /* IO_EF_* */
 	char comm[IO_COMM_LEN];
-	char path[];
+	/* path bytes follow at IO_EVENT_HDR (see the top of this file) */
 };
 #define IO_EVENT_HDR ((unsigned)sizeof(struct st_io_event))
 

@@ -748,6 +748,10 @@ int main(int argc, char **argv)
 	/* Each cold run folds 1 M records in its final flush (seconds): the
 	 * short mode measures one thread only. */
 	scaling(W_COLD, &cold, cold_vs, 2, cfg.short_mode ? 1 : N);
+	if (cfg.only && strcmp(cfg.only, "cold") == 0) {
+		print_table(NULL);
+		return lost_total ? 1 : 0;
+	}
 
 	/* Memory and merge cost: cold, one writer, merger idle, so the single
 	 * final st_flush() folds all 1 M records and builds the snapshot. */
@@ -786,6 +790,10 @@ int main(int argc, char **argv)
 	}
 	static const enum variant str_vs[] = { V_ENGINE, V_MUTEX, V_FLOOR };
 	scaling(W_STRINGS, &str, str_vs, 3, N);
+	if (cfg.only && strcmp(cfg.only, "strings") == 0) {
+		print_table(NULL);
+		return lost_total ? 1 : 0;
+	}
 	size_t str_frames = str.ndict;
 	wl_free(&str);
 

@@ -24,6 +24,7 @@
 
 int cmd_convert(int argc, char **argv);
 int cmd_record(int argc, char **argv); /* bpf/record.c (or bpf/record_stub.c) */
+int cmd_diff(int argc, char **argv);
 
 /*
  * Output written atomically: to a temporary file beside the target, renamed
@@ -46,6 +47,25 @@ int st_cli_export(const struct st_snap *s, int format, const struct st_export_op
 
 /* Parse a format name for -t; prints the error and returns -1 if unknown. */
 int st_cli_format(const char *name);
+
+/*
+ * Output-format options shared by convert, diff and record (exportopts.c):
+ * put ST_CLI_EXPORT_LONGOPTS in the getopt_long table and hand unknown
+ * option codes to st_cli_export_opt(): 0 = taken, -1 = bad value (message
+ * printed), 1 = not an export option.
+ */
+#define ST_CLI_EXPORT_LONGOPTS                                           \
+	{ "max-nodes", required_argument, 0, 2000 },                      \
+	{ "title", required_argument, 0, 2001 },                          \
+	{ "width", required_argument, 0, 2002 },                          \
+	{ "minwidth", required_argument, 0, 2003 },                       \
+	{ "inverted", no_argument, 0, 2004 },                             \
+	{ "reverse", no_argument, 0, 2005 },                              \
+	{ "colors", required_argument, 0, 2006 },                         \
+	{ "sample-rate", required_argument, 0, 2007 },                    \
+	{ "units", required_argument, 0, 2008 },                          \
+	{ "name", required_argument, 0, 2009 }
+int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd);
 
 extern const char *st_prog;
 

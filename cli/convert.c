@@ -33,12 +33,16 @@ struct block {
 	size_t len;
 	uint64_t first_line; /* absolute line number of buf's first line */
 	const char *file;
+	const char *event; /* perf: the event filter in force, or NULL */
 	struct block *next;
 };
 
 struct job {
 	struct st_engine *e;
 	unsigned metric;
+	bool perf;                  /* -f perf (else folded) */
+	struct st_perf_opts popts;  /* perf options; event set per block */
+	char *event;                /* perf: first event seen (or --event-filter) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_items, cv_space;
 	struct block *head, *tail;
@@ -93,8 +97,15 @@ static void *worker(void *arg)
 			break;
 		if (!err) {
 			wa.cur = b;
-			err = st_folded_ingest(w, st_engine_nmetrics(j->e), j->metric, b->buf, b->len,
-					       on_bad_line, &wa, &st);
+			if (j->perf) {
+				struct st_perf_opts po = j->popts;
+				po.event = b->event;
+				err = st_perf_ingest(w, j->metric, &po, b->buf, b->len, on_bad_line,
+						     &wa, &st);
+			} else {
+				err = st_folded_ingest(w, st_engine_nmetrics(j->e), j->metric, b->buf,
+						       b->len, on_bad_line, &wa, &st);
+			}
 		}
 		free(b->buf);
 		free(b);
@@ -122,7 +133,16 @@ static void enqueue(struct job *j, char *buf, size_t len, uint64_t first_line, c
 		pthread_mutex_unlock(&j->mu);
 		return;
 	}
-	*b = (struct block){ buf, len, first_line, file, NULL };
+	if (j->perf && !j->event) {
+		/* The first event of the input is the default filter: fix it
+		 * before the block that holds it goes out (blocks before it have
+		 * no event, so the filter does not matter to them). */
+		const char *ev;
+		size_t evlen;
+		if (st_perf_first_event(buf, len, &ev, &evlen))
+			j->event = strndup(ev, evlen);
+	}
+	*b = (struct block){ buf, len, first_line, file, j->event, NULL };
 	pthread_mutex_lock(&j->mu);
 	while (j->queued >= j->max_queued)
 		pthread_cond_wait(&j->cv_space, &j->mu);
@@ -147,7 +167,8 @@ static uint64_t count_lines(const char *p, size_t n)
 	return c;
 }
 
-/* Read one input and queue it in blocks that end at a line boundary. */
+/* Read one input and queue it in blocks that end at a line boundary (perf:
+ * just after a blank line, where a sample ends, when the block has one). */
 static int read_input(struct job *j, int fd, const char *name)
 {
 	char *buf = malloc(BLOCK);
@@ -197,6 +218,11 @@ static int read_input(struct job *j, int fd, const char *name)
 				continue;
 			}
 			cut = (size_t)(nl + 1 - buf);
+			if (j->perf) {
+				size_t pc = st_perf_cut(buf, cut);
+				if (pc)
+					cut = pc;
+			}
 		}
 		if (cut) {
 			char *nb = malloc(BLOCK);
@@ -221,10 +247,16 @@ static int read_input(struct job *j, int fd, const char *name)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shardtrie convert [-f folded] [-t folded|json] [--metric NAME]\n"
+		"usage: shardtrie convert [-f folded|perf] [-t FORMAT] [--metric NAME]\n"
 		"                         [--min-fraction F] [--threads N] [--strict]\n"
-		"                         [-o FILE] [FILE...]\n"
-		"Reads folded stacks from FILEs (stdin when none, or '-'), merges them\n"
+		"                         [perf: --pid --tid --kernel --jit --all --addrs\n"
+		"                          --event-filter EV]  [output options] [-o FILE] [FILE...]\n"
+		"FORMAT: folded json flamebearer pprof speedscope d3 svg html\n"
+		"output options: --max-nodes N (flamebearer, -1 = all) --title T\n"
+		"  --width PX --minwidth PCT --inverted --reverse --colors PALETTE\n"
+		"  --sample-rate HZ --units U\n"
+		"Reads folded stacks or `perf script` text (-f perf, collapsed like\n"
+		"stackcollapse-perf.pl) from FILEs (stdin when none, or '-'), merges them\n"
 		"through the engine and writes one output (stdout unless -o; -o is\n"
 		"written atomically).  Malformed lines are reported as FILE:LINE and\n"
 		"skipped; --strict makes any of them an error (exit 65, no output).\n");
@@ -249,6 +281,14 @@ int cmd_convert(int argc, char **argv)
 		{ "min-fraction", required_argument, 0, 'F' },
 		{ "threads", required_argument, 0, 'j' },
 		{ "strict", no_argument, 0, 'S' },
+		{ "pid", no_argument, 0, 1000 },
+		{ "tid", no_argument, 0, 1001 },
+		{ "kernel", no_argument, 0, 1002 },
+		{ "jit", no_argument, 0, 1003 },
+		{ "all", no_argument, 0, 1004 },
+		{ "addrs", no_argument, 0, 1005 },
+		{ "event-filter", required_argument, 0, 1006 },
+		ST_CLI_EXPORT_LONGOPTS,
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -256,6 +296,11 @@ int cmd_convert(int argc, char **argv)
 	double minf = 0;
 	long threads = sysconf(_SC_NPROCESSORS_ONLN);
 	bool strict = false;
+	struct st_perf_opts po;
+	st_perf_opts_init(&po);
+	struct st_export_opts eo;
+	st_export_opts_init(&eo);
+	eo.max_nodes = -1;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:t:o:j:h", lo, NULL)) != -1) {
@@ -266,6 +311,13 @@ int cmd_convert(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'm': metric = optarg; break;
 		case 'S': strict = true; break;
+		case 1000: po.pid = true; break;
+		case 1001: po.tid = true; break;
+		case 1002: po.kernel = true; break;
+		case 1003: po.jit = true; break;
+		case 1004: po.kernel = po.jit = true; break;
+		case 1005: po.addrs = true; break;
+		case 1006: po.event = optarg; break;
 		case 'F':
 			minf = strtod(optarg, &end);
 			if (*end || end == optarg || !(minf >= 0 && minf <= 1)) {
@@ -282,11 +334,20 @@ int cmd_convert(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return EX_OK_;
-		default: usage(stderr); return EX_USAGE_;
+		default: {
+			int r = st_cli_export_opt(c, optarg, &eo, "convert");
+			if (r == 0)
+				break;
+			if (r > 0)
+				usage(stderr);
+			return EX_USAGE_;
+		}
 		}
 	}
-	if (strcmp(from, "folded") != 0) {
-		fprintf(stderr, "%s convert: unknown input format '%s' (known: folded)\n", st_prog, from);
+	bool perf = strcmp(from, "perf") == 0;
+	if (!perf && strcmp(from, "folded") != 0) {
+		fprintf(stderr, "%s convert: unknown input format '%s' (known: folded, perf)\n", st_prog,
+			from);
 		return EX_USAGE_;
 	}
 	int fmt = st_cli_format(to);
@@ -306,7 +367,10 @@ int cmd_convert(int argc, char **argv)
 		fprintf(stderr, "%s convert: cannot create engine: %s\n", st_prog, strerror(errno));
 		return EX_SOFTWARE_;
 	}
-	struct job j = { .e = e, .metric = 0, .max_queued = 2 * (unsigned)threads };
+	struct job j = { .e = e, .metric = 0, .max_queued = 2 * (unsigned)threads, .perf = perf,
+			 .popts = po };
+	if (perf && po.event && po.event[0])
+		j.event = strdup(po.event);
 	pthread_mutex_init(&j.mu, NULL);
 	pthread_cond_init(&j.cv_items, NULL);
 	pthread_cond_init(&j.cv_space, NULL);
@@ -368,14 +432,13 @@ int cmd_convert(int argc, char **argv)
 			rc = EX_SOFTWARE_;
 		} else {
 			struct st_snap *s = st_snap_acquire(e);
-			struct st_export_opts eo;
-			st_export_opts_init(&eo);
 			eo.min_fraction = minf;
 			rc = st_cli_export(s, fmt, &eo, out);
 			st_snap_release(s);
 		}
 	}
 	st_engine_destroy(e);
+	free(j.event);
 	pthread_mutex_destroy(&j.mu);
 	pthread_cond_destroy(&j.cv_items);
 	pthread_cond_destroy(&j.cv_space);

@@ -14,7 +14,8 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *help;
 } cmds[] = {
-	{ "convert", cmd_convert, "folded stacks -> folded/json (through the engine)" },
+	{ "convert", cmd_convert, "folded stacks or perf script -> any output format" },
+	{ "diff", cmd_diff, "two folded profiles -> differential flamebearer/folded/svg/html" },
 	{ "record", cmd_record, "record cpu|io: BPF tracers straight into the engine" },
 };
 

@@ -225,6 +225,12 @@ uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
 enum st_format {
 	ST_FMT_FOLDED = 0, /* "stack count" lines, sorted whole-line byte-wise */
 	ST_FMT_JSON,       /* ior LiveTrie {n,v,t,c} */
+	ST_FMT_FLAMEBEARER,/* Pyroscope v0.35 flamebearer JSON ("single") */
+	ST_FMT_PPROF,      /* gzip-compressed perftools.profiles.Profile */
+	ST_FMT_SPEEDSCOPE, /* speedscope "sampled" profile JSON */
+	ST_FMT_D3,         /* d3-flame-graph {name,value,children}, value inclusive */
+	ST_FMT_SVG,        /* interactive flamegraph.pl-style SVG */
+	ST_FMT_HTML,       /* one-file viewer: flamegraph, table, sandwich */
 	ST_FMT_COUNT_
 };
 
@@ -233,6 +239,23 @@ struct st_export_opts {
 	unsigned metric;       /* which metric to write */
 	double min_fraction;   /* json: prune t/root.t < min_fraction; 0 = keep all */
 	const char *title;     /* formats with a title; may be NULL */
+	/* --- formats issue: fields below are appended only. */
+	int64_t max_nodes;     /* flamebearer: keep the max_nodes largest, the
+				  rest of a parent's children -> "other";
+				  <= 0 = keep all (default -1) */
+	unsigned width;        /* svg: image width in px (default 1200) */
+	double minwidth;       /* svg/html: omit frames narrower than this
+				  percent of the total (default 0) */
+	int inverted;          /* svg/html: icicle, root at the top */
+	int reverse;           /* svg/html/folded-like: merge stacks from the leaf */
+	const char *colors;    /* svg/html palette: hot (default), mem, io, java,
+				  js, perl, red, green, blue, aqua, yellow,
+				  purple, orange */
+	const char *units;     /* flamebearer/pprof: NULL = from the metric */
+	uint32_t sample_rate;  /* flamebearer: sampleRate (default 100) */
+	const char *spy_name;  /* flamebearer: spyName (default "shardtrie") */
+	const char *app_name;  /* flamebearer metadata.name, speedscope name */
+	int normalize;         /* diff: scale BEFORE to AFTER's total */
 };
 void st_export_opts_init(struct st_export_opts *o);
 
@@ -243,6 +266,15 @@ const char *st_format_name(int fmt);
 /* Write snapshot `s` in format `fmt` to `out`.  Returns 0 or -errno (EIO
  * when the stream failed). */
 int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, FILE *out);
+
+/*
+ * Write the difference BEFORE -> AFTER (same metric index in both) in
+ * format fmt: ST_FMT_FLAMEBEARER (the "double" format), ST_FMT_FOLDED
+ * ("stack before after" lines, sorted), ST_FMT_SVG and ST_FMT_HTML (red =
+ * grew, blue = shrank).  Returns 0, -EINVAL for other formats, -errno.
+ */
+int st_export_diff(const struct st_snap *before, const struct st_snap *after, int fmt,
+		   const struct st_export_opts *o, FILE *out);
 
 /* ------------------------------------------------------------- testing */
 

@@ -11,6 +11,8 @@
 #ifndef SHARDTRIE_PARSE_H
 #define SHARDTRIE_PARSE_H
 
+#include <stdbool.h>
+
 #include "shardtrie.h"
 
 #ifdef __cplusplus
@@ -52,6 +54,51 @@ int st_folded_parse_line(const char *line, size_t len, const char **frames, size
 int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned metric,
 		     const char *buf, size_t len, st_parse_err_fn err, void *arg,
 		     struct st_parse_stats *st);
+
+/* ------------------------------------------------------------ perf script */
+
+/*
+ * `perf script` text, collapsed the way stackcollapse-perf.pl does it (see
+ * parse_perf.c for the exact rules): the output of the folded exporter is
+ * byte for byte the script's output for the same options.
+ */
+struct st_perf_opts {
+	size_t size;      /* sizeof(struct st_perf_opts) */
+	bool pid;         /* root frame comm-PID            (--pid) */
+	bool tid;         /* root frame comm-PID/TID        (--tid) */
+	bool kernel;      /* _[k] on kernel frames          (--kernel, --all) */
+	bool jit;         /* _[j] on /tmp/perf-N.map frames (--jit, --all) */
+	bool addrs;       /* "[module <addr>]" for unknown symbols (--addrs) */
+	const char *event; /* collapse only this event; NULL/"" = the first seen */
+};
+void st_perf_opts_init(struct st_perf_opts *o);
+
+/*
+ * The event of the first sample header in buf[0..len) (what the default
+ * filter becomes).  Returns 1 with ev and evlen pointing into buf, 0 if there
+ * is none.  Scanning blocks in order and taking the first hit is the same as
+ * scanning the whole input.
+ */
+int st_perf_first_event(const char *buf, size_t len, const char **ev, size_t *evlen);
+
+/*
+ * Length of the longest prefix of buf[0..len) that ends just after a blank
+ * line: the parser's state is empty there, so a block cut there parses the
+ * same on its own.  0 when buf has no blank line.
+ */
+size_t st_perf_cut(const char *buf, size_t len);
+
+/*
+ * Parse perf script text buf[0..len) (starting at a line start, normally at a
+ * sample boundary) into writer w, the sample period (1 when absent) as the
+ * value of metric `metric`.  As in stackcollapse-perf.pl a sample not ended
+ * by a blank line is dropped at the end of the buffer.  Unrecognised lines
+ * are reported through err and counted as malformed; samples of other events
+ * and comment/blank lines as skipped.  Returns 0 or -ENOMEM.
+ */
+int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
+		   const char *buf, size_t len, st_parse_err_fn err, void *arg,
+		   struct st_parse_stats *st);
 
 #ifdef __cplusplus
 }

@@ -16,12 +16,21 @@ static const struct {
 } formats[ST_FMT_COUNT_] = {
 	[ST_FMT_FOLDED] = { "folded", st_export_folded },
 	[ST_FMT_JSON] = { "json", st_export_json },
+	[ST_FMT_FLAMEBEARER] = { "flamebearer", st_export_flamebearer },
+	[ST_FMT_PPROF] = { "pprof", st_export_pprof },
+	[ST_FMT_SPEEDSCOPE] = { "speedscope", st_export_speedscope },
+	[ST_FMT_D3] = { "d3", st_export_d3 },
+	[ST_FMT_SVG] = { "svg", st_export_svg },
+	[ST_FMT_HTML] = { "html", st_export_html },
 };
 
 void st_export_opts_init(struct st_export_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->size = sizeof(*o);
+	o->max_nodes = -1;
+	o->width = 1200;
+	o->sample_rate = 100;
 }
 
 int st_format_from_name(const char *name)
@@ -44,6 +53,12 @@ int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, 
 		return -EINVAL;
 	if (!o) {
 		st_export_opts_init(&def);
+		o = &def;
+	} else if (o->size < sizeof(def)) {
+		/* Built against an older header: newer fields get defaults. */
+		st_export_opts_init(&def);
+		memcpy(&def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
+		def.size = sizeof(def);
 		o = &def;
 	}
 	if (o->metric >= st_snap_nmetrics(s))

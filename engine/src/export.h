@@ -35,4 +35,60 @@ int st_export_status(FILE *out);
 typedef int (*st_path_fn)(void *arg, uint32_t node, const char *path, size_t len);
 int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg);
 
+/* ---- export_tree.c: the aligned/reversible tree of the richer writers. */
+#include <stdbool.h>
+struct st_xnode {
+	const char *name;
+	size_t len;
+	uint32_t parent;       /* UINT32_MAX for the root */
+	uint32_t first, nkids; /* kids[first .. first+nkids), by name */
+	uint64_t self[2], total[2]; /* [0] = single/before, [1] = after */
+};
+struct st_xtree {
+	struct st_xnode *n;
+	size_t count, cap;
+	uint32_t *kids;
+	uint32_t *ht;
+	size_t htcap;
+};
+int st_xtree_init(struct st_xtree *t);
+uint32_t st_xtree_child(struct st_xtree *t, uint32_t parent, const char *name, size_t len);
+int st_xtree_add_snap(struct st_xtree *t, const struct st_snap *s, unsigned metric, int side,
+		      bool reverse);
+int st_xtree_finish(struct st_xtree *t);
+/* init + add a (side 0) + add b (side 1, may be NULL) + finish. */
+int st_xtree_build(struct st_xtree *t, const struct st_snap *a, const struct st_snap *b,
+		   unsigned metric, bool reverse);
+void st_xtree_free(struct st_xtree *t);
+/* Name -> index in first-seen order. */
+struct st_names {
+	uint32_t *ht; /* index into name[], UINT32_MAX empty */
+	size_t htcap;
+	const char **name;
+	size_t *len;
+	size_t n, cap;
+};
+int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out);
+void st_names_free(struct st_names *nm);
+/* The units string of o->metric (o->units wins). */
+const char *st_export_units(const struct st_snap *s, const struct st_export_opts *o);
+
+/* Writers over an xtree (diff = two sides). */
+int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct st_snap *s,
+			       const struct st_export_opts *o, FILE *out);
+int st_export_svg_tree(const struct st_xtree *t, bool diff, const struct st_export_opts *o,
+		       FILE *out);
+int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_export_opts *o,
+			FILE *out);
+
+int st_export_flamebearer(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+int st_export_speedscope(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+int st_export_d3(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+int st_export_html(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
+
+/* Write s[0..len) escaped for XML/HTML text and attribute values. */
+void st_xml_escape(FILE *out, const char *s, size_t len);
+
 #endif

@@ -64,6 +64,12 @@ static int cmp_lines(const void *a, const void *b, void *arg)
 	const char *y = sort_lines->buf + sort_lines->off[j];
 	size_t lx = sort_lines->off[i + 1] - sort_lines->off[i] - 1; /* without '\n' */
 	size_t ly = sort_lines->off[j + 1] - sort_lines->off[j] - 1;
+	/* Compare the stacks, not the " count" after them: Perl's
+	 * `sort keys %collapsed` (stackcollapse-*.pl) orders keys, and the two
+	 * differ when a frame holds a byte below ' ' ("a" < "a\tb" but
+	 * "a\tb 1" < "a 1"). Stacks are unique, so this is a total order. */
+	lx = (size_t)((const char *)memrchr(x, ' ', lx) - x);
+	ly = (size_t)((const char *)memrchr(y, ' ', ly) - y);
 	int c = memcmp(x, y, lx < ly ? lx : ly);
 	return c ? c : (lx > ly) - (lx < ly);
 }

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export_flamebearer.c - Pyroscope's flamebearer JSON (v0.35.1 server), the
+ * "single" format and the "double" (diff) format, plus st_export_diff().
+ *
+ *   levels[i] = bars of depth i, left to right, 4 numbers each
+ *               [x_delta, total, self, name_index]       (single)
+ *               [xL_d, totalL, selfL, xR_d, totalR, selfR, name_index]
+ *
+ * The Go server's algorithm, reproduced step for step so that the bytes of
+ * names[] and levels[] are the server's (docs: formats.md):
+ *   1. minVal = the max_nodes-th largest total (diff: of max(left, right)),
+ *      0 when max_nodes <= 0 or the tree is smaller.  The server finds it
+ *      with a DFS that skips subtrees below the heap minimum; totals shrink
+ *      downwards, so that is exactly the k-th largest of all totals.
+ *   2. LIFO walk from the root; a node's kept children (total >= minVal)
+ *      are pushed in name order, the sum of the others as one synthetic
+ *      "other" child (self = total = sum) pushed last, so popped first.
+ *   3. Each visited bar is PREPENDED to its level; we append and write the
+ *      level backwards, which is the same list.
+ *   4. names[] in first-visit order; the root's "" becomes "total" (any
+ *      other "" frame shares index 0, as in the server's name cache).
+ *   5. x of the first child = parent x + parent self, next children follow;
+ *      stored x is the gap since the previous bar's end in that level
+ *      (each side its own chain in the double format).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "export.h"
+
+#define OTHER UINT32_MAX
+
+static int cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x < y) - (x > y);
+}
+
+static uint64_t node_val(const struct st_xnode *x, bool diff)
+{
+	return diff && x->total[1] > x->total[0] ? x->total[1] : x->total[0];
+}
+
+static int min_value(const struct st_xtree *t, bool diff, int64_t max_nodes, uint64_t *out)
+{
+	*out = 0;
+	if (max_nodes <= 0 || t->count < (uint64_t)max_nodes)
+		return 0;
+	uint64_t *v = malloc(t->count * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->count; i++)
+		v[i] = node_val(&t->n[i], diff);
+	qsort(v, t->count, sizeof(*v), cmp_desc);
+	*out = v[max_nodes - 1];
+	free(v);
+	return 0;
+}
+
+struct level {
+	uint64_t *v; /* bars, stride 4 (single) or 7 (double), in visit order */
+	size_t n, cap;
+};
+
+struct ent {
+	uint32_t node; /* or OTHER */
+	uint32_t level;
+	uint64_t x[2];
+	uint64_t other[2];
+};
+
+int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct st_snap *s,
+			       const struct st_export_opts *o, FILE *out)
+{
+	const unsigned stride = diff ? 7 : 4;
+	struct st_names nm = { 0 };
+	struct level *lv = NULL;
+	size_t nlv = 0, lvcap = 0;
+	struct ent *st = NULL;
+	size_t sp = 0, scap = 0;
+	uint64_t minv, maxself = 0;
+	int rc = min_value(t, diff, o->max_nodes, &minv);
+	if (rc)
+		goto out;
+	scap = 1024;
+	st = malloc(scap * sizeof(*st));
+	if (!st) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	st[sp++] = (struct ent){ 0, 0, { 0, 0 }, { 0, 0 } };
+	while (sp) {
+		struct ent e = st[--sp];
+		const struct st_xnode *x = e.node == OTHER ? NULL : &t->n[e.node];
+		uint64_t tot[2], self[2];
+		const char *name;
+		size_t nlen;
+		if (x) {
+			if (node_val(x, diff) < minv)
+				continue;
+			tot[0] = x->total[0];
+			tot[1] = x->total[1];
+			self[0] = x->self[0];
+			self[1] = x->self[1];
+			name = x->name;
+			nlen = x->len;
+		} else {
+			tot[0] = self[0] = e.other[0];
+			tot[1] = self[1] = e.other[1];
+			name = "other";
+			nlen = 5;
+		}
+		uint32_t ni;
+		rc = st_names_get(&nm, name, nlen, &ni);
+		if (rc)
+			goto out;
+		if (e.level == nlv) {
+			if (nlv == lvcap) {
+				size_t nc = lvcap ? lvcap * 2 : 64;
+				struct level *nl = realloc(lv, nc * sizeof(*nl));
+				if (!nl) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				lv = nl;
+				lvcap = nc;
+			}
+			lv[nlv++] = (struct level){ 0 };
+		}
+		struct level *L = &lv[e.level];
+		if (L->n + stride > L->cap) {
+			size_t nc = L->cap ? L->cap * 2 : 64;
+			uint64_t *nv = realloc(L->v, nc * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			L->v = nv;
+			L->cap = nc;
+		}
+		uint64_t *b = L->v + L->n;
+		L->n += stride;
+		if (self[0] > maxself)
+			maxself = self[0];
+		if (diff && self[1] > maxself)
+			maxself = self[1];
+		if (diff) {
+			b[0] = e.x[0], b[1] = tot[0], b[2] = self[0];
+			b[3] = e.x[1], b[4] = tot[1], b[5] = self[1];
+			b[6] = ni;
+		} else {
+			b[0] = e.x[0], b[1] = tot[0], b[2] = self[0], b[3] = ni;
+		}
+		if (!x)
+			continue;
+		uint64_t xo[2] = { e.x[0] + self[0], e.x[1] + self[1] };
+		uint64_t oth[2] = { 0, 0 };
+		if (sp + x->nkids + 1 > scap) {
+			while (scap < sp + x->nkids + 1)
+				scap *= 2;
+			struct ent *ns = realloc(st, scap * sizeof(*ns));
+			if (!ns) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			st = ns;
+		}
+		for (uint32_t k = 0; k < x->nkids; k++) {
+			const struct st_xnode *c = &t->n[t->kids[x->first + k]];
+			if (node_val(c, diff) >= minv) {
+				st[sp++] = (struct ent){ t->kids[x->first + k], e.level + 1, { xo[0], xo[1] },
+							 { 0, 0 } };
+				xo[0] += c->total[0];
+				xo[1] += c->total[1];
+			} else {
+				oth[0] += c->total[0];
+				oth[1] += c->total[1];
+			}
+		}
+		if (oth[0] || oth[1])
+			st[sp++] = (struct ent){ OTHER, e.level + 1, { xo[0], xo[1] }, { oth[0], oth[1] } };
+	}
+
+	fputs("{\"version\":1,\"flamebearer\":{\"names\":[", out);
+	for (size_t i = 0; i < nm.n; i++) {
+		fputs(i ? ",\"" : "\"", out);
+		if (i == 0)
+			fputs("total", out);
+		else
+			st_json_escape(out, nm.name[i], nm.len[i]);
+		putc('"', out);
+	}
+	fputs("],\"levels\":[", out);
+	for (size_t l = 0; l < nlv; l++) {
+		fputs(l ? ",[" : "[", out);
+		uint64_t prev[2] = { 0, 0 };
+		bool firstv = true;
+		for (size_t j = lv[l].n; j >= stride; j -= stride) {
+			const uint64_t *b = lv[l].v + j - stride;
+			for (unsigned k = 0; k < stride; k++) {
+				uint64_t v = b[k];
+				if (k == 0 || (diff && k == 3)) {
+					unsigned side = k ? 1 : 0;
+					v = b[k] - prev[side];
+					prev[side] = b[k] + b[k + 1];
+				}
+				fprintf(out, firstv ? "%" PRIu64 : ",%" PRIu64, v);
+				firstv = false;
+			}
+		}
+		putc(']', out);
+	}
+	const struct st_xnode *root = &t->n[0];
+	uint64_t ticks = diff ? root->total[0] + root->total[1] : root->total[0];
+	fprintf(out, "],\"numTicks\":%" PRIu64 ",\"maxSelf\":%" PRIu64 "},\"metadata\":{\"format\":\"%s\",\"units\":\"",
+		ticks, maxself, diff ? "double" : "single");
+	const char *units = st_export_units(s, o);
+	st_json_escape(out, units, strlen(units));
+	fprintf(out, "\",\"sampleRate\":%" PRIu32 ",\"spyName\":\"", o->sample_rate);
+	const char *spy = o->spy_name ? o->spy_name : "shardtrie";
+	st_json_escape(out, spy, strlen(spy));
+	fputs("\",\"name\":\"", out);
+	const char *an = o->app_name ? o->app_name : o->title ? o->title : "shardtrie";
+	st_json_escape(out, an, strlen(an));
+	putc('"', out);
+	if (diff)
+		fprintf(out, ",\"leftTicks\":%" PRIu64 ",\"rightTicks\":%" PRIu64 "},\"leftTicks\":%" PRIu64
+			",\"rightTicks\":%" PRIu64 "}\n",
+			root->total[0], root->total[1], root->total[0], root->total[1]);
+	else
+		fputs("}}\n", out);
+out:
+	for (size_t l = 0; l < nlv; l++)
+		free(lv[l].v);
+	free(lv);
+	free(st);
+	free(nm.ht);
+	free(nm.name);
+	free(nm.len);
+	return rc;
+}
+
+int st_export_flamebearer(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
+{
+	struct st_xtree t;
+	int rc = st_xtree_build(&t, s, NULL, o->metric, false);
+	if (rc)
+		return rc;
+	rc = st_export_flamebearer_tree(&t, false, s, o, out);
+	st_xtree_free(&t);
+	return rc;
+}
+
+/* ------------------------------------------------------------ diff */
+
+struct dline {
+	size_t off, len; /* in buf, without '\n' */
+};
+
+static int cmp_dline(const void *a, const void *b, void *arg)
+{
+	const char *buf = arg;
+	const struct dline *x = a, *y = b;
+	int c = memcmp(buf + x->off, buf + y->off, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* "stack before after" for every node with a value on either side. */
+static int diff_folded(const struct st_xtree *t, FILE *out)
+{
+	char *buf = NULL, *path = NULL;
+	size_t blen = 0, bcap = 0, plen = 0, pcap = 0;
+	struct dline *ln = NULL;
+	size_t nl = 0, lcap = 0;
+	struct fr {
+		uint32_t node;
+		size_t plen;
+	} *stk = malloc(t->count * sizeof(*stk));
+	int rc = 0;
+	size_t sp = 0;
+	if (!stk)
+		return -ENOMEM;
+	stk[sp++] = (struct fr){ 0, 0 };
+	while (sp) {
+		struct fr f = stk[--sp];
+		const struct st_xnode *x = &t->n[f.node];
+		plen = f.plen;
+		if (f.node) {
+			size_t need = plen + 1 + x->len;
+			if (need > pcap) {
+				size_t nc = pcap ? pcap : 4096;
+				while (nc < need)
+					nc *= 2;
+				char *np = realloc(path, nc);
+				if (!np) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				path = np;
+				pcap = nc;
+			}
+			if (x->parent)
+				path[plen++] = ';';
+			memcpy(path + plen, x->name, x->len);
+			plen += x->len;
+			if (x->self[0] || x->self[1]) {
+				char num[48];
+				int n = snprintf(num, sizeof(num), " %" PRIu64 " %" PRIu64, x->self[0], x->self[1]);
+				if (blen + plen + (size_t)n > bcap) {
+					size_t nc = bcap ? bcap : 1 << 16;
+					while (nc < blen + plen + (size_t)n)
+						nc *= 2;
+					char *nb = realloc(buf, nc);
+					if (!nb) {
+						rc = -ENOMEM;
+						goto out;
+					}
+					buf = nb;
+					bcap = nc;
+				}
+				if (nl == lcap) {
+					size_t nc = lcap ? lcap * 2 : 1024;
+					struct dline *nd = realloc(ln, nc * sizeof(*nd));
+					if (!nd) {
+						rc = -ENOMEM;
+						goto out;
+					}
+					ln = nd;
+					lcap = nc;
+				}
+				ln[nl++] = (struct dline){ blen, plen + (size_t)n };
+				memcpy(buf + blen, path, plen);
+				memcpy(buf + blen + plen, num, (size_t)n);
+				blen += plen + (size_t)n;
+			}
+		}
+		for (uint32_t k = x->nkids; k-- > 0;)
+			stk[sp++] = (struct fr){ t->kids[x->first + k], plen };
+	}
+	if (nl)
+		qsort_r(ln, nl, sizeof(*ln), cmp_dline, buf);
+	for (size_t i = 0; i < nl; i++) {
+		fwrite(buf + ln[i].off, 1, ln[i].len, out);
+		putc('\n', out);
+	}
+out:
+	free(stk);
+	free(buf);
+	free(path);
+	free(ln);
+	return rc;
+}
+
+int st_export_diff(const struct st_snap *before, const struct st_snap *after, int fmt,
+		   const struct st_export_opts *o, FILE *out)
+{
+	struct st_export_opts def;
+	if (!o) {
+		st_export_opts_init(&def);
+		o = &def;
+	} else if (o->size < sizeof(def)) {
+		st_export_opts_init(&def);
+		memcpy(&def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
+		def.size = sizeof(def);
+		o = &def;
+	}
+	if (o->metric >= st_snap_nmetrics(before) || o->metric >= st_snap_nmetrics(after))
+		return -EINVAL;
+	if (fmt != ST_FMT_FLAMEBEARER && fmt != ST_FMT_FOLDED && fmt != ST_FMT_SVG &&
+	    fmt != ST_FMT_HTML)
+		return -EINVAL;
+	struct st_xtree t;
+	int rc = st_xtree_build(&t, before, after, o->metric, false);
+	if (rc)
+		return rc;
+	uint64_t t1 = t.n[0].total[0], t2 = t.n[0].total[1];
+	if (o->normalize && t1 != t2 && t1) {
+		/* difffolded.pl -n: each stack's before = int(before * T2 / T1). */
+		for (size_t i = 0; i < t.count; i++) {
+			unsigned __int128 v = (unsigned __int128)t.n[i].self[0] * t2 / t1;
+			t.n[i].self[0] = v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
+		}
+		rc = st_xtree_finish(&t);
+	}
+	if (!rc) {
+		switch (fmt) {
+		case ST_FMT_FLAMEBEARER:
+			rc = st_export_flamebearer_tree(&t, true, after, o, out);
+			break;
+		case ST_FMT_FOLDED:
+			rc = diff_folded(&t, out);
+			break;
+		case ST_FMT_SVG:
+			rc = st_export_svg_tree(&t, true, o, out);
+			break;
+		default:
+			rc = st_export_html_tree(&t, true, o, out);
+			break;
+		}
+	}
+	st_xtree_free(&t);
+	return rc ? rc : st_export_status(out);
+}

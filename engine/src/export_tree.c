@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export_tree.c - the private tree the richer writers (flamebearer, diff,
+ * svg, html, speedscope, d3, pprof) work on.
+ *
+ *   snapshot(s) --add (side 0/1, optionally reversed)--> st_xtree
+ *        node: name, self[2], total[2], kids [first, first+nkids) by name
+ *
+ * Why not the snapshot itself: a diff needs two trees aligned by name (a
+ * name on one side only gets an empty node on the other), and --reverse
+ * needs the stacks merged from the leaf; one structure serves all three.
+ * Invariants after st_xtree_finish():
+ *   1. node 0 is the root (name ""), a node's parent has a smaller index;
+ *   2. kids of a node are contiguous in t->kids and in name order (bytes,
+ *      shorter first on a common prefix), the snapshot's order;
+ *   3. total[s] = self[s] + sum of kids' total[s], saturating.
+ * Names point into the engine's interned strings (valid for its lifetime).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "export.h"
+
+static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
+{
+	return st_hash_bytes(name, len) * 0x9e3779b97f4a7c15ull ^ (parent + 0x632be59bd9b4e019ull);
+}
+
+static int ht_grow(struct st_xtree *t)
+{
+	size_t nc = t->htcap ? t->htcap * 2 : 1024;
+	uint32_t *nh = malloc(nc * sizeof(*nh));
+	if (!nh)
+		return -ENOMEM;
+	memset(nh, 0xff, nc * sizeof(*nh));
+	for (size_t i = 1; i < t->count; i++) {
+		const struct st_xnode *x = &t->n[i];
+		size_t h = key_hash(x->parent, x->name, x->len) & (nc - 1);
+		while (nh[h] != UINT32_MAX)
+			h = (h + 1) & (nc - 1);
+		nh[h] = (uint32_t)i;
+	}
+	free(t->ht);
+	t->ht = nh;
+	t->htcap = nc;
+	return 0;
+}
+
+int st_xtree_init(struct st_xtree *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->cap = 1024;
+	t->n = calloc(t->cap, sizeof(*t->n));
+	if (!t->n)
+		return -ENOMEM;
+	t->n[0] = (struct st_xnode){ .name = "", .parent = UINT32_MAX };
+	t->count = 1;
+	return ht_grow(t);
+}
+
+void st_xtree_free(struct st_xtree *t)
+{
+	free(t->n);
+	free(t->kids);
+	free(t->ht);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Child `name` of parent, created if missing; UINT32_MAX on ENOMEM. */
+uint32_t st_xtree_child(struct st_xtree *t, uint32_t parent, const char *name, size_t len)
+{
+	size_t h = key_hash(parent, name, len) & (t->htcap - 1);
+	for (uint32_t i; (i = t->ht[h]) != UINT32_MAX; h = (h + 1) & (t->htcap - 1)) {
+		const struct st_xnode *x = &t->n[i];
+		if (x->parent == parent && x->len == len && memcmp(x->name, name, len) == 0)
+			return i;
+	}
+	if (t->count >= UINT32_MAX - 1)
+		return UINT32_MAX;
+	if (t->count == t->cap) {
+		size_t nc = t->cap * 2;
+		struct st_xnode *nn = realloc(t->n, nc * sizeof(*nn));
+		if (!nn)
+			return UINT32_MAX;
+		t->n = nn;
+		t->cap = nc;
+	}
+	uint32_t id = (uint32_t)t->count++;
+	t->n[id] = (struct st_xnode){ .name = name, .len = len, .parent = parent };
+	t->ht[h] = id;
+	if (t->count * 2 > t->htcap && ht_grow(t))
+		return UINT32_MAX;
+	return id;
+}
+
+int st_xtree_add_snap(struct st_xtree *t, const struct st_snap *s, unsigned metric, int side,
+		      bool reverse)
+{
+	size_t nn = st_snap_node_count(s);
+	uint32_t *map = malloc(nn * sizeof(*map));
+	uint32_t *stack = malloc(nn * sizeof(*stack));
+	int rc = 0;
+	if (!map || !stack) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t sp = 0;
+	stack[sp++] = ST_NODE_ROOT;
+	map[ST_NODE_ROOT] = 0;
+	while (sp) {
+		uint32_t node = stack[--sp];
+		uint64_t v = st_snap_self(s, node, metric);
+		if (!reverse) {
+			if (node != ST_NODE_ROOT) {
+				size_t len;
+				const char *name = st_snap_name(s, node, &len);
+				uint32_t x = st_xtree_child(t, map[st_snap_parent(s, node)], name, len);
+				if (x == UINT32_MAX) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				map[node] = x;
+			}
+			t->n[map[node]].self[side] = st_sat_add(t->n[map[node]].self[side], v);
+		} else if (v) {
+			/* Leaf first: node, its parent, ... below the root. */
+			uint32_t x = 0;
+			for (uint32_t u = node; u != ST_NODE_ROOT; u = st_snap_parent(s, u)) {
+				size_t len;
+				const char *name = st_snap_name(s, u, &len);
+				x = st_xtree_child(t, x, name, len);
+				if (x == UINT32_MAX) {
+					rc = -ENOMEM;
+					goto out;
+				}
+			}
+			t->n[x].self[side] = st_sat_add(t->n[x].self[side], v);
+		}
+		uint32_t first, n = st_snap_children(s, node, &first);
+		for (uint32_t i = n; i-- > 0;)
+			stack[sp++] = first + i;
+	}
+out:
+	free(map);
+	free(stack);
+	return rc;
+}
+
+static const struct st_xtree *sort_tree;
+static int cmp_kids(const void *a, const void *b)
+{
+	const struct st_xnode *x = &sort_tree->n[*(const uint32_t *)a];
+	const struct st_xnode *y = &sort_tree->n[*(const uint32_t *)b];
+	int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+int st_xtree_finish(struct st_xtree *t)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		t->n[i].total[0] = t->n[i].self[0];
+		t->n[i].total[1] = t->n[i].self[1];
+		t->n[i].nkids = 0;
+	}
+	for (size_t i = t->count; i-- > 1;) {
+		struct st_xnode *x = &t->n[i], *p = &t->n[x->parent];
+		p->total[0] = st_sat_add(p->total[0], x->total[0]);
+		p->total[1] = st_sat_add(p->total[1], x->total[1]);
+		p->nkids++;
+	}
+	free(t->kids);
+	t->kids = malloc((t->count ? t->count : 1) * sizeof(*t->kids));
+	if (!t->kids)
+		return -ENOMEM;
+	uint32_t off = 0;
+	for (size_t i = 0; i < t->count; i++) {
+		t->n[i].first = off;
+		off += t->n[i].nkids;
+		t->n[i].nkids = 0;
+	}
+	for (size_t i = 1; i < t->count; i++) {
+		struct st_xnode *p = &t->n[t->n[i].parent];
+		t->kids[p->first + p->nkids++] = (uint32_t)i;
+	}
+	/* qsort without a context argument: the writers run one at a time
+	 * per thread in practice, but keep it safe with a lock. */
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&mu);
+	sort_tree = t;
+	for (size_t i = 0; i < t->count; i++)
+		if (t->n[i].nkids > 1)
+			qsort(t->kids + t->n[i].first, t->n[i].nkids, sizeof(uint32_t), cmp_kids);
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+
+int st_xtree_build(struct st_xtree *t, const struct st_snap *a, const struct st_snap *b,
+		   unsigned metric, bool reverse)
+{
+	int rc = st_xtree_init(t);
+	if (!rc && a)
+		rc = st_xtree_add_snap(t, a, metric, 0, reverse);
+	if (!rc && b)
+		rc = st_xtree_add_snap(t, b, metric, 1, reverse);
+	if (!rc)
+		rc = st_xtree_finish(t);
+	if (rc)
+		st_xtree_free(t);
+	return rc;
+}
+
+const char *st_export_units(const struct st_snap *s, const struct st_export_opts *o)
+{
+	if (o->units && o->units[0])
+		return o->units;
+	const struct st_metric_desc *d = st_engine_metric(st_snap_engine(s), o->metric);
+	return d && d->unit ? d->unit : "samples";
+}
+
+/* Distinct names in first-seen order (flamebearer names[], speedscope frames). */
+int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out)
+{
+	if ((nm->n + 1) * 2 > nm->htcap) {
+		size_t nc = nm->htcap ? nm->htcap * 2 : 256;
+		uint32_t *nh = malloc(nc * sizeof(*nh));
+		if (!nh)
+			return -ENOMEM;
+		memset(nh, 0xff, nc * sizeof(*nh));
+		for (size_t i = 0; i < nm->n; i++) {
+			size_t h = st_hash_bytes(nm->name[i], nm->len[i]) & (nc - 1);
+			while (nh[h] != UINT32_MAX)
+				h = (h + 1) & (nc - 1);
+			nh[h] = (uint32_t)i;
+		}
+		free(nm->ht);
+		nm->ht = nh;
+		nm->htcap = nc;
+	}
+	size_t h = st_hash_bytes(s, len) & (nm->htcap - 1);
+	for (uint32_t i; (i = nm->ht[h]) != UINT32_MAX; h = (h + 1) & (nm->htcap - 1))
+		if (nm->len[i] == len && memcmp(nm->name[i], s, len) == 0) {
+			*out = i;
+			return 0;
+		}
+	if (nm->n == nm->cap) {
+		size_t nc = nm->cap ? nm->cap * 2 : 256;
+		const char **a = realloc(nm->name, nc * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		nm->name = a;
+		size_t *b = realloc(nm->len, nc * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		nm->len = b;
+		nm->cap = nc;
+	}
+	nm->name[nm->n] = s;
+	nm->len[nm->n] = len;
+	nm->ht[h] = (uint32_t)nm->n;
+	*out = (uint32_t)nm->n++;
+	return 0;
+}
+
+void st_names_free(struct st_names *nm)
+{
+	free(nm->ht);
+	free(nm->name);
+	free(nm->len);
+	memset(nm, 0, sizeof(*nm));
+}

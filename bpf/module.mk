@@ -35,7 +35,11 @@ FUZZ_SRCS_ringbuf := bpf/common/decode.c
 $(BPF_DIR)/spin: bpf/testdata/spin.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
-$(B)/shardtrie: | $(BPF_DIR)/spin
+# Syscall load for the record io benchmark (docs/benchmarking.md).
+$(BPF_DIR)/sysflood: bpf/testdata/sysflood.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -pthread -o $@ $<
+$(B)/shardtrie: | $(BPF_DIR)/spin $(BPF_DIR)/sysflood
 
 ifeq ($(strip $(BPF_MISSING)),)
 BPF_TOOLS     := cpu/profile io/iotrace

@@ -31,6 +31,9 @@
 #include "runner.h"
 
 #define TRACEFS "/sys/kernel/tracing"
+/* Poll timeout: the most a record waits when its ring is below the
+ * wakeup threshold (st_wakeup_bytes). */
+#define ST_REC_POLL_MS 25
 #define TRACEFS_MAGIC_ 0x74726163
 
 static volatile sig_atomic_t got_signal;
@@ -199,7 +202,7 @@ static void *consumer_main(void *arg)
 	if (r->tool_init)
 		c->tool = r->tool_init(c);
 	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
-		int n = ring_buffer__poll(c->rb, 100);
+		int n = ring_buffer__poll(c->rb, ST_REC_POLL_MS);
 		if (n < 0 && n != -EINTR)
 			break;
 	}
@@ -208,6 +211,9 @@ static void *consumer_main(void *arg)
 		r->tool_fini(c);
 	st_writer_close(c->w);
 	c->w = NULL;
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+		c->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	return NULL;
 }
 
@@ -333,7 +339,7 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 		       const char *what)
 {
 	struct st_bpf_cpu_stats t = { 0 };
-	uint64_t records = 0, bad = 0, failed = 0;
+	uint64_t records = 0, bad = 0, failed = 0, cpu_ns = 0;
 	for (unsigned i = 0; i < r->ncpu; i++) {
 		t.events += stats[i].events;
 		t.rb_drops += stats[i].rb_drops;
@@ -343,6 +349,7 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 		records += r->cons[i].records;
 		bad += r->cons[i].bad;
 		failed += r->cons[i].failed;
+		cpu_ns += r->cons[i].cpu_ns;
 	}
 	uint64_t dropped = t.rb_drops + bad + failed;
 	if (dropped || verbose)
@@ -357,8 +364,9 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 		if (t.unpaired || t.path_fails)
 			fprintf(stderr, "%s %s: %llu exits without their enter (not events), %llu unreadable filenames\n",
 				st_prog, r->name, (unsigned long long)t.unpaired, (unsigned long long)t.path_fails);
-		fprintf(stderr, "%s %s: %llu records consumed by %u threads\n", st_prog, r->name,
-			(unsigned long long)records, r->ncpu);
+		fprintf(stderr, "%s %s: %llu records consumed by %u threads using %.3f s CPU: %.3f us/record\n",
+			st_prog, r->name, (unsigned long long)records, r->ncpu, (double)cpu_ns / 1e9,
+			records ? (double)cpu_ns / 1e3 / (double)records : 0.0);
 	}
 	return dropped;
 }

@@ -40,6 +40,7 @@ struct st_rec_consumer {
 	uint64_t records;  /* records handled */
 	uint64_t bad;      /* records that did not decode */
 	uint64_t failed;   /* ingest errors */
+	uint64_t cpu_ns;   /* the thread's CPU time (user + system), at its end */
 };
 
 /* Handle one record on consumer c's thread; return 0 (non-zero stops nothing,

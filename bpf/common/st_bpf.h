@@ -36,6 +36,11 @@ struct st_bpf_cpu_stats st_stats[ST_BPF_MAX_CPUS];
  * stop counting and emitting, so the counters are final before the drain. */
 bool st_stopped;
 
+/* Submit without waking the consumer until this much is waiting in the ring
+ * (then force a wakeup): one wakeup per batch instead of one per record.
+ * The consumer also polls with a timeout, so a quiet ring is still drained. */
+const volatile __u64 st_wakeup_bytes = 0;
+
 const volatile __u32 st_self_tgid = 0;
 const volatile bool st_filter_tgids = false;
 
@@ -59,6 +64,14 @@ static __always_inline void *st_ring(__u32 cpu)
 	if (cpu >= ST_BPF_MAX_CPUS)
 		cpu = ST_BPF_MAX_CPUS - 1;
 	return bpf_map_lookup_elem(&st_rings, &cpu);
+}
+
+static __always_inline __u64 st_submit_flags(void *ring)
+{
+	if (!st_wakeup_bytes)
+		return 0; /* adaptive: wake when the consumer has caught up */
+	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= st_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
 }
 
 /* Follow the traced processes across fork: a child of a followed tgid is

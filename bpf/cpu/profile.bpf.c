@@ -41,6 +41,6 @@ int do_sample(struct bpf_perf_event_data *ctx)
 		bpf_get_stack(ctx, s->ustack, sizeof(s->ustack), BPF_F_USER_STACK) : 0;
 	if (s->kstack_sz < 0 || s->ustack_sz < 0)
 		__sync_fetch_and_add(&st->stack_fails, 1);
-	bpf_ringbuf_submit(s, 0);
+	bpf_ringbuf_submit(s, st_submit_flags(ring));
 	return 0;
 }

@@ -32,6 +32,9 @@ struct cpu_tool {
 	char comm[PROFILE_COMM_LEN + 1];
 };
 
+/* Samples are ~2 KiB and rare (HZ x CPUs): a quarter of the io ring. */
+#define RING_BYTES (ST_BPF_RING_BYTES / 4)
+
 static struct st_ksyms *ksyms; /* read-only while consumers run */
 
 static void *cpu_tool_init(struct st_rec_consumer *c)
@@ -248,11 +251,12 @@ int st_record_cpu(int argc, char **argv)
 		goto cleanup;
 	}
 	skel->rodata->st_self_tgid = (__u32)getpid();
+	skel->rodata->st_wakeup_bytes = RING_BYTES / 8;
 	skel->rodata->st_filter_tgids = o.pid || o.cmd;
 	skel->rodata->kernel_stacks = !uonly;
 	skel->rodata->user_stacks = !konly;
 	bpf_program__set_autoload(skel->progs.st_on_fork, o.pid || o.cmd);
-	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, ST_BPF_RING_BYTES / 4))) {
+	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, RING_BYTES))) {
 		st_rec_explain("record cpu", "creating ring buffers", err);
 		rc = EX_NOPERM_;
 		goto cleanup;

@@ -140,7 +140,7 @@ static __noinline int io_exit(__u32 tgid, __u32 tid, __u32 op, __u64 now, __s64 
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		e->path_len = src ? (__u16)len : 0;
 		e->eflags = eflags;
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, st_submit_flags(ring));
 	}
 
 	/* Keep the (pid, fd) table in step with the process's fd table. */

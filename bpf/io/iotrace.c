@@ -27,6 +27,7 @@
 #include "common/runner.h"
 #include "iotrace.skel.h"
 
+#define RING_BYTES ST_BPF_RING_BYTES
 #define FD_CACHE 512
 #define FD_UNKNOWN UINT32_MAX
 
@@ -286,6 +287,7 @@ int st_record_io(int argc, char **argv)
 		goto cleanup;
 	}
 	skel->rodata->st_self_tgid = (__u32)getpid();
+	skel->rodata->st_wakeup_bytes = RING_BYTES / 8;
 	skel->rodata->st_filter_tgids = o.pid || o.cmd;
 	if (comm) {
 		skel->rodata->filter_comm = true;
@@ -294,7 +296,7 @@ int st_record_io(int argc, char **argv)
 	bpf_program__set_autoload(skel->progs.st_on_fork, o.pid || o.cmd);
 	bpf_program__set_autoload(skel->progs.io_test, false);
 	autoload_present(skel);
-	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, ST_BPF_RING_BYTES))) {
+	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, RING_BYTES))) {
 		st_rec_explain("record io", "creating ring buffers", err);
 		rc = EX_NOPERM_;
 		goto cleanup;

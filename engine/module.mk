@@ -4,6 +4,8 @@ ENGINE_SRCS := $(sort $(wildcard engine/src/*.c))
 ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(B)/%.o)
 LIB_A       := $(B)/libshardtrie.a
 LIB_SO      := $(B)/libshardtrie.so
+# export_pprof.c gzips its output.
+LIBS_ENGINE += -lz
 
 .PHONY: lib
 lib: $(LIB_A) $(LIB_SO)

@@ -88,6 +88,10 @@ int st_export_d3(const struct st_snap *s, const struct st_export_opts *o, FILE *
 int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
 int st_export_html(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
 
+/* The HTML viewer's script and style (export_html_viewer.c). */
+extern const char st_html_viewer_js[];
+extern const char st_html_viewer_css[];
+
 /* Write s[0..len) escaped for XML/HTML text and attribute values. */
 void st_xml_escape(FILE *out, const char *s, size_t len);
 

@@ -197,7 +197,7 @@ Test(bpf_record, cpu_shares_match_perf)
 	unsigned long long a, b, tot;
 	folded_share(f, "burn_a", &a, &tot);
 	folded_share(f, "burn_b", &b, &tot);
-	cr_assert(tot > 500, "only %llu samples", tot);
+	cr_assert(tot > 200, "only %llu samples (machine too busy?)", tot);
 	double sa = 100.0 * (double)a / (double)tot, sb = 100.0 * (double)b / (double)tot;
 	free(f);
 
@@ -217,7 +217,7 @@ Test(bpf_record, cpu_shares_match_perf)
 		cr_log_warn("perf record could not sample here (exit %d): comparing with the designed 75/25 split", rc);
 	}
 	/* Designed shares, looser: the loop and clock reads go to main. */
-	cr_expect(sa > 65 && sa < 85 && sb > 15 && sb < 32, "shares %.1f%% / %.1f%%, designed 75/25", sa, sb);
+	cr_expect(sa > 62 && sa < 88 && sb > 12 && sb < 35, "shares %.1f%% / %.1f%%, designed 75/25", sa, sb);
 	free(pt);
 	free(err);
 }

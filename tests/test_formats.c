@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_formats.c - input and output formats against goldens and real readers.
+ *
+ *   perf script  -> folded   goldens made by stackcollapse-perf.pl itself
+ *                            (tests/data/formats/perf-mixed.*.folded), every
+ *                            option; threaded blocks = one thread
+ *   flamebearer  single/double: the goldens of formats.md, the SimpleTree of
+ *                            the Pyroscope article, --max-nodes into "other"
+ *   diff         folded "stack before after", --normalize (difffolded -n)
+ *   pprof        read back by `go tool pprof -raw` (skipped without go)
+ *   speedscope, d3           exact small goldens
+ *   svg          well-formed XML (xmllint), untrusted names as text
+ *   html         headless Chromium: loads, zooms, searches (Matched: X%),
+ *                table with recursion counted once, no script injection
+ *                (skipped without chromium)
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shardtrie_parse.h"
+#include "support/support.h"
+
+#define CLI ST_TEST_CLI
+#define DATA ST_TEST_DATA "/formats"
+
+static char dir[256];
+
+static void setup(void)
+{
+	ts_tmpdir(dir, sizeof(dir));
+	cr_assert(dir[0], "mkdtemp failed");
+}
+
+static void teardown(void)
+{
+	ts_run("rm -rf '%s'", dir);
+}
+
+TestSuite(formats, .init = setup, .fini = teardown, .timeout = 120);
+
+static char *path(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *b = buf[k++ & 7];
+	snprintf(b, 512, "%s/%s", dir, name);
+	return b;
+}
+
+static void put(const char *name, const char *text)
+{
+	cr_assert_eq(ts_write_file(path(name), text, strlen(text)), 0);
+}
+
+static char *get(const char *p)
+{
+	size_t len;
+	char *s = ts_read_file(p, &len);
+	cr_assert(s, "missing %s", p);
+	return s;
+}
+
+static void expect_file(const char *got, const char *want)
+{
+	char *a = get(got), *b = get(want);
+	cr_expect_str_eq(a, b, "%s differs from %s", got, want);
+	free(a);
+	free(b);
+}
+
+static bool have(const char *tool)
+{
+	return ts_run("command -v %s >/dev/null 2>&1", tool) == 0;
+}
+
+/* ------------------------------------------------------------ perf */
+
+Test(formats, perf_matches_stackcollapse_perf_for_every_option)
+{
+	static const struct {
+		const char *opts, *golden;
+	} cases[] = {
+		{ "", "perf-mixed.folded" },
+		{ "--pid", "perf-mixed.pid.folded" },
+		{ "--tid", "perf-mixed.tid.folded" },
+		{ "--kernel", "perf-mixed.kernel.folded" },
+		{ "--jit", "perf-mixed.jit.folded" },
+		{ "--all", "perf-mixed.all.folded" },
+		{ "--addrs", "perf-mixed.addrs.folded" },
+		{ "--event-filter instructions", "perf-mixed.ev-instructions.folded" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(ts_run("%s convert -f perf %s -o %s %s/perf-mixed.txt 2>/dev/null", CLI,
+				    cases[i].opts, path("out"), DATA), 0, "%s", cases[i].opts);
+		char want[512];
+		snprintf(want, sizeof(want), "%s/%s", DATA, cases[i].golden);
+		expect_file(path("out"), want);
+	}
+}
+
+static void on_err(void *arg, uint64_t line, const char *msg)
+{
+	(*(int *)arg)++;
+	(void)line;
+	(void)msg;
+}
+
+Test(formats, perf_library_api)
+{
+	const char *text = "# comment\n"
+			   "app 10/11 [000] 1.0: 100 cycles:\n"
+			   "\t1 leaf+0x10 (/lib/x.so)\n"
+			   "\t2 [unknown] (/usr/lib/libfoo.so)\n"
+			   "\n"
+			   "app 10/11 [000] 1.1: 7 instructions:\n"
+			   "\t1 other (/lib/x.so)\n"
+			   "\n"
+			   "garbage\n"
+			   "app 10/11 [000] 1.2: 5 cycles:\n"
+			   "\t1 leaf (/lib/x.so)\n";
+	const char *ev;
+	size_t evlen;
+	cr_assert_eq(st_perf_first_event(text, strlen(text), &ev, &evlen), 1);
+	cr_assert_eq(evlen, 6);
+	cr_assert(!memcmp(ev, "cycles", 6));
+	/* The last blank line ends at "\n\n" after the instructions sample. */
+	size_t cut = st_perf_cut(text, strlen(text));
+	cr_assert(cut > 0 && text[cut - 1] == '\n' && text[cut - 2] == '\n');
+	cr_assert_str_eq(text + cut, "garbage\napp 10/11 [000] 1.2: 5 cycles:\n\t1 leaf (/lib/x.so)\n");
+
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	struct st_engine *e = st_engine_create(&so);
+	struct st_writer *w = st_writer_open(e);
+	struct st_perf_opts po;
+	st_perf_opts_init(&po);
+	po.tid = true;
+	struct st_parse_stats st = { 0 };
+	int errs = 0;
+	cr_assert_eq(st_perf_ingest(w, 0, &po, text, strlen(text), on_err, &errs, &st), 0);
+	st_writer_close(w);
+	cr_expect_eq(st.samples, 1); /* instructions filtered, last sample unterminated */
+	cr_expect_eq(st.malformed, 1);
+	cr_expect_eq(errs, 1);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_eq(st_export(s, ST_FMT_FOLDED, NULL, f), 0);
+	fclose(f);
+	cr_expect_str_eq(buf, "app-10/11;[libfoo.so];leaf 100\n");
+	free(buf);
+	st_snap_release(s);
+	st_engine_destroy(e);
+}
+
+Test(formats, perf_threaded_blocks_equal_one_thread)
+{
+	/* ~12 MB: several 4 MiB blocks, cut at blank lines. */
+	FILE *f = fopen(path("big.txt"), "w");
+	cr_assert(f);
+	const unsigned K = 60000;
+	for (unsigned i = 0; i < K; i++)
+		fprintf(f,
+			"worker %u/%u [%03u] %u.000001: 1000 cpu-clock:\n"
+			"\tffffffff81000001 do_work_%u+0x1 ([kernel.kallsyms])\n"
+			"\t7f0000000001 compute_%u (/usr/lib/libm.so.6)\n"
+			"\t7f0000000002 [unknown] (/usr/bin/worker)\n"
+			"\t7f0000000003 main (/usr/bin/worker)\n\n",
+			i % 7, i % 13, i % 4, i, i % 5, i % 11);
+	fclose(f);
+	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 1 -o %s %s", CLI, path("one"),
+			    path("big.txt")), 0);
+	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 4 -o %s %s", CLI, path("four"),
+			    path("big.txt")), 0);
+	expect_file(path("four"), path("one"));
+	char *out = get(path("one"));
+	/* compute_0 (i%11 == 0) and do_work_0 (i%5 == 0): i multiple of 55. */
+	cr_expect(strstr(out, "worker;main;[worker];compute_0;do_work_0_[k] 1091000\n"), "%.200s", out);
+	free(out);
+}
+
+/* ------------------------------------------------------------ flamebearer */
+
+Test(formats, flamebearer_golden_from_formats_md)
+{
+	put("in", "a;b 1\na;c 2\n");
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, path("out"), path("in")), 0);
+	char *s = get(path("out"));
+	cr_expect_str_eq(s, "{\"version\":1,\"flamebearer\":{\"names\":[\"total\",\"a\",\"c\",\"b\"],"
+			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,1,1,3,0,2,2,2]],\"numTicks\":3,\"maxSelf\":2},"
+			    "\"metadata\":{\"format\":\"single\",\"units\":\"samples\",\"sampleRate\":100,"
+			    "\"spyName\":\"shardtrie\",\"name\":\"shardtrie\"}}\n");
+	free(s);
+}
+
+Test(formats, flamebearer_simpletree_from_the_article)
+{
+	/* simpletree.folded = the article's SimpleTree decoded to stacks;
+	 * the golden holds its names/levels verbatim (609 ticks, maxSelf 493). */
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s/simpletree.folded", CLI, path("out"),
+			    DATA), 0);
+	char want[512];
+	snprintf(want, sizeof(want), "%s/simpletree.flamebearer.json", DATA);
+	expect_file(path("out"), want);
+	char *s = get(path("out"));
+	cr_expect(strstr(s, "[0,100,0,23,0,506,0,19,1,2,0,7]"));
+	cr_expect(strstr(s, "\"numTicks\":609,\"maxSelf\":493"));
+	free(s);
+}
+
+Test(formats, flamebearer_max_nodes_folds_into_other)
+{
+	put("in", "a;b 1\na;c 2\n");
+	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 3 -o %s %s", CLI, path("out"),
+			    path("in")), 0);
+	char *s = get(path("out"));
+	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"other\",\"c\"],"
+			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,2,2,3,0,1,1,2]]"), "%s", s);
+	free(s);
+	/* -1 (and a cap above the node count) keeps everything. */
+	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 100 -o %s %s", CLI, path("out"),
+			    path("in")), 0);
+	s = get(path("out"));
+	cr_expect(strstr(s, "[0,1,1,3,0,2,2,2]"));
+	free(s);
+}
+
+Test(formats, flamebearer_escapes_names)
+{
+	put("in", "<script>alert(1)</script>;\"q\\ 1\n");
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, path("out"), path("in")), 0);
+	char *s = get(path("out"));
+	cr_expect(strstr(s, "\"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\",\"\\\"q\\\\\""), "%s", s);
+	cr_expect(!strstr(s, "<script>"));
+	free(s);
+}
+
+/* ------------------------------------------------------------ diff */
+
+Test(formats, diff_flamebearer_golden)
+{
+	put("l", "a;b 1\na;c 2\n");
+	put("r", "a;b 4\na;c 8\n");
+	cr_assert_eq(ts_run("%s diff -o %s %s %s", CLI, path("out"), path("l"), path("r")), 0);
+	char *s = get(path("out"));
+	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"c\",\"b\"],\"levels\":[[0,3,0,0,12,0,0],"
+			    "[0,3,0,0,12,0,1],[0,1,1,0,4,4,3,0,2,2,0,8,8,2]],\"numTicks\":15,\"maxSelf\":8}"),
+		  "%s", s);
+	cr_expect(strstr(s, "\"format\":\"double\""));
+	cr_expect(strstr(s, "\"leftTicks\":3,\"rightTicks\":12"));
+	free(s);
+}
+
+Test(formats, diff_folded_sorted_and_normalized)
+{
+	put("l", "x 5\na;b 1\na;c 2\n");
+	put("r", "a;b 4\na;c 8\nz 3\n");
+	cr_assert_eq(ts_run("%s diff -t folded -o %s %s %s", CLI, path("out"), path("l"), path("r")), 0);
+	char *s = get(path("out"));
+	cr_expect_str_eq(s, "a;b 1 4\na;c 2 8\nx 5 0\nz 0 3\n");
+	free(s);
+	/* -n: before * 15 / 8, truncated per stack. */
+	cr_assert_eq(ts_run("%s diff -t folded --normalize -o %s %s %s", CLI, path("out"), path("l"),
+			    path("r")), 0);
+	s = get(path("out"));
+	cr_expect_str_eq(s, "a;b 1 4\na;c 3 8\nx 9 0\nz 0 3\n");
+	free(s);
+	cr_expect_eq(ts_run("%s diff -t pprof %s %s 2>/dev/null", CLI, path("l"), path("r")), 64);
+}
+
+/* ------------------------------------------------------------ pprof */
+
+Test(formats, pprof_read_back_by_go_tool_pprof)
+{
+	if (!have("go"))
+		cr_skip_test("go (golang-go) not installed: no pprof reader to check against");
+	put("in", "main;work;leaf 7\nmain;work 3\nmain;idle 2\nmain;x.(*T).y;a b 1\n");
+	cr_assert_eq(ts_run("%s convert -t pprof -o %s %s", CLI, path("p.pb.gz"), path("in")), 0);
+	/* -raw prints samples (value: location ids, leaf first) then
+	 * locations; rebuild folded stacks from it. */
+	cr_assert_eq(ts_run("cd %s && HOME=%s go tool pprof -raw p.pb.gz > raw 2>/dev/null", dir, dir), 0);
+	cr_assert_eq(ts_run("awk '/^Samples:/{s=1;next} /^Locations/{s=0;l=1;next} /^Mappings/{l=0}"
+			    " s && /:/{v=$1; sub(\":\",\"\",v); st=\"\"; for(i=2;i<=NF;i++) st=$i \" \" st; S[++n]=st; V[n]=v}"
+			    " l && /^ *[0-9]+: /{id=$1; sub(\":\",\"\",id); nm=$0; sub(/^ *[0-9]+: 0x0 (M=[0-9]+ )?/,\"\",nm);"
+			    " sub(/ :0 s=0$/,\"\",nm); L[id]=nm}"
+			    " END{for(k=1;k<=n;k++){split(S[k],a,\" \"); o=\"\"; for(j=1;j<=length(a);j++) if(a[j]!=\"\") o=o (o==\"\"?\"\":\";\") L[a[j]]; print o, V[k]}}'"
+			    " %s/raw | LC_ALL=C sort > %s/back", dir, dir), 0);
+	char *s = get(path("back"));
+	cr_expect_str_eq(s, "main;idle 2\nmain;work 3\nmain;work;leaf 7\nmain;x.(*T).y;a b 1\n");
+	free(s);
+	cr_assert_eq(ts_run("cd %s && HOME=%s go tool pprof -top p.pb.gz 2>/dev/null | grep -q 'Type: samples'",
+			    dir, dir), 0);
+}
+
+/* ------------------------------------------------------------ json shapes */
+
+Test(formats, speedscope_and_d3_goldens)
+{
+	put("in", "a;b 1\na;c 2\na 4\n");
+	cr_assert_eq(ts_run("%s convert -t d3 -o %s %s", CLI, path("out"), path("in")), 0);
+	char *s = get(path("out"));
+	cr_expect_str_eq(s, "{\"name\":\"root\",\"value\":7,\"children\":[{\"name\":\"a\",\"value\":7,"
+			    "\"children\":[{\"name\":\"b\",\"value\":1},{\"name\":\"c\",\"value\":2}]}]}\n");
+	free(s);
+	cr_assert_eq(ts_run("%s convert -t speedscope -o %s %s", CLI, path("out"), path("in")), 0);
+	s = get(path("out"));
+	cr_expect_str_eq(s, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
+			    "\"shared\":{\"frames\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}]},"
+			    "\"profiles\":[{\"type\":\"sampled\",\"name\":\"shardtrie\",\"unit\":\"none\","
+			    "\"startValue\":0,\"endValue\":7,\"samples\":[[0],[0,1],[0,2]],\"weights\":[4,1,2]}],"
+			    "\"activeProfileIndex\":0,\"exporter\":\"shardtrie@0.1\",\"name\":\"shardtrie\"}\n");
+	free(s);
+}
+
+/* ------------------------------------------------------------ svg/html */
+
+static const char *hostile = "main;<script>alert(1)</script> 3\n"
+			     "main;<img src=x onerror=\"document.title='pwned'\">;x 1\n"
+			     "main;bad\xff\x01utf8 1\n"
+			     "a;b 1\na;c 2\na;b;a;b 2\n";
+
+Test(formats, svg_is_well_formed_and_escapes)
+{
+	put("in", hostile);
+	cr_assert_eq(ts_run("%s convert -t svg --title 'T<&>' --width 800 --colors java -o %s %s", CLI,
+			    path("out.svg"), path("in")), 0);
+	char *s = get(path("out.svg"));
+	cr_expect(!strstr(s, "<script>alert"));
+	cr_expect(strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+	cr_expect(strstr(s, "T&lt;&amp;&gt;"));
+	cr_expect(strstr(s, "width=\"800\""));
+	free(s);
+	if (have("xmllint"))
+		cr_expect_eq(ts_run("xmllint --noout %s", path("out.svg")), 0);
+	/* diff svg: red for growth, blue for shrinkage */
+	put("l", "a;b 1\na;c 8\n");
+	put("r", "a;b 4\na;c 2\n");
+	cr_assert_eq(ts_run("%s diff -t svg --inverted -o %s %s %s", CLI, path("d.svg"), path("l"),
+			    path("r")), 0);
+	s = get(path("d.svg"));
+	cr_expect(strstr(s, "fill=\"rgb(255,"));
+	cr_expect(strstr(s, ",255)\""));
+	free(s);
+}
+
+static int chromium_dom(const char *html, const char *hash, const char *out)
+{
+	return ts_run("D=$(mktemp -d) && timeout 60 chromium --headless --no-sandbox --disable-gpu"
+		      " --disable-background-networking --no-first-run --user-data-dir=$D"
+		      " --dump-dom 'file://%s#%s' > %s 2>/dev/null; r=$?; rm -rf $D; exit $r",
+		      html, hash, out);
+}
+
+Test(formats, html_viewer_in_headless_chromium)
+{
+	if (!have("chromium"))
+		cr_skip_test("chromium not installed: cannot run the HTML viewer check");
+	put("in", hostile);
+	cr_assert_eq(ts_run("%s convert -t html -o %s %s", CLI, path("v.html"), path("in")), 0);
+	char *s = get(path("v.html"));
+	cr_expect(!strstr(s, "<script>alert"));
+	cr_expect(!strstr(s, "<img"));
+	free(s);
+	/* zoom into a, search ^b$: b (3) and the nested b (2) count once: 3/5 */
+	cr_assert_eq(chromium_dom(path("v.html"), "zoom=a&search=%5Eb%24", path("dom")), 0);
+	s = get(path("dom"));
+	cr_expect(strstr(s, "data-zoom=\"a\""), "viewer did not load/zoom");
+	cr_expect(strstr(s, "Matched: 60.0%"), "search result wrong");
+	cr_expect(!strstr(s, "<title>pwned"));
+	free(s);
+	/* table: a's total counts the recursive a;b;a;b once (1+2+2 = 5) */
+	cr_assert_eq(chromium_dom(path("v.html"), "view=table&fn=b", path("dom")), 0);
+	s = get(path("dom"));
+	cr_expect(strstr(s, "<td class=\"fn\">a</td><td>0</td><td>0.00%</td><td>5</td>"), "%.300s",
+		  strstr(s, "<table") ? strstr(s, "<table") : s);
+	cr_expect(strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+	cr_expect(strstr(s, "id=\"callers\""));
+	cr_expect(!strstr(s, "<title>pwned"));
+	free(s);
+}

@@ -361,7 +361,7 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 		qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
 #if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 2
 		/* fuzz-selftest only (fuzz/module.mk): mis-order two new siblings. */
-		if (k == 3) {
+		if (k == 2) {
 			uint32_t x = tmp[0];
 			tmp[0] = tmp[1];
 			tmp[1] = x;

@@ -311,17 +311,18 @@ static int add_part(struct pstate *ps, const char *f, size_t fl, const char *pc,
 		memcpy(o, f, fl);
 		n = fl;
 	}
-	/* tidy_generic: ';' -> ':' */
-	bool paren = false, quote = false;
+	/* tidy_generic: ';' -> ':' (one table lookup per byte) */
+	static const uint8_t special[256] = { [';'] = 1, ['('] = 2, ['"'] = 4, ['\''] = 4 };
+	unsigned seen = 0;
 	for (size_t i = 0; i < n; i++) {
-		char c = o[i];
-		if (c == ';')
-			o[i] = ':';
-		else if (c == '(')
-			paren = true;
-		else if (c == '"' || c == '\'')
-			quote = true;
+		unsigned k = special[(unsigned char)o[i]];
+		if (ST_UNLIKELY(k)) {
+			seen |= k;
+			if (k == 1)
+				o[i] = ':';
+		}
 	}
+	bool paren = seen & 2, quote = seen & 4;
 	if (paren) {
 		/* Go method: ".(" ... ")." with the ")." after the ".(". */
 		const char *a = memmem(o, n, ".(", 2);
@@ -432,12 +433,19 @@ static int frame_line(struct pstate *ps, const char *s, size_t n, bool *recognis
 		fl = h - 3;
 	if (fl && f[0] == '(')
 		return 0;
-	/* split /->/, trailing empty fields dropped */
+	/* split /->/, trailing empty fields dropped; most symbols have no '-' */
+	size_t base = ps->nfr;
+	const char *dash = memchr(f, '-', fl);
+	if (!dash) {
+		if (fl && add_part(ps, f, fl, pc, pcl, mod, modl, true))
+			return -ENOMEM;
+		return 0;
+	}
 	size_t nparts = 0, last_nonempty = 0;
 	{
 		const char *p = f, *end = f + fl;
 		for (;;) {
-			const char *arrow = fl >= 2 ? memmem(p, (size_t)(end - p), "->", 2) : NULL;
+			const char *arrow = memmem(p, (size_t)(end - p), "->", 2);
 			const char *pe = arrow ? arrow : end;
 			nparts++;
 			if (pe > p)
@@ -447,7 +455,6 @@ static int frame_line(struct pstate *ps, const char *s, size_t n, bool *recognis
 			p = arrow + 2;
 		}
 	}
-	size_t base = ps->nfr;
 	const char *p = f, *end = f + fl;
 	for (size_t i = 0; i < last_nonempty; i++) {
 		const char *arrow = memmem(p, (size_t)(end - p), "->", 2);

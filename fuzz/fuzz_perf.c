@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_perf.c - the perf script parser on arbitrary bytes.
+ *
+ * PROPERTY: st_perf_ingest never reads outside its buffer, never crashes,
+ * and parsing the input as one buffer gives the same folded output as
+ * parsing it cut at st_perf_cut() into two blocks with the filter from
+ * st_perf_first_event() fixed up front (what `convert -f perf` does with
+ * threads).  The first input byte picks the options.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shardtrie_parse.h"
+#include "support/fz.h"
+
+static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen, const char *b,
+		      size_t blen)
+{
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = 0;
+	o.nshards = 1;
+	struct st_engine *e = st_engine_create(&o);
+	if (!e)
+		fz_fail("engine: %d", errno);
+	struct st_writer *w = st_writer_open(e);
+	struct st_parse_stats st = { 0 };
+	if (st_perf_ingest(w, 0, po, a, alen, NULL, NULL, &st))
+		fz_fail("ingest a");
+	if (b && st_perf_ingest(w, 0, po, b, blen, NULL, NULL, &st))
+		fz_fail("ingest b");
+	st_writer_close(w);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	if (st_export(s, ST_FMT_FOLDED, NULL, f))
+		fz_fail("export");
+	fclose(f);
+	st_snap_release(s);
+	st_engine_destroy(e);
+	return buf;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	struct st_perf_opts po;
+	st_perf_opts_init(&po);
+	uint8_t flags = data[0];
+	po.pid = flags & 1;
+	po.tid = flags & 2;
+	po.kernel = flags & 4;
+	po.jit = flags & 8;
+	po.addrs = flags & 16;
+	/* A private copy so reads past the end are caught by ASan. */
+	size_t n = size - 1;
+	char *text = malloc(n ? n : 1);
+	memcpy(text, data + 1, n);
+	const char *ev;
+	size_t evlen;
+	char *evs = NULL;
+	if (st_perf_first_event(text, n, &ev, &evlen)) {
+		evs = strndup(ev, evlen);
+		po.event = evs;
+	}
+	char *whole = collapse(&po, text, n, NULL, 0);
+	size_t cut = st_perf_cut(text, n);
+	char *split = collapse(&po, text, cut, text + cut, n - cut);
+	if (strcmp(whole, split) != 0)
+		fz_fail("split at %zu differs:\n%s\n---\n%s", cut, whole, split);
+	free(whole);
+	free(split);
+	free(evs);
+	free(text);
+	return 0;
+}

@@ -3,6 +3,7 @@
 # Deterministic synthetic `perf script` text (mixed comms, kernel/JIT/libc/[unknown]
 # frames, +0x offsets, C++/Go/Java symbols) for the perf-input throughput
 # measurement in docs/benchmarking.md.  Usage: gen-perf-script.py BYTES > out.txt
+import random,sys
 r=random.Random(1)
 target=int(sys.argv[1])
 comms=['java','swapper','bash','postgres','V8 WorkerThread','kworker/0:1','nginx','python3']

@@ -44,11 +44,14 @@ ifeq ($(SANITIZE),)
 LIBS_MALLOC := -ljemalloc
 endif
 
-.PHONY: all deps demo test clean
+.PHONY: all deps deps-test demo test clean
 all: lib cli
 
 deps:
 	@bash scripts/deps.sh
+
+deps-test:
+	@bash scripts/deps.sh test
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)

@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian packages the build needs, only when some are missing.
 # Idempotent and quiet when everything is there.  Run as root (or via sudo).
+#   scripts/deps.sh          what building and `make demo` need
+#   scripts/deps.sh test     plus the real readers the tests check output
+#                            with (go tool pprof, headless Chromium)
 set -euo pipefail
 pkgs=(
 	build-essential pkg-config clang llvm lld libclang-rt-14-dev
@@ -11,6 +14,9 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler
 	gnuplot-nox linux-perf
 )
+if [ "${1:-}" = test ]; then
+	pkgs+=(golang-go chromium libxml2-utils)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -15,7 +15,7 @@ $(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_
 
 .PHONY: test test-build
 test-build: $(TEST_BIN) $(CLI)
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)

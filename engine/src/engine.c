@@ -392,16 +392,23 @@ int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const u
 struct fold_ctx {
 	struct st_engine *e;
 	uint64_t records;
+	size_t n; /* records queued for st_master_add_group */
+	struct st_srec *q[ST_MASTER_GROUP];
 };
+
+static void fold_drain(struct fold_ctx *c)
+{
+	c->e->merge_dropped += st_master_add_group(c->e->master, c->e->intern, c->q, c->n);
+	c->n = 0;
+}
 
 static void fold_cb(void *arg, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
-	struct st_engine *e = c->e;
 	c->records++;
-	if (st_master_add(e->master, e->intern, st_srec_frames(r, e->opt.nmetrics), r->depth,
-			  r->hash, st_srec_values(r)))
-		e->merge_dropped++;
+	c->q[c->n++] = r;
+	if (c->n == ST_MASTER_GROUP)
+		fold_drain(c);
 }
 
 /*
@@ -419,10 +426,12 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 		sh->spare = NULL;
 	}
 	st_rcu_synchronize(); /* guarantee 1: now we own every old[i] */
-	struct fold_ctx c = { e, 0 };
+	struct fold_ctx c = { .e = e };
 	for (unsigned i = 0; i < n; i++) {
-		if (!discard)
+		if (!discard) {
 			st_stab_foreach(old[i], fold_cb, &c);
+			fold_drain(&c); /* before the clear recycles the records */
+		}
 		st_stab_clear(old[i]);
 		e->shards[i]->spare = old[i];
 	}

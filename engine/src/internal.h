@@ -120,6 +120,12 @@ void st_master_destroy(struct st_master *m);
 int st_master_add(struct st_master *m, const struct st_intern *in,
 		  const uint32_t *frames, uint32_t depth, uint64_t hash,
 		  const uint64_t *values);
+/* st_master_add() for up to ST_MASTER_GROUP records at once: the leaf-cache
+ * verifications (parent walks) run interleaved so their misses overlap.
+ * Returns how many records failed with -ENOMEM. */
+#define ST_MASTER_GROUP 8
+size_t st_master_add_group(struct st_master *m, const struct st_intern *in,
+			   struct st_srec *const *recs, size_t n);
 void st_master_clear(struct st_master *m);
 /* Apply the node cap; returns nodes folded away (0 when under the cap). */
 uint64_t st_master_apply_cap(struct st_master *m);

@@ -287,6 +287,60 @@ int st_master_add(struct st_master *m, const struct st_intern *in, const uint32_
 	return 0;
 }
 
+/*
+ * A leaf-cache hit must be proved by walking parent links from the leaf
+ * (invariant 3): `depth` dependent loads, each a likely miss in a big trie.
+ * Walking the chains of a group of records in lockstep keeps that many misses
+ * in flight at once.  Hits are applied first, then the other records go
+ * through st_master_add(); sums commute and nodes created later do not move
+ * existing ones, so the result is that of adding the records one by one.
+ */
+size_t st_master_add_group(struct st_master *m, const struct st_intern *in,
+			   struct st_srec *const *recs, size_t n)
+{
+	uint32_t leaf[ST_MASTER_GROUP], x[ST_MASTER_GROUP];
+	bool ok[ST_MASTER_GROUP];
+	uint32_t maxd = 0;
+	size_t failed = 0;
+	const unsigned nm = m->nm;
+	for (size_t k = 0; k < n; k++) {
+		const struct st_srec *r = recs[k];
+		const struct lcache *lc = &m->lc[r->hash & m->lcmask];
+		ok[k] = r->depth && lc->hash == r->hash && lc->depth == r->depth && lc->leaf < m->n;
+		leaf[k] = x[k] = lc->leaf;
+		if (ok[k] && r->depth > maxd)
+			maxd = r->depth;
+	}
+	for (uint32_t step = 0; step < maxd; step++) {
+		for (size_t k = 0; k < n; k++) {
+			struct st_srec *r = recs[k];
+			if (!ok[k] || step >= r->depth)
+				continue;
+			uint32_t d = r->depth - 1 - step;
+			if (x[k] == NONE || x[k] == 0 || m->frame[x[k]] != st_srec_frames(r, nm)[d])
+				ok[k] = false;
+			else
+				x[k] = m->parent[x[k]];
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (!ok[k] || x[k] != 0)
+			continue;
+		uint64_t *s = &m->self[(size_t)leaf[k] * nm];
+		const uint64_t *v = st_srec_values(recs[k]);
+		for (unsigned i = 0; i < nm; i++)
+			s[i] = st_sat_add(s[i], v[i]);
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (ok[k] && x[k] == 0)
+			continue;
+		struct st_srec *r = recs[k];
+		if (st_master_add(m, in, st_srec_frames(r, nm), r->depth, r->hash, st_srec_values(r)))
+			failed++;
+	}
+	return failed;
+}
+
 uint32_t st_master_nodes(const struct st_master *m)
 {
 	return m->n;

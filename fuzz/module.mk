@@ -22,6 +22,9 @@ FUZZ_LIBS     := -ljansson
 FUZZ_CC       ?= clang
 FUZZ_TIME     ?= 60
 FUZZ_JOBS     ?= 2
+# fuzz-run gives each target min(FUZZ_TIME, FUZZ_BUDGET * FUZZ_JOBS / targets)
+# seconds, so the step stays within FUZZ_BUDGET (+ build) as targets are added.
+FUZZ_BUDGET   ?= 420
 FUZZ_TIMEOUT  ?= 25
 FUZZ_RSS_MB   ?= 2048
 # Seconds each planted bug may take to be caught before the selftest fails.
@@ -83,9 +86,11 @@ fuzz-replay: $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 # (the checked-in seeds are read, never written).
 fuzz-run: fuzz
 	@rm -rf $(FZ)/logs && mkdir -p $(FZ)/logs
-	@echo "fuzz-run: $(FUZZ_TARGETS) for $(FUZZ_TIME)s each, $(FUZZ_JOBS) at a time"
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) $(FUZZ_TARGETS:%=fuzz-run-%); st=$$?; \
+	@n=$(words $(FUZZ_TARGETS)); t=$$(( $(FUZZ_BUDGET) * $(FUZZ_JOBS) / n )); \
+	[ $$t -gt $(FUZZ_TIME) ] && t=$(FUZZ_TIME); [ $$t -lt 1 ] && t=1; \
+	echo "fuzz-run: $(FUZZ_TARGETS) for $${t}s each, $(FUZZ_JOBS) at a time"; \
+	start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) FUZZ_RUN_TIME=$$t $(FUZZ_TARGETS:%=fuzz-run-%); st=$$?; \
 	echo "fuzz-run: $$(( $$(date +%s) - start ))s wall"; \
 	if [ $$st -ne 0 ]; then echo "fuzz-run: FAILED (logs in $(FZ)/logs, inputs in $(FZ)/artifacts)"; exit 1; fi; \
 	echo "fuzz-run: every target clean"
@@ -93,7 +98,7 @@ fuzz-run: fuzz
 fuzz-run-%: $(FZ)/fuzz_%
 	@mkdir -p $(FZ)/artifacts/$* $(FZ)/corpus/$* fuzz/corpus/$*
 	@log=$(FZ)/logs/$*.log; \
-	if $(FZ)/fuzz_$* -max_total_time=$(or $(FUZZ_TIME_$*),$(FUZZ_TIME)) \
+	if $(FZ)/fuzz_$* -max_total_time=$(or $(FUZZ_TIME_$*),$(FUZZ_RUN_TIME),$(FUZZ_TIME)) \
 		-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
 		-artifact_prefix=$(FZ)/artifacts/$*/ $(FUZZ_OPTS_$*) \
 		$(FZ)/corpus/$* fuzz/corpus/$* >$$log 2>&1; then \

@@ -389,25 +389,39 @@ int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const u
 
 /* ------------------------------------------------------------ merging */
 
+#define FOLD_GROUP 8
+
 struct fold_ctx {
 	struct st_engine *e;
 	uint64_t records;
-	size_t n; /* records queued for st_master_add_group */
-	struct st_srec *q[ST_MASTER_GROUP];
+	size_t n; /* touched records queued, their self slots prefetched */
+	struct st_srec *q[FOLD_GROUP];
 };
 
 static void fold_drain(struct fold_ctx *c)
 {
-	c->e->merge_dropped += st_master_add_group(c->e->master, c->e->intern, c->q, c->n);
+	const unsigned nm = c->e->opt.nmetrics;
+	for (size_t k = 0; k < c->n; k++) {
+		struct st_srec *r = c->q[k];
+		if (st_master_add_rec(c->e->master, r))
+			c->e->merge_dropped++;
+		/* Folded (or counted as dropped): the record starts the next
+		 * period empty but keeps its link to the master. */
+		memset(st_srec_values(r), 0, nm * sizeof(uint64_t));
+		r->touched = 0;
+	}
 	c->n = 0;
 }
 
 static void fold_cb(void *arg, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
+	if (!r->touched)
+		return; /* kept from an earlier period, nothing new */
 	c->records++;
+	st_master_prefetch_rec(c->e->master, r);
 	c->q[c->n++] = r;
-	if (c->n == ST_MASTER_GROUP)
+	if (c->n == FOLD_GROUP)
 		fold_drain(c);
 }
 
@@ -430,13 +444,23 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	for (unsigned i = 0; i < n; i++) {
 		if (!discard) {
 			st_stab_foreach(old[i], fold_cb, &c);
-			fold_drain(&c); /* before the clear recycles the records */
+			fold_drain(&c);
 		}
-		st_stab_clear(old[i]);
+		/* A reset discards everything; otherwise keep the records (and
+		 * their master links) unless the table grew too big. */
+		if (discard || !st_stab_keep(old[i]))
+			st_stab_clear(old[i]);
 		e->shards[i]->spare = old[i];
 	}
 	e->merges++;
 	return c.records;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Build and publish a snapshot of the master.  Caller holds merge_lock. */
@@ -453,6 +477,7 @@ static uint64_t publish_locked(struct st_engine *e)
 	st_master_order_done(e->master);
 	e->version++;
 	st_snap_publish(e, s);
+	e->unpublished = false;
 	return e->version;
 }
 
@@ -500,9 +525,19 @@ static void *merger_main(void *arg)
 			break;
 		pthread_mutex_unlock(&e->merger_mu);
 		pthread_mutex_lock(&e->merge_lock);
-		/* Publish only when something arrived: idle engines stay idle. */
+		/* Publish only when something arrived (idle engines stay idle),
+		 * and not more often than every 4x the last build took: a
+		 * build is O(nodes), so on a huge trie publishing every period
+		 * would leave the merger no time to fold.  Folding still runs
+		 * every period, so shard tables stay small. */
 		if (merge_locked(e, false))
+			e->unpublished = true;
+		uint64_t now = now_ns();
+		if (e->unpublished && now >= e->next_publish_ns) {
 			publish_locked(e);
+			uint64_t took = now_ns() - now;
+			e->next_publish_ns = now + 4 * took;
+		}
 		pthread_mutex_unlock(&e->merge_lock);
 		pthread_mutex_lock(&e->merger_mu);
 	}

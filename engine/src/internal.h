@@ -69,8 +69,12 @@ int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b);
 /* ---- shard.c: one writer's stack table (stacks -> accumulated values). */
 struct st_srec {
 	uint32_t depth;
-	uint32_t pad_;
+	uint32_t touched; /* set by the writer on every add, cleared by the fold */
 	uint64_t hash;
+	/* The merger's link to the master (master.c invariant 3): the leaf this
+	 * stack was folded into, valid while epoch equals the master's. */
+	uint32_t leaf;
+	uint32_t epoch;
 	/* uint64_t values[nmetrics]; uint32_t frames[depth]; follow */
 	uint64_t data[];
 };
@@ -93,6 +97,9 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
 void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg);
 size_t st_stab_count(const struct st_stab *t);
+/* After a fold: true when the table is small enough to keep its records
+ * (linked to the master) for the next period, false to clear it. */
+bool st_stab_keep(const struct st_stab *t);
 void st_stab_clear(struct st_stab *t);
 size_t st_stab_memory(const struct st_stab *t);
 
@@ -116,16 +123,12 @@ struct st_shard {
 struct st_master;
 struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
 void st_master_destroy(struct st_master *m);
-/* Add one shard record (frames root first). 0 or -ENOMEM. */
-int st_master_add(struct st_master *m, const struct st_intern *in,
-		  const uint32_t *frames, uint32_t depth, uint64_t hash,
-		  const uint64_t *values);
-/* st_master_add() for up to ST_MASTER_GROUP records at once: the leaf-cache
- * verifications (parent walks) run interleaved so their misses overlap.
- * Returns how many records failed with -ENOMEM. */
-#define ST_MASTER_GROUP 8
-size_t st_master_add_group(struct st_master *m, const struct st_intern *in,
-			   struct st_srec *const *recs, size_t n);
+/* Fold one shard record: add its values to its leaf, walking (and creating)
+ * the path only when the record's (leaf, epoch) link is stale; refreshes the
+ * link.  0 or -ENOMEM. */
+int st_master_add_rec(struct st_master *m, struct st_srec *r);
+/* Cache hint: the self slot r will add to, when r is linked. */
+void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);
 void st_master_clear(struct st_master *m);
 /* Apply the node cap; returns nodes folded away (0 when under the cap). */
 uint64_t st_master_apply_cap(struct st_master *m);
@@ -186,6 +189,8 @@ struct st_engine {
 	uint64_t merges;
 	uint64_t folded;
 	uint64_t merge_dropped;
+	bool unpublished;         /* folded since the last publish */
+	uint64_t next_publish_ns; /* merger thread: earliest next publish */
 	struct st_stab *flipped[ST_SHARDS_MAX]; /* merge_locked() scratch */
 
 	/* Current snapshot: rcu_assign_pointer under merge_lock,

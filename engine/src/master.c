@@ -11,17 +11,18 @@
  *
  *   edges:   open-addressed table of node indexes keyed by (parent, frame),
  *            the child lookup of the walk.
- *   leaf cache: direct-mapped stack hash -> leaf node, so a stack seen in an
- *            earlier period costs one probe and a parent walk to verify
- *            instead of `depth` edge lookups.
+ *   epoch:   node indexes are stable until the trie is cleared or compacted;
+ *            each of those bumps the epoch.  A shard record remembers the
+ *            leaf it was folded into and the epoch of that fold, so a stack
+ *            seen in an earlier period costs one add, no walk (shard.c).
  *
  * Invariants
  *   1. Node 0 is the root (frame ST_FRAME_ROOT).  parent[i] < i for i > 0:
  *      nodes are appended after their parents, and compaction keeps that.
  *   2. A child list is: the NEW children (any order) first, then the others
  *      in name order.  st_master_sort() restores full order on DIRTY parents.
- *   3. The leaf cache is a hint: an entry is used only after the parent walk
- *      proved it names exactly the stack being added.
+ *   3. Within one epoch a node index always names the same path, so a
+ *      record's (leaf, epoch) is exact when epoch == m->epoch.
  *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
  *      added to its parent's [other] child.
  */
@@ -33,12 +34,6 @@
 #define NONE UINT32_MAX
 #define F_DIRTY 1u
 #define F_NEW 2u
-
-struct lcache {
-	uint64_t hash;
-	uint32_t leaf;
-	uint32_t depth;
-};
 
 struct st_master {
 	unsigned nm;
@@ -52,8 +47,7 @@ struct st_master {
 	size_t emask;
 	uint32_t *dirty;
 	size_t ndirty, dcap;
-	struct lcache *lc;
-	size_t lcmask;
+	uint32_t epoch;       /* bumped when node indexes stop meaning paths */
 	uint64_t shape;       /* bumped by every structural change */
 	uint64_t order_shape; /* shape `order` was filled for (0 = none) */
 	uint32_t *order;      /* capn entries, snapshot builder scratch */
@@ -125,11 +119,6 @@ static int edges_resize(struct st_master *m, size_t nslots)
 	return 0;
 }
 
-static void lcache_reset(struct st_master *m)
-{
-	memset(m->lc, 0xff, (m->lcmask + 1) * sizeof(*m->lc));
-}
-
 struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id)
 {
 	struct st_master *m = st_calloc(1, sizeof(*m));
@@ -138,16 +127,14 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	m->nm = nmetrics;
 	m->cap = node_cap;
 	m->other_id = other_id;
-	m->lcmask = 4095;
-	m->lc = st_malloc((m->lcmask + 1) * sizeof(*m->lc));
-	if (!m->lc || alloc_nodes(m, 1024) || edges_resize(m, 2048)) {
+	if (alloc_nodes(m, 1024) || edges_resize(m, 2048)) {
 		st_master_destroy(m);
 		errno = ENOMEM;
 		return NULL;
 	}
-	lcache_reset(m);
 	add_root(m);
 	m->shape = 1;
+	m->epoch = 1;
 	return m;
 }
 
@@ -163,7 +150,6 @@ void st_master_destroy(struct st_master *m)
 	st_free(m->flags);
 	st_free(m->edges);
 	st_free(m->dirty);
-	st_free(m->lc);
 	st_free(m->order);
 	st_free(m);
 }
@@ -171,8 +157,8 @@ void st_master_destroy(struct st_master *m)
 void st_master_clear(struct st_master *m)
 {
 	memset(m->edges, 0, (m->emask + 1) * sizeof(*m->edges));
-	lcache_reset(m);
 	m->ndirty = 0;
+	m->epoch++;
 	add_root(m);
 	m->shape++;
 }
@@ -195,9 +181,11 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
 {
 	if (m->n == UINT32_MAX - 1)
 		return NONE;
-	if (m->n == m->capn && alloc_nodes(m, m->capn * 2))
+	/* Grow by 1.5x and keep the edge table at most 3/4 full: memory per
+	 * node is a benchmark target (docs/benchmarking.md). */
+	if (m->n == m->capn && alloc_nodes(m, m->capn + m->capn / 2))
 		return NONE;
-	if ((size_t)(m->n + 1) * 2 > m->emask + 1 && edges_resize(m, (m->emask + 1) * 2))
+	if ((size_t)(m->n + 1) * 4 > (m->emask + 1) * 3 && edges_resize(m, (m->emask + 1) * 2))
 		return NONE;
 	if (!(m->flags[parent] & F_DIRTY)) {
 		if (m->ndirty == m->dcap) {
@@ -224,15 +212,6 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
 	while (m->edges[j])
 		j = (j + 1) & m->emask;
 	m->edges[j] = c;
-	/* Grow the leaf cache with the trie, up to 2^20 entries. */
-	if (m->n > m->lcmask + 1 && m->lcmask < (1u << 20) - 1) {
-		struct lcache *lc = st_realloc(m->lc, (m->lcmask + 1) * 2 * sizeof(*lc));
-		if (lc) {
-			m->lc = lc;
-			m->lcmask = (m->lcmask + 1) * 2 - 1;
-			lcache_reset(m);
-		}
-	}
 	return c;
 }
 
@@ -242,103 +221,38 @@ static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame)
 	return c != NONE ? c : node_add(m, parent, frame);
 }
 
-static bool leaf_matches(const struct st_master *m, uint32_t leaf, const uint32_t *frames,
-			 uint32_t depth)
+int st_master_add_rec(struct st_master *m, struct st_srec *r)
 {
-	uint32_t x = leaf;
-	for (uint32_t d = depth; d-- > 0;) {
-		if (x == NONE || x == 0 || m->frame[x] != frames[d])
-			return false;
-		x = m->parent[x];
-	}
-	return x == 0;
-}
-
-int st_master_add(struct st_master *m, const struct st_intern *in, const uint32_t *frames,
-		  uint32_t depth, uint64_t hash, const uint64_t *values)
-{
-	(void)in;
+	const unsigned nm = m->nm;
 	uint32_t node = 0;
-	if (depth) {
-		struct lcache *lc = &m->lc[hash & m->lcmask];
-		if (lc->hash == hash && lc->depth == depth && lc->leaf < m->n &&
-		    leaf_matches(m, lc->leaf, frames, depth)) {
-			node = lc->leaf;
-		} else {
-			for (uint32_t d = 0; d < depth; d++) {
-				node = child_get(m, node, frames[d]);
-				if (node == NONE)
-					return -ENOMEM;
-			}
-			lc = &m->lc[hash & m->lcmask]; /* the cache may have grown */
-			lc->hash = hash;
-			lc->depth = depth;
-			lc->leaf = node;
+	if (r->epoch == m->epoch && r->leaf < m->n) {
+		node = r->leaf; /* invariant 3: no walk */
+	} else {
+		const uint32_t *frames = st_srec_frames(r, nm);
+		for (uint32_t d = 0; d < r->depth; d++) {
+			node = child_get(m, node, frames[d]);
+			if (node == NONE)
+				return -ENOMEM; /* r stays unlinked; retried next time */
 		}
+		r->leaf = node;
+		r->epoch = m->epoch;
 	}
-	uint64_t *s = &m->self[(size_t)node * m->nm];
 #if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 1
 	/* fuzz-selftest only (fuzz/module.mk): lose one stack in 16. */
-	if (depth >= 2 && (hash & 15) == 0)
+	if (r->depth >= 2 && (r->hash & 15) == 0)
 		return 0;
 #endif
-	for (unsigned i = 0; i < m->nm; i++)
-		s[i] = st_sat_add(s[i], values[i]);
+	uint64_t *s = &m->self[(size_t)node * nm];
+	const uint64_t *v = st_srec_values(r);
+	for (unsigned i = 0; i < nm; i++)
+		s[i] = st_sat_add(s[i], v[i]);
 	return 0;
 }
 
-/*
- * A leaf-cache hit must be proved by walking parent links from the leaf
- * (invariant 3): `depth` dependent loads, each a likely miss in a big trie.
- * Walking the chains of a group of records in lockstep keeps that many misses
- * in flight at once.  Hits are applied first, then the other records go
- * through st_master_add(); sums commute and nodes created later do not move
- * existing ones, so the result is that of adding the records one by one.
- */
-size_t st_master_add_group(struct st_master *m, const struct st_intern *in,
-			   struct st_srec *const *recs, size_t n)
+void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r)
 {
-	uint32_t leaf[ST_MASTER_GROUP], x[ST_MASTER_GROUP];
-	bool ok[ST_MASTER_GROUP];
-	uint32_t maxd = 0;
-	size_t failed = 0;
-	const unsigned nm = m->nm;
-	for (size_t k = 0; k < n; k++) {
-		const struct st_srec *r = recs[k];
-		const struct lcache *lc = &m->lc[r->hash & m->lcmask];
-		ok[k] = r->depth && lc->hash == r->hash && lc->depth == r->depth && lc->leaf < m->n;
-		leaf[k] = x[k] = lc->leaf;
-		if (ok[k] && r->depth > maxd)
-			maxd = r->depth;
-	}
-	for (uint32_t step = 0; step < maxd; step++) {
-		for (size_t k = 0; k < n; k++) {
-			struct st_srec *r = recs[k];
-			if (!ok[k] || step >= r->depth)
-				continue;
-			uint32_t d = r->depth - 1 - step;
-			if (x[k] == NONE || x[k] == 0 || m->frame[x[k]] != st_srec_frames(r, nm)[d])
-				ok[k] = false;
-			else
-				x[k] = m->parent[x[k]];
-		}
-	}
-	for (size_t k = 0; k < n; k++) {
-		if (!ok[k] || x[k] != 0)
-			continue;
-		uint64_t *s = &m->self[(size_t)leaf[k] * nm];
-		const uint64_t *v = st_srec_values(recs[k]);
-		for (unsigned i = 0; i < nm; i++)
-			s[i] = st_sat_add(s[i], v[i]);
-	}
-	for (size_t k = 0; k < n; k++) {
-		if (ok[k] && x[k] == 0)
-			continue;
-		struct st_srec *r = recs[k];
-		if (st_master_add(m, in, st_srec_frames(r, nm), r->depth, r->hash, st_srec_values(r)))
-			failed++;
-	}
-	return failed;
+	if (r->epoch == m->epoch && r->leaf < m->n)
+		__builtin_prefetch(&m->self[(size_t)r->leaf * m->nm], 1);
 }
 
 uint32_t st_master_nodes(const struct st_master *m)
@@ -349,8 +263,7 @@ uint32_t st_master_nodes(const struct st_master *m)
 size_t st_master_memory(const struct st_master *m)
 {
 	return sizeof(*m) + (size_t)m->capn * (5 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
-	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t) +
-	       (m->lcmask + 1) * sizeof(struct lcache);
+	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t);
 }
 
 void st_master_view(const struct st_master *m, struct st_master_view *v)
@@ -517,6 +430,7 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	*nw = tmpm;
 	m->shape = tmpm.shape + 1;
 	m->order_shape = 0;
+	m->epoch = tmpm.epoch + 1; /* indexes moved: records must walk again */
 out_free_new:
 	st_master_destroy(nw);
 	nw = NULL;

@@ -341,14 +341,17 @@ int st_ref_dump(struct st_ref *r, FILE *out)
 int st_snap_dump(const struct st_snap *s, FILE *out)
 {
 	unsigned nm = st_snap_nmetrics(s);
-	/* Explicit stack: snapshots may be deeper than C recursion allows. */
+	/* Explicit stack of (node, depth): snapshots may be deeper than C
+	 * recursion allows. */
 	size_t cap = 1024, sp = 0;
-	uint32_t *stack = malloc(cap * sizeof(*stack));
+	uint32_t (*stack)[2] = malloc(cap * sizeof(*stack));
 	if (!stack)
 		return -ENOMEM;
-	stack[sp++] = ST_NODE_ROOT;
+	stack[sp][0] = ST_NODE_ROOT;
+	stack[sp++][1] = 0;
 	while (sp) {
-		uint32_t node = stack[--sp];
+		sp--;
+		uint32_t node = stack[sp][0], depth = stack[sp][1];
 		uint64_t self[ST_MAX_METRICS], total[ST_MAX_METRICS];
 		for (unsigned m = 0; m < nm; m++) {
 			self[m] = st_snap_self(s, node, m);
@@ -356,20 +359,22 @@ int st_snap_dump(const struct st_snap *s, FILE *out)
 		}
 		size_t len;
 		const char *name = st_snap_name(s, node, &len);
-		dump_line(out, st_snap_depth(s, node), name, len, nm, self, total);
+		dump_line(out, depth, name, len, nm, self, total);
 		uint32_t first, k = st_snap_children(s, node, &first);
 		if (sp + k > cap) {
 			while (cap < sp + k)
 				cap *= 2;
-			uint32_t *ns = realloc(stack, cap * sizeof(*ns));
+			uint32_t(*ns)[2] = realloc(stack, cap * sizeof(*ns));
 			if (!ns) {
 				free(stack);
 				return -ENOMEM;
 			}
 			stack = ns;
 		}
-		for (uint32_t i = k; i-- > 0;)
-			stack[sp++] = first + i;
+		for (uint32_t i = k; i-- > 0;) {
+			stack[sp][0] = first + i;
+			stack[sp++][1] = depth + 1;
+		}
 	}
 	free(stack);
 	return ferror(out) ? -EIO : 0;

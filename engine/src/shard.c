@@ -15,6 +15,12 @@
  *                   v  arena chunk (bump allocated, never moved)
  *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
  *
+ * Records outlive a merge period: the merger folds the touched ones, zeroes
+ * their values and keeps them (with their link to the master's leaf, see
+ * master.c), so a stack seen before is folded with one add and no trie walk.
+ * A table that holds too many distinct stacks is cleared after its fold
+ * instead (st_stab_keep), which bounds shard memory on cold workloads.
+ *
  * Invariants
  *   1. Exactly one thread mutates a table at a time: the shard's owner while
  *      the table is `active`, the merger after it flipped the table out and
@@ -29,6 +35,8 @@
 
 #define ARENA_CHUNK (256u * 1024)
 #define INITIAL_SLOTS 1024u
+#define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
+#define KEEP_ARENA (16u * 1024 * 1024) /* arena bytes kept across periods */
 
 struct slot {
 	uint64_t hash;
@@ -155,6 +163,7 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 				uint64_t *v = st_srec_values(r);
 				for (unsigned m = 0; m < nm; m++)
 					v[m] = st_sat_add(v[m], values[m]);
+				r->touched = 1;
 				return 0;
 			}
 		}
@@ -173,8 +182,10 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	if (!r)
 		return -ENOMEM;
 	r->depth = depth;
-	r->pad_ = 0;
+	r->touched = 1;
 	r->hash = hash;
+	r->leaf = UINT32_MAX; /* not linked to the master yet */
+	r->epoch = 0;
 	memcpy(st_srec_values(r), values, nm * sizeof(uint64_t));
 	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
 		memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
@@ -215,6 +226,11 @@ void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg)
 	for (size_t i = 0; i <= t->mask; i++)
 		if (t->slots[i].hash)
 			fn(arg, t->slots[i].rec);
+}
+
+bool st_stab_keep(const struct st_stab *t)
+{
+	return t->count <= KEEP_RECORDS && t->arena_bytes <= KEEP_ARENA;
 }
 
 size_t st_stab_count(const struct st_stab *t)

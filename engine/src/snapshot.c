@@ -7,10 +7,13 @@
  *
  *   index:   0      1  2  3      4  5      6 ...
  *   node:  root  | a  b  c  |  a/x a/y | b/z ...
- *   first_child[0] = 1, nchild[0] = 3; first_child[1] = 4, nchild[1] = 2 ...
+ *   first_child[0] = 1, first_child[1] = 4, first_child[2] = 6 ...
+ *   children of i = [first_child[i], first_child[i+1])   (first_child[n] = n)
+ *   first_child is non-decreasing, so a node's parent is found by binary
+ *   search instead of being stored (24 bytes per node for one metric).
  *
  * All arrays live in one allocation (one free, cache-friendly scans):
- *   frame[n] parent[n] first_child[n] nchild[n] | self[n*nm] total[n*nm]
+ *   frame[n] first_child[n+1] | self[n*nm] total[n*nm]
  *
  * Lifetime (the RCU rules, docs/concurrency.md):
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
@@ -37,7 +40,7 @@ struct st_snap {
 	uint32_t n;
 	unsigned nm;
 	size_t mem;
-	uint32_t *frame, *parent, *first_child, *nchild;
+	uint32_t *frame, *first_child;
 	uint64_t *self, *total;
 	_Alignas(8) unsigned char data[];
 };
@@ -47,7 +50,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 {
 	const uint32_t n = v->n;
 	const unsigned nm = v->nm;
-	size_t u32s = (size_t)n * 4 * sizeof(uint32_t);
+	size_t u32s = ((size_t)n * 2 + 1) * sizeof(uint32_t);
 	u32s = (u32s + 7) & ~(size_t)7;
 	size_t bytes = sizeof(struct st_snap) + u32s + (size_t)n * nm * 2 * sizeof(uint64_t);
 	struct st_snap *s = st_malloc(bytes);
@@ -62,9 +65,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	s->nm = nm;
 	s->mem = bytes;
 	s->frame = (uint32_t *)s->data;
-	s->parent = s->frame + n;
-	s->first_child = s->parent + n;
-	s->nchild = s->first_child + n;
+	s->first_child = s->frame + n;
 	s->self = (uint64_t *)(s->data + u32s);
 	s->total = s->self + (size_t)n * nm;
 	s->shape = v->shape;
@@ -75,7 +76,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	 * sibling lists.  Caller holds merge_lock, the only writer of e->snap. */
 	const struct st_snap *prev = e->snap;
 	if (v->order_valid && prev && prev->shape == v->shape && prev->n == n && prev->nm == nm) {
-		memcpy(s->frame, prev->frame, (size_t)n * 4 * sizeof(uint32_t));
+		memcpy(s->frame, prev->frame, ((size_t)n * 2 + 1) * sizeof(uint32_t));
 		for (uint32_t i = 0; i < n; i++)
 			memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)old_of[i] * nm],
 			       nm * sizeof(uint64_t));
@@ -86,29 +87,26 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	uint32_t tail = 1;
 	old_of[0] = 0;
 	s->frame[0] = ST_FRAME_ROOT;
-	s->parent[0] = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t o = old_of[i];
 		s->first_child[i] = tail;
-		uint32_t k = 0;
 		for (uint32_t c = v->first_child[o]; c != UINT32_MAX; c = v->next_sibling[c]) {
 			old_of[tail] = c;
 			s->frame[tail] = v->frame[c];
-			s->parent[tail] = i;
 			tail++;
-			k++;
 		}
-		s->nchild[i] = k;
 		memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)o * nm], nm * sizeof(uint64_t));
 	}
+	s->first_child[n] = n;
 totals:
 	memcpy(s->total, s->self, (size_t)n * nm * sizeof(uint64_t));
-	/* Children come after their parent in BFS order. */
-	for (uint32_t i = n; i-- > 1;) {
-		uint64_t *pt = &s->total[(size_t)s->parent[i] * nm];
-		const uint64_t *ct = &s->total[(size_t)i * nm];
-		for (unsigned k = 0; k < nm; k++)
-			pt[k] = st_sat_add(pt[k], ct[k]);
+	/* Children come after their parent in BFS order: from the last node
+	 * back, each node's children are complete when it is summed. */
+	for (uint32_t i = n; i-- > 0;) {
+		uint64_t *pt = &s->total[(size_t)i * nm];
+		for (uint32_t c = s->first_child[i]; c < s->first_child[i + 1]; c++)
+			for (unsigned k = 0; k < nm; k++)
+				pt[k] = st_sat_add(pt[k], s->total[(size_t)c * nm + k]);
 	}
 	return s;
 }
@@ -180,7 +178,18 @@ const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len)
 
 uint32_t st_snap_parent(const struct st_snap *s, uint32_t node)
 {
-	return node < s->n ? s->parent[node] : UINT32_MAX;
+	if (node == 0 || node >= s->n)
+		return UINT32_MAX;
+	/* The last p with first_child[p] <= node owns it. */
+	uint32_t lo = 0, hi = node; /* a parent's index is below its child's */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		if (s->first_child[mid] <= node)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
 }
 
 uint32_t st_snap_depth(const struct st_snap *s, uint32_t node)
@@ -189,7 +198,7 @@ uint32_t st_snap_depth(const struct st_snap *s, uint32_t node)
 	if (node >= s->n)
 		return 0;
 	while (node != 0) {
-		node = s->parent[node];
+		node = st_snap_parent(s, node);
 		d++;
 	}
 	return d;
@@ -202,14 +211,14 @@ uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *firs
 		return 0;
 	}
 	*first = s->first_child[node];
-	return s->nchild[node];
+	return s->first_child[node + 1] - s->first_child[node];
 }
 
 uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame)
 {
 	if (node >= s->n || !st_intern_name(s->e->intern, frame, NULL))
 		return UINT32_MAX;
-	uint32_t lo = s->first_child[node], hi = lo + s->nchild[node];
+	uint32_t lo = s->first_child[node], hi = s->first_child[node + 1];
 	/* Children are in name order, so binary search on the name. */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;

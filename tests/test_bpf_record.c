@@ -225,30 +225,41 @@ Test(bpf_record, cpu_shares_match_perf)
 Test(bpf_record, sigint_writes_output)
 {
 	need_bpf();
-	char out[600], errp[600];
+	char out[600];
 	snprintf(out, sizeof(out), "%s", path("sig.folded"));
-	snprintf(errp, sizeof(errp), "%s", path("sig.err"));
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		freopen(errp, "w", stderr);
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
 		execl(CLI, CLI, "record", "io", "-d", "60", "-o", out, (char *)NULL);
 		_exit(127);
 	}
-	sleep(2);
-	/* Some I/O to record. */
+	close(pfd[1]);
+	/* Block until the tool says it is tracing (no sleeping and hoping). */
+	FILE *errf = fdopen(pfd[0], "r");
+	char line[1024], err[8192] = "";
+	bool ready = false;
+	while (!ready && fgets(line, sizeof(line), errf)) {
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+		ready = strstr(line, "tracing;") != NULL;
+	}
+	cr_assert(ready, "record io never started tracing: %s", err);
+	/* Some I/O to record; it is in the rings when cat has exited. */
 	ts_run("cat /etc/hostname /etc/os-release >/dev/null");
-	sleep(1);
 	kill(pid, SIGINT);
+	while (fgets(line, sizeof(line), errf))
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+	fclose(errf);
 	int st = 0;
 	waitpid(pid, &st, 0);
-	char *err = ts_read_file(errp, NULL);
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record io after SIGINT: status 0x%x, %s", st,
-		  err ? err : "");
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record io after SIGINT: status 0x%x, %s", st, err);
 	struct stat sb;
 	cr_expect(stat(out, &sb) == 0 && sb.st_size > 0, "no output after SIGINT");
 	char *f = ts_read_file(out, NULL);
-	cr_expect(f && strstr(f, "cat;"), "cat's I/O missing from the output");
+	cr_expect(f && strstr(f, "cat;"), "cat's I/O missing from the output: %s", err);
 	free(f);
-	free(err);
 }

@@ -260,6 +260,10 @@ void st_rec_wait(struct st_rec *r, double duration)
 		close(r->go_fd);
 		r->go_fd = -1;
 	}
+	/* Attached and consuming, with the handlers in place: say so, so that
+	 * scripts (and tests) can start their workload without guessing. */
+	fprintf(stderr, "%s %s: tracing; SIGINT/SIGTERM end the run\n", st_prog, r->name);
+	fflush(stderr);
 	double end = duration > 0 ? now_s() + duration : 0;
 	while (!got_signal) {
 		if (r->child) {

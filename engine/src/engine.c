@@ -394,21 +394,25 @@ int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const u
 struct fold_ctx {
 	struct st_engine *e;
 	uint64_t records;
-	size_t n; /* touched records queued, their self slots prefetched */
+	size_t n; /* linked records queued, their self slots prefetched */
 	struct st_srec *q[FOLD_GROUP];
+	bool oom; /* the unlinked list could not grow */
 };
+
+/* The record is folded (or counted as dropped): it starts the next period
+ * empty but keeps its link to the master. */
+static void rec_done(const struct st_engine *e, struct st_srec *r)
+{
+	memset(st_srec_values(r), 0, e->opt.nmetrics * sizeof(uint64_t));
+	r->touched = 0;
+}
 
 static void fold_drain(struct fold_ctx *c)
 {
-	const unsigned nm = c->e->opt.nmetrics;
 	for (size_t k = 0; k < c->n; k++) {
-		struct st_srec *r = c->q[k];
-		if (st_master_add_rec(c->e->master, r))
+		if (st_master_add_rec(c->e->master, c->q[k]))
 			c->e->merge_dropped++;
-		/* Folded (or counted as dropped): the record starts the next
-		 * period empty but keeps its link to the master. */
-		memset(st_srec_values(r), 0, nm * sizeof(uint64_t));
-		r->touched = 0;
+		rec_done(c->e, c->q[k]);
 	}
 	c->n = 0;
 }
@@ -416,10 +420,30 @@ static void fold_drain(struct fold_ctx *c)
 static void fold_cb(void *arg, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
+	struct st_engine *e = c->e;
 	if (!r->touched)
 		return; /* kept from an earlier period, nothing new */
 	c->records++;
-	st_master_prefetch_rec(c->e->master, r);
+	if (!st_master_rec_linked(e->master, r)) {
+		/* New (or stale) stack: walked later, in sorted order. */
+		if (e->nwalk == e->walk_cap) {
+			size_t nc = e->walk_cap ? e->walk_cap * 2 : 4096;
+			struct st_srec **p = st_realloc(e->walk, nc * sizeof(*p));
+			if (!p) {
+				/* Walk it alone now rather than lose it. */
+				c->oom = true;
+				if (st_master_add_rec(e->master, r))
+					e->merge_dropped++;
+				rec_done(e, r);
+				return;
+			}
+			e->walk = p;
+			e->walk_cap = nc;
+		}
+		e->walk[e->nwalk++] = r;
+		return;
+	}
+	st_master_prefetch_rec(e->master, r);
 	c->q[c->n++] = r;
 	if (c->n == FOLD_GROUP)
 		fold_drain(c);
@@ -428,6 +452,12 @@ static void fold_cb(void *arg, struct st_srec *r)
 /*
  * Flip every shard's table, wait one grace period, fold (or discard) what
  * was flipped out.  Caller holds merge_lock.  Returns records folded.
+ *
+ * Linked records (seen in an earlier period) are added as they come.  The
+ * unlinked ones are collected from every shard, sorted by frames and walked
+ * in that order, so each walk starts where it diverges from the previous
+ * stack instead of at the root (st_master_link_sorted).  Tables are cleared
+ * only after that, since the walk reads their records.
  */
 static uint64_t merge_locked(struct st_engine *e, bool discard)
 {
@@ -441,11 +471,17 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	}
 	st_rcu_synchronize(); /* guarantee 1: now we own every old[i] */
 	struct fold_ctx c = { .e = e };
-	for (unsigned i = 0; i < n; i++) {
-		if (!discard) {
+	e->nwalk = 0;
+	if (!discard) {
+		for (unsigned i = 0; i < n; i++)
 			st_stab_foreach(old[i], fold_cb, &c);
-			fold_drain(&c);
-		}
+		fold_drain(&c);
+		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
+		for (size_t k = 0; k < e->nwalk; k++)
+			rec_done(e, e->walk[k]);
+		e->nwalk = 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
 		/* A reset discards everything; otherwise keep the records (and
 		 * their master links) unless the table grew too big. */
 		if (discard || !st_stab_keep(old[i]))
@@ -553,6 +589,7 @@ static void engine_free(struct st_engine *e)
 	for (unsigned i = 0; i < n; i++)
 		shard_free(e->shards[i]);
 	st_master_destroy(e->master);
+	st_free(e->walk);
 	if (e->snap) {
 		/* Wait for pending retire callbacks, then drop our reference. */
 		st_rcu_barrier();

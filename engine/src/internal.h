@@ -127,6 +127,12 @@ void st_master_destroy(struct st_master *m);
  * the path only when the record's (leaf, epoch) link is stale; refreshes the
  * link.  0 or -ENOMEM. */
 int st_master_add_rec(struct st_master *m, struct st_srec *r);
+/* True when r's (leaf, epoch) link is valid: folding it needs no walk. */
+bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r);
+/* Fold n unlinked records: sorts recs by frames, then walks each from where
+ * it diverges from the previous one, links and adds it.  Returns how many
+ * failed with -ENOMEM (counted as dropped by the caller). */
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n);
 /* Cache hint: the self slot r will add to, when r is linked. */
 void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);
 void st_master_clear(struct st_master *m);
@@ -189,6 +195,8 @@ struct st_engine {
 	uint64_t merges;
 	uint64_t folded;
 	uint64_t merge_dropped;
+	struct st_srec **walk;    /* merge_locked(): unlinked records */
+	size_t nwalk, walk_cap;
 	bool unpublished;         /* folded since the last publish */
 	uint64_t next_publish_ns; /* merger thread: earliest next publish */
 	struct st_stab *flipped[ST_SHARDS_MAX]; /* merge_locked() scratch */

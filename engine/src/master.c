@@ -249,6 +249,76 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r)
 	return 0;
 }
 
+bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
+{
+	return r->epoch == m->epoch && r->leaf < m->n;
+}
+
+static int cmp_rec_frames(const void *a, const void *b, void *arg)
+{
+	const unsigned nm = *(const unsigned *)arg;
+	struct st_srec *x = *(struct st_srec *const *)a, *y = *(struct st_srec *const *)b;
+	const uint32_t *fx = st_srec_frames(x, nm), *fy = st_srec_frames(y, nm);
+	uint32_t d = x->depth < y->depth ? x->depth : y->depth;
+	/* Byte order of the id arrays: not numeric order, but any total order
+	 * that keeps equal prefixes together serves, and memcmp is fast. */
+	int c = memcmp(fx, fy, (size_t)d * sizeof(*fx));
+	return c ? c : (x->depth > y->depth) - (x->depth < y->depth);
+}
+
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
+{
+	const unsigned nm = m->nm;
+	size_t failed = 0;
+	if (!n)
+		return 0;
+	/* Any order that puts shared prefixes next to each other will do: frame
+	 * ids, not names. */
+	qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm);
+	uint32_t maxd = 0;
+	for (size_t k = 0; k < n; k++)
+		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
+	uint32_t *path = st_malloc(((size_t)maxd + 1) * sizeof(*path));
+	if (!path) {
+		/* No room for the path: walk each from the root. */
+		for (size_t k = 0; k < n; k++)
+			failed += st_master_add_rec(m, recs[k]) != 0;
+		return failed;
+	}
+	const uint32_t *prev = NULL;
+	uint32_t prev_depth = 0; /* path[0..prev_depth) = prev's nodes */
+	for (size_t k = 0; k < n; k++) {
+		struct st_srec *r = recs[k];
+		const uint32_t *f = st_srec_frames(r, nm);
+		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;
+		while (common < lim && f[common] == prev[common])
+			common++;
+		uint32_t node = common ? path[common - 1] : 0;
+		uint32_t d = common;
+		for (; d < r->depth; d++) {
+			node = child_get(m, node, f[d]);
+			if (node == NONE)
+				break;
+			path[d] = node;
+		}
+		if (node == NONE) {
+			failed++;
+			prev = NULL;
+			prev_depth = 0;
+			continue;
+		}
+		r->leaf = node;
+		r->epoch = m->epoch;
+		prev = f;
+		prev_depth = r->depth;
+		/* Linked now: the common path adds the values. */
+		if (st_master_add_rec(m, r))
+			failed++;
+	}
+	st_free(path);
+	return failed;
+}
+
 void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r)
 {
 	if (r->epoch == m->epoch && r->leaf < m->n)

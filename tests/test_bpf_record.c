@@ -2,8 +2,10 @@
 /*
  * test_bpf_record.c - `shardtrie record cpu|io` end to end (the CLI binary
  * under root on a kernel with BTF; skipped with the reason otherwise):
- *   - io: dd's 200,000 one-byte reads and writes are all counted (>= 99.9%),
- *     their bytes add up, drops are reported;
+ *   - io: dd's 200,000 one-byte reads and writes are all counted (>= 99.9%)
+ *     under /dev/zero and /dev/null (dd reaches them through dup2: the fd
+ *     table follows dups), their bytes add up, drops are reported, and any
+ *     event without a path is named and reported, never silently moved;
  *   - io: the BPF pairing code through BPF_PROG_TEST_RUN (`record io --selftest`);
  *   - io: --fields validation (no privilege needed);
  *   - cpu: the bundled workload's shares (75/25 by design) agree with
@@ -156,12 +158,21 @@ Test(bpf_record, io_dd_counts_and_bytes)
 	cr_expect(r * 1000 >= N * 999 && w * 1000 >= N * 999, "reads %llu writes %llu < 99.9%% of %llu", r, w, N);
 	if (r < N || w < N)
 		cr_expect(err && strstr(err, "dropped"), "events lost but no drop line: %s", err ? err : "");
+	/* fds 0 and 1 come from dup2(3, 0/1): known to the BPF table, so never
+	 * left to a /proc lookup that fails once dd has exited. */
+	cr_expect(!folded_get(f, "dd;sys_enter_read;[unresolved fd 0]") &&
+			  !folded_get(f, "dd;sys_enter_write;[unresolved fd 1]"),
+		  "dd's dup'ed fds unresolved:\n%s", f);
+	if (strstr(f, "[unresolved"))
+		cr_expect(err && strstr(err, "had an unresolved path"),
+			  "[unresolved ...] frames but no summary line: %s", err ? err : "");
 	free(f);
 	free(err);
 
-	/* Bytes: every read and write moved one byte. */
+	/* Bytes: every read and write moved one byte.  dd's stderr goes to a
+	 * file: with 2>/dev/null its summary would (rightly) add to /dev/null. */
 	rc = ts_run("'%s' record io --metric bytes -o '%s' -- dd if=/dev/zero of=/dev/null bs=1 count=%llu "
-		    "2>/dev/null", CLI, path("bytes.folded"), N);
+		    "2>'%s'", CLI, path("bytes.folded"), N, path("bytes.err"));
 	cr_assert_eq(rc, 0);
 	f = ts_read_file(path("bytes.folded"), NULL);
 	cr_assert(f);

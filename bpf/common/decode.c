@@ -289,8 +289,11 @@ void st_io_frames_build(const struct st_io_rec *r, const unsigned char *fields, 
 		case ST_IOF_PATH:
 			if (path && path_len) {
 				push_path(out, path, path_len);
-			} else if (r->h.fd >= 0) {
-				int k = snprintf(b, room, "[fd %d]", r->h.fd);
+			} else {
+				/* Never silently without a path: named, and counted
+				 * by the caller (see st_io_path_unresolved). */
+				int k = r->h.fd >= 0 ? snprintf(b, room, "[unresolved fd %d]", r->h.fd)
+						     : snprintf(b, room, "[unresolved path]");
 				w = k > 0 && (size_t)k < room ? (size_t)k : 0;
 				push_split(out, b, w);
 			}

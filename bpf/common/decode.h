@@ -70,8 +70,8 @@ struct st_io_frames {
  * Frames of one event: the fields in order, each value split on ';' (empty
  * parts dropped), the path one frame per '/' component ("/a/b" -> "/a", "/b").
  * path/path_len: the path to use (the record's, or one resolved from the fd);
- * NULL = unknown, shown as "[fd N]" for fd calls.  Frames point into r,
- * path and out->buf.
+ * NULL = unknown, shown as "[unresolved fd N]" for fd calls and
+ * "[unresolved path]" otherwise.  Frames point into r, path and out->buf.
  */
 void st_io_frames_build(const struct st_io_rec *r, const unsigned char *fields, unsigned nfields,
 			const char *path, size_t path_len, struct st_io_frames *out);

@@ -4,11 +4,18 @@
  * picture).
  *
  * Ordering at the end of a run, so that "dropped N of M" is exact:
- *   1. the tool detaches its programs (no new records, counters final);
- *   2. st_rec_stop() sets `stop` (release); each consumer sees it (acquire)
+ *   1. st_rec_quiesce() sets st_stopped: programs stop emitting/counting
+ *      early (detaching takes a while), an optimisation only;
+ *   2. the tool destroys every link.  bpf_link__destroy() of a syscall
+ *      tracepoint returns after the kernel's unregister synchronisation
+ *      (perf_trace_destroy -> tracepoint_synchronize_unregister); of a
+ *      perf event, after PERF_EVENT_IOC_DISABLE and the close, which remove
+ *      the event on its CPU synchronously.  So no program instance runs
+ *      after that: no new records, counters final.  No sleep stands in;
+ *   3. st_rec_stop() sets `stop` (release); each consumer sees it (acquire)
  *      after its current poll, drains its ring with ring_buffer__consume()
  *      and closes its writer;
- *   3. the main thread joins them, then sums the counters and flushes.
+ *   4. the main thread joins them, then sums the counters and flushes.
  * Signals are blocked in the consumer threads: SIGINT/SIGTERM reach the main
  * thread, whose handler only sets a flag.
  */
@@ -139,10 +146,11 @@ int st_rec_spawn(struct st_rec *r, char **argv)
 	if (pid == 0) {
 		char c;
 		close(p[1]);
-		/* Wait until the tracer is attached; EOF means it gave up. */
+		/* Wait until the tracer is attached; EOF means it gave up.  p[0]
+		 * is close-on-exec: no close() here, which would be traced (with
+		 * an fd the tracer never saw opened). */
 		if (read(p[0], &c, 1) != 1)
 			_exit(127);
-		close(p[0]);
 		execvp(argv[0], argv);
 		fprintf(stderr, "%s: cannot run %s: %s\n", st_prog, argv[0], strerror(errno));
 		_exit(127);
@@ -290,11 +298,10 @@ void st_rec_wait(struct st_rec *r, double duration)
 
 void st_rec_quiesce(bool *stopped)
 {
-	/* A program that read st_stopped == false just before the store may
-	 * still reserve/submit: wait well past a handler's runtime. */
+	/* A program that read st_stopped == false just before the store still
+	 * reserves, submits and counts: consistent, and waited for by the
+	 * link destruction that follows (see the top of this file). */
 	__atomic_store_n(stopped, true, __ATOMIC_SEQ_CST);
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
-	nanosleep(&ts, NULL);
 }
 
 struct detach_job {
@@ -343,7 +350,7 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 		       const char *what)
 {
 	struct st_bpf_cpu_stats t = { 0 };
-	uint64_t records = 0, bad = 0, failed = 0, cpu_ns = 0;
+	uint64_t records = 0, bad = 0, failed = 0, cpu_ns = 0, unresolved = 0;
 	for (unsigned i = 0; i < r->ncpu; i++) {
 		t.events += stats[i].events;
 		t.rb_drops += stats[i].rb_drops;
@@ -353,6 +360,7 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 		records += r->cons[i].records;
 		bad += r->cons[i].bad;
 		failed += r->cons[i].failed;
+		unresolved += r->cons[i].unresolved;
 		cpu_ns += r->cons[i].cpu_ns;
 	}
 	uint64_t dropped = t.rb_drops + bad + failed;
@@ -361,6 +369,10 @@ uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, b
 			st_prog, r->name, (unsigned long long)dropped, (unsigned long long)t.events, what,
 			(unsigned long long)t.rb_drops, (unsigned long long)bad,
 			(unsigned long long)failed);
+	if (unresolved)
+		fprintf(stderr, "%s %s: %llu of %llu %s had an unresolved path (counted under "
+				"[unresolved fd N] / [unresolved path])\n",
+			st_prog, r->name, (unsigned long long)unresolved, (unsigned long long)t.events, what);
 	if (t.stack_fails)
 		fprintf(stderr, "%s %s: %llu of %llu samples had a failed stack capture (kept, that part empty)\n",
 			st_prog, r->name, (unsigned long long)t.stack_fails, (unsigned long long)t.events);

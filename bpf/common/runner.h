@@ -12,7 +12,10 @@
  *   st_rec_start() -------------------->         -> st_writer_ingest*()
  *   st_rec_wait(): go; until signal,     until stop: final ring_buffer__consume()
  *     -d or the command exits            st_writer_close()
- *   detach programs, st_rec_stop() ----> joined
+ *   st_rec_quiesce(): stop emitting
+ *   destroy every link (no program
+ *     instance can run after that)
+ *   st_rec_stop() ---------------------> joined
  *   st_rec_report(): "dropped N of M events"; st_flush + export
  */
 #ifndef ST_BPF_RUNNER_H
@@ -40,6 +43,7 @@ struct st_rec_consumer {
 	uint64_t records;  /* records handled */
 	uint64_t bad;      /* records that did not decode */
 	uint64_t failed;   /* ingest errors */
+	uint64_t unresolved; /* io: events counted without their path */
 	uint64_t cpu_ns;   /* the thread's CPU time (user + system), at its end */
 };
 
@@ -100,8 +104,11 @@ int st_rec_follow(struct bpf_map *tgids, pid_t pid);
 int st_rec_start(struct st_rec *r, st_rec_handler h);
 /* Let the command go and wait for the end of the run. */
 void st_rec_wait(struct st_rec *r, double duration);
-/* End of the event stream: set the programs' st_stopped flag (*stopped,
- * the skeleton's .bss) and give programs in flight time to finish. */
+/* End of the event stream, step 1: set the programs' st_stopped flag
+ * (*stopped, the skeleton's .bss) so they stop emitting and counting while
+ * the links are destroyed.  Not a synchronisation: instances already past
+ * the check finish normally; destroying every link (step 2) is what waits
+ * for them.  Then st_rec_stop() (step 3) drains and the counters are final. */
 void st_rec_quiesce(bool *stopped);
 /* Destroy a skeleton's links from several threads at once: detaching a
  * syscall tracepoint waits for RCU grace periods (~14 ms each here), which
@@ -111,7 +118,8 @@ void st_rec_detach_parallel(struct bpf_object_skeleton *s);
 /* Stop and join the consumers after draining the rings. */
 void st_rec_stop(struct st_rec *r);
 /* Sum the per-CPU counters and print the drop line (always when something
- * was dropped, otherwise with verbose).  Returns the total dropped. */
+ * was dropped, otherwise with verbose) and the unresolved-path line (always
+ * when there were any).  Returns the total dropped. */
 uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, bool verbose,
 		       const char *what);
 void st_rec_fini(struct st_rec *r);

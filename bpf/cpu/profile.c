@@ -113,6 +113,7 @@ static int open_perf_events(struct profile_bpf *skel, unsigned hz, struct bpf_li
 		links[cpu] = bpf_program__attach_perf_event(skel->progs.do_sample, fds[cpu]);
 		if (!links[cpu])
 			return -errno;
+		fds[cpu] = -1; /* the link owns it: bpf_link__destroy() disables and closes it */
 		opened++;
 	}
 	return opened ? 0 : -ENODEV;
@@ -297,15 +298,15 @@ int st_record_cpu(int argc, char **argv)
 		goto cleanup;
 	}
 	st_rec_wait(&rec, o.duration);
-	/* Stop the programs first: the counters are final before the drain. */
+	/* End of the stream (runner.c): stop emitting, destroy every link
+	 * (PERF_EVENT_IOC_DISABLE + close remove each event on its CPU
+	 * synchronously: no do_sample() runs after), then drain. */
 	st_rec_quiesce(&skel->bss->st_stopped);
 	for (unsigned i = 0; i < rec.ncpu; i++) {
 		bpf_link__destroy(links[i]);
 		links[i] = NULL;
-		if (pfds[i] >= 0)
-			close(pfds[i]);
-		pfds[i] = -1;
 	}
+	st_rec_detach_parallel(skel->skeleton); /* the fork tracepoint */
 	st_rec_stop(&rec);
 	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "samples");
 	rc = st_rec_output(&rec, &o, 0);

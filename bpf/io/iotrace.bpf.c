@@ -9,6 +9,10 @@
  *                               previous exit, ret, path } -> this CPU's ring
  *                               opens that returned an fd: fds[(pid, fd)] = path
  *                               close: fds[(pid, fd)] removed
+ *   dup, dup2, dup3, fcntl(F_DUPFD*): paired the same way, never sent;
+ *                               the exit copies fds[(pid, old)] to
+ *                               fds[(pid, new)] (or removes the new fd's
+ *                               stale entry when the old one is unknown)
  *
  * Both maps are LRU: a thread or fd that disappears without its exit/close
  * ages out instead of filling the map.  io_enter()/io_exit() take the ids and
@@ -60,17 +64,32 @@ static __noinline int io_enter(__u32 tid, __u32 op, __u64 now, __s64 fd, const c
 	t->enter_ns = now;
 	t->fd = (__s32)fd;
 	t->flags = 0;
+	t->upath = 0;
 	t->p.len = 0;
 	if (upath) {
 		long n = bpf_probe_read_user_str(t->p.path, sizeof(t->p.path), upath);
-		if (n > 0) {
+		if (n > 0)
 			t->p.len = (__u32)n - 1;
-		} else {
-			__u32 cpu = bpf_get_smp_processor_id();
-			__sync_fetch_and_add(&st_stats_cpu(cpu)->path_fails, 1);
-		}
+		else
+			t->upath = (__u64)upath; /* not faulted in yet: retried at exit */
 	}
 	return 0;
+}
+
+/* Second chance for a filename unreadable at enter: the syscall has copied
+ * it by now (getname), so its page is normally present. */
+static __always_inline void path_retry(struct st_io_thread *t, struct st_bpf_cpu_stats *st)
+{
+	if (!t->upath)
+		return;
+	long n = bpf_probe_read_user_str(t->p.path, sizeof(t->p.path), (const void *)t->upath);
+	t->upath = 0;
+	if (n > 0) {
+		t->p.len = (__u32)n - 1;
+	} else {
+		__sync_fetch_and_add(&st->path_fails, 1);
+		t->fd = -1; /* a *at call's dirfd is not the file */
+	}
 }
 
 /* Reserve by size class and copy the path in the same branch: the verifier
@@ -106,6 +125,7 @@ static __noinline int io_exit(__u32 tgid, __u32 tid, __u32 op, __u64 now, __s64 
 	__u64 last = t->last_exit_ns;
 	t->last_exit_ns = now;
 	t->op = IO_OP_NONE;
+	path_retry(t, st);
 
 	struct st_io_path *src = NULL;
 	__u32 eflags = 0;
@@ -147,9 +167,35 @@ static __noinline int io_exit(__u32 tgid, __u32 tid, __u32 op, __u64 now, __s64 
 	if (is_open(op) && ret >= 0 && t->p.len) {
 		__u64 nkey = ((__u64)tgid << 32) | (__u32)ret;
 		bpf_map_update_elem(&fds, &nkey, &t->p, BPF_ANY);
+	} else if (is_open(op) && ret >= 0) {
+		/* Filename unreadable: whatever the table had for this fd number
+		 * is stale now (the consumer resolves it from /proc). */
+		__u64 nkey = ((__u64)tgid << 32) | (__u32)ret;
+		bpf_map_delete_elem(&fds, &nkey);
 	} else if (op == IO_OP_CLOSE && t->fd >= 0) {
 		bpf_map_delete_elem(&fds, &key);
 	}
+	return 0;
+}
+
+/* Exit of dup/dup2/dup3/fcntl(F_DUPFD*): no record, no event; the thread's
+ * previous-exit time is left alone (the gap of the next traced call spans
+ * the dup, as if it were not traced). */
+static __noinline int dup_exit(__u32 tgid, __u32 tid, __s64 ret)
+{
+	struct st_io_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t || t->op != IO_OP_DUPFD_)
+		return 0;
+	t->op = IO_OP_NONE;
+	if (ret < 0 || ret == t->fd || t->fd < 0)
+		return 0; /* failed, or dup2(fd, fd): nothing changed */
+	__u64 okey = ((__u64)tgid << 32) | (__u32)t->fd;
+	__u64 nkey = ((__u64)tgid << 32) | (__u32)ret;
+	struct st_io_path *src = bpf_map_lookup_elem(&fds, &okey);
+	if (src)
+		bpf_map_update_elem(&fds, &nkey, src, BPF_ANY);
+	else
+		bpf_map_delete_elem(&fds, &nkey);
 	return 0;
 }
 
@@ -191,6 +237,14 @@ static __always_inline int on_exit(__u32 op, __s64 ret)
 	return io_exit(id >> 32, (__u32)id, op, bpf_ktime_get_ns(), ret);
 }
 
+static __always_inline int on_dup_exit(__s64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!st_want_tgid(id >> 32))
+		return 0;
+	return dup_exit(id >> 32, (__u32)id, ret);
+}
+
 #define TP_EXIT(name, OP)                                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                     \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                          \
@@ -214,6 +268,27 @@ static __always_inline int on_exit(__u32 op, __s64 ret)
 				(F) >= 0 ? ctx->args[(F) >= 0 ? (F) : 0] | IO_FLAGS_VALID : 0); \
 	}                                                                              \
 	TP_EXIT(name, OP)
+/* *at call that accepts an empty filename (AT_EMPTY_PATH): the dirfd in
+ * args[D] names the file then, so it is kept as the call's fd. */
+#define TP_AT(name, OP, D, P)                                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                    \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                        \
+	{                                                                              \
+		return on_enter(OP, (__s32)ctx->args[D], (const char *)ctx->args[P], 0); \
+	}                                                                              \
+	TP_EXIT(name, OP)
+/* fd bookkeeping only: old fd in args[0] */
+#define TP_DUP(name)                                                                   \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                    \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                        \
+	{                                                                              \
+		return on_enter(IO_OP_DUPFD_, (__s32)ctx->args[0], NULL, 0);           \
+	}                                                                              \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                     \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                          \
+	{                                                                              \
+		return on_dup_exit(ctx->ret);                                          \
+	}
 
 TP_PATH(open, IO_OP_OPEN, 0, 1)
 TP_PATH(openat, IO_OP_OPENAT, 1, 2)
@@ -230,8 +305,8 @@ TP_FD(fsync, IO_OP_FSYNC)
 TP_FD(fdatasync, IO_OP_FDATASYNC)
 TP_FD(lseek, IO_OP_LSEEK)
 TP_FD(newfstat, IO_OP_NEWFSTAT)
-TP_PATH(newfstatat, IO_OP_NEWFSTATAT, 1, -1)
-TP_PATH(statx, IO_OP_STATX, 1, -1)
+TP_AT(newfstatat, IO_OP_NEWFSTATAT, 0, 1)
+TP_AT(statx, IO_OP_STATX, 0, 1)
 TP_PATH(rename, IO_OP_RENAME, 0, -1)
 TP_PATH(renameat, IO_OP_RENAMEAT, 1, -1)
 TP_PATH(renameat2, IO_OP_RENAMEAT2, 1, -1)
@@ -240,6 +315,25 @@ TP_PATH(unlinkat, IO_OP_UNLINKAT, 1, -1)
 TP_PATH(mkdir, IO_OP_MKDIR, 0, -1)
 TP_PATH(mkdirat, IO_OP_MKDIRAT, 1, -1)
 TP_FD(getdents64, IO_OP_GETDENTS64)
+TP_DUP(dup)
+TP_DUP(dup2)
+TP_DUP(dup3)
+
+#define F_DUPFD_ 0
+#define F_DUPFD_CLOEXEC_ 1030
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int enter_fcntl(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 cmd = ctx->args[1];
+	if (cmd != F_DUPFD_ && cmd != F_DUPFD_CLOEXEC_)
+		return 0;
+	return on_enter(IO_OP_DUPFD_, (__s32)ctx->args[0], NULL, 0);
+}
+SEC("tracepoint/syscalls/sys_exit_fcntl")
+int exit_fcntl(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_dup_exit(ctx->ret);
+}
 
 /* BPF_PROG_TEST_RUN entry: one synthetic enter or exit (struct st_io_test_ctx),
  * no filters, same pairing code.  Loaded only by `record io-selftest`. */
@@ -247,8 +341,10 @@ SEC("raw_tp")
 int io_test(__u64 *ctx)
 {
 	__u64 exit = ctx[0], tgid = ctx[1], tid = ctx[2], op = ctx[3], now = ctx[4], v = ctx[5];
-	if (op >= IO_OP_COUNT_)
+	if (op >= IO_OP_COUNT_ && op != IO_OP_DUPFD_)
 		return -1;
+	if (exit && op == IO_OP_DUPFD_)
+		return dup_exit((__u32)tgid, (__u32)tid, (__s64)v);
 	if (exit)
 		return io_exit((__u32)tgid, (__u32)tid, (__u32)op, now, (__s64)v);
 	return io_enter((__u32)tid, (__u32)op, now, (__s64)v, NULL);

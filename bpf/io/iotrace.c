@@ -7,13 +7,19 @@
  * --metric picks the one exported.
  *
  * Paths: the call's filename, or the (pid, fd) table in BPF (filled by opens
- * seen during the run).  An fd opened before the run (or dup'ed) misses
- * there: the consumer reads /proc/PID/fd/N once, keeps it in a small per-
+ * and dups seen during the run, and before it starts from /proc/PID/fd of
+ * the command or -p process).  An fd the table misses (opened before the
+ * run by a process not seeded, or made by a call not traced: socket, pipe,
+ * ...): the consumer reads /proc/PID/fd/N once, keeps it in a small per-
  * thread cache and writes it back into the BPF table so every CPU sees it.
+ * When that fails too (the process has exited), the event is still counted,
+ * under "[unresolved fd N]", and the end-of-run summary says how many.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
@@ -121,12 +127,61 @@ static int on_io(struct st_rec_consumer *c, const void *data, size_t size)
 		if (e->pid == r.h.pid && e->fd == r.h.fd)
 			e->len = 0;
 	}
+	if (!path || !plen)
+		c->unresolved++;
 	st_io_frames_build(&r, io_fields, io_nfields, path, plen, &t->fr);
 	uint64_t v[ST_IOM_N];
 	st_io_values(&r, v);
 	if (st_writer_ingest_strs(c->w, t->fr.p, t->fr.len, t->fr.n, v))
 		c->failed++;
 	return 0;
+}
+
+/*
+ * Put the fds `pid` has now into the BPF table, so calls on fds opened before
+ * the run (stdin/stdout/stderr of the command, a -p process's files) have
+ * their path in the record itself, whenever the consumer reads it.
+ * skip_cloexec: the command is stopped before exec; its close-on-exec fds
+ * (the go pipe) will be gone by the time it runs.
+ */
+static void seed_fds(pid_t pid, bool skip_cloexec)
+{
+	char dn[64];
+	snprintf(dn, sizeof(dn), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dn);
+	if (!d)
+		return; /* resolved later from /proc, or counted as unresolved */
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (*end || end == de->d_name || fd < 0 || fd > INT32_MAX)
+			continue;
+		char fn[96];
+		if (skip_cloexec) {
+			snprintf(fn, sizeof(fn), "/proc/%d/fdinfo/%ld", (int)pid, fd);
+			FILE *f = fopen(fn, "r");
+			char line[128];
+			unsigned long fl = 0;
+			bool cloexec = false;
+			while (f && fgets(line, sizeof(line), f))
+				if (sscanf(line, "flags: %lo", &fl) == 1)
+					cloexec = (fl & O_CLOEXEC) != 0;
+			if (f)
+				fclose(f);
+			if (cloexec)
+				continue;
+		}
+		struct st_io_path v = { 0 };
+		snprintf(fn, sizeof(fn), "/proc/%d/fd/%ld", (int)pid, fd);
+		ssize_t n = readlink(fn, v.path, sizeof(v.path) - 1);
+		if (n <= 0)
+			continue;
+		v.len = (__u32)n;
+		__u64 key = ((__u64)(__u32)pid << 32) | (__u32)fd;
+		bpf_map_update_elem(io_fds_map, &key, &v, BPF_NOEXIST);
+	}
+	closedir(d);
 }
 
 /* Tracepoints this kernel lacks are not loaded (older kernels: openat2...). */
@@ -160,7 +215,10 @@ static void usage(FILE *f)
 		"LIST (default comm,tracepoint,path; also pid, tid, flags; a path is one\n"
 		"frame per '/' component).  All four counters are kept; --metric picks\n"
 		"the one written (default count).  Without -p/COMMAND: every process\n"
-		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n");
+		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n"
+		"dup, dup2, dup3 and fcntl(F_DUPFD) are followed for fd paths (not\n"
+		"recorded); a path that cannot be found is counted under\n"
+		"[unresolved fd N] / [unresolved path] and reported at the end.\n");
 }
 
 static int selftest(void);
@@ -314,6 +372,10 @@ int st_record_io(int argc, char **argv)
 		rc = EX_SOFTWARE_;
 		goto cleanup;
 	}
+	if (o.pid)
+		seed_fds(o.pid, false);
+	if (rec.child)
+		seed_fds(rec.child, true);
 	if ((err = st_rec_start(&rec, on_io))) {
 		st_rec_explain("record io", "starting consumer threads", err);
 		rc = EX_SOFTWARE_;
@@ -325,7 +387,10 @@ int st_record_io(int argc, char **argv)
 		goto cleanup;
 	}
 	st_rec_wait(&rec, o.duration);
-	st_rec_quiesce(&skel->bss->st_stopped); /* counters final before the drain */
+	/* End of the stream (runner.c): stop emitting, detach every program
+	 * (returns once no instance can still run), then drain. */
+	st_rec_quiesce(&skel->bss->st_stopped);
+	st_rec_detach_parallel(skel->skeleton);
 	st_rec_stop(&rec);
 	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "events");
 	rc = st_rec_output(&rec, &o, (unsigned)metric);
@@ -482,6 +547,45 @@ static int selftest(void)
 		events += skel->bss->st_stats[i].events;
 	}
 	CHECK(unpaired == 3 && events == 5, "unpaired %llu (want 3), events %llu (want 5)",
+	      (unsigned long long)unpaired, (unsigned long long)events);
+
+	/* dup bookkeeping (no records, no events): dup2(7, 0) copies (TG, 7)'s
+	 * path to fd 0; a read on fd 0 then carries it, and its gap ignores the
+	 * dup; a dup of an unknown fd onto 0 removes fd 0's stale path; a failed
+	 * dup changes nothing. */
+	memset(&got, 0, sizeof(got));
+	struct st_io_path py = { .len = 6 };
+	memcpy(py.path, "/tmp/y", 6);
+	__u64 k7 = ((__u64)TG << 32) | 7u, k0 = ((__u64)TG << 32) | 0u, k8 = ((__u64)TG << 32) | 8u;
+	bpf_map_update_elem(bpf_map__fd(skel->maps.fds), &k7, &py, BPF_ANY);
+	test_call(skel, 0, TG, T1, IO_OP_DUPFD_, 6000, 7);
+	test_call(skel, 1, TG, T1, IO_OP_DUPFD_, 6010, 0);
+	CHECK(bpf_map_lookup_elem(bpf_map__fd(skel->maps.fds), &k0, &tmp) == 0 && tmp.len == 6 &&
+		      !memcmp(tmp.path, "/tmp/y", 6),
+	      "dup2(7, 0) did not copy the path");
+	test_call(skel, 0, TG, T1, IO_OP_READ, 7000, 0);
+	test_call(skel, 1, TG, T1, IO_OP_READ, 7050, 1);
+	test_call(skel, 0, TG, T1, IO_OP_DUPFD_, 8000, 7);
+	test_call(skel, 1, TG, T1, IO_OP_DUPFD_, 8010, -24); /* EMFILE */
+	CHECK(bpf_map_lookup_elem(bpf_map__fd(skel->maps.fds), &k8, &tmp) != 0,
+	      "a failed dup added an fd");
+	test_call(skel, 0, TG, T1, IO_OP_DUPFD_, 9000, 9);   /* fd 9: unknown */
+	test_call(skel, 1, TG, T1, IO_OP_DUPFD_, 9010, 0);
+	CHECK(bpf_map_lookup_elem(bpf_map__fd(skel->maps.fds), &k0, &tmp) != 0 && errno == ENOENT,
+	      "dup2(unknown, 0) left fd 0's old path");
+	ring_buffer__consume(rb);
+	CHECK(got.bad == 0 && got.n == 1, "dup phase: %u records (want 1), %u bad", got.n, got.bad);
+	if (got.n == 1)
+		CHECK(got.ev[0].op == IO_OP_READ && got.ev[0].path_len == 6 && !memcmp(got.path[0], "/tmp/y", 6) &&
+			      got.ev[0].gap_ns == 7000 - 4010,
+		      "read on the dup'ed fd: path '%.*s' gap %llu", (int)got.ev[0].path_len, got.path[0],
+		      (unsigned long long)got.ev[0].gap_ns);
+	unpaired = events = 0;
+	for (unsigned i = 0; i < rec.ncpu; i++) {
+		unpaired += skel->bss->st_stats[i].unpaired;
+		events += skel->bss->st_stats[i].events;
+	}
+	CHECK(unpaired == 3 && events == 6, "after dups: unpaired %llu (want 3), events %llu (want 6)",
 	      (unsigned long long)unpaired, (unsigned long long)events);
 	printf("io-selftest: %d checks, %d failed\n", checks, failed);
 	rc = failed ? EX_SOFTWARE_ : EX_OK_;

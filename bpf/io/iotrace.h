@@ -31,10 +31,19 @@ enum st_io_op {
 	IO_OP_COUNT_
 };
 
+/*
+ * Traced for the (pid, fd) table only, never sent in a record (so not in
+ * the ABI's op range): dup, dup2, dup3 and fcntl(F_DUPFD[_CLOEXEC]).  At the
+ * exit, a new fd gets the old fd's path; an fd whose path is unknown removes
+ * the new fd's stale entry (dup2/dup3 onto an open fd closes it).
+ */
+#define IO_OP_DUPFD_ 0x100
+
 /* io_event.eflags */
 #define IO_EF_PATH_FD    1u /* path came from the (pid, fd) table, not the call */
 #define IO_EF_PATH_TRUNC 2u /* path longer than the class: cut */
-#define IO_EF_HAS_FD     4u /* fd is the call's fd argument */
+#define IO_EF_HAS_FD     4u /* fd is the call's fd argument (a *at call: its dirfd,
+			     * used when the filename is empty, AT_EMPTY_PATH) */
 /* io_event.flags: bit 63 marks the low bits as the call's open flags */
 #define IO_FLAGS_VALID (1ull << 63)
 
@@ -68,6 +77,8 @@ struct st_io_thread {
 	__u64 enter_ns;
 	__u64 last_exit_ns;
 	__u64 flags;
+	__u64 upath;     /* filename pointer whose read failed at enter: retried
+			  * at exit (the call has faulted the page in), or 0 */
 	__s32 fd;
 	__u16 op;        /* pending call, IO_OP_NONE when none */
 	__u16 pad_;

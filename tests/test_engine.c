@@ -67,7 +67,7 @@ Test(engine, options_are_validated)
 	o.nmetrics = ST_MAX_METRICS + 1;
 	cr_expect_null(st_engine_create(&o));
 	o.nmetrics = 1;
-	o.node_cap = 2;
+	o.node_cap = 3; /* below 4 the root + K + [other] bound cannot hold */
 	cr_expect_null(st_engine_create(&o));
 	o.node_cap = 0;
 	o.size = 8;
@@ -337,7 +337,7 @@ Test(engine, node_cap_folds_into_other_and_conserves_totals)
 {
 	for (uint64_t seed = 11; seed <= 15; seed++)
 		random_differential(seed, 40, 3, 3000);
-	/* A hand-checked case: cap 5 keeps K=2 subtrees. */
+	/* A hand-checked case: cap 5 keeps K=(5-2)/2=1 subtree. */
 	struct st_engine *e = mk(1, 5);
 	struct st_writer *w = st_writer_open(e);
 	add(w, NULL, "big", (uint64_t[]){ 100 });
@@ -348,14 +348,14 @@ Test(engine, node_cap_folds_into_other_and_conserves_totals)
 	st_flush(e);
 	struct st_snap *s = st_snap_acquire(e);
 	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 156);
-	cr_expect_eq(st_snap_node_count(s), 4); /* root, [other], big, mid */
+	cr_expect_eq(st_snap_node_count(s), 3); /* root, [other], big */
 	uint32_t o = child_named(s, ST_NODE_ROOT, ST_OTHER_NAME);
 	cr_assert_neq(o, UINT32_MAX);
-	cr_expect_eq(st_snap_self(s, o, 0), 6);
+	cr_expect_eq(st_snap_self(s, o, 0), 56); /* mid 50 + s1 1 + s2 2 + s3 3 */
 	st_snap_release(s);
 	struct st_stats stats;
 	st_engine_stats(e, &stats);
-	cr_expect_eq(stats.folded, 3); /* 7 nodes in, 4 out */
+	cr_expect_eq(stats.folded, 4); /* 7 nodes in, 3 out */
 	st_writer_close(w);
 	st_engine_destroy(e);
 }

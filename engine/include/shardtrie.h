@@ -223,7 +223,7 @@ uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
 /* ------------------------------------------------------------- exporting */
 
 enum st_format {
-	ST_FMT_FOLDED = 0, /* "stack count" lines, sorted whole-line byte-wise */
+	ST_FMT_FOLDED = 0, /* "stack count" lines, sorted by stack byte-wise */
 	ST_FMT_JSON,       /* ior LiveTrie {n,v,t,c} */
 	ST_FMT_FLAMEBEARER,/* Pyroscope v0.35 flamebearer JSON ("single") */
 	ST_FMT_PPROF,      /* gzip-compressed perftools.profiles.Profile */

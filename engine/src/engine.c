@@ -616,7 +616,7 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	}
 	if (o->size < offsetof(struct st_options, node_cap) + sizeof(o->node_cap) ||
 	    o->nmetrics < 1 || o->nmetrics > ST_MAX_METRICS ||
-	    (o->node_cap && o->node_cap < 3)) {
+	    (o->node_cap && o->node_cap < 4)) {
 		errno = EINVAL;
 		return NULL;
 	}

@@ -463,7 +463,7 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	 * "node cap"): threshold T = K-th largest; keep t >= T unless the ties
 	 * would exceed K, then keep t > T.  Ancestors total at least as much as
 	 * descendants, so the kept set is a connected subtree. */
-	uint64_t K = (m->cap - 1) / 2;
+	uint64_t K = (m->cap - 2) / 2; /* K kept + root + <= K+1 [other] <= cap */
 	if (K < 1)
 		K = 1;
 	for (uint32_t i = 1; i < n; i++)

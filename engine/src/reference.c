@@ -7,7 +7,7 @@
  *
  * Node cap (same rule as master.c, written independently):
  *   if nodes (root included) > cap:
- *     K = max(1, (cap-1)/2); T = K-th largest metric-0 total among non-root
+ *     K = max(1, (cap-2)/2); T = K-th largest metric-0 total among non-root
  *     nodes; keep nodes with total >= T, or > T if more than K tie at >= T;
  *     every dropped child of a kept node adds its subtree totals (all
  *     metrics) to the self of that node's "[other]" child.
@@ -107,7 +107,7 @@ static struct rnode *child(struct rnode *p, const char *name, size_t len)
 
 struct st_ref *st_ref_create(unsigned nmetrics, uint64_t node_cap)
 {
-	if (nmetrics < 1 || nmetrics > ST_MAX_METRICS || (node_cap && node_cap < 3)) {
+	if (nmetrics < 1 || nmetrics > ST_MAX_METRICS || (node_cap && node_cap < 4)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -261,7 +261,7 @@ uint64_t st_ref_flush(struct st_ref *r)
 			size_t k = 0;
 			collect_totals(r->root, r->nm, arr, &k);
 			qsort(arr, k, sizeof(*arr), desc);
-			uint64_t K = (r->cap - 1) / 2 ? (r->cap - 1) / 2 : 1;
+			uint64_t K = (r->cap - 2) / 2 ? (r->cap - 2) / 2 : 1;
 			uint64_t T = arr[K - 1];
 			size_t ge = 0;
 			while (ge < k && arr[ge] >= T)

@@ -15,29 +15,8 @@
 
 #define CLI ST_TEST_CLI
 
-static char dir[256];
+TestSuite(convert, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 120);
 
-static void setup(void)
-{
-	ts_tmpdir(dir, sizeof(dir));
-	cr_assert(dir[0], "mkdtemp failed");
-}
-
-static void teardown(void)
-{
-	ts_run("rm -rf '%s'", dir);
-}
-
-TestSuite(convert, .init = setup, .fini = teardown, .timeout = 120);
-
-static char *path(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	char *b = buf[k++ & 3];
-	snprintf(b, 512, "%s/%s", dir, name);
-	return b;
-}
 
 /* ---- the independent expectation for -t folded: collect every
  * (stack, count), sort by stack, sum runs, render, sort the lines. ---- */
@@ -140,18 +119,18 @@ Test(convert, folded_equals_sorted_aggregation)
 			agg_add(&want, stack, sl, c);
 		}
 	}
-	cr_assert_eq(ts_write_file(path("in.folded"), in, len), 0);
-	cr_assert_eq(ts_run("%s convert --threads 2 -t folded -o %s %s", CLI, path("out"), path("in.folded")), 0);
-	char *got = ts_read_file(path("out"), NULL);
+	cr_assert_eq(ts_write_file(ts_path("in.folded"), in, len), 0);
+	cr_assert_eq(ts_run("%s convert --threads 2 -t folded -o %s %s", CLI, ts_path("out"), ts_path("in.folded")), 0);
+	char *got = ts_read_file(ts_path("out"), NULL);
 	char *exp = agg_render(&want);
 	cr_assert_not_null(got);
 	cr_expect(strcmp(got, exp) == 0, "folded output differs from the sorted aggregation");
 	/* Same through stdin with one thread, merged with a second file. */
-	cr_assert_eq(ts_write_file(path("two.folded"), "main 5\n", 7), 0);
-	cr_assert_eq(ts_run("%s convert --threads 1 - %s < %s > %s", CLI, path("two.folded"),
-			    path("in.folded"), path("out2")), 0);
+	cr_assert_eq(ts_write_file(ts_path("two.folded"), "main 5\n", 7), 0);
+	cr_assert_eq(ts_run("%s convert --threads 1 - %s < %s > %s", CLI, ts_path("two.folded"),
+			    ts_path("in.folded"), ts_path("out2")), 0);
 	agg_add(&want, "main", 4, 5);
-	char *got2 = ts_read_file(path("out2"), NULL), *exp2 = agg_render(&want);
+	char *got2 = ts_read_file(ts_path("out2"), NULL), *exp2 = agg_render(&want);
 	cr_expect(strcmp(got2, exp2) == 0, "stdin + file merge differs");
 	free(got);
 	free(exp);
@@ -163,11 +142,11 @@ Test(convert, folded_equals_sorted_aggregation)
 
 static json_t *convert_json(const char *input, const char *minf)
 {
-	cr_assert_eq(ts_write_file(path("j.folded"), input, strlen(input)), 0);
-	cr_assert_eq(ts_run("%s convert -t json --min-fraction %s -o %s %s", CLI, minf, path("j.json"),
-			    path("j.folded")), 0);
+	cr_assert_eq(ts_write_file(ts_path("j.folded"), input, strlen(input)), 0);
+	cr_assert_eq(ts_run("%s convert -t json --min-fraction %s -o %s %s", CLI, minf, ts_path("j.json"),
+			    ts_path("j.folded")), 0);
 	json_error_t err;
-	json_t *j = json_load_file(path("j.json"), 0, &err);
+	json_t *j = json_load_file(ts_path("j.json"), 0, &err);
 	cr_assert_not_null(j, "bad JSON: %s", err.text);
 	return j;
 }
@@ -239,7 +218,7 @@ Test(convert, json_escapes_untrusted_names)
 	cr_assert_not_null(s);
 	cr_expect_not_null(kid(s, "\"q\\"));
 	json_decref(j);
-	char *raw = ts_read_file(path("j.json"), NULL);
+	char *raw = ts_read_file(ts_path("j.json"), NULL);
 	cr_expect_null(strstr(raw, "<script>"), "< and > are escaped as Go does");
 	free(raw);
 }
@@ -248,16 +227,16 @@ Test(convert, malformed_lines_are_reported_and_skipped)
 {
 	static const char in[] = "good;a 3\nno_count\ngood;b x1\nbad 99999999999999999999\ngood;a 4\n"
 				 "nul\0byte 1\n good 1.5\n";
-	cr_assert_eq(ts_write_file(path("bad.folded"), in, sizeof(in) - 1), 0);
-	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, path("out"), path("bad.folded"), path("err")), 0);
-	char *out = ts_read_file(path("out"), NULL), *err = ts_read_file(path("err"), NULL);
+	cr_assert_eq(ts_write_file(ts_path("bad.folded"), in, sizeof(in) - 1), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, ts_path("out"), ts_path("bad.folded"), ts_path("err")), 0);
+	char *out = ts_read_file(ts_path("out"), NULL), *err = ts_read_file(ts_path("err"), NULL);
 	cr_expect_str_eq(out, "good;a 7\n");
 	char want[600];
-	snprintf(want, sizeof(want), "%s:2: ", path("bad.folded"));
+	snprintf(want, sizeof(want), "%s:2: ", ts_path("bad.folded"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
-	snprintf(want, sizeof(want), "%s:4: count overflows 64 bits", path("bad.folded"));
+	snprintf(want, sizeof(want), "%s:4: count overflows 64 bits", ts_path("bad.folded"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
-	snprintf(want, sizeof(want), "%s:6: NUL byte in line", path("bad.folded"));
+	snprintf(want, sizeof(want), "%s:6: NUL byte in line", ts_path("bad.folded"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
 	cr_expect_not_null(strstr(err, "5 of 7 lines ignored"), "stderr: %s", err);
 	free(out);
@@ -266,24 +245,24 @@ Test(convert, malformed_lines_are_reported_and_skipped)
 
 Test(convert, strict_fails_and_leaves_existing_output_alone)
 {
-	cr_assert_eq(ts_write_file(path("bad.folded"), "a 1\nbroken\n", 11), 0);
-	cr_assert_eq(ts_write_file(path("out"), "previous\n", 9), 0);
-	cr_expect_eq(ts_run("%s convert --strict -o %s %s 2>/dev/null", CLI, path("out"), path("bad.folded")), 65);
-	char *out = ts_read_file(path("out"), NULL);
+	cr_assert_eq(ts_write_file(ts_path("bad.folded"), "a 1\nbroken\n", 11), 0);
+	cr_assert_eq(ts_write_file(ts_path("out"), "previous\n", 9), 0);
+	cr_expect_eq(ts_run("%s convert --strict -o %s %s 2>/dev/null", CLI, ts_path("out"), ts_path("bad.folded")), 65);
+	char *out = ts_read_file(ts_path("out"), NULL);
 	cr_expect_str_eq(out, "previous\n");
 	free(out);
-	cr_expect_eq(ts_run("ls -a %s | grep -c '^\\.out\\.' >/dev/null", dir), 1, "no temporary left");
+	cr_expect_eq(ts_run("ls -a %s | grep -c '^\\.out\\.' >/dev/null", ts_dir), 1, "no temporary left");
 }
 
 Test(convert, empty_input_and_missing_file)
 {
-	cr_assert_eq(ts_write_file(path("empty"), "", 0), 0);
-	cr_expect_eq(ts_run("%s convert -o %s %s", CLI, path("out"), path("empty")), 0);
+	cr_assert_eq(ts_write_file(ts_path("empty"), "", 0), 0);
+	cr_expect_eq(ts_run("%s convert -o %s %s", CLI, ts_path("out"), ts_path("empty")), 0);
 	size_t n = 99;
-	free(ts_read_file(path("out"), &n));
+	free(ts_read_file(ts_path("out"), &n));
 	cr_expect_eq(n, 0);
-	cr_expect_eq(ts_run("%s convert %s 2>/dev/null", CLI, path("does-not-exist")), 66);
-	cr_expect_eq(ts_run("%s convert -t nope %s 2>/dev/null", CLI, path("empty")), 64);
+	cr_expect_eq(ts_run("%s convert %s 2>/dev/null", CLI, ts_path("does-not-exist")), 66);
+	cr_expect_eq(ts_run("%s convert -t nope %s 2>/dev/null", CLI, ts_path("empty")), 64);
 }
 
 Test(convert, huge_lines_and_deep_stacks)
@@ -303,13 +282,13 @@ Test(convert, huge_lines_and_deep_stacks)
 		len += (size_t)sprintf(in + len, "%sf%d", i ? ";" : "", i % 10);
 	size_t deep_len = len - deep_start;
 	len += (size_t)sprintf(in + len, " 7\nok 1\n");
-	cr_assert_eq(ts_write_file(path("huge"), in, len), 0);
-	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, path("out"), path("huge"), path("err")), 0);
-	char *out = ts_read_file(path("out"), NULL), *err = ts_read_file(path("err"), NULL);
+	cr_assert_eq(ts_write_file(ts_path("huge"), in, len), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s 2> %s", CLI, ts_path("out"), ts_path("huge"), ts_path("err")), 0);
+	char *out = ts_read_file(ts_path("out"), NULL), *err = ts_read_file(ts_path("err"), NULL);
 	char want[64];
-	snprintf(want, sizeof(want), "%s:1: line longer than 1 MiB", path("huge"));
+	snprintf(want, sizeof(want), "%s:1: line longer than 1 MiB", ts_path("huge"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
-	snprintf(want, sizeof(want), "%s:2: line longer than 1 MiB", path("huge"));
+	snprintf(want, sizeof(want), "%s:2: line longer than 1 MiB", ts_path("huge"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
 	/* Output: the deep line then "ok 1" ('f' < 'o'). */
 	cr_expect_eq(memcmp(out, in + deep_start, deep_len), 0);
@@ -322,9 +301,9 @@ Test(convert, huge_lines_and_deep_stacks)
 Test(convert, sums_saturate_and_crlf_is_accepted)
 {
 	const char *in = "s 18446744073709551615\r\ns 1\r\nt 2\r\n";
-	cr_assert_eq(ts_write_file(path("sat"), in, strlen(in)), 0);
-	cr_assert_eq(ts_run("%s convert -o %s %s", CLI, path("out"), path("sat")), 0);
-	char *out = ts_read_file(path("out"), NULL);
+	cr_assert_eq(ts_write_file(ts_path("sat"), in, strlen(in)), 0);
+	cr_assert_eq(ts_run("%s convert -o %s %s", CLI, ts_path("out"), ts_path("sat")), 0);
+	char *out = ts_read_file(ts_path("out"), NULL);
 	cr_expect_str_eq(out, "s 18446744073709551615\nt 2\n");
 	free(out);
 }
@@ -333,15 +312,15 @@ Test(convert, sigterm_leaves_no_partial_output)
 {
 	/* Input that never ends (a fifo we keep open), so convert is mid-run
 	 * whenever the signal lands; wherever that is, no output may appear. */
-	cr_assert_eq(ts_run("mkfifo %s", path("fifo")), 0);
+	cr_assert_eq(ts_run("mkfifo %s", ts_path("fifo")), 0);
 	int rc = ts_run("( exec 3<>%s; %s convert -o %s %s & pid=$!; "
 			"echo 'a 1' >&3; kill -TERM $pid; wait $pid; echo $? > %s ) 2>/dev/null",
-			path("fifo"), CLI, path("out"), path("fifo"), path("rc"));
+			ts_path("fifo"), CLI, ts_path("out"), ts_path("fifo"), ts_path("rc"));
 	cr_assert_eq(rc, 0);
-	char *st = ts_read_file(path("rc"), NULL);
+	char *st = ts_read_file(ts_path("rc"), NULL);
 	cr_expect_eq(atoi(st), 143, "killed by SIGTERM");
 	free(st);
 	struct stat sb;
-	cr_expect_neq(stat(path("out"), &sb), 0, "no output file");
-	cr_expect_eq(ts_run("ls -a %s | grep -q '^\\.out\\.'", dir), 1, "no temporary left");
+	cr_expect_neq(stat(ts_path("out"), &sb), 0, "no output file");
+	cr_expect_eq(ts_run("ls -a %s | grep -q '^\\.out\\.'", ts_dir), 1, "no temporary left");
 }

@@ -26,33 +26,12 @@
 #define CLI ST_TEST_CLI
 #define DATA ST_TEST_DATA "/formats"
 
-static char dir[256];
+TestSuite(formats, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 120);
 
-static void setup(void)
-{
-	ts_tmpdir(dir, sizeof(dir));
-	cr_assert(dir[0], "mkdtemp failed");
-}
-
-static void teardown(void)
-{
-	ts_run("rm -rf '%s'", dir);
-}
-
-TestSuite(formats, .init = setup, .fini = teardown, .timeout = 120);
-
-static char *path(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *b = buf[k++ & 7];
-	snprintf(b, 512, "%s/%s", dir, name);
-	return b;
-}
 
 static void put(const char *name, const char *text)
 {
-	cr_assert_eq(ts_write_file(path(name), text, strlen(text)), 0);
+	cr_assert_eq(ts_write_file(ts_path(name), text, strlen(text)), 0);
 }
 
 static char *get(const char *p)
@@ -94,10 +73,10 @@ Test(formats, perf_matches_stackcollapse_perf_for_every_option)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cr_assert_eq(ts_run("%s convert -f perf %s -o %s %s/perf-mixed.txt 2>/dev/null", CLI,
-				    cases[i].opts, path("out"), DATA), 0, "%s", cases[i].opts);
+				    cases[i].opts, ts_path("out"), DATA), 0, "%s", cases[i].opts);
 		char want[512];
 		snprintf(want, sizeof(want), "%s/%s", DATA, cases[i].golden);
-		expect_file(path("out"), want);
+		expect_file(ts_path("out"), want);
 	}
 }
 
@@ -162,7 +141,7 @@ Test(formats, perf_library_api)
 Test(formats, perf_threaded_blocks_equal_one_thread)
 {
 	/* ~12 MB: several 4 MiB blocks, cut at blank lines. */
-	FILE *f = fopen(path("big.txt"), "w");
+	FILE *f = fopen(ts_path("big.txt"), "w");
 	cr_assert(f);
 	const unsigned K = 60000;
 	for (unsigned i = 0; i < K; i++)
@@ -174,12 +153,12 @@ Test(formats, perf_threaded_blocks_equal_one_thread)
 			"\t7f0000000003 main (/usr/bin/worker)\n\n",
 			i % 7, i % 13, i % 4, i, i % 5, i % 11);
 	fclose(f);
-	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 1 -o %s %s", CLI, path("one"),
-			    path("big.txt")), 0);
-	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 4 -o %s %s", CLI, path("four"),
-			    path("big.txt")), 0);
-	expect_file(path("four"), path("one"));
-	char *out = get(path("one"));
+	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 1 -o %s %s", CLI, ts_path("one"),
+			    ts_path("big.txt")), 0);
+	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 4 -o %s %s", CLI, ts_path("four"),
+			    ts_path("big.txt")), 0);
+	expect_file(ts_path("four"), ts_path("one"));
+	char *out = get(ts_path("one"));
 	/* compute_0 (i%11 == 0) and do_work_0 (i%5 == 0): i multiple of 55. */
 	cr_expect(strstr(out, "worker;main;[worker];compute_0;do_work_0_[k] 1091000\n"), "%.200s", out);
 	free(out);
@@ -190,8 +169,8 @@ Test(formats, perf_threaded_blocks_equal_one_thread)
 Test(formats, flamebearer_golden_from_formats_md)
 {
 	put("in", "a;b 1\na;c 2\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, path("out"), path("in")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect_str_eq(s, "{\"version\":1,\"flamebearer\":{\"names\":[\"total\",\"a\",\"c\",\"b\"],"
 			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,1,1,3,0,2,2,2]],\"numTicks\":3,\"maxSelf\":2},"
 			    "\"metadata\":{\"format\":\"single\",\"units\":\"samples\",\"sampleRate\":100,"
@@ -203,12 +182,12 @@ Test(formats, flamebearer_simpletree_from_the_article)
 {
 	/* simpletree.folded = the article's SimpleTree decoded to stacks;
 	 * the golden holds its names/levels verbatim (609 ticks, maxSelf 493). */
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s/simpletree.folded", CLI, path("out"),
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s/simpletree.folded", CLI, ts_path("out"),
 			    DATA), 0);
 	char want[512];
 	snprintf(want, sizeof(want), "%s/simpletree.flamebearer.json", DATA);
-	expect_file(path("out"), want);
-	char *s = get(path("out"));
+	expect_file(ts_path("out"), want);
+	char *s = get(ts_path("out"));
 	cr_expect(strstr(s, "[0,100,0,23,0,506,0,19,1,2,0,7]"));
 	cr_expect(strstr(s, "\"numTicks\":609,\"maxSelf\":493"));
 	free(s);
@@ -217,16 +196,16 @@ Test(formats, flamebearer_simpletree_from_the_article)
 Test(formats, flamebearer_max_nodes_folds_into_other)
 {
 	put("in", "a;b 1\na;c 2\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 3 -o %s %s", CLI, path("out"),
-			    path("in")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 3 -o %s %s", CLI, ts_path("out"),
+			    ts_path("in")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"other\",\"c\"],"
 			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,2,2,3,0,1,1,2]]"), "%s", s);
 	free(s);
 	/* -1 (and a cap above the node count) keeps everything. */
-	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 100 -o %s %s", CLI, path("out"),
-			    path("in")), 0);
-	s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 100 -o %s %s", CLI, ts_path("out"),
+			    ts_path("in")), 0);
+	s = get(ts_path("out"));
 	cr_expect(strstr(s, "[0,1,1,3,0,2,2,2]"));
 	free(s);
 }
@@ -234,8 +213,8 @@ Test(formats, flamebearer_max_nodes_folds_into_other)
 Test(formats, flamebearer_escapes_names)
 {
 	put("in", "<script>alert(1)</script>;\"q\\ 1\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, path("out"), path("in")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect(strstr(s, "\"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\",\"\\\"q\\\\\""), "%s", s);
 	cr_expect(!strstr(s, "<script>"));
 	free(s);
@@ -247,8 +226,8 @@ Test(formats, diff_flamebearer_golden)
 {
 	put("l", "a;b 1\na;c 2\n");
 	put("r", "a;b 4\na;c 8\n");
-	cr_assert_eq(ts_run("%s diff -o %s %s %s", CLI, path("out"), path("l"), path("r")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s diff -o %s %s %s", CLI, ts_path("out"), ts_path("l"), ts_path("r")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"c\",\"b\"],\"levels\":[[0,3,0,0,12,0,0],"
 			    "[0,3,0,0,12,0,1],[0,1,1,0,4,4,3,0,2,2,0,8,8,2]],\"numTicks\":15,\"maxSelf\":8}"),
 		  "%s", s);
@@ -261,17 +240,17 @@ Test(formats, diff_folded_sorted_and_normalized)
 {
 	put("l", "x 5\na;b 1\na;c 2\n");
 	put("r", "a;b 4\na;c 8\nz 3\n");
-	cr_assert_eq(ts_run("%s diff -t folded -o %s %s %s", CLI, path("out"), path("l"), path("r")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s diff -t folded -o %s %s %s", CLI, ts_path("out"), ts_path("l"), ts_path("r")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect_str_eq(s, "a;b 1 4\na;c 2 8\nx 5 0\nz 0 3\n");
 	free(s);
 	/* -n: before * 15 / 8, truncated per stack. */
-	cr_assert_eq(ts_run("%s diff -t folded --normalize -o %s %s %s", CLI, path("out"), path("l"),
-			    path("r")), 0);
-	s = get(path("out"));
+	cr_assert_eq(ts_run("%s diff -t folded --normalize -o %s %s %s", CLI, ts_path("out"), ts_path("l"),
+			    ts_path("r")), 0);
+	s = get(ts_path("out"));
 	cr_expect_str_eq(s, "a;b 1 4\na;c 3 8\nx 9 0\nz 0 3\n");
 	free(s);
-	cr_expect_eq(ts_run("%s diff -t pprof %s %s 2>/dev/null", CLI, path("l"), path("r")), 64);
+	cr_expect_eq(ts_run("%s diff -t pprof %s %s 2>/dev/null", CLI, ts_path("l"), ts_path("r")), 64);
 }
 
 /* ------------------------------------------------------------ pprof */
@@ -281,21 +260,21 @@ Test(formats, pprof_read_back_by_go_tool_pprof)
 	if (!have("go"))
 		cr_skip_test("go (golang-go) not installed: no pprof reader to check against");
 	put("in", "main;work;leaf 7\nmain;work 3\nmain;idle 2\nmain;x.(*T).y;a b 1\n");
-	cr_assert_eq(ts_run("%s convert -t pprof -o %s %s", CLI, path("p.pb.gz"), path("in")), 0);
+	cr_assert_eq(ts_run("%s convert -t pprof -o %s %s", CLI, ts_path("p.pb.gz"), ts_path("in")), 0);
 	/* -raw prints samples (value: location ids, leaf first) then
 	 * locations; rebuild folded stacks from it. */
-	cr_assert_eq(ts_run("cd %s && HOME=%s go tool pprof -raw p.pb.gz > raw 2>/dev/null", dir, dir), 0);
+	cr_assert_eq(ts_run("cd %s && HOME=%s go tool pprof -raw p.pb.gz > raw 2>/dev/null", ts_dir, ts_dir), 0);
 	cr_assert_eq(ts_run("awk '/^Samples:/{s=1;next} /^Locations/{s=0;l=1;next} /^Mappings/{l=0}"
 			    " s && /:/{v=$1; sub(\":\",\"\",v); st=\"\"; for(i=2;i<=NF;i++) st=$i \" \" st; S[++n]=st; V[n]=v}"
 			    " l && /^ *[0-9]+: /{id=$1; sub(\":\",\"\",id); nm=$0; sub(/^ *[0-9]+: 0x0 (M=[0-9]+ )?/,\"\",nm);"
 			    " sub(/ :0 s=0$/,\"\",nm); L[id]=nm}"
 			    " END{for(k=1;k<=n;k++){split(S[k],a,\" \"); o=\"\"; for(j=1;j<=length(a);j++) if(a[j]!=\"\") o=o (o==\"\"?\"\":\";\") L[a[j]]; print o, V[k]}}'"
-			    " %s/raw | LC_ALL=C sort > %s/back", dir, dir), 0);
-	char *s = get(path("back"));
+			    " %s/raw | LC_ALL=C sort > %s/back", ts_dir, ts_dir), 0);
+	char *s = get(ts_path("back"));
 	cr_expect_str_eq(s, "main;idle 2\nmain;work 3\nmain;work;leaf 7\nmain;x.(*T).y;a b 1\n");
 	free(s);
 	cr_assert_eq(ts_run("cd %s && HOME=%s go tool pprof -top p.pb.gz 2>/dev/null | grep -q 'Type: samples'",
-			    dir, dir), 0);
+			    ts_dir, ts_dir), 0);
 }
 
 /* ------------------------------------------------------------ json shapes */
@@ -303,13 +282,13 @@ Test(formats, pprof_read_back_by_go_tool_pprof)
 Test(formats, speedscope_and_d3_goldens)
 {
 	put("in", "a;b 1\na;c 2\na 4\n");
-	cr_assert_eq(ts_run("%s convert -t d3 -o %s %s", CLI, path("out"), path("in")), 0);
-	char *s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t d3 -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
+	char *s = get(ts_path("out"));
 	cr_expect_str_eq(s, "{\"name\":\"root\",\"value\":7,\"children\":[{\"name\":\"a\",\"value\":7,"
 			    "\"children\":[{\"name\":\"b\",\"value\":1},{\"name\":\"c\",\"value\":2}]}]}\n");
 	free(s);
-	cr_assert_eq(ts_run("%s convert -t speedscope -o %s %s", CLI, path("out"), path("in")), 0);
-	s = get(path("out"));
+	cr_assert_eq(ts_run("%s convert -t speedscope -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
+	s = get(ts_path("out"));
 	cr_expect_str_eq(s, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
 			    "\"shared\":{\"frames\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}]},"
 			    "\"profiles\":[{\"type\":\"sampled\",\"name\":\"shardtrie\",\"unit\":\"none\","
@@ -329,21 +308,21 @@ Test(formats, svg_is_well_formed_and_escapes)
 {
 	put("in", hostile);
 	cr_assert_eq(ts_run("%s convert -t svg --title 'T<&>' --width 800 --colors java -o %s %s", CLI,
-			    path("out.svg"), path("in")), 0);
-	char *s = get(path("out.svg"));
+			    ts_path("out.svg"), ts_path("in")), 0);
+	char *s = get(ts_path("out.svg"));
 	cr_expect(!strstr(s, "<script>alert"));
 	cr_expect(strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"));
 	cr_expect(strstr(s, "T&lt;&amp;&gt;"));
 	cr_expect(strstr(s, "width=\"800\""));
 	free(s);
 	if (have("xmllint"))
-		cr_expect_eq(ts_run("xmllint --noout %s", path("out.svg")), 0);
+		cr_expect_eq(ts_run("xmllint --noout %s", ts_path("out.svg")), 0);
 	/* diff svg: red for growth, blue for shrinkage */
 	put("l", "a;b 1\na;c 8\n");
 	put("r", "a;b 4\na;c 2\n");
-	cr_assert_eq(ts_run("%s diff -t svg --inverted -o %s %s %s", CLI, path("d.svg"), path("l"),
-			    path("r")), 0);
-	s = get(path("d.svg"));
+	cr_assert_eq(ts_run("%s diff -t svg --inverted -o %s %s %s", CLI, ts_path("d.svg"), ts_path("l"),
+			    ts_path("r")), 0);
+	s = get(ts_path("d.svg"));
 	cr_expect(strstr(s, "fill=\"rgb(255,"));
 	cr_expect(strstr(s, ",255)\""));
 	free(s);
@@ -352,7 +331,7 @@ Test(formats, svg_is_well_formed_and_escapes)
 static int chromium_dom(const char *html, const char *hash, const char *out)
 {
 	return ts_run("D=$(mktemp -d) && timeout 60 chromium --headless --no-sandbox --disable-gpu"
-		      " --disable-background-networking --no-first-run --user-data-dir=$D"
+		      " --disable-background-networking --no-first-run --user-data-ts_dir=$D"
 		      " --dump-dom 'file://%s#%s' > %s 2>/dev/null; r=$?; rm -rf $D; exit $r",
 		      html, hash, out);
 }
@@ -362,21 +341,21 @@ Test(formats, html_viewer_in_headless_chromium)
 	if (!have("chromium"))
 		cr_skip_test("chromium not installed: cannot run the HTML viewer check");
 	put("in", hostile);
-	cr_assert_eq(ts_run("%s convert -t html -o %s %s", CLI, path("v.html"), path("in")), 0);
-	char *s = get(path("v.html"));
+	cr_assert_eq(ts_run("%s convert -t html -o %s %s", CLI, ts_path("v.html"), ts_path("in")), 0);
+	char *s = get(ts_path("v.html"));
 	cr_expect(!strstr(s, "<script>alert"));
 	cr_expect(!strstr(s, "<img"));
 	free(s);
 	/* zoom into a, search ^b$: b (3) and the nested b (2) count once: 3/5 */
-	cr_assert_eq(chromium_dom(path("v.html"), "zoom=a&search=%5Eb%24", path("dom")), 0);
-	s = get(path("dom"));
+	cr_assert_eq(chromium_dom(ts_path("v.html"), "zoom=a&search=%5Eb%24", ts_path("dom")), 0);
+	s = get(ts_path("dom"));
 	cr_expect(strstr(s, "data-zoom=\"a\""), "viewer did not load/zoom");
 	cr_expect(strstr(s, "Matched: 60.0%"), "search result wrong");
 	cr_expect(!strstr(s, "<title>pwned"));
 	free(s);
 	/* table: a's total counts the recursive a;b;a;b once (1+2+2 = 5) */
-	cr_assert_eq(chromium_dom(path("v.html"), "view=table&fn=b", path("dom")), 0);
-	s = get(path("dom"));
+	cr_assert_eq(chromium_dom(ts_path("v.html"), "view=table&fn=b", ts_path("dom")), 0);
+	s = get(ts_path("dom"));
 	cr_expect(strstr(s, "<td class=\"fn\">a</td><td>0</td><td>0.00%</td><td>5</td>"), "%.300s",
 		  strstr(s, "<table") ? strstr(s, "<table") : s);
 	cr_expect(strstr(s, "&lt;script&gt;alert(1)&lt;/script&gt;"));

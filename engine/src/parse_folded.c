@@ -33,25 +33,20 @@ int st_folded_parse_line(const char *line, size_t len, const char **frames, size
 		*err = "NUL byte in line";
 		return -1;
 	}
+	size_t lead = 0;
+	while (lead < len && (line[lead] == ' ' || line[lead] == '\t'))
+		lead++;
+	if (lead == len)
+		return 0; /* only blanks: a blank line */
 	size_t ws = len;
 	while (ws > 0 && line[ws - 1] != ' ' && line[ws - 1] != '\t')
 		ws--;
 	if (ws == 0) {
-		bool blank = true;
-		for (size_t i = 0; i < len && blank; i++)
-			blank = line[i] == ' ' || line[i] == '\t';
-		if (blank)
-			return 0;
 		*err = "expected 'stack count': no whitespace before a count";
 		return -1;
 	}
 	const char *c = line + ws, *end = line + len;
 	if (c == end) {
-		bool blank = true;
-		for (size_t i = 0; i < len && blank; i++)
-			blank = line[i] == ' ' || line[i] == '\t';
-		if (blank)
-			return 0;
 		*err = "expected a count after the last space";
 		return -1;
 	}

@@ -80,6 +80,29 @@ void ts_tmpdir(char *buf, size_t n)
 		buf[0] = 0;
 }
 
+char ts_dir[256];
+
+void ts_dir_init(void)
+{
+	ts_tmpdir(ts_dir, sizeof(ts_dir));
+	if (!ts_dir[0])
+		abort(); /* no scratch directory: nothing can run */
+}
+
+void ts_dir_fini(void)
+{
+	ts_run("rm -rf '%s'", ts_dir);
+}
+
+const char *ts_path(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *b = buf[k++ & 7];
+	snprintf(b, sizeof(buf[0]), "%s/%s", ts_dir, name);
+	return b;
+}
+
 int ts_run(const char *fmt, ...)
 {
 	char cmd[8192];

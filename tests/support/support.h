@@ -23,6 +23,14 @@ char *ts_read_file(const char *path, size_t *len);
 int ts_write_file(const char *path, const void *data, size_t len);
 /* A fresh temporary directory (static buffer per call site is the caller's). */
 void ts_tmpdir(char *buf, size_t n);
+/* A scratch directory per test: ts_dir_init as a suite's .init, ts_dir_fini
+ * as its .fini; ts_path(name) is ts_dir/name (eight buffers in rotation, so
+ * a few may be used in one call). */
+extern char ts_dir[256];
+void ts_dir_init(void);
+void ts_dir_fini(void);
+const char *ts_path(const char *name);
+
 /* Run a shell command, return its exit status (or -1). */
 int ts_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -27,29 +27,7 @@
 
 #define CLI ST_TEST_CLI
 
-static char dir[256];
-
-static void setup(void)
-{
-	ts_tmpdir(dir, sizeof(dir));
-	cr_assert(dir[0], "mkdtemp failed");
-}
-
-static void teardown(void)
-{
-	ts_run("rm -rf '%s'", dir);
-}
-
-TestSuite(bpf_record, .init = setup, .fini = teardown, .timeout = 180);
-
-static char *path(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	char *b = buf[k++ & 3];
-	snprintf(b, 512, "%s/%s", dir, name);
-	return b;
-}
+TestSuite(bpf_record, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 180);
 
 /* Skip unless BPF tracing works here: root, BTF, and the pairing program
  * loads (which also proves the build had the BPF toolchain). */
@@ -59,9 +37,9 @@ static void need_bpf(void)
 		cr_skip_test("BPF tests need root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, path("probe.err"));
+	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, ts_path("probe.err"));
 	if (rc != 0) {
-		char *err = ts_read_file(path("probe.err"), NULL);
+		char *err = ts_read_file(ts_path("probe.err"), NULL);
 		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc, err ? err : "");
 	}
 }
@@ -120,8 +98,8 @@ Test(bpf_record, io_fields_validation)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = ts_run("'%s' record io --fields %s -d 1 >/dev/null 2>'%s'", CLI, bad[i].arg,
-				path("err"));
-		char *err = ts_read_file(path("err"), NULL);
+				ts_path("err"));
+		char *err = ts_read_file(ts_path("err"), NULL);
 		cr_expect_eq(rc, 64, "--fields %s: exit %d, want 64", bad[i].arg, rc);
 		cr_expect(err && strstr(err, bad[i].msg), "--fields %s: message '%s' lacks '%s'",
 			  bad[i].arg, err ? err : "", bad[i].msg);
@@ -134,8 +112,8 @@ Test(bpf_record, io_fields_validation)
 Test(bpf_record, io_pairing_prog_test_run)
 {
 	need_bpf();
-	int rc = ts_run("'%s' record io --selftest >'%s' 2>&1", CLI, path("st.out"));
-	char *out = ts_read_file(path("st.out"), NULL);
+	int rc = ts_run("'%s' record io --selftest >'%s' 2>&1", CLI, ts_path("st.out"));
+	char *out = ts_read_file(ts_path("st.out"), NULL);
 	cr_assert_eq(rc, 0, "record io --selftest failed (exit %d):\n%s", rc, out ? out : "");
 	cr_expect(out && strstr(out, "0 failed"), "selftest output: %s", out ? out : "");
 	free(out);
@@ -146,10 +124,10 @@ Test(bpf_record, io_dd_counts_and_bytes)
 	need_bpf();
 	const unsigned long long N = 200000;
 	int rc = ts_run("'%s' record io -t folded -o '%s' -- dd if=/dev/zero of=/dev/null bs=1 count=%llu "
-			"2>'%s'", CLI, path("count.folded"), N, path("count.err"));
-	char *err = ts_read_file(path("count.err"), NULL);
+			"2>'%s'", CLI, ts_path("count.folded"), N, ts_path("count.err"));
+	char *err = ts_read_file(ts_path("count.err"), NULL);
 	cr_assert_eq(rc, 0, "record io failed (exit %d): %s", rc, err ? err : "");
-	char *f = ts_read_file(path("count.folded"), NULL);
+	char *f = ts_read_file(ts_path("count.folded"), NULL);
 	cr_assert(f, "no output written");
 	unsigned long long r = folded_get(f, "dd;sys_enter_read;/dev;/zero");
 	unsigned long long w = folded_get(f, "dd;sys_enter_write;/dev;/null");
@@ -172,9 +150,9 @@ Test(bpf_record, io_dd_counts_and_bytes)
 	/* Bytes: every read and write moved one byte.  dd's stderr goes to a
 	 * file: with 2>/dev/null its summary would (rightly) add to /dev/null. */
 	rc = ts_run("'%s' record io --metric bytes -o '%s' -- dd if=/dev/zero of=/dev/null bs=1 count=%llu "
-		    "2>'%s'", CLI, path("bytes.folded"), N, path("bytes.err"));
+		    "2>'%s'", CLI, ts_path("bytes.folded"), N, ts_path("bytes.err"));
 	cr_assert_eq(rc, 0);
-	f = ts_read_file(path("bytes.folded"), NULL);
+	f = ts_read_file(ts_path("bytes.folded"), NULL);
 	cr_assert(f);
 	unsigned long long rb = folded_get(f, "dd;sys_enter_read;/dev;/zero");
 	unsigned long long wb = folded_get(f, "dd;sys_enter_write;/dev;/null");
@@ -184,9 +162,9 @@ Test(bpf_record, io_dd_counts_and_bytes)
 
 	/* JSON keeps all four counters' choice: duration is non-zero. */
 	rc = ts_run("'%s' record io --metric duration -t json -o '%s' -- dd if=/dev/zero of=/dev/null bs=1 count=1000 "
-		    "2>/dev/null", CLI, path("dur.json"));
+		    "2>/dev/null", CLI, ts_path("dur.json"));
 	cr_assert_eq(rc, 0);
-	f = ts_read_file(path("dur.json"), NULL);
+	f = ts_read_file(ts_path("dur.json"), NULL);
 	cr_expect(f && strstr(f, "\"n\"") && strstr(f, "sys_enter_read"), "json: %.200s", f ? f : "");
 	free(f);
 }
@@ -199,11 +177,11 @@ Test(bpf_record, cpu_shares_match_perf)
 	snprintf(spin, sizeof(spin), "%s/bpf/spin", dirname(cli));
 	if (access(spin, X_OK) != 0)
 		cr_skip_test("bundled workload %s not built", spin);
-	int rc = ts_run("'%s' record cpu -F 499 -o '%s' -- '%s' 3 2>'%s'", CLI, path("cpu.folded"), spin,
-			path("cpu.err"));
-	char *err = ts_read_file(path("cpu.err"), NULL);
+	int rc = ts_run("'%s' record cpu -F 499 -o '%s' -- '%s' 3 2>'%s'", CLI, ts_path("cpu.folded"), spin,
+			ts_path("cpu.err"));
+	char *err = ts_read_file(ts_path("cpu.err"), NULL);
 	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
-	char *f = ts_read_file(path("cpu.folded"), NULL);
+	char *f = ts_read_file(ts_path("cpu.folded"), NULL);
 	cr_assert(f, "no output");
 	unsigned long long a, b, tot;
 	folded_share(f, "burn_a", &a, &tot);
@@ -217,8 +195,8 @@ Test(bpf_record, cpu_shares_match_perf)
 	rc = ts_run("perf record -q -e cpu-clock -F 499 -g -o '%s' -- '%s' 3 >/dev/null 2>&1 && "
 		    "perf script -i '%s' 2>/dev/null | awk 'BEGIN{RS=\"\"} {n++; if (/ burn_a\\+/) a++; "
 		    "if (/ burn_b\\+/) b++} END {if (n) printf \"%%f %%f\\n\", 100*a/n, 100*b/n}' >'%s'",
-		    path("perf.data"), spin, path("perf.data"), path("perf.txt"));
-	char *pt = ts_read_file(path("perf.txt"), NULL);
+		    ts_path("perf.data"), spin, ts_path("perf.data"), ts_path("perf.txt"));
+	char *pt = ts_read_file(ts_path("perf.txt"), NULL);
 	if (rc == 0 && pt && sscanf(pt, "%lf %lf", &pa, &pb) == 2) {
 		cr_log_info("record cpu: burn_a %.1f%% burn_b %.1f%%; perf record -g: %.1f%% %.1f%% (%llu samples)",
 			    sa, sb, pa, pb, tot);
@@ -237,7 +215,7 @@ Test(bpf_record, sigint_writes_output)
 {
 	need_bpf();
 	char out[600];
-	snprintf(out, sizeof(out), "%s", path("sig.folded"));
+	snprintf(out, sizeof(out), "%s", ts_path("sig.folded"));
 	int pfd[2];
 	cr_assert_eq(pipe(pfd), 0);
 	pid_t pid = fork();

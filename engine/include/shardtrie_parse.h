@@ -100,6 +100,22 @@ int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_op
 		   const char *buf, size_t len, st_parse_err_fn err, void *arg,
 		   struct st_parse_stats *st);
 
+/*
+ * The same with a cache that outlives the call: each distinct raw frame
+ * (symbol, module) is cleaned and interned once, and a sample whose frame
+ * lines are byte for byte those of an earlier sample reuses its frame ids.
+ * One cache per thread (not shared); it follows one engine and one set of
+ * options and starts over when either changes, and its memory is bounded
+ * (it starts over past 64 MiB of keys).  st_perf_ingest() is this call with
+ * a cache made and freed for the one buffer.
+ */
+struct st_perf_cache;
+struct st_perf_cache *st_perf_cache_new(void);
+void st_perf_cache_free(struct st_perf_cache *c);
+int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
+			  const struct st_perf_opts *o, const char *buf, size_t len,
+			  st_parse_err_fn err, void *arg, struct st_parse_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -56,6 +56,11 @@ struct st_writer {
 	struct icache_ent *ic; /* per-writer intern cache, no sharing */
 };
 
+struct st_engine *st_writer_engine(const struct st_writer *w)
+{
+	return w->e;
+}
+
 const struct st_intern *st_engine_intern(const struct st_engine *e)
 {
 	return e->intern;

@@ -173,6 +173,9 @@ void st_snap_free_now(struct st_snap *s);
 /* ---- engine.c */
 #define ST_SHARDS_MAX 4096
 
+/* The engine a writer feeds (parsers intern through it). */
+struct st_engine *st_writer_engine(const struct st_writer *w);
+
 struct st_engine {
 	struct st_options opt;
 	char *metric_names[ST_MAX_METRICS];

@@ -56,15 +56,30 @@ void st_perf_opts_init(struct st_perf_opts *o)
 	o->size = sizeof(*o);
 }
 
-static inline bool is_ws(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static inline bool is_word(unsigned char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+/* Byte classes: Perl's \s, \d, \w (ASCII), and [\da-f]. */
+enum { C_WS = 1, C_DIGIT = 2, C_WORD = 4, C_HEX = 8 };
+#define CL_D (C_DIGIT | C_WORD | C_HEX)
+#define CL_L (C_WORD)
+#define CL_H (C_WORD | C_HEX)
+static const uint8_t cls[256] = {
+	['\t'] = C_WS, ['\n'] = C_WS, ['\v'] = C_WS, ['\f'] = C_WS, ['\r'] = C_WS, [' '] = C_WS,
+	['0'] = CL_D, ['1'] = CL_D, ['2'] = CL_D, ['3'] = CL_D, ['4'] = CL_D,
+	['5'] = CL_D, ['6'] = CL_D, ['7'] = CL_D, ['8'] = CL_D, ['9'] = CL_D,
+	['a'] = CL_H, ['b'] = CL_H, ['c'] = CL_H, ['d'] = CL_H, ['e'] = CL_H, ['f'] = CL_H,
+	['g'] = CL_L, ['h'] = CL_L, ['i'] = CL_L, ['j'] = CL_L, ['k'] = CL_L, ['l'] = CL_L,
+	['m'] = CL_L, ['n'] = CL_L, ['o'] = CL_L, ['p'] = CL_L, ['q'] = CL_L, ['r'] = CL_L,
+	['s'] = CL_L, ['t'] = CL_L, ['u'] = CL_L, ['v'] = CL_L, ['w'] = CL_L, ['x'] = CL_L,
+	['y'] = CL_L, ['z'] = CL_L,
+	['A'] = CL_L, ['B'] = CL_L, ['C'] = CL_L, ['D'] = CL_L, ['E'] = CL_L, ['F'] = CL_L,
+	['G'] = CL_L, ['H'] = CL_L, ['I'] = CL_L, ['J'] = CL_L, ['K'] = CL_L, ['L'] = CL_L,
+	['M'] = CL_L, ['N'] = CL_L, ['O'] = CL_L, ['P'] = CL_L, ['Q'] = CL_L, ['R'] = CL_L,
+	['S'] = CL_L, ['T'] = CL_L, ['U'] = CL_L, ['V'] = CL_L, ['W'] = CL_L, ['X'] = CL_L,
+	['Y'] = CL_L, ['Z'] = CL_L, ['_'] = CL_L,
+};
+static inline bool is_ws(unsigned char c) { return cls[c] & C_WS; }
+static inline bool is_digit(unsigned char c) { return cls[c] & C_DIGIT; }
+static inline bool is_word(unsigned char c) { return cls[c] & C_WORD; }
+static inline bool is_lhex(unsigned char c) { return cls[c] & C_HEX; }
 
 struct hdr {
 	size_t comm_len;
@@ -194,14 +209,46 @@ size_t st_perf_cut(const char *buf, size_t len)
 
 /* ------------------------------------------------------------ the stack */
 
-struct frame {
-	size_t off; /* in the arena */
-	size_t len;
+/*
+ * Frame cache.  The clean-up of a frame line depends only on the symbol
+ * (after the "+0x" cut), the module, whether the process is java, and for
+ * --addrs on the address when the symbol holds "[unknown]".  Those bytes map
+ * to the interned ids of the cleaned parts, so each distinct raw frame is
+ * cleaned and interned once per call; the rest of its lines cost a hash and
+ * a compare.  pname (comm[-pid[/tid]]) is cached the same way.  The stack is
+ * kept as ids and goes to st_writer_ingest().
+ */
+struct fc_ent {
+	uint64_t h;
+	uint32_t koff;      /* key bytes in kb: f, then mod, then pc */
+	uint32_t fl, modl, pcl;
+	uint32_t ioff;      /* ids in cid */
+	uint32_t nids;
+	uint32_t aux;       /* whole sample body: its line count */
+	uint8_t kind;       /* 0 frame, 2 pname, 4 sample body; | 1 java */
 };
+
+struct st_perf_cache {
+	/* What the entries were made for: other values clear the cache. */
+	const struct st_engine *e;
+	struct st_perf_opts o;
+	uint32_t *slots; /* entry index + 1, 0 empty */
+	size_t nslots;
+	struct fc_ent *ent;
+	size_t nent, entcap;
+	char *kb;
+	size_t kblen, kbcap;
+	uint32_t *cid;
+	size_t ncid, cidcap;
+};
+
+/* Past this many key bytes the cache starts over (bounds its memory). */
+#define FC_MAX_KEY_BYTES (64u << 20)
 
 struct pstate {
 	const struct st_perf_opts *o;
 	struct st_writer *w;
+	struct st_engine *e;
 	unsigned metric;
 	/* filter */
 	const char *ev;
@@ -210,45 +257,140 @@ struct pstate {
 	/* current sample */
 	bool have_pname, java;
 	uint64_t period;
+	int serr;           /* first intern error of the stack's frames, 0 if none */
+	int serr_tmp;       /* last intern error (cid_push) */
+	int pn_err;         /* intern error of pname, 0 if none */
+	uint32_t *pn;       /* pname ids (several when the comm holds ';') */
+	size_t npn, pncap;
+	/* scratch for cleaning one part / building pname */
 	char *arena;
-	size_t alen, acap;
-	size_t pname_off, pname_len;
-	/* Frames of the sample as they come (leaf first); each frame line's
+	size_t acap;
+	/* Frame ids of the sample as they come (leaf first); each frame line's
 	 * inline group is stored reversed so that reversing the whole list
 	 * gives Perl's order. */
-	struct frame *fr;
+	uint32_t *fr;
 	size_t nfr, frcap;
-	const char **ptrs;
-	size_t *lens;
-	size_t pcap;
+	uint32_t *ids; /* root-first stack for the writer */
+	size_t idcap;
+	struct st_perf_cache *c;
 };
 
-static int arena_reserve(struct pstate *ps, size_t more)
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t init)
 {
-	if (ps->alen + more <= ps->acap)
+	if (need <= *cap)
 		return 0;
-	size_t nc = ps->acap ? ps->acap : 4096;
-	while (nc < ps->alen + more)
+	size_t nc = *cap ? *cap : init;
+	while (nc < need)
 		nc *= 2;
-	char *na = st_realloc(ps->arena, nc);
-	if (!na)
+	void *np = st_realloc(*p, nc * elem);
+	if (!np)
 		return -ENOMEM;
-	ps->arena = na;
-	ps->acap = nc;
+	*p = np;
+	*cap = nc;
 	return 0;
 }
 
-static int push_frame(struct pstate *ps, size_t off, size_t len)
+static int arena_reserve(struct pstate *ps, size_t need)
 {
-	if (ps->nfr == ps->frcap) {
-		size_t nc = ps->frcap ? ps->frcap * 2 : 256;
-		struct frame *nf = st_realloc(ps->fr, nc * sizeof(*nf));
-		if (!nf)
-			return -ENOMEM;
-		ps->fr = nf;
-		ps->frcap = nc;
+	return grow((void **)&ps->arena, &ps->acap, need, 1, 4096);
+}
+
+static inline int push_id(struct pstate *ps, uint32_t id)
+{
+	if (ST_UNLIKELY(ps->nfr == ps->frcap) &&
+	    grow((void **)&ps->fr, &ps->frcap, ps->nfr + 1, sizeof(*ps->fr), 256))
+		return -ENOMEM;
+	ps->fr[ps->nfr++] = id;
+	return 0;
+}
+
+static inline uint64_t key_hash(const char *f, size_t fl, const char *mod, size_t modl,
+				const char *pc, size_t pcl, unsigned kind)
+{
+	uint64_t h = st_hash_bytes(f, fl);
+	h ^= st_hash_bytes(mod, modl) * 0x9E3779B97F4A7C15ull;
+	if (pcl)
+		h ^= st_hash_bytes(pc, pcl) * 0xC2B2AE3D27D4EB4Full;
+	return h + kind;
+}
+
+/* The entry for the key, or NULL. */
+static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *f, size_t fl,
+				     const char *mod, size_t modl, const char *pc, size_t pcl,
+				     unsigned kind)
+{
+	if (!ps->c->nslots)
+		return NULL;
+	size_t mask = ps->c->nslots - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		uint32_t s = ps->c->slots[i];
+		if (!s)
+			return NULL;
+		struct fc_ent *e = &ps->c->ent[s - 1];
+		if (e->h == h && e->kind == kind && e->fl == fl && e->modl == modl && e->pcl == pcl) {
+			const char *k = ps->c->kb + e->koff;
+			if (memcmp(k, f, fl) == 0 && memcmp(k + fl, mod, modl) == 0 &&
+			    (!pcl || memcmp(k + fl + modl, pc, pcl) == 0))
+				return e;
+		}
 	}
-	ps->fr[ps->nfr++] = (struct frame){ off, len };
+}
+
+/* Add an entry whose ids are cid[ioff..ncid).  Failure only loses caching. */
+static struct fc_ent *fc_add(struct pstate *ps, uint64_t h, const char *f, size_t fl,
+			     const char *mod, size_t modl, const char *pc, size_t pcl,
+			     unsigned kind, size_t ioff)
+{
+	size_t kl = fl + modl + pcl;
+	if (ps->c->kblen + kl > UINT32_MAX || ps->c->ncid > UINT32_MAX || ps->c->nent + 1 >= UINT32_MAX)
+		return NULL;
+	if ((ps->c->nent + 1) * 2 > ps->c->nslots) {
+		size_t ns = ps->c->nslots ? ps->c->nslots * 2 : 1024;
+		uint32_t *sl = st_calloc(ns, sizeof(*sl));
+		if (!sl)
+			return NULL;
+		for (size_t j = 0; j < ps->c->nent; j++) {
+			size_t i = (size_t)ps->c->ent[j].h & (ns - 1);
+			while (sl[i])
+				i = (i + 1) & (ns - 1);
+			sl[i] = (uint32_t)j + 1;
+		}
+		st_free(ps->c->slots);
+		ps->c->slots = sl;
+		ps->c->nslots = ns;
+	}
+	if (grow((void **)&ps->c->ent, &ps->c->entcap, ps->c->nent + 1, sizeof(*ps->c->ent), 256) ||
+	    grow((void **)&ps->c->kb, &ps->c->kbcap, ps->c->kblen + kl, 1, 16384))
+		return NULL;
+	char *k = ps->c->kb + ps->c->kblen;
+	memcpy(k, f, fl);
+	memcpy(k + fl, mod, modl);
+	if (pcl)
+		memcpy(k + fl + modl, pc, pcl);
+	struct fc_ent *e = &ps->c->ent[ps->c->nent];
+	*e = (struct fc_ent){ h, (uint32_t)ps->c->kblen, (uint32_t)fl, (uint32_t)modl, (uint32_t)pcl,
+			      (uint32_t)ioff, (uint32_t)(ps->c->ncid - ioff), 0, (uint8_t)kind };
+	ps->c->kblen += kl;
+	size_t i = (size_t)h & (ps->c->nslots - 1);
+	while (ps->c->slots[i])
+		i = (i + 1) & (ps->c->nslots - 1);
+	ps->c->slots[i] = (uint32_t)++ps->c->nent;
+	return e;
+}
+
+/* Intern s[0..n) and append the id to cid; an error is kept in ps->serr
+ * (the sample is dropped at its blank line) and id 0 stands in for it. */
+static int cid_push(struct pstate *ps, const char *s, size_t n, bool *ok)
+{
+	int64_t id = st_intern(ps->e, s, n);
+	if (id < 0) {
+		ps->serr_tmp = (int)id;
+		*ok = false;
+		id = 0;
+	}
+	if (grow((void **)&ps->c->cid, &ps->c->cidcap, ps->c->ncid + 1, sizeof(*ps->c->cid), 1024))
+		return -ENOMEM;
+	ps->c->cid[ps->c->ncid++] = (uint32_t)id;
 	return 0;
 }
 
@@ -273,17 +415,17 @@ static bool is_jit_module(const char *m, size_t n)
 }
 
 /*
- * Clean one "->" part (tidy_generic, tidy_java, annotations) into the arena
- * and push it.  `first` is false for inlined parts after the first.
+ * Clean one "->" part (tidy_generic, tidy_java, annotations) in the scratch
+ * arena and append its id to cid.  `first` is false for inlined parts after
+ * the first.
  */
 static int add_part(struct pstate *ps, const char *f, size_t fl, const char *pc, size_t pcl,
-		    const char *mod, size_t modl, bool first)
+		    const char *mod, size_t modl, bool first, bool *ok)
 {
 	/* Worst case: "[" mod " <" pc ">]" "_[x]" */
 	if (arena_reserve(ps, fl + modl + pcl + 16))
 		return -ENOMEM;
-	size_t start = ps->alen;
-	char *o = ps->arena + start;
+	char *o = ps->arena;
 	size_t n = 0;
 	if (fl == 9 && memcmp(f, "[unknown]", 9) == 0) {
 		const char *b;
@@ -369,8 +511,48 @@ static int add_part(struct pstate *ps, const char *f, size_t fl, const char *pc,
 			n += 4;
 		}
 	}
-	ps->alen = start + n;
-	return push_frame(ps, start, n);
+	return cid_push(ps, o, n, ok);
+}
+
+/* The ids of a frame whose symbol is f (offset cut, not starting '('),
+ * in the order they go on the leaf-first list: cid[ioff..ncid). */
+static int clean_frame(struct pstate *ps, const char *f, size_t fl, const char *pc, size_t pcl,
+		       const char *mod, size_t modl, bool *ok)
+{
+	size_t base = ps->c->ncid;
+	/* split /->/, trailing empty fields dropped; most symbols have no '-' */
+	const char *dash = fl ? memchr(f, '-', fl) : NULL;
+	if (!dash)
+		return fl ? add_part(ps, f, fl, pc, pcl, mod, modl, true, ok) : 0;
+	size_t nparts = 0, last_nonempty = 0;
+	{
+		const char *p = f, *end = f + fl;
+		for (;;) {
+			const char *arrow = memmem(p, (size_t)(end - p), "->", 2);
+			const char *pe = arrow ? arrow : end;
+			nparts++;
+			if (pe > p)
+				last_nonempty = nparts;
+			if (!arrow)
+				break;
+			p = arrow + 2;
+		}
+	}
+	const char *p = f, *end = f + fl;
+	for (size_t i = 0; i < last_nonempty; i++) {
+		const char *arrow = memmem(p, (size_t)(end - p), "->", 2);
+		const char *pe = arrow ? arrow : end;
+		if (add_part(ps, p, (size_t)(pe - p), pc, pcl, mod, modl, i == 0, ok))
+			return -ENOMEM;
+		p = pe + 2;
+	}
+	/* Reverse the group so a final whole reversal restores its order. */
+	for (size_t i = base, j = ps->c->ncid; i + 1 < j; i++, j--) {
+		uint32_t t = ps->c->cid[i];
+		ps->c->cid[i] = ps->c->cid[j - 1];
+		ps->c->cid[j - 1] = t;
+	}
+	return 0;
 }
 
 /* /^\s*(\w+)\s*(.+) \((.*)\)/ and everything done with the frame. */
@@ -386,18 +568,29 @@ static int frame_line(struct pstate *ps, const char *s, size_t n, bool *recognis
 	*recognised = false;
 	if (we == a)
 		return 0;
-	const char *rp = memrchr(s, ')', n);
-	if (!rp)
-		return 0;
-	size_t lastparen = (size_t)(rp - s);
+	size_t lastparen;
+	if (ST_LIKELY(u[n - 1] == ')')) {
+		lastparen = n - 1;
+	} else {
+		const char *rp = memrchr(s, ')', n);
+		if (!rp)
+			return 0;
+		lastparen = (size_t)(rp - s);
+	}
 	if (lastparen < 2)
 		return 0;
+	/* The last " (" before the last ')'. */
 	size_t R = SIZE_MAX;
-	for (size_t r = lastparen - 2 + 1; r-- > 0;) {
-		if (u[r] == ' ' && u[r + 1] == '(') {
+	for (size_t lim = lastparen; lim > 1;) {
+		const char *op = memrchr(s + 1, '(', lim - 1);
+		if (!op)
+			break;
+		size_t r = (size_t)(op - s) - 1;
+		if (u[r] == ' ') {
 			R = r;
 			break;
 		}
+		lim = r + 1;
 	}
 	if (R == SIZE_MAX || R < 1)
 		return 0;
@@ -427,54 +620,58 @@ static int frame_line(struct pstate *ps, const char *s, size_t n, bool *recognis
 
 	/* s/\+0x[\da-f]+$// */
 	size_t h = fl;
-	while (h > 0 && (is_digit((unsigned char)f[h - 1]) || (f[h - 1] >= 'a' && f[h - 1] <= 'f')))
+	while (h > 0 && is_lhex((unsigned char)f[h - 1]))
 		h--;
 	if (h < fl && h >= 3 && f[h - 3] == '+' && f[h - 2] == '0' && f[h - 1] == 'x')
 		fl = h - 3;
 	if (fl && f[0] == '(')
 		return 0;
-	/* split /->/, trailing empty fields dropped; most symbols have no '-' */
-	size_t base = ps->nfr;
-	const char *dash = memchr(f, '-', fl);
-	if (!dash) {
-		if (fl && add_part(ps, f, fl, pc, pcl, mod, modl, true))
+	/* The address matters only for "[unknown]" parts with --addrs. */
+	size_t kpcl = ps->o->addrs && contains(f, fl, "[unknown]", 9) ? pcl : 0;
+	unsigned kind = ps->java;
+	uint64_t hk = key_hash(f, fl, mod, modl, pc, kpcl, kind);
+	struct fc_ent *e = fc_find(ps, hk, f, fl, mod, modl, pc, kpcl, kind);
+	if (ST_UNLIKELY(!e)) {
+		size_t ioff = ps->c->ncid;
+		bool ok = true;
+		if (clean_frame(ps, f, fl, pc, pcl, mod, modl, &ok))
 			return -ENOMEM;
-		return 0;
-	}
-	size_t nparts = 0, last_nonempty = 0;
-	{
-		const char *p = f, *end = f + fl;
-		for (;;) {
-			const char *arrow = memmem(p, (size_t)(end - p), "->", 2);
-			const char *pe = arrow ? arrow : end;
-			nparts++;
-			if (pe > p)
-				last_nonempty = nparts;
-			if (!arrow)
-				break;
-			p = arrow + 2;
+		if (!ok && !ps->serr)
+			ps->serr = ps->serr_tmp;
+		if (ok)
+			e = fc_add(ps, hk, f, fl, mod, modl, pc, kpcl, kind, ioff);
+		if (!e) {
+			for (size_t i = ioff; i < ps->c->ncid; i++)
+				if (push_id(ps, ps->c->cid[i]))
+					return -ENOMEM;
+			ps->c->ncid = ioff;
+			return 0;
 		}
 	}
-	const char *p = f, *end = f + fl;
-	for (size_t i = 0; i < last_nonempty; i++) {
-		const char *arrow = memmem(p, (size_t)(end - p), "->", 2);
-		const char *pe = arrow ? arrow : end;
-		if (add_part(ps, p, (size_t)(pe - p), pc, pcl, mod, modl, i == 0))
-			return -ENOMEM;
-		p = pe + 2;
-	}
-	/* Reverse the group so a final whole reversal restores its order. */
-	for (size_t i = base, j = ps->nfr; i + 1 < j; i++, j--) {
-		struct frame t = ps->fr[i];
-		ps->fr[i] = ps->fr[j - 1];
-		ps->fr[j - 1] = t;
-	}
+	if (ST_UNLIKELY(ps->nfr + e->nids > ps->frcap) &&
+	    grow((void **)&ps->fr, &ps->frcap, ps->nfr + e->nids, sizeof(*ps->fr), 256))
+		return -ENOMEM;
+	const uint32_t *ids = ps->c->cid + e->ioff;
+	for (uint32_t i = 0; i < e->nids; i++)
+		ps->fr[ps->nfr++] = ids[i];
+	return 0;
+}
+
+/* ids[0..n-1) are pname's ids, ids[n-1] the java flag. */
+static int set_pname(struct pstate *ps, const uint32_t *ids, size_t n)
+{
+	if (grow((void **)&ps->pn, &ps->pncap, n, sizeof(*ps->pn), 16))
+		return -ENOMEM;
+	memcpy(ps->pn, ids, (n - 1) * sizeof(*ps->pn));
+	ps->npn = n - 1;
+	ps->java = ids[n - 1];
 	return 0;
 }
 
 static int header_line(struct pstate *ps, const char *s, size_t n, const struct hdr *h,
-		       struct st_parse_stats *st)
+		       struct st_parse_stats *st, bool *accepted)
 {
+	*accepted = false;
 	const char *ev, *per;
 	size_t evlen, perlen;
 	uint64_t period = 1;
@@ -501,36 +698,73 @@ static int header_line(struct pstate *ps, const char *s, size_t n, const struct 
 		}
 	}
 	/* A header replaces pname; frames already on the stack stay (Perl). */
-	size_t need = h->comm_len + 2 + (h->pid ? h->pid_len : 1) + h->tid_len;
-	if (arena_reserve(ps, need))
-		return -ENOMEM;
-	char *o = ps->arena + ps->alen;
-	size_t k = 0;
-	memcpy(o, s, h->comm_len);
-	k = h->comm_len;
-	if (ps->o->tid || ps->o->pid) {
-		o[k++] = '-';
-		if (h->pid) {
-			memcpy(o + k, h->pid, h->pid_len);
-			k += h->pid_len;
-		} else {
-			o[k++] = '?';
+	const char *pid = h->pid ? h->pid : "?";
+	size_t pidl = h->pid ? h->pid_len : 1;
+	const char *tid = h->tid;
+	size_t tidl = h->tid_len;
+	if (!ps->o->tid)
+		tidl = 0;
+	if (!ps->o->tid && !ps->o->pid)
+		pidl = 0;
+	uint64_t hk = key_hash(s, h->comm_len, pid, pidl, tid, tidl, 2);
+	struct fc_ent *e = fc_find(ps, hk, s, h->comm_len, pid, pidl, tid, tidl, 2);
+	if (!e) {
+		size_t need = h->comm_len + 2 + pidl + tidl;
+		if (arena_reserve(ps, need))
+			return -ENOMEM;
+		char *o = ps->arena;
+		size_t k = 0;
+		memcpy(o, s, h->comm_len);
+		k = h->comm_len;
+		if (ps->o->tid || ps->o->pid) {
+			o[k++] = '-';
+			memcpy(o + k, pid, pidl);
+			k += pidl;
+			if (ps->o->tid) {
+				o[k++] = '/';
+				memcpy(o + k, tid, tidl);
+				k += tidl;
+			}
 		}
-		if (ps->o->tid) {
-			o[k++] = '/';
-			memcpy(o + k, h->tid, h->tid_len);
-			k += h->tid_len;
+		for (size_t i = 0; i < k; i++)
+			if (o[i] == ' ')
+				o[i] = '_';
+		/* Perl joins with ';' and never splits: a ';' in the comm makes
+		 * several frames.  The java flag follows the ids. */
+		size_t ioff = ps->c->ncid;
+		bool ok = true;
+		const char *p = o, *end = o + k;
+		for (;;) {
+			const char *semi = memchr(p, ';', (size_t)(end - p));
+			const char *fe = semi ? semi : end;
+			if (cid_push(ps, p, (size_t)(fe - p), &ok))
+				return -ENOMEM;
+			if (!semi)
+				break;
+			p = semi + 1;
 		}
+		if (grow((void **)&ps->c->cid, &ps->c->cidcap, ps->c->ncid + 1, sizeof(*ps->c->cid), 1024))
+			return -ENOMEM;
+		ps->c->cid[ps->c->ncid++] = k >= 4 && memcmp(o, "java", 4) == 0;
+		ps->pn_err = ok ? 0 : ps->serr_tmp;
+		if (ok)
+			e = fc_add(ps, hk, s, h->comm_len, pid, pidl, tid, tidl, 2, ioff);
+		if (!e) {
+			int r = set_pname(ps, ps->c->cid + ioff, ps->c->ncid - ioff);
+			ps->c->ncid = ioff;
+			if (r)
+				return r;
+			goto done;
+		}
+	} else {
+		ps->pn_err = 0;
 	}
-	for (size_t i = 0; i < k; i++)
-		if (o[i] == ' ')
-			o[i] = '_';
-	ps->pname_off = ps->alen;
-	ps->pname_len = k;
-	ps->alen += k;
-	ps->java = k >= 4 && memcmp(o, "java", 4) == 0;
+	if (set_pname(ps, ps->c->cid + e->ioff, e->nids))
+		return -ENOMEM;
+done:
 	ps->have_pname = true;
 	ps->period = period;
+	*accepted = true;
 	return 0;
 }
 
@@ -538,42 +772,24 @@ static int header_line(struct pstate *ps, const char *s, size_t n, const struct 
 static int emit(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn errfn, void *arg,
 		uint64_t lineno)
 {
-	const char *pn = ps->arena + ps->pname_off;
-	size_t pnl = ps->pname_len;
-	size_t npn = 1;
-	for (size_t i = 0; i < pnl; i++)
-		npn += pn[i] == ';';
-	size_t depth = npn + ps->nfr;
-	if (depth > ps->pcap) {
-		size_t nc = depth < 256 ? 256 : depth;
-		const char **np = st_realloc(ps->ptrs, nc * sizeof(*np));
-		if (np)
-			ps->ptrs = np;
-		size_t *nl = np ? st_realloc(ps->lens, nc * sizeof(*nl)) : NULL;
-		if (!np || !nl)
+	size_t depth = ps->npn + ps->nfr;
+	int r;
+	if (depth > ST_MAX_DEPTH) {
+		r = -E2BIG;
+	} else if (ps->pn_err || ps->serr) {
+		r = ps->pn_err ? ps->pn_err : ps->serr;
+	} else {
+		if (grow((void **)&ps->ids, &ps->idcap, depth, sizeof(*ps->ids), 256))
 			return -ENOMEM;
-		ps->lens = nl;
-		ps->pcap = nc;
+		uint32_t *d = ps->ids;
+		memcpy(d, ps->pn, ps->npn * sizeof(*d));
+		d += ps->npn;
+		for (size_t i = ps->nfr; i-- > 0;)
+			*d++ = ps->fr[i];
+		uint64_t values[ST_MAX_METRICS] = { 0 };
+		values[ps->metric] = ps->period;
+		r = st_writer_ingest(ps->w, ps->ids, depth, values);
 	}
-	size_t d = 0;
-	const char *p = pn, *end = pn + pnl;
-	for (;;) {
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		const char *fe = semi ? semi : end;
-		ps->ptrs[d] = p;
-		ps->lens[d++] = (size_t)(fe - p);
-		if (!semi)
-			break;
-		p = semi + 1;
-	}
-	for (size_t i = ps->nfr; i-- > 0;) {
-		ps->ptrs[d] = ps->arena + ps->fr[i].off;
-		ps->lens[d++] = ps->fr[i].len;
-	}
-	uint64_t values[ST_MAX_METRICS] = { 0 };
-	values[ps->metric] = ps->period;
-	int r = depth > ST_MAX_DEPTH ? -E2BIG
-				     : st_writer_ingest_strs(ps->w, ps->ptrs, ps->lens, depth, values);
 	if (r == 0) {
 		st->samples++;
 	} else {
@@ -586,26 +802,90 @@ static int emit(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn er
 	}
 	ps->have_pname = false;
 	ps->nfr = 0;
-	ps->alen = 0;
+	ps->serr = 0;
 	return 0;
 }
 
-int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
-		   const char *buf, size_t len, st_parse_err_fn errfn, void *arg,
-		   struct st_parse_stats *st)
+static void fc_clear(struct st_perf_cache *c)
+{
+	if (c->slots)
+		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
+	c->nent = 0;
+	c->kblen = 0;
+	c->ncid = 0;
+}
+
+struct st_perf_cache *st_perf_cache_new(void)
+{
+	return st_calloc(1, sizeof(struct st_perf_cache));
+}
+
+void st_perf_cache_free(struct st_perf_cache *c)
+{
+	if (!c)
+		return;
+	st_free(c->slots);
+	st_free(c->ent);
+	st_free(c->kb);
+	st_free(c->cid);
+	st_free(c);
+}
+
+/* Samples longer than this are not cached whole (their frames still are). */
+#define BODY_MAX (1u << 20)
+
+/*
+ * The sample body after an accepted header: the lines up to the blank line
+ * that ends it, [p, *bend), and their count.  False when no blank line
+ * follows within BODY_MAX (or the body is empty).
+ */
+static bool find_body(const char *p, const char *end, const char **bend, uint32_t *nlines)
+{
+	const char *lim = end - p > BODY_MAX ? p + BODY_MAX : end;
+	uint32_t k = 0;
+	const char *q = p;
+	while (q < lim && *q != '\n') {
+		const char *nl = memchr(q, '\n', (size_t)(lim - q));
+		if (!nl)
+			return false;
+		k++;
+		q = nl + 1;
+	}
+	if (q >= lim || !k)
+		return false;
+	*bend = q;
+	*nlines = k;
+	return true;
+}
+
+int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
+			  const struct st_perf_opts *o, const char *buf, size_t len,
+			  st_parse_err_fn errfn, void *arg, struct st_parse_stats *st)
 {
 	struct st_perf_opts def;
 	if (!o) {
 		st_perf_opts_init(&def);
 		o = &def;
 	}
-	struct pstate ps = { .o = o, .w = w, .metric = metric };
+	struct pstate ps = { .o = o, .w = w, .e = st_writer_engine(w), .metric = metric, .c = c };
+	if (c->e != ps.e || c->o.pid != o->pid || c->o.tid != o->tid || c->o.kernel != o->kernel ||
+	    c->o.jit != o->jit || c->o.addrs != o->addrs) {
+		fc_clear(c);
+		c->e = ps.e;
+		c->o = *o;
+		c->o.event = NULL;
+	}
 	if (o->event && o->event[0]) {
 		ps.ev = o->event;
 		ps.evlen = strlen(o->event);
 	}
 	int rc = 0;
 	uint64_t lineno = 0;
+	/* A sample body being parsed line by line that may go in the cache. */
+	const char *body = NULL, *bend = NULL;
+	uint64_t bh = 0, body_line0 = 0;
+	size_t bnfr = 0;
+	bool bok = false;
 	const char *p = buf, *end = buf + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -613,12 +893,25 @@ int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_op
 		const char *s = p;
 		p = nl ? nl + 1 : end;
 		lineno++;
-		st->lines++;
 		if (n && s[0] == '#') {
 			st->skipped++;
+			bok = false;
 			continue;
 		}
 		if (n == 0) {
+			if (body && s == bend && bok && !ps.serr && ps.have_pname &&
+			    !grow((void **)&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024)) {
+				size_t ioff = c->ncid;
+				memcpy(c->cid + ioff, ps.fr + bnfr, (ps.nfr - bnfr) * sizeof(*c->cid));
+				c->ncid += ps.nfr - bnfr;
+				struct fc_ent *e = fc_add(&ps, bh, body, (size_t)(bend - body), "", 0, "", 0,
+							  4 | ps.java, ioff);
+				if (e)
+					e->aux = (uint32_t)(lineno - 1 - body_line0);
+				else
+					c->ncid = ioff;
+			}
+			body = NULL;
 			if (ps.have_pname) {
 				rc = emit(&ps, st, errfn, arg, lineno);
 				if (rc)
@@ -626,16 +919,39 @@ int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_op
 			} else {
 				st->skipped++;
 			}
+			if (c->kblen > FC_MAX_KEY_BYTES)
+				fc_clear(c);
 			continue;
 		}
 		struct hdr h;
 		if (!is_ws((unsigned char)s[0]) && match_header(s, n, &h)) {
-			/* Without pname the stack is empty: reuse the arena. */
-			if (!ps.have_pname)
-				ps.alen = 0;
-			rc = header_line(&ps, s, n, &h, st);
+			bool accepted;
+			rc = header_line(&ps, s, n, &h, st, &accepted);
 			if (rc)
 				break;
+			body = NULL;
+			uint32_t nlines;
+			if (accepted && p < end && find_body(p, end, &bend, &nlines)) {
+				size_t bl = (size_t)(bend - p);
+				unsigned kind = 4 | ps.java;
+				bh = st_hash_bytes(p, bl) + kind;
+				struct fc_ent *e = fc_find(&ps, bh, p, bl, "", 0, "", 0, kind);
+				if (e) {
+					if (grow((void **)&ps.fr, &ps.frcap, ps.nfr + e->nids, sizeof(*ps.fr), 256)) {
+						rc = -ENOMEM;
+						break;
+					}
+					memcpy(ps.fr + ps.nfr, c->cid + e->ioff, e->nids * sizeof(*ps.fr));
+					ps.nfr += e->nids;
+					lineno += e->aux;
+					p = bend;
+					continue;
+				}
+				body = p;
+				body_line0 = lineno;
+				bnfr = ps.nfr;
+				bok = true;
+			}
 			continue;
 		}
 		bool ok;
@@ -643,15 +959,29 @@ int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_op
 		if (rc)
 			break;
 		if (!ok) {
+			bok = false;
 			st->malformed++;
 			if (errfn)
 				errfn(arg, lineno, "unrecognized perf script line");
 		}
 	}
+	st->lines += lineno;
 	st_free(ps.arena);
 	st_free(ps.fr);
-	st_free(ps.ptrs);
-	st_free(ps.lens);
+	st_free(ps.ids);
+	st_free(ps.pn);
 	st_free(ps.evbuf);
+	return rc;
+}
+
+int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
+		   const char *buf, size_t len, st_parse_err_fn errfn, void *arg,
+		   struct st_parse_stats *st)
+{
+	struct st_perf_cache *c = st_perf_cache_new();
+	if (!c)
+		return -ENOMEM;
+	int rc = st_perf_ingest_cached(c, w, metric, o, buf, len, errfn, arg, st);
+	st_perf_cache_free(c);
 	return rc;
 }

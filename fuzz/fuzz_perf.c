@@ -6,7 +6,9 @@
  * and parsing the input as one buffer gives the same folded output as
  * parsing it cut at st_perf_cut() into two blocks with the filter from
  * st_perf_first_event() fixed up front (what `convert -f perf` does with
- * threads).  The first input byte picks the options.
+ * threads); the two blocks go through st_perf_ingest_cached() with one
+ * cache, so frames and samples cached by the first are reused by the
+ * second.  The first input byte picks the options.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,10 +29,19 @@ static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen,
 		fz_fail("engine: %d", errno);
 	struct st_writer *w = st_writer_open(e);
 	struct st_parse_stats st = { 0 };
-	if (st_perf_ingest(w, 0, po, a, alen, NULL, NULL, &st))
-		fz_fail("ingest a");
-	if (b && st_perf_ingest(w, 0, po, b, blen, NULL, NULL, &st))
-		fz_fail("ingest b");
+	if (!b) {
+		if (st_perf_ingest(w, 0, po, a, alen, NULL, NULL, &st))
+			fz_fail("ingest a");
+	} else {
+		struct st_perf_cache *c = st_perf_cache_new();
+		if (!c)
+			fz_fail("cache");
+		if (st_perf_ingest_cached(c, w, 0, po, a, alen, NULL, NULL, &st))
+			fz_fail("ingest a");
+		if (st_perf_ingest_cached(c, w, 0, po, b, blen, NULL, NULL, &st))
+			fz_fail("ingest b");
+		st_perf_cache_free(c);
+	}
 	st_writer_close(w);
 	st_flush(e);
 	struct st_snap *s = st_snap_acquire(e);

@@ -138,6 +138,71 @@ Test(formats, perf_library_api)
 	st_engine_destroy(e);
 }
 
+/* One cache across blocks: a sample body seen under a java comm is not
+ * reused for another comm (java drops the leading 'L'), repeated bodies and
+ * frames give the same stacks, line numbers stay right after cached
+ * samples, and changing the options starts the cache over. */
+static void count_err_line(void *arg, uint64_t line, const char *msg)
+{
+	(void)msg;
+	*(uint64_t *)arg = line;
+}
+
+Test(formats, perf_cache_across_blocks)
+{
+	const char *a = "java 1/1 [000] 1.0: 1 cycles:\n"
+			"\t1 Lfoo/Bar;.m+0x1 (/tmp/perf-9.map)\n"
+			"\t2 main (/bin/x)\n"
+			"\n"
+			"bash 2/2 [000] 1.0: 2 cycles:\n"
+			"\t1 Lfoo/Bar;.m+0x1 (/tmp/perf-9.map)\n"
+			"\t2 main (/bin/x)\n"
+			"\n";
+	const char *b = "java 1/1 [000] 1.0: 4 cycles:\n"
+			"\t1 Lfoo/Bar;.m+0x1 (/tmp/perf-9.map)\n"
+			"\t2 main (/bin/x)\n"
+			"\n"
+			"bash 2/2 [000] 1.0: 8 cycles:\n"
+			"\t1 Lfoo/Bar;.m+0x2 (/tmp/perf-9.map)\n"
+			"\t2 main (/bin/x)\n"
+			"\n"
+			"junk\n";
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	struct st_engine *e = st_engine_create(&so);
+	struct st_writer *w = st_writer_open(e);
+	struct st_perf_cache *c = st_perf_cache_new();
+	cr_assert(c);
+	struct st_perf_opts po;
+	st_perf_opts_init(&po);
+	struct st_parse_stats st = { 0 };
+	uint64_t errline = 0;
+	cr_assert_eq(st_perf_ingest_cached(c, w, 0, &po, a, strlen(a), count_err_line, &errline, &st), 0);
+	cr_assert_eq(st_perf_ingest_cached(c, w, 0, &po, b, strlen(b), count_err_line, &errline, &st), 0);
+	cr_expect_eq(errline, 9);
+	cr_expect_eq(st.lines, 17);
+	po.jit = true; /* new options: the cache starts over */
+	cr_assert_eq(st_perf_ingest_cached(c, w, 0, &po, a, strlen(a), NULL, NULL, &st), 0);
+	st_perf_cache_free(c);
+	st_writer_close(w);
+	cr_expect_eq(st.samples, 6);
+	st_flush(e);
+	struct st_snap *s = st_snap_acquire(e);
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_eq(st_export(s, ST_FMT_FOLDED, NULL, f), 0);
+	fclose(f);
+	cr_expect_str_eq(buf, "bash;main;Lfoo/Bar:.m 10\n"
+			      "bash;main;Lfoo/Bar:.m_[j] 2\n"
+			      "java;main;foo/Bar:.m 5\n"
+			      "java;main;foo/Bar:.m_[j] 1\n");
+	free(buf);
+	st_snap_release(s);
+	st_engine_destroy(e);
+}
+
 Test(formats, perf_threaded_blocks_equal_one_thread)
 {
 	/* ~12 MB: several 4 MiB blocks, cut at blank lines. */

@@ -148,6 +148,7 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 	struct ent {
 		uint32_t node;
 		size_t plen;
+		bool sep; /* below a frame, not the root: ';' before the name */
 	};
 	size_t scap = 1024, pcap = 4096, sp = 0;
 	struct ent *stack = malloc(scap * sizeof(*stack));
@@ -157,7 +158,7 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 		rc = -ENOMEM;
 		goto out;
 	}
-	stack[sp++] = (struct ent){ ST_NODE_ROOT, 0 };
+	stack[sp++] = (struct ent){ ST_NODE_ROOT, 0, false };
 	while (sp) {
 		struct ent e = stack[--sp];
 		size_t plen = e.plen;
@@ -175,7 +176,7 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 				}
 				path = np;
 			}
-			if (st_snap_parent(s, e.node) != ST_NODE_ROOT)
+			if (e.sep)
 				path[plen++] = ';';
 			memcpy(path + plen, name, nlen);
 			plen += nlen;
@@ -196,7 +197,7 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 		}
 		/* Push in reverse so children are visited in name order. */
 		for (uint32_t i = n; i-- > 0;)
-			stack[sp++] = (struct ent){ first + i, plen };
+			stack[sp++] = (struct ent){ first + i, plen, e.node != ST_NODE_ROOT };
 	}
 out:
 	free(stack);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# make demo: the main job on a built-in default.  Converts the shipped stack
-# sample through the engine into build/demo/ (folded + ior JSON) and prints
-# where the results went and the top frames by self value.
+# make demo: the main job on a built-in default.  Records the bundled CPU
+# workload with BPF when it can (else converts the shipped stack sample)
+# through the engine into build/demo/ (folded, ior JSON, HTML flamegraph) and
+# prints where the results went and the top frames by self value.
 set -euo pipefail
 cli=${1:-build/release/shardtrie}
 out=build/demo
@@ -31,7 +32,9 @@ if [ "$recorded" -eq 0 ]; then
 	"$cli" convert -t folded -o "$out/profile.folded" "$input"
 	"$cli" convert -t json --min-fraction 0.001 -o "$out/profile.json" "$input"
 fi
-echo "demo: wrote $out/profile.folded and $out/profile.json"
+# A flamegraph to open in a browser (self-contained: flamegraph, table, sandwich).
+"$cli" convert -t html --title "shardtrie demo" -o "$out/profile.html" "$out/profile.folded"
+echo "demo: wrote $out/profile.folded, $out/profile.json and $out/profile.html"
 echo "demo: top frames by self value:"
 # The leaf of each folded line is the frame whose self value the count is.
 awk '{ c=$NF; $NF=""; sub(/ $/,""); n=split($0,f,";"); self[f[n]]+=c; tot+=c }

@@ -102,34 +102,11 @@ void st_json_escape(FILE *out, const char *s, size_t len)
 			p++;
 			continue;
 		}
-		/* Decode one UTF-8 sequence; anything invalid is one U+FFFD per
-		 * bad byte, as Go does. */
-		unsigned need, cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			fputs("\\ufffd", out);
-			p++;
-			continue;
-		}
-		bool ok = (size_t)(end - p) > need;
-		for (unsigned i = 1; ok && i <= need; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (ok && ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-			   (need == 3 && (cp < 0x10000 || cp > 0x10ffff))))
-			ok = false;
-		if (!ok) {
+		/* Anything that is not valid UTF-8 is one U+FFFD per bad byte,
+		 * as Go does. */
+		unsigned cp;
+		size_t n = st_utf8_seq(p, end, &cp);
+		if (!n) {
 			fputs("\\ufffd", out);
 			p++;
 			continue;
@@ -137,9 +114,39 @@ void st_json_escape(FILE *out, const char *s, size_t len)
 		if (cp == 0x2028 || cp == 0x2029)
 			fprintf(out, "\\u%04x", cp);
 		else
-			fwrite(p, 1, need + 1, out);
-		p += need + 1;
+			fwrite(p, 1, n, out);
+		p += n;
 	}
+}
+
+size_t st_utf8_seq(const unsigned char *p, const unsigned char *end, unsigned *cp)
+{
+	unsigned c = *p, need, v;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2;
+		v = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - p) <= need)
+		return 0;
+	for (unsigned i = 1; i <= need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond U+10FFFF. */
+	if ((need == 2 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))) ||
+	    (need == 3 && (v < 0x10000 || v > 0x10ffff)))
+		return 0;
+	*cp = v;
+	return need + 1;
 }
 
 int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)

@@ -23,6 +23,11 @@ int st_export_json(const struct st_snap *s, const struct st_export_opts *o, FILE
  * encoding/json does: invalid UTF-8 -> \ufffd, <>& and U+2028/9 escaped. */
 void st_json_escape(FILE *out, const char *s, size_t len);
 
+/* The valid UTF-8 sequence starting at p (lead byte >= 0x80, not past end):
+ * its length (2..4) with the code point in *cp, or 0 when the bytes there
+ * are not one (bad lead, truncated, overlong, surrogate, > U+10FFFF). */
+size_t st_utf8_seq(const unsigned char *p, const unsigned char *end, unsigned *cp);
+
 /* 0, or -EIO when the stream has an error. */
 int st_export_status(FILE *out);
 

@@ -53,36 +53,17 @@ void st_xml_escape(FILE *out, const char *s, size_t len)
 			p++;
 			continue;
 		}
-		unsigned need, cp;
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07;
-		else {
+		/* Invalid UTF-8, and the two non-characters XML forbids, become
+		 * U+FFFD one byte at a time. */
+		unsigned cp;
+		size_t n = st_utf8_seq(p, end, &cp);
+		if (!n || cp == 0xfffe || cp == 0xffff) {
 			fputs("\xef\xbf\xbd", out);
 			p++;
 			continue;
 		}
-		bool ok = (size_t)(end - p) > need;
-		for (unsigned i = 1; ok && i <= need; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (ok && ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) ||
-					  cp == 0xfffe || cp == 0xffff)) ||
-			   (need == 3 && (cp < 0x10000 || cp > 0x10ffff))))
-			ok = false;
-		if (!ok) {
-			fputs("\xef\xbf\xbd", out);
-			p++;
-			continue;
-		}
-		fwrite(p, 1, need + 1, out);
-		p += need + 1;
+		fwrite(p, 1, n, out);
+		p += n;
 	}
 }
 

@@ -38,7 +38,11 @@
 
 #include "internal.h"
 
+/* Per-writer intern cache: starts small, doubles (up to ICACHE_MAX) when the
+ * misses since the last resize exceed 4x its size, i.e. when the writer's
+ * working set of frame names is larger than the cache. */
 #define ICACHE_SLOTS 4096u
+#define ICACHE_MAX (1u << 18)
 
 struct icache_ent {
 	uint64_t hash;
@@ -54,6 +58,8 @@ struct st_writer {
 	uint32_t *ids;
 	size_t ids_cap;
 	struct icache_ent *ic; /* per-writer intern cache, no sharing */
+	size_t ic_mask;
+	size_t ic_misses;      /* since the last resize */
 };
 
 struct st_engine *st_writer_engine(const struct st_writer *w)
@@ -119,6 +125,7 @@ struct st_writer *st_writer_open(struct st_engine *e)
 	if (!w)
 		return NULL;
 	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
+	w->ic_mask = ICACHE_SLOTS - 1;
 	if (!w->ic) {
 		st_free(w);
 		return NULL;
@@ -301,10 +308,21 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
 		uint64_t h = st_hash_bytes(frames[i], len);
-		struct icache_ent *c = &w->ic[h & (ICACHE_SLOTS - 1)];
+		struct icache_ent *c = &w->ic[h & w->ic_mask];
 		if (c->name && c->hash == h && c->len == len && memcmp(c->name, frames[i], len) == 0) {
 			w->ids[i] = c->id;
 			continue;
+		}
+		if (ST_UNLIKELY(++w->ic_misses > 4 * (w->ic_mask + 1)) && w->ic_mask + 1 < ICACHE_MAX) {
+			/* Grow; a failed allocation just keeps the old cache. */
+			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
+			if (nc) {
+				st_free(w->ic);
+				w->ic = nc;
+				w->ic_mask = w->ic_mask * 2 + 1;
+			}
+			w->ic_misses = 0;
+			c = &w->ic[h & w->ic_mask];
 		}
 		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
 		if (id < 0) {

@@ -340,7 +340,12 @@ int st_export_svg_tree(const struct st_xtree *t, bool diff, const struct st_expo
 	return 0;
 }
 
-int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
+typedef int (*tree_writer)(const struct st_xtree *t, bool diff, const struct st_export_opts *o,
+			   FILE *out);
+
+/* A single (non-diff) snapshot through a tree writer, units defaulted. */
+static int export_via_tree(const struct st_snap *s, const struct st_export_opts *o, FILE *out,
+			   tree_writer fn)
 {
 	struct st_xtree t;
 	int rc = st_xtree_build(&t, s, NULL, o->metric, o->reverse);
@@ -349,9 +354,14 @@ int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE 
 	struct st_export_opts oo = *o;
 	if (!oo.units)
 		oo.units = st_export_units(s, o);
-	rc = st_export_svg_tree(&t, false, &oo, out);
+	rc = fn(&t, false, &oo, out);
 	st_xtree_free(&t);
 	return rc;
+}
+
+int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
+{
+	return export_via_tree(s, o, out, st_export_svg_tree);
 }
 
 /* ------------------------------------------------------------ HTML */
@@ -432,14 +442,5 @@ out:
 
 int st_export_html(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
 {
-	struct st_xtree t;
-	int rc = st_xtree_build(&t, s, NULL, o->metric, o->reverse);
-	if (rc)
-		return rc;
-	struct st_export_opts oo = *o;
-	if (!oo.units)
-		oo.units = st_export_units(s, o);
-	rc = st_export_html_tree(&t, false, &oo, out);
-	st_xtree_free(&t);
-	return rc;
+	return export_via_tree(s, o, out, st_export_html_tree);
 }

@@ -120,13 +120,31 @@ int st_rec_init(struct st_rec *r, const char *name, struct st_engine *e)
 		n = ST_BPF_MAX_CPUS;
 	r->ncpu = (unsigned)n;
 	r->ring_fds = malloc(r->ncpu * sizeof(int));
+	for (unsigned i = 0; r->ring_fds && i < r->ncpu; i++)
+		r->ring_fds[i] = -1; /* st_rec_fini() must not close garbage */
 	r->cons = calloc(r->ncpu, sizeof(*r->cons));
 	r->thr = calloc(r->ncpu, sizeof(*r->thr));
 	if (!r->ring_fds || !r->cons || !r->thr)
 		return -ENOMEM;
-	for (unsigned i = 0; i < r->ncpu; i++)
-		r->ring_fds[i] = -1;
 	atomic_init(&r->stop, false);
+	return 0;
+}
+
+int st_rec_begin(struct st_rec *r, const char *name, const struct st_options *so, char **cmd,
+		 struct st_engine **e)
+{
+	memset(r, 0, sizeof(*r));
+	r->go_fd = -1; /* st_rec_fini() is safe from here on */
+	*e = st_engine_create(so);
+	int err = *e ? st_rec_init(r, name, *e) : -errno;
+	if (err) {
+		fprintf(stderr, "%s %s: cannot set up: %s\n", st_prog, name, strerror(-err));
+		return EX_SOFTWARE_;
+	}
+	if (cmd && (err = st_rec_spawn(r, cmd))) {
+		fprintf(stderr, "%s %s: cannot start %s: %s\n", st_prog, name, cmd[0], strerror(-err));
+		return EX_SOFTWARE_;
+	}
 	return 0;
 }
 

@@ -94,6 +94,14 @@ void st_rec_explain(const char *name, const char *what, int err);
 int st_rec_init(struct st_rec *r, const char *name, struct st_engine *e);
 /* Fork the command, stopped before exec until st_rec_wait(). 0 or -errno. */
 int st_rec_spawn(struct st_rec *r, char **argv);
+/*
+ * What both tracers do first: create the engine from *so into *e, st_rec_init
+ * r for it and, with cmd, st_rec_spawn it.  Prints what failed and returns
+ * an exit code, or 0.  Whatever it returns, r and *e are in a state the
+ * caller's cleanup (st_rec_fini, st_engine_destroy) handles.
+ */
+int st_rec_begin(struct st_rec *r, const char *name, const struct st_options *so, char **cmd,
+		 struct st_engine **e);
 /* Before load: one ring per possible CPU, the outer map sized to match. */
 int st_rec_rings_prepare(struct st_rec *r, struct bpf_map *outer, size_t bytes);
 /* After load: put the rings into the outer map. */

@@ -230,21 +230,11 @@ int st_record_cpu(int argc, char **argv)
 	so.merge_interval_ms = 0; /* one flush at the end */
 	so.metrics[0].name = "samples";
 	so.metrics[0].unit = "samples";
-	e = st_engine_create(&so);
-	if (!e || (err = st_rec_init(&rec, "record cpu", e))) {
-		fprintf(stderr, "%s record cpu: cannot set up: %s\n", st_prog, strerror(errno));
-		st_engine_destroy(e);
-		st_ksyms_free(ksyms);
-		return EX_SOFTWARE_;
-	}
+	if ((rc = st_rec_begin(&rec, "record cpu", &so, o.cmd, &e)))
+		goto cleanup;
 	rec.tool_init = cpu_tool_init;
 	rec.tool_fini = cpu_tool_fini;
 
-	if (o.cmd && (err = st_rec_spawn(&rec, o.cmd))) {
-		fprintf(stderr, "%s record cpu: cannot start %s: %s\n", st_prog, o.cmd[0], strerror(-err));
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
 	skel = profile_bpf__open();
 	if (!skel) {
 		st_rec_explain("record cpu", "opening the BPF object", errno);

@@ -325,19 +325,10 @@ int st_record_io(int argc, char **argv)
 		so.metrics[i].name = st_io_metric_names[i];
 		so.metrics[i].unit = st_io_metric_units[i];
 	}
-	e = st_engine_create(&so);
-	if (!e || (err = st_rec_init(&rec, "record io", e))) {
-		fprintf(stderr, "%s record io: cannot set up: %s\n", st_prog, strerror(errno));
-		st_engine_destroy(e);
-		return EX_SOFTWARE_;
-	}
+	if ((rc = st_rec_begin(&rec, "record io", &so, o.cmd, &e)))
+		goto cleanup;
 	rec.tool_init = io_tool_init;
 	rec.tool_fini = io_tool_fini;
-	if (o.cmd && (err = st_rec_spawn(&rec, o.cmd))) {
-		fprintf(stderr, "%s record io: cannot start %s: %s\n", st_prog, o.cmd[0], strerror(-err));
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
 	skel = iotrace_bpf__open();
 	if (!skel) {
 		st_rec_explain("record io", "opening the BPF object", errno);

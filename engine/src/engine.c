@@ -438,7 +438,6 @@ struct fold_ctx {
 	uint64_t records;
 	size_t n; /* linked records queued, their self slots prefetched */
 	struct st_srec *q[FOLD_GROUP];
-	bool oom; /* the unlinked list could not grow */
 };
 
 /* The record is folded (or counted as dropped): it starts the next period
@@ -473,7 +472,6 @@ static void fold_cb(void *arg, struct st_srec *r)
 			struct st_srec **p = st_realloc(e->walk, nc * sizeof(*p));
 			if (!p) {
 				/* Walk it alone now rather than lose it. */
-				c->oom = true;
 				if (st_master_add_rec(e->master, r))
 					e->merge_dropped++;
 				rec_done(e, r);
@@ -726,7 +724,6 @@ struct st_engine *st_engine_create(const struct st_options *o)
 		goto fail;
 	st_master_order_done(e->master);
 	e->version = 1;
-	atomic_store(&e->pub_version, 1);
 
 	if (o->merge_interval_ms) {
 		int err = pthread_create(&e->merger, NULL, merger_main, e);

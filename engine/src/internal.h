@@ -147,7 +147,7 @@ size_t st_master_memory(const struct st_master *m);
 struct st_master_view {
 	uint32_t n;
 	unsigned nm;
-	const uint32_t *frame, *parent, *first_child, *next_sibling;
+	const uint32_t *frame, *first_child, *next_sibling;
 	const uint64_t *self; /* n * nm, node-major */
 	/* Shape: changes whenever a node is added, lists are re-sorted, the
 	 * trie is cleared or compacted.  order[0..n) is master-owned scratch
@@ -207,7 +207,6 @@ struct st_engine {
 	/* Current snapshot: rcu_assign_pointer under merge_lock,
 	 * rcu_dereference by readers. */
 	struct st_snap *snap;
-	_Atomic uint64_t pub_version; /* mirror for stats without RCU */
 
 	/* Merger thread. */
 	pthread_t merger;

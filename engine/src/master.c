@@ -341,7 +341,6 @@ void st_master_view(const struct st_master *m, struct st_master_view *v)
 	v->n = m->n;
 	v->nm = m->nm;
 	v->frame = m->frame;
-	v->parent = m->parent;
 	v->first_child = m->first_child;
 	v->next_sibling = m->next_sibling;
 	v->self = m->self;

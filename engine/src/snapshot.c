@@ -133,7 +133,6 @@ void st_snap_publish(struct st_engine *e, struct st_snap *s)
 	/* rcu_xchg_pointer: full barrier, so the snapshot's contents are
 	 * visible before the pointer (pairs with rcu_dereference). */
 	struct st_snap *old = rcu_xchg_pointer(&e->snap, s);
-	atomic_store_explicit(&e->pub_version, s->version, memory_order_relaxed);
 	if (old)
 		st_call_rcu(&old->rcu, retire_cb);
 }

@@ -27,7 +27,6 @@
 #include "shardtrie_parse.h"
 #include "support/fz.h"
 
-#define ENGINE_REUSE 512
 #define NM 4
 #define POOL 16
 #define DEPTH 8
@@ -40,27 +39,8 @@ static unsigned engine_uses;
  * 10 ms rcu_barrier(). */
 static struct st_engine *get_engine(void)
 {
-	if (engine && ++engine_uses >= ENGINE_REUSE) {
-		st_engine_destroy(engine);
-		engine = NULL;
-	}
-	if (!engine) {
-		struct st_options o;
-		st_options_init(&o);
-		o.merge_interval_ms = 0;
-		o.nshards = 1;
-		o.nmetrics = NM;
-		o.metrics[1].name = "m1";
-		o.metrics[2].name = "m2";
-		o.metrics[3].name = "m3";
-		engine = st_engine_create(&o);
-		if (!engine)
-			fz_fail("st_engine_create: %d", errno);
-		engine_uses = 0;
-	} else {
-		st_reset(engine);
-	}
-	return engine;
+	static const char *const names[] = { "m1", "m2", "m3" };
+	return fz_engine_reuse(&engine, &engine_uses, NM, names);
 }
 
 static char *export_mem(const struct st_snap *s, int fmt, unsigned metric, double minf,

@@ -17,7 +17,7 @@
  *
  * The engine is reused between inputs (st_reset() starts each one on an
  * empty baseline) because destroying an engine costs a 10 ms rcu_barrier();
- * it is recreated every ENGINE_REUSE inputs so interned names stay bounded.
+ * it is recreated every FZ_ENGINE_REUSE inputs so interned names stay bounded.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,7 +26,6 @@
 #include "shardtrie_parse.h"
 #include "support/fz.h"
 
-#define ENGINE_REUSE 512
 #define NM 2
 
 /* ------------------------------------------- the plain parse, independent */
@@ -115,25 +114,8 @@ static unsigned engine_uses;
 
 static struct st_engine *get_engine(void)
 {
-	if (engine && ++engine_uses >= ENGINE_REUSE) {
-		st_engine_destroy(engine);
-		engine = NULL;
-	}
-	if (!engine) {
-		struct st_options o;
-		st_options_init(&o);
-		o.merge_interval_ms = 0;
-		o.nshards = 1;
-		o.nmetrics = NM;
-		o.metrics[1].name = "other";
-		engine = st_engine_create(&o);
-		if (!engine)
-			fz_fail("st_engine_create: %d", errno);
-		engine_uses = 0;
-	} else {
-		st_reset(engine);
-	}
-	return engine;
+	static const char *const names[] = { "other" };
+	return fz_engine_reuse(&engine, &engine_uses, NM, names);
 }
 
 static void check_line_api(const char *l, size_t n, const struct plain *want,

@@ -203,6 +203,20 @@ static size_t cap_bound(uint64_t cap)
 	return (size_t)cap;
 }
 
+/* Flush both sides, check the snapshot's structure, compare the dumps. */
+static void flush_and_compare(struct prog *p, const char *what)
+{
+	st_flush(p->e);
+	st_ref_flush(p->ref);
+	struct st_snap *s = st_snap_acquire(p->e);
+	fz_check_snap(s);
+	char *a = fz_dump_snap(s), *b = fz_dump_ref(p->ref);
+	fz_expect_same(what, a, b);
+	free(a);
+	free(b);
+	st_snap_release(s);
+}
+
 /* ------------------------------------------------------------ sequential */
 
 struct held {
@@ -387,15 +401,7 @@ static void run_sequential(struct prog *p, struct fz_in *in, uint64_t cap)
 		}
 	}
 	/* Final comparison, then everything is given back. */
-	st_flush(p->e);
-	st_ref_flush(p->ref);
-	struct st_snap *s = st_snap_acquire(p->e);
-	fz_check_snap(s);
-	char *a = fz_dump_snap(s), *b = fz_dump_ref(p->ref);
-	fz_expect_same("engine and reference at the end", a, b);
-	free(a);
-	free(b);
-	st_snap_release(s);
+	flush_and_compare(p, "engine and reference at the end");
 	for (size_t i = 0; i < nheld; i++)
 		held_release(&held[i]);
 	for (unsigned i = 0; i < p->nwriters; i++)
@@ -551,15 +557,7 @@ static void run_threaded(struct prog *p, struct fz_in *in, unsigned nthreads)
 		    st_intern(p->e, (const char *)ops[i].name, ops[i].nlen) != ids[i])
 			fz_fail("op %zu: concurrent intern gave id %lld", i, (long long)ids[i]);
 
-	st_flush(p->e);
-	st_ref_flush(p->ref);
-	struct st_snap *s = st_snap_acquire(p->e);
-	fz_check_snap(s);
-	char *a = fz_dump_snap(s), *b = fz_dump_ref(p->ref);
-	fz_expect_same("engine and reference after joining the threads", a, b);
-	free(a);
-	free(b);
-	st_snap_release(s);
+	flush_and_compare(p, "engine and reference after joining the threads");
 	free(ops);
 	free(ids);
 }

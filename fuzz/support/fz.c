@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fz.c - shared helpers of the fuzz targets (see fz.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,4 +183,29 @@ void fz_check_snap(const struct st_snap *s)
 	free(depth);
 	if (seen != n)
 		fz_fail("%zu nodes, %zu reachable from the root", n, seen);
+}
+
+struct st_engine *fz_engine_reuse(struct st_engine **slot, unsigned *use, unsigned nm,
+				  const char *const *metric_names)
+{
+	if (*slot && ++*use >= FZ_ENGINE_REUSE) {
+		st_engine_destroy(*slot);
+		*slot = NULL;
+	}
+	if (*slot) {
+		st_reset(*slot);
+		return *slot;
+	}
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = 0;
+	o.nshards = 1;
+	o.nmetrics = nm;
+	for (unsigned m = 1; m < nm; m++)
+		o.metrics[m].name = metric_names[m - 1];
+	*slot = st_engine_create(&o);
+	if (!*slot)
+		fz_fail("st_engine_create: %d", errno);
+	*use = 0;
+	return *slot;
 }

@@ -65,6 +65,17 @@ char *fz_dump_ref(struct st_ref *r);
  */
 void fz_check_snap(const struct st_snap *s);
 
+/*
+ * An engine reused between inputs, st_reset() each time and recreated every
+ * FZ_ENGINE_REUSE uses (so interned names stay bounded): a destroy costs a
+ * 10 ms rcu_barrier(), which would dominate a target's run time.  `slot`
+ * holds the target's engine; `use` its use count; `metric_names` names
+ * metrics 1..nm-1.  No merger thread, one shard.
+ */
+#define FZ_ENGINE_REUSE 512
+struct st_engine *fz_engine_reuse(struct st_engine **slot, unsigned *use, unsigned nm,
+				  const char *const *metric_names);
+
 /* Byte-wise name order, shorter first on a common prefix. */
 int fz_name_cmp(const char *a, size_t la, const char *b, size_t lb);
 

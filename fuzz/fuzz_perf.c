@@ -17,16 +17,14 @@
 #include "shardtrie_parse.h"
 #include "support/fz.h"
 
+/* One engine per side (whole, split), reused between inputs. */
+static struct st_engine *engines[2];
+static unsigned engine_uses[2];
+
 static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen, const char *b,
 		      size_t blen)
 {
-	struct st_options o;
-	st_options_init(&o);
-	o.merge_interval_ms = 0;
-	o.nshards = 1;
-	struct st_engine *e = st_engine_create(&o);
-	if (!e)
-		fz_fail("engine: %d", errno);
+	struct st_engine *e = fz_engine_reuse(&engines[b != NULL], &engine_uses[b != NULL], 1, NULL);
 	struct st_writer *w = st_writer_open(e);
 	struct st_parse_stats st = { 0 };
 	if (!b) {
@@ -52,7 +50,6 @@ static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen,
 		fz_fail("export");
 	fclose(f);
 	st_snap_release(s);
-	st_engine_destroy(e);
 	return buf;
 }
 

@@ -899,7 +899,8 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			continue;
 		}
 		if (n == 0) {
-			if (body && s == bend && bok && !ps.serr && ps.have_pname &&
+			/* A body that produced no frames is not cached: nothing to reuse. */
+			if (body && s == bend && bok && !ps.serr && ps.have_pname && ps.nfr > bnfr &&
 			    !grow((void **)&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024)) {
 				size_t ioff = c->ncid;
 				memcpy(c->cid + ioff, ps.fr + bnfr, (ps.nfr - bnfr) * sizeof(*c->cid));

@@ -10,7 +10,10 @@
  *   - io: --fields validation (no privilege needed);
  *   - cpu: the bundled workload's shares (75/25 by design) agree with
  *     `perf record -g` within a few points;
- *   - SIGINT ends a run cleanly and the output is still written.
+ *   - SIGINT ends a run cleanly and the output is still written;
+ *   - the command's exit status is passed on (127 when it cannot run);
+ *   - io --flood: every synthetic call offered is in the output or reported
+ *     dropped.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -250,5 +253,58 @@ Test(bpf_record, sigint_writes_output)
 	cr_expect(stat(out, &sb) == 0 && sb.st_size > 0, "no output after SIGINT");
 	char *f = ts_read_file(out, NULL);
 	cr_expect(f && strstr(f, "cat;"), "cat's I/O missing from the output: %s", err);
+	free(f);
+}
+
+/* The command's own exit status is passed on (as strace does), the output
+ * is still written; a command ended by -d is not a failure. */
+Test(bpf_record, command_exit_status_passed_on)
+{
+	need_bpf();
+	int rc = ts_run("'%s' record io -o '%s' -- sh -c 'cat /etc/hostname >/dev/null; exit 3' 2>'%s'",
+			CLI, ts_path("st3.folded"), ts_path("st3.err"));
+	char *err = ts_read_file(ts_path("st3.err"), NULL);
+	char *f = ts_read_file(ts_path("st3.folded"), NULL);
+	cr_expect_eq(rc, 3, "exit 3 came back as %d: %s", rc, err ? err : "");
+	cr_expect(err && strstr(err, "exited with status 3"), "no reason given: %s", err ? err : "");
+	cr_expect(f && strstr(f, "cat;"), "output not written for a failing command: %s", f ? f : "");
+	free(err);
+	free(f);
+
+	rc = ts_run("'%s' record io -o '%s' -- '%s' 2>'%s'", CLI, ts_path("nx.folded"),
+		    ts_path("no-such-command"), ts_path("nx.err"));
+	err = ts_read_file(ts_path("nx.err"), NULL);
+	cr_expect_eq(rc, 127, "a command that cannot run: exit %d, want 127: %s", rc, err ? err : "");
+	cr_expect(err && strstr(err, "cannot run"), "no reason given: %s", err ? err : "");
+	free(err);
+
+	rc = ts_run("'%s' record io -d 1 -o '%s' -- sleep 60 2>/dev/null", CLI, ts_path("d.folded"));
+	cr_expect_eq(rc, 0, "a command ended by -d: exit %d, want 0", rc);
+}
+
+/* `record io --flood`: synthetic paired calls through the real pairing code,
+ * rings and consumers; every offered call is either in the output or
+ * reported dropped (the rate itself is the benchmark's business). */
+Test(bpf_record, io_flood_accounts_every_call)
+{
+	need_bpf();
+	int rc = ts_run("'%s' record io --flood 200000 -d 1 -v -o '%s' 2>'%s'", CLI, ts_path("fl.folded"),
+			ts_path("fl.err"));
+	char *err = ts_read_file(ts_path("fl.err"), NULL);
+	char *f = ts_read_file(ts_path("fl.folded"), NULL);
+	cr_assert_eq(rc, 0, "record io --flood: exit %d: %s", rc, err ? err : "");
+	unsigned long long offered = 0, dropped = 0, events = 0;
+	const char *p = err ? strstr(err, "flood: ") : NULL;
+	cr_assert(p && sscanf(p, "flood: %llu paired calls offered", &offered) == 1, "%s", err);
+	p = strstr(err, "dropped ");
+	cr_assert(p && sscanf(p, "dropped %llu of %llu events", &dropped, &events) == 2, "%s", err);
+	cr_expect_gt(offered, 100000, "a 1 s flood at 200k/s offered only %llu", offered);
+	cr_expect_eq(events, offered, "BPF counted %llu events of %llu offered", events, offered);
+	unsigned long long rd = folded_get(f, "st-flood;sys_enter_read;/dev;/null");
+	unsigned long long wr = folded_get(f, "st-flood;sys_enter_write;/dev;/null");
+	cr_expect_eq(rd + wr + dropped, offered, "output %llu + %llu, dropped %llu, offered %llu", rd, wr,
+		     dropped, offered);
+	cr_expect(rd && wr, "reads %llu, writes %llu: both kinds expected", rd, wr);
+	free(err);
 	free(f);
 }

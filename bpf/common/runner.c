@@ -23,6 +23,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -274,12 +275,50 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static volatile sig_atomic_t got_child;
+
+static void on_child(int sig)
+{
+	(void)sig;
+	got_child = 1;
+}
+
+/* Reap the command if it has ended; true when it has. */
+static bool reap(struct st_rec *r)
+{
+	if (r->child_exited)
+		return true;
+	if (waitpid(r->child, &r->child_status, WNOHANG) == r->child)
+		r->child_exited = true;
+	return r->child_exited;
+}
+
+/*
+ * SIGINT, SIGTERM and SIGCHLD stay blocked except inside ppoll(), which
+ * unblocks them atomically: a signal that arrives between a check and the
+ * wait is delivered by the ppoll() and ends it with EINTR, never lost.  So
+ * the loop sleeps until a signal, the command's end or the -d deadline, and
+ * polls nothing.
+ */
 void st_rec_wait(struct st_rec *r, double duration)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = { .sa_handler = on_signal }, sc = { .sa_handler = on_child },
+			 old_chld;
 	sigemptyset(&sa.sa_mask);
+	sigemptyset(&sc.sa_mask);
+	sc.sa_flags = SA_NOCLDSTOP;
+	sigset_t block, waitmask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGCHLD);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGCHLD, &sc, &old_chld);
 	if (r->go_fd >= 0) {
 		ssize_t w = write(r->go_fd, "g", 1);
 		(void)w;
@@ -291,27 +330,49 @@ void st_rec_wait(struct st_rec *r, double duration)
 	fprintf(stderr, "%s %s: tracing; SIGINT/SIGTERM end the run\n", st_prog, r->name);
 	fflush(stderr);
 	double end = duration > 0 ? now_s() + duration : 0;
-	while (!got_signal) {
-		if (r->child) {
-			pid_t w = waitpid(r->child, &r->child_status, WNOHANG);
-			if (w == r->child) {
-				r->child_exited = true;
+	while (!got_signal && !(r->child && reap(r))) {
+		struct timespec ts, *tp = NULL;
+		if (end) {
+			double left = end - now_s();
+			if (left <= 0)
 				break;
-			}
+			ts.tv_sec = (time_t)left;
+			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+			tp = &ts;
 		}
-		if (end && now_s() >= end)
-			break;
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		got_child = 0;
+		ppoll(NULL, 0, tp, &waitmask);
 	}
 	if (r->child && !r->child_exited) {
 		/* Ended by -d or a signal: end the command too. */
+		r->child_ended = true;
 		kill(r->child, SIGTERM);
 		if (waitpid(r->child, &r->child_status, 0) == r->child)
 			r->child_exited = true;
 	}
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	sigaction(SIGCHLD, &old_chld, NULL);
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
+}
+
+int st_rec_child_rc(const struct st_rec *r)
+{
+	if (!r->child || !r->child_exited || r->child_ended)
+		return 0;
+	if (WIFEXITED(r->child_status)) {
+		int st = WEXITSTATUS(r->child_status);
+		if (st)
+			fprintf(stderr, "%s %s: the command exited with status %d\n", st_prog, r->name, st);
+		return st;
+	}
+	if (WIFSIGNALED(r->child_status)) {
+		int sig = WTERMSIG(r->child_status);
+		fprintf(stderr, "%s %s: the command was killed by signal %d (%s)\n", st_prog, r->name, sig,
+			strsignal(sig));
+		return 128 + sig;
+	}
+	return 0;
 }
 
 void st_rec_quiesce(bool *stopped)

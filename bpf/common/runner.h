@@ -65,6 +65,7 @@ struct st_rec {
 	int go_fd;              /* write end of the child's go pipe */
 	int child_status;
 	bool child_exited;
+	bool child_ended;       /* ended by us (-d or a signal), not by itself */
 	size_t ring_bytes;
 	/* The tool's per-thread state: made and freed on the consumer thread. */
 	void *(*tool_init)(struct st_rec_consumer *c);
@@ -110,8 +111,14 @@ int st_rec_rings_install(struct st_rec *r, struct bpf_map *outer);
 int st_rec_follow(struct bpf_map *tgids, pid_t pid);
 /* Start one consumer thread per ring. */
 int st_rec_start(struct st_rec *r, st_rec_handler h);
-/* Let the command go and wait for the end of the run. */
+/* Let the command go and wait for the end of the run: a signal, -d, or the
+ * command's exit. */
 void st_rec_wait(struct st_rec *r, double duration);
+/* The exit code the tool passes on for the command, as strace does: 0 with
+ * no command or one we ended (-d, a signal), its exit status otherwise
+ * (127 when it could not be run), 128 + N when killed by signal N.  Prints
+ * why when not 0. */
+int st_rec_child_rc(const struct st_rec *r);
 /* End of the event stream, step 1: set the programs' st_stopped flag
  * (*stopped, the skeleton's .bss) so they stop emitting and counting while
  * the links are destroyed.  Not a synchronisation: instances already past

@@ -130,6 +130,7 @@ static void usage(FILE *f)
 		"children until it exits; -p: that process (and children it forks);\n"
 		"-a (the default): everything but this tool.  -d ends the run after\n"
 		"SECONDS; SIGINT/SIGTERM end it too, and the output is still written.\n"
+		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
 		"Frames: comm;user...;kernel_[k].  -t folded|json (default folded),\n"
 		"-o FILE written atomically (default stdout).\n");
 }
@@ -300,6 +301,8 @@ int st_record_cpu(int argc, char **argv)
 	st_rec_stop(&rec);
 	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "samples");
 	rc = st_rec_output(&rec, &o, 0);
+	if (!rc)
+		rc = st_rec_child_rc(&rec);
 
 cleanup:
 	for (unsigned i = 0; links && i < rec.ncpu; i++)

@@ -349,3 +349,31 @@ int io_test(__u64 *ctx)
 		return io_exit((__u32)tgid, (__u32)tid, (__u32)op, now, (__s64)v);
 	return io_enter((__u32)tid, (__u32)op, now, (__s64)v, NULL);
 }
+
+/* Synthetic load for `record io --flood RATE`: ctx->n paired calls (read and
+ * write by turns, 1 byte each, on ctx->fd, whose path user space put in
+ * `fds`) from ntids synthetic threads, through the same io_enter()/io_exit()
+ * as the tracepoints, timed by the clock, so the pairing, the ring and the
+ * consumers carry a chosen rate that real syscalls cannot reach here (the
+ * tracepoints themselves cap it).  Loaded only in that mode. */
+struct flood_arg {
+	__u32 tgid, tid0, ntids;
+	__s32 fd;
+};
+
+static long flood_one(__u64 i, void *ctx)
+{
+	struct flood_arg *a = ctx;
+	__u32 tid = a->tid0 + (__u32)(i % (a->ntids ? a->ntids : 1));
+	__u32 op = (i & 1) ? IO_OP_WRITE : IO_OP_READ;
+	io_enter(tid, op, bpf_ktime_get_ns(), a->fd, NULL);
+	io_exit(a->tgid, tid, op, bpf_ktime_get_ns(), 1);
+	return 0;
+}
+
+SEC("raw_tp")
+int io_flood(struct st_io_flood_ctx *ctx)
+{
+	struct flood_arg a = { (__u32)ctx->tgid, (__u32)ctx->tid0, (__u32)ctx->ntids, (__s32)ctx->fd };
+	return bpf_loop((__u32)ctx->n, flood_one, &a, 0);
+}

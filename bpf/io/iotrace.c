@@ -21,11 +21,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -209,6 +212,7 @@ static void usage(FILE *f)
 		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
 		"                           [--metric count|duration|duration_to_prev|bytes]\n"
 		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [-v] [-- COMMAND...]\n"
+		"       shardtrie record io --flood RATE [-d SECONDS] [-v] [-o FILE]\n"
 		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
 		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"
 		"enter and exit per thread in BPF and writes a flamegraph whose frames are\n"
@@ -216,9 +220,119 @@ static void usage(FILE *f)
 		"frame per '/' component).  All four counters are kept; --metric picks\n"
 		"the one written (default count).  Without -p/COMMAND: every process\n"
 		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n"
+		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
 		"dup, dup2, dup3 and fcntl(F_DUPFD) are followed for fd paths (not\n"
 		"recorded); a path that cannot be found is counted under\n"
-		"[unresolved fd N] / [unresolved path] and reported at the end.\n");
+		"[unresolved fd N] / [unresolved path] and reported at the end.\n"
+		"--flood RATE traces nothing: it drives the pairing programs, rings and\n"
+		"consumers with RATE synthetic calls/s (BPF_PROG_TEST_RUN, one feeder per\n"
+		"CPU) for -d seconds (default 5), to measure what the path carries.\n");
+}
+
+/* ------------------------------------------------------------- --flood */
+
+/*
+ * `--flood RATE`: instead of attaching the tracepoints, one feeder thread
+ * per online CPU, pinned there, runs the raw_tp "io_flood" program through
+ * BPF_PROG_TEST_RUN every millisecond for the pairs it owes at RATE / CPUs
+ * per second.  Each run pairs that many synthetic read/write calls with the
+ * tracepoints' own io_enter()/io_exit() and submits the records to that
+ * CPU's ring, where the usual consumer takes them: the whole path except the
+ * tracepoint itself, at a rate this machine's syscalls cannot produce.  The
+ * clock paces the offered load; it synchronises nothing (the feeders are
+ * joined before the drain, so every record is in its ring by then).
+ */
+struct flood {
+	pthread_t thr;
+	unsigned cpu;
+	int prog_fd, fd;
+	double rate; /* pairs per second for this feeder */
+	atomic_bool *stop;
+	uint64_t offered, runs;
+	int err;
+};
+
+static void *flood_main(void *arg)
+{
+	struct flood *f = arg;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(f->cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set)) {
+		f->err = -EINVAL;
+		return NULL;
+	}
+	pthread_setname_np(pthread_self(), "st-flood");
+	struct st_io_flood_ctx in = { .tgid = (__u64)getpid(), .tid0 = 0x40000000u + f->cpu * 64u,
+				      .ntids = 16, .fd = (__u64)f->fd };
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	double due = 0;
+	while (!atomic_load_explicit(f->stop, memory_order_acquire)) {
+		due += f->rate / 1000.0;
+		uint64_t n = (uint64_t)due - f->offered;
+		if (n) {
+			in.n = n;
+			LIBBPF_OPTS(bpf_test_run_opts, t, .ctx_in = &in, .ctx_size_in = sizeof(in));
+			if (bpf_prog_test_run_opts(f->prog_fd, &t)) {
+				f->err = -errno;
+				break;
+			}
+			f->offered += n;
+			f->runs++;
+		}
+		next.tv_nsec += 1000000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+	}
+	return NULL;
+}
+
+static double flood_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Start a feeder per online CPU (fewer if the rings do not cover them). */
+static unsigned flood_start(struct flood *fl, unsigned n, int prog_fd, int fd, double rate,
+			    atomic_bool *stop)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	unsigned i = 0;
+	for (; i < n; i++) {
+		fl[i] = (struct flood){ .cpu = i, .prog_fd = prog_fd, .fd = fd, .rate = rate / n, .stop = stop };
+		if (pthread_create(&fl[i].thr, NULL, flood_main, &fl[i]))
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return i;
+}
+
+/* Stop and join the feeders; print what they offered.  0 or -errno. */
+static int flood_end(struct flood *fl, unsigned n, atomic_bool *stop, double secs, double rate)
+{
+	atomic_store_explicit(stop, true, memory_order_release);
+	uint64_t offered = 0, runs = 0;
+	int err = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(fl[i].thr, NULL);
+		offered += fl[i].offered;
+		runs += fl[i].runs;
+		if (fl[i].err && !err)
+			err = fl[i].err;
+	}
+	fprintf(stderr,
+		"%s record io: flood: %llu paired calls offered in %.3f s by %u feeders (%.0f/s, target %.0f/s, %llu program runs)\n",
+		st_prog, (unsigned long long)offered, secs, n, secs > 0 ? (double)offered / secs : 0.0, rate,
+		(unsigned long long)runs);
+	return err;
 }
 
 static int selftest(void);
@@ -236,12 +350,14 @@ int st_record_io(int argc, char **argv)
 		{ "output", required_argument, 0, 'o' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "selftest", no_argument, 0, 'S' },
+		{ "flood", required_argument, 0, 'L' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	struct st_rec_opts o = { .fmt = ST_FMT_FOLDED };
 	const char *fields = ST_IO_DEFAULT_FIELDS, *comm = NULL;
 	int metric = ST_IOM_COUNT;
+	double flood_rate = 0;
 	char msg[256];
 	int c;
 	optind = 1;
@@ -290,6 +406,15 @@ int st_record_io(int argc, char **argv)
 		case 'o': o.out = optarg; break;
 		case 'v': o.verbose = true; break;
 		case 'S': return selftest();
+		case 'L': {
+			flood_rate = strtod(optarg, &end);
+			if (*end || end == optarg || !(flood_rate >= 1 && flood_rate <= 1e9)) {
+				fprintf(stderr, "%s record io: --flood wants calls per second (1..1e9), got '%s'\n",
+					st_prog, optarg);
+				return EX_USAGE_;
+			}
+			break;
+		}
 		case 'h': usage(stdout); return EX_OK_;
 		default: usage(stderr); return EX_USAGE_;
 		}
@@ -304,6 +429,12 @@ int st_record_io(int argc, char **argv)
 		fprintf(stderr, "%s record io: -p and COMMAND exclude each other\n", st_prog);
 		return EX_USAGE_;
 	}
+	if (flood_rate && (o.pid || o.cmd || comm)) {
+		fprintf(stderr, "%s record io: --flood traces nothing real: no -p, --comm or COMMAND\n", st_prog);
+		return EX_USAGE_;
+	}
+	if (flood_rate && !o.duration)
+		o.duration = 5;
 	if (o.pid && kill(o.pid, 0) != 0 && errno == ESRCH) {
 		fprintf(stderr, "%s record io: no process %d\n", st_prog, (int)o.pid);
 		return EX_NOINPUT_;
@@ -316,6 +447,7 @@ int st_record_io(int argc, char **argv)
 	struct st_rec rec;
 	struct iotrace_bpf *skel = NULL;
 	struct st_engine *e = NULL;
+	struct flood *flood = NULL;
 	int err;
 	struct st_options so;
 	st_options_init(&so);
@@ -345,6 +477,13 @@ int st_record_io(int argc, char **argv)
 	bpf_program__set_autoload(skel->progs.st_on_fork, o.pid || o.cmd);
 	bpf_program__set_autoload(skel->progs.io_test, false);
 	autoload_present(skel);
+	if (flood_rate) { /* io_flood alone: no tracepoint is attached */
+		struct bpf_program *p;
+		bpf_object__for_each_program(p, skel->obj)
+			bpf_program__set_autoload(p, p == skel->progs.io_flood);
+	} else {
+		bpf_program__set_autoload(skel->progs.io_flood, false);
+	}
 	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, RING_BYTES))) {
 		st_rec_explain("record io", "creating ring buffers", err);
 		rc = EX_NOPERM_;
@@ -372,12 +511,41 @@ int st_record_io(int argc, char **argv)
 		rc = EX_SOFTWARE_;
 		goto cleanup;
 	}
-	if ((err = iotrace_bpf__attach(skel))) {
+	if (!flood_rate && (err = iotrace_bpf__attach(skel))) {
 		st_rec_explain("record io", "attaching the syscall tracepoints", err);
 		rc = EX_NOPERM_;
 		goto cleanup;
 	}
-	st_rec_wait(&rec, o.duration);
+	if (flood_rate) {
+		long on = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned nf = on < 1 ? 1 : on > (long)rec.ncpu ? rec.ncpu : (unsigned)on;
+		atomic_bool fstop;
+		atomic_init(&fstop, false);
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || !(flood = calloc(nf, sizeof(*flood)))) {
+			fprintf(stderr, "%s record io: --flood: %s\n", st_prog, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			rc = EX_SOFTWARE_;
+			goto cleanup;
+		}
+		seed_fds(getpid(), false); /* the fd's path, as a traced open leaves it */
+		double t0 = flood_now();
+		unsigned started = flood_start(flood, nf, bpf_program__fd(skel->progs.io_flood), fd,
+					       flood_rate, &fstop);
+		if (started == nf)
+			st_rec_wait(&rec, o.duration);
+		err = flood_end(flood, started, &fstop, flood_now() - t0, flood_rate);
+		close(fd);
+		if (started < nf || err) {
+			fprintf(stderr, "%s record io: --flood: %s\n", st_prog,
+				started < nf ? "cannot start the feeder threads" : strerror(-err));
+			rc = EX_SOFTWARE_;
+			goto cleanup;
+		}
+	} else {
+		st_rec_wait(&rec, o.duration);
+	}
 	/* End of the stream (runner.c): stop emitting, detach every program
 	 * (returns once no instance can still run), then drain. */
 	st_rec_quiesce(&skel->bss->st_stopped);
@@ -385,9 +553,12 @@ int st_record_io(int argc, char **argv)
 	st_rec_stop(&rec);
 	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "events");
 	rc = st_rec_output(&rec, &o, (unsigned)metric);
+	if (!rc)
+		rc = st_rec_child_rc(&rec);
 
 cleanup:
 	st_rec_fini(&rec);
+	free(flood);
 	io_fds_map = -1;
 	if (skel)
 		st_rec_detach_parallel(skel->skeleton);

@@ -95,4 +95,13 @@ struct st_io_test_ctx {
 	__u64 fd_or_ret; /* enter: fd (or -1); exit: return value */
 };
 
+/* Context of the synthetic-load entry point (raw_tp "io_flood"). */
+struct st_io_flood_ctx {
+	__u64 tgid;  /* the pid the records carry */
+	__u64 tid0;  /* first synthetic thread id */
+	__u64 ntids; /* threads, round robin */
+	__u64 fd;    /* the fd read and written */
+	__u64 n;     /* paired calls in this run */
+};
+
 #endif

@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -726,7 +727,13 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->version = 1;
 
 	if (o->merge_interval_ms) {
+		/* A library thread takes none of the application's signals: it
+		 * starts with all blocked (it inherits the creator's mask). */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
 		int err = pthread_create(&e->merger, NULL, merger_main, e);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (err) {
 			errno = err;
 			goto fail;

@@ -180,7 +180,7 @@ Test(bpf_record, cpu_shares_match_perf)
 	snprintf(spin, sizeof(spin), "%s/bpf/spin", dirname(cli));
 	if (access(spin, X_OK) != 0)
 		cr_skip_test("bundled workload %s not built", spin);
-	int rc = ts_run("'%s' record cpu -F 499 -o '%s' -- '%s' 3 2>'%s'", CLI, ts_path("cpu.folded"), spin,
+	int rc = ts_run("'%s' record cpu -F 999 -o '%s' -- '%s' 3 2>'%s'", CLI, ts_path("cpu.folded"), spin,
 			ts_path("cpu.err"));
 	char *err = ts_read_file(ts_path("cpu.err"), NULL);
 	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
@@ -195,7 +195,7 @@ Test(bpf_record, cpu_shares_match_perf)
 
 	/* perf record -g on the same workload, same event and rate. */
 	double pa = -1, pb = -1;
-	rc = ts_run("perf record -q -e cpu-clock -F 499 -g -o '%s' -- '%s' 3 >/dev/null 2>&1 && "
+	rc = ts_run("perf record -q -e cpu-clock -F 999 -g -o '%s' -- '%s' 3 >/dev/null 2>&1 && "
 		    "perf script -i '%s' 2>/dev/null | awk 'BEGIN{RS=\"\"} {n++; if (/ burn_a\\+/) a++; "
 		    "if (/ burn_b\\+/) b++} END {if (n) printf \"%%f %%f\\n\", 100*a/n, 100*b/n}' >'%s'",
 		    ts_path("perf.data"), spin, ts_path("perf.data"), ts_path("perf.txt"));

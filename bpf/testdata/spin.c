@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spin.c - the bundled CPU workload for `record cpu` tests and the demo:
- * built with frame pointers, it runs burn_a() and burn_b(), the same loop
- * body, for 3 : 1 iterations, so their designed shares of the on-CPU samples
- * are 75% and 25% (work, not wall time: other load does not skew them).
+ * built with frame pointers, it runs burn_a() and burn_b(), the same work,
+ * picking one at random each time with odds 3 : 1, so their designed shares
+ * of the on-CPU samples are 75% and 25% (work, not wall time: other load
+ * does not skew them).  Random order, not a fixed a-a-a-b cycle: a cycle
+ * whose period is near a multiple of the sampling period aliases with it
+ * and biases the shares by several points, differently from run to run.
  * usage: spin [SECONDS] (default 3)
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,12 +31,12 @@ static double now_ms(void)
 		sink = h_;                                            \
 	} while (0)
 
-#define UNIT 200000UL
+#define UNIT 50000UL
 
 __attribute__((noinline)) void burn_a(void);
 __attribute__((noinline)) void burn_a(void)
 {
-	BURN(3 * UNIT);
+	BURN(UNIT);
 }
 
 __attribute__((noinline)) void burn_b(void);
@@ -46,9 +49,15 @@ int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3.0;
 	double end = now_ms() + secs * 1e3;
+	unsigned long x = 0x9e3779b97f4a7c15UL; /* xorshift64, fixed seed */
 	while (now_ms() < end) {
-		burn_a();
-		burn_b();
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (x & 3)
+			burn_a();
+		else
+			burn_b();
 	}
 	return 0;
 }

@@ -268,7 +268,7 @@ int st_rec_start(struct st_rec *r, st_rec_handler h)
 	return err;
 }
 
-static double now_s(void)
+double st_rec_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -329,11 +329,11 @@ void st_rec_wait(struct st_rec *r, double duration)
 	 * scripts (and tests) can start their workload without guessing. */
 	fprintf(stderr, "%s %s: tracing; SIGINT/SIGTERM end the run\n", st_prog, r->name);
 	fflush(stderr);
-	double end = duration > 0 ? now_s() + duration : 0;
+	double end = duration > 0 ? st_rec_now() + duration : 0;
 	while (!got_signal && !(r->child && reap(r))) {
 		struct timespec ts, *tp = NULL;
 		if (end) {
-			double left = end - now_s();
+			double left = end - st_rec_now();
 			if (left <= 0)
 				break;
 			ts.tv_sec = (time_t)left;

@@ -141,6 +141,8 @@ void st_rec_fini(struct st_rec *r);
 /* Flush the engine and write the output. */
 int st_rec_output(struct st_rec *r, const struct st_rec_opts *o, unsigned metric);
 
+/* CLOCK_MONOTONIC in seconds. */
+double st_rec_now(void);
 /* Parse -d seconds; -1 on error. */
 double st_rec_parse_seconds(const char *s);
 

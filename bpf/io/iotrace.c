@@ -291,13 +291,6 @@ static void *flood_main(void *arg)
 	return NULL;
 }
 
-static double flood_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Start a feeder per online CPU (fewer if the rings do not cover them). */
 static unsigned flood_start(struct flood *fl, unsigned n, int prog_fd, int fd, double rate,
 			    atomic_bool *stop)
@@ -530,12 +523,12 @@ int st_record_io(int argc, char **argv)
 			goto cleanup;
 		}
 		seed_fds(getpid(), false); /* the fd's path, as a traced open leaves it */
-		double t0 = flood_now();
+		double t0 = st_rec_now();
 		unsigned started = flood_start(flood, nf, bpf_program__fd(skel->progs.io_flood), fd,
 					       flood_rate, &fstop);
 		if (started == nf)
 			st_rec_wait(&rec, o.duration);
-		err = flood_end(flood, started, &fstop, flood_now() - t0, flood_rate);
+		err = flood_end(flood, started, &fstop, st_rec_now() - t0, flood_rate);
 		close(fd);
 		if (started < nf || err) {
 			fprintf(stderr, "%s record io: --flood: %s\n", st_prog,

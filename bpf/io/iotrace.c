@@ -233,7 +233,7 @@ static void usage(FILE *f)
 
 /*
  * `--flood RATE`: instead of attaching the tracepoints, one feeder thread
- * per online CPU, pinned there, runs the raw_tp "io_flood" program through
+ * per CPU this process may run on, pinned there, runs the raw_tp "io_flood" program through
  * BPF_PROG_TEST_RUN every millisecond for the pairs it owes at RATE / CPUs
  * per second.  Each run pairs that many synthetic read/write calls with the
  * tracepoints' own io_enter()/io_exit() and submits the records to that
@@ -291,16 +291,17 @@ static void *flood_main(void *arg)
 	return NULL;
 }
 
-/* Start a feeder per online CPU (fewer if the rings do not cover them). */
-static unsigned flood_start(struct flood *fl, unsigned n, int prog_fd, int fd, double rate,
-			    atomic_bool *stop)
+/* Start a feeder on each of cpus[0..n). */
+static unsigned flood_start(struct flood *fl, const unsigned *cpus, unsigned n, int prog_fd, int fd,
+			    double rate, atomic_bool *stop)
 {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	unsigned i = 0;
 	for (; i < n; i++) {
-		fl[i] = (struct flood){ .cpu = i, .prog_fd = prog_fd, .fd = fd, .rate = rate / n, .stop = stop };
+		fl[i] = (struct flood){ .cpu = cpus[i], .prog_fd = prog_fd, .fd = fd, .rate = rate / n,
+					.stop = stop };
 		if (pthread_create(&fl[i].thr, NULL, flood_main, &fl[i]))
 			break;
 	}
@@ -510,12 +511,18 @@ int st_record_io(int argc, char **argv)
 		goto cleanup;
 	}
 	if (flood_rate) {
-		long on = sysconf(_SC_NPROCESSORS_ONLN);
-		unsigned nf = on < 1 ? 1 : on > (long)rec.ncpu ? rec.ncpu : (unsigned)on;
+		/* A feeder on every CPU this process may run on that has a ring. */
+		cpu_set_t allowed;
+		unsigned nf = 0, *cpus = calloc(rec.ncpu, sizeof(*cpus));
+		if (cpus && sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
+			for (unsigned i = 0; i < rec.ncpu && i < CPU_SETSIZE; i++)
+				if (CPU_ISSET(i, &allowed))
+					cpus[nf++] = i;
 		atomic_bool fstop;
 		atomic_init(&fstop, false);
 		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || !(flood = calloc(nf, sizeof(*flood)))) {
+		if (!nf || fd < 0 || !(flood = calloc(nf, sizeof(*flood)))) {
+			free(cpus);
 			fprintf(stderr, "%s record io: --flood: %s\n", st_prog, strerror(errno));
 			if (fd >= 0)
 				close(fd);
@@ -524,8 +531,9 @@ int st_record_io(int argc, char **argv)
 		}
 		seed_fds(getpid(), false); /* the fd's path, as a traced open leaves it */
 		double t0 = st_rec_now();
-		unsigned started = flood_start(flood, nf, bpf_program__fd(skel->progs.io_flood), fd,
+		unsigned started = flood_start(flood, cpus, nf, bpf_program__fd(skel->progs.io_flood), fd,
 					       flood_rate, &fstop);
+		free(cpus);
 		if (started == nf)
 			st_rec_wait(&rec, o.duration);
 		err = flood_end(flood, started, &fstop, st_rec_now() - t0, flood_rate);

@@ -31,10 +31,13 @@ endif
 # fuzz/fuzz_ringbuf.c: the record decoder alone (no libbpf needed).
 FUZZ_SRCS_ringbuf := bpf/common/decode.c
 
-# The bundled CPU workload (tests, make demo): frame pointers, no inlining.
-$(BPF_DIR)/spin: bpf/testdata/spin.c
+# The bundled CPU workload (tests, make demo): a frame pointer in every
+# function, leaves included, and no inlining.  -O0, because gcc 12 sets up no
+# frame in a leaf at -O1 even with -fno-omit-frame-pointer
+# -mno-omit-leaf-frame-pointer, and a sample in burn_a() then unwinds past main.
+$(BPF_DIR)/spin: bpf/testdata/spin.c bpf/module.mk
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
+	$(CC) -std=c11 -O0 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
 # Syscall load for the record io benchmark (docs/benchmarking.md).
 $(BPF_DIR)/sysflood: bpf/testdata/sysflood.c
 	@mkdir -p $(@D)

@@ -8,6 +8,8 @@
  *   '\n', count lines (for FILE:LINE)  bounded  their own writer/shard
  *                                      queue
  *   then st_flush() -> snapshot -> exporter -> atomic output file
+ *   (folded output: the shards' distinct stacks, sorted, with no trie or
+ *   snapshot: st_export_folded_once)
  *
  * Memory is bounded by the queue (2 blocks per thread) plus the trie, not
  * by the input size.  A line longer than ST_MAX_LINE is reported and skipped
@@ -465,17 +467,27 @@ int cmd_convert(int argc, char **argv)
 			strict ? "; --strict: no output written" : "");
 	if (rc == EX_OK_ && strict && bad)
 		rc = EX_DATAERR_;
+	eo.min_fraction = minf;
+	if (rc == EX_OK_ && fmt == ST_FMT_FOLDED) {
+		/* Nothing was merged (no merger thread, no flush): the distinct
+		 * stacks go out sorted, with no trie or snapshot built. */
+		rc = st_cli_export_folded_once(e, &eo, out);
+		if (rc < 0)
+			rc = EX_OK_; /* stacks merged after all: the general path */
+		else
+			goto done;
+	}
 	if (rc == EX_OK_) {
 		if (!st_flush(e)) {
 			fprintf(stderr, "%s convert: out of memory building the snapshot\n", st_prog);
 			rc = EX_SOFTWARE_;
 		} else {
 			struct st_snap *s = st_snap_acquire(e);
-			eo.min_fraction = minf;
 			rc = st_cli_export(s, fmt, &eo, out);
 			st_snap_release(s);
 		}
 	}
+done:
 	st_engine_destroy(e);
 	free(j.event);
 	pthread_mutex_destroy(&j.mu);

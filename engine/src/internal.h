@@ -221,4 +221,15 @@ struct st_engine {
 
 const struct st_intern *st_engine_intern(const struct st_engine *e);
 
+/*
+ * One-shot export (export_folded.c): flip every shard, wait one grace period
+ * and call fn once with every record that holds values (any order, a stack
+ * may appear once per shard; records stay valid during the call), then
+ * discard them all: they never reach the master.  -EBUSY (fn not called,
+ * nothing taken) when the master already holds a stack below the root, so
+ * the shards are not the whole profile.  Returns fn's result or -ENOMEM.
+ */
+typedef int (*st_drain_fn)(void *arg, struct st_srec *const *recs, size_t n, unsigned nm);
+int st_engine_drain(struct st_engine *e, st_drain_fn fn, void *arg);
+
 #endif /* ST_INTERNAL_H */

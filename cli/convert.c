@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "cli.h"
 #include "shardtrie_parse.h"
@@ -188,14 +191,31 @@ static void enqueue(struct job *j, char *buf, size_t len, uint64_t first_line, c
 	pthread_mutex_unlock(&j->mu);
 }
 
-/* '\n' bytes in p[0..n): eight at a time (exact zero-byte test on
- * word ^ "\n\n..", then the flags summed with one multiply: no popcount
- * instruction is assumed), not a memchr call per line. */
+/* '\n' bytes in p[0..n).  SSE2 (every x86-64): 16 bytes compared at a
+ * time, the 0/-1 results subtracted into byte counters that are summed
+ * (psadbw) before they can wrap; elsewhere eight at a time (exact zero-byte
+ * test on word ^ "\n\n..", flags summed with one multiply).  Either way
+ * not a memchr call per line. */
 static uint64_t count_lines(const char *p, size_t n)
 {
-	const uint64_t nl8 = 0x0A0A0A0A0A0A0A0Aull, lo7 = 0x7F7F7F7F7F7F7F7Full;
 	uint64_t c = 0;
 	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+	while (i + 16 <= n) {
+		__m128i acc = zero;
+		/* 255 rounds at most: a byte counter holds 255. */
+		size_t stop = n - i >= 255 * 16 ? i + 255 * 16 : i + (n - i) / 16 * 16;
+		for (; i < stop; i += 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, nl));
+		}
+		__m128i sum = _mm_sad_epu8(acc, zero);
+		c += (uint64_t)_mm_cvtsi128_si64(sum) +
+		     (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum));
+	}
+#else
+	const uint64_t nl8 = 0x0A0A0A0A0A0A0A0Aull, lo7 = 0x7F7F7F7F7F7F7F7Full;
 	for (; i + 8 <= n; i += 8) {
 		uint64_t v;
 		memcpy(&v, p + i, 8);
@@ -203,6 +223,7 @@ static uint64_t count_lines(const char *p, size_t n)
 		uint64_t m = ~(((v & lo7) + lo7) | v | lo7) >> 7; /* 1 per '\n' byte */
 		c += (m * 0x0101010101010101ull) >> 56;
 	}
+#endif
 	for (; i < n; i++)
 		c += p[i] == '\n';
 	return c;

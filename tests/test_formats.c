@@ -417,6 +417,20 @@ static char *edge_folded(bool once, unsigned metric)
 			v[0] = UINT64_MAX / 2; /* zz;y saturates across shards */
 		ingest_strs(w[rep % 3], stacks[k], v);
 	}
+	/* Random short names over "ab; \x01": many names prefix others. */
+	for (int rep = 0; rep < 3000; rep++) {
+		char names[6][4];
+		const char *fr[6];
+		size_t lens[6], d = (size_t)(ts_rand(&rs) % 6);
+		for (size_t k = 0; k < d; k++) {
+			lens[k] = (size_t)(ts_rand(&rs) % 4);
+			for (size_t c = 0; c < lens[k]; c++)
+				names[k][c] = "ab; \x01"[ts_rand(&rs) % 5];
+			fr[k] = names[k];
+		}
+		uint64_t v[2] = { ts_rand(&rs) % 4, ts_rand(&rs) % 2 };
+		cr_assert_eq(st_writer_ingest_strs(w[rep % 3], fr, lens, d, v), 0);
+	}
 	for (int i = 0; i < 3; i++)
 		st_writer_close(w[i]);
 	char *out = folded_of(e, once, metric);

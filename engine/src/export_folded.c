@@ -8,10 +8,11 @@
  *
  * Two ways in: st_export_folded() walks a snapshot's paths;
  * st_export_folded_once() (a one-shot convert) takes the distinct stacks
- * straight from the shard tables and sorts them, with no master trie and
- * no snapshot.  The trie's nodes are exactly the distinct stacks, so both
- * write the same bytes; a tie between two different stacks that print the
- * same (a frame holding ';') is broken as the walk would order them.
+ * straight from the shard tables and sorts them by frame-name ranks, with no
+ * master trie, no snapshot and no line built before it is written.  The
+ * trie's nodes with a value are exactly the distinct stacks, so both write
+ * the same bytes; a tie between two different stacks that print the same (a
+ * frame holding ';') is broken as the walk would order them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -109,14 +110,23 @@ out:
 
 /* ---------------------------------------------------- one-shot, no trie */
 
+/*
+ * The stacks are sorted as their printed bytes would sort, without printing
+ * them first.  Frame names get ranks in byte order.  Two stacks agree on
+ * frames [0, k) and differ at frame k: their bytes agree up to there, so
+ * when neither name at k is a prefix of the other the name ranks decide.
+ * When one is (rank r's prefixed names are ranks (r, pend[r]]), the bytes
+ * after frame k are compared one by one; and when those are equal too (a
+ * name holding ';'), the walk's order decides: name order at frame k.
+ */
 struct name {
 	const char *p;
 	size_t len;
 };
 
 struct once_ent {
-	size_t off, len;         /* stack bytes: buf[off .. off+len) */
-	const struct st_srec *r; /* its frames, for ties and merging */
+	const uint32_t *f; /* frames, root first */
+	uint32_t depth;
 	uint64_t v;
 };
 
@@ -125,35 +135,76 @@ struct once {
 	unsigned metric;
 	FILE *out;
 	struct name *names; /* by frame id */
+	uint32_t *rank;     /* by frame id: position in byte order */
+	uint32_t *pend;     /* by rank: last rank whose name has this one as prefix */
+	uint32_t *byrank;   /* rank -> frame id */
 	uint32_t nnames;
-	char *buf;
 	struct once_ent *ent;
-	unsigned nm;
+	char *ob; /* output buffer */
+	size_t ol;
+	int err;
 };
 
-/* The frames of a and b in the order st_export_walk_paths visits their
- * nodes: frame by frame in name order, an ancestor before its subtree. */
-static int walk_order(const struct once *o, const struct st_srec *a, const struct st_srec *b)
+static int cmp_name_ids(const void *pa, const void *pb, void *arg)
 {
-	const uint32_t *fa = st_srec_frames((struct st_srec *)a, o->nm);
-	const uint32_t *fb = st_srec_frames((struct st_srec *)b, o->nm);
-	uint32_t d = a->depth < b->depth ? a->depth : b->depth;
-	for (uint32_t i = 0; i < d; i++)
-		if (fa[i] != fb[i])
-			return st_intern_cmp(o->in, fa[i], fb[i]);
-	return (a->depth > b->depth) - (a->depth < b->depth);
+	const struct name *nm = arg;
+	const struct name *a = &nm[*(const uint32_t *)pa], *b = &nm[*(const uint32_t *)pb];
+	int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
+	return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The next printed byte of e after frame *i, offset *j; -1 at the end. */
+static int next_byte(const struct once *o, const struct once_ent *e, uint32_t *i, size_t *j)
+{
+	if (*i >= e->depth)
+		return -1;
+	const struct name *n = &o->names[e->f[*i]];
+	if (*j < n->len)
+		return (unsigned char)n->p[(*j)++];
+	++*i;
+	*j = 0;
+	return *i < e->depth ? ';' : -1;
 }
 
 static int cmp_once(const void *pa, const void *pb, void *arg)
 {
 	const struct once *o = arg;
 	const struct once_ent *a = pa, *b = pb;
-	int c = memcmp(o->buf + a->off, o->buf + b->off, a->len < b->len ? a->len : b->len);
-	if (c)
-		return c;
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	return walk_order(o, a->r, b->r); /* 0 only for the same stack */
+	uint32_t d = a->depth < b->depth ? a->depth : b->depth, k = 0;
+	while (k < d && a->f[k] == b->f[k])
+		k++;
+	if (k == d) /* one prints as a prefix of the other: shorter first */
+		return (a->depth > b->depth) - (a->depth < b->depth);
+	uint32_t ra = o->rank[a->f[k]], rb = o->rank[b->f[k]];
+	if (ra < rb ? rb > o->pend[ra] : ra > o->pend[rb])
+		return ra < rb ? -1 : 1;
+	uint32_t ia = k, ib = k;
+	size_t ja = 0, jb = 0;
+	for (;;) {
+		int ca = next_byte(o, a, &ia, &ja), cb = next_byte(o, b, &ib, &jb);
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+		if (ca < 0)
+			return ra < rb ? -1 : 1; /* same bytes: walk order */
+	}
+}
+
+#define OUT_CHUNK (1u << 20)
+
+static void put(struct once *o, const char *p, size_t n)
+{
+	if (o->ol + n > OUT_CHUNK) {
+		if (o->ol && fwrite(o->ob, 1, o->ol, o->out) != o->ol)
+			o->err = -EIO;
+		o->ol = 0;
+		if (n > OUT_CHUNK) { /* a name longer than the buffer */
+			if (fwrite(p, 1, n, o->out) != n)
+				o->err = -EIO;
+			return;
+		}
+	}
+	memcpy(o->ob + o->ol, p, n);
+	o->ol += n;
 }
 
 /* Decimal digits of v, written backwards ending at end; returns the start. */
@@ -166,94 +217,91 @@ static char *u64_dec(char *end, uint64_t v)
 	return end;
 }
 
-#define OUT_CHUNK (1u << 20)
+/* Ranks of every frame name in byte order, and the prefix ranges. */
+static int rank_names(struct once *o)
+{
+	uint32_t n = o->nnames;
+	o->names = malloc((n ? n : 1) * sizeof(*o->names));
+	o->rank = malloc((n ? n : 1) * sizeof(*o->rank));
+	o->pend = malloc((n ? n : 1) * sizeof(*o->pend));
+	o->byrank = malloc((n ? n : 1) * sizeof(*o->byrank));
+	if (!o->names || !o->rank || !o->pend || !o->byrank)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		o->names[i].p = st_intern_name(o->in, i, &o->names[i].len);
+		o->byrank[i] = i;
+	}
+	qsort_r(o->byrank, n, sizeof(*o->byrank), cmp_name_ids, o->names);
+	/* A name's prefixed names follow it contiguously: keep a stack of
+	 * the names that prefix the current one (pend reuses rank's array
+	 * slots as the stack until rank is filled in below). */
+	uint32_t *stk = o->rank, sp = 0;
+	for (uint32_t r = 0; r < n; r++) {
+		const struct name *cur = &o->names[o->byrank[r]];
+		while (sp) {
+			const struct name *top = &o->names[o->byrank[stk[sp - 1]]];
+			if (top->len <= cur->len && memcmp(top->p, cur->p, top->len) == 0)
+				break;
+			o->pend[stk[--sp]] = r - 1;
+		}
+		stk[sp++] = r;
+	}
+	while (sp)
+		o->pend[stk[--sp]] = n - 1;
+	for (uint32_t r = 0; r < n; r++)
+		o->rank[o->byrank[r]] = r;
+	return 0;
+}
 
 static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm)
 {
 	struct once *o = arg;
-	o->nm = nm;
-	/* Frame names by id, looked up once instead of once per frame. */
 	o->nnames = st_intern_count(o->in);
-	o->names = malloc((o->nnames ? o->nnames : 1) * sizeof(*o->names));
+	int rc = rank_names(o);
+	if (rc)
+		return rc;
 	o->ent = malloc((n ? n : 1) * sizeof(*o->ent));
-	if (!o->names || !o->ent)
+	o->ob = malloc(OUT_CHUNK);
+	if (!o->ent || !o->ob)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < o->nnames; i++)
-		o->names[i].p = st_intern_name(o->in, i, &o->names[i].len);
-	/* The stacks that print, and the bytes they need. */
-	size_t ne = 0, bytes = 0;
+	/* The stacks that print. */
+	size_t ne = 0;
 	for (size_t i = 0; i < n; i++) {
-		const struct st_srec *r = recs[i];
-		uint64_t v = st_srec_values((struct st_srec *)r)[o->metric];
+		struct st_srec *r = recs[i];
+		uint64_t v = st_srec_values(r)[o->metric];
 		if (!v || !r->depth)
 			continue; /* prints nothing, as a zero or root node */
-		const uint32_t *f = st_srec_frames((struct st_srec *)r, nm);
-		size_t len = r->depth - 1;
-		for (uint32_t k = 0; k < r->depth; k++) {
+		const uint32_t *f = st_srec_frames(r, nm);
+		for (uint32_t k = 0; k < r->depth; k++)
 			if (f[k] >= o->nnames)
 				return -EINVAL; /* cannot be: ids are checked on ingest */
-			len += o->names[f[k]].len;
-		}
-		o->ent[ne++] = (struct once_ent){ bytes, len, r, v };
-		bytes += len;
-	}
-	o->buf = malloc(bytes ? bytes : 1);
-	if (!o->buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < ne; i++) {
-		const struct st_srec *r = o->ent[i].r;
-		const uint32_t *f = st_srec_frames((struct st_srec *)r, nm);
-		char *p = o->buf + o->ent[i].off;
-		for (uint32_t k = 0; k < r->depth; k++) {
-			if (k)
-				*p++ = ';';
-			memcpy(p, o->names[f[k]].p, o->names[f[k]].len);
-			p += o->names[f[k]].len;
-		}
+		o->ent[ne++] = (struct once_ent){ f, r->depth, v };
 	}
 	qsort_r(o->ent, ne, sizeof(*o->ent), cmp_once, o);
-	/* Write in 1 MiB pieces: one fwrite each, not one per line. */
-	char *ob = malloc(OUT_CHUNK);
-	if (!ob)
-		return -ENOMEM;
-	size_t ol = 0;
-	int rc = 0;
-	for (size_t i = 0; i < ne;) {
-		/* The same stack from several shards: one line, values summed. */
-		uint64_t v = o->ent[i].v;
-		size_t j = i + 1;
-		for (; j < ne && cmp_once(&o->ent[i], &o->ent[j], o) == 0; j++)
-			v = st_sat_add(v, o->ent[j].v);
+	for (size_t i = 0; i < ne && !o->err;) {
+		/* The same stack from several shards (equal frames: adjacent
+		 * after the sort): one line, values summed. */
 		const struct once_ent *x = &o->ent[i];
-		char num[24], *ns = u64_dec(num + sizeof(num), v);
-		size_t nl = (size_t)(num + sizeof(num) - ns);
-		if (ol + x->len + nl + 2 > OUT_CHUNK) {
-			if (ol && fwrite(ob, 1, ol, o->out) != ol) {
-				rc = -EIO;
-				break;
-			}
-			ol = 0;
+		uint64_t v = x->v;
+		size_t j = i + 1;
+		for (; j < ne && o->ent[j].depth == x->depth &&
+		       memcmp(o->ent[j].f, x->f, x->depth * sizeof(*x->f)) == 0;
+		     j++)
+			v = st_sat_add(v, o->ent[j].v);
+		for (uint32_t k = 0; k < x->depth; k++) {
+			if (k)
+				put(o, ";", 1);
+			put(o, o->names[x->f[k]].p, o->names[x->f[k]].len);
 		}
-		if (x->len + nl + 2 > OUT_CHUNK) {
-			/* A stack longer than the chunk: straight through. */
-			if (fwrite(o->buf + x->off, 1, x->len, o->out) != x->len) {
-				rc = -EIO;
-				break;
-			}
-		} else {
-			memcpy(ob + ol, o->buf + x->off, x->len);
-			ol += x->len;
-		}
-		ob[ol++] = ' ';
-		memcpy(ob + ol, ns, nl);
-		ol += nl;
-		ob[ol++] = '\n';
+		char num[24], *ns = u64_dec(num + sizeof(num) - 1, v);
+		num[sizeof(num) - 1] = '\n';
+		ns[-1] = ' ';
+		put(o, ns - 1, (size_t)(num + sizeof(num) - ns) + 1);
 		i = j;
 	}
-	if (!rc && ol && fwrite(ob, 1, ol, o->out) != ol)
-		rc = -EIO;
-	free(ob);
-	return rc;
+	if (!o->err && o->ol && fwrite(o->ob, 1, o->ol, o->out) != o->ol)
+		o->err = -EIO;
+	return o->err;
 }
 
 int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, FILE *out)
@@ -263,7 +311,10 @@ int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, F
 	struct once x = { .in = st_engine_intern(e), .metric = o ? o->metric : 0, .out = out };
 	int rc = st_engine_drain(e, once_cb, &x);
 	free(x.names);
+	free(x.rank);
+	free(x.pend);
+	free(x.byrank);
 	free(x.ent);
-	free(x.buf);
+	free(x.ob);
 	return rc ? rc : st_export_status(out);
 }

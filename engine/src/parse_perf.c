@@ -46,6 +46,9 @@
  * it): it is ingested as several frames so the joined bytes are the same.
  */
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "internal.h"
 #include "shardtrie_parse.h"
@@ -835,27 +838,38 @@ void st_perf_cache_free(struct st_perf_cache *c)
 #define BODY_MAX (1u << 20)
 
 /*
- * The sample body after an accepted header: the lines up to the blank line
- * that ends it, [p, *bend), and their count.  False when no blank line
- * follows within BODY_MAX (or the body is empty).
+ * The sample body after an accepted header (p is a line start): the lines up
+ * to the blank line that ends it, [p, *bend).  False when no blank line
+ * follows within BODY_MAX (or the body is empty).  The blank line is the
+ * first '\n' at q > p with q[-1] == '\n': found with one pass over the
+ * bytes (16 at a time with SSE2), not a memchr call per line.
  */
-static bool find_body(const char *p, const char *end, const char **bend, uint32_t *nlines)
+static bool find_body(const char *p, const char *end, const char **bend)
 {
-	const char *lim = end - p > BODY_MAX ? p + BODY_MAX : end;
-	uint32_t k = 0;
-	const char *q = p;
-	while (q < lim && *q != '\n') {
-		const char *nl = memchr(q, '\n', (size_t)(lim - q));
-		if (!nl)
-			return false;
-		k++;
-		q = nl + 1;
-	}
-	if (q >= lim || !k)
+	size_t len = (size_t)(end - p) > BODY_MAX ? BODY_MAX : (size_t)(end - p);
+	if (!len || *p == '\n')
 		return false;
-	*bend = q;
-	*nlines = k;
-	return true;
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i nl = _mm_set1_epi8('\n');
+	uint32_t carry = 0; /* p[i-1] == '\n' (0 at i == 0: p[-1] is not ours) */
+	for (; i + 16 <= len; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
+		uint32_t pair = m & (m << 1 | carry); /* bit b: p[i+b-1], p[i+b] */
+		if (pair) {
+			*bend = p + i + (unsigned)__builtin_ctz(pair);
+			return true;
+		}
+		carry = m >> 15;
+	}
+#endif
+	for (i = i ? i : 1; i < len; i++)
+		if (p[i] == '\n' && p[i - 1] == '\n') {
+			*bend = p + i;
+			return true;
+		}
+	return false;
 }
 
 int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
@@ -931,8 +945,7 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			if (rc)
 				break;
 			body = NULL;
-			uint32_t nlines;
-			if (accepted && p < end && find_body(p, end, &bend, &nlines)) {
+			if (accepted && p < end && find_body(p, end, &bend)) {
 				size_t bl = (size_t)(bend - p);
 				unsigned kind = 4 | ps.java;
 				bh = st_hash_bytes(p, bl) + kind;

@@ -295,6 +295,18 @@ Test(convert, huge_lines_and_deep_stacks)
 	cr_expect_str_eq(out + deep_len, " 7\nok 1\n");
 	free(out);
 	free(err);
+	/* The same through a pipe (read(), not the file mapping). */
+	cr_assert_eq(ts_run("cat %s | %s convert -o %s 2> %s", ts_path("huge"), CLI, ts_path("out"),
+			    ts_path("err")),
+		     0);
+	out = ts_read_file(ts_path("out"), NULL);
+	err = ts_read_file(ts_path("err"), NULL);
+	cr_expect_not_null(strstr(err, "<stdin>:1: line longer than 1 MiB"), "stderr: %s", err);
+	cr_expect_not_null(strstr(err, "<stdin>:2: line longer than 1 MiB"), "stderr: %s", err);
+	cr_expect_eq(memcmp(out, in + deep_start, deep_len), 0);
+	cr_expect_str_eq(out + deep_len, " 7\nok 1\n");
+	free(out);
+	free(err);
 	free(in);
 }
 

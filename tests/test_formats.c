@@ -225,6 +225,11 @@ Test(formats, perf_threaded_blocks_equal_one_thread)
 	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 4 -o %s %s", CLI, ts_path("four"),
 			    ts_path("big.txt")), 0);
 	expect_file(ts_path("four"), ts_path("one"));
+	/* Read from a pipe instead of mapped: the same blocks, the same bytes. */
+	cr_assert_eq(ts_run("cat %s | %s convert -f perf --kernel --threads 2 -o %s -", ts_path("big.txt"),
+			    CLI, ts_path("pipe")),
+		     0);
+	expect_file(ts_path("pipe"), ts_path("one"));
 	char *out = get(ts_path("one"));
 	/* compute_0 (i%11 == 0) and do_work_0 (i%5 == 0): i multiple of 55. */
 	cr_expect(strstr(out, "worker;main;[worker];compute_0;do_work_0_[k] 1091000\n"), "%.200s", out);

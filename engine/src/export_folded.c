@@ -124,9 +124,14 @@ struct name {
 	size_t len;
 };
 
+#define HEAD 3 /* frames copied into the entry */
+
 struct once_ent {
-	const uint32_t *f; /* frames, root first */
+	const uint32_t *f; /* frames, root first (in the shard record) */
 	uint32_t depth;
+	/* f[0..HEAD) (UINT32_MAX past depth): most comparisons end within
+	 * them, without a cache miss on the record. */
+	uint32_t head[HEAD];
 	uint64_t v;
 };
 
@@ -171,11 +176,16 @@ static int cmp_once(const void *pa, const void *pb, void *arg)
 	const struct once *o = arg;
 	const struct once_ent *a = pa, *b = pb;
 	uint32_t d = a->depth < b->depth ? a->depth : b->depth, k = 0;
-	while (k < d && a->f[k] == b->f[k])
+	uint32_t hd = d < HEAD ? d : HEAD;
+	while (k < hd && a->head[k] == b->head[k])
 		k++;
+	if (k == hd)
+		while (k < d && a->f[k] == b->f[k])
+			k++;
 	if (k == d) /* one prints as a prefix of the other: shorter first */
 		return (a->depth > b->depth) - (a->depth < b->depth);
-	uint32_t ra = o->rank[a->f[k]], rb = o->rank[b->f[k]];
+	uint32_t ra = o->rank[k < HEAD ? a->head[k] : a->f[k]];
+	uint32_t rb = o->rank[k < HEAD ? b->head[k] : b->f[k]];
 	if (ra < rb ? rb > o->pend[ra] : ra > o->pend[rb])
 		return ra < rb ? -1 : 1;
 	uint32_t ia = k, ib = k;
@@ -267,6 +277,12 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 	/* The stacks that print. */
 	size_t ne = 0;
 	for (size_t i = 0; i < n; i++) {
+		/* Records are visited in hash order, scattered over the shard
+		 * arenas: fetch a few ahead. */
+		if (i + 8 < n) {
+			__builtin_prefetch(recs[i + 8]);
+			__builtin_prefetch((const char *)recs[i + 8] + 64);
+		}
 		struct st_srec *r = recs[i];
 		uint64_t v = st_srec_values(r)[o->metric];
 		if (!v || !r->depth)
@@ -275,13 +291,20 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 		for (uint32_t k = 0; k < r->depth; k++)
 			if (f[k] >= o->nnames)
 				return -EINVAL; /* cannot be: ids are checked on ingest */
-		o->ent[ne++] = (struct once_ent){ f, r->depth, v };
+		struct once_ent *x = &o->ent[ne++];
+		*x = (struct once_ent){ .f = f, .depth = r->depth, .v = v };
+		for (uint32_t k = 0; k < HEAD; k++)
+			x->head[k] = k < r->depth ? f[k] : UINT32_MAX;
 	}
 	qsort_r(o->ent, ne, sizeof(*o->ent), cmp_once, o);
 	for (size_t i = 0; i < ne && !o->err;) {
 		/* The same stack from several shards (equal frames: adjacent
 		 * after the sort): one line, values summed. */
 		const struct once_ent *x = &o->ent[i];
+		if (i + 4 < ne) {
+			__builtin_prefetch(o->ent[i + 4].f);
+			__builtin_prefetch(o->ent[i + 4].f + 16);
+		}
 		uint64_t v = x->v;
 		size_t j = i + 1;
 		for (; j < ne && o->ent[j].depth == x->depth &&

@@ -297,7 +297,7 @@ static char *gen_perf(uint64_t seed, size_t samples, size_t *len)
 				events[ts_rand(&st) % 4]);
 		/* Half the samples reuse one of 16 bodies (the sample cache). */
 		uint64_t bst = ts_rand(&st) % 2 ? seed * 31 + ts_rand(&st) % 16 : ts_rand(&st);
-		unsigned depth = (unsigned)(ts_rand(&bst) % 6);
+		unsigned depth = (unsigned)(ts_rand(&bst) % 14);
 		for (unsigned k = 0; k < depth; k++) {
 			const char *sym = syms[ts_rand(&bst) % 12];
 			const char *mod = mods[ts_rand(&bst) % 6];
@@ -424,13 +424,17 @@ static char *edge_folded(bool once, unsigned metric)
 	}
 	/* Random short names over "ab; \x01": many names prefix others. */
 	for (int rep = 0; rep < 3000; rep++) {
-		char names[6][4];
-		const char *fr[6];
-		size_t lens[6], d = (size_t)(ts_rand(&rs) % 6);
+		char names[12][4];
+		const char *fr[12];
+		size_t lens[12], d = (size_t)(ts_rand(&rs) % 12);
 		for (size_t k = 0; k < d; k++) {
 			lens[k] = (size_t)(ts_rand(&rs) % 4);
 			for (size_t c = 0; c < lens[k]; c++)
 				names[k][c] = "ab; \x01"[ts_rand(&rs) % 5];
+			if (k < 8 && rep % 2) { /* deep stacks sharing their first frames */
+				names[k][0] = 'a';
+				lens[k] = 1;
+			}
 			fr[k] = names[k];
 		}
 		uint64_t v[2] = { ts_rand(&rs) % 4, ts_rand(&rs) % 2 };

@@ -124,13 +124,14 @@ struct name {
 	size_t len;
 };
 
-#define HEAD 3 /* frames copied into the entry */
+#define HEAD 7 /* frame ranks copied into the entry */
 
 struct once_ent {
 	const uint32_t *f; /* frames, root first (in the shard record) */
 	uint32_t depth;
-	/* f[0..HEAD) (UINT32_MAX past depth): most comparisons end within
-	 * them, without a cache miss on the record. */
+	/* rank[f[0..HEAD)] (0 past depth; never compared there): most
+	 * comparisons end within them, without a cache miss on the record.
+	 * Ranks are one-to-one with frame ids. */
 	uint32_t head[HEAD];
 	uint64_t v;
 };
@@ -184,8 +185,8 @@ static int cmp_once(const void *pa, const void *pb, void *arg)
 			k++;
 	if (k == d) /* one prints as a prefix of the other: shorter first */
 		return (a->depth > b->depth) - (a->depth < b->depth);
-	uint32_t ra = o->rank[k < HEAD ? a->head[k] : a->f[k]];
-	uint32_t rb = o->rank[k < HEAD ? b->head[k] : b->f[k]];
+	uint32_t ra = k < HEAD ? a->head[k] : o->rank[a->f[k]];
+	uint32_t rb = k < HEAD ? b->head[k] : o->rank[b->f[k]];
 	if (ra < rb ? rb > o->pend[ra] : ra > o->pend[rb])
 		return ra < rb ? -1 : 1;
 	uint32_t ia = k, ib = k;
@@ -294,7 +295,7 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 		struct once_ent *x = &o->ent[ne++];
 		*x = (struct once_ent){ .f = f, .depth = r->depth, .v = v };
 		for (uint32_t k = 0; k < HEAD; k++)
-			x->head[k] = k < r->depth ? f[k] : UINT32_MAX;
+			x->head[k] = k < r->depth ? o->rank[f[k]] : 0;
 	}
 	qsort_r(o->ent, ne, sizeof(*o->ent), cmp_once, o);
 	for (size_t i = 0; i < ne && !o->err;) {

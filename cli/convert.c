@@ -5,8 +5,10 @@
  *
  *   reader (this thread)                        parser threads (N)
  *   4 MiB blocks (of the mapped file, or  --->  st_folded_ingest() into
- *   read()), cut at the last '\n',      bounded  their own writer/shard
- *   count lines (for FILE:LINE)         queue
+ *   read()), cut at the last '\n'       bounded  their own writer/shard
+ *   (read(): lines counted per block     queue
+ *   for FILE:LINE; mapped: counted only
+ *   when a bad line is reported)
  *   then st_flush() -> snapshot -> exporter -> atomic output file
  *   (folded output: the shards' distinct stacks, sorted, with no trie or
  *   snapshot: st_export_folded_once)
@@ -38,8 +40,11 @@
 struct block {
 	char *buf;
 	size_t len;
-	bool mapped; /* buf points into an input's mapping: not ours to recycle */
-	uint64_t first_line; /* absolute line number of buf's first line */
+	bool mapped; /* buf points into maps[map]: not ours to recycle */
+	/* Absolute line number of buf's first line; for a mapped block it is
+	 * only counted when a bad line needs it (map_line). */
+	uint64_t first_line;
+	unsigned map;
 	const char *file;
 	const char *event; /* perf: the event filter in force, or NULL */
 	struct block *next;
@@ -62,8 +67,11 @@ struct job {
 	unsigned npool;
 	/* Inputs mapped whole (regular files), unmapped once parsed. */
 	struct mapping {
-		void *p;
+		char *p;
 		size_t len;
+		/* Byte known_off starts line known_line (under mu). */
+		size_t known_off;
+		uint64_t known_line;
 	} *maps;
 	unsigned nmaps;
 	/* Totals, under mu. */
@@ -77,18 +85,51 @@ struct worker_arg {
 	struct block *cur;
 };
 
+static uint64_t count_lines(const char *p, size_t n);
+
+/* Caller holds mu. */
+static void report_locked(struct job *j, const char *file, uint64_t line, const char *msg)
+{
+	if (j->reported++ < MAX_REPORTED)
+		fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, msg);
+}
+
 static void report(struct job *j, const char *file, uint64_t line, const char *msg)
 {
 	pthread_mutex_lock(&j->mu);
-	if (j->reported++ < MAX_REPORTED)
-		fprintf(stderr, "%s:%llu: %s\n", file, (unsigned long long)line, msg);
+	report_locked(j, file, line, msg);
 	pthread_mutex_unlock(&j->mu);
+}
+
+/*
+ * Line number of byte p of mapping mi, counted from the last point asked
+ * (forwards or backwards), so lines are counted only when a bad line is
+ * reported, and reports in input order count each byte once.  Caller
+ * holds mu.
+ */
+static uint64_t map_line(struct job *j, unsigned mi, const char *p)
+{
+	struct mapping *m = &j->maps[mi];
+	const char *k = m->p + m->known_off;
+	if (p >= k)
+		m->known_line += count_lines(k, (size_t)(p - k));
+	else
+		m->known_line -= count_lines(p, (size_t)(k - p));
+	m->known_off = (size_t)(p - m->p);
+	return m->known_line;
 }
 
 static void on_bad_line(void *arg, uint64_t line, const char *msg)
 {
 	struct worker_arg *w = arg;
-	report(w->j, w->cur->file, w->cur->first_line + line - 1, msg);
+	struct block *b = w->cur;
+	if (!b->mapped) {
+		report(w->j, b->file, b->first_line + line - 1, msg);
+		return;
+	}
+	pthread_mutex_lock(&w->j->mu);
+	report_locked(w->j, b->file, map_line(w->j, b->map, b->buf) + line - 1, msg);
+	pthread_mutex_unlock(&w->j->mu);
 }
 
 static char *block_get(struct job *j)
@@ -169,7 +210,7 @@ static void *worker(void *arg)
 }
 
 static void enqueue(struct job *j, char *buf, size_t len, uint64_t first_line, const char *file,
-		    bool mapped)
+		    bool mapped, unsigned map)
 {
 	struct block *b = malloc(sizeof(*b));
 	if (!b) {
@@ -189,7 +230,7 @@ static void enqueue(struct job *j, char *buf, size_t len, uint64_t first_line, c
 		if (st_perf_first_event(buf, len, &ev, &evlen))
 			j->event = strndup(ev, evlen);
 	}
-	*b = (struct block){ buf, len, mapped, first_line, file, j->event, NULL };
+	*b = (struct block){ buf, len, mapped, first_line, map, file, j->event, NULL };
 	pthread_mutex_lock(&j->mu);
 	while (j->queued >= j->max_queued)
 		pthread_cond_wait(&j->cv_space, &j->mu);
@@ -256,17 +297,24 @@ static int map_input(struct job *j, int fd, const char *name)
 	    lseek(fd, 0, SEEK_CUR) != 0)
 		return 1;
 	size_t size = (size_t)sb.st_size;
-	struct mapping *nm = realloc(j->maps, (j->nmaps + 1) * sizeof(*nm));
-	if (!nm)
-		return -ENOMEM;
-	j->maps = nm;
 	char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (m == MAP_FAILED)
 		return 1;
 	madvise(m, size, MADV_SEQUENTIAL);
-	j->maps[j->nmaps++] = (struct mapping){ m, size };
+	/* Parser threads read maps[] (map_line) under mu. */
+	pthread_mutex_lock(&j->mu);
+	struct mapping *nm = realloc(j->maps, (j->nmaps + 1) * sizeof(*nm));
+	if (nm) {
+		j->maps = nm;
+		j->maps[j->nmaps++] = (struct mapping){ m, size, 0, 1 };
+	}
+	unsigned mi = j->nmaps - 1;
+	pthread_mutex_unlock(&j->mu);
+	if (!nm) {
+		munmap(m, size);
+		return -ENOMEM;
+	}
 	size_t off = 0;
-	uint64_t line = 1;
 	while (off < size) {
 		char *buf = m + off;
 		size_t have = size - off < BLOCK ? size - off : BLOCK, cut = have;
@@ -277,11 +325,10 @@ static int map_input(struct job *j, int fd, const char *name)
 				pthread_mutex_lock(&j->mu);
 				j->stats.malformed++;
 				j->stats.lines++;
+				report_locked(j, name, map_line(j, mi, buf), "line longer than 1 MiB");
 				pthread_mutex_unlock(&j->mu);
-				report(j, name, line, "line longer than 1 MiB");
 				nl = memchr(buf + have, '\n', size - off - have);
 				off = nl ? (size_t)(nl + 1 - m) : size;
-				line++;
 				continue;
 			}
 			cut = (size_t)(nl + 1 - buf);
@@ -291,9 +338,7 @@ static int map_input(struct job *j, int fd, const char *name)
 					cut = pc;
 			}
 		}
-		uint64_t nlines = count_lines(buf, cut);
-		enqueue(j, buf, cut, line, name, true);
-		line += nlines;
+		enqueue(j, buf, cut, 0, name, true, mi);
 		off += cut;
 	}
 	return 0;
@@ -364,7 +409,7 @@ static int read_input(struct job *j, int fd, const char *name)
 			}
 			memcpy(nb, buf + cut, have - cut);
 			uint64_t nlines = count_lines(buf, cut);
-			enqueue(j, buf, cut, line, name, false);
+			enqueue(j, buf, cut, line, name, false, 0);
 			line += nlines;
 			buf = nb;
 			have -= cut;

@@ -115,9 +115,10 @@ out:
  * them first.  Frame names get ranks in byte order.  Two stacks agree on
  * frames [0, k) and differ at frame k: their bytes agree up to there, so
  * when neither name at k is a prefix of the other the name ranks decide.
- * When one is (rank r's prefixed names are ranks (r, pend[r]]), the bytes
- * after frame k are compared one by one; and when those are equal too (a
- * name holding ';'), the walk's order decides: name order at frame k.
+ * When one is (rank r's prefixed names are ranks (r, pend[r]]), the byte
+ * after the shorter name decides; only when that is ';' on both sides (a
+ * name holding ';') are the bytes compared one by one, and when those are
+ * equal too, the walk's order decides: name order at frame k.
  */
 struct name {
 	const char *p;
@@ -189,15 +190,72 @@ static int cmp_once(const void *pa, const void *pb, void *arg)
 	uint32_t rb = k < HEAD ? b->head[k] : o->rank[b->f[k]];
 	if (ra < rb ? rb > o->pend[ra] : ra > o->pend[rb])
 		return ra < rb ? -1 : 1;
+	/* One name is a prefix of the other: the shorter stack's next byte
+	 * (';', or its end) against the longer name's next byte decides,
+	 * unless that byte is ';' too. */
+	const struct name *na = &o->names[o->byrank[ra]], *nb = &o->names[o->byrank[rb]];
+	int ca, cb;
+	if (na->len < nb->len) {
+		ca = k + 1 < a->depth ? ';' : -1;
+		cb = (unsigned char)nb->p[na->len];
+	} else {
+		ca = (unsigned char)na->p[nb->len];
+		cb = k + 1 < b->depth ? ';' : -1;
+	}
+	if (ca != cb)
+		return ca < cb ? -1 : 1;
 	uint32_t ia = k, ib = k;
 	size_t ja = 0, jb = 0;
 	for (;;) {
-		int ca = next_byte(o, a, &ia, &ja), cb = next_byte(o, b, &ib, &jb);
+		ca = next_byte(o, a, &ia, &ja);
+		cb = next_byte(o, b, &ib, &jb);
 		if (ca != cb)
 			return ca < cb ? -1 : 1;
 		if (ca < 0)
 			return ra < rb ? -1 : 1; /* same bytes: walk order */
 	}
+}
+
+/*
+ * Bottom-up merge sort of the entries themselves: qsort_r sorts entries
+ * this big through pointers (a cache miss per comparison on a million
+ * stacks); runs merged in place stream through memory instead.
+ */
+static int sort_once(struct once *o, struct once_ent *a, size_t n)
+{
+	struct once_ent *tmp = malloc((n ? n : 1) * sizeof(*tmp)), *src = a, *dst = tmp;
+	if (!tmp)
+		return -ENOMEM;
+	/* Runs of 8 by insertion first. */
+	for (size_t lo = 0; lo < n; lo += 8) {
+		size_t hi = lo + 8 < n ? lo + 8 : n;
+		for (size_t i = lo + 1; i < hi; i++) {
+			struct once_ent x = a[i];
+			size_t j = i;
+			for (; j > lo && cmp_once(&a[j - 1], &x, o) > 0; j--)
+				a[j] = a[j - 1];
+			a[j] = x;
+		}
+	}
+	for (size_t w = 8; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = cmp_once(&src[j], &src[i], o) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		struct once_ent *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(tmp);
+	return 0;
 }
 
 #define OUT_CHUNK (1u << 20)
@@ -297,7 +355,9 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 		for (uint32_t k = 0; k < HEAD; k++)
 			x->head[k] = k < r->depth ? o->rank[f[k]] : 0;
 	}
-	qsort_r(o->ent, ne, sizeof(*o->ent), cmp_once, o);
+	rc = sort_once(o, o->ent, ne);
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < ne && !o->err;) {
 		/* The same stack from several shards (equal frames: adjacent
 		 * after the sort): one line, values summed. */

@@ -343,6 +343,42 @@ static void ingest_perf(struct st_engine *e, unsigned nw, const struct st_perf_o
 	}
 }
 
+/* Allocation failures anywhere while perf samples are batched into the
+ * writer: every sample is either ingested or counted as dropped with a
+ * report, and the parser's count agrees with the engine's. */
+Test(formats, perf_batched_ingest_under_allocation_failure)
+{
+	size_t len;
+	char *text = gen_perf(99, 400, &len);
+	for (long k = 0; k < 120; k += 3) {
+		struct st_options so;
+		st_options_init(&so);
+		so.merge_interval_ms = 0;
+		so.nshards = 1;
+		struct st_engine *e = st_engine_create(&so);
+		cr_assert(e);
+		struct st_writer *w = st_writer_open(e);
+		cr_assert(w);
+		struct st_perf_opts po;
+		st_perf_opts_init(&po);
+		po.event = "cpu-clock";
+		struct st_parse_stats st = { 0 };
+		int errs = 0;
+		st_alloc_fail_after(k);
+		int rc = st_perf_ingest(w, 0, &po, text, len, on_err, &errs, &st);
+		st_alloc_fail_after(-1);
+		cr_expect(rc == 0 || rc == -ENOMEM, "k %ld: rc %d", k, rc);
+		st_writer_close(w);
+		struct st_stats es;
+		st_engine_stats(e, &es);
+		cr_expect_eq(st.samples, es.ingested, "k %ld: parser %llu, engine %llu", k,
+			     (unsigned long long)st.samples, (unsigned long long)es.ingested);
+		cr_expect_eq((uint64_t)errs, st.dropped + st.malformed, "k %ld", k);
+		st_engine_destroy(e);
+	}
+	free(text);
+}
+
 Test(formats, folded_once_equals_snapshot_export_on_perf_input)
 {
 	for (unsigned opt = 0; opt < 32; opt++) {

@@ -264,6 +264,14 @@ int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 
 long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n)
 {
+	size_t done;
+	int r = st_writer_ingest_batch_done(w, s, n, &done);
+	return r ? r : (long)done;
+}
+
+int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				size_t *done_out)
+{
 	long done = 0;
 	int r = 0;
 	uint64_t h[BATCH_GROUP];
@@ -307,7 +315,8 @@ long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size
 	TSAN_RELEASE(t);
 	st_rcu_read_unlock();
 	counter_bump(&w->sh->ingested, (uint64_t)done);
-	return r ? r : done;
+	*done_out = (size_t)done;
+	return r;
 }
 
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,

@@ -175,6 +175,10 @@ void st_snap_free_now(struct st_snap *s);
 
 /* The engine a writer feeds (parsers intern through it). */
 struct st_engine *st_writer_engine(const struct st_writer *w);
+/* st_writer_ingest_batch() that also says how many samples went in before
+ * the first failure (s[*done] is the one that failed): 0 or -errno. */
+int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				size_t *done);
 
 struct st_engine {
 	struct st_options opt;

@@ -248,6 +248,8 @@ struct st_perf_cache {
 /* Past this many key bytes the cache starts over (bounds its memory). */
 #define FC_MAX_KEY_BYTES (64u << 20)
 
+#define EMIT_BATCH 16
+
 struct pstate {
 	const struct st_perf_opts *o;
 	struct st_writer *w;
@@ -273,8 +275,15 @@ struct pstate {
 	 * gives Perl's order. */
 	uint32_t *fr;
 	size_t nfr, frcap;
-	uint32_t *ids; /* root-first stack for the writer */
-	size_t idcap;
+	/* Accepted samples not yet handed to the writer: root-first stacks
+	 * back to back in ids, so st_writer_ingest_batch_done() can prefetch
+	 * a group's table slots and records before adding to any of them. */
+	uint32_t *ids;
+	size_t nids, idcap;
+	size_t bn;
+	size_t boff[EMIT_BATCH];
+	uint32_t bdepth[EMIT_BATCH];
+	uint64_t bperiod[EMIT_BATCH], bline[EMIT_BATCH];
 	struct st_perf_cache *c;
 };
 
@@ -772,36 +781,70 @@ done:
 }
 
 /* Blank line with pname: pname;stack -> the writer. */
+static const char *drop_reason(int r)
+{
+	return r == -E2BIG ? "sample deeper than the frame limit"
+	       : r == -ENAMETOOLONG ? "frame longer than 1 MiB"
+				    : "sample dropped (out of memory)";
+}
+
+/* Hand the batched samples to the writer; one that fails is counted as
+ * dropped and reported at its line, the rest still go in. */
+static void flush_batch(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn errfn,
+			void *arg)
+{
+	struct st_sample s[EMIT_BATCH];
+	uint64_t values[EMIT_BATCH][ST_MAX_METRICS];
+	for (size_t i = 0; i < ps->bn; i++) {
+		memset(values[i], 0, sizeof(values[i]));
+		values[i][ps->metric] = ps->bperiod[i];
+		s[i] = (struct st_sample){ ps->ids + ps->boff[i], ps->bdepth[i], values[i] };
+	}
+	for (size_t i = 0; i < ps->bn;) {
+		size_t done = 0;
+		int r = st_writer_ingest_batch_done(ps->w, s + i, ps->bn - i, &done);
+		st->samples += done;
+		i += done;
+		if (!r)
+			break;
+		st->dropped++;
+		if (errfn)
+			errfn(arg, ps->bline[i], drop_reason(r));
+		i++;
+	}
+	ps->bn = 0;
+	ps->nids = 0;
+}
+
 static int emit(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn errfn, void *arg,
 		uint64_t lineno)
 {
 	size_t depth = ps->npn + ps->nfr;
-	int r;
+	int r = 0;
 	if (depth > ST_MAX_DEPTH) {
 		r = -E2BIG;
 	} else if (ps->pn_err || ps->serr) {
 		r = ps->pn_err ? ps->pn_err : ps->serr;
 	} else {
-		if (grow((void **)&ps->ids, &ps->idcap, depth, sizeof(*ps->ids), 256))
+		if (grow((void **)&ps->ids, &ps->idcap, ps->nids + depth, sizeof(*ps->ids), 256))
 			return -ENOMEM;
-		uint32_t *d = ps->ids;
+		uint32_t *d = ps->ids + ps->nids;
 		memcpy(d, ps->pn, ps->npn * sizeof(*d));
 		d += ps->npn;
 		for (size_t i = ps->nfr; i-- > 0;)
 			*d++ = ps->fr[i];
-		uint64_t values[ST_MAX_METRICS] = { 0 };
-		values[ps->metric] = ps->period;
-		r = st_writer_ingest(ps->w, ps->ids, depth, values);
+		ps->boff[ps->bn] = ps->nids;
+		ps->bdepth[ps->bn] = (uint32_t)depth;
+		ps->bperiod[ps->bn] = ps->period;
+		ps->bline[ps->bn] = lineno;
+		ps->nids += depth;
+		if (++ps->bn == EMIT_BATCH)
+			flush_batch(ps, st, errfn, arg);
 	}
-	if (r == 0) {
-		st->samples++;
-	} else {
+	if (r) {
 		st->dropped++;
 		if (errfn)
-			errfn(arg, lineno,
-			      r == -E2BIG ? "sample deeper than the frame limit"
-			      : r == -ENAMETOOLONG ? "frame longer than 1 MiB"
-						   : "sample dropped (out of memory)");
+			errfn(arg, lineno, drop_reason(r));
 	}
 	ps->have_pname = false;
 	ps->nfr = 0;
@@ -979,6 +1022,7 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 				errfn(arg, lineno, "unrecognized perf script line");
 		}
 	}
+	flush_batch(&ps, st, errfn, arg); /* also after an error: keep what parsed */
 	st->lines += lineno;
 	st_free(ps.arena);
 	st_free(ps.fr);

@@ -273,7 +273,8 @@ int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, 
  * would write for a snapshot flushed now, but straight from the shard tables
  * (the distinct stacks, sorted), building no master trie and no snapshot.
  * The samples are taken out of the engine: later snapshots do not hold them.
- * Call it when no ingest call is still expected to count.  Returns 0, -EIO,
+ * Call it when no ingest call is still expected to count; ingest may go on
+ * meanwhile (into fresh tables), merges and flushes wait until it returns.  Returns 0, -EIO,
  * -ENOMEM (nothing lost: the samples were merged instead), -EINVAL (bad
  * metric), or -EBUSY when stacks were merged already (an st_flush() or the
  * merger thread ran): flush and export the snapshot instead.

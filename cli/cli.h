@@ -45,6 +45,12 @@ void st_outfile_abort(struct st_outfile *o);
 int st_cli_export(const struct st_snap *s, int format, const struct st_export_opts *eo,
 		  const char *path);
 
+/* The same for folded output straight from engine e's shards
+ * (st_export_folded_once): an exit code, or -1 (nothing written) when e has
+ * merged stacks and the caller must flush and use st_cli_export. */
+int st_cli_export_folded_once(struct st_engine *e, const struct st_export_opts *eo,
+			      const char *path);
+
 /* Parse a format name for -t; prints the error and returns -1 if unknown. */
 int st_cli_format(const char *name);
 

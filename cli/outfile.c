@@ -138,6 +138,35 @@ int st_cli_export(const struct st_snap *s, int format, const struct st_export_op
 	return EX_OK_;
 }
 
+int st_cli_export_folded_once(struct st_engine *e, const struct st_export_opts *eo,
+			      const char *path)
+{
+	struct st_outfile of;
+	int r = st_outfile_open(&of, path);
+	if (r) {
+		fprintf(stderr, "%s: %s: cannot create: %s\n", st_prog, path, strerror(-r));
+		return EX_CANTCREAT_;
+	}
+	r = st_export_folded_once(e, eo, of.f);
+	if (r == -EBUSY) {
+		st_outfile_abort(&of);
+		return -1;
+	}
+	if (r) {
+		st_outfile_abort(&of);
+		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
+			strerror(-r));
+		return EX_IOERR_;
+	}
+	r = st_outfile_commit(&of);
+	if (r) {
+		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
+			strerror(-r));
+		return EX_IOERR_;
+	}
+	return EX_OK_;
+}
+
 int st_cli_format(const char *name)
 {
 	int f = st_format_from_name(name);

@@ -8,7 +8,9 @@
  * st_perf_first_event() fixed up front (what `convert -f perf` does with
  * threads); the two blocks go through st_perf_ingest_cached() with one
  * cache, so frames and samples cached by the first are reused by the
- * second.  The first input byte picks the options.
+ * second.  The whole side is written from a flushed snapshot, the split
+ * side by the one-shot st_export_folded_once() (no trie): the same bytes.
+ * The first input byte picks the options.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,15 +43,21 @@ static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen,
 		st_perf_cache_free(c);
 	}
 	st_writer_close(w);
-	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
 	char *buf = NULL;
 	size_t len;
 	FILE *f = open_memstream(&buf, &len);
-	if (st_export(s, ST_FMT_FOLDED, NULL, f))
-		fz_fail("export");
+	if (b) {
+		int r = st_export_folded_once(e, NULL, f);
+		if (r)
+			fz_fail("one-shot export: %d", r);
+	} else {
+		st_flush(e);
+		struct st_snap *s = st_snap_acquire(e);
+		if (st_export(s, ST_FMT_FOLDED, NULL, f))
+			fz_fail("export");
+		st_snap_release(s);
+	}
 	fclose(f);
-	st_snap_release(s);
 	return buf;
 }
 

@@ -243,6 +243,46 @@ Test(convert, malformed_lines_are_reported_and_skipped)
 	free(err);
 }
 
+/* Bad lines in several 4 MiB blocks, parsed by two threads: the mapped file
+ * (lines counted only when reported) and a pipe (read(), lines counted per
+ * block) report the same FILE:LINE numbers. */
+Test(convert, bad_line_numbers_across_blocks)
+{
+	FILE *f = fopen(ts_path("many.folded"), "w");
+	cr_assert(f);
+	const unsigned N = 400000, STEP = 7919;
+	for (unsigned i = 0; i < N; i++) {
+		if (i % STEP == STEP - 1)
+			fprintf(f, "no count on line %u here\n", i + 1);
+		else
+			fprintf(f, "main;frame_%u;leaf_with_a_longer_name %u\n", i % 97, i % 5 + 1);
+	}
+	fclose(f);
+	for (int pipe = 0; pipe < 2; pipe++) {
+		if (pipe)
+			cr_assert_eq(ts_run("cat %s | %s convert --threads 2 -o %s - 2> %s",
+					    ts_path("many.folded"), CLI, ts_path("out"), ts_path("err")),
+				     0);
+		else
+			cr_assert_eq(ts_run("%s convert --threads 2 -o %s %s 2> %s", CLI, ts_path("out"),
+					    ts_path("many.folded"), ts_path("err")),
+				     0);
+		char *err = ts_read_file(ts_path("err"), NULL);
+		cr_assert(err);
+		unsigned seen = 0;
+		for (unsigned i = STEP - 1; i < N; i += STEP, seen++) {
+			char want[600];
+			snprintf(want, sizeof(want), "%s:%u: ", pipe ? "<stdin>" : ts_path("many.folded"),
+				 i + 1);
+			cr_expect_not_null(strstr(err, want), "pipe %d: no '%s' in %.300s", pipe, want, err);
+		}
+		char tail[64];
+		snprintf(tail, sizeof(tail), "%u of %u lines ignored", seen, N);
+		cr_expect_not_null(strstr(err, tail), "pipe %d: %s", pipe, err);
+		free(err);
+	}
+}
+
 Test(convert, strict_fails_and_leaves_existing_output_alone)
 {
 	cr_assert_eq(ts_write_file(ts_path("bad.folded"), "a 1\nbroken\n", 11), 0);
@@ -291,6 +331,18 @@ Test(convert, huge_lines_and_deep_stacks)
 	snprintf(want, sizeof(want), "%s:2: line longer than 1 MiB", ts_path("huge"));
 	cr_expect_not_null(strstr(err, want), "stderr: %s", err);
 	/* Output: the deep line then "ok 1" ('f' < 'o'). */
+	cr_expect_eq(memcmp(out, in + deep_start, deep_len), 0);
+	cr_expect_str_eq(out + deep_len, " 7\nok 1\n");
+	free(out);
+	free(err);
+	/* The same through a pipe (read(), not the file mapping). */
+	cr_assert_eq(ts_run("cat %s | %s convert -o %s 2> %s", ts_path("huge"), CLI, ts_path("out"),
+			    ts_path("err")),
+		     0);
+	out = ts_read_file(ts_path("out"), NULL);
+	err = ts_read_file(ts_path("err"), NULL);
+	cr_expect_not_null(strstr(err, "<stdin>:1: line longer than 1 MiB"), "stderr: %s", err);
+	cr_expect_not_null(strstr(err, "<stdin>:2: line longer than 1 MiB"), "stderr: %s", err);
 	cr_expect_eq(memcmp(out, in + deep_start, deep_len), 0);
 	cr_expect_str_eq(out + deep_len, " 7\nok 1\n");
 	free(out);

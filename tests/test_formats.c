@@ -16,6 +16,8 @@
  *                (skipped without chromium)
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,10 +225,301 @@ Test(formats, perf_threaded_blocks_equal_one_thread)
 	cr_assert_eq(ts_run("%s convert -f perf --kernel --threads 4 -o %s %s", CLI, ts_path("four"),
 			    ts_path("big.txt")), 0);
 	expect_file(ts_path("four"), ts_path("one"));
+	/* Read from a pipe instead of mapped: the same blocks, the same bytes. */
+	cr_assert_eq(ts_run("cat %s | %s convert -f perf --kernel --threads 2 -o %s -", ts_path("big.txt"),
+			    CLI, ts_path("pipe")),
+		     0);
+	expect_file(ts_path("pipe"), ts_path("one"));
 	char *out = get(ts_path("one"));
 	/* compute_0 (i%11 == 0) and do_work_0 (i%5 == 0): i multiple of 55. */
 	cr_expect(strstr(out, "worker;main;[worker];compute_0;do_work_0_[k] 1091000\n"), "%.200s", out);
 	free(out);
+}
+
+/* ------------------------------------------- one-shot folded (no trie) */
+
+/* Folded bytes of e: by the snapshot walk (flush first) or one-shot. */
+static char *folded_of(struct st_engine *e, bool once, unsigned metric)
+{
+	struct st_export_opts eo;
+	st_export_opts_init(&eo);
+	eo.metric = metric;
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert(f);
+	if (once) {
+		cr_assert_eq(st_export_folded_once(e, &eo, f), 0);
+	} else {
+		cr_assert(st_flush(e));
+		struct st_snap *s = st_snap_acquire(e);
+		cr_assert_eq(st_export(s, ST_FMT_FOLDED, &eo, f), 0);
+		st_snap_release(s);
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Random perf script text: 8 comms (one with ';', one java), kernel, JIT,
+ * libc and [unknown] frames, +0x offsets, `->` inlines, other events,
+ * comments, malformed lines, zero and missing periods, a repeated pool of
+ * bodies and fresh ones. */
+static char *gen_perf(uint64_t seed, size_t samples, size_t *len)
+{
+	static const char *comms[] = { "java", "swapper", "ba;sh", "postgres", "V8 Worker",
+				       "kworker/0:1", "nginx", "py" };
+	static const char *mods[] = { "[kernel.kallsyms]", "/usr/lib/libc.so.6", "/tmp/perf-12.map",
+				      "/usr/bin/postgres", "[unknown]", "/usr/lib/jvm/libjvm.so" };
+	static const char *syms[] = { "do_syscall_64", "vfs_read", "Lorg/foo/Bar;.baz(I)V",
+				      "[unknown]", "std::vector<int>::push_back(int const&)",
+				      "net/http.(*Client).Do", "malloc", "a->b", "x;y",
+				      "Interpreter", "memcpy", "m" };
+	static const char *events[] = { "cpu-clock:", "cpu-clock:", "cpu-clock:", "instructions:" };
+	uint64_t st = seed;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	cr_assert(f);
+	for (size_t i = 0; i < samples; i++) {
+		uint64_t r = ts_rand(&st);
+		if (r % 53 == 0)
+			fprintf(f, "# a comment\n");
+		if (r % 61 == 1)
+			fprintf(f, "garbage line\n");
+		const char *comm = comms[ts_rand(&st) % 8];
+		unsigned pid = (unsigned)(ts_rand(&st) % 5) + 1;
+		uint64_t per = ts_rand(&st) % 7;
+		if (per == 6)
+			fprintf(f, "%s %u/%u [000] 1.%06zu: %s\n", comm, pid, pid + 1, i,
+				events[ts_rand(&st) % 4]);
+		else
+			fprintf(f, "%s %u/%u [000] 1.%06zu: %llu %s\n", comm, pid, pid + 1, i,
+				(unsigned long long)(per == 5 ? 0 : per * 1000 + 1),
+				events[ts_rand(&st) % 4]);
+		/* Half the samples reuse one of 16 bodies (the sample cache). */
+		uint64_t bst = ts_rand(&st) % 2 ? seed * 31 + ts_rand(&st) % 16 : ts_rand(&st);
+		unsigned depth = (unsigned)(ts_rand(&bst) % 14);
+		for (unsigned k = 0; k < depth; k++) {
+			const char *sym = syms[ts_rand(&bst) % 12];
+			const char *mod = mods[ts_rand(&bst) % 6];
+			uint64_t off = ts_rand(&bst) % 3;
+			fprintf(f, "\t%16llx %s", (unsigned long long)(ts_rand(&bst) % 4096), sym);
+			if (off)
+				fprintf(f, "+0x%llx", (unsigned long long)off);
+			fprintf(f, " (%s)\n", mod);
+		}
+		if (ts_rand(&st) % 97) /* rarely: no blank line (sample merges on) */
+			fprintf(f, "\n");
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Ingest text through `nw` writers: the text is cut at sample boundaries
+ * into pieces dealt round-robin, so the same stack sits in several shards. */
+static void ingest_perf(struct st_engine *e, unsigned nw, const struct st_perf_opts *po,
+			const char *text, size_t len)
+{
+	struct st_writer *w[4];
+	struct st_perf_cache *c[4];
+	for (unsigned i = 0; i < nw; i++) {
+		cr_assert(w[i] = st_writer_open(e));
+		cr_assert(c[i] = st_perf_cache_new());
+	}
+	size_t off = 0;
+	for (unsigned piece = 0; off < len; piece++) {
+		size_t want = len - off < 2000 ? len - off : 2000;
+		size_t cut = want == len - off ? want : st_perf_cut(text + off, want);
+		if (!cut)
+			cut = len - off;
+		struct st_parse_stats st = { 0 };
+		cr_assert_eq(st_perf_ingest_cached(c[piece % nw], w[piece % nw], 0, po, text + off,
+						   cut, NULL, NULL, &st),
+			     0);
+		off += cut;
+	}
+	for (unsigned i = 0; i < nw; i++) {
+		st_perf_cache_free(c[i]);
+		st_writer_close(w[i]);
+	}
+}
+
+/* Allocation failures anywhere while perf samples are batched into the
+ * writer: every sample is either ingested or counted as dropped with a
+ * report, and the parser's count agrees with the engine's. */
+Test(formats, perf_batched_ingest_under_allocation_failure)
+{
+	size_t len;
+	char *text = gen_perf(99, 400, &len);
+	for (long k = 0; k < 120; k += 3) {
+		struct st_options so;
+		st_options_init(&so);
+		so.merge_interval_ms = 0;
+		so.nshards = 1;
+		struct st_engine *e = st_engine_create(&so);
+		cr_assert(e);
+		struct st_writer *w = st_writer_open(e);
+		cr_assert(w);
+		struct st_perf_opts po;
+		st_perf_opts_init(&po);
+		po.event = "cpu-clock";
+		struct st_parse_stats st = { 0 };
+		int errs = 0;
+		st_alloc_fail_after(k);
+		int rc = st_perf_ingest(w, 0, &po, text, len, on_err, &errs, &st);
+		st_alloc_fail_after(-1);
+		cr_expect(rc == 0 || rc == -ENOMEM, "k %ld: rc %d", k, rc);
+		st_writer_close(w);
+		struct st_stats es;
+		st_engine_stats(e, &es);
+		cr_expect_eq(st.samples, es.ingested, "k %ld: parser %llu, engine %llu", k,
+			     (unsigned long long)st.samples, (unsigned long long)es.ingested);
+		cr_expect_eq((uint64_t)errs, st.dropped + st.malformed, "k %ld", k);
+		st_engine_destroy(e);
+	}
+	free(text);
+}
+
+Test(formats, folded_once_equals_snapshot_export_on_perf_input)
+{
+	for (unsigned opt = 0; opt < 32; opt++) {
+		size_t len;
+		char *text = gen_perf(opt + 1, 1500, &len);
+		struct st_perf_opts po;
+		st_perf_opts_init(&po);
+		po.pid = opt & 1;
+		po.tid = opt & 2;
+		po.kernel = opt & 4;
+		po.jit = opt & 8;
+		po.addrs = opt & 16;
+		po.event = "cpu-clock";
+		char *out[2];
+		for (int once = 0; once < 2; once++) {
+			struct st_options so;
+			st_options_init(&so);
+			so.merge_interval_ms = 0;
+			so.nshards = 2;
+			struct st_engine *e = st_engine_create(&so);
+			cr_assert(e);
+			ingest_perf(e, 1 + opt % 3, &po, text, len);
+			out[once] = folded_of(e, once, 0);
+			/* One-shot took the samples: nothing is left behind. */
+			if (once) {
+				char *after = folded_of(e, false, 0);
+				cr_expect_str_eq(after, "");
+				free(after);
+			}
+			st_engine_destroy(e);
+		}
+		cr_expect(strlen(out[0]) > 1000, "opt %u: %zu bytes", opt, strlen(out[0]));
+		cr_expect_str_eq(out[1], out[0], "options %u", opt);
+		free(out[0]);
+		free(out[1]);
+		free(text);
+	}
+}
+
+static void ingest_strs(struct st_writer *w, const char *stack, const uint64_t *v)
+{
+	const char *fr[8];
+	size_t lens[8], d = 0;
+	for (const char *p = stack; *p; d++) {
+		const char *sep = strchr(p, '|');
+		size_t n = sep ? (size_t)(sep - p) : strlen(p);
+		fr[d] = p;
+		lens[d] = n;
+		p += n + (sep != NULL);
+	}
+	cr_assert_eq(st_writer_ingest_strs(w, fr, lens, d, v), 0);
+}
+
+/* Folded output of metric `metric` for a fixed random mix of edge-case
+ * stacks ('|' separates frames) spread over three writers. */
+static char *edge_folded(bool once, unsigned metric)
+{
+	static const char *stacks[] = { "a;b", "a|b", "a|b|c", "a", "a b", "a\tb", "a|;b", "a;|b",
+					"a|\x01", "", "zz|y", "a;b|c", "a|b;c", "\xff|a" };
+	const size_t ns = sizeof(stacks) / sizeof(stacks[0]);
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = 3;
+	so.nmetrics = 2;
+	so.metrics[1].name = "bytes";
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	struct st_writer *w[3];
+	for (int i = 0; i < 3; i++)
+		cr_assert(w[i] = st_writer_open(e));
+	uint64_t rs = 7;
+	for (int rep = 0; rep < 300; rep++) {
+		size_t k = ts_rand(&rs) % ns;
+		uint64_t v[2] = { ts_rand(&rs) % 3, ts_rand(&rs) % 5 };
+		if (k == 10 && rep % 2 == 0)
+			v[0] = UINT64_MAX / 2; /* zz;y saturates across shards */
+		ingest_strs(w[rep % 3], stacks[k], v);
+	}
+	/* Random short names over "ab; \x01": many names prefix others. */
+	for (int rep = 0; rep < 3000; rep++) {
+		char names[12][4];
+		const char *fr[12];
+		size_t lens[12], d = (size_t)(ts_rand(&rs) % 12);
+		for (size_t k = 0; k < d; k++) {
+			lens[k] = (size_t)(ts_rand(&rs) % 4);
+			for (size_t c = 0; c < lens[k]; c++)
+				names[k][c] = "ab; \x01"[ts_rand(&rs) % 5];
+			if (k < 8 && rep % 2) { /* deep stacks sharing their first frames */
+				names[k][0] = 'a';
+				lens[k] = 1;
+			}
+			fr[k] = names[k];
+		}
+		uint64_t v[2] = { ts_rand(&rs) % 4, ts_rand(&rs) % 2 };
+		cr_assert_eq(st_writer_ingest_strs(w[rep % 3], fr, lens, d, v), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		st_writer_close(w[i]);
+	char *out = folded_of(e, once, metric);
+	st_engine_destroy(e);
+	return out;
+}
+
+/* Edge cases of the one-shot path against the snapshot walk: stacks that
+ * print the same from different frames ("a;b" vs "a","b"), ordering by
+ * bytes below ' ', zero values, root samples, sums across shards that
+ * saturate, a second metric; -EBUSY once something was merged. */
+Test(formats, folded_once_edge_cases)
+{
+	for (unsigned m = 0; m < 2; m++) {
+		char *walk = edge_folded(false, m), *once = edge_folded(true, m);
+		cr_expect_str_eq(once, walk, "metric %u", m);
+		if (m == 0)
+			cr_expect(strstr(walk, "zz;y 18446744073709551615\n"), "%s", walk);
+		free(walk);
+		free(once);
+	}
+
+	/* Merged already: -EBUSY, nothing written, nothing taken. */
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	struct st_engine *e = st_engine_create(&so);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t one = 1;
+	ingest_strs(w, "x|y", &one);
+	cr_assert(st_flush(e));
+	ingest_strs(w, "x|z", &one);
+	st_writer_close(w);
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_eq(st_export_folded_once(e, NULL, f), -EBUSY);
+	fclose(f);
+	cr_expect_eq(len, 0);
+	free(buf);
+	char *all = folded_of(e, false, 0);
+	cr_expect_str_eq(all, "x;y 1\nx;z 1\n");
+	free(all);
+	st_engine_destroy(e);
 }
 
 /* ------------------------------------------------------------ flamebearer */

@@ -268,6 +268,20 @@ const char *st_format_name(int fmt);
 int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, FILE *out);
 
 /*
+ * One-shot folded output for a caller that has ingested everything and wants
+ * one file (`shardtrie convert`): writes the bytes st_export(ST_FMT_FOLDED)
+ * would write for a snapshot flushed now, but straight from the shard tables
+ * (the distinct stacks, sorted), building no master trie and no snapshot.
+ * The samples are taken out of the engine: later snapshots do not hold them.
+ * Call it when no ingest call is still expected to count; ingest may go on
+ * meanwhile (into fresh tables), merges and flushes wait until it returns.  Returns 0, -EIO,
+ * -ENOMEM (nothing lost: the samples were merged instead), -EINVAL (bad
+ * metric), or -EBUSY when stacks were merged already (an st_flush() or the
+ * merger thread ran): flush and export the snapshot instead.
+ */
+int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, FILE *out);
+
+/*
  * Write the difference BEFORE -> AFTER (same metric index in both) in
  * format fmt: ST_FMT_FLAMEBEARER (the "double" format), ST_FMT_FOLDED
  * ("stack before after" lines, sorted), ST_FMT_SVG and ST_FMT_HTML (red =

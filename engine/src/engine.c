@@ -264,6 +264,14 @@ int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 
 long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n)
 {
+	size_t done;
+	int r = st_writer_ingest_batch_done(w, s, n, &done);
+	return r ? r : (long)done;
+}
+
+int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				size_t *done_out)
+{
 	long done = 0;
 	int r = 0;
 	uint64_t h[BATCH_GROUP];
@@ -307,7 +315,8 @@ long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size
 	TSAN_RELEASE(t);
 	st_rcu_read_unlock();
 	counter_bump(&w->sh->ingested, (uint64_t)done);
-	return r ? r : done;
+	*done_out = (size_t)done;
+	return r;
 }
 
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
@@ -585,6 +594,81 @@ uint64_t st_reset(struct st_engine *e)
 	if (!v)
 		errno = ENOMEM;
 	return v;
+}
+
+/* st_engine_drain's collector: records that hold values (the array is
+ * sized for every record of the flipped tables). */
+struct drain_ctx {
+	struct st_srec **recs;
+	size_t n;
+};
+
+static void drain_cb(void *arg, struct st_srec *r)
+{
+	struct drain_ctx *c = arg;
+	if (r->touched) /* else kept from an earlier fold: its values are zero */
+		c->recs[c->n++] = r;
+}
+
+/*
+ * The one-shot path: the shards are flipped and owned after one grace
+ * period exactly as in merge_locked() (rule E1), but their records go to fn
+ * instead of into the master, and are discarded afterwards.  When the
+ * record array cannot be allocated they are folded as a merge would, so
+ * no sample is lost and rule E2 still holds.
+ */
+int st_engine_drain(struct st_engine *e, st_drain_fn fn, void *arg)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	if (st_master_nodes(e->master) > 1) {
+		/* Some stacks are in the master already: the shards alone do
+		 * not hold the whole profile. */
+		pthread_mutex_unlock(&e->merge_lock);
+		return -EBUSY;
+	}
+	struct st_stab **old = e->flipped;
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		struct st_shard *sh = e->shards[i];
+		/* Full barrier inside; pairs with the writers' rcu_dereference. */
+		old[i] = rcu_xchg_pointer(&sh->active, sh->spare);
+		sh->spare = NULL;
+	}
+	st_rcu_synchronize(); /* E1: now we own every old[i] */
+	size_t total = 0;
+	for (unsigned i = 0; i < n; i++) {
+		TSAN_ACQUIRE(old[i]);
+		total += st_stab_count(old[i]);
+	}
+	struct st_srec **recs = st_malloc((total ? total : 1) * sizeof(*recs));
+	if (!recs) {
+		/* Keep every sample: the full tables go back as spares, the
+		 * first merge makes them active again (folding what came in
+		 * meanwhile), the second folds them. */
+		for (unsigned i = 0; i < n; i++) {
+			TSAN_RELEASE(old[i]);
+			e->shards[i]->spare = old[i];
+		}
+		merge_locked(e, false);
+		merge_locked(e, false);
+		e->unpublished = true;
+		pthread_mutex_unlock(&e->merge_lock);
+		return -ENOMEM;
+	}
+	struct drain_ctx c = { recs, 0 };
+	for (unsigned i = 0; i < n; i++)
+		st_stab_foreach(old[i], drain_cb, &c);
+	int rc = fn(arg, recs, c.n, e->opt.nmetrics);
+	for (unsigned i = 0; i < n; i++) {
+		st_stab_clear(old[i]);
+		TSAN_RELEASE(old[i]); /* for the writer after the next flip */
+		e->shards[i]->spare = old[i];
+	}
+	e->merges++;
+	pthread_mutex_unlock(&e->merge_lock);
+	st_free(recs);
+	return rc;
 }
 
 static void *merger_main(void *arg)

@@ -5,12 +5,21 @@
  * node with a non-zero self value, sorted as WHOLE LINES byte-wise (C
  * locale), which is not the trie's name order ("a b;c" < "a;x" because
  * ' ' < ';').  The root's own value has no stack and is not written.
+ *
+ * Two ways in: st_export_folded() walks a snapshot's paths;
+ * st_export_folded_once() (a one-shot convert) takes the distinct stacks
+ * straight from the shard tables and sorts them by frame-name ranks, with no
+ * master trie, no snapshot and no line built before it is written.  The
+ * trie's nodes with a value are exactly the distinct stacks, so both write
+ * the same bytes; a tie between two different stacks that print the same (a
+ * frame holding ';') is broken as the walk would order them.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "export.h"
 
 struct lines {
@@ -97,4 +106,299 @@ out:
 	free(l.buf);
 	free(l.off);
 	return rc;
+}
+
+/* ---------------------------------------------------- one-shot, no trie */
+
+/*
+ * The stacks are sorted as their printed bytes would sort, without printing
+ * them first.  Frame names get ranks in byte order.  Two stacks agree on
+ * frames [0, k) and differ at frame k: their bytes agree up to there, so
+ * when neither name at k is a prefix of the other the name ranks decide.
+ * When one is (rank r's prefixed names are ranks (r, pend[r]]), the byte
+ * after the shorter name decides; only when that is ';' on both sides (a
+ * name holding ';') are the bytes compared one by one, and when those are
+ * equal too, the walk's order decides: name order at frame k.
+ */
+struct name {
+	const char *p;
+	size_t len;
+};
+
+#define HEAD 7 /* frame ranks copied into the entry */
+
+struct once_ent {
+	const uint32_t *f; /* frames, root first (in the shard record) */
+	uint32_t depth;
+	/* rank[f[0..HEAD)] (0 past depth; never compared there): most
+	 * comparisons end within them, without a cache miss on the record.
+	 * Ranks are one-to-one with frame ids. */
+	uint32_t head[HEAD];
+	uint64_t v;
+};
+
+struct once {
+	const struct st_intern *in;
+	unsigned metric;
+	FILE *out;
+	struct name *names; /* by frame id */
+	uint32_t *rank;     /* by frame id: position in byte order */
+	uint32_t *pend;     /* by rank: last rank whose name has this one as prefix */
+	uint32_t *byrank;   /* rank -> frame id */
+	uint32_t nnames;
+	struct once_ent *ent;
+	char *ob; /* output buffer */
+	size_t ol;
+	int err;
+};
+
+static int cmp_name_ids(const void *pa, const void *pb, void *arg)
+{
+	const struct name *nm = arg;
+	const struct name *a = &nm[*(const uint32_t *)pa], *b = &nm[*(const uint32_t *)pb];
+	int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
+	return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The next printed byte of e after frame *i, offset *j; -1 at the end. */
+static int next_byte(const struct once *o, const struct once_ent *e, uint32_t *i, size_t *j)
+{
+	if (*i >= e->depth)
+		return -1;
+	const struct name *n = &o->names[e->f[*i]];
+	if (*j < n->len)
+		return (unsigned char)n->p[(*j)++];
+	++*i;
+	*j = 0;
+	return *i < e->depth ? ';' : -1;
+}
+
+static int cmp_once(const void *pa, const void *pb, void *arg)
+{
+	const struct once *o = arg;
+	const struct once_ent *a = pa, *b = pb;
+	uint32_t d = a->depth < b->depth ? a->depth : b->depth, k = 0;
+	uint32_t hd = d < HEAD ? d : HEAD;
+	while (k < hd && a->head[k] == b->head[k])
+		k++;
+	if (k == hd)
+		while (k < d && a->f[k] == b->f[k])
+			k++;
+	if (k == d) /* one prints as a prefix of the other: shorter first */
+		return (a->depth > b->depth) - (a->depth < b->depth);
+	uint32_t ra = k < HEAD ? a->head[k] : o->rank[a->f[k]];
+	uint32_t rb = k < HEAD ? b->head[k] : o->rank[b->f[k]];
+	if (ra < rb ? rb > o->pend[ra] : ra > o->pend[rb])
+		return ra < rb ? -1 : 1;
+	/* One name is a prefix of the other: the shorter stack's next byte
+	 * (';', or its end) against the longer name's next byte decides,
+	 * unless that byte is ';' too. */
+	const struct name *na = &o->names[o->byrank[ra]], *nb = &o->names[o->byrank[rb]];
+	int ca, cb;
+	if (na->len < nb->len) {
+		ca = k + 1 < a->depth ? ';' : -1;
+		cb = (unsigned char)nb->p[na->len];
+	} else {
+		ca = (unsigned char)na->p[nb->len];
+		cb = k + 1 < b->depth ? ';' : -1;
+	}
+	if (ca != cb)
+		return ca < cb ? -1 : 1;
+	uint32_t ia = k, ib = k;
+	size_t ja = 0, jb = 0;
+	for (;;) {
+		ca = next_byte(o, a, &ia, &ja);
+		cb = next_byte(o, b, &ib, &jb);
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+		if (ca < 0)
+			return ra < rb ? -1 : 1; /* same bytes: walk order */
+	}
+}
+
+/*
+ * Bottom-up merge sort of the entries themselves: qsort_r sorts entries
+ * this big through pointers (a cache miss per comparison on a million
+ * stacks); runs merged in place stream through memory instead.
+ */
+static int sort_once(struct once *o, struct once_ent *a, size_t n)
+{
+	struct once_ent *tmp = malloc((n ? n : 1) * sizeof(*tmp)), *src = a, *dst = tmp;
+	if (!tmp)
+		return -ENOMEM;
+	/* Runs of 8 by insertion first. */
+	for (size_t lo = 0; lo < n; lo += 8) {
+		size_t hi = lo + 8 < n ? lo + 8 : n;
+		for (size_t i = lo + 1; i < hi; i++) {
+			struct once_ent x = a[i];
+			size_t j = i;
+			for (; j > lo && cmp_once(&a[j - 1], &x, o) > 0; j--)
+				a[j] = a[j - 1];
+			a[j] = x;
+		}
+	}
+	for (size_t w = 8; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				dst[k++] = cmp_once(&src[j], &src[i], o) < 0 ? src[j++] : src[i++];
+			while (i < mid)
+				dst[k++] = src[i++];
+			while (j < hi)
+				dst[k++] = src[j++];
+		}
+		struct once_ent *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(tmp);
+	return 0;
+}
+
+#define OUT_CHUNK (1u << 20)
+
+static void put(struct once *o, const char *p, size_t n)
+{
+	if (o->ol + n > OUT_CHUNK) {
+		if (o->ol && fwrite(o->ob, 1, o->ol, o->out) != o->ol)
+			o->err = -EIO;
+		o->ol = 0;
+		if (n > OUT_CHUNK) { /* a name longer than the buffer */
+			if (fwrite(p, 1, n, o->out) != n)
+				o->err = -EIO;
+			return;
+		}
+	}
+	memcpy(o->ob + o->ol, p, n);
+	o->ol += n;
+}
+
+/* Decimal digits of v, written backwards ending at end; returns the start. */
+static char *u64_dec(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
+/* Ranks of every frame name in byte order, and the prefix ranges. */
+static int rank_names(struct once *o)
+{
+	uint32_t n = o->nnames;
+	o->names = malloc((n ? n : 1) * sizeof(*o->names));
+	o->rank = malloc((n ? n : 1) * sizeof(*o->rank));
+	o->pend = malloc((n ? n : 1) * sizeof(*o->pend));
+	o->byrank = malloc((n ? n : 1) * sizeof(*o->byrank));
+	if (!o->names || !o->rank || !o->pend || !o->byrank)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		o->names[i].p = st_intern_name(o->in, i, &o->names[i].len);
+		o->byrank[i] = i;
+	}
+	qsort_r(o->byrank, n, sizeof(*o->byrank), cmp_name_ids, o->names);
+	/* A name's prefixed names follow it contiguously: keep a stack of
+	 * the names that prefix the current one (pend reuses rank's array
+	 * slots as the stack until rank is filled in below). */
+	uint32_t *stk = o->rank, sp = 0;
+	for (uint32_t r = 0; r < n; r++) {
+		const struct name *cur = &o->names[o->byrank[r]];
+		while (sp) {
+			const struct name *top = &o->names[o->byrank[stk[sp - 1]]];
+			if (top->len <= cur->len && memcmp(top->p, cur->p, top->len) == 0)
+				break;
+			o->pend[stk[--sp]] = r - 1;
+		}
+		stk[sp++] = r;
+	}
+	while (sp)
+		o->pend[stk[--sp]] = n - 1;
+	for (uint32_t r = 0; r < n; r++)
+		o->rank[o->byrank[r]] = r;
+	return 0;
+}
+
+static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm)
+{
+	struct once *o = arg;
+	o->nnames = st_intern_count(o->in);
+	int rc = rank_names(o);
+	if (rc)
+		return rc;
+	o->ent = malloc((n ? n : 1) * sizeof(*o->ent));
+	o->ob = malloc(OUT_CHUNK);
+	if (!o->ent || !o->ob)
+		return -ENOMEM;
+	/* The stacks that print. */
+	size_t ne = 0;
+	for (size_t i = 0; i < n; i++) {
+		/* Records are visited in hash order, scattered over the shard
+		 * arenas: fetch a few ahead. */
+		if (i + 8 < n) {
+			__builtin_prefetch(recs[i + 8]);
+			__builtin_prefetch((const char *)recs[i + 8] + 64);
+		}
+		struct st_srec *r = recs[i];
+		uint64_t v = st_srec_values(r)[o->metric];
+		if (!v || !r->depth)
+			continue; /* prints nothing, as a zero or root node */
+		const uint32_t *f = st_srec_frames(r, nm);
+		for (uint32_t k = 0; k < r->depth; k++)
+			if (f[k] >= o->nnames)
+				return -EINVAL; /* cannot be: ids are checked on ingest */
+		struct once_ent *x = &o->ent[ne++];
+		*x = (struct once_ent){ .f = f, .depth = r->depth, .v = v };
+		for (uint32_t k = 0; k < HEAD; k++)
+			x->head[k] = k < r->depth ? o->rank[f[k]] : 0;
+	}
+	rc = sort_once(o, o->ent, ne);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < ne && !o->err;) {
+		/* The same stack from several shards (equal frames: adjacent
+		 * after the sort): one line, values summed. */
+		const struct once_ent *x = &o->ent[i];
+		if (i + 4 < ne) {
+			__builtin_prefetch(o->ent[i + 4].f);
+			__builtin_prefetch(o->ent[i + 4].f + 16);
+		}
+		uint64_t v = x->v;
+		size_t j = i + 1;
+		for (; j < ne && o->ent[j].depth == x->depth &&
+		       memcmp(o->ent[j].f, x->f, x->depth * sizeof(*x->f)) == 0;
+		     j++)
+			v = st_sat_add(v, o->ent[j].v);
+		for (uint32_t k = 0; k < x->depth; k++) {
+			if (k)
+				put(o, ";", 1);
+			put(o, o->names[x->f[k]].p, o->names[x->f[k]].len);
+		}
+		char num[24], *ns = u64_dec(num + sizeof(num) - 1, v);
+		num[sizeof(num) - 1] = '\n';
+		ns[-1] = ' ';
+		put(o, ns - 1, (size_t)(num + sizeof(num) - ns) + 1);
+		i = j;
+	}
+	if (!o->err && o->ol && fwrite(o->ob, 1, o->ol, o->out) != o->ol)
+		o->err = -EIO;
+	return o->err;
+}
+
+int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, FILE *out)
+{
+	if (o && o->metric >= st_engine_nmetrics(e))
+		return -EINVAL;
+	struct once x = { .in = st_engine_intern(e), .metric = o ? o->metric : 0, .out = out };
+	int rc = st_engine_drain(e, once_cb, &x);
+	free(x.names);
+	free(x.rank);
+	free(x.pend);
+	free(x.byrank);
+	free(x.ent);
+	free(x.ob);
+	return rc ? rc : st_export_status(out);
 }

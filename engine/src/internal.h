@@ -175,6 +175,10 @@ void st_snap_free_now(struct st_snap *s);
 
 /* The engine a writer feeds (parsers intern through it). */
 struct st_engine *st_writer_engine(const struct st_writer *w);
+/* st_writer_ingest_batch() that also says how many samples went in before
+ * the first failure (s[*done] is the one that failed): 0 or -errno. */
+int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				size_t *done);
 
 struct st_engine {
 	struct st_options opt;
@@ -220,5 +224,16 @@ struct st_engine {
 };
 
 const struct st_intern *st_engine_intern(const struct st_engine *e);
+
+/*
+ * One-shot export (export_folded.c): flip every shard, wait one grace period
+ * and call fn once with every record that holds values (any order, a stack
+ * may appear once per shard; records stay valid during the call), then
+ * discard them all: they never reach the master.  -EBUSY (fn not called,
+ * nothing taken) when the master already holds a stack below the root, so
+ * the shards are not the whole profile.  Returns fn's result or -ENOMEM.
+ */
+typedef int (*st_drain_fn)(void *arg, struct st_srec *const *recs, size_t n, unsigned nm);
+int st_engine_drain(struct st_engine *e, st_drain_fn fn, void *arg);
 
 #endif /* ST_INTERNAL_H */

@@ -25,6 +25,9 @@
  *      record's (leaf, epoch) is exact when epoch == m->epoch.
  *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
  *      added to its parent's [other] child.
+ *   5. Every node below eupto is in the edge table.  Only st_master_link_sorted
+ *      lets eupto fall behind n (it never looks up what it made, see there),
+ *      and it catches up before returning; everything else finds eupto == n.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,6 +48,7 @@ struct st_master {
 	uint8_t *flags;
 	uint32_t *edges;
 	size_t emask;
+	uint32_t eupto;       /* nodes [1, eupto) are in edges (invariant 5) */
 	uint32_t *dirty;
 	size_t ndirty, dcap;
 	uint32_t epoch;       /* bumped when node indexes stop meaning paths */
@@ -102,20 +106,33 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 	return 0;
 }
 
+/* Insert nodes [from, to) into e (emask + 1 slots).  The slots are random
+ * in a table far larger than the caches, so each is prefetched a few nodes
+ * ahead: the misses overlap instead of queueing. */
+static void edges_insert(const struct st_master *m, uint32_t *e, size_t emask, uint32_t from,
+			 uint32_t to)
+{
+	enum { AHEAD = 8 };
+	for (uint32_t i = from; i < to; i++) {
+		if (i + AHEAD < to)
+			__builtin_prefetch(&e[mix(m->parent[i + AHEAD], m->frame[i + AHEAD]) & emask], 1);
+		size_t j = mix(m->parent[i], m->frame[i]) & emask;
+		while (e[j])
+			j = (j + 1) & emask;
+		e[j] = i;
+	}
+}
+
 static int edges_resize(struct st_master *m, size_t nslots)
 {
 	uint32_t *e = st_calloc(nslots, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	for (uint32_t i = 1; i < m->n; i++) {
-		size_t j = mix(m->parent[i], m->frame[i]) & (nslots - 1);
-		while (e[j])
-			j = (j + 1) & (nslots - 1);
-		e[j] = i;
-	}
+	edges_insert(m, e, nslots - 1, 1, m->n);
 	st_free(m->edges);
 	m->edges = e;
 	m->emask = nslots - 1;
+	m->eupto = m->n;
 	return 0;
 }
 
@@ -133,6 +150,7 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 		return NULL;
 	}
 	add_root(m);
+	m->eupto = 1;
 	m->shape = 1;
 	m->epoch = 1;
 	return m;
@@ -160,6 +178,7 @@ void st_master_clear(struct st_master *m)
 	m->ndirty = 0;
 	m->epoch++;
 	add_root(m);
+	m->eupto = 1;
 	m->shape++;
 }
 
@@ -176,8 +195,10 @@ static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t f
 	}
 }
 
-/* Append a child of `parent` named `frame`; NONE on allocation failure. */
-static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
+/* Append a child of `parent` named `frame` without entering it in the edge
+ * table (the caller does, or st_master_link_sorted later: invariant 5);
+ * NONE on allocation failure. */
+static uint32_t node_append(struct st_master *m, uint32_t parent, uint32_t frame)
 {
 	if (m->n == UINT32_MAX - 1)
 		return NONE;
@@ -208,17 +229,25 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
 	m->first_child[parent] = c;
 	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
 	m->flags[c] = F_NEW;
-	size_t j = mix(parent, frame) & m->emask;
-	while (m->edges[j])
-		j = (j + 1) & m->emask;
-	m->edges[j] = c;
 	return c;
+}
+
+/* Enter the nodes appended since the last call in the edge table. */
+static void edges_catch_up(struct st_master *m)
+{
+	edges_insert(m, m->edges, m->emask, m->eupto, m->n);
+	m->eupto = m->n;
 }
 
 static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame)
 {
 	uint32_t c = edge_find(m, parent, frame);
-	return c != NONE ? c : node_add(m, parent, frame);
+	if (c != NONE)
+		return c;
+	c = node_append(m, parent, frame);
+	if (c != NONE)
+		edges_catch_up(m);
+	return c;
 }
 
 int st_master_add_rec(struct st_master *m, struct st_srec *r)
@@ -254,16 +283,217 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
 	return r->epoch == m->epoch && r->leaf < m->n;
 }
 
+/* ------------------------------------------------------------ record order */
+
+/*
+ * st_master_link_sorted folds new stacks in an order that puts every group of
+ * stacks sharing a prefix next to each other: lexicographic on the frame ids
+ * (compared as numbers), a stack before its extensions.  Which order among
+ * the many such does not matter for the result (child lists are sorted by
+ * name before a snapshot), only that it groups prefixes.
+ *
+ * A comparison sort pays for that with ~log2(n) comparisons per record, each
+ * a memcmp over the long shared prefix of two records far apart in memory.
+ * sort_recs is an MSD radix sort instead: a range of records that agree on
+ * frames [0, d) first skips the frames they all share (one pass), then splits
+ * on frame d by an LSD radix sort of the ids (only the bytes that differ),
+ * and each run of equal ids is a new range one level deeper.  Every record
+ * is read once per level at which its range splits, and the ranges below the
+ * first splits fit in the caches.
+ */
+enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
+
+/* How far f agrees with f0 from frame d on, at most up to lim. */
+static inline uint32_t lcp_from(const uint32_t *f, const uint32_t *f0, uint32_t d, uint32_t lim)
+{
+	while (d < lim && f[d] == f0[d])
+		d++;
+	return d;
+}
+
+static int cmp_frames_from(const struct st_srec *x, const struct st_srec *y, unsigned nm,
+			   uint32_t d)
+{
+	const uint32_t *fx = st_srec_frames((struct st_srec *)x, nm);
+	const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+	uint32_t lim = x->depth < y->depth ? x->depth : y->depth;
+	for (; d < lim; d++)
+		if (fx[d] != fy[d])
+			return fx[d] < fy[d] ? -1 : 1;
+	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
 static int cmp_rec_frames(const void *a, const void *b, void *arg)
 {
-	const unsigned nm = *(const unsigned *)arg;
-	struct st_srec *x = *(struct st_srec *const *)a, *y = *(struct st_srec *const *)b;
-	const uint32_t *fx = st_srec_frames(x, nm), *fy = st_srec_frames(y, nm);
-	uint32_t d = x->depth < y->depth ? x->depth : y->depth;
-	/* Byte order of the id arrays: not numeric order, but any total order
-	 * that keeps equal prefixes together serves, and memcmp is fast. */
-	int c = memcmp(fx, fy, (size_t)d * sizeof(*fx));
-	return c ? c : (x->depth > y->depth) - (x->depth < y->depth);
+	return cmp_frames_from(*(struct st_srec *const *)a, *(struct st_srec *const *)b,
+			       *(const unsigned *)arg, 0);
+}
+
+/* Records that agree on frames [0, d): insertion sort from frame d. */
+static void sort_small(struct st_srec **r, size_t n, unsigned nm, uint32_t d)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct st_srec *x = r[i];
+		size_t j = i;
+		while (j > 0 && cmp_frames_from(r[j - 1], x, nm, d) > 0) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+}
+
+/* Stable LSD radix sort of r[0..n) by k[0..n), one pass per byte in which
+ * the keys differ; tr/tk are scratch of n entries. */
+static void sort_by_key(struct st_srec **r, uint32_t *k, struct st_srec **tr, uint32_t *tk,
+			size_t n)
+{
+	uint32_t cnt[4][256];
+	memset(cnt, 0, sizeof(cnt));
+	for (size_t i = 0; i < n; i++)
+		for (unsigned b = 0; b < 4; b++)
+			cnt[b][(k[i] >> (8 * b)) & 255]++;
+	struct st_srec **sr = r, **dr = tr;
+	uint32_t *sk = k, *dk = tk;
+	for (unsigned b = 0; b < 4; b++) {
+		uint32_t *c = cnt[b];
+		if (c[(sk[0] >> (8 * b)) & 255] == n)
+			continue; /* every key has this byte */
+		uint32_t sum = 0;
+		for (unsigned v = 0; v < 256; v++) {
+			uint32_t t = c[v];
+			c[v] = sum;
+			sum += t;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint32_t pos = c[(sk[i] >> (8 * b)) & 255]++;
+			dr[pos] = sr[i];
+			dk[pos] = sk[i];
+		}
+		struct st_srec **t = sr;
+		sr = dr;
+		dr = t;
+		uint32_t *u = sk;
+		sk = dk;
+		dk = u;
+	}
+	if (sr != r) {
+		memcpy(r, sr, n * sizeof(*r));
+		memcpy(k, sk, n * sizeof(*k));
+	}
+}
+
+struct sort_range {
+	size_t lo, n;
+	uint32_t d; /* every record in the range has the same frames [0, d) */
+};
+
+/* Sort recs as described above; -ENOMEM when the scratch is not there (recs
+ * unchanged). */
+static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
+{
+	if (n > UINT32_MAX)
+		return -ENOMEM; /* the radix counts are 32-bit */
+	uint32_t *key = st_malloc(n * 2 * sizeof(uint32_t));
+	struct st_srec **tr = st_malloc(n * sizeof(*tr));
+	size_t scap = 64, ns = 0;
+	struct sort_range *st = st_malloc(scap * sizeof(*st));
+	if (!key || !tr || !st) {
+		st_free(key);
+		st_free(tr);
+		st_free(st);
+		return -ENOMEM;
+	}
+	uint32_t *tk = key + n;
+	st[ns++] = (struct sort_range){ 0, n, 0 };
+	while (ns) {
+		struct sort_range g = st[--ns];
+		struct st_srec **r = recs + g.lo;
+		uint32_t *k = key + g.lo;
+		uint32_t d = g.d;
+		if (g.n <= SORT_SMALL) {
+			sort_small(r, g.n, nm, d);
+			continue;
+		}
+		/* Skip what the whole range shares, l = its common prefix, and
+		 * key each record by frame l, in ONE pass over the records (a
+		 * range larger than the caches costs a miss per record per
+		 * pass): l is guessed from a few records spread over the range,
+		 * the pass checks the guess and, when a record disagrees
+		 * earlier, finds the true l and is run again. */
+		const uint32_t *f0 = st_srec_frames(r[0], nm);
+		uint32_t l = r[0]->depth;
+		for (size_t p = 1; p <= SORT_PROBES; p++) {
+			const struct st_srec *x = r[p * (g.n - 1) / SORT_PROBES];
+			l = lcp_from(st_srec_frames((struct st_srec *)x, nm), f0, d,
+				     x->depth < l ? x->depth : l);
+		}
+		size_t ended, m;
+		for (;;) {
+			uint32_t true_l = l;
+			ended = m = 0;
+			for (size_t i = 0; i < g.n; i++) {
+				if (i + SORT_AHEAD < g.n) {
+					__builtin_prefetch(r[i + SORT_AHEAD]);
+					__builtin_prefetch(st_srec_frames(r[i + SORT_AHEAD], nm) + d);
+				}
+				struct st_srec *x = r[i];
+				const uint32_t *f = st_srec_frames(x, nm);
+				uint32_t lim = x->depth < l ? x->depth : l;
+				uint32_t xl = lcp_from(f, f0, d, lim);
+				if (xl < l) {
+					true_l = xl < true_l ? xl : true_l;
+				} else if (true_l == l) {
+					/* Ended records (a stack before its
+					 * extensions, all the same stack) at
+					 * the back of the scratch, the others
+					 * at the front with their keys. */
+					if (x->depth == l) {
+						tr[g.n - 1 - ended++] = x;
+					} else {
+						tr[m] = x;
+						tk[m++] = f[l];
+					}
+				}
+			}
+			if (true_l == l)
+				break;
+			l = true_l; /* exact now: the next pass agrees */
+		}
+		d = l;
+		for (size_t i = 0; i < ended; i++)
+			r[i] = tr[g.n - 1 - i];
+		if (m < 2) {
+			if (m)
+				r[ended] = tr[0];
+			continue;
+		}
+		memcpy(r + ended, tr, m * sizeof(*r));
+		memcpy(k + ended, tk, m * sizeof(*k));
+		sort_by_key(r + ended, k + ended, tr, tk, m);
+		/* Each run of equal frame-d ids is a range one level deeper. */
+		for (size_t a = ended, b; a < g.n; a = b) {
+			for (b = a + 1; b < g.n && k[b] == k[a]; b++)
+				;
+			if (b - a < 2)
+				continue;
+			if (ns == scap) {
+				struct sort_range *p = st_realloc(st, scap * 2 * sizeof(*st));
+				if (!p) {
+					/* Finish this run here instead. */
+					qsort_r(r + a, b - a, sizeof(*r), cmp_rec_frames, &nm);
+					continue;
+				}
+				st = p;
+				scap *= 2;
+			}
+			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
+		}
+	}
+	st_free(key);
+	st_free(tr);
+	st_free(st);
+	return 0;
 }
 
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
@@ -272,9 +502,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	size_t failed = 0;
 	if (!n)
 		return 0;
-	/* Any order that puts shared prefixes next to each other will do: frame
-	 * ids, not names. */
-	qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm);
+	if (sort_recs(recs, n, nm))
+		qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm); /* same order */
 	uint32_t maxd = 0;
 	for (size_t k = 0; k < n; k++)
 		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
@@ -285,9 +514,24 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 			failed += st_master_add_rec(m, recs[k]) != 0;
 		return failed;
 	}
+	/*
+	 * In this order the records through a node are contiguous, so the walk
+	 * asks for a given (parent, frame) child at most once: every later
+	 * record through it shares that much of its predecessor's path and
+	 * starts below it.  Two consequences:
+	 *   - a parent made by this pass (>= fresh) has only children this pass
+	 *     made, none of them asked for yet: append without a lookup;
+	 *   - no lookup can be for a node this pass made, so the new nodes enter
+	 *     the edge table at the end, in one prefetched sweep (invariant 5).
+	 * A failed walk breaks the chain (the next record starts at the root),
+	 * so it catches up and starts a new "pass" there.
+	 */
+	uint32_t fresh = m->n;
 	const uint32_t *prev = NULL;
 	uint32_t prev_depth = 0; /* path[0..prev_depth) = prev's nodes */
 	for (size_t k = 0; k < n; k++) {
+		if (k + SORT_AHEAD < n)
+			__builtin_prefetch(st_srec_frames(recs[k + SORT_AHEAD], nm));
 		struct st_srec *r = recs[k];
 		const uint32_t *f = st_srec_frames(r, nm);
 		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;
@@ -296,7 +540,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		uint32_t node = common ? path[common - 1] : 0;
 		uint32_t d = common;
 		for (; d < r->depth; d++) {
-			node = child_get(m, node, f[d]);
+			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d]);
+			node = c != NONE ? c : node_append(m, node, f[d]);
 			if (node == NONE)
 				break;
 			path[d] = node;
@@ -305,6 +550,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 			failed++;
 			prev = NULL;
 			prev_depth = 0;
+			edges_catch_up(m);
+			fresh = m->n;
 			continue;
 		}
 		r->leaf = node;
@@ -315,6 +562,7 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		if (st_master_add_rec(m, r))
 			failed++;
 	}
+	edges_catch_up(m);
 	st_free(path);
 	return failed;
 }

@@ -434,8 +434,11 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
 			ended = m = 0;
 			for (size_t i = 0; i < g.n; i++) {
 				if (i + SORT_AHEAD < g.n) {
-					__builtin_prefetch(r[i + SORT_AHEAD]);
-					__builtin_prefetch(st_srec_frames(r[i + SORT_AHEAD], nm) + d);
+					const struct st_srec *y = r[i + SORT_AHEAD];
+					const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+					__builtin_prefetch(y);
+					__builtin_prefetch(fy + d);
+					__builtin_prefetch(fy + l);
 				}
 				struct st_srec *x = r[i];
 				const uint32_t *f = st_srec_frames(x, nm);
@@ -530,8 +533,13 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	const uint32_t *prev = NULL;
 	uint32_t prev_depth = 0; /* path[0..prev_depth) = prev's nodes */
 	for (size_t k = 0; k < n; k++) {
-		if (k + SORT_AHEAD < n)
-			__builtin_prefetch(st_srec_frames(recs[k + SORT_AHEAD], nm));
+		if (k + SORT_AHEAD < n) {
+			/* The whole record, not just its first line: the walk
+			 * reads its frames up to where it diverges. */
+			const char *y = (const char *)recs[k + SORT_AHEAD];
+			for (unsigned o = 0; o < 4 * ST_CACHELINE; o += ST_CACHELINE)
+				__builtin_prefetch(y + o);
+		}
 		struct st_srec *r = recs[k];
 		const uint32_t *f = st_srec_frames(r, nm);
 		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;

@@ -9,8 +9,14 @@
  *            flags[i] (DIRTY: its child list needs sorting; NEW: not yet
  *                      placed in name order in its parent's list)
  *
- *   edges:   open-addressed table of node indexes keyed by (parent, frame),
- *            the child lookup of the walk.
+ *   edges:   open-addressed table of node indexes, the child lookup of the
+ *            walk.  The key is (parent, frame), but the slot comes from the
+ *            hash of the node's whole path (ph, see ph_next), which a walk
+ *            computes from the stack's frames alone: the slots of every
+ *            level of a stack are known before any node is, so their cache
+ *            misses are issued together instead of one level after the
+ *            other.  Nodes do not store ph (memory per node is a target);
+ *            a resize recomputes it parent-first (invariant 1).
  *   epoch:   node indexes are stable until the trie is cleared or compacted;
  *            each of those bumps the epoch.  A shard record remembers the
  *            leaf it was folded into and the epoch of that fold, so a stack
@@ -25,9 +31,6 @@
  *      record's (leaf, epoch) is exact when epoch == m->epoch.
  *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
  *      added to its parent's [other] child.
- *   5. Every node below eupto is in the edge table.  Only st_master_link_sorted
- *      lets eupto fall behind n (it never looks up what it made, see there),
- *      and it catches up before returning; everything else finds eupto == n.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -48,7 +51,6 @@ struct st_master {
 	uint8_t *flags;
 	uint32_t *edges;
 	size_t emask;
-	uint32_t eupto;       /* nodes [1, eupto) are in edges (invariant 5) */
 	uint32_t *dirty;
 	size_t ndirty, dcap;
 	uint32_t epoch;       /* bumped when node indexes stop meaning paths */
@@ -57,9 +59,12 @@ struct st_master {
 	uint32_t *order;      /* capn entries, snapshot builder scratch */
 };
 
-static inline uint64_t mix(uint32_t parent, uint32_t frame)
+/* Path hash: ph(root) = PH_ROOT, ph(child) = ph_next(ph(parent), frame). */
+#define PH_ROOT 0x243f6a8885a308d3ULL
+
+static inline uint64_t ph_next(uint64_t ph, uint32_t frame)
 {
-	uint64_t x = ((uint64_t)parent << 32) | frame;
+	uint64_t x = ph ^ ((uint64_t)frame * 0x9e3779b97f4a7c15ULL);
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
 	x ^= x >> 33;
@@ -106,33 +111,40 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 	return 0;
 }
 
-/* Insert nodes [from, to) into e (emask + 1 slots).  The slots are random
- * in a table far larger than the caches, so each is prefetched a few nodes
- * ahead: the misses overlap instead of queueing. */
-static void edges_insert(const struct st_master *m, uint32_t *e, size_t emask, uint32_t from,
-			 uint32_t to)
+static inline void edge_put(uint32_t *e, size_t emask, uint64_t ph, uint32_t c)
 {
-	enum { AHEAD = 8 };
-	for (uint32_t i = from; i < to; i++) {
-		if (i + AHEAD < to)
-			__builtin_prefetch(&e[mix(m->parent[i + AHEAD], m->frame[i + AHEAD]) & emask], 1);
-		size_t j = mix(m->parent[i], m->frame[i]) & emask;
-		while (e[j])
-			j = (j + 1) & emask;
-		e[j] = i;
-	}
+	size_t j = ph & emask;
+	while (e[j])
+		j = (j + 1) & emask;
+	e[j] = c;
 }
 
 static int edges_resize(struct st_master *m, size_t nslots)
 {
+	enum { AHEAD = 8 };
+	const size_t emask = nslots - 1;
 	uint32_t *e = st_calloc(nslots, sizeof(*e));
-	if (!e)
+	uint64_t *ph = st_malloc((size_t)m->n * sizeof(*ph));
+	if (!e || !ph) {
+		st_free(e);
+		st_free(ph);
 		return -ENOMEM;
-	edges_insert(m, e, nslots - 1, 1, m->n);
+	}
+	/* Parents come first (invariant 1), so each ph is one step from its
+	 * parent's.  The slots are random in a table far larger than the
+	 * caches: each is prefetched a few nodes ahead. */
+	ph[0] = PH_ROOT;
+	for (uint32_t i = 1; i < m->n; i++)
+		ph[i] = ph_next(ph[m->parent[i]], m->frame[i]);
+	for (uint32_t i = 1; i < m->n; i++) {
+		if (i + AHEAD < m->n)
+			__builtin_prefetch(&e[ph[i + AHEAD] & emask], 1);
+		edge_put(e, emask, ph[i], i);
+	}
+	st_free(ph);
 	st_free(m->edges);
 	m->edges = e;
-	m->emask = nslots - 1;
-	m->eupto = m->n;
+	m->emask = emask;
 	return 0;
 }
 
@@ -150,7 +162,6 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 		return NULL;
 	}
 	add_root(m);
-	m->eupto = 1;
 	m->shape = 1;
 	m->epoch = 1;
 	return m;
@@ -178,13 +189,13 @@ void st_master_clear(struct st_master *m)
 	m->ndirty = 0;
 	m->epoch++;
 	add_root(m);
-	m->eupto = 1;
 	m->shape++;
 }
 
-static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame)
+/* The child of `parent` named `frame`, whose path hash is ph; NONE if none. */
+static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
-	size_t j = mix(parent, frame) & m->emask;
+	size_t j = ph & m->emask;
 	for (;;) {
 		uint32_t c = m->edges[j];
 		if (!c)
@@ -195,10 +206,9 @@ static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t f
 	}
 }
 
-/* Append a child of `parent` named `frame` without entering it in the edge
- * table (the caller does, or st_master_link_sorted later: invariant 5);
- * NONE on allocation failure. */
-static uint32_t node_append(struct st_master *m, uint32_t parent, uint32_t frame)
+/* Append a child of `parent` named `frame` whose path hash is ph; NONE on
+ * allocation failure. */
+static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
 	if (m->n == UINT32_MAX - 1)
 		return NONE;
@@ -229,25 +239,14 @@ static uint32_t node_append(struct st_master *m, uint32_t parent, uint32_t frame
 	m->first_child[parent] = c;
 	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
 	m->flags[c] = F_NEW;
+	edge_put(m->edges, m->emask, ph, c);
 	return c;
 }
 
-/* Enter the nodes appended since the last call in the edge table. */
-static void edges_catch_up(struct st_master *m)
+static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
-	edges_insert(m, m->edges, m->emask, m->eupto, m->n);
-	m->eupto = m->n;
-}
-
-static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame)
-{
-	uint32_t c = edge_find(m, parent, frame);
-	if (c != NONE)
-		return c;
-	c = node_append(m, parent, frame);
-	if (c != NONE)
-		edges_catch_up(m);
-	return c;
+	uint32_t c = edge_find(m, parent, frame, ph);
+	return c != NONE ? c : node_add(m, parent, frame, ph);
 }
 
 int st_master_add_rec(struct st_master *m, struct st_srec *r)
@@ -258,8 +257,10 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r)
 		node = r->leaf; /* invariant 3: no walk */
 	} else {
 		const uint32_t *frames = st_srec_frames(r, nm);
+		uint64_t ph = PH_ROOT;
 		for (uint32_t d = 0; d < r->depth; d++) {
-			node = child_get(m, node, frames[d]);
+			ph = ph_next(ph, frames[d]);
+			node = child_get(m, node, frames[d], ph);
 			if (node == NONE)
 				return -ENOMEM; /* r stays unlinked; retried next time */
 		}
@@ -510,8 +511,13 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	uint32_t maxd = 0;
 	for (size_t k = 0; k < n; k++)
 		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
+	/* path[d], ph[d]: the node and path hash of the previous record's
+	 * frame d (prefix of depth d + 1). */
 	uint32_t *path = st_malloc(((size_t)maxd + 1) * sizeof(*path));
-	if (!path) {
+	uint64_t *ph = st_malloc(((size_t)maxd + 1) * sizeof(*ph));
+	if (!path || !ph) {
+		st_free(path);
+		st_free(ph);
 		/* No room for the path: walk each from the root. */
 		for (size_t k = 0; k < n; k++)
 			failed += st_master_add_rec(m, recs[k]) != 0;
@@ -521,13 +527,10 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	 * In this order the records through a node are contiguous, so the walk
 	 * asks for a given (parent, frame) child at most once: every later
 	 * record through it shares that much of its predecessor's path and
-	 * starts below it.  Two consequences:
-	 *   - a parent made by this pass (>= fresh) has only children this pass
-	 *     made, none of them asked for yet: append without a lookup;
-	 *   - no lookup can be for a node this pass made, so the new nodes enter
-	 *     the edge table at the end, in one prefetched sweep (invariant 5).
-	 * A failed walk breaks the chain (the next record starts at the root),
-	 * so it catches up and starts a new "pass" there.
+	 * starts below it.  So a parent made by this pass (>= fresh) has only
+	 * children this pass made, none of them asked for yet: append without
+	 * a lookup.  A failed walk breaks the chain (the next record starts at
+	 * the root), so a new "pass" starts there.
 	 */
 	uint32_t fresh = m->n;
 	const uint32_t *prev = NULL;
@@ -545,11 +548,19 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;
 		while (common < lim && f[common] == prev[common])
 			common++;
+		/* The slots of every level below the shared part, all at once
+		 * (see edges at the top); the walk then finds them cached. */
+		uint64_t h = common ? ph[common - 1] : PH_ROOT;
+		for (uint32_t d = common; d < r->depth; d++) {
+			h = ph_next(h, f[d]);
+			ph[d] = h;
+			__builtin_prefetch(&m->edges[h & m->emask]);
+		}
 		uint32_t node = common ? path[common - 1] : 0;
 		uint32_t d = common;
 		for (; d < r->depth; d++) {
-			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d]);
-			node = c != NONE ? c : node_append(m, node, f[d]);
+			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], ph[d]);
+			node = c != NONE ? c : node_add(m, node, f[d], ph[d]);
 			if (node == NONE)
 				break;
 			path[d] = node;
@@ -558,7 +569,6 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 			failed++;
 			prev = NULL;
 			prev_depth = 0;
-			edges_catch_up(m);
 			fresh = m->n;
 			continue;
 		}
@@ -570,8 +580,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		if (st_master_add_rec(m, r))
 			failed++;
 	}
-	edges_catch_up(m);
 	st_free(path);
+	st_free(ph);
 	return failed;
 }
 
@@ -702,9 +712,10 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	uint64_t *tot = st_malloc((size_t)n * nm * sizeof(uint64_t));
 	uint64_t *sorted = st_malloc((size_t)n * sizeof(uint64_t));
 	uint32_t *map = st_malloc((size_t)n * sizeof(uint32_t));
+	uint64_t *nph = st_malloc((size_t)n * sizeof(uint64_t));
 	struct st_master *nw = st_master_create(nm, m->cap, m->other_id);
 	uint64_t folded = 0;
-	if (!tot || !sorted || !map || !nw)
+	if (!tot || !sorted || !map || !nph || !nw)
 		goto out; /* over the cap until memory allows; totals unaffected */
 
 	/* Subtree totals, children after parents (invariant 1). */
@@ -732,6 +743,7 @@ uint64_t st_master_apply_cap(struct st_master *m)
 
 	memcpy(nw->self, m->self, nm * sizeof(uint64_t)); /* root self */
 	map[0] = 0;
+	nph[0] = PH_ROOT; /* path hashes of nw's nodes */
 	for (uint32_t i = 1; i < n; i++) {
 		uint32_t p = map[m->parent[i]];
 		map[i] = NONE;
@@ -740,9 +752,12 @@ uint64_t st_master_apply_cap(struct st_master *m)
 		uint64_t t0 = tot[(size_t)i * nm];
 		bool keep = strict ? t0 > T : t0 >= T;
 		const uint64_t *add = keep ? &m->self[(size_t)i * nm] : &tot[(size_t)i * nm];
-		uint32_t c = child_get(nw, p, keep ? m->frame[i] : m->other_id);
+		uint32_t f = keep ? m->frame[i] : m->other_id;
+		uint64_t h = ph_next(nph[p], f);
+		uint32_t c = child_get(nw, p, f, h);
 		if (c == NONE)
 			goto out_free_new;
+		nph[c] = h; /* nw has at most n nodes: each [other] replaces one */
 		for (unsigned k = 0; k < nm; k++)
 			nw->self[(size_t)c * nm + k] = st_sat_add(nw->self[(size_t)c * nm + k], add[k]);
 		if (keep)
@@ -764,5 +779,6 @@ out:
 	st_free(tot);
 	st_free(sorted);
 	st_free(map);
+	st_free(nph);
 	return folded;
 }

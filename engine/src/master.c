@@ -500,6 +500,61 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
 	return 0;
 }
 
+/*
+ * The walk of record k needs the edge slots of its levels below the part it
+ * shares with record k - 1, then the nodes those slots name.  Both are
+ * misses, and neither depends on the trie's state, only on the frames
+ * (path hashes) and on what the slots hold: so they are fetched ahead, in a
+ * pipeline over the sorted records:
+ *   stage 1, record k + 2: its path hashes, prefetch its slots;
+ *   stage 2, record k + 1: read its slots (cached by now), prefetch the
+ *            frame/parent of the nodes they name;
+ *   walk     record k.
+ * Each record's path hashes (and its common prefix with the record before)
+ * live in one of three rotating arrays.  All of it is hints: a walk that
+ * grows the edge table only makes later prefetches miss their target.
+ */
+#define LINK_RING 3
+
+struct link_stage {
+	uint64_t *ph;    /* path hash of frames [0, d] at [d] */
+	uint32_t common; /* frames shared with the previous record */
+};
+
+static void link_stage1(const struct st_master *m, const struct st_srec *r,
+			const struct st_srec *prev, const struct link_stage *ps,
+			struct link_stage *st)
+{
+	const unsigned nm = m->nm;
+	const uint32_t *f = st_srec_frames((struct st_srec *)r, nm);
+	uint32_t common = 0;
+	if (prev) {
+		const uint32_t *pf = st_srec_frames((struct st_srec *)prev, nm);
+		uint32_t lim = r->depth < prev->depth ? r->depth : prev->depth;
+		common = lcp_from(f, pf, 0, lim);
+		memcpy(st->ph, ps->ph, common * sizeof(*st->ph));
+	}
+	st->common = common;
+	uint64_t h = common ? st->ph[common - 1] : PH_ROOT;
+	for (uint32_t d = common; d < r->depth; d++) {
+		h = ph_next(h, f[d]);
+		st->ph[d] = h;
+		__builtin_prefetch(&m->edges[h & m->emask]);
+	}
+}
+
+static void link_stage2(const struct st_master *m, const struct st_srec *r,
+			const struct link_stage *st)
+{
+	for (uint32_t d = st->common; d < r->depth; d++) {
+		uint32_t c = m->edges[st->ph[d] & m->emask];
+		if (c) {
+			__builtin_prefetch(&m->frame[c]);
+			__builtin_prefetch(&m->parent[c]);
+		}
+	}
+}
+
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
 {
 	const unsigned nm = m->nm;
@@ -511,18 +566,21 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	uint32_t maxd = 0;
 	for (size_t k = 0; k < n; k++)
 		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
-	/* path[d], ph[d]: the node and path hash of the previous record's
-	 * frame d (prefix of depth d + 1). */
-	uint32_t *path = st_malloc(((size_t)maxd + 1) * sizeof(*path));
-	uint64_t *ph = st_malloc(((size_t)maxd + 1) * sizeof(*ph));
-	if (!path || !ph) {
+	/* path[d]: the node of the previous record's frame d. */
+	const size_t w = (size_t)maxd + 1;
+	uint32_t *path = st_malloc(w * sizeof(*path));
+	uint64_t *phs = st_malloc(LINK_RING * w * sizeof(*phs));
+	if (!path || !phs) {
 		st_free(path);
-		st_free(ph);
+		st_free(phs);
 		/* No room for the path: walk each from the root. */
 		for (size_t k = 0; k < n; k++)
 			failed += st_master_add_rec(m, recs[k]) != 0;
 		return failed;
 	}
+	struct link_stage ring[LINK_RING];
+	for (unsigned i = 0; i < LINK_RING; i++)
+		ring[i].ph = phs + i * w;
 	/*
 	 * In this order the records through a node are contiguous, so the walk
 	 * asks for a given (parent, frame) child at most once: every later
@@ -533,55 +591,50 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	 * the root), so a new "pass" starts there.
 	 */
 	uint32_t fresh = m->n;
-	const uint32_t *prev = NULL;
-	uint32_t prev_depth = 0; /* path[0..prev_depth) = prev's nodes */
+	bool chained = false; /* path[0..common) is valid for the next record */
+	for (size_t k = 0; k < n && k < 2; k++)
+		link_stage1(m, recs[k], k ? recs[k - 1] : NULL, &ring[(k + 2) % LINK_RING],
+			    &ring[k % LINK_RING]);
 	for (size_t k = 0; k < n; k++) {
 		if (k + SORT_AHEAD < n) {
-			/* The whole record, not just its first line: the walk
+			/* The whole record, not just its first line: stage 1
 			 * reads its frames up to where it diverges. */
 			const char *y = (const char *)recs[k + SORT_AHEAD];
 			for (unsigned o = 0; o < 4 * ST_CACHELINE; o += ST_CACHELINE)
 				__builtin_prefetch(y + o);
 		}
+		if (k + 2 < n)
+			link_stage1(m, recs[k + 2], recs[k + 1], &ring[(k + 1) % LINK_RING],
+				    &ring[(k + 2) % LINK_RING]);
+		if (k + 1 < n)
+			link_stage2(m, recs[k + 1], &ring[(k + 1) % LINK_RING]);
 		struct st_srec *r = recs[k];
+		const struct link_stage *st = &ring[k % LINK_RING];
 		const uint32_t *f = st_srec_frames(r, nm);
-		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;
-		while (common < lim && f[common] == prev[common])
-			common++;
-		/* The slots of every level below the shared part, all at once
-		 * (see edges at the top); the walk then finds them cached. */
-		uint64_t h = common ? ph[common - 1] : PH_ROOT;
-		for (uint32_t d = common; d < r->depth; d++) {
-			h = ph_next(h, f[d]);
-			ph[d] = h;
-			__builtin_prefetch(&m->edges[h & m->emask]);
-		}
+		uint32_t common = chained ? st->common : 0;
 		uint32_t node = common ? path[common - 1] : 0;
-		uint32_t d = common;
-		for (; d < r->depth; d++) {
-			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], ph[d]);
-			node = c != NONE ? c : node_add(m, node, f[d], ph[d]);
+		for (uint32_t d = common; d < r->depth; d++) {
+			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], st->ph[d]);
+			node = c != NONE ? c : node_add(m, node, f[d], st->ph[d]);
 			if (node == NONE)
 				break;
 			path[d] = node;
 		}
 		if (node == NONE) {
 			failed++;
-			prev = NULL;
-			prev_depth = 0;
+			chained = false;
 			fresh = m->n;
 			continue;
 		}
 		r->leaf = node;
 		r->epoch = m->epoch;
-		prev = f;
-		prev_depth = r->depth;
+		chained = true;
 		/* Linked now: the common path adds the values. */
 		if (st_master_add_rec(m, r))
 			failed++;
 	}
 	st_free(path);
-	st_free(ph);
+	st_free(phs);
 	return failed;
 }
 

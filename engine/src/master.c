@@ -389,9 +389,9 @@ struct sort_range {
 	uint32_t d; /* every record in the range has the same frames [0, d) */
 };
 
-/* Sort recs as described above; -ENOMEM when the scratch is not there (recs
- * unchanged). */
-static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
+/* Sort recs as described above and set *maxd to the largest depth; -ENOMEM
+ * when the scratch is not there (recs unchanged, *maxd not set). */
+static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *maxd)
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
@@ -406,6 +406,12 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
 		return -ENOMEM;
 	}
 	uint32_t *tk = key + n;
+	/* Every record is read by the first range's pass (or, when n is
+	 * small, by sort_small's comparisons: then a loop finds it). */
+	uint32_t md = 0;
+	if (n <= SORT_SMALL)
+		for (size_t k = 0; k < n; k++)
+			md = recs[k]->depth > md ? recs[k]->depth : md;
 	st[ns++] = (struct sort_range){ 0, n, 0 };
 	while (ns) {
 		struct sort_range g = st[--ns];
@@ -444,6 +450,7 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
 				struct st_srec *x = r[i];
 				const uint32_t *f = st_srec_frames(x, nm);
 				uint32_t lim = x->depth < l ? x->depth : l;
+				md = x->depth > md ? x->depth : md;
 				uint32_t xl = lcp_from(f, f0, d, lim);
 				if (xl < l) {
 					true_l = xl < true_l ? xl : true_l;
@@ -497,6 +504,7 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm)
 	st_free(key);
 	st_free(tr);
 	st_free(st);
+	*maxd = md;
 	return 0;
 }
 
@@ -561,11 +569,12 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	size_t failed = 0;
 	if (!n)
 		return 0;
-	if (sort_recs(recs, n, nm))
-		qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm); /* same order */
 	uint32_t maxd = 0;
-	for (size_t k = 0; k < n; k++)
-		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
+	if (sort_recs(recs, n, nm, &maxd)) {
+		qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm); /* same order */
+		for (size_t k = 0; k < n; k++)
+			maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
+	}
 	/* path[d]: the node of the previous record's frame d. */
 	const size_t w = (size_t)maxd + 1;
 	uint32_t *path = st_malloc(w * sizeof(*path));

@@ -124,7 +124,7 @@ static int edges_resize(struct st_master *m, size_t nslots)
 	enum { AHEAD = 8 };
 	const size_t emask = nslots - 1;
 	uint32_t *e = st_calloc(nslots, sizeof(*e));
-	uint64_t *ph = st_malloc((size_t)m->n * sizeof(*ph));
+	uint64_t *ph = st_malloc(((size_t)m->n + 1) * sizeof(*ph)); /* n is 0 at create */
 	if (!e || !ph) {
 		st_free(e);
 		st_free(ph);

@@ -360,6 +360,211 @@ Test(engine, node_cap_folds_into_other_and_conserves_totals)
 	st_engine_destroy(e);
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Many new stacks in one flush: the fold's radix sort by frame ids and its
+ * walk (st_master_link_sorted) at sizes the small random tests never reach.
+ * Stacks grow as a random tree (each keeps a random prefix of an earlier
+ * one: long shared prefixes, stacks that are prefixes of others, the same
+ * stack through both writers), some hundreds of frames deep, over 70,000
+ * names so that ids differ in three bytes, mixed with a 3-name alphabet for
+ * long runs of equal ids.  Each round adds the set again and new stacks.
+ */
+#define SF_NAMES 70000
+#define SF_MAXD 300
+
+struct sf_stacks {
+	int n;
+	uint32_t (*f)[SF_MAXD]; /* name indexes */
+	uint32_t *depth;
+};
+
+static void sf_grow(struct sf_stacks *s, int upto, uint64_t *seed)
+{
+	for (int i = s->n; i < upto; i++) {
+		uint32_t keep = 0;
+		if (i && ts_rand(seed) % 8) {
+			int from = (int)(ts_rand(seed) % (uint64_t)i);
+			keep = (uint32_t)(ts_rand(seed) % (s->depth[from] + 1));
+			memcpy(s->f[i], s->f[from], keep * sizeof(uint32_t));
+		}
+		uint32_t d = keep + (uint32_t)(ts_rand(seed) % 6);
+		if (ts_rand(seed) % 16 == 0)
+			d = keep + (uint32_t)(ts_rand(seed) % 200); /* deep */
+		d = d > SF_MAXD ? SF_MAXD : d;
+		for (uint32_t k = keep; k < d; k++) {
+			bool small = ts_rand(seed) % 2;
+			s->f[i][k] = (uint32_t)(ts_rand(seed) % (small ? 3 : SF_NAMES));
+		}
+		s->depth[i] = d;
+	}
+	s->n = upto;
+}
+
+static void sorted_fold_differential(uint64_t seed, uint64_t cap, int per_round, int rounds)
+{
+	struct st_engine *e = mk(1, cap);
+	struct st_ref *r = st_ref_create(1, cap);
+	struct st_writer *w[2] = { st_writer_open(e), st_writer_open(e) };
+	static char names[SF_NAMES][8];
+	static size_t lens[SF_NAMES];
+	uint32_t *ids = malloc(SF_NAMES * sizeof(*ids));
+	struct sf_stacks s = { 0, malloc((size_t)per_round * rounds * sizeof(*s.f)),
+			       malloc((size_t)per_round * rounds * sizeof(uint32_t)) };
+	cr_assert(ids && s.f && s.depth);
+	for (uint32_t i = 0; i < SF_NAMES; i++) {
+		lens[i] = (size_t)snprintf(names[i], sizeof(names[i]), "n%u", i);
+		int64_t id = st_intern(e, names[i], lens[i]);
+		cr_assert_geq(id, 0);
+		ids[i] = (uint32_t)id;
+	}
+	const char *fr[SF_MAXD];
+	size_t fl[SF_MAXD];
+	uint32_t fid[SF_MAXD];
+	for (int round = 0; round < rounds; round++) {
+		sf_grow(&s, (round + 1) * per_round, &seed);
+		for (int i = 0; i < s.n; i++) {
+			int reps = 1 + (ts_rand(&seed) % 4 == 0); /* some through both */
+			for (int k = 0; k < reps; k++) {
+				for (uint32_t x = 0; x < s.depth[i]; x++) {
+					fr[x] = names[s.f[i][x]];
+					fl[x] = lens[s.f[i][x]];
+					fid[x] = ids[s.f[i][x]];
+				}
+				uint64_t v = 1 + ts_rand(&seed) % 100;
+				cr_assert_eq(st_writer_ingest(w[ts_rand(&seed) & 1], fid, s.depth[i], &v),
+					     0);
+				cr_assert_eq(st_ref_add(r, fr, fl, s.depth[i], &v), 0);
+			}
+		}
+		st_ref_flush(r);
+		char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
+		cr_assert_str_eq(de, dr, "seed %llu round %d", (unsigned long long)seed, round);
+		free(de);
+		free(dr);
+	}
+	free(s.f);
+	free(s.depth);
+	free(ids);
+	st_writer_close(w[0]);
+	st_writer_close(w[1]);
+	st_ref_destroy(r);
+	st_engine_destroy(e);
+}
+
+Test(engine, sorted_fold_matches_reference_on_deep_shared_prefixes)
+{
+	sorted_fold_differential(21, 0, 3000, 3);
+	sorted_fold_differential(22, 0, 6000, 2);
+}
+
+Test(engine, sorted_fold_matches_reference_under_node_cap)
+{
+	sorted_fold_differential(23, 2000, 3000, 2);
+}
+
+/* Snapshot invariant that a fold asking for the same (parent, frame) child
+ * twice would break: no two siblings carry the same frame. */
+static void expect_no_twin_siblings(struct st_snap *s)
+{
+	for (uint32_t i = 0; i < st_snap_node_count(s); i++) {
+		uint32_t first, n = st_snap_children(s, i, &first);
+		for (uint32_t c = first + 1; c < first + n; c++)
+			cr_assert_neq(st_snap_frame(s, c), st_snap_frame(s, c - 1),
+				      "node %u has two children named %u", i, st_snap_frame(s, c));
+	}
+}
+
+static int sf_cmp(const void *a, const void *b, void *arg)
+{
+	const struct sf_stacks *s = arg;
+	int x = *(const int *)a, y = *(const int *)b;
+	if (s->depth[x] != s->depth[y])
+		return s->depth[x] < s->depth[y] ? -1 : 1;
+	return memcmp(s->f[x], s->f[y], s->depth[x] * sizeof(uint32_t));
+}
+
+/* Keep one of each stack (a dropped record then holds exactly one sample). */
+static void sf_dedup(struct sf_stacks *s)
+{
+	int *ix = malloc((size_t)s->n * sizeof(*ix));
+	cr_assert_not_null(ix);
+	for (int i = 0; i < s->n; i++)
+		ix[i] = i;
+	qsort_r(ix, (size_t)s->n, sizeof(*ix), sf_cmp, s);
+	int m = 0;
+	for (int i = 0; i < s->n; i++)
+		if (i == 0 || sf_cmp(&ix[i - 1], &ix[i], s))
+			ix[m++] = ix[i];
+	/* Move the kept ones to the front, in their original order. */
+	qsort(ix, (size_t)m, sizeof(*ix), cmp_int);
+	for (int i = 0; i < m; i++) {
+		memmove(s->f[i], s->f[ix[i]], sizeof(*s->f));
+		s->depth[i] = s->depth[ix[i]];
+	}
+	s->n = m;
+	free(ix);
+}
+
+/* Allocation failures inside the fold (sort scratch, path, node arrays, edge
+ * table): every allocation from the k-th on fails during one flush.  The
+ * records that fail are dropped and counted (one sample each: the stacks are
+ * distinct), the others folded exactly once, the trie stays a trie, and the
+ * next fold of the same stacks finds the nodes that were made. */
+Test(engine, sorted_fold_survives_allocation_failure)
+{
+	for (long k = 0; k < 64; k += k < 16 ? 1 : 6) {
+		uint64_t seed = 31 + (uint64_t)k;
+		struct st_engine *e = mk(1, 0);
+		struct st_writer *w = st_writer_open(e);
+		struct sf_stacks s = { 0, malloc(4000 * sizeof(*s.f)), malloc(4000 * sizeof(uint32_t)) };
+		cr_assert(s.f && s.depth);
+		uint32_t ids[SF_NAMES / 100];
+		char nm[16];
+		for (uint32_t i = 0; i < SF_NAMES / 100; i++) {
+			int l = snprintf(nm, sizeof(nm), "n%u", i);
+			ids[i] = (uint32_t)st_intern(e, nm, (size_t)l);
+		}
+		sf_grow(&s, 4000, &seed);
+		for (int i = 0; i < s.n; i++) /* 700 names here, then distinct stacks */
+			for (uint32_t x = 0; x < s.depth[i]; x++)
+				s.f[i][x] %= SF_NAMES / 100;
+		sf_dedup(&s);
+		uint32_t fid[SF_MAXD];
+		for (int round = 0; round < 2; round++) {
+			for (int i = 0; i < s.n; i++) {
+				for (uint32_t x = 0; x < s.depth[i]; x++)
+					fid[x] = ids[s.f[i][x]];
+				cr_assert_eq(st_writer_ingest(w, fid, s.depth[i], (uint64_t[]){ 1 }), 0);
+			}
+			if (round == 0)
+				st_alloc_fail_after(k);
+			uint64_t v = st_flush(e);
+			st_alloc_fail_after(-1);
+			if (!v)
+				cr_assert_neq(st_flush(e), 0); /* publish again */
+			struct st_stats stats;
+			st_engine_stats(e, &stats);
+			struct st_snap *sn = st_snap_acquire(e);
+			cr_expect_eq(st_snap_total(sn, ST_NODE_ROOT, 0), stats.ingested - stats.dropped,
+				     "k %ld round %d: total %llu ingested %llu dropped %llu", k, round,
+				     (unsigned long long)st_snap_total(sn, ST_NODE_ROOT, 0),
+				     (unsigned long long)stats.ingested, (unsigned long long)stats.dropped);
+			expect_no_twin_siblings(sn);
+			st_snap_release(sn);
+		}
+		free(s.f);
+		free(s.depth);
+		st_writer_close(w);
+		st_engine_destroy(e);
+	}
+}
+
 Test(engine, allocation_failure_is_reported_and_counted)
 {
 	struct st_engine *e = mk(1, 0);

@@ -9,8 +9,14 @@
  *            flags[i] (DIRTY: its child list needs sorting; NEW: not yet
  *                      placed in name order in its parent's list)
  *
- *   edges:   open-addressed table of node indexes keyed by (parent, frame),
- *            the child lookup of the walk.
+ *   edges:   open-addressed table of node indexes, the child lookup of the
+ *            walk.  The key is (parent, frame), but the slot comes from the
+ *            hash of the node's whole path (ph, see ph_next), which a walk
+ *            computes from the stack's frames alone: the slots of every
+ *            level of a stack are known before any node is, so their cache
+ *            misses are issued together instead of one level after the
+ *            other.  Nodes do not store ph (memory per node is a target);
+ *            a resize recomputes it parent-first (invariant 1).
  *   epoch:   node indexes are stable until the trie is cleared or compacted;
  *            each of those bumps the epoch.  A shard record remembers the
  *            leaf it was folded into and the epoch of that fold, so a stack
@@ -53,9 +59,12 @@ struct st_master {
 	uint32_t *order;      /* capn entries, snapshot builder scratch */
 };
 
-static inline uint64_t mix(uint32_t parent, uint32_t frame)
+/* Path hash: ph(root) = PH_ROOT, ph(child) = ph_next(ph(parent), frame). */
+#define PH_ROOT 0x243f6a8885a308d3ULL
+
+static inline uint64_t ph_next(uint64_t ph, uint32_t frame)
 {
-	uint64_t x = ((uint64_t)parent << 32) | frame;
+	uint64_t x = ph ^ ((uint64_t)frame * 0x9e3779b97f4a7c15ULL);
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
 	x ^= x >> 33;
@@ -102,20 +111,40 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 	return 0;
 }
 
+static inline void edge_put(uint32_t *e, size_t emask, uint64_t ph, uint32_t c)
+{
+	size_t j = ph & emask;
+	while (e[j])
+		j = (j + 1) & emask;
+	e[j] = c;
+}
+
 static int edges_resize(struct st_master *m, size_t nslots)
 {
+	enum { AHEAD = 8 };
+	const size_t emask = nslots - 1;
 	uint32_t *e = st_calloc(nslots, sizeof(*e));
-	if (!e)
+	uint64_t *ph = st_malloc(((size_t)m->n + 1) * sizeof(*ph)); /* n is 0 at create */
+	if (!e || !ph) {
+		st_free(e);
+		st_free(ph);
 		return -ENOMEM;
-	for (uint32_t i = 1; i < m->n; i++) {
-		size_t j = mix(m->parent[i], m->frame[i]) & (nslots - 1);
-		while (e[j])
-			j = (j + 1) & (nslots - 1);
-		e[j] = i;
 	}
+	/* Parents come first (invariant 1), so each ph is one step from its
+	 * parent's.  The slots are random in a table far larger than the
+	 * caches: each is prefetched a few nodes ahead. */
+	ph[0] = PH_ROOT;
+	for (uint32_t i = 1; i < m->n; i++)
+		ph[i] = ph_next(ph[m->parent[i]], m->frame[i]);
+	for (uint32_t i = 1; i < m->n; i++) {
+		if (i + AHEAD < m->n)
+			__builtin_prefetch(&e[ph[i + AHEAD] & emask], 1);
+		edge_put(e, emask, ph[i], i);
+	}
+	st_free(ph);
 	st_free(m->edges);
 	m->edges = e;
-	m->emask = nslots - 1;
+	m->emask = emask;
 	return 0;
 }
 
@@ -163,9 +192,10 @@ void st_master_clear(struct st_master *m)
 	m->shape++;
 }
 
-static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame)
+/* The child of `parent` named `frame`, whose path hash is ph; NONE if none. */
+static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
-	size_t j = mix(parent, frame) & m->emask;
+	size_t j = ph & m->emask;
 	for (;;) {
 		uint32_t c = m->edges[j];
 		if (!c)
@@ -176,8 +206,9 @@ static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t f
 	}
 }
 
-/* Append a child of `parent` named `frame`; NONE on allocation failure. */
-static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
+/* Append a child of `parent` named `frame` whose path hash is ph; NONE on
+ * allocation failure. */
+static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
 	if (m->n == UINT32_MAX - 1)
 		return NONE;
@@ -208,17 +239,14 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame)
 	m->first_child[parent] = c;
 	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
 	m->flags[c] = F_NEW;
-	size_t j = mix(parent, frame) & m->emask;
-	while (m->edges[j])
-		j = (j + 1) & m->emask;
-	m->edges[j] = c;
+	edge_put(m->edges, m->emask, ph, c);
 	return c;
 }
 
-static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame)
+static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
-	uint32_t c = edge_find(m, parent, frame);
-	return c != NONE ? c : node_add(m, parent, frame);
+	uint32_t c = edge_find(m, parent, frame, ph);
+	return c != NONE ? c : node_add(m, parent, frame, ph);
 }
 
 int st_master_add_rec(struct st_master *m, struct st_srec *r)
@@ -229,8 +257,10 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r)
 		node = r->leaf; /* invariant 3: no walk */
 	} else {
 		const uint32_t *frames = st_srec_frames(r, nm);
+		uint64_t ph = PH_ROOT;
 		for (uint32_t d = 0; d < r->depth; d++) {
-			node = child_get(m, node, frames[d]);
+			ph = ph_next(ph, frames[d]);
+			node = child_get(m, node, frames[d], ph);
 			if (node == NONE)
 				return -ENOMEM; /* r stays unlinked; retried next time */
 		}
@@ -254,16 +284,283 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
 	return r->epoch == m->epoch && r->leaf < m->n;
 }
 
+/* ------------------------------------------------------------ record order */
+
+/*
+ * st_master_link_sorted folds new stacks in an order that puts every group of
+ * stacks sharing a prefix next to each other: lexicographic on the frame ids
+ * (compared as numbers), a stack before its extensions.  Which order among
+ * the many such does not matter for the result (child lists are sorted by
+ * name before a snapshot), only that it groups prefixes.
+ *
+ * A comparison sort pays for that with ~log2(n) comparisons per record, each
+ * a memcmp over the long shared prefix of two records far apart in memory.
+ * sort_recs is an MSD radix sort instead: a range of records that agree on
+ * frames [0, d) first skips the frames they all share (one pass), then splits
+ * on frame d by an LSD radix sort of the ids (only the bytes that differ),
+ * and each run of equal ids is a new range one level deeper.  Every record
+ * is read once per level at which its range splits, and the ranges below the
+ * first splits fit in the caches.
+ */
+enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
+
+/* How far f agrees with f0 from frame d on, at most up to lim. */
+static inline uint32_t lcp_from(const uint32_t *f, const uint32_t *f0, uint32_t d, uint32_t lim)
+{
+	while (d < lim && f[d] == f0[d])
+		d++;
+	return d;
+}
+
+static int cmp_frames_from(const struct st_srec *x, const struct st_srec *y, unsigned nm,
+			   uint32_t d)
+{
+	const uint32_t *fx = st_srec_frames((struct st_srec *)x, nm);
+	const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+	uint32_t lim = x->depth < y->depth ? x->depth : y->depth;
+	for (; d < lim; d++)
+		if (fx[d] != fy[d])
+			return fx[d] < fy[d] ? -1 : 1;
+	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
 static int cmp_rec_frames(const void *a, const void *b, void *arg)
 {
-	const unsigned nm = *(const unsigned *)arg;
-	struct st_srec *x = *(struct st_srec *const *)a, *y = *(struct st_srec *const *)b;
-	const uint32_t *fx = st_srec_frames(x, nm), *fy = st_srec_frames(y, nm);
-	uint32_t d = x->depth < y->depth ? x->depth : y->depth;
-	/* Byte order of the id arrays: not numeric order, but any total order
-	 * that keeps equal prefixes together serves, and memcmp is fast. */
-	int c = memcmp(fx, fy, (size_t)d * sizeof(*fx));
-	return c ? c : (x->depth > y->depth) - (x->depth < y->depth);
+	return cmp_frames_from(*(struct st_srec *const *)a, *(struct st_srec *const *)b,
+			       *(const unsigned *)arg, 0);
+}
+
+/* Records that agree on frames [0, d): insertion sort from frame d. */
+static void sort_small(struct st_srec **r, size_t n, unsigned nm, uint32_t d)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct st_srec *x = r[i];
+		size_t j = i;
+		while (j > 0 && cmp_frames_from(r[j - 1], x, nm, d) > 0) {
+			r[j] = r[j - 1];
+			j--;
+		}
+		r[j] = x;
+	}
+}
+
+/* Stable LSD radix sort of r[0..n) by k[0..n), one pass per byte in which
+ * the keys differ; tr/tk are scratch of n entries. */
+static void sort_by_key(struct st_srec **r, uint32_t *k, struct st_srec **tr, uint32_t *tk,
+			size_t n)
+{
+	uint32_t cnt[4][256];
+	memset(cnt, 0, sizeof(cnt));
+	for (size_t i = 0; i < n; i++)
+		for (unsigned b = 0; b < 4; b++)
+			cnt[b][(k[i] >> (8 * b)) & 255]++;
+	struct st_srec **sr = r, **dr = tr;
+	uint32_t *sk = k, *dk = tk;
+	for (unsigned b = 0; b < 4; b++) {
+		uint32_t *c = cnt[b];
+		if (c[(sk[0] >> (8 * b)) & 255] == n)
+			continue; /* every key has this byte */
+		uint32_t sum = 0;
+		for (unsigned v = 0; v < 256; v++) {
+			uint32_t t = c[v];
+			c[v] = sum;
+			sum += t;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint32_t pos = c[(sk[i] >> (8 * b)) & 255]++;
+			dr[pos] = sr[i];
+			dk[pos] = sk[i];
+		}
+		struct st_srec **t = sr;
+		sr = dr;
+		dr = t;
+		uint32_t *u = sk;
+		sk = dk;
+		dk = u;
+	}
+	if (sr != r) {
+		memcpy(r, sr, n * sizeof(*r));
+		memcpy(k, sk, n * sizeof(*k));
+	}
+}
+
+struct sort_range {
+	size_t lo, n;
+	uint32_t d; /* every record in the range has the same frames [0, d) */
+};
+
+/* Sort recs as described above and set *maxd to the largest depth; -ENOMEM
+ * when the scratch is not there (recs unchanged, *maxd not set). */
+static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *maxd)
+{
+	if (n > UINT32_MAX)
+		return -ENOMEM; /* the radix counts are 32-bit */
+	uint32_t *key = st_malloc(n * 2 * sizeof(uint32_t));
+	struct st_srec **tr = st_malloc(n * sizeof(*tr));
+	size_t scap = 64, ns = 0;
+	struct sort_range *st = st_malloc(scap * sizeof(*st));
+	if (!key || !tr || !st) {
+		st_free(key);
+		st_free(tr);
+		st_free(st);
+		return -ENOMEM;
+	}
+	uint32_t *tk = key + n;
+	/* Every record is read by the first range's pass (or, when n is
+	 * small, by sort_small's comparisons: then a loop finds it). */
+	uint32_t md = 0;
+	if (n <= SORT_SMALL)
+		for (size_t k = 0; k < n; k++)
+			md = recs[k]->depth > md ? recs[k]->depth : md;
+	st[ns++] = (struct sort_range){ 0, n, 0 };
+	while (ns) {
+		struct sort_range g = st[--ns];
+		struct st_srec **r = recs + g.lo;
+		uint32_t *k = key + g.lo;
+		uint32_t d = g.d;
+		if (g.n <= SORT_SMALL) {
+			sort_small(r, g.n, nm, d);
+			continue;
+		}
+		/* Skip what the whole range shares, l = its common prefix, and
+		 * key each record by frame l, in ONE pass over the records (a
+		 * range larger than the caches costs a miss per record per
+		 * pass): l is guessed from a few records spread over the range,
+		 * the pass checks the guess and, when a record disagrees
+		 * earlier, finds the true l and is run again. */
+		const uint32_t *f0 = st_srec_frames(r[0], nm);
+		uint32_t l = r[0]->depth;
+		for (size_t p = 1; p <= SORT_PROBES; p++) {
+			const struct st_srec *x = r[p * (g.n - 1) / SORT_PROBES];
+			l = lcp_from(st_srec_frames((struct st_srec *)x, nm), f0, d,
+				     x->depth < l ? x->depth : l);
+		}
+		size_t ended, m;
+		for (;;) {
+			uint32_t true_l = l;
+			ended = m = 0;
+			for (size_t i = 0; i < g.n; i++) {
+				if (i + SORT_AHEAD < g.n) {
+					const struct st_srec *y = r[i + SORT_AHEAD];
+					const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+					__builtin_prefetch(y);
+					__builtin_prefetch(fy + d);
+					__builtin_prefetch(fy + l);
+				}
+				struct st_srec *x = r[i];
+				const uint32_t *f = st_srec_frames(x, nm);
+				uint32_t lim = x->depth < l ? x->depth : l;
+				md = x->depth > md ? x->depth : md;
+				uint32_t xl = lcp_from(f, f0, d, lim);
+				if (xl < l) {
+					true_l = xl < true_l ? xl : true_l;
+				} else if (true_l == l) {
+					/* Ended records (a stack before its
+					 * extensions, all the same stack) at
+					 * the back of the scratch, the others
+					 * at the front with their keys. */
+					if (x->depth == l) {
+						tr[g.n - 1 - ended++] = x;
+					} else {
+						tr[m] = x;
+						tk[m++] = f[l];
+					}
+				}
+			}
+			if (true_l == l)
+				break;
+			l = true_l; /* exact now: the next pass agrees */
+		}
+		d = l;
+		for (size_t i = 0; i < ended; i++)
+			r[i] = tr[g.n - 1 - i];
+		if (m < 2) {
+			if (m)
+				r[ended] = tr[0];
+			continue;
+		}
+		memcpy(r + ended, tr, m * sizeof(*r));
+		memcpy(k + ended, tk, m * sizeof(*k));
+		sort_by_key(r + ended, k + ended, tr, tk, m);
+		/* Each run of equal frame-d ids is a range one level deeper. */
+		for (size_t a = ended, b; a < g.n; a = b) {
+			for (b = a + 1; b < g.n && k[b] == k[a]; b++)
+				;
+			if (b - a < 2)
+				continue;
+			if (ns == scap) {
+				struct sort_range *p = st_realloc(st, scap * 2 * sizeof(*st));
+				if (!p) {
+					/* Finish this run here instead. */
+					qsort_r(r + a, b - a, sizeof(*r), cmp_rec_frames, &nm);
+					continue;
+				}
+				st = p;
+				scap *= 2;
+			}
+			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
+		}
+	}
+	st_free(key);
+	st_free(tr);
+	st_free(st);
+	*maxd = md;
+	return 0;
+}
+
+/*
+ * The walk of record k needs the edge slots of its levels below the part it
+ * shares with record k - 1, then the nodes those slots name.  Both are
+ * misses, and neither depends on the trie's state, only on the frames
+ * (path hashes) and on what the slots hold: so they are fetched ahead, in a
+ * pipeline over the sorted records:
+ *   stage 1, record k + 2: its path hashes, prefetch its slots;
+ *   stage 2, record k + 1: read its slots (cached by now), prefetch the
+ *            frame/parent of the nodes they name;
+ *   walk     record k.
+ * Each record's path hashes (and its common prefix with the record before)
+ * live in one of three rotating arrays.  All of it is hints: a walk that
+ * grows the edge table only makes later prefetches miss their target.
+ */
+#define LINK_RING 3
+
+struct link_stage {
+	uint64_t *ph;    /* path hash of frames [0, d] at [d] */
+	uint32_t common; /* frames shared with the previous record */
+};
+
+static void link_stage1(const struct st_master *m, const struct st_srec *r,
+			const struct st_srec *prev, const struct link_stage *ps,
+			struct link_stage *st)
+{
+	const unsigned nm = m->nm;
+	const uint32_t *f = st_srec_frames((struct st_srec *)r, nm);
+	uint32_t common = 0;
+	if (prev) {
+		const uint32_t *pf = st_srec_frames((struct st_srec *)prev, nm);
+		uint32_t lim = r->depth < prev->depth ? r->depth : prev->depth;
+		common = lcp_from(f, pf, 0, lim);
+		memcpy(st->ph, ps->ph, common * sizeof(*st->ph));
+	}
+	st->common = common;
+	uint64_t h = common ? st->ph[common - 1] : PH_ROOT;
+	for (uint32_t d = common; d < r->depth; d++) {
+		h = ph_next(h, f[d]);
+		st->ph[d] = h;
+		__builtin_prefetch(&m->edges[h & m->emask]);
+	}
+}
+
+static void link_stage2(const struct st_master *m, const struct st_srec *r,
+			const struct link_stage *st)
+{
+	for (uint32_t d = st->common; d < r->depth; d++) {
+		uint32_t c = m->edges[st->ph[d] & m->emask];
+		if (c) {
+			__builtin_prefetch(&m->frame[c]);
+			__builtin_prefetch(&m->parent[c]);
+		}
+	}
 }
 
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
@@ -272,50 +569,81 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	size_t failed = 0;
 	if (!n)
 		return 0;
-	/* Any order that puts shared prefixes next to each other will do: frame
-	 * ids, not names. */
-	qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm);
 	uint32_t maxd = 0;
-	for (size_t k = 0; k < n; k++)
-		maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
-	uint32_t *path = st_malloc(((size_t)maxd + 1) * sizeof(*path));
-	if (!path) {
+	if (sort_recs(recs, n, nm, &maxd)) {
+		qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm); /* same order */
+		for (size_t k = 0; k < n; k++)
+			maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
+	}
+	/* path[d]: the node of the previous record's frame d. */
+	const size_t w = (size_t)maxd + 1;
+	uint32_t *path = st_malloc(w * sizeof(*path));
+	uint64_t *phs = st_malloc(LINK_RING * w * sizeof(*phs));
+	if (!path || !phs) {
+		st_free(path);
+		st_free(phs);
 		/* No room for the path: walk each from the root. */
 		for (size_t k = 0; k < n; k++)
 			failed += st_master_add_rec(m, recs[k]) != 0;
 		return failed;
 	}
-	const uint32_t *prev = NULL;
-	uint32_t prev_depth = 0; /* path[0..prev_depth) = prev's nodes */
+	struct link_stage ring[LINK_RING];
+	for (unsigned i = 0; i < LINK_RING; i++)
+		ring[i].ph = phs + i * w;
+	/*
+	 * In this order the records through a node are contiguous, so the walk
+	 * asks for a given (parent, frame) child at most once: every later
+	 * record through it shares that much of its predecessor's path and
+	 * starts below it.  So a parent made by this pass (>= fresh) has only
+	 * children this pass made, none of them asked for yet: append without
+	 * a lookup.  A failed walk breaks the chain (the next record starts at
+	 * the root), so a new "pass" starts there.
+	 */
+	uint32_t fresh = m->n;
+	bool chained = false; /* path[0..common) is valid for the next record */
+	for (size_t k = 0; k < n && k < 2; k++)
+		link_stage1(m, recs[k], k ? recs[k - 1] : NULL, &ring[(k + 2) % LINK_RING],
+			    &ring[k % LINK_RING]);
 	for (size_t k = 0; k < n; k++) {
+		if (k + SORT_AHEAD < n) {
+			/* The whole record, not just its first line: stage 1
+			 * reads its frames up to where it diverges. */
+			const char *y = (const char *)recs[k + SORT_AHEAD];
+			for (unsigned o = 0; o < 4 * ST_CACHELINE; o += ST_CACHELINE)
+				__builtin_prefetch(y + o);
+		}
+		if (k + 2 < n)
+			link_stage1(m, recs[k + 2], recs[k + 1], &ring[(k + 1) % LINK_RING],
+				    &ring[(k + 2) % LINK_RING]);
+		if (k + 1 < n)
+			link_stage2(m, recs[k + 1], &ring[(k + 1) % LINK_RING]);
 		struct st_srec *r = recs[k];
+		const struct link_stage *st = &ring[k % LINK_RING];
 		const uint32_t *f = st_srec_frames(r, nm);
-		uint32_t common = 0, lim = r->depth < prev_depth ? r->depth : prev_depth;
-		while (common < lim && f[common] == prev[common])
-			common++;
+		uint32_t common = chained ? st->common : 0;
 		uint32_t node = common ? path[common - 1] : 0;
-		uint32_t d = common;
-		for (; d < r->depth; d++) {
-			node = child_get(m, node, f[d]);
+		for (uint32_t d = common; d < r->depth; d++) {
+			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], st->ph[d]);
+			node = c != NONE ? c : node_add(m, node, f[d], st->ph[d]);
 			if (node == NONE)
 				break;
 			path[d] = node;
 		}
 		if (node == NONE) {
 			failed++;
-			prev = NULL;
-			prev_depth = 0;
+			chained = false;
+			fresh = m->n;
 			continue;
 		}
 		r->leaf = node;
 		r->epoch = m->epoch;
-		prev = f;
-		prev_depth = r->depth;
+		chained = true;
 		/* Linked now: the common path adds the values. */
 		if (st_master_add_rec(m, r))
 			failed++;
 	}
 	st_free(path);
+	st_free(phs);
 	return failed;
 }
 
@@ -374,7 +702,22 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 	size_t tcap = 0;
 
 	struct sort_ctx ctx = { in, m->frame };
+	enum { AHEAD = 8 };
 	for (size_t d = 0; d < m->ndirty; d++) {
+		/* Dirty parents are scattered over the arrays: prefetch a
+		 * parent's head, then (once cached) its first child. */
+		if (d + 2 * AHEAD < m->ndirty) {
+			__builtin_prefetch(&m->first_child[m->dirty[d + 2 * AHEAD]]);
+			__builtin_prefetch(&m->flags[m->dirty[d + 2 * AHEAD]], 1);
+		}
+		if (d + AHEAD < m->ndirty) {
+			uint32_t c1 = m->first_child[m->dirty[d + AHEAD]];
+			if (c1 != NONE) {
+				__builtin_prefetch(&m->flags[c1], 1);
+				__builtin_prefetch(&m->next_sibling[c1], 1);
+				__builtin_prefetch(&m->frame[c1]);
+			}
+		}
 		uint32_t p = m->dirty[d];
 		/* Split the list: NEW prefix into tmp, sorted rest stays. */
 		size_t k = 0;
@@ -394,7 +737,8 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 			m->flags[c] &= (uint8_t)~F_NEW;
 			c = m->next_sibling[c];
 		}
-		qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
+		if (k > 1)
+			qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
 #if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 2
 		/* fuzz-selftest only (fuzz/module.mk): mis-order two new siblings. */
 		if (k == 2) {
@@ -446,9 +790,10 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	uint64_t *tot = st_malloc((size_t)n * nm * sizeof(uint64_t));
 	uint64_t *sorted = st_malloc((size_t)n * sizeof(uint64_t));
 	uint32_t *map = st_malloc((size_t)n * sizeof(uint32_t));
+	uint64_t *nph = st_malloc((size_t)n * sizeof(uint64_t));
 	struct st_master *nw = st_master_create(nm, m->cap, m->other_id);
 	uint64_t folded = 0;
-	if (!tot || !sorted || !map || !nw)
+	if (!tot || !sorted || !map || !nph || !nw)
 		goto out; /* over the cap until memory allows; totals unaffected */
 
 	/* Subtree totals, children after parents (invariant 1). */
@@ -476,6 +821,7 @@ uint64_t st_master_apply_cap(struct st_master *m)
 
 	memcpy(nw->self, m->self, nm * sizeof(uint64_t)); /* root self */
 	map[0] = 0;
+	nph[0] = PH_ROOT; /* path hashes of nw's nodes */
 	for (uint32_t i = 1; i < n; i++) {
 		uint32_t p = map[m->parent[i]];
 		map[i] = NONE;
@@ -484,9 +830,12 @@ uint64_t st_master_apply_cap(struct st_master *m)
 		uint64_t t0 = tot[(size_t)i * nm];
 		bool keep = strict ? t0 > T : t0 >= T;
 		const uint64_t *add = keep ? &m->self[(size_t)i * nm] : &tot[(size_t)i * nm];
-		uint32_t c = child_get(nw, p, keep ? m->frame[i] : m->other_id);
+		uint32_t f = keep ? m->frame[i] : m->other_id;
+		uint64_t h = ph_next(nph[p], f);
+		uint32_t c = child_get(nw, p, f, h);
 		if (c == NONE)
 			goto out_free_new;
+		nph[c] = h; /* nw has at most n nodes: each [other] replaces one */
 		for (unsigned k = 0; k < nm; k++)
 			nw->self[(size_t)c * nm + k] = st_sat_add(nw->self[(size_t)c * nm + k], add[k]);
 		if (keep)
@@ -508,5 +857,6 @@ out:
 	st_free(tot);
 	st_free(sorted);
 	st_free(map);
+	st_free(nph);
 	return folded;
 }

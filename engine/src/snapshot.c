@@ -83,11 +83,28 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 		goto totals;
 	}
 
-	/* BFS: the output order is the queue. */
+	/* BFS: the output order is the queue.  BFS order is not the master's
+	 * order, so every node costs misses in the master's arrays: the queue
+	 * is known ahead, so prefetch in two stages (a queued node's
+	 * first_child and self, then, once that is cached, its first child's
+	 * frame and sibling link).  Only later siblings are chased. */
+	enum { AHEAD = 16 };
 	uint32_t tail = 1;
 	old_of[0] = 0;
 	s->frame[0] = ST_FRAME_ROOT;
 	for (uint32_t i = 0; i < n; i++) {
+		if (i + 2 * AHEAD < tail) {
+			uint32_t o2 = old_of[i + 2 * AHEAD];
+			__builtin_prefetch(&v->first_child[o2]);
+			__builtin_prefetch(&v->self[(size_t)o2 * nm]);
+		}
+		if (i + AHEAD < tail) {
+			uint32_t c1 = v->first_child[old_of[i + AHEAD]];
+			if (c1 != UINT32_MAX) {
+				__builtin_prefetch(&v->frame[c1]);
+				__builtin_prefetch(&v->next_sibling[c1]);
+			}
+		}
 		uint32_t o = old_of[i];
 		s->first_child[i] = tail;
 		for (uint32_t c = v->first_child[o]; c != UINT32_MAX; c = v->next_sibling[c]) {
@@ -95,7 +112,8 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 			s->frame[tail] = v->frame[c];
 			tail++;
 		}
-		memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)o * nm], nm * sizeof(uint64_t));
+		for (unsigned k = 0; k < nm; k++)
+			s->self[(size_t)i * nm + k] = v->self[(size_t)o * nm + k];
 	}
 	s->first_child[n] = n;
 totals:

@@ -76,6 +76,9 @@ struct st_writer {
 	struct icache_ent *ic; /* per-writer intern cache, no sharing */
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
+	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
+	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
+	bool sc_failed;        /* st_scache_create() failed: do without */
 };
 
 struct st_engine *st_writer_engine(const struct st_writer *w)
@@ -190,6 +193,8 @@ void st_writer_close(struct st_writer *w)
 		return;
 	/* Release: our table writes before the next owner's (guarantee 3). */
 	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
+	st_scache_destroy(w->sc);
+	st_free(w->fh);
 	st_free(w->ids);
 	st_free(w->ic);
 	st_free(w);
@@ -310,6 +315,46 @@ long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size
 	return r ? r : done;
 }
 
+/*
+ * A sample found in the writer's stack cache (scache.c): add to the record
+ * it names in the current table when that is still valid (one store, no
+ * hashing of ids, no table probe), else upsert by the cached ids and
+ * remember the record for this table's epoch.  Ids came from interning, so
+ * check_frames() has nothing to find.
+ */
+static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t *values)
+{
+	int r = 0;
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+	/* The epoch is read like the rest of t: the merger wrote it while it
+	 * owned t, before the flip that made t active again (guarantee 1). */
+	uint64_t ep = st_stab_epoch(t);
+	if (ST_LIKELY(c->epoch[0] == ep)) {
+		st_srec_add(c->rec[0], values, w->nm);
+	} else if (c->epoch[1] == ep) {
+		st_srec_add(c->rec[1], values, w->nm);
+	} else {
+		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
+		if (ST_LIKELY(rec)) {
+			/* Replace the older pair: the other table's (if any) is
+			 * the newer one and may still be valid. */
+			int k = c->epoch[0] < c->epoch[1] ? 0 : 1;
+			c->rec[k] = rec;
+			c->epoch[k] = ep;
+		} else {
+			counter_bump(&w->sh->dropped, 1);
+			r = -ENOMEM;
+		}
+	}
+	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
+}
+
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
 			  size_t depth, const uint64_t *values)
 {
@@ -318,19 +363,35 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 	if (depth > w->ids_cap) {
 		size_t nc = depth < 64 ? 64 : depth;
 		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
-		if (!p) {
+		if (p)
+			w->ids = p;
+		uint64_t *q = p ? st_realloc(w->fh, nc * sizeof(*q)) : NULL;
+		if (!q) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
-		w->ids = p;
+		w->fh = q;
 		w->ids_cap = nc;
 	}
+	for (size_t i = 0; i < depth; i++)
+		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
+	if (ST_UNLIKELY(!w->sc) && !w->sc_failed) {
+		w->sc = st_scache_create();
+		w->sc_failed = !w->sc; /* then every sample interns frame by frame */
+	}
+	/* Whole stack first: a repeated sample interns nothing. */
+	uint64_t sh = st_scache_hash(frames, lens, depth, w->fh);
+	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	if (c)
+		return ingest_cached(w, c, values);
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
-		uint64_t h = st_hash_bytes(frames[i], len);
-		struct icache_ent *c = &w->ic[h & w->ic_mask];
-		if (c->name && c->hash == h && c->len == len && memcmp(c->name, frames[i], len) == 0) {
-			w->ids[i] = c->id;
+		uint64_t h = w->fh[i];
+		struct icache_ent *ic = &w->ic[h & w->ic_mask];
+		if (ic->name && ic->hash == h && ic->len == len &&
+		    (!len || memcmp(ic->name, frames[i], len) == 0)) {
+			w->ids[i] = ic->id;
 			continue;
 		}
 		if (ST_UNLIKELY(++w->ic_misses > 4 * (w->ic_mask + 1)) && w->ic_mask + 1 < ICACHE_MAX) {
@@ -342,7 +403,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 				w->ic_mask = w->ic_mask * 2 + 1;
 			}
 			w->ic_misses = 0;
-			c = &w->ic[h & w->ic_mask];
+			ic = &w->ic[h & w->ic_mask];
 		}
 		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
 		if (id < 0) {
@@ -351,10 +412,16 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 			return (int)id;
 		}
 		w->ids[i] = (uint32_t)id;
-		c->hash = h;
-		c->len = (uint32_t)len;
-		c->id = (uint32_t)id;
-		c->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+		ic->hash = h;
+		ic->len = (uint32_t)len;
+		ic->id = (uint32_t)id;
+		ic->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+	}
+	if (w->sc) {
+		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
+		c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
+		if (c)
+			return ingest_cached(w, c, values);
 	}
 	return st_writer_ingest(w, w->ids, depth, values);
 }

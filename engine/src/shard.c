@@ -27,7 +27,9 @@
  *      waited for a grace period (engine.c).  So nothing here is atomic.
  *   2. A record's frames never change; values only grow (saturating).
  *   3. Records are never freed individually; st_stab_clear() recycles the
- *      arena wholesale and zeroes the slots.
+ *      arena wholesale, zeroes the slots and takes a new epoch, so a record
+ *      pointer is valid exactly while the table's epoch is the one it was
+ *      obtained under (st_stab_upsert; the writer caches such pairs).
  */
 #include <errno.h>
 
@@ -57,7 +59,19 @@ struct st_stab {
 	struct chunk *chunks; /* current chunk first */
 	struct chunk *free_chunks;
 	size_t arena_bytes;
+	uint64_t epoch; /* new at create and at every clear (st_stab_epoch) */
 };
+
+/* Epochs are unique in the process, so a writer's cached (record, epoch)
+ * pair can never match another table, nor this one after a clear.  Relaxed:
+ * uniqueness is all that is asked; the table's epoch field itself is
+ * ordered like the rest of the table (invariant 1). */
+static _Atomic uint64_t next_epoch = 1;
+
+static uint64_t new_epoch(void)
+{
+	return atomic_fetch_add_explicit(&next_epoch, 1, memory_order_relaxed);
+}
 
 struct st_stab *st_stab_create(unsigned nmetrics)
 {
@@ -71,6 +85,7 @@ struct st_stab *st_stab_create(unsigned nmetrics)
 		return NULL;
 	}
 	t->mask = INITIAL_SLOTS - 1;
+	t->epoch = new_epoch();
 	return t;
 }
 
@@ -144,8 +159,8 @@ static int grow(struct st_stab *t)
 	return 0;
 }
 
-int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
-		uint64_t hash, const uint64_t *values)
+struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+			       uint64_t hash, const uint64_t *values)
 {
 	const unsigned nm = t->nm;
 	if (ST_UNLIKELY(!hash))
@@ -160,11 +175,8 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
-				uint64_t *v = st_srec_values(r);
-				for (unsigned m = 0; m < nm; m++)
-					v[m] = st_sat_add(v[m], values[m]);
-				r->touched = 1;
-				return 0;
+				st_srec_add(r, values, nm);
+				return r;
 			}
 		}
 		i = (i + 1) & t->mask;
@@ -172,7 +184,7 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
 		if (grow(t))
-			return -ENOMEM;
+			return NULL;
 		i = hash & t->mask;
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
@@ -180,7 +192,7 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
 						   (size_t)depth * sizeof(uint32_t));
 	if (!r)
-		return -ENOMEM;
+		return NULL;
 	r->depth = depth;
 	r->touched = 1;
 	r->hash = hash;
@@ -192,7 +204,18 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	t->slots[i].hash = hash;
 	t->slots[i].rec = r;
 	t->count++;
-	return 0;
+	return r;
+}
+
+int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+		uint64_t hash, const uint64_t *values)
+{
+	return st_stab_upsert(t, frames, depth, hash, values) ? 0 : -ENOMEM;
+}
+
+uint64_t st_stab_epoch(const struct st_stab *t)
+{
+	return t->epoch;
 }
 
 /*
@@ -240,6 +263,8 @@ size_t st_stab_count(const struct st_stab *t)
 
 void st_stab_clear(struct st_stab *t)
 {
+	/* Records cached by the writer (scache.c) die here. */
+	t->epoch = new_epoch();
 	if (!t->count && !t->chunks)
 		return;
 	/* A table that grew for a burst shrinks back when the next period is

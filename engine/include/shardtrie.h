@@ -149,6 +149,19 @@ struct st_sample {
  * Returns the number ingested, or -errno of the first failure. */
 long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n);
 
+/* A sample with frames as byte strings, for st_writer_ingest_strs_batch(). */
+struct st_str_sample {
+	const char *const *frames; /* root first */
+	const size_t *lens;
+	uint32_t depth;
+	const uint64_t *values;    /* nmetrics values */
+};
+
+/* st_writer_ingest_strs() for n samples in one call: the writer overlaps the
+ * cache misses of several lookups.  Returns the number ingested (samples
+ * before the first failing one), or -errno of the first failure. */
+long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n);
+
 /* Convenience: ingest through the calling thread's implicit writer (opened on
  * first use, closed when the thread exits). */
 int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth,

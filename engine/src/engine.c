@@ -331,10 +331,11 @@ static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t
 	/* The epoch is read like the rest of t: the merger wrote it while it
 	 * owned t, before the flip that made t active again (guarantee 1). */
 	uint64_t ep = st_stab_epoch(t);
-	if (ST_LIKELY(c->epoch[0] == ep)) {
-		st_srec_add(c->rec[0], values, w->nm);
-	} else if (c->epoch[1] == ep) {
-		st_srec_add(c->rec[1], values, w->nm);
+	if (ST_LIKELY(c->epoch[0] == ep || c->epoch[1] == ep)) {
+		struct st_srec *rec = c->rec[c->epoch[0] == ep ? 0 : 1];
+		if (ST_UNLIKELY(!rec->touched))
+			st_stab_touch(t, rec);
+		st_srec_add(rec, values, w->nm);
 	} else {
 		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
 		if (ST_LIKELY(rec)) {
@@ -355,11 +356,14 @@ static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t
 	return r;
 }
 
-int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
-			  size_t depth, const uint64_t *values)
+/* Checks a string sample and sizes the writer's scratch arrays for it. */
+static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
 {
 	if (depth > ST_MAX_DEPTH)
 		return -E2BIG;
+	for (size_t i = 0; i < depth; i++)
+		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
 	if (depth > w->ids_cap) {
 		size_t nc = depth < 64 ? 64 : depth;
 		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
@@ -373,18 +377,19 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 		w->fh = q;
 		w->ids_cap = nc;
 	}
-	for (size_t i = 0; i < depth; i++)
-		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
-			return -ENAMETOOLONG;
 	if (ST_UNLIKELY(!w->sc) && !w->sc_failed) {
 		w->sc = st_scache_create();
 		w->sc_failed = !w->sc; /* then every sample interns frame by frame */
 	}
-	/* Whole stack first: a repeated sample interns nothing. */
-	uint64_t sh = st_scache_hash(frames, lens, depth, w->fh);
-	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
-	if (c)
-		return ingest_cached(w, c, values);
+	return 0;
+}
+
+/* A stack the stack cache does not hold: intern frame by frame (through
+ * the per-name cache), then cache the stack.  w->fh[] holds the frames'
+ * hashes, sh the stack's. */
+static int strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens,
+		     size_t depth, uint64_t sh, const uint64_t *values)
+{
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
 		uint64_t h = w->fh[i];
@@ -394,7 +399,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 			w->ids[i] = ic->id;
 			continue;
 		}
-		if (ST_UNLIKELY(++w->ic_misses > 4 * (w->ic_mask + 1)) && w->ic_mask + 1 < ICACHE_MAX) {
+		if (ST_UNLIKELY(++w->ic_misses > w->ic_mask + 1) && w->ic_mask + 1 < ICACHE_MAX) {
 			/* Grow; a failed allocation just keeps the old cache. */
 			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
 			if (nc) {
@@ -419,11 +424,99 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 	}
 	if (w->sc) {
 		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
-		c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
+		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
 		if (c)
 			return ingest_cached(w, c, values);
 	}
 	return st_writer_ingest(w, w->ids, depth, values);
+}
+
+int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
+			  size_t depth, const uint64_t *values)
+{
+	int r = strs_prepare(w, lens, depth);
+	if (ST_UNLIKELY(r))
+		return r;
+	/* Whole stack first: a repeated sample interns nothing. */
+	uint64_t sh = st_scache_hash(frames, lens, depth, w->fh);
+	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	if (c)
+		return ingest_cached(w, c, values);
+	return strs_miss(w, frames, lens, depth, sh, values);
+}
+
+/*
+ * String samples go in groups of BATCH_GROUP, four passes each: check and
+ * hash, prefetching the stack cache slot; prefetch the entry it names; find
+ * the entries (byte compare) and prefetch the shard records they name for
+ * the current table; add.  A miss (a stack not cached) takes the one-sample
+ * path, which may reset the cache: entries found earlier in the group are
+ * then looked up again.  Semantics are those of a loop of
+ * st_writer_ingest_strs(): samples before the first failing one are
+ * ingested, nothing after it.
+ */
+long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n)
+{
+	long done = 0;
+	int r = 0;
+	uint64_t h[BATCH_GROUP];
+	struct st_scent *c[BATCH_GROUP];
+	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
+		const struct st_str_sample *g = s + base;
+		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
+		/* The next group's pointer and length arrays: the caller's
+		 * memory misses too. */
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++) {
+			__builtin_prefetch(s[x].frames);
+			__builtin_prefetch(s[x].lens);
+		}
+		for (size_t x = 0; x < k; x++) {
+			r = strs_prepare(w, g[x].lens, g[x].depth);
+			if (ST_UNLIKELY(r)) {
+				ok = x;
+				break;
+			}
+			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth, NULL);
+			if (w->sc)
+				st_scache_prefetch_slot(w->sc, h[x]);
+		}
+		if (w->sc) {
+			for (size_t x = 0; x < ok; x++)
+				st_scache_prefetch_ent(w->sc, h[x]);
+			st_rcu_read_lock();
+			struct st_stab *t = rcu_dereference(w->sh->active);
+			/* Only for the hint: ingest_cached() reads it again. */
+			uint64_t ep = st_stab_epoch(t);
+			for (size_t x = 0; x < ok; x++) {
+				c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+				if (c[x] && (c[x]->epoch[0] == ep || c[x]->epoch[1] == ep))
+					__builtin_prefetch(c[x]->rec[c[x]->epoch[0] == ep ? 0 : 1]);
+			}
+			st_rcu_read_unlock();
+		} else {
+			memset(c, 0, sizeof(c));
+		}
+		bool stale = false; /* the cache changed since c[] was filled */
+		for (size_t x = 0; x < ok; x++) {
+			struct st_scent *e = c[x];
+			if (stale && w->sc)
+				e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+			int rr;
+			if (e) {
+				rr = ingest_cached(w, e, g[x].values);
+			} else {
+				st_scache_hash(g[x].frames, g[x].lens, g[x].depth, w->fh);
+				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x], g[x].values);
+				stale = true;
+			}
+			if (ST_UNLIKELY(rr)) {
+				r = rr;
+				break;
+			}
+			done++;
+		}
+	}
+	return r ? r : done;
 }
 
 /* ------------------------------------------------------------ implicit */
@@ -584,7 +677,7 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	e->nwalk = 0;
 	if (!discard) {
 		for (unsigned i = 0; i < n; i++)
-			st_stab_foreach(old[i], fold_cb, &c);
+			st_stab_foreach_touched(old[i], fold_cb, &c);
 		fold_drain(&c);
 		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
 		for (size_t k = 0; k < e->nwalk; k++)

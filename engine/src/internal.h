@@ -70,7 +70,7 @@ int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b);
 /* ---- shard.c: one writer's stack table (stacks -> accumulated values). */
 struct st_srec {
 	uint32_t depth;
-	uint32_t touched; /* set by the writer on every add, cleared by the fold */
+	uint32_t touched; /* set by the writer (st_stab_touch), cleared by the fold */
 	uint64_t hash;
 	/* The merger's link to the master (master.c invariant 3): the leaf this
 	 * stack was folded into, valid while epoch equals the master's. */
@@ -85,13 +85,13 @@ static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
 	return (uint32_t *)(r->data + nm);
 }
 
-/* Add one sample's values to a record (the owner of its table). */
+/* Add one sample's values to a record (the owner of its table, which must
+ * first st_stab_touch() a record that is not touched yet). */
 static inline void st_srec_add(struct st_srec *r, const uint64_t *values, unsigned nm)
 {
 	uint64_t *v = st_srec_values(r);
 	for (unsigned m = 0; m < nm; m++)
 		v[m] = st_sat_add(v[m], values[m]);
-	r->touched = 1;
 }
 
 struct st_stab;
@@ -110,9 +110,12 @@ uint64_t st_stab_epoch(const struct st_stab *t);
 /* Cache hints for batched ingest: the slot, then the record, of `hash`. */
 void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash);
 void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth);
-/* Visit every record (merger, after a grace period). */
+/* Mark r (a record of t, not touched yet) touched: listed for the fold. */
+void st_stab_touch(struct st_stab *t, struct st_srec *r);
+/* Visit every record touched since the last call, then empty the list; fn
+ * must leave each record untouched (merger, after a grace period). */
 typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
-void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg);
+void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg);
 size_t st_stab_count(const struct st_stab *t);
 /* After a fold: true when the table is small enough to keep its records
  * (linked to the master) for the next period, false to clear it. */
@@ -139,7 +142,8 @@ static inline const uint32_t *st_scent_ids(const struct st_scent *e) { return e-
 struct st_scache;
 struct st_scache *st_scache_create(void);
 void st_scache_destroy(struct st_scache *c);
-/* The stack's hash; also stores each frame's st_hash_bytes() in fh[]. */
+/* The stack's hash; also stores each frame's st_hash_bytes() in fh[] unless
+ * fh is NULL. */
 uint64_t st_scache_hash(const char *const *frames, const size_t *lens, size_t depth,
 			uint64_t *fh);
 /* The entry whose bytes equal the stack (checked byte for byte), or NULL. */
@@ -150,6 +154,9 @@ struct st_scent *st_scache_find(struct st_scache *c, uint64_t hash, const char *
 struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char *const *frames,
 				  const size_t *lens, size_t depth, const uint32_t *ids,
 				  uint64_t id_hash);
+/* Cache hints for batched ingest: the slot, then the entry, of `hash`. */
+void st_scache_prefetch_slot(const struct st_scache *c, uint64_t hash);
+void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash);
 void st_scache_reset(struct st_scache *c);
 size_t st_scache_count(const struct st_scache *c);
 size_t st_scache_memory(const struct st_scache *c);

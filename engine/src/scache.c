@@ -130,10 +130,38 @@ uint64_t st_scache_hash(const char *const *frames, const size_t *lens, size_t de
 {
 	uint64_t h = mix(0x2545f4914f6cdd1dULL, depth);
 	for (size_t i = 0; i < depth; i++) {
-		fh[i] = st_hash_bytes(frames[i], lens[i]);
-		h = mix(h, fh[i]);
+		uint64_t x = st_hash_bytes(frames[i], lens[i]);
+		if (fh)
+			fh[i] = x;
+		h = mix(h, x);
 	}
 	return h ? h : 1; /* 0 marks an empty slot */
+}
+
+/*
+ * Batched ingest (engine.c) overlaps the dependent misses of a group of
+ * lookups: every slot first, then every entry the first probed slot names.
+ * Pure hints, like st_stab_prefetch_*.
+ */
+void st_scache_prefetch_slot(const struct st_scache *c, uint64_t hash)
+{
+	__builtin_prefetch(&c->slots[(hash ? hash : 1) & c->mask]);
+}
+
+void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash)
+{
+	if (!hash)
+		hash = 1;
+	const struct slot *s = &c->slots[hash & c->mask];
+	if (s->hash != hash)
+		return;
+	/* Its size is in the entry itself: reading it would wait for the very
+	 * miss being hidden, so take the first lines blindly (most entries are
+	 * 100-200 bytes; a prefetch past the end does no harm). */
+	const char *p = (const char *)s->ent;
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + ST_CACHELINE);
+	__builtin_prefetch(p + 2 * ST_CACHELINE);
 }
 
 static inline const uint32_t *ent_lens(const struct st_scent *e)

@@ -15,7 +15,9 @@
  *                   v  arena chunk (bump allocated, never moved)
  *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
  *
- * Records outlive a merge period: the merger folds the touched ones, zeroes
+ * Records outlive a merge period: the merger folds the touched ones (the
+ * table lists them as they are first touched, so a fold does not scan the
+ * slots of a big kept table), zeroes
  * their values and keeps them (with their link to the master's leaf, see
  * master.c), so a stack seen before is folded with one add and no trie walk.
  * A table that holds too many distinct stacks is cleared after its fold
@@ -38,7 +40,7 @@
 #define ARENA_CHUNK (256u * 1024)
 #define INITIAL_SLOTS 1024u
 #define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
-#define KEEP_ARENA (16u * 1024 * 1024) /* arena bytes kept across periods */
+#define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
 
 struct slot {
 	uint64_t hash;
@@ -60,6 +62,11 @@ struct st_stab {
 	struct chunk *free_chunks;
 	size_t arena_bytes;
 	uint64_t epoch; /* new at create and at every clear (st_stab_epoch) */
+	/* Records touched since the last fold, each once: the fold visits
+	 * these instead of every slot of a kept table.  Capacity >= count,
+	 * so adding to the list never allocates on the hit path. */
+	struct st_srec **touched;
+	size_t ntouched, tcap;
 };
 
 /* Epochs are unique in the process, so a writer's cached (record, epoch)
@@ -104,6 +111,7 @@ void st_stab_destroy(struct st_stab *t)
 		return;
 	free_chunks(t->chunks);
 	free_chunks(t->free_chunks);
+	st_free(t->touched);
 	st_free(t->slots);
 	st_free(t);
 }
@@ -175,6 +183,8 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
+				if (ST_UNLIKELY(!r->touched))
+					st_stab_touch(t, r);
 				st_srec_add(r, values, nm);
 				return r;
 			}
@@ -189,12 +199,21 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
 	}
+	if (t->count == t->tcap) {
+		size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
+		struct st_srec **p = st_realloc(t->touched, nc * sizeof(*p));
+		if (!p)
+			return NULL;
+		t->touched = p;
+		t->tcap = nc;
+	}
 	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
 						   (size_t)depth * sizeof(uint32_t));
 	if (!r)
 		return NULL;
 	r->depth = depth;
 	r->touched = 1;
+	t->touched[t->ntouched++] = r;
 	r->hash = hash;
 	r->leaf = UINT32_MAX; /* not linked to the master yet */
 	r->epoch = 0;
@@ -242,13 +261,20 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 		__builtin_prefetch(p + o);
 }
 
-void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg)
+void st_stab_touch(struct st_stab *t, struct st_srec *r)
 {
-	if (!t->count)
-		return;
-	for (size_t i = 0; i <= t->mask; i++)
-		if (t->slots[i].hash)
-			fn(arg, t->slots[i].rec);
+	/* A record enters the list once per fold (touched 0 -> 1), so the
+	 * list holds at most count <= tcap records. */
+	r->touched = 1;
+	t->touched[t->ntouched++] = r;
+}
+
+void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
+{
+	for (size_t i = 0; i < t->ntouched; i++)
+		fn(arg, t->touched[i]);
+	/* The caller untouches every record it was given (the fold does). */
+	t->ntouched = 0;
 }
 
 bool st_stab_keep(const struct st_stab *t)
@@ -265,6 +291,7 @@ void st_stab_clear(struct st_stab *t)
 {
 	/* Records cached by the writer (scache.c) die here. */
 	t->epoch = new_epoch();
+	t->ntouched = 0;
 	if (!t->count && !t->chunks)
 		return;
 	/* A table that grew for a burst shrinks back when the next period is
@@ -285,6 +312,14 @@ void st_stab_clear(struct st_stab *t)
 		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
 	}
 	t->count = 0;
+	if (t->tcap > want) {
+		/* The list shrinks with the slots (capacity >= count still). */
+		struct st_srec **p = st_realloc(t->touched, want * sizeof(*p));
+		if (p) {
+			t->touched = p;
+			t->tcap = want;
+		}
+	}
 	/* Keep up to 4 MiB of arena for the next period, free the rest. */
 	size_t kept = 0;
 	struct chunk *c = t->chunks;
@@ -305,5 +340,6 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes;
+	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes +
+	       t->tcap * sizeof(*t->touched);
 }

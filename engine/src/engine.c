@@ -464,12 +464,16 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
 		const struct st_str_sample *g = s + base;
 		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
-		/* The next group's pointer and length arrays: the caller's
-		 * memory misses too. */
-		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++) {
+		/* The caller's memory misses too: the pointer and length arrays
+		 * two groups ahead, the strings (their first line) of the next
+		 * group, whose arrays the previous group prefetched. */
+		for (size_t x = base + 2 * BATCH_GROUP; x < n && x < base + 3 * BATCH_GROUP; x++) {
 			__builtin_prefetch(s[x].frames);
 			__builtin_prefetch(s[x].lens);
 		}
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++)
+			for (size_t i = 0; i < s[x].depth && i < 16; i++)
+				__builtin_prefetch(s[x].frames[i]);
 		for (size_t x = 0; x < k; x++) {
 			r = strs_prepare(w, g[x].lens, g[x].depth);
 			if (ST_UNLIKELY(r)) {

@@ -385,11 +385,13 @@ static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
 }
 
 /* A stack the stack cache does not hold: intern frame by frame (through
- * the per-name cache), then cache the stack.  w->fh[] holds the frames'
- * hashes, sh the stack's. */
+ * the per-name cache), then cache the stack under its hash sh. */
 static int strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens,
 		     size_t depth, uint64_t sh, const uint64_t *values)
 {
+	/* All hashes first: independent calls, their misses overlap. */
+	for (size_t i = 0; i < depth; i++)
+		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
 		uint64_t h = w->fh[i];
@@ -438,7 +440,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 	if (ST_UNLIKELY(r))
 		return r;
 	/* Whole stack first: a repeated sample interns nothing. */
-	uint64_t sh = st_scache_hash(frames, lens, depth, w->fh);
+	uint64_t sh = st_scache_hash(frames, lens, depth);
 	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
 	if (c)
 		return ingest_cached(w, c, values);
@@ -480,7 +482,7 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 				ok = x;
 				break;
 			}
-			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth, NULL);
+			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
 			if (w->sc)
 				st_scache_prefetch_slot(w->sc, h[x]);
 		}
@@ -509,7 +511,6 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 			if (e) {
 				rr = ingest_cached(w, e, g[x].values);
 			} else {
-				st_scache_hash(g[x].frames, g[x].lens, g[x].depth, w->fh);
 				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x], g[x].values);
 				stale = true;
 			}

@@ -142,10 +142,8 @@ static inline const uint32_t *st_scent_ids(const struct st_scent *e) { return e-
 struct st_scache;
 struct st_scache *st_scache_create(void);
 void st_scache_destroy(struct st_scache *c);
-/* The stack's hash; also stores each frame's st_hash_bytes() in fh[] unless
- * fh is NULL. */
-uint64_t st_scache_hash(const char *const *frames, const size_t *lens, size_t depth,
-			uint64_t *fh);
+/* The stack's hash (not st_hash_bytes: a cheaper one, see scache.c). */
+uint64_t st_scache_hash(const char *const *frames, const size_t *lens, size_t depth);
 /* The entry whose bytes equal the stack (checked byte for byte), or NULL. */
 struct st_scent *st_scache_find(struct st_scache *c, uint64_t hash, const char *const *frames,
 				const size_t *lens, size_t depth);

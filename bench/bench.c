@@ -806,7 +806,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	static const enum variant str_vs[] = { V_ENGINE, V_BATCH, V_MUTEX, V_FLOOR };
-	scaling(W_STRINGS, &str, str_vs, 3, N);
+	scaling(W_STRINGS, &str, str_vs, 4, N);
 	if (cfg.only && strcmp(cfg.only, "strings") == 0) {
 		print_table(NULL);
 		return lost_total ? 1 : 0;

@@ -280,9 +280,14 @@ static void *arena_alloc(struct st_scache *c, size_t n)
 static int grow(struct st_scache *c)
 {
 	size_t nslots = (c->mask + 1) * 2;
-	struct slot *ns = st_calloc(nslots, sizeof(*ns));
+	/* malloc + memset, not calloc: fresh calloc'd pages are the shared
+	 * zero page until written, and the probes below read before they
+	 * write, so each page would take a second (copy-on-write) fault with
+	 * a TLB shootdown to the other CPUs. */
+	struct slot *ns = st_malloc(nslots * sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	memset(ns, 0, nslots * sizeof(*ns));
 	for (size_t i = 0; i <= c->mask; i++) {
 		struct slot s = c->slots[i];
 		if (!s.hash)

@@ -301,3 +301,47 @@ Test(scache, allocation_failures_lose_nothing_silently)
 		st_engine_destroy(e);
 	}
 }
+
+/* Big stacks (~12 KiB of names each) fill the cache's 32 MiB bound within a
+ * few thousand distinct stacks, so it resets many times, also in the middle
+ * of a batch group whose entries were already looked up.  The names share
+ * all but the leaf, so the tries (and their dumps) stay small. */
+Test(scache, engine_exact_across_cache_resets, .timeout = 120)
+{
+	struct st_engine *e = mk(1);
+	struct st_ref *r = st_ref_create(2, 0);
+	struct st_writer *w = st_writer_open(e);
+	enum { D = 8, L = 1900, B = 8, DISTINCT = 4000, SAMPLES = 16000 };
+	static char names[B][D][L];
+	static const char *fr[B][D];
+	static size_t ln[B][D];
+	uint64_t v[2] = { 1, 5 }, seed = 3;
+	struct st_str_sample batch[B];
+	for (int i = 0; i < SAMPLES; i += B) {
+		for (int b = 0; b < B; b++) {
+			/* Every other sample repeats a recent stack (a cache hit
+			 * unless a reset came in between). */
+			unsigned k = (unsigned)(ts_rand(&seed) % DISTINCT);
+			if (b & 1)
+				k = (unsigned)(i / 2 % DISTINCT);
+			for (int f = 0; f < D; f++) {
+				memset(names[b][f], 'a' + f, L);
+				if (f == D - 1)
+					snprintf(names[b][f], L, "leaf%u.", k);
+				names[b][f][L - 1] = 'z';
+				fr[b][f] = names[b][f];
+				/* The leaf's length also varies with k. */
+				ln[b][f] = f == D - 1 ? L - k % 3 : L - (size_t)f;
+			}
+			batch[b] = (struct st_str_sample){ fr[b], ln[b], D, v };
+			cr_assert_eq(st_ref_add(r, fr[b], ln[b], D, v), 0);
+		}
+		cr_assert_eq(st_writer_ingest_strs_batch(w, batch, B), B);
+		if (i % 4000 == 0)
+			check(e, r, "flush", i);
+	}
+	check(e, r, "end", SAMPLES);
+	st_writer_close(w);
+	st_ref_destroy(r);
+	st_engine_destroy(e);
+}

@@ -135,7 +135,11 @@ void st_writer_close(struct st_writer *w);
 int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 		     const uint64_t *values);
 
-/* The same with frames as byte strings (interned on the way). */
+/* The same with frames as byte strings (interned on the way).  The writer
+ * remembers the stacks it has seen (compared byte for byte, never by hash
+ * alone), so a repeated stack interns nothing; that cache is private to the
+ * writer, bounded (at most 256 Ki stacks, 32 MiB of copies plus 8 MiB of
+ * slots) and freed by st_writer_close(). */
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames,
 			  const size_t *lens, size_t depth, const uint64_t *values);
 

@@ -28,7 +28,7 @@
  *      process-unique epoch, and records live until their table is cleared).
  *   4. Memory is bounded: at SCACHE_MAX_SLOTS slots or SCACHE_MAX_BYTES of
  *      arena the whole cache is emptied (st_scache_reset) and refills with
- *      the working set; a stack bigger than SCACHE_MAX_ENT is not cached.
+ *      the working set; an entry bigger than SCACHE_MAX_ENT is not cached.
  */
 #include <errno.h>
 
@@ -37,7 +37,7 @@
 #define INITIAL_SLOTS 1024u
 #define SCACHE_MAX_SLOTS (1u << 19)              /* 256 Ki entries at load 1/2 */
 #define SCACHE_MAX_BYTES (32u * 1024 * 1024)     /* arena */
-#define SCACHE_MAX_ENT 4096u                     /* one entry's bytes */
+#define SCACHE_MAX_ENT (16u * 1024)              /* one entry's bytes */
 #define ARENA_CHUNK (256u * 1024)
 
 struct slot {

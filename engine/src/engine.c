@@ -491,6 +491,7 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 				st_scache_prefetch_ent(w->sc, h[x]);
 			st_rcu_read_lock();
 			struct st_stab *t = rcu_dereference(w->sh->active);
+			TSAN_ACQUIRE(t); /* the epoch is the merger's write (E1) */
 			/* Only for the hint: ingest_cached() reads it again. */
 			uint64_t ep = st_stab_epoch(t);
 			for (size_t x = 0; x < ok; x++) {

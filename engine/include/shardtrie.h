@@ -135,7 +135,11 @@ void st_writer_close(struct st_writer *w);
 int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 		     const uint64_t *values);
 
-/* The same with frames as byte strings (interned on the way). */
+/* The same with frames as byte strings (interned on the way).  The writer
+ * remembers the stacks it has seen (compared byte for byte, never by hash
+ * alone), so a repeated stack interns nothing; that cache is private to the
+ * writer, bounded (at most 256 Ki stacks, 32 MiB of copies plus 8 MiB of
+ * slots) and freed by st_writer_close(). */
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames,
 			  const size_t *lens, size_t depth, const uint64_t *values);
 
@@ -148,6 +152,19 @@ struct st_sample {
 /* Ingest n samples in one call (one RCU read-side section for the lot).
  * Returns the number ingested, or -errno of the first failure. */
 long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n);
+
+/* A sample with frames as byte strings, for st_writer_ingest_strs_batch(). */
+struct st_str_sample {
+	const char *const *frames; /* root first */
+	const size_t *lens;
+	uint32_t depth;
+	const uint64_t *values;    /* nmetrics values */
+};
+
+/* st_writer_ingest_strs() for n samples in one call: the writer overlaps the
+ * cache misses of several lookups.  Returns the number ingested (samples
+ * before the first failing one), or -errno of the first failure. */
+long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n);
 
 /* Convenience: ingest through the calling thread's implicit writer (opened on
  * first use, closed when the thread exits). */

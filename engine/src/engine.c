@@ -76,6 +76,9 @@ struct st_writer {
 	struct icache_ent *ic; /* per-writer intern cache, no sharing */
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
+	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
+	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
+	bool sc_failed;        /* st_scache_create() failed: do without */
 };
 
 struct st_engine *st_writer_engine(const struct st_writer *w)
@@ -190,6 +193,8 @@ void st_writer_close(struct st_writer *w)
 		return;
 	/* Release: our table writes before the next owner's (guarantee 3). */
 	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
+	st_scache_destroy(w->sc);
+	st_free(w->fh);
 	st_free(w->ids);
 	st_free(w->ic);
 	st_free(w);
@@ -319,30 +324,93 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
 	return r;
 }
 
-int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
-			  size_t depth, const uint64_t *values)
+/*
+ * A sample found in the writer's stack cache (scache.c): add to the record
+ * it names in the current table when that is still valid (one store, no
+ * hashing of ids, no table probe), else upsert by the cached ids and
+ * remember the record for this table's epoch.  Ids came from interning, so
+ * check_frames() has nothing to find.
+ */
+static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t *values)
+{
+	int r = 0;
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+	/* The epoch is read like the rest of t: the merger wrote it while it
+	 * owned t, before the flip that made t active again (guarantee 1). */
+	uint64_t ep = st_stab_epoch(t);
+	if (ST_LIKELY(c->epoch[0] == ep || c->epoch[1] == ep)) {
+		struct st_srec *rec = c->rec[c->epoch[0] == ep ? 0 : 1];
+		if (ST_UNLIKELY(!rec->touched))
+			st_stab_touch(t, rec);
+		st_srec_add(rec, values, w->nm);
+	} else {
+		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
+		if (ST_LIKELY(rec)) {
+			/* Replace the older pair: the other table's (if any) is
+			 * the newer one and may still be valid. */
+			int k = c->epoch[0] < c->epoch[1] ? 0 : 1;
+			c->rec[k] = rec;
+			c->epoch[k] = ep;
+		} else {
+			counter_bump(&w->sh->dropped, 1);
+			r = -ENOMEM;
+		}
+	}
+	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
+}
+
+/* Checks a string sample and sizes the writer's scratch arrays for it. */
+static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
 {
 	if (depth > ST_MAX_DEPTH)
 		return -E2BIG;
+	for (size_t i = 0; i < depth; i++)
+		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
 	if (depth > w->ids_cap) {
 		size_t nc = depth < 64 ? 64 : depth;
 		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
-		if (!p) {
+		if (p)
+			w->ids = p;
+		uint64_t *q = p ? st_realloc(w->fh, nc * sizeof(*q)) : NULL;
+		if (!q) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
-		w->ids = p;
+		w->fh = q;
 		w->ids_cap = nc;
 	}
+	if (ST_UNLIKELY(!w->sc) && !w->sc_failed) {
+		w->sc = st_scache_create();
+		w->sc_failed = !w->sc; /* then every sample interns frame by frame */
+	}
+	return 0;
+}
+
+/* A stack the stack cache does not hold: intern frame by frame (through
+ * the per-name cache), then cache the stack under its hash sh. */
+static int strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens,
+		     size_t depth, uint64_t sh, const uint64_t *values)
+{
+	/* All hashes first: independent calls, their misses overlap. */
+	for (size_t i = 0; i < depth; i++)
+		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
-		uint64_t h = st_hash_bytes(frames[i], len);
-		struct icache_ent *c = &w->ic[h & w->ic_mask];
-		if (c->name && c->hash == h && c->len == len && memcmp(c->name, frames[i], len) == 0) {
-			w->ids[i] = c->id;
+		uint64_t h = w->fh[i];
+		struct icache_ent *ic = &w->ic[h & w->ic_mask];
+		if (ic->name && ic->hash == h && ic->len == len &&
+		    (!len || memcmp(ic->name, frames[i], len) == 0)) {
+			w->ids[i] = ic->id;
 			continue;
 		}
-		if (ST_UNLIKELY(++w->ic_misses > 4 * (w->ic_mask + 1)) && w->ic_mask + 1 < ICACHE_MAX) {
+		if (ST_UNLIKELY(++w->ic_misses > w->ic_mask + 1) && w->ic_mask + 1 < ICACHE_MAX) {
 			/* Grow; a failed allocation just keeps the old cache. */
 			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
 			if (nc) {
@@ -351,7 +419,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 				w->ic_mask = w->ic_mask * 2 + 1;
 			}
 			w->ic_misses = 0;
-			c = &w->ic[h & w->ic_mask];
+			ic = &w->ic[h & w->ic_mask];
 		}
 		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
 		if (id < 0) {
@@ -360,12 +428,110 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 			return (int)id;
 		}
 		w->ids[i] = (uint32_t)id;
-		c->hash = h;
-		c->len = (uint32_t)len;
-		c->id = (uint32_t)id;
-		c->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+		ic->hash = h;
+		ic->len = (uint32_t)len;
+		ic->id = (uint32_t)id;
+		ic->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+	}
+	if (w->sc) {
+		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
+		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
+		if (c)
+			return ingest_cached(w, c, values);
 	}
 	return st_writer_ingest(w, w->ids, depth, values);
+}
+
+int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
+			  size_t depth, const uint64_t *values)
+{
+	int r = strs_prepare(w, lens, depth);
+	if (ST_UNLIKELY(r))
+		return r;
+	/* Whole stack first: a repeated sample interns nothing. */
+	uint64_t sh = st_scache_hash(frames, lens, depth);
+	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	if (c)
+		return ingest_cached(w, c, values);
+	return strs_miss(w, frames, lens, depth, sh, values);
+}
+
+/*
+ * String samples go in groups of BATCH_GROUP, four passes each: check and
+ * hash, prefetching the stack cache slot; prefetch the entry it names; find
+ * the entries (byte compare) and prefetch the shard records they name for
+ * the current table; add.  A miss (a stack not cached) takes the one-sample
+ * path, which may reset the cache: entries found earlier in the group are
+ * then looked up again.  Semantics are those of a loop of
+ * st_writer_ingest_strs(): samples before the first failing one are
+ * ingested, nothing after it.
+ */
+long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n)
+{
+	long done = 0;
+	int r = 0;
+	uint64_t h[BATCH_GROUP];
+	struct st_scent *c[BATCH_GROUP];
+	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
+		const struct st_str_sample *g = s + base;
+		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
+		/* The caller's memory misses too: the pointer and length arrays
+		 * two groups ahead, the strings (their first line) of the next
+		 * group, whose arrays the previous group prefetched. */
+		for (size_t x = base + 2 * BATCH_GROUP; x < n && x < base + 3 * BATCH_GROUP; x++) {
+			__builtin_prefetch(s[x].frames);
+			__builtin_prefetch(s[x].lens);
+		}
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++)
+			for (size_t i = 0; i < s[x].depth && i < 16; i++)
+				__builtin_prefetch(s[x].frames[i]);
+		for (size_t x = 0; x < k; x++) {
+			r = strs_prepare(w, g[x].lens, g[x].depth);
+			if (ST_UNLIKELY(r)) {
+				ok = x;
+				break;
+			}
+			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
+			if (w->sc)
+				st_scache_prefetch_slot(w->sc, h[x]);
+		}
+		if (w->sc) {
+			for (size_t x = 0; x < ok; x++)
+				st_scache_prefetch_ent(w->sc, h[x]);
+			st_rcu_read_lock();
+			struct st_stab *t = rcu_dereference(w->sh->active);
+			TSAN_ACQUIRE(t); /* the epoch is the merger's write (E1) */
+			/* Only for the hint: ingest_cached() reads it again. */
+			uint64_t ep = st_stab_epoch(t);
+			for (size_t x = 0; x < ok; x++) {
+				c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+				if (c[x] && (c[x]->epoch[0] == ep || c[x]->epoch[1] == ep))
+					__builtin_prefetch(c[x]->rec[c[x]->epoch[0] == ep ? 0 : 1]);
+			}
+			st_rcu_read_unlock();
+		} else {
+			memset(c, 0, sizeof(c));
+		}
+		bool stale = false; /* the cache changed since c[] was filled */
+		for (size_t x = 0; x < ok; x++) {
+			struct st_scent *e = c[x];
+			if (stale && w->sc)
+				e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+			int rr;
+			if (e) {
+				rr = ingest_cached(w, e, g[x].values);
+			} else {
+				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x], g[x].values);
+				stale = true;
+			}
+			if (ST_UNLIKELY(rr)) {
+				r = rr;
+				break;
+			}
+			done++;
+		}
+	}
+	return r ? r : done;
 }
 
 /* ------------------------------------------------------------ implicit */
@@ -526,7 +692,7 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	e->nwalk = 0;
 	if (!discard) {
 		for (unsigned i = 0; i < n; i++)
-			st_stab_foreach(old[i], fold_cb, &c);
+			st_stab_foreach_touched(old[i], fold_cb, &c);
 		fold_drain(&c);
 		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
 		for (size_t k = 0; k < e->nwalk; k++)

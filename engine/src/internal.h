@@ -7,6 +7,7 @@
  *   rcu.c       liburcu flavour choice and implicit thread registration
  *   intern.c    frame strings <-> ids (RCU hash table, lock-free lookups)
  *   shard.c     a shard's stack table: the single-writer ingest structure
+ *   scache.c    a writer's cache of string stacks (st_writer_ingest_strs)
  *   master.c    the merger's private mutable trie (+ node-cap folding)
  *   snapshot.c  immutable published tries, RCU publication, queries
  *   engine.c    create/destroy, writers, the merger thread, flush, reset
@@ -69,7 +70,7 @@ int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b);
 /* ---- shard.c: one writer's stack table (stacks -> accumulated values). */
 struct st_srec {
 	uint32_t depth;
-	uint32_t touched; /* set by the writer on every add, cleared by the fold */
+	uint32_t touched; /* set by the writer (st_stab_touch), cleared by the fold */
 	uint64_t hash;
 	/* The merger's link to the master (master.c invariant 3): the leaf this
 	 * stack was folded into, valid while epoch equals the master's. */
@@ -84,24 +85,79 @@ static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
 	return (uint32_t *)(r->data + nm);
 }
 
+/* Add one sample's values to a record (the owner of its table, which must
+ * first st_stab_touch() a record that is not touched yet). */
+static inline void st_srec_add(struct st_srec *r, const uint64_t *values, unsigned nm)
+{
+	uint64_t *v = st_srec_values(r);
+	for (unsigned m = 0; m < nm; m++)
+		v[m] = st_sat_add(v[m], values[m]);
+}
+
 struct st_stab;
 struct st_stab *st_stab_create(unsigned nmetrics);
 void st_stab_destroy(struct st_stab *t);
 /* Add values to the stack's record, creating it.  Single writer.  0/-ENOMEM */
 int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 		uint64_t hash, const uint64_t *values);
+/* The same, returning the record (valid until the table's epoch changes),
+ * or NULL when out of memory. */
+struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+			       uint64_t hash, const uint64_t *values);
+/* Process-unique and never 0; changes whenever the table drops its records
+ * (st_stab_clear), so (record pointer, epoch) pairs can be cached. */
+uint64_t st_stab_epoch(const struct st_stab *t);
 /* Cache hints for batched ingest: the slot, then the record, of `hash`. */
 void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash);
 void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth);
-/* Visit every record (merger, after a grace period). */
+/* Mark r (a record of t, not touched yet) touched: listed for the fold. */
+void st_stab_touch(struct st_stab *t, struct st_srec *r);
+/* Visit every record touched since the last call, then empty the list; fn
+ * must leave each record untouched (merger, after a grace period). */
 typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
-void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg);
+void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg);
 size_t st_stab_count(const struct st_stab *t);
 /* After a fold: true when the table is small enough to keep its records
  * (linked to the master) for the next period, false to clear it. */
 bool st_stab_keep(const struct st_stab *t);
 void st_stab_clear(struct st_stab *t);
 size_t st_stab_memory(const struct st_stab *t);
+
+/* ---- scache.c: one writer's cache of whole string stacks (a sample given
+ * as strings -> its ids and shard records; see scache.c). */
+struct st_scent {
+	uint64_t hash;    /* st_scache_hash() of the stack */
+	uint64_t id_hash; /* st_hash_bytes(ids): the stack's shard-table hash */
+	/* The stack's record in up to two shard tables, each valid while that
+	 * table's st_stab_epoch() equals epoch[k] (scache.c invariant 3). */
+	struct st_srec *rec[2];
+	uint64_t epoch[2];
+	uint32_t depth;
+	uint32_t nbytes;
+	/* uint32_t ids[depth]; uint32_t lens[depth]; char bytes[nbytes]; */
+	uint32_t data[];
+};
+static inline const uint32_t *st_scent_ids(const struct st_scent *e) { return e->data; }
+
+struct st_scache;
+struct st_scache *st_scache_create(void);
+void st_scache_destroy(struct st_scache *c);
+/* The stack's hash (not st_hash_bytes: a cheaper one, see scache.c). */
+uint64_t st_scache_hash(const char *const *frames, const size_t *lens, size_t depth);
+/* The entry whose bytes equal the stack (checked byte for byte), or NULL. */
+struct st_scent *st_scache_find(struct st_scache *c, uint64_t hash, const char *const *frames,
+				const size_t *lens, size_t depth);
+/* Add a stack that st_scache_find() just missed; NULL when it is not cached
+ * (too big, or no memory: the caller takes the uncached path). */
+struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char *const *frames,
+				  const size_t *lens, size_t depth, const uint32_t *ids,
+				  uint64_t id_hash);
+/* Cache hints for batched ingest: the slot, then the entry, of `hash`. */
+void st_scache_prefetch_slot(const struct st_scache *c, uint64_t hash);
+void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash);
+void st_scache_reset(struct st_scache *c);
+size_t st_scache_count(const struct st_scache *c);
+size_t st_scache_memory(const struct st_scache *c);
 
 struct st_shard {
 	/* The table the owner writes into.  Owner: rcu_dereference inside a

@@ -15,7 +15,9 @@
  *                   v  arena chunk (bump allocated, never moved)
  *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
  *
- * Records outlive a merge period: the merger folds the touched ones, zeroes
+ * Records outlive a merge period: the merger folds the touched ones (the
+ * table lists them as they are first touched, so a fold does not scan the
+ * slots of a big kept table), zeroes
  * their values and keeps them (with their link to the master's leaf, see
  * master.c), so a stack seen before is folded with one add and no trie walk.
  * A table that holds too many distinct stacks is cleared after its fold
@@ -27,7 +29,9 @@
  *      waited for a grace period (engine.c).  So nothing here is atomic.
  *   2. A record's frames never change; values only grow (saturating).
  *   3. Records are never freed individually; st_stab_clear() recycles the
- *      arena wholesale and zeroes the slots.
+ *      arena wholesale, zeroes the slots and takes a new epoch, so a record
+ *      pointer is valid exactly while the table's epoch is the one it was
+ *      obtained under (st_stab_upsert; the writer caches such pairs).
  */
 #include <errno.h>
 
@@ -36,7 +40,7 @@
 #define ARENA_CHUNK (256u * 1024)
 #define INITIAL_SLOTS 1024u
 #define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
-#define KEEP_ARENA (16u * 1024 * 1024) /* arena bytes kept across periods */
+#define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
 
 struct slot {
 	uint64_t hash;
@@ -57,7 +61,24 @@ struct st_stab {
 	struct chunk *chunks; /* current chunk first */
 	struct chunk *free_chunks;
 	size_t arena_bytes;
+	uint64_t epoch; /* new at create and at every clear (st_stab_epoch) */
+	/* Records touched since the last fold, each once: the fold visits
+	 * these instead of every slot of a kept table.  Capacity >= count,
+	 * so adding to the list never allocates on the hit path. */
+	struct st_srec **touched;
+	size_t ntouched, tcap;
 };
+
+/* Epochs are unique in the process, so a writer's cached (record, epoch)
+ * pair can never match another table, nor this one after a clear.  Relaxed:
+ * uniqueness is all that is asked; the table's epoch field itself is
+ * ordered like the rest of the table (invariant 1). */
+static _Atomic uint64_t next_epoch = 1;
+
+static uint64_t new_epoch(void)
+{
+	return atomic_fetch_add_explicit(&next_epoch, 1, memory_order_relaxed);
+}
 
 struct st_stab *st_stab_create(unsigned nmetrics)
 {
@@ -71,6 +92,7 @@ struct st_stab *st_stab_create(unsigned nmetrics)
 		return NULL;
 	}
 	t->mask = INITIAL_SLOTS - 1;
+	t->epoch = new_epoch();
 	return t;
 }
 
@@ -89,6 +111,7 @@ void st_stab_destroy(struct st_stab *t)
 		return;
 	free_chunks(t->chunks);
 	free_chunks(t->free_chunks);
+	st_free(t->touched);
 	st_free(t->slots);
 	st_free(t);
 }
@@ -126,9 +149,14 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 static int grow(struct st_stab *t)
 {
 	size_t nslots = (t->mask + 1) * 2;
-	struct slot *ns = st_calloc(nslots, sizeof(*ns));
+	/* malloc + memset, not calloc: fresh calloc'd pages are the shared
+	 * zero page until written, and the probes below read before they
+	 * write, so each page would take a second (copy-on-write) fault with
+	 * a TLB shootdown to the other CPUs. */
+	struct slot *ns = st_malloc(nslots * sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
+	memset(ns, 0, nslots * sizeof(*ns));
 	for (size_t i = 0; i <= t->mask; i++) {
 		struct slot s = t->slots[i];
 		if (!s.hash)
@@ -144,8 +172,8 @@ static int grow(struct st_stab *t)
 	return 0;
 }
 
-int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
-		uint64_t hash, const uint64_t *values)
+struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+			       uint64_t hash, const uint64_t *values)
 {
 	const unsigned nm = t->nm;
 	if (ST_UNLIKELY(!hash))
@@ -160,11 +188,10 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
-				uint64_t *v = st_srec_values(r);
-				for (unsigned m = 0; m < nm; m++)
-					v[m] = st_sat_add(v[m], values[m]);
-				r->touched = 1;
-				return 0;
+				if (ST_UNLIKELY(!r->touched))
+					st_stab_touch(t, r);
+				st_srec_add(r, values, nm);
+				return r;
 			}
 		}
 		i = (i + 1) & t->mask;
@@ -172,17 +199,26 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
 		if (grow(t))
-			return -ENOMEM;
+			return NULL;
 		i = hash & t->mask;
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
 	}
+	if (t->count == t->tcap) {
+		size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
+		struct st_srec **p = st_realloc(t->touched, nc * sizeof(*p));
+		if (!p)
+			return NULL;
+		t->touched = p;
+		t->tcap = nc;
+	}
 	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
 						   (size_t)depth * sizeof(uint32_t));
 	if (!r)
-		return -ENOMEM;
+		return NULL;
 	r->depth = depth;
 	r->touched = 1;
+	t->touched[t->ntouched++] = r;
 	r->hash = hash;
 	r->leaf = UINT32_MAX; /* not linked to the master yet */
 	r->epoch = 0;
@@ -192,7 +228,18 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 	t->slots[i].hash = hash;
 	t->slots[i].rec = r;
 	t->count++;
-	return 0;
+	return r;
+}
+
+int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+		uint64_t hash, const uint64_t *values)
+{
+	return st_stab_upsert(t, frames, depth, hash, values) ? 0 : -ENOMEM;
+}
+
+uint64_t st_stab_epoch(const struct st_stab *t)
+{
+	return t->epoch;
 }
 
 /*
@@ -219,13 +266,20 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 		__builtin_prefetch(p + o);
 }
 
-void st_stab_foreach(struct st_stab *t, st_srec_fn fn, void *arg)
+void st_stab_touch(struct st_stab *t, struct st_srec *r)
 {
-	if (!t->count)
-		return;
-	for (size_t i = 0; i <= t->mask; i++)
-		if (t->slots[i].hash)
-			fn(arg, t->slots[i].rec);
+	/* A record enters the list once per fold (touched 0 -> 1), so the
+	 * list holds at most count <= tcap records. */
+	r->touched = 1;
+	t->touched[t->ntouched++] = r;
+}
+
+void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
+{
+	for (size_t i = 0; i < t->ntouched; i++)
+		fn(arg, t->touched[i]);
+	/* The caller untouches every record it was given (the fold does). */
+	t->ntouched = 0;
 }
 
 bool st_stab_keep(const struct st_stab *t)
@@ -240,6 +294,9 @@ size_t st_stab_count(const struct st_stab *t)
 
 void st_stab_clear(struct st_stab *t)
 {
+	/* Records cached by the writer (scache.c) die here. */
+	t->epoch = new_epoch();
+	t->ntouched = 0;
 	if (!t->count && !t->chunks)
 		return;
 	/* A table that grew for a burst shrinks back when the next period is
@@ -260,6 +317,14 @@ void st_stab_clear(struct st_stab *t)
 		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
 	}
 	t->count = 0;
+	if (t->tcap > want) {
+		/* The list shrinks with the slots (capacity >= count still). */
+		struct st_srec **p = st_realloc(t->touched, want * sizeof(*p));
+		if (p) {
+			t->touched = p;
+			t->tcap = want;
+		}
+	}
 	/* Keep up to 4 MiB of arena for the next period, free the rest. */
 	size_t kept = 0;
 	struct chunk *c = t->chunks;
@@ -280,5 +345,6 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes;
+	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes +
+	       t->tcap * sizeof(*t->touched);
 }

@@ -772,8 +772,7 @@ struct drain_ctx {
 static void drain_cb(void *arg, struct st_srec *r)
 {
 	struct drain_ctx *c = arg;
-	if (r->touched) /* else kept from an earlier fold: its values are zero */
-		c->recs[c->n++] = r;
+	c->recs[c->n++] = r; /* listed: touched since the last fold */
 }
 
 /*
@@ -824,7 +823,7 @@ int st_engine_drain(struct st_engine *e, st_drain_fn fn, void *arg)
 	}
 	struct drain_ctx c = { recs, 0 };
 	for (unsigned i = 0; i < n; i++)
-		st_stab_foreach(old[i], drain_cb, &c);
+		st_stab_foreach_touched(old[i], drain_cb, &c); /* cleared below */
 	int rc = fn(arg, recs, c.n, e->opt.nmetrics);
 	for (unsigned i = 0; i < n; i++) {
 		st_stab_clear(old[i]);

@@ -52,7 +52,7 @@ struct sample {
 	uint32_t depth;
 	uint8_t idx[MAX_DEPTH]; /* pool indexes */
 	uint64_t v[ST_MAX_METRICS];
-	uint8_t api;    /* 0 ids, 1 strings, 2 batch, 3 st_ingest */
+	uint8_t api;    /* 0 ids, 1 strings (batch when repeat is even), 2 batch, 3 st_ingest */
 	uint8_t writer; /* single-threaded mode */
 	uint8_t repeat; /* 1..4 */
 };
@@ -122,6 +122,14 @@ static void engine_add(struct prog *p, struct st_writer *w, const struct sample 
 			r = st_writer_ingest(w, ids, s->depth, s->v);
 		break;
 	case 1:
+		if (s->repeat % 2 == 0) { /* even repeats: the strings batch API */
+			struct st_str_sample b[4];
+			for (unsigned k = 0; k < s->repeat; k++)
+				b[k] = (struct st_str_sample){ fr, lens, s->depth, s->v };
+			long n = st_writer_ingest_strs_batch(w, b, s->repeat);
+			r = n == s->repeat ? 0 : n < 0 ? (int)n : -EPROTO;
+			break;
+		}
 		for (unsigned k = 0; k < s->repeat && !r; k++)
 			r = st_writer_ingest_strs(w, fr, lens, s->depth, s->v);
 		break;

@@ -113,8 +113,11 @@ int st_outfile_commit(struct st_outfile *o)
 	return 0;
 }
 
-int st_cli_export(const struct st_snap *s, int format, const struct st_export_opts *eo,
-		  const char *path)
+/* Write path (stdout when NULL) atomically with write(arg, f).  -EBUSY from
+ * write (only st_export_folded_once gives it) leaves nothing behind and
+ * returns -1 without a message: the caller falls back to a snapshot.  Any
+ * other error is reported and mapped to an exit code. */
+static int write_atomically(const char *path, int (*write)(void *arg, FILE *f), void *arg)
 {
 	struct st_outfile of;
 	int r = st_outfile_open(&of, path);
@@ -122,14 +125,15 @@ int st_cli_export(const struct st_snap *s, int format, const struct st_export_op
 		fprintf(stderr, "%s: %s: cannot create: %s\n", st_prog, path, strerror(-r));
 		return EX_CANTCREAT_;
 	}
-	r = st_export(s, format, eo, of.f);
-	if (r) {
+	r = write(arg, of.f);
+	if (r == -EBUSY) {
 		st_outfile_abort(&of);
-		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
-			strerror(-r));
-		return EX_IOERR_;
+		return -1;
 	}
-	r = st_outfile_commit(&of);
+	if (r)
+		st_outfile_abort(&of);
+	else
+		r = st_outfile_commit(&of);
 	if (r) {
 		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
 			strerror(-r));
@@ -138,33 +142,41 @@ int st_cli_export(const struct st_snap *s, int format, const struct st_export_op
 	return EX_OK_;
 }
 
+struct snap_export {
+	const struct st_snap *s;
+	int format;
+	const struct st_export_opts *eo;
+};
+
+static int write_snap(void *arg, FILE *f)
+{
+	const struct snap_export *x = arg;
+	return st_export(x->s, x->format, x->eo, f);
+}
+
+int st_cli_export(const struct st_snap *s, int format, const struct st_export_opts *eo,
+		  const char *path)
+{
+	struct snap_export x = { s, format, eo };
+	return write_atomically(path, write_snap, &x);
+}
+
+struct once_export {
+	struct st_engine *e;
+	const struct st_export_opts *eo;
+};
+
+static int write_once(void *arg, FILE *f)
+{
+	const struct once_export *x = arg;
+	return st_export_folded_once(x->e, x->eo, f);
+}
+
 int st_cli_export_folded_once(struct st_engine *e, const struct st_export_opts *eo,
 			      const char *path)
 {
-	struct st_outfile of;
-	int r = st_outfile_open(&of, path);
-	if (r) {
-		fprintf(stderr, "%s: %s: cannot create: %s\n", st_prog, path, strerror(-r));
-		return EX_CANTCREAT_;
-	}
-	r = st_export_folded_once(e, eo, of.f);
-	if (r == -EBUSY) {
-		st_outfile_abort(&of);
-		return -1;
-	}
-	if (r) {
-		st_outfile_abort(&of);
-		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
-			strerror(-r));
-		return EX_IOERR_;
-	}
-	r = st_outfile_commit(&of);
-	if (r) {
-		fprintf(stderr, "%s: %s: write failed: %s\n", st_prog, path ? path : "stdout",
-			strerror(-r));
-		return EX_IOERR_;
-	}
-	return EX_OK_;
+	struct once_export x = { e, eo };
+	return write_atomically(path, write_once, &x);
 }
 
 int st_cli_format(const char *name)

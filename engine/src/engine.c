@@ -666,16 +666,11 @@ static void fold_cb(void *arg, struct st_srec *r)
 }
 
 /*
- * Flip every shard's table, wait one grace period, fold (or discard) what
- * was flipped out.  Caller holds merge_lock.  Returns records folded.
- *
- * Linked records (seen in an earlier period) are added as they come.  The
- * unlinked ones are collected from every shard, sorted by frames and walked
- * in that order, so each walk starts where it diverges from the previous
- * stack instead of at the root (st_master_link_sorted).  Tables are cleared
- * only after that, since the walk reads their records.
+ * Swap every shard's active table for its spare and wait one grace period:
+ * afterwards the caller (holding merge_lock) owns e->flipped[0..n) (rule E1,
+ * guarantee 1).  Returns n.
  */
-static uint64_t merge_locked(struct st_engine *e, bool discard)
+static unsigned flip_all(struct st_engine *e)
 {
 	struct st_stab **old = e->flipped;
 	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
@@ -688,6 +683,23 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	st_rcu_synchronize(); /* guarantee 1: now we own every old[i] */
 	for (unsigned i = 0; i < n; i++)
 		TSAN_ACQUIRE(old[i]);
+	return n;
+}
+
+/*
+ * Flip every shard's table, wait one grace period, fold (or discard) what
+ * was flipped out.  Caller holds merge_lock.  Returns records folded.
+ *
+ * Linked records (seen in an earlier period) are added as they come.  The
+ * unlinked ones are collected from every shard, sorted by frames and walked
+ * in that order, so each walk starts where it diverges from the previous
+ * stack instead of at the root (st_master_link_sorted).  Tables are cleared
+ * only after that, since the walk reads their records.
+ */
+static uint64_t merge_locked(struct st_engine *e, bool discard)
+{
+	struct st_stab **old = e->flipped;
+	unsigned n = flip_all(e);
 	struct fold_ctx c = { .e = e };
 	e->nwalk = 0;
 	if (!discard) {
@@ -793,19 +805,10 @@ int st_engine_drain(struct st_engine *e, st_drain_fn fn, void *arg)
 		return -EBUSY;
 	}
 	struct st_stab **old = e->flipped;
-	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
-	for (unsigned i = 0; i < n; i++) {
-		struct st_shard *sh = e->shards[i];
-		/* Full barrier inside; pairs with the writers' rcu_dereference. */
-		old[i] = rcu_xchg_pointer(&sh->active, sh->spare);
-		sh->spare = NULL;
-	}
-	st_rcu_synchronize(); /* E1: now we own every old[i] */
+	unsigned n = flip_all(e);
 	size_t total = 0;
-	for (unsigned i = 0; i < n; i++) {
-		TSAN_ACQUIRE(old[i]);
+	for (unsigned i = 0; i < n; i++)
 		total += st_stab_count(old[i]);
-	}
 	struct st_srec **recs = st_malloc((total ? total : 1) * sizeof(*recs));
 	if (!recs) {
 		/* Keep every sample: the full tables go back as spares, the

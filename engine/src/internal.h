@@ -94,6 +94,15 @@ static inline void st_srec_add(struct st_srec *r, const uint64_t *values, unsign
 		v[m] = st_sat_add(v[m], values[m]);
 }
 
+/* An open-addressing slot (hash 0 = empty, linear probe, power-of-two
+ * table) of the shard stack table and of the writer's string-stack cache. */
+struct st_hslot {
+	uint64_t hash;
+	void *p; /* struct st_srec * (shard.c) or struct st_scent * (scache.c) */
+};
+/* Double a slot table and rehash it; on -ENOMEM the table is unchanged. */
+int st_hslots_grow(struct st_hslot **slots, size_t *mask);
+
 struct st_stab;
 struct st_stab *st_stab_create(unsigned nmetrics);
 void st_stab_destroy(struct st_stab *t);

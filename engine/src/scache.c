@@ -40,11 +40,6 @@
 #define SCACHE_MAX_ENT (16u * 1024)              /* one entry's bytes */
 #define ARENA_CHUNK (256u * 1024)
 
-struct slot {
-	uint64_t hash;
-	struct st_scent *ent;
-};
-
 struct chunk {
 	struct chunk *next;
 	size_t used;
@@ -54,7 +49,7 @@ struct chunk {
 struct st_scache {
 	size_t mask;  /* slots - 1 */
 	size_t count; /* entries */
-	struct slot *slots;
+	struct st_hslot *slots;
 	struct chunk *chunks; /* in use, current first */
 	struct chunk *free_chunks;
 	size_t arena_bytes;   /* all chunks, in use or free */
@@ -113,7 +108,7 @@ size_t st_scache_count(const struct st_scache *c)
 
 size_t st_scache_memory(const struct st_scache *c)
 {
-	return sizeof(*c) + (c->mask + 1) * sizeof(struct slot) + c->arena_bytes;
+	return sizeof(*c) + (c->mask + 1) * sizeof(struct st_hslot) + c->arena_bytes;
 }
 
 /*
@@ -196,13 +191,13 @@ void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash)
 {
 	if (!hash)
 		hash = 1;
-	const struct slot *s = &c->slots[hash & c->mask];
+	const struct st_hslot *s = &c->slots[hash & c->mask];
 	if (s->hash != hash)
 		return;
 	/* Its size is in the entry itself: reading it would wait for the very
 	 * miss being hidden, so take the first lines blindly (most entries are
 	 * 100-200 bytes; a prefetch past the end does no harm). */
-	const char *p = (const char *)s->ent;
+	const char *p = (const char *)s->p;
 	__builtin_prefetch(p);
 	__builtin_prefetch(p + ST_CACHELINE);
 	__builtin_prefetch(p + 2 * ST_CACHELINE);
@@ -242,11 +237,11 @@ struct st_scent *st_scache_find(struct st_scache *c, uint64_t hash, const char *
 		hash = 1; /* as st_scache_hash() would: 0 marks an empty slot */
 	size_t i = hash & c->mask;
 	for (;;) {
-		const struct slot *s = &c->slots[i];
+		const struct st_hslot *s = &c->slots[i];
 		if (!s->hash)
 			return NULL;
-		if (s->hash == hash && ent_matches(s->ent, frames, lens, depth))
-			return s->ent;
+		if (s->hash == hash && ent_matches(s->p, frames, lens, depth))
+			return s->p;
 		i = (i + 1) & c->mask;
 	}
 }
@@ -277,32 +272,6 @@ static void *arena_alloc(struct st_scache *c, size_t n)
 	return k->mem;
 }
 
-static int grow(struct st_scache *c)
-{
-	size_t nslots = (c->mask + 1) * 2;
-	/* malloc + memset, not calloc: fresh calloc'd pages are the shared
-	 * zero page until written, and the probes below read before they
-	 * write, so each page would take a second (copy-on-write) fault with
-	 * a TLB shootdown to the other CPUs. */
-	struct slot *ns = st_malloc(nslots * sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	memset(ns, 0, nslots * sizeof(*ns));
-	for (size_t i = 0; i <= c->mask; i++) {
-		struct slot s = c->slots[i];
-		if (!s.hash)
-			continue;
-		size_t j = s.hash & (nslots - 1);
-		while (ns[j].hash)
-			j = (j + 1) & (nslots - 1);
-		ns[j] = s;
-	}
-	st_free(c->slots);
-	c->slots = ns;
-	c->mask = nslots - 1;
-	return 0;
-}
-
 struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char *const *frames,
 				  const size_t *lens, size_t depth, const uint32_t *ids,
 				  uint64_t id_hash)
@@ -318,7 +287,7 @@ struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char
 	if ((c->count + 1) * 2 > c->mask + 1) {
 		/* Full at the largest size, or no memory to grow: start over
 		 * (the working set refills it; nothing cached is load-bearing). */
-		if (c->mask + 1 >= SCACHE_MAX_SLOTS || grow(c))
+		if (c->mask + 1 >= SCACHE_MAX_SLOTS || st_hslots_grow(&c->slots, &c->mask))
 			st_scache_reset(c);
 	}
 	struct st_scent *e = arena_alloc(c, size);
@@ -348,7 +317,7 @@ struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char
 	while (c->slots[i].hash)
 		i = (i + 1) & c->mask;
 	c->slots[i].hash = hash;
-	c->slots[i].ent = e;
+	c->slots[i].p = e;
 	c->count++;
 	return e;
 }

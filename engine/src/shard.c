@@ -42,11 +42,6 @@
 #define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
 #define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
 
-struct slot {
-	uint64_t hash;
-	struct st_srec *rec;
-};
-
 struct chunk {
 	struct chunk *next;
 	size_t size, used;
@@ -57,7 +52,7 @@ struct st_stab {
 	unsigned nm;
 	size_t mask;   /* slots - 1 */
 	size_t count;  /* records */
-	struct slot *slots;
+	struct st_hslot *slots;
 	struct chunk *chunks; /* current chunk first */
 	struct chunk *free_chunks;
 	size_t arena_bytes;
@@ -146,19 +141,19 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 	return c->mem;
 }
 
-static int grow(struct st_stab *t)
+int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 {
-	size_t nslots = (t->mask + 1) * 2;
+	size_t nslots = (*mask + 1) * 2;
 	/* malloc + memset, not calloc: fresh calloc'd pages are the shared
 	 * zero page until written, and the probes below read before they
 	 * write, so each page would take a second (copy-on-write) fault with
 	 * a TLB shootdown to the other CPUs. */
-	struct slot *ns = st_malloc(nslots * sizeof(*ns));
+	struct st_hslot *ns = st_malloc(nslots * sizeof(*ns));
 	if (!ns)
 		return -ENOMEM;
 	memset(ns, 0, nslots * sizeof(*ns));
-	for (size_t i = 0; i <= t->mask; i++) {
-		struct slot s = t->slots[i];
+	for (size_t i = 0; i <= *mask; i++) {
+		struct st_hslot s = (*slots)[i];
 		if (!s.hash)
 			continue;
 		size_t j = s.hash & (nslots - 1);
@@ -166,9 +161,9 @@ static int grow(struct st_stab *t)
 			j = (j + 1) & (nslots - 1);
 		ns[j] = s;
 	}
-	st_free(t->slots);
-	t->slots = ns;
-	t->mask = nslots - 1;
+	st_free(*slots);
+	*slots = ns;
+	*mask = nslots - 1;
 	return 0;
 }
 
@@ -180,11 +175,11 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		hash = 1; /* 0 marks an empty slot */
 	size_t i = hash & t->mask;
 	for (;;) {
-		struct slot *s = &t->slots[i];
+		struct st_hslot *s = &t->slots[i];
 		if (!s->hash)
 			break;
 		if (s->hash == hash) {
-			struct st_srec *r = s->rec;
+			struct st_srec *r = s->p;
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
@@ -198,7 +193,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	}
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
-		if (grow(t))
+		if (st_hslots_grow(&t->slots, &t->mask))
 			return NULL;
 		i = hash & t->mask;
 		while (t->slots[i].hash)
@@ -226,7 +221,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
 		memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
 	t->slots[i].hash = hash;
-	t->slots[i].rec = r;
+	t->slots[i].p = r;
 	t->count++;
 	return r;
 }
@@ -257,10 +252,10 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 {
 	if (!hash)
 		hash = 1;
-	const struct slot *s = &t->slots[hash & t->mask];
+	const struct st_hslot *s = &t->slots[hash & t->mask];
 	if (s->hash != hash)
 		return;
-	const char *p = (const char *)s->rec;
+	const char *p = (const char *)s->p;
 	size_t n = sizeof(struct st_srec) + t->nm * sizeof(uint64_t) + (size_t)depth * 4;
 	for (size_t o = 0; o < n && o < 4 * ST_CACHELINE; o += ST_CACHELINE)
 		__builtin_prefetch(p + o);
@@ -305,7 +300,7 @@ void st_stab_clear(struct st_stab *t)
 	while (want < t->count * 4 && want <= t->mask)
 		want *= 2;
 	if (want < t->mask + 1) {
-		struct slot *ns = st_calloc(want, sizeof(*ns));
+		struct st_hslot *ns = st_calloc(want, sizeof(*ns));
 		if (ns) {
 			st_free(t->slots);
 			t->slots = ns;
@@ -345,6 +340,6 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + (t->mask + 1) * sizeof(struct slot) + t->arena_bytes +
+	return sizeof(*t) + (t->mask + 1) * sizeof(struct st_hslot) + t->arena_bytes +
 	       t->tcap * sizeof(*t->touched);
 }

@@ -632,8 +632,9 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench [--short] [--reps N] [--depth D] [--replay FILE.folded]\n"
 		"             [--out DIR] [--seed S] [--max-threads T] [--only WORKLOAD]\n"
-		"--only runs just that workload's scaling table (for profiling); the\n"
-		"SUMMARY then has zeros for what did not run.\n");
+		"--only runs just that workload's scaling table (for profiling), or with\n"
+		"`snap` just the snapshot-impact runs; the SUMMARY then has zeros for\n"
+		"what did not run.\n");
 }
 
 int main(int argc, char **argv)
@@ -722,7 +723,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	static const enum variant all[] = { V_ENGINE, V_BATCH, V_MUTEX, V_FLOOR };
-	scaling(W_HOT, &hot, all, 4, 2 * N);
+	const int only_snap = cfg.only && strcmp(cfg.only, "snap") == 0;
+	if (!only_snap)
+		scaling(W_HOT, &hot, all, 4, 2 * N);
 	if (cfg.only && strcmp(cfg.only, "hot") == 0) {
 		print_table(NULL); /* profiling run: nothing else */
 		return lost_total ? 1 : 0;
@@ -744,6 +747,12 @@ int main(int argc, char **argv)
 	}
 	double imp_with = median(with_m, nimp), imp_without = median(without_m, nimp);
 	double snap_impact = imp_without > 0 ? 1.0 - imp_with / imp_without : 0;
+	if (only_snap) {
+		printf("snapshot impact (hot, 1 writer, %u reps): merger every 10 ms %.2f M/s, "
+		       "merger idle %.2f M/s -> snap_impact %.3f\n",
+		       cfg.reps, imp_with, imp_without, snap_impact);
+		return lost_total ? 1 : 0;
+	}
 
 	struct flusher fl = { 0 };
 	fl.period_ms = 10;

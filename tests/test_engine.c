@@ -225,6 +225,64 @@ Test(engine, sums_saturate_instead_of_wrapping)
 	st_engine_destroy(e);
 }
 
+/*
+ * Shard records are kept across merges with cumulative values, the merger
+ * folding only what each gained (shard.c, "Who writes what").  Random adds
+ * of small, huge and saturating values to a few stacks, with flushes and
+ * resets in between, must give exactly the saturated sums computed here
+ * since the last reset, in every metric.
+ */
+Test(engine, kept_records_fold_what_they_gained_across_flushes_and_resets)
+{
+	static const char *const stacks[] = { "a;b", "a;c", "a;b;d", "x" };
+	enum { NS = 4, NM = 2 };
+	struct st_engine *e = mk(NM, 0);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t want[NS][NM] = { { 0 } };
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	for (int step = 0; step < 4000; step++) {
+		rng = rng * 6364136223846793005u + 1442695040888963407u;
+		unsigned op = (unsigned)(rng >> 59) & 31, k = (unsigned)(rng >> 40) % NS;
+		if (op == 0) {
+			cr_assert_neq(st_reset(e), 0);
+			memset(want, 0, sizeof(want));
+			continue;
+		}
+		if (op < 5) {
+			cr_assert_neq(st_flush(e), 0);
+			struct st_snap *s = st_snap_acquire(e);
+			for (unsigned i = 0; i < NS; i++) {
+				uint32_t n = ST_NODE_ROOT;
+				char buf[16];
+				strcpy(buf, stacks[i]);
+				for (char *tok = strtok(buf, ";"); tok; tok = strtok(NULL, ";"))
+					n = n == UINT32_MAX ? n : child_named(s, n, tok);
+				for (unsigned m = 0; m < NM; m++) {
+					uint64_t got = n == UINT32_MAX ? 0 : st_snap_self(s, n, m);
+					cr_assert_eq(got, want[i][m], "step %d stack %s metric %u: %llu, want %llu",
+						     step, stacks[i], m, (unsigned long long)got,
+						     (unsigned long long)want[i][m]);
+				}
+			}
+			st_snap_release(s);
+			continue;
+		}
+		uint64_t v[NM];
+		for (unsigned m = 0; m < NM; m++) {
+			rng = rng * 6364136223846793005u + 1442695040888963407u;
+			unsigned kind = (unsigned)(rng >> 61);
+			uint64_t r = rng >> 33;
+			v[m] = kind == 0 ? UINT64_MAX : kind == 1 ? UINT64_MAX - r % 1000 :
+			       kind == 2 ? UINT64_MAX / 2 + r % 1000 : r % 1000;
+			uint64_t sum;
+			want[k][m] = __builtin_add_overflow(want[k][m], v[m], &sum) ? UINT64_MAX : sum;
+		}
+		add(w, NULL, stacks[k], v);
+	}
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
 Test(engine, bad_samples_are_rejected)
 {
 	struct st_engine *e = mk(1, 0);

@@ -341,10 +341,7 @@ static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t
 	 * owned t, before the flip that made t active again (guarantee 1). */
 	uint64_t ep = st_stab_epoch(t);
 	if (ST_LIKELY(c->epoch[0] == ep || c->epoch[1] == ep)) {
-		struct st_srec *rec = c->rec[c->epoch[0] == ep ? 0 : 1];
-		if (ST_UNLIKELY(!rec->touched))
-			st_stab_touch(t, rec);
-		st_srec_add(rec, values, w->nm);
+		st_stab_add_rec(t, c->rec[c->epoch[0] == ep ? 0 : 1], values);
 	} else {
 		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
 		if (ST_LIKELY(rec)) {
@@ -611,46 +608,41 @@ int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const u
 
 struct fold_ctx {
 	struct st_engine *e;
+	struct st_stab *t; /* the table being folded */
 	uint64_t records;
 	size_t n; /* linked records queued, their self slots prefetched */
 	struct st_srec *q[FOLD_GROUP];
 };
 
-/* The record is folded (or counted as dropped): it starts the next period
- * empty but keeps its link to the master. */
-static void rec_done(const struct st_engine *e, struct st_srec *r)
-{
-	memset(st_srec_values(r), 0, e->opt.nmetrics * sizeof(uint64_t));
-	r->touched = 0;
-}
-
+/* Add what the queued (linked) records gained to their leaves: the records
+ * are only read (shard.c, "Who writes what"). */
 static void fold_drain(struct fold_ctx *c)
 {
+	uint64_t d[ST_MAX_METRICS];
 	for (size_t k = 0; k < c->n; k++) {
-		if (st_master_add_rec(c->e->master, c->q[k]))
+		st_stab_delta(c->t, c->q[k], d);
+		if (st_master_add_rec(c->e->master, c->q[k], d))
 			c->e->merge_dropped++;
-		rec_done(c->e, c->q[k]);
 	}
 	c->n = 0;
 }
 
-static void fold_cb(void *arg, struct st_srec *r)
+static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
 	struct st_engine *e = c->e;
-	if (!r->touched)
-		return; /* kept from an earlier period, nothing new */
 	c->records++;
 	if (!st_master_rec_linked(e->master, r)) {
-		/* New (or stale) stack: walked later, in sorted order. */
+		/* New (or stale) stack: walked later, in sorted order, with
+		 * its values made what it gained (the walk writes it anyway). */
+		st_stab_rebase(t, r);
 		if (e->nwalk == e->walk_cap) {
 			size_t nc = e->walk_cap ? e->walk_cap * 2 : 4096;
 			struct st_srec **p = st_realloc(e->walk, nc * sizeof(*p));
 			if (!p) {
 				/* Walk it alone now rather than lose it. */
-				if (st_master_add_rec(e->master, r))
+				if (st_master_add_rec(e->master, r, st_srec_values(r)))
 					e->merge_dropped++;
-				rec_done(e, r);
 				return;
 			}
 			e->walk = p;
@@ -703,12 +695,12 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	struct fold_ctx c = { .e = e };
 	e->nwalk = 0;
 	if (!discard) {
-		for (unsigned i = 0; i < n; i++)
+		for (unsigned i = 0; i < n; i++) {
+			c.t = old[i];
 			st_stab_foreach_touched(old[i], fold_cb, &c);
-		fold_drain(&c);
+			fold_drain(&c); /* the queue holds records of c.t only */
+		}
 		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
-		for (size_t k = 0; k < e->nwalk; k++)
-			rec_done(e, e->walk[k]);
 		e->nwalk = 0;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -781,10 +773,11 @@ struct drain_ctx {
 	size_t n;
 };
 
-static void drain_cb(void *arg, struct st_srec *r)
+static void drain_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct drain_ctx *c = arg;
-	c->recs[c->n++] = r; /* listed: touched since the last fold */
+	st_stab_rebase(t, r); /* values: what it gained since its last fold */
+	c->recs[c->n++] = r;  /* listed: touched since the last fold */
 }
 
 /*

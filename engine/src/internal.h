@@ -67,15 +67,23 @@ uint64_t st_hash_bytes(const void *p, size_t len);
 /* Byte-wise name order of two frame ids (shorter first on a common prefix). */
 int st_intern_cmp(const struct st_intern *in, uint32_t a, uint32_t b);
 
-/* ---- shard.c: one writer's stack table (stacks -> accumulated values). */
+/* ---- shard.c: one writer's stack table (stacks -> accumulated values).
+ *
+ * A record's values are cumulative for as long as its table keeps it: the
+ * writer only ever adds, and the merger never writes a record it folds
+ * through its master link (shard.c "Who writes what"), so the writer's
+ * cache keeps the record's lines across a fold. */
 struct st_srec {
 	uint32_t depth;
-	uint32_t touched; /* set by the writer (st_stab_touch), cleared by the fold */
+	uint32_t tseq; /* the table's fold sequence when last listed (writer) */
 	uint64_t hash;
 	/* The merger's link to the master (master.c invariant 3): the leaf this
-	 * stack was folded into, valid while epoch equals the master's. */
+	 * stack was folded into, valid while epoch equals the master's.
+	 * Written only when the stack is walked, not on every fold. */
 	uint32_t leaf;
 	uint32_t epoch;
+	uint32_t idx; /* creation order in the table: its slot in t->last */
+	uint32_t pad_;
 	/* uint64_t values[nmetrics]; uint32_t frames[depth]; follow */
 	uint64_t data[];
 };
@@ -83,15 +91,6 @@ static inline uint64_t *st_srec_values(struct st_srec *r) { return r->data; }
 static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
 {
 	return (uint32_t *)(r->data + nm);
-}
-
-/* Add one sample's values to a record (the owner of its table, which must
- * first st_stab_touch() a record that is not touched yet). */
-static inline void st_srec_add(struct st_srec *r, const uint64_t *values, unsigned nm)
-{
-	uint64_t *v = st_srec_values(r);
-	for (unsigned m = 0; m < nm; m++)
-		v[m] = st_sat_add(v[m], values[m]);
 }
 
 /* An open-addressing slot (hash 0 = empty, linear probe, power-of-two
@@ -119,12 +118,22 @@ uint64_t st_stab_epoch(const struct st_stab *t);
 /* Cache hints for batched ingest: the slot, then the record, of `hash`. */
 void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash);
 void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth);
-/* Mark r (a record of t, not touched yet) touched: listed for the fold. */
-void st_stab_touch(struct st_stab *t, struct st_srec *r);
-/* Visit every record touched since the last call, then empty the list; fn
- * must leave each record untouched (merger, after a grace period). */
-typedef void (*st_srec_fn)(void *arg, struct st_srec *r);
+/* Add values to r, a record of t (the writer's path for a record it
+ * already holds, e.g. through its stack cache): lists r for the next fold
+ * when it is its first add since the last one. */
+void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values);
+/* Visit every record touched since the last call, then empty the list and
+ * start a new fold sequence.  Merger, after a grace period.  fn gets the
+ * table for st_stab_delta / st_stab_rebase. */
+typedef void (*st_srec_fn)(void *arg, struct st_stab *t, struct st_srec *r);
 void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg);
+/* Merger: what r gained since it was last folded, into d[nmetrics], and
+ * remember r's values as folded.  Reads r, writes only merger memory. */
+void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d);
+/* Merger: make r's values what it gained since it was last folded and
+ * remember those as folded, so r's values can be added as they are (the
+ * walk and the one-shot drain).  Writes r: for records off the hot path. */
+void st_stab_rebase(struct st_stab *t, struct st_srec *r);
 size_t st_stab_count(const struct st_stab *t);
 /* After a fold: true when the table is small enough to keep its records
  * (linked to the master) for the next period, false to clear it. */
@@ -188,14 +197,15 @@ struct st_shard {
 struct st_master;
 struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
 void st_master_destroy(struct st_master *m);
-/* Fold one shard record: add its values to its leaf, walking (and creating)
- * the path only when the record's (leaf, epoch) link is stale; refreshes the
- * link.  0 or -ENOMEM. */
-int st_master_add_rec(struct st_master *m, struct st_srec *r);
+/* Fold one shard record: add v (what it gained since its last fold) to its
+ * leaf, walking (and creating) the path only when the record's (leaf, epoch)
+ * link is stale; refreshes the link.  0 or -ENOMEM. */
+int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v);
 /* True when r's (leaf, epoch) link is valid: folding it needs no walk. */
 bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r);
-/* Fold n unlinked records: sorts recs by frames, then walks each from where
- * it diverges from the previous one, links and adds it.  Returns how many
+/* Fold n unlinked records, rebased (st_stab_rebase: their values are what
+ * they gained): sorts recs by frames, then walks each from where it
+ * diverges from the previous one, links it and adds its values.  Returns how many
  * failed with -ENOMEM (counted as dropped by the caller). */
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n);
 /* Cache hint: the self slot r will add to, when r is linked. */

@@ -249,7 +249,7 @@ static uint32_t child_get(struct st_master *m, uint32_t parent, uint32_t frame, 
 	return c != NONE ? c : node_add(m, parent, frame, ph);
 }
 
-int st_master_add_rec(struct st_master *m, struct st_srec *r)
+int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 {
 	const unsigned nm = m->nm;
 	uint32_t node = 0;
@@ -273,7 +273,6 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r)
 		return 0;
 #endif
 	uint64_t *s = &m->self[(size_t)node * nm];
-	const uint64_t *v = st_srec_values(r);
 	for (unsigned i = 0; i < nm; i++)
 		s[i] = st_sat_add(s[i], v[i]);
 	return 0;
@@ -584,7 +583,7 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		st_free(phs);
 		/* No room for the path: walk each from the root. */
 		for (size_t k = 0; k < n; k++)
-			failed += st_master_add_rec(m, recs[k]) != 0;
+			failed += st_master_add_rec(m, recs[k], st_srec_values(recs[k])) != 0;
 		return failed;
 	}
 	struct link_stage ring[LINK_RING];
@@ -639,7 +638,7 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		r->epoch = m->epoch;
 		chained = true;
 		/* Linked now: the common path adds the values. */
-		if (st_master_add_rec(m, r))
+		if (st_master_add_rec(m, r, st_srec_values(r)))
 			failed++;
 	}
 	st_free(path);

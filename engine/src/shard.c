@@ -16,18 +16,40 @@
  *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
  *
  * Records outlive a merge period: the merger folds the touched ones (the
- * table lists them as they are first touched, so a fold does not scan the
- * slots of a big kept table), zeroes
- * their values and keeps them (with their link to the master's leaf, see
- * master.c), so a stack seen before is folded with one add and no trie walk.
- * A table that holds too many distinct stacks is cleared after its fold
- * instead (st_stab_keep), which bounds shard memory on cold workloads.
+ * table lists them as they are first touched in a fold sequence, so a fold
+ * does not scan the slots of a big kept table) and keeps them (with their
+ * link to the master's leaf, see master.c), so a stack seen before is folded
+ * with one add and no trie walk.  A table that holds too many distinct
+ * stacks is cleared after its fold instead (st_stab_keep), which bounds
+ * shard memory on cold workloads.
+ *
+ * Who writes what.  A kept table comes back to its writer one period after
+ * its fold, and the writer's next add to a record must not find the
+ * record's line taken away by the merger's core (a cross-core miss per
+ * touched record per period, which the writer pays while the merger
+ * publishes).  So a fold only READS the records it adds through their
+ * master link:
+ *   - values are cumulative; the merger keeps what it has folded of each
+ *     record in its own array (last[idx], idx = creation order) and adds
+ *     the difference (st_stab_delta);
+ *   - "listed for this fold" is r->tseq == t->seq: the merger starts a new
+ *     sequence (t->seq++, the table's own line) instead of clearing a flag
+ *     in every record.
+ * Only records walked into the master (new stacks, or stale links) are
+ * written by the merger: their link, and their values rebased to what they
+ * gained (st_stab_rebase).  The last[] array is grown by the writer (with
+ * the touched list, so ingest never allocates it separately) and zeroed by
+ * the merger when the table is cleared.
  *
  * Invariants
  *   1. Exactly one thread mutates a table at a time: the shard's owner while
  *      the table is `active`, the merger after it flipped the table out and
  *      waited for a grace period (engine.c).  So nothing here is atomic.
- *   2. A record's frames never change; values only grow (saturating).
+ *   2. A record's frames never change.  values - last[idx] is exactly
+ *      what the record gained since its last fold, saturated as one sum
+ *      (the engine's documented saturation): values only grow, and the
+ *      writer rebases a record (values -= last, last = 0) before a sum
+ *      would pass UINT64_MAX, so it saturates only when the gain does.
  *   3. Records are never freed individually; st_stab_clear() recycles the
  *      arena wholesale, zeroes the slots and takes a new epoch, so a record
  *      pointer is valid exactly while the table's epoch is the one it was
@@ -62,6 +84,10 @@ struct st_stab {
 	 * so adding to the list never allocates on the hit path. */
 	struct st_srec **touched;
 	size_t ntouched, tcap;
+	uint32_t seq; /* fold sequence: r listed for the next fold iff r->tseq == seq */
+	/* Merger-owned (see "Who writes what"): tcap * nm values folded so
+	 * far, per record index; the writer only grows it. */
+	uint64_t *last;
 };
 
 /* Epochs are unique in the process, so a writer's cached (record, epoch)
@@ -88,6 +114,7 @@ struct st_stab *st_stab_create(unsigned nmetrics)
 	}
 	t->mask = INITIAL_SLOTS - 1;
 	t->epoch = new_epoch();
+	t->seq = 1;
 	return t;
 }
 
@@ -107,6 +134,7 @@ void st_stab_destroy(struct st_stab *t)
 	free_chunks(t->chunks);
 	free_chunks(t->free_chunks);
 	st_free(t->touched);
+	st_free(t->last);
 	st_free(t->slots);
 	st_free(t);
 }
@@ -167,6 +195,64 @@ int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 	return 0;
 }
 
+/* List r (a record of t not listed in this sequence) for the next fold.  A
+ * record is listed once per sequence, so the list holds at most count <=
+ * tcap records. */
+static inline void list(struct st_stab *t, struct st_srec *r)
+{
+	r->tseq = t->seq;
+	t->touched[t->ntouched++] = r;
+}
+
+/* A sum of r's would pass UINT64_MAX at metric m (metrics before m are
+ * added already): rebase r to what it gained since its last fold, which
+ * the owner of the table may do (the merger reads last[] only when it owns
+ * the table), then add the rest saturating.  Rare: values are cumulative
+ * only since the record was made or last rebased. */
+static void __attribute__((noinline, cold))
+rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values, unsigned m)
+{
+	uint64_t *v = st_srec_values(r);
+	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	for (unsigned k = 0; k < t->nm; k++) {
+		v[k] -= l[k];
+		l[k] = 0;
+	}
+	for (unsigned k = m; k < t->nm; k++)
+		v[k] = st_sat_add(v[k], values[k]);
+}
+
+/* Add one sample's values to r, a record of t (its writer). */
+static inline void rec_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+{
+	uint64_t *v = st_srec_values(r);
+	for (unsigned m = 0; m < t->nm; m++) {
+		uint64_t s;
+		if (ST_UNLIKELY(__builtin_add_overflow(v[m], values[m], &s))) {
+			rec_overflow(t, r, values, m);
+			return;
+		}
+		v[m] = s;
+	}
+}
+
+/* Grow the touched list and last[] to nc records (the new last[] entries
+ * zero).  On -ENOMEM the capacity is unchanged (either array may have moved). */
+static int grow_lists(struct st_stab *t, size_t nc)
+{
+	struct st_srec **p = st_realloc(t->touched, nc * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	t->touched = p;
+	uint64_t *l = st_realloc(t->last, nc * t->nm * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	memset(l + t->tcap * t->nm, 0, (nc - t->tcap) * t->nm * sizeof(*l));
+	t->last = l;
+	t->tcap = nc;
+	return 0;
+}
+
 struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 			       uint64_t hash, const uint64_t *values)
 {
@@ -183,9 +269,9 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
-				if (ST_UNLIKELY(!r->touched))
-					st_stab_touch(t, r);
-				st_srec_add(r, values, nm);
+				if (ST_UNLIKELY(r->tseq != t->seq))
+					list(t, r);
+				rec_add(t, r, values);
 				return r;
 			}
 		}
@@ -199,24 +285,20 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
 	}
-	if (t->count == t->tcap) {
-		size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
-		struct st_srec **p = st_realloc(t->touched, nc * sizeof(*p));
-		if (!p)
-			return NULL;
-		t->touched = p;
-		t->tcap = nc;
-	}
+	if (t->count == t->tcap && grow_lists(t, t->tcap ? t->tcap * 2 : INITIAL_SLOTS))
+		return NULL;
 	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
 						   (size_t)depth * sizeof(uint32_t));
 	if (!r)
 		return NULL;
 	r->depth = depth;
-	r->touched = 1;
+	r->tseq = t->seq;
 	t->touched[t->ntouched++] = r;
 	r->hash = hash;
 	r->leaf = UINT32_MAX; /* not linked to the master yet */
 	r->epoch = 0;
+	r->idx = (uint32_t)t->count; /* last[idx] is 0: zeroed by growth or clear */
+	r->pad_ = 0;
 	memcpy(st_srec_values(r), values, nm * sizeof(uint64_t));
 	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
 		memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
@@ -261,25 +343,48 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 		__builtin_prefetch(p + o);
 }
 
-void st_stab_touch(struct st_stab *t, struct st_srec *r)
+void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 {
-	/* A record enters the list once per fold (touched 0 -> 1), so the
-	 * list holds at most count <= tcap records. */
-	r->touched = 1;
-	t->touched[t->ntouched++] = r;
+	if (ST_UNLIKELY(r->tseq != t->seq))
+		list(t, r);
+	rec_add(t, r, values);
 }
 
 void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
 {
 	for (size_t i = 0; i < t->ntouched; i++)
-		fn(arg, t->touched[i]);
-	/* The caller untouches every record it was given (the fold does). */
+		fn(arg, t, t->touched[i]);
 	t->ntouched = 0;
+	/* Every record now has tseq != seq: unlisted, without a write to it.
+	 * (A sequence never comes round again: st_stab_keep clears the table
+	 * long before seq could wrap.) */
+	t->seq++;
+}
+
+void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d)
+{
+	const uint64_t *v = r->data;
+	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	for (unsigned m = 0; m < t->nm; m++) {
+		d[m] = v[m] - l[m];
+		l[m] = v[m];
+	}
+}
+
+void st_stab_rebase(struct st_stab *t, struct st_srec *r)
+{
+	uint64_t *v = st_srec_values(r);
+	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	for (unsigned m = 0; m < t->nm; m++) {
+		v[m] -= l[m];
+		l[m] = v[m];
+	}
 }
 
 bool st_stab_keep(const struct st_stab *t)
 {
-	return t->count <= KEEP_RECORDS && t->arena_bytes <= KEEP_ARENA;
+	return t->count <= KEEP_RECORDS && t->arena_bytes <= KEEP_ARENA &&
+	       t->seq < UINT32_MAX / 2;
 }
 
 size_t st_stab_count(const struct st_stab *t)
@@ -292,6 +397,9 @@ void st_stab_clear(struct st_stab *t)
 	/* Records cached by the writer (scache.c) die here. */
 	t->epoch = new_epoch();
 	t->ntouched = 0;
+	t->seq = 1;
+	if (t->count) /* the next records start with nothing folded */
+		memset(t->last, 0, t->count * t->nm * sizeof(*t->last));
 	if (!t->count && !t->chunks)
 		return;
 	/* A table that grew for a burst shrinks back when the next period is
@@ -313,11 +421,19 @@ void st_stab_clear(struct st_stab *t)
 	}
 	t->count = 0;
 	if (t->tcap > want) {
-		/* The list shrinks with the slots (capacity >= count still). */
-		struct st_srec **p = st_realloc(t->touched, want * sizeof(*p));
-		if (p) {
+		/* The lists shrink with the slots (capacity >= count still);
+		 * both or neither, so the capacity holds for both. */
+		struct st_srec **p = st_malloc(want * sizeof(*p));
+		uint64_t *l = st_calloc(want * t->nm, sizeof(*l));
+		if (p && l) {
+			st_free(t->touched);
+			st_free(t->last);
 			t->touched = p;
+			t->last = l;
 			t->tcap = want;
+		} else {
+			st_free(p);
+			st_free(l);
 		}
 	}
 	/* Keep up to 4 MiB of arena for the next period, free the rest. */
@@ -341,5 +457,5 @@ void st_stab_clear(struct st_stab *t)
 size_t st_stab_memory(const struct st_stab *t)
 {
 	return sizeof(*t) + (t->mask + 1) * sizeof(struct st_hslot) + t->arena_bytes +
-	       t->tcap * sizeof(*t->touched);
+	       t->tcap * (sizeof(*t->touched) + t->nm * sizeof(*t->last));
 }

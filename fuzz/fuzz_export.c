@@ -217,6 +217,25 @@ struct collect {
 	unsigned m;
 };
 
+/* A name as folded writes it: a line break as the two characters "\n" or
+ * "\r" (export_folded.c); a fresh copy (the caller frees it). */
+static char *folded_name(const char *p, size_t len, size_t *out_len)
+{
+	char *q = malloc(2 * len + 1), *d = q;
+	if (!q)
+		abort();
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n' || p[i] == '\r') {
+			*d++ = '\\';
+			*d++ = p[i] == '\n' ? 'n' : 'r';
+		} else {
+			*d++ = p[i];
+		}
+	}
+	*out_len = (size_t)(d - q);
+	return q;
+}
+
 /* The trie folded can represent: every non-root node's non-zero self. */
 static void expected_folded(const struct st_snap *s, unsigned m, struct st_ref *ref)
 {
@@ -230,10 +249,15 @@ static void expected_folded(const struct st_snap *s, unsigned m, struct st_ref *
 		if (!v)
 			continue;
 		uint32_t d = st_snap_depth(s, i);
-		for (uint32_t x = i, k = d; k-- > 0; x = st_snap_parent(s, x))
-			fr[k] = st_snap_name(s, x, &lens[k]);
+		for (uint32_t x = i, k = d; k-- > 0; x = st_snap_parent(s, x)) {
+			size_t l;
+			const char *nm = st_snap_name(s, x, &l);
+			fr[k] = folded_name(nm, l, &lens[k]);
+		}
 		if (st_ref_add(ref, fr, lens, d, &v))
 			abort();
+		for (uint32_t k = 0; k < d; k++)
+			free((char *)fr[k]);
 	}
 	free(fr);
 	free(lens);

@@ -522,6 +522,37 @@ Test(formats, folded_once_edge_cases)
 	st_engine_destroy(e);
 }
 
+/* A frame name holding a line break (a traced file name may) cannot forge
+ * a folded line: the walk writes it as "\n" / "\r" and sorts after that;
+ * the one-shot path declines before it takes any sample. */
+Test(formats, folded_escapes_line_breaks_in_names)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t one = 1, big = 1000000;
+	ingest_strs(w, "cat|/tmp/x\nfake;stack 999", &big);
+	ingest_strs(w, "cat|a\rb", &one);
+	ingest_strs(w, "cat|b", &one);
+	st_writer_close(w);
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_eq(st_export_folded_once(e, NULL, f), -EBUSY);
+	fclose(f);
+	cr_expect_eq(len, 0);
+	free(buf);
+	char *all = folded_of(e, false, 0);
+	cr_expect_str_eq(all, "cat;/tmp/x\\nfake;stack 999 1000000\n"
+			      "cat;a\\rb 1\n"
+			      "cat;b 1\n");
+	free(all);
+	st_engine_destroy(e);
+}
+
 /* ------------------------------------------------------------ flamebearer */
 
 Test(formats, flamebearer_golden_from_formats_md)

@@ -294,7 +294,8 @@ int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, 
  * meanwhile (into fresh tables), merges and flushes wait until it returns.  Returns 0, -EIO,
  * -ENOMEM (nothing lost: the samples were merged instead), -EINVAL (bad
  * metric), or -EBUSY when stacks were merged already (an st_flush() or the
- * merger thread ran): flush and export the snapshot instead.
+ * merger thread ran) or a frame name holds a line break (which the snapshot
+ * export escapes as "\n"): flush and export the snapshot instead.
  */
 int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, FILE *out);
 

@@ -983,6 +983,8 @@ struct st_engine *st_engine_create(const struct st_options *o)
 			errno = err;
 			goto fail;
 		}
+		/* Named for top -H / perf: a busy merger is worth spotting. */
+		pthread_setname_np(e->merger, "st-merger");
 		e->merger_running = true;
 	}
 	return e;

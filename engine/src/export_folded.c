@@ -13,6 +13,11 @@
  * trie's nodes with a value are exactly the distinct stacks, so both write
  * the same bytes; a tie between two different stacks that print the same (a
  * frame holding ';') is broken as the walk would order them.
+ *
+ * A line break inside a frame name (a traced file name can hold one) would
+ * forge a line of its own: such bytes are written as the two characters
+ * "\n" / "\r".  Only the walk does that, before it sorts; the one-shot path
+ * declines (-EBUSY) when any name holds one, so its callers use the walk.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +30,7 @@
 struct lines {
 	const struct st_snap *s;
 	unsigned metric;
+	bool esc; /* some name holds '\n' or '\r' */
 	char *buf;
 	size_t len, cap;
 	size_t *off; /* line i = buf[off[i] .. off[i+1]) */
@@ -39,7 +45,11 @@ static int collect(void *arg, uint32_t node, const char *path, size_t plen)
 		return 0;
 	char num[24];
 	int nlen = snprintf(num, sizeof(num), " %" PRIu64 "\n", v);
-	size_t need = l->len + plen + (size_t)nlen;
+	size_t nesc = 0;
+	if (ST_UNLIKELY(l->esc))
+		for (size_t i = 0; i < plen; i++)
+			nesc += path[i] == '\n' || path[i] == '\r';
+	size_t need = l->len + plen + nesc + (size_t)nlen;
 	if (need > l->cap) {
 		size_t nc = l->cap ? l->cap : 1 << 16;
 		while (nc < need)
@@ -59,8 +69,21 @@ static int collect(void *arg, uint32_t node, const char *path, size_t plen)
 		l->ncap = nc;
 	}
 	l->off[l->n++] = l->len;
-	memcpy(l->buf + l->len, path, plen);
-	memcpy(l->buf + l->len + plen, num, (size_t)nlen);
+	char *d = l->buf + l->len;
+	if (!nesc) {
+		memcpy(d, path, plen);
+		d += plen;
+	} else {
+		for (size_t i = 0; i < plen; i++) {
+			if (path[i] == '\n' || path[i] == '\r') {
+				*d++ = '\\';
+				*d++ = path[i] == '\n' ? 'n' : 'r';
+			} else {
+				*d++ = path[i];
+			}
+		}
+	}
+	memcpy(d, num, (size_t)nlen);
 	l->len = need;
 	return 0;
 }
@@ -85,7 +108,7 @@ static int cmp_lines(const void *a, const void *b, void *arg)
 
 int st_export_folded(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
 {
-	struct lines l = { .s = s, .metric = o->metric };
+	struct lines l = { .s = s, .metric = o->metric, .esc = st_snap_names_have_eol(s) };
 	size_t *order = NULL;
 	int rc = st_export_walk_paths(s, collect, &l);
 	if (rc || !l.n)
@@ -393,6 +416,8 @@ int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, F
 	if (o && o->metric >= st_engine_nmetrics(e))
 		return -EINVAL;
 	struct once x = { .in = st_engine_intern(e), .metric = o ? o->metric : 0, .out = out };
+	if (st_intern_has_eol(x.in))
+		return -EBUSY; /* names to escape: the walk does that */
 	int rc = st_engine_drain(e, once_cb, &x);
 	free(x.names);
 	free(x.rank);

@@ -53,6 +53,10 @@ struct st_intern {
 	_Atomic uint64_t added;
 	_Atomic size_t mem;
 	struct ent *_Atomic *_Atomic *chunks; /* NCHUNKS chunk pointers */
+	/* Some name holds a line break ('\n' or '\r'): line-based writers
+	 * must escape (export_folded.c).  Set before the count that makes
+	 * the name visible, so whoever sees the name sees the flag. */
+	_Atomic bool eol;
 };
 
 uint64_t st_hash_bytes(const void *p, size_t len)
@@ -192,6 +196,8 @@ int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t 
 	e->len = (uint32_t)len;
 	memcpy(e->name, s, len);
 	e->name[len] = '\0';
+	if (memchr(s, '\n', len) || memchr(s, '\r', len))
+		atomic_store_explicit(&in->eol, true, memory_order_relaxed);
 	/* Release: the entry's bytes before the slot (invariant 1). */
 	atomic_store_explicit(&chunk[n & (CHUNK_SIZE - 1)], e, memory_order_release);
 	/* Release: ids below count are readable; pairs with st_intern_count(). */
@@ -226,6 +232,12 @@ const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len)
 	if (len)
 		*len = e->len;
 	return e->name;
+}
+
+bool st_intern_has_eol(const struct st_intern *in)
+{
+	/* Ordered by the count's release/acquire pair, like the names. */
+	return atomic_load_explicit(&in->eol, memory_order_relaxed);
 }
 
 uint32_t st_intern_count(const struct st_intern *in)

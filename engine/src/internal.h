@@ -62,6 +62,8 @@ void st_intern_destroy(struct st_intern *in);
 int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash);
 const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len);
 uint32_t st_intern_count(const struct st_intern *in);
+/* True once some interned name holds '\n' or '\r'. */
+bool st_intern_has_eol(const struct st_intern *in);
 size_t st_intern_memory(const struct st_intern *in);
 uint64_t st_hash_bytes(const void *p, size_t len);
 /* Byte-wise name order of two frame ids (shorter first on a common prefix). */
@@ -299,6 +301,8 @@ struct st_engine {
 };
 
 const struct st_intern *st_engine_intern(const struct st_engine *e);
+/* True once a frame name of the snapshot's engine holds a line break. */
+bool st_snap_names_have_eol(const struct st_snap *s);
 
 /*
  * One-shot export (export_folded.c): flip every shard, wait one grace period

@@ -129,6 +129,11 @@ totals:
 	return s;
 }
 
+bool st_snap_names_have_eol(const struct st_snap *s)
+{
+	return st_intern_has_eol(st_engine_intern(s->e));
+}
+
 void st_snap_free_now(struct st_snap *s)
 {
 	st_free(s);

@@ -881,17 +881,25 @@ void st_perf_cache_free(struct st_perf_cache *c)
 #define BODY_MAX (1u << 20)
 
 /*
- * The sample body after an accepted header (p is a line start): the lines up
- * to the blank line that ends it, [p, *bend).  False when no blank line
- * follows within BODY_MAX (or the body is empty).  The blank line is the
- * first '\n' at q > p with q[-1] == '\n': found with one pass over the
- * bytes (16 at a time with SSE2), not a memchr call per line.
+ * A sample body (the lines after an accepted header up to the blank line
+ * that ends it) is looked up by its first BODY_PREFIX bytes, or all of it
+ * when shorter, and then compared in full with the cached copy: one pass
+ * over the bytes, with no scan for its blank line first.  The blank line
+ * is the first '\n' at q > p with q[-1] == '\n', so a cached body B (which
+ * ends in '\n' and holds no "\n\n") is the body at p exactly when
+ * p[0..|B|) == B and p[|B|] == '\n'.  The prefix is a function of the body's
+ * bytes: the whole body if its blank line is within BODY_PREFIX + 1 bytes,
+ * else its first BODY_PREFIX bytes.  Bodies sharing a prefix share a hash;
+ * past BODY_CHAIN of them, further ones with that prefix are keyed by the
+ * hash of the whole body (kind | 8) and looked up the old way.
  */
-static bool find_body(const char *p, const char *end, const char **bend)
+#define BODY_PREFIX 256
+#define BODY_CHAIN 4
+
+/* The first i in [1, len) with p[i-1] == p[i] == '\n' (0 if none), with
+ * one pass over the bytes, 16 at a time with SSE2. */
+static size_t find_pair(const char *p, size_t len)
 {
-	size_t len = (size_t)(end - p) > BODY_MAX ? BODY_MAX : (size_t)(end - p);
-	if (!len || *p == '\n')
-		return false;
 	size_t i = 0;
 #ifdef __SSE2__
 	const __m128i nl = _mm_set1_epi8('\n');
@@ -900,19 +908,68 @@ static bool find_body(const char *p, const char *end, const char **bend)
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
 		uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
 		uint32_t pair = m & (m << 1 | carry); /* bit b: p[i+b-1], p[i+b] */
-		if (pair) {
-			*bend = p + i + (unsigned)__builtin_ctz(pair);
-			return true;
-		}
+		if (pair)
+			return i + (unsigned)__builtin_ctz(pair);
 		carry = m >> 15;
 	}
 #endif
 	for (i = i ? i : 1; i < len; i++)
-		if (p[i] == '\n' && p[i - 1] == '\n') {
-			*bend = p + i;
-			return true;
+		if (p[i] == '\n' && p[i - 1] == '\n')
+			return i;
+	return 0;
+}
+
+/*
+ * The body at p (a line start after an accepted header), [p, *bend): false
+ * when no blank line follows within BODY_MAX (or the body is empty).
+ */
+static bool find_body(const char *p, const char *end, const char **bend)
+{
+	size_t len = (size_t)(end - p) > BODY_MAX ? BODY_MAX : (size_t)(end - p);
+	if (!len || *p == '\n')
+		return false;
+	size_t i = find_pair(p, len);
+	if (!i)
+		return false;
+	*bend = p + i;
+	return true;
+}
+
+/* The length of the body's lookup prefix (0: no body here), and whether
+ * that is the whole body. */
+static size_t body_prefix(const char *p, const char *end, bool *whole)
+{
+	size_t avail = (size_t)(end - p);
+	if (!avail || *p == '\n')
+		return 0;
+	size_t i = find_pair(p, avail > BODY_PREFIX + 1 ? BODY_PREFIX + 1 : avail);
+	if (i) {
+		*whole = true;
+		return i;
+	}
+	*whole = false;
+	return avail > BODY_PREFIX + 1 ? BODY_PREFIX : 0;
+}
+
+/* The cached body (kind 4 or 5) at p whose prefix hash is h, or NULL;
+ * *cnt counts the entries that have that hash. */
+static struct fc_ent *body_find(const struct st_perf_cache *c, uint64_t h, unsigned kind,
+				const char *p, size_t avail, unsigned *cnt)
+{
+	if (!c->nslots)
+		return NULL;
+	size_t mask = c->nslots - 1;
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		uint32_t s = c->slots[i];
+		if (!s)
+			return NULL;
+		struct fc_ent *e = &c->ent[s - 1];
+		if (e->h == h && e->kind == kind) {
+			++*cnt;
+			if (e->fl < avail && p[e->fl] == '\n' && memcmp(p, c->kb + e->koff, e->fl) == 0)
+				return e;
 		}
-	return false;
+	}
 }
 
 int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
@@ -939,10 +996,11 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 	int rc = 0;
 	uint64_t lineno = 0;
 	/* A sample body being parsed line by line that may go in the cache. */
-	const char *body = NULL, *bend = NULL;
+	const char *body = NULL;
 	uint64_t bh = 0, body_line0 = 0;
 	size_t bnfr = 0;
-	bool bok = false;
+	unsigned bkind = 4;
+	bool bok = false, bfull = false;
 	const char *p = buf, *end = buf + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -956,14 +1014,18 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			continue;
 		}
 		if (n == 0) {
-			/* A body that produced no frames is not cached: nothing to reuse. */
-			if (body && s == bend && bok && !ps.serr && ps.have_pname && ps.nfr > bnfr &&
+			/* A body that produced no frames is not cached: nothing to reuse.
+			 * s is the first blank line after body: the body is [body, s). */
+			if (body && s > body && (size_t)(s - body) < BODY_MAX && bok && !ps.serr &&
+			    ps.have_pname && ps.nfr > bnfr &&
 			    !grow((void **)&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024)) {
 				size_t ioff = c->ncid;
 				memcpy(c->cid + ioff, ps.fr + bnfr, (ps.nfr - bnfr) * sizeof(*c->cid));
 				c->ncid += ps.nfr - bnfr;
-				struct fc_ent *e = fc_add(&ps, bh, body, (size_t)(bend - body), "", 0, "", 0,
-							  4 | ps.java, ioff);
+				size_t bl = (size_t)(s - body);
+				if (bfull) /* too many bodies with this prefix */
+					bh = st_hash_bytes(body, bl) + bkind;
+				struct fc_ent *e = fc_add(&ps, bh, body, bl, "", 0, "", 0, bkind, ioff);
 				if (e)
 					e->aux = (uint32_t)(lineno - 1 - body_line0);
 				else
@@ -988,11 +1050,23 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			if (rc)
 				break;
 			body = NULL;
-			if (accepted && p < end && find_body(p, end, &bend)) {
-				size_t bl = (size_t)(bend - p);
-				unsigned kind = 4 | ps.java;
-				bh = st_hash_bytes(p, bl) + kind;
-				struct fc_ent *e = fc_find(&ps, bh, p, bl, "", 0, "", 0, kind);
+			bool whole;
+			size_t pl = accepted ? body_prefix(p, end, &whole) : 0;
+			if (pl) {
+				const char *bend;
+				unsigned cnt = 0;
+				bkind = 4 | ps.java;
+				bh = st_hash_bytes(p, pl) + bkind;
+				struct fc_ent *e = body_find(c, bh, bkind, p, (size_t)(end - p), &cnt);
+				bfull = !e && !whole && cnt >= BODY_CHAIN;
+				if (bfull) {
+					bkind |= 8;
+					if (find_body(p, end, &bend)) {
+						size_t bl = (size_t)(bend - p);
+						e = fc_find(&ps, st_hash_bytes(p, bl) + bkind, p, bl, "", 0, "", 0,
+							    bkind);
+					}
+				}
 				if (e) {
 					if (grow((void **)&ps.fr, &ps.frcap, ps.nfr + e->nids, sizeof(*ps.fr), 256)) {
 						rc = -ENOMEM;
@@ -1001,7 +1075,7 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 					memcpy(ps.fr + ps.nfr, c->cid + e->ioff, e->nids * sizeof(*ps.fr));
 					ps.nfr += e->nids;
 					lineno += e->aux;
-					p = bend;
+					p += e->fl;
 					continue;
 				}
 				body = p;

@@ -223,12 +223,27 @@ size_t st_perf_cut(const char *buf, size_t len)
  */
 struct fc_ent {
 	uint64_t h;
-	uint32_t koff;      /* key bytes in kb: f, then mod, then pc */
+	const char *k;      /* key bytes (in a key chunk): f, then mod, then pc */
 	uint32_t fl, modl, pcl;
 	uint32_t ioff;      /* ids in cid */
 	uint32_t nids;
-	uint32_t aux;       /* whole sample body: its line count */
-	uint8_t kind;       /* 0 frame, 2 pname, 4 sample body; | 1 java */
+	uint8_t kind;       /* 0 frame, 2 pname; | 1 java */
+};
+
+/*
+ * A cached sample body: its own open-addressing table whose slots hold
+ * everything a hit needs, so a lookup costs one slot load before the key
+ * compare (the slot's position is known before the header is parsed and is
+ * prefetched then).  A body's slot is at (hash >> 4) & mask; nids == 0: empty.
+ */
+struct body_slot {
+	uint64_t tag;  /* the hash with its low 4 bits replaced by the kind: 4
+			* keyed by the prefix, 12 by the whole body; | 1 java */
+	const char *k; /* the body's bytes (in a key chunk) */
+	uint32_t fl;   /* its length */
+	uint32_t ioff; /* ids in cid, leaf first */
+	uint32_t nids;
+	uint32_t aux;  /* its line count */
 };
 
 struct st_perf_cache {
@@ -239,10 +254,16 @@ struct st_perf_cache {
 	size_t nslots;
 	struct fc_ent *ent;
 	size_t nent, entcap;
-	char *kb;
-	size_t kblen, kbcap;
+	/* Key bytes, in chunks that never move (no copy on growth): */
+	char **kch;
+	size_t nkch, kchcap;
+	char *kcur;             /* the chunk being filled */
+	size_t kused, kcap;     /* of kcur */
+	size_t kblen;           /* key bytes in all chunks */
 	uint32_t *cid;
 	size_t ncid, cidcap;
+	struct body_slot *bslots;
+	size_t nbslots, nbodies;
 };
 
 /* Past this many key bytes the cache starts over (bounds its memory). */
@@ -340,7 +361,7 @@ static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *
 			return NULL;
 		struct fc_ent *e = &ps->c->ent[s - 1];
 		if (e->h == h && e->kind == kind && e->fl == fl && e->modl == modl && e->pcl == pcl) {
-			const char *k = ps->c->kb + e->koff;
+			const char *k = e->k;
 			if (memcmp(k, f, fl) == 0 && memcmp(k + fl, mod, modl) == 0 &&
 			    (!pcl || memcmp(k + fl + modl, pc, pcl) == 0))
 				return e;
@@ -348,13 +369,44 @@ static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *
 	}
 }
 
+#define KEY_CHUNK (1u << 20)
+
+/* Copy key bytes f, mod, pc into the key chunks; where, or NULL (no memory). */
+static const char *key_store(struct st_perf_cache *c, const char *f, size_t fl, const char *mod,
+			     size_t modl, const char *pc, size_t pcl)
+{
+	size_t kl = fl + modl + pcl;
+	if (c->ncid > UINT32_MAX)
+		return NULL;
+	if (kl > c->kcap - c->kused) {
+		size_t cap = kl > KEY_CHUNK ? kl : KEY_CHUNK;
+		if (grow((void **)&c->kch, &c->kchcap, c->nkch + 1, sizeof(*c->kch), 16))
+			return NULL;
+		char *ch = st_malloc(cap);
+		if (!ch)
+			return NULL;
+		c->kch[c->nkch++] = ch;
+		c->kcur = ch;
+		c->kused = 0;
+		c->kcap = cap;
+	}
+	char *k = c->kcur + c->kused;
+	memcpy(k, f, fl);
+	if (modl)
+		memcpy(k + fl, mod, modl);
+	if (pcl)
+		memcpy(k + fl + modl, pc, pcl);
+	c->kused += kl;
+	c->kblen += kl;
+	return k;
+}
+
 /* Add an entry whose ids are cid[ioff..ncid).  Failure only loses caching. */
 static struct fc_ent *fc_add(struct pstate *ps, uint64_t h, const char *f, size_t fl,
 			     const char *mod, size_t modl, const char *pc, size_t pcl,
 			     unsigned kind, size_t ioff)
 {
-	size_t kl = fl + modl + pcl;
-	if (ps->c->kblen + kl > UINT32_MAX || ps->c->ncid > UINT32_MAX || ps->c->nent + 1 >= UINT32_MAX)
+	if (ps->c->nent + 1 >= UINT32_MAX)
 		return NULL;
 	if ((ps->c->nent + 1) * 2 > ps->c->nslots) {
 		size_t ns = ps->c->nslots ? ps->c->nslots * 2 : 1024;
@@ -371,18 +423,14 @@ static struct fc_ent *fc_add(struct pstate *ps, uint64_t h, const char *f, size_
 		ps->c->slots = sl;
 		ps->c->nslots = ns;
 	}
-	if (grow((void **)&ps->c->ent, &ps->c->entcap, ps->c->nent + 1, sizeof(*ps->c->ent), 256) ||
-	    grow((void **)&ps->c->kb, &ps->c->kbcap, ps->c->kblen + kl, 1, 16384))
+	if (grow((void **)&ps->c->ent, &ps->c->entcap, ps->c->nent + 1, sizeof(*ps->c->ent), 256))
 		return NULL;
-	char *k = ps->c->kb + ps->c->kblen;
-	memcpy(k, f, fl);
-	memcpy(k + fl, mod, modl);
-	if (pcl)
-		memcpy(k + fl + modl, pc, pcl);
+	const char *k = key_store(ps->c, f, fl, mod, modl, pc, pcl);
+	if (!k)
+		return NULL;
 	struct fc_ent *e = &ps->c->ent[ps->c->nent];
-	*e = (struct fc_ent){ h, (uint32_t)ps->c->kblen, (uint32_t)fl, (uint32_t)modl, (uint32_t)pcl,
-			      (uint32_t)ioff, (uint32_t)(ps->c->ncid - ioff), 0, (uint8_t)kind };
-	ps->c->kblen += kl;
+	*e = (struct fc_ent){ h, k, (uint32_t)fl, (uint32_t)modl, (uint32_t)pcl,
+			      (uint32_t)ioff, (uint32_t)(ps->c->ncid - ioff), (uint8_t)kind };
 	size_t i = (size_t)h & (ps->c->nslots - 1);
 	while (ps->c->slots[i])
 		i = (i + 1) & (ps->c->nslots - 1);
@@ -856,7 +904,15 @@ static void fc_clear(struct st_perf_cache *c)
 {
 	if (c->slots)
 		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
+	if (c->bslots)
+		memset(c->bslots, 0, c->nbslots * sizeof(*c->bslots));
+	c->nbodies = 0;
 	c->nent = 0;
+	for (size_t i = 0; i < c->nkch; i++)
+		st_free(c->kch[i]);
+	c->nkch = 0;
+	c->kcur = NULL;
+	c->kused = c->kcap = 0;
 	c->kblen = 0;
 	c->ncid = 0;
 }
@@ -871,8 +927,11 @@ void st_perf_cache_free(struct st_perf_cache *c)
 	if (!c)
 		return;
 	st_free(c->slots);
+	st_free(c->bslots);
 	st_free(c->ent);
-	st_free(c->kb);
+	for (size_t i = 0; i < c->nkch; i++)
+		st_free(c->kch[i]);
+	st_free(c->kch);
 	st_free(c->cid);
 	st_free(c);
 }
@@ -951,25 +1010,71 @@ static size_t body_prefix(const char *p, const char *end, bool *whole)
 	return avail > BODY_PREFIX + 1 ? BODY_PREFIX : 0;
 }
 
-/* The cached body (kind 4 or 5) at p whose prefix hash is h, or NULL;
- * *cnt counts the entries that have that hash. */
-static struct fc_ent *body_find(const struct st_perf_cache *c, uint64_t h, unsigned kind,
-				const char *p, size_t avail, unsigned *cnt)
+/* Where a body whose hash is h starts probing (0 without a table). */
+static inline const struct body_slot *body_home(const struct st_perf_cache *c, uint64_t h)
 {
-	if (!c->nslots)
+	return c->nbslots ? &c->bslots[(size_t)(h >> 4) & (c->nbslots - 1)] : NULL;
+}
+
+/* The cached body of this kind at p whose hash is h, or NULL; *cnt counts
+ * the bodies that have that hash and kind. */
+static const struct body_slot *body_find(const struct st_perf_cache *c, uint64_t h, unsigned kind,
+					 const char *p, size_t avail, unsigned *cnt)
+{
+	if (!c->nbslots)
 		return NULL;
-	size_t mask = c->nslots - 1;
-	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-		uint32_t s = c->slots[i];
-		if (!s)
+	size_t mask = c->nbslots - 1;
+	uint64_t tag = (h & ~(uint64_t)15) | kind;
+	for (size_t i = (size_t)(h >> 4) & mask;; i = (i + 1) & mask) {
+		const struct body_slot *b = &c->bslots[i];
+		if (!b->nids)
 			return NULL;
-		struct fc_ent *e = &c->ent[s - 1];
-		if (e->h == h && e->kind == kind) {
+		if (b->tag == tag) {
 			++*cnt;
-			if (e->fl < avail && p[e->fl] == '\n' && memcmp(p, c->kb + e->koff, e->fl) == 0)
-				return e;
+			if (b->fl < avail) {
+				__builtin_prefetch(c->cid + b->ioff);
+				if (memcmp(p, b->k, b->fl) == 0 && p[b->fl] == '\n')
+					return b;
+			}
 		}
 	}
+}
+
+/* Cache the body [p, p + fl) under hash h: ids cid[ioff..ncid), aux lines.
+ * False when there is no room (the caller forgets the ids). */
+static bool body_add(struct st_perf_cache *c, uint64_t h, unsigned kind, const char *p, size_t fl,
+		     size_t ioff, uint64_t aux)
+{
+	if ((c->nbodies + 1) * 2 > c->nbslots) {
+		size_t ns = c->nbslots ? c->nbslots * 2 : 1024;
+		struct body_slot *sl = st_calloc(ns, sizeof(*sl));
+		if (!sl)
+			return false;
+		for (size_t j = 0; j < c->nbslots; j++) {
+			const struct body_slot *b = &c->bslots[j];
+			if (!b->nids)
+				continue;
+			size_t i = (size_t)(b->tag >> 4) & (ns - 1);
+			while (sl[i].nids)
+				i = (i + 1) & (ns - 1);
+			sl[i] = *b;
+		}
+		st_free(c->bslots);
+		c->bslots = sl;
+		c->nbslots = ns;
+	}
+	if (c->ncid - ioff > UINT32_MAX || aux > UINT32_MAX || c->ncid == ioff)
+		return false;
+	const char *k = key_store(c, p, fl, "", 0, "", 0);
+	if (!k)
+		return false;
+	size_t mask = c->nbslots - 1, i = (size_t)(h >> 4) & mask;
+	while (c->bslots[i].nids)
+		i = (i + 1) & mask;
+	c->bslots[i] = (struct body_slot){ (h & ~(uint64_t)15) | kind, k, (uint32_t)fl, (uint32_t)ioff,
+					   (uint32_t)(c->ncid - ioff), (uint32_t)aux };
+	c->nbodies++;
+	return true;
 }
 
 int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
@@ -1024,11 +1129,8 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 				c->ncid += ps.nfr - bnfr;
 				size_t bl = (size_t)(s - body);
 				if (bfull) /* too many bodies with this prefix */
-					bh = st_hash_bytes(body, bl) + bkind;
-				struct fc_ent *e = fc_add(&ps, bh, body, bl, "", 0, "", 0, bkind, ioff);
-				if (e)
-					e->aux = (uint32_t)(lineno - 1 - body_line0);
-				else
+					bh = st_hash_bytes(body, bl);
+				if (!body_add(c, bh, bkind, body, bl, ioff, lineno - 1 - body_line0))
 					c->ncid = ioff;
 			}
 			body = NULL;
@@ -1045,26 +1147,35 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 		}
 		struct hdr h;
 		if (!is_ws((unsigned char)s[0]) && match_header(s, n, &h)) {
+			/* The body's lookup prefix and hash first: its slot is
+			 * fetched while the header is parsed. */
+			bool whole = false;
+			size_t pl = body_prefix(p, end, &whole);
+			uint64_t ph = 0;
+			if (pl) {
+				ph = st_hash_bytes(p, pl);
+				const struct body_slot *home = body_home(c, ph);
+				if (home)
+					__builtin_prefetch(home);
+			}
 			bool accepted;
 			rc = header_line(&ps, s, n, &h, st, &accepted);
 			if (rc)
 				break;
 			body = NULL;
-			bool whole;
-			size_t pl = accepted ? body_prefix(p, end, &whole) : 0;
-			if (pl) {
+			if (accepted && pl) {
 				const char *bend;
 				unsigned cnt = 0;
 				bkind = 4 | ps.java;
-				bh = st_hash_bytes(p, pl) + bkind;
-				struct fc_ent *e = body_find(c, bh, bkind, p, (size_t)(end - p), &cnt);
+				bh = ph;
+				const struct body_slot *e = body_find(c, bh, bkind, p, (size_t)(end - p), &cnt);
 				bfull = !e && !whole && cnt >= BODY_CHAIN;
 				if (bfull) {
 					bkind |= 8;
 					if (find_body(p, end, &bend)) {
 						size_t bl = (size_t)(bend - p);
-						e = fc_find(&ps, st_hash_bytes(p, bl) + bkind, p, bl, "", 0, "", 0,
-							    bkind);
+						unsigned fcnt = 0;
+						e = body_find(c, st_hash_bytes(p, bl), bkind, p, bl + 1, &fcnt);
 					}
 				}
 				if (e) {

@@ -740,6 +740,57 @@ Test(formats, folded_once_edge_cases)
 	st_engine_destroy(e);
 }
 
+/* The one-shot line writer copies short names 32 bytes at a time into a
+ * 1 MiB buffer: names of every length around that, names as long as the
+ * buffer or as long as a frame may be, and lines that straddle the buffer's
+ * end, against the snapshot walk. */
+static char *long_names_folded(bool once)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = 2;
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	struct st_writer *w = st_writer_open(e);
+	cr_assert(w);
+	size_t big = ST_MAX_FRAME_LEN;
+	char *pool = malloc(big);
+	cr_assert(pool);
+	for (size_t i = 0; i < big; i++)
+		pool[i] = (char)('a' + i % 23);
+	static const size_t huge[] = { (1u << 20) - 40, (1u << 20) - 1, 1u << 20, 70000 };
+	uint64_t rs = 11;
+	for (int rep = 0; rep < 40000; rep++) {
+		const char *fr[6];
+		size_t lens[6], d = 1 + (size_t)(ts_rand(&rs) % 6);
+		for (size_t k = 0; k < d; k++) {
+			size_t off = (size_t)(ts_rand(&rs) % 64);
+			lens[k] = (size_t)(ts_rand(&rs) % 70);
+			if (rep % 5000 == 17 && k == d - 1)
+				lens[k] = huge[(rep / 5000) % 4], off = 0;
+			fr[k] = pool + off;
+		}
+		uint64_t v = 1 + ts_rand(&rs) % 9;
+		cr_assert_eq(st_writer_ingest_strs(w, fr, lens, d, &v), 0);
+	}
+	st_writer_close(w);
+	free(pool);
+	char *out = folded_of(e, once, 0);
+	st_engine_destroy(e);
+	return out;
+}
+
+Test(formats, folded_once_name_lengths)
+{
+	char *walk = long_names_folded(false), *once = long_names_folded(true);
+	cr_expect_gt(strlen(walk), 3u << 20);
+	cr_expect(strcmp(once, walk) == 0, "one-shot differs from the walk (%zu vs %zu bytes)",
+		  strlen(once), strlen(walk));
+	free(walk);
+	free(once);
+}
+
 /* ------------------------------------------------------------ flamebearer */
 
 Test(formats, flamebearer_golden_from_formats_md)

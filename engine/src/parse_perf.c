@@ -46,6 +46,7 @@
  * it): it is ingested as several frames so the joined bytes are the same.
  */
 #include <errno.h>
+#include <sys/mman.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -369,7 +370,7 @@ static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *
 	}
 }
 
-#define KEY_CHUNK (1u << 20)
+#define KEY_CHUNK (2u << 20)
 
 /* Copy key bytes f, mod, pc into the key chunks; where, or NULL (no memory). */
 static const char *key_store(struct st_perf_cache *c, const char *f, size_t fl, const char *mod,
@@ -382,11 +383,18 @@ static const char *key_store(struct st_perf_cache *c, const char *f, size_t fl, 
 		size_t cap = kl > KEY_CHUNK ? kl : KEY_CHUNK;
 		if (grow((void **)&c->kch, &c->kchcap, c->nkch + 1, sizeof(*c->kch), 16))
 			return NULL;
-		char *ch = st_malloc(cap);
+		char *ch = st_malloc(cap + KEY_CHUNK);
 		if (!ch)
 			return NULL;
 		c->kch[c->nkch++] = ch;
-		c->kcur = ch;
+		/* From a 2 MiB boundary on, as a huge page where the kernel
+		 * allows it: a 4 KiB page fault per 4 KiB of keys was a third
+		 * of the faults of a convert. */
+		char *al = (char *)(((uintptr_t)ch + KEY_CHUNK - 1) & ~(uintptr_t)(KEY_CHUNK - 1));
+#ifdef MADV_HUGEPAGE
+		madvise(al, cap & ~(size_t)(KEY_CHUNK - 1), MADV_HUGEPAGE);
+#endif
+		c->kcur = al;
 		c->kused = 0;
 		c->kcap = cap;
 	}

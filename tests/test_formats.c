@@ -206,11 +206,11 @@ Test(formats, perf_cache_across_blocks)
 }
 
 /*
- * The sample cache looks a body up by its first 256 bytes (or all of it when
+ * The sample cache looks a body up by its first 128 bytes (or all of it when
  * shorter) and then compares it whole: bodies that differ from a cached one
  * only in the last byte before the blank line, stop short of it, run past
  * it, share its first lines past the lookup prefix (more than four of them:
- * those fall back to a whole-body hash), sit around the 256-byte boundary,
+ * those fall back to a whole-body hash), sit around the 128-byte boundary,
  * or end the input without a blank line must each parse as if nothing were
  * cached.  Reference: every sample ingested on its own with a fresh cache.
  */
@@ -277,23 +277,25 @@ Test(formats, perf_body_cache_near_misses)
 	char *B1 = keep[nk++] = body_of(1, 1, 0, NULL);
 	char *B5 = keep[nk++] = body_of(5, 5, 0, NULL);
 	char *Blong = keep[nk++] = body_of(31, 31, 0, NULL);
-	/* Eight bodies sharing their first 20 lines (well past 256 bytes). */
+	/* Eight bodies sharing their first 20 lines (well past 128 bytes). */
 	char *fam[8];
 	for (unsigned t = 0; t < 8; t++)
 		fam[t] = keep[nk++] = body_of(24 + t % 3, 20, t + 1, NULL);
-	/* Bodies of 255..258 bytes and ones equal to them but in byte 256/257. */
-	char *edge[8];
-	for (unsigned k = 0; k < 4; k++) {
-		edge[k] = keep[nk++] = line_of_len(255 + k, 'a');
-		edge[4 + k] = keep[nk++] = strdup(edge[k]);
-		/* 255, 256: a byte of the symbol; 257, 258: the ')' (past the
-		 * lookup prefix for 258), so the line is unrecognised. */
-		edge[4 + k][k < 2 ? 250 : 255 + k - 2] = k < 2 ? 'b' : ']';
+	/* Bodies of 127..130 and 255..258 bytes (around lookup prefixes of 128
+	 * or 256 bytes), and ones equal to them but in one byte. */
+	char *edge[16];
+	for (unsigned k = 0; k < 8; k++) {
+		size_t len = (k < 4 ? 127 : 255) + k % 4;
+		edge[k] = keep[nk++] = line_of_len(len, 'a');
+		edge[8 + k] = keep[nk++] = strdup(edge[k]);
+		/* The first two: a byte of the symbol; the others: the ')' (past
+		 * the prefix for the longest), so the line is unrecognised. */
+		edge[8 + k][k % 4 < 2 ? len - 6 : len - 2] = k % 4 < 2 ? 'b' : ']';
 	}
 	/* Two-line bodies around the boundary: a long first line, then a short one. */
 	char *two[4];
 	for (unsigned k = 0; k < 4; k++) {
-		char *l1 = line_of_len(240 + 8 * k, 'c'), *l2 = line_of_len(20, (char)('d' + k % 2));
+		char *l1 = line_of_len((k % 2 ? 112 : 240) + 8 * (k / 2), 'c'), *l2 = line_of_len(20, (char)('d' + k % 2));
 		two[k] = keep[nk++] = malloc(strlen(l1) + strlen(l2) + 1);
 		strcpy(two[k], l1);
 		strcat(two[k], l2);
@@ -328,8 +330,8 @@ Test(formats, perf_body_cache_near_misses)
 			add_sample(v, &n, cm, 17, Bcomment, true);
 			for (unsigned t = 0; t < 8; t++)
 				add_sample(v, &n, cm, 19 + t, fam[(t * 3 + round) % 8], true);
-			for (unsigned k = 0; k < 8; k++)
-				add_sample(v, &n, cm, 29 + k, edge[(k + round) % 8], true);
+			for (unsigned k = 0; k < 16; k++)
+				add_sample(v, &n, cm, 29 + k, edge[(k + round) % 16], true);
 			for (unsigned k = 0; k < 4; k++)
 				add_sample(v, &n, cm, 41 + k, two[(k + c) % 4], true);
 		}

@@ -960,7 +960,7 @@ void st_perf_cache_free(struct st_perf_cache *c)
  * past BODY_CHAIN of them, further ones with that prefix are keyed by the
  * hash of the whole body (kind | 8) and looked up the old way.
  */
-#define BODY_PREFIX 256
+#define BODY_PREFIX 128
 #define BODY_CHAIN 4
 
 /* The first i in [1, len) with p[i-1] == p[i] == '\n' (0 if none), with

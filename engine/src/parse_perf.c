@@ -957,8 +957,10 @@ void st_perf_cache_free(struct st_perf_cache *c)
  * p[0..|B|) == B and p[|B|] == '\n'.  The prefix is a function of the body's
  * bytes: the whole body if its blank line is within BODY_PREFIX + 1 bytes,
  * else its first BODY_PREFIX bytes.  Bodies sharing a prefix share a hash;
- * past BODY_CHAIN of them, further ones with that prefix are keyed by the
- * hash of the whole body (kind | 8) and looked up the old way.
+ * once BODY_CHAIN of them are cached, a body with that prefix is looked up
+ * the old way instead, by the hash of the whole body (kind | 8), and cached
+ * under it (the first BODY_CHAIN once more): inputs whose bodies share
+ * their first lines cost a scan, a hash and a compare, no more.
  */
 #define BODY_PREFIX 128
 #define BODY_CHAIN 4
@@ -1024,24 +1026,37 @@ static inline const struct body_slot *body_home(const struct st_perf_cache *c, u
 	return c->nbslots ? &c->bslots[(size_t)(h >> 4) & (c->nbslots - 1)] : NULL;
 }
 
-/* The cached body of this kind at p whose hash is h, or NULL; *cnt counts
- * the bodies that have that hash and kind. */
+/*
+ * The cached body of this kind at p whose hash is h, or NULL.  With
+ * `full` (a prefix lookup of a body longer than the prefix): when
+ * BODY_CHAIN or more bodies have this prefix, sets *full and compares
+ * none of them (they may agree with p over most of their length): the
+ * caller looks the body up by its whole-body hash.
+ */
 static const struct body_slot *body_find(const struct st_perf_cache *c, uint64_t h, unsigned kind,
-					 const char *p, size_t avail, unsigned *cnt)
+					 const char *p, size_t avail, bool *full)
 {
 	if (!c->nbslots)
 		return NULL;
-	size_t mask = c->nbslots - 1;
+	size_t mask = c->nbslots - 1, i0 = (size_t)(h >> 4) & mask;
 	uint64_t tag = (h & ~(uint64_t)15) | kind;
-	for (size_t i = (size_t)(h >> 4) & mask;; i = (i + 1) & mask) {
+	if (full) {
+		unsigned cnt = 0;
+		for (size_t i = i0; c->bslots[i].nids; i = (i + 1) & mask)
+			cnt += c->bslots[i].tag == tag;
+		if (cnt >= BODY_CHAIN) {
+			*full = true;
+			return NULL;
+		}
+	}
+	for (size_t i = i0;; i = (i + 1) & mask) {
 		const struct body_slot *b = &c->bslots[i];
 		if (!b->nids)
 			return NULL;
 		if (b->tag == tag) {
-			++*cnt;
 			if (b->fl < avail) {
 				__builtin_prefetch(c->cid + b->ioff);
-				if (memcmp(p, b->k, b->fl) == 0 && p[b->fl] == '\n')
+				if (p[b->fl] == '\n' && memcmp(p, b->k, b->fl) == 0)
 					return b;
 			}
 		}
@@ -1173,17 +1188,16 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			body = NULL;
 			if (accepted && pl) {
 				const char *bend;
-				unsigned cnt = 0;
 				bkind = 4 | ps.java;
 				bh = ph;
-				const struct body_slot *e = body_find(c, bh, bkind, p, (size_t)(end - p), &cnt);
-				bfull = !e && !whole && cnt >= BODY_CHAIN;
+				bfull = false;
+				const struct body_slot *e =
+					body_find(c, bh, bkind, p, (size_t)(end - p), whole ? NULL : &bfull);
 				if (bfull) {
 					bkind |= 8;
 					if (find_body(p, end, &bend)) {
 						size_t bl = (size_t)(bend - p);
-						unsigned fcnt = 0;
-						e = body_find(c, st_hash_bytes(p, bl), bkind, p, bl + 1, &fcnt);
+						e = body_find(c, st_hash_bytes(p, bl), bkind, p, bl + 1, NULL);
 					}
 				}
 				if (e) {

@@ -205,6 +205,226 @@ Test(formats, perf_cache_across_blocks)
 	st_engine_destroy(e);
 }
 
+/*
+ * The sample cache looks a body up by its first 128 bytes (or all of it when
+ * shorter) and then compares it whole: bodies that differ from a cached one
+ * only in the last byte before the blank line, stop short of it, run past
+ * it, share its first lines past the lookup prefix (more than four of them:
+ * those fall back to a whole-body hash), sit around the 128-byte boundary,
+ * or end the input without a blank line must each parse as if nothing were
+ * cached.  Reference: every sample ingested on its own with a fresh cache.
+ */
+static char *folded_of(struct st_engine *e, bool once, unsigned metric);
+
+struct psample {
+	char *text;
+	size_t len;
+};
+
+static void add_sample(struct psample *v, size_t *n, const char *comm, unsigned period,
+		       const char *body, bool blank)
+{
+	char *t = NULL;
+	size_t len;
+	FILE *f = open_memstream(&t, &len);
+	cr_assert(f);
+	fprintf(f, "%s 7/8 [001] 2.000001: %u cycles:\n%s%s", comm, period, body, blank ? "\n" : "");
+	fclose(f);
+	v[(*n)++] = (struct psample){ t, len };
+}
+
+/* Frame line i of a family of bodies: "\t<addr> f<i>_<tag>+0x<i> (<mod>)\n". */
+static void frame(FILE *f, unsigned i, unsigned tag, const char *mod)
+{
+	fprintf(f, "\t%16x f%u_%u+0x%x (%s)\n", 0x1000u + i, i, tag, i, mod);
+}
+
+static char *body_of(unsigned nlines, unsigned common, unsigned tag, const char *last_mod)
+{
+	char *t = NULL;
+	size_t len;
+	FILE *f = open_memstream(&t, &len);
+	cr_assert(f);
+	for (unsigned i = 0; i < nlines; i++)
+		frame(f, i, i < common ? 0 : tag, i + 1 == nlines && last_mod ? last_mod : "/bin/app");
+	fclose(f);
+	return t;
+}
+
+/* One frame line of exactly len bytes (len >= 12). */
+static char *line_of_len(size_t len, char c)
+{
+	char *t = malloc(len + 1);
+	cr_assert(t);
+	memcpy(t, "\t1 ", 3);
+	memset(t + 3, c, len - 8);
+	memcpy(t + len - 5, " (m)\n", 6);
+	return t;
+}
+
+Test(formats, perf_body_cache_near_misses)
+{
+	struct psample v[400];
+	size_t n = 0;
+	char *keep[64];
+	size_t nk = 0;
+	/* A 30-line body (~1.2 kB) and its near misses. */
+	char *B = keep[nk++] = body_of(30, 30, 0, NULL);
+	char *Bmod = keep[nk++] = body_of(30, 30, 0, "/bin/apq"); /* last byte before ')' */
+	char *Bbad = keep[nk++] = strdup(B);
+	Bbad[strlen(Bbad) - 2] = ']'; /* last frame line unrecognised */
+	char *Bshort = keep[nk++] = body_of(29, 29, 0, NULL);
+	char *B1 = keep[nk++] = body_of(1, 1, 0, NULL);
+	char *B5 = keep[nk++] = body_of(5, 5, 0, NULL);
+	char *Blong = keep[nk++] = body_of(31, 31, 0, NULL);
+	/* Eight bodies sharing their first 20 lines (well past 128 bytes). */
+	char *fam[8];
+	for (unsigned t = 0; t < 8; t++)
+		fam[t] = keep[nk++] = body_of(24 + t % 3, 20, t + 1, NULL);
+	/* Bodies of 127..130 and 255..258 bytes (around lookup prefixes of 128
+	 * or 256 bytes), and ones equal to them but in one byte. */
+	char *edge[16];
+	for (unsigned k = 0; k < 8; k++) {
+		size_t len = (k < 4 ? 127 : 255) + k % 4;
+		edge[k] = keep[nk++] = line_of_len(len, 'a');
+		edge[8 + k] = keep[nk++] = strdup(edge[k]);
+		/* The first two: a byte of the symbol; the others: the ')' (past
+		 * the prefix for the longest), so the line is unrecognised. */
+		edge[8 + k][k % 4 < 2 ? len - 6 : len - 2] = k % 4 < 2 ? 'b' : ']';
+	}
+	/* Two-line bodies around the boundary: a long first line, then a short one. */
+	char *two[4];
+	for (unsigned k = 0; k < 4; k++) {
+		char *l1 = line_of_len((k % 2 ? 112 : 240) + 8 * (k / 2), 'c'), *l2 = line_of_len(20, (char)('d' + k % 2));
+		two[k] = keep[nk++] = malloc(strlen(l1) + strlen(l2) + 1);
+		strcpy(two[k], l1);
+		strcat(two[k], l2);
+		free(l1);
+		free(l2);
+	}
+	char *Bcomment = keep[nk++] = malloc(strlen(B) + 16);
+	strcpy(Bcomment, B5);
+	strcat(Bcomment, "# inside\n");
+	strcat(Bcomment, B1);
+	/* A body cached before a longer one that starts with it (so the
+	 * shorter one comes first among those sharing its lookup prefix). */
+	char *Cshort = keep[nk++] = body_of(10, 10, 9, NULL);
+	char *C = keep[nk++] = body_of(11, 11, 9, NULL);
+	add_sample(v, &n, "bash", 2, Cshort, true);
+	add_sample(v, &n, "bash", 4, C, true);
+	add_sample(v, &n, "bash", 8, C, true);
+	add_sample(v, &n, "bash", 16, Cshort, true);
+	const char *comms[] = { "bash", "java", "V8 Worker" };
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned c = 0; c < 3; c++) {
+			const char *cm = comms[(c + round) % 3];
+			add_sample(v, &n, cm, 1 + round, B, true);
+			add_sample(v, &n, cm, 10, Bmod, true);
+			add_sample(v, &n, cm, 100, B, true);
+			add_sample(v, &n, cm, 1000, Bbad, true);
+			add_sample(v, &n, cm, 3, Bshort, true);
+			add_sample(v, &n, cm, 5, B1, true);
+			add_sample(v, &n, cm, 7, B5, true);
+			add_sample(v, &n, cm, 11, Blong, true);
+			add_sample(v, &n, cm, 13, B, true);
+			add_sample(v, &n, cm, 17, Bcomment, true);
+			for (unsigned t = 0; t < 8; t++)
+				add_sample(v, &n, cm, 19 + t, fam[(t * 3 + round) % 8], true);
+			for (unsigned k = 0; k < 16; k++)
+				add_sample(v, &n, cm, 29 + k, edge[(k + round) % 16], true);
+			for (unsigned k = 0; k < 4; k++)
+				add_sample(v, &n, cm, 41 + k, two[(k + c) % 4], true);
+		}
+	}
+	/* The input ends inside a repeated body, then exactly at one (no blank
+	 * line after either: neither sample counts). */
+	char *cut = keep[nk++] = strdup(B);
+	cut[strlen(cut) - 7] = '\0';
+	add_sample(v, &n, "bash", 1, cut, false);
+	cr_assert_lt(n, 399);
+	char *whole = NULL;
+	size_t wlen;
+	FILE *f = open_memstream(&whole, &wlen);
+	cr_assert(f);
+	for (size_t i = 0; i < n; i++)
+		fwrite(v[i].text, 1, v[i].len, f);
+	fclose(f);
+	for (int end_at_body = 0; end_at_body < 2; end_at_body++) {
+		if (end_at_body) { /* the last sample ends exactly at a cached body */
+			free(v[n - 1].text);
+			n--;
+			add_sample(v, &n, "bash", 1, B, false);
+			free(whole);
+			f = open_memstream(&whole, &wlen);
+			cr_assert(f);
+			for (size_t i = 0; i < n; i++)
+				fwrite(v[i].text, 1, v[i].len, f);
+			fclose(f);
+		}
+		for (unsigned opt = 0; opt < 4; opt++) {
+			struct st_perf_opts po;
+			st_perf_opts_init(&po);
+			po.event = "cycles";
+			po.kernel = opt & 1;
+			po.tid = opt & 2;
+			char *out[2];
+			struct st_parse_stats st[2] = { { 0 }, { 0 } };
+			for (int ref = 0; ref < 2; ref++) {
+				struct st_options so;
+				st_options_init(&so);
+				so.merge_interval_ms = 0;
+				struct st_engine *e = st_engine_create(&so);
+				cr_assert(e);
+				struct st_writer *w = st_writer_open(e);
+				cr_assert(w);
+				if (ref) {
+					for (size_t i = 0; i < n; i++)
+						cr_assert_eq(st_perf_ingest(w, 0, &po, v[i].text, v[i].len, NULL,
+									    NULL, &st[1]),
+							     0);
+				} else {
+					/* One cache over two blocks cut at a blank line. */
+					struct st_perf_cache *c = st_perf_cache_new();
+					cr_assert(c);
+					size_t half = st_perf_cut(whole, wlen / 2);
+					cr_assert(half);
+					/* Exact-size copies: a read past a block's end
+					 * is caught under ASan. */
+					char *b1 = malloc(half), *b2 = malloc(wlen - half);
+					cr_assert(b1 && b2);
+					memcpy(b1, whole, half);
+					memcpy(b2, whole + half, wlen - half);
+					cr_assert_eq(st_perf_ingest_cached(c, w, 0, &po, b1, half, NULL, NULL,
+									   &st[0]),
+						     0);
+					cr_assert_eq(st_perf_ingest_cached(c, w, 0, &po, b2, wlen - half, NULL,
+									   NULL, &st[0]),
+						     0);
+					free(b1);
+					free(b2);
+					st_perf_cache_free(c);
+				}
+				st_writer_close(w);
+				out[ref] = folded_of(e, false, 0);
+				st_engine_destroy(e);
+			}
+			cr_expect_str_eq(out[0], out[1], "opt %u end %d", opt, end_at_body);
+			cr_expect(strstr(out[0], ";f29_0;f28_0;"), "opt %u", opt);
+			cr_expect_eq(st[0].samples, st[1].samples);
+			cr_expect_eq(st[0].lines, st[1].lines);
+			cr_expect_eq(st[0].malformed, st[1].malformed);
+			cr_expect_eq(st[0].skipped, st[1].skipped);
+			free(out[0]);
+			free(out[1]);
+		}
+	}
+	free(whole);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].text);
+	for (size_t i = 0; i < nk; i++)
+		free(keep[i]);
+}
+
 Test(formats, perf_threaded_blocks_equal_one_thread)
 {
 	/* ~12 MB: several 4 MiB blocks, cut at blank lines. */
@@ -551,6 +771,57 @@ Test(formats, folded_escapes_line_breaks_in_names)
 			      "cat;b 1\n");
 	free(all);
 	st_engine_destroy(e);
+}
+
+/* The one-shot line writer copies short names 32 bytes at a time into a
+ * 1 MiB buffer: names of every length around that, names as long as the
+ * buffer or as long as a frame may be, and lines that straddle the buffer's
+ * end, against the snapshot walk. */
+static char *long_names_folded(bool once)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = 2;
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	struct st_writer *w = st_writer_open(e);
+	cr_assert(w);
+	size_t big = ST_MAX_FRAME_LEN;
+	char *pool = malloc(big);
+	cr_assert(pool);
+	for (size_t i = 0; i < big; i++)
+		pool[i] = (char)('a' + i % 23);
+	static const size_t huge[] = { (1u << 20) - 40, (1u << 20) - 1, 1u << 20, 70000 };
+	uint64_t rs = 11;
+	for (int rep = 0; rep < 40000; rep++) {
+		const char *fr[6];
+		size_t lens[6], d = 1 + (size_t)(ts_rand(&rs) % 6);
+		for (size_t k = 0; k < d; k++) {
+			size_t off = (size_t)(ts_rand(&rs) % 64);
+			lens[k] = (size_t)(ts_rand(&rs) % 70);
+			if (rep % 5000 == 17 && k == d - 1)
+				lens[k] = huge[(rep / 5000) % 4], off = 0;
+			fr[k] = pool + off;
+		}
+		uint64_t v = 1 + ts_rand(&rs) % 9;
+		cr_assert_eq(st_writer_ingest_strs(w, fr, lens, d, &v), 0);
+	}
+	st_writer_close(w);
+	free(pool);
+	char *out = folded_of(e, once, 0);
+	st_engine_destroy(e);
+	return out;
+}
+
+Test(formats, folded_once_name_lengths)
+{
+	char *walk = long_names_folded(false), *once = long_names_folded(true);
+	cr_expect_gt(strlen(walk), 3u << 20);
+	cr_expect(strcmp(once, walk) == 0, "one-shot differs from the walk (%zu vs %zu bytes)",
+		  strlen(once), strlen(walk));
+	free(walk);
+	free(once);
 }
 
 /* ------------------------------------------------------------ flamebearer */

@@ -20,6 +20,9 @@
  * declines (-EBUSY) when any name holds one, so its callers use the walk.
  */
 #include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +173,8 @@ struct once {
 	uint32_t *byrank;   /* rank -> frame id */
 	uint32_t nnames;
 	struct once_ent *ent;
-	char *ob; /* output buffer */
+	char *nbuf; /* every name, back to back, NAME_SLACK bytes after the last */
+	char *ob;   /* output buffer (OUT_CHUNK + NAME_SLACK bytes) */
 	size_t ol;
 	int err;
 };
@@ -282,6 +286,10 @@ static int sort_once(struct once *o, struct once_ent *a, size_t n)
 }
 
 #define OUT_CHUNK (1u << 20)
+/* Names up to this long are copied as two 16-byte moves, which may read
+ * past the name (into the next one, or the slack after the last) and write
+ * past it in the output buffer (into its slack, then overwritten). */
+#define NAME_SLACK 32
 
 static void put(struct once *o, const char *p, size_t n)
 {
@@ -319,9 +327,21 @@ static int rank_names(struct once *o)
 	o->byrank = malloc((n ? n : 1) * sizeof(*o->byrank));
 	if (!o->names || !o->rank || !o->pend || !o->byrank)
 		return -ENOMEM;
+	size_t total = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		o->names[i].p = st_intern_name(o->in, i, &o->names[i].len);
 		o->byrank[i] = i;
+		total += o->names[i].len;
+	}
+	o->nbuf = malloc(total + NAME_SLACK);
+	if (!o->nbuf)
+		return -ENOMEM;
+	memset(o->nbuf + total, 0, NAME_SLACK);
+	char *q = o->nbuf;
+	for (uint32_t i = 0; i < n; i++) {
+		memcpy(q, o->names[i].p, o->names[i].len);
+		o->names[i].p = q;
+		q += o->names[i].len;
 	}
 	qsort_r(o->byrank, n, sizeof(*o->byrank), cmp_name_ids, o->names);
 	/* A name's prefixed names follow it contiguously: keep a stack of
@@ -353,7 +373,7 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 	if (rc)
 		return rc;
 	o->ent = malloc((n ? n : 1) * sizeof(*o->ent));
-	o->ob = malloc(OUT_CHUNK);
+	o->ob = malloc(OUT_CHUNK + NAME_SLACK);
 	if (!o->ent || !o->ob)
 		return -ENOMEM;
 	/* The stacks that print. */
@@ -395,15 +415,39 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 		       memcmp(o->ent[j].f, x->f, x->depth * sizeof(*x->f)) == 0;
 		     j++)
 			v = st_sat_add(v, o->ent[j].v);
+		/* "name;" per frame, then the last ';' becomes the ' ' before
+		 * the count (it is always the buffer's last byte: put() leaves
+		 * what it is given last in the buffer unless longer than it). */
 		for (uint32_t k = 0; k < x->depth; k++) {
-			if (k)
+			const struct name *fn = &o->names[x->f[k]];
+			if (ST_LIKELY(o->ol + NAME_SLACK + 1 <= OUT_CHUNK)) {
+				char *d = o->ob + o->ol;
+#ifdef __SSE2__
+				if (fn->len <= NAME_SLACK) {
+					__m128i a = _mm_loadu_si128((const __m128i *)(const void *)fn->p);
+					__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(fn->p + 16));
+					_mm_storeu_si128((__m128i *)(void *)d, a);
+					_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+				} else
+#endif
+				if (fn->len <= OUT_CHUNK - o->ol - 1) {
+					memcpy(d, fn->p, fn->len);
+				} else {
+					put(o, fn->p, fn->len);
+					put(o, ";", 1);
+					continue;
+				}
+				d[fn->len] = ';';
+				o->ol += fn->len + 1;
+			} else {
+				put(o, fn->p, fn->len);
 				put(o, ";", 1);
-			put(o, o->names[x->f[k]].p, o->names[x->f[k]].len);
+			}
 		}
+		o->ob[o->ol - 1] = ' ';
 		char num[24], *ns = u64_dec(num + sizeof(num) - 1, v);
 		num[sizeof(num) - 1] = '\n';
-		ns[-1] = ' ';
-		put(o, ns - 1, (size_t)(num + sizeof(num) - ns) + 1);
+		put(o, ns, (size_t)(num + sizeof(num) - ns));
 		i = j;
 	}
 	if (!o->err && o->ol && fwrite(o->ob, 1, o->ol, o->out) != o->ol)
@@ -420,6 +464,7 @@ int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, F
 		return -EBUSY; /* names to escape: the walk does that */
 	int rc = st_engine_drain(e, once_cb, &x);
 	free(x.names);
+	free(x.nbuf);
 	free(x.rank);
 	free(x.pend);
 	free(x.byrank);

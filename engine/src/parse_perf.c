@@ -46,6 +46,7 @@
  * it): it is ingested as several frames so the joined bytes are the same.
  */
 #include <errno.h>
+#include <sys/mman.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -223,12 +224,27 @@ size_t st_perf_cut(const char *buf, size_t len)
  */
 struct fc_ent {
 	uint64_t h;
-	uint32_t koff;      /* key bytes in kb: f, then mod, then pc */
+	const char *k;      /* key bytes (in a key chunk): f, then mod, then pc */
 	uint32_t fl, modl, pcl;
 	uint32_t ioff;      /* ids in cid */
 	uint32_t nids;
-	uint32_t aux;       /* whole sample body: its line count */
-	uint8_t kind;       /* 0 frame, 2 pname, 4 sample body; | 1 java */
+	uint8_t kind;       /* 0 frame, 2 pname; | 1 java */
+};
+
+/*
+ * A cached sample body: its own open-addressing table whose slots hold
+ * everything a hit needs, so a lookup costs one slot load before the key
+ * compare (the slot's position is known before the header is parsed and is
+ * prefetched then).  A body's slot is at (hash >> 4) & mask; nids == 0: empty.
+ */
+struct body_slot {
+	uint64_t tag;  /* the hash with its low 4 bits replaced by the kind: 4
+			* keyed by the prefix, 12 by the whole body; | 1 java */
+	const char *k; /* the body's bytes (in a key chunk) */
+	uint32_t fl;   /* its length */
+	uint32_t ioff; /* ids in cid, leaf first */
+	uint32_t nids;
+	uint32_t aux;  /* its line count */
 };
 
 struct st_perf_cache {
@@ -239,10 +255,16 @@ struct st_perf_cache {
 	size_t nslots;
 	struct fc_ent *ent;
 	size_t nent, entcap;
-	char *kb;
-	size_t kblen, kbcap;
+	/* Key bytes, in chunks that never move (no copy on growth): */
+	char **kch;
+	size_t nkch, kchcap;
+	char *kcur;             /* the chunk being filled */
+	size_t kused, kcap;     /* of kcur */
+	size_t kblen;           /* key bytes in all chunks */
 	uint32_t *cid;
 	size_t ncid, cidcap;
+	struct body_slot *bslots;
+	size_t nbslots, nbodies;
 };
 
 /* Past this many key bytes the cache starts over (bounds its memory). */
@@ -340,7 +362,7 @@ static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *
 			return NULL;
 		struct fc_ent *e = &ps->c->ent[s - 1];
 		if (e->h == h && e->kind == kind && e->fl == fl && e->modl == modl && e->pcl == pcl) {
-			const char *k = ps->c->kb + e->koff;
+			const char *k = e->k;
 			if (memcmp(k, f, fl) == 0 && memcmp(k + fl, mod, modl) == 0 &&
 			    (!pcl || memcmp(k + fl + modl, pc, pcl) == 0))
 				return e;
@@ -348,13 +370,51 @@ static inline struct fc_ent *fc_find(struct pstate *ps, uint64_t h, const char *
 	}
 }
 
+#define KEY_CHUNK (2u << 20)
+
+/* Copy key bytes f, mod, pc into the key chunks; where, or NULL (no memory). */
+static const char *key_store(struct st_perf_cache *c, const char *f, size_t fl, const char *mod,
+			     size_t modl, const char *pc, size_t pcl)
+{
+	size_t kl = fl + modl + pcl;
+	if (c->ncid > UINT32_MAX)
+		return NULL;
+	if (kl > c->kcap - c->kused) {
+		size_t cap = kl > KEY_CHUNK ? kl : KEY_CHUNK;
+		if (grow((void **)&c->kch, &c->kchcap, c->nkch + 1, sizeof(*c->kch), 16))
+			return NULL;
+		char *ch = st_malloc(cap + KEY_CHUNK);
+		if (!ch)
+			return NULL;
+		c->kch[c->nkch++] = ch;
+		/* From a 2 MiB boundary on, as a huge page where the kernel
+		 * allows it: a 4 KiB page fault per 4 KiB of keys was a third
+		 * of the faults of a convert. */
+		char *al = (char *)(((uintptr_t)ch + KEY_CHUNK - 1) & ~(uintptr_t)(KEY_CHUNK - 1));
+#ifdef MADV_HUGEPAGE
+		madvise(al, cap & ~(size_t)(KEY_CHUNK - 1), MADV_HUGEPAGE);
+#endif
+		c->kcur = al;
+		c->kused = 0;
+		c->kcap = cap;
+	}
+	char *k = c->kcur + c->kused;
+	memcpy(k, f, fl);
+	if (modl)
+		memcpy(k + fl, mod, modl);
+	if (pcl)
+		memcpy(k + fl + modl, pc, pcl);
+	c->kused += kl;
+	c->kblen += kl;
+	return k;
+}
+
 /* Add an entry whose ids are cid[ioff..ncid).  Failure only loses caching. */
 static struct fc_ent *fc_add(struct pstate *ps, uint64_t h, const char *f, size_t fl,
 			     const char *mod, size_t modl, const char *pc, size_t pcl,
 			     unsigned kind, size_t ioff)
 {
-	size_t kl = fl + modl + pcl;
-	if (ps->c->kblen + kl > UINT32_MAX || ps->c->ncid > UINT32_MAX || ps->c->nent + 1 >= UINT32_MAX)
+	if (ps->c->nent + 1 >= UINT32_MAX)
 		return NULL;
 	if ((ps->c->nent + 1) * 2 > ps->c->nslots) {
 		size_t ns = ps->c->nslots ? ps->c->nslots * 2 : 1024;
@@ -371,18 +431,14 @@ static struct fc_ent *fc_add(struct pstate *ps, uint64_t h, const char *f, size_
 		ps->c->slots = sl;
 		ps->c->nslots = ns;
 	}
-	if (grow((void **)&ps->c->ent, &ps->c->entcap, ps->c->nent + 1, sizeof(*ps->c->ent), 256) ||
-	    grow((void **)&ps->c->kb, &ps->c->kbcap, ps->c->kblen + kl, 1, 16384))
+	if (grow((void **)&ps->c->ent, &ps->c->entcap, ps->c->nent + 1, sizeof(*ps->c->ent), 256))
 		return NULL;
-	char *k = ps->c->kb + ps->c->kblen;
-	memcpy(k, f, fl);
-	memcpy(k + fl, mod, modl);
-	if (pcl)
-		memcpy(k + fl + modl, pc, pcl);
+	const char *k = key_store(ps->c, f, fl, mod, modl, pc, pcl);
+	if (!k)
+		return NULL;
 	struct fc_ent *e = &ps->c->ent[ps->c->nent];
-	*e = (struct fc_ent){ h, (uint32_t)ps->c->kblen, (uint32_t)fl, (uint32_t)modl, (uint32_t)pcl,
-			      (uint32_t)ioff, (uint32_t)(ps->c->ncid - ioff), 0, (uint8_t)kind };
-	ps->c->kblen += kl;
+	*e = (struct fc_ent){ h, k, (uint32_t)fl, (uint32_t)modl, (uint32_t)pcl,
+			      (uint32_t)ioff, (uint32_t)(ps->c->ncid - ioff), (uint8_t)kind };
 	size_t i = (size_t)h & (ps->c->nslots - 1);
 	while (ps->c->slots[i])
 		i = (i + 1) & (ps->c->nslots - 1);
@@ -856,7 +912,15 @@ static void fc_clear(struct st_perf_cache *c)
 {
 	if (c->slots)
 		memset(c->slots, 0, c->nslots * sizeof(*c->slots));
+	if (c->bslots)
+		memset(c->bslots, 0, c->nbslots * sizeof(*c->bslots));
+	c->nbodies = 0;
 	c->nent = 0;
+	for (size_t i = 0; i < c->nkch; i++)
+		st_free(c->kch[i]);
+	c->nkch = 0;
+	c->kcur = NULL;
+	c->kused = c->kcap = 0;
 	c->kblen = 0;
 	c->ncid = 0;
 }
@@ -871,8 +935,11 @@ void st_perf_cache_free(struct st_perf_cache *c)
 	if (!c)
 		return;
 	st_free(c->slots);
+	st_free(c->bslots);
 	st_free(c->ent);
-	st_free(c->kb);
+	for (size_t i = 0; i < c->nkch; i++)
+		st_free(c->kch[i]);
+	st_free(c->kch);
 	st_free(c->cid);
 	st_free(c);
 }
@@ -881,17 +948,27 @@ void st_perf_cache_free(struct st_perf_cache *c)
 #define BODY_MAX (1u << 20)
 
 /*
- * The sample body after an accepted header (p is a line start): the lines up
- * to the blank line that ends it, [p, *bend).  False when no blank line
- * follows within BODY_MAX (or the body is empty).  The blank line is the
- * first '\n' at q > p with q[-1] == '\n': found with one pass over the
- * bytes (16 at a time with SSE2), not a memchr call per line.
+ * A sample body (the lines after an accepted header up to the blank line
+ * that ends it) is looked up by its first BODY_PREFIX bytes, or all of it
+ * when shorter, and then compared in full with the cached copy: one pass
+ * over the bytes, with no scan for its blank line first.  The blank line
+ * is the first '\n' at q > p with q[-1] == '\n', so a cached body B (which
+ * ends in '\n' and holds no "\n\n") is the body at p exactly when
+ * p[0..|B|) == B and p[|B|] == '\n'.  The prefix is a function of the body's
+ * bytes: the whole body if its blank line is within BODY_PREFIX + 1 bytes,
+ * else its first BODY_PREFIX bytes.  Bodies sharing a prefix share a hash;
+ * once BODY_CHAIN of them are cached, a body with that prefix is looked up
+ * the old way instead, by the hash of the whole body (kind | 8), and cached
+ * under it (the first BODY_CHAIN once more): inputs whose bodies share
+ * their first lines cost a scan, a hash and a compare, no more.
  */
-static bool find_body(const char *p, const char *end, const char **bend)
+#define BODY_PREFIX 128
+#define BODY_CHAIN 4
+
+/* The first i in [1, len) with p[i-1] == p[i] == '\n' (0 if none), with
+ * one pass over the bytes, 16 at a time with SSE2. */
+static size_t find_pair(const char *p, size_t len)
 {
-	size_t len = (size_t)(end - p) > BODY_MAX ? BODY_MAX : (size_t)(end - p);
-	if (!len || *p == '\n')
-		return false;
 	size_t i = 0;
 #ifdef __SSE2__
 	const __m128i nl = _mm_set1_epi8('\n');
@@ -900,19 +977,127 @@ static bool find_body(const char *p, const char *end, const char **bend)
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
 		uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
 		uint32_t pair = m & (m << 1 | carry); /* bit b: p[i+b-1], p[i+b] */
-		if (pair) {
-			*bend = p + i + (unsigned)__builtin_ctz(pair);
-			return true;
-		}
+		if (pair)
+			return i + (unsigned)__builtin_ctz(pair);
 		carry = m >> 15;
 	}
 #endif
 	for (i = i ? i : 1; i < len; i++)
-		if (p[i] == '\n' && p[i - 1] == '\n') {
-			*bend = p + i;
-			return true;
+		if (p[i] == '\n' && p[i - 1] == '\n')
+			return i;
+	return 0;
+}
+
+/*
+ * The body at p (a line start after an accepted header), [p, *bend): false
+ * when no blank line follows within BODY_MAX (or the body is empty).
+ */
+static bool find_body(const char *p, const char *end, const char **bend)
+{
+	size_t len = (size_t)(end - p) > BODY_MAX ? BODY_MAX : (size_t)(end - p);
+	if (!len || *p == '\n')
+		return false;
+	size_t i = find_pair(p, len);
+	if (!i)
+		return false;
+	*bend = p + i;
+	return true;
+}
+
+/* The length of the body's lookup prefix (0: no body here), and whether
+ * that is the whole body. */
+static size_t body_prefix(const char *p, const char *end, bool *whole)
+{
+	size_t avail = (size_t)(end - p);
+	if (!avail || *p == '\n')
+		return 0;
+	size_t i = find_pair(p, avail > BODY_PREFIX + 1 ? BODY_PREFIX + 1 : avail);
+	if (i) {
+		*whole = true;
+		return i;
+	}
+	*whole = false;
+	return avail > BODY_PREFIX + 1 ? BODY_PREFIX : 0;
+}
+
+/* Where a body whose hash is h starts probing (0 without a table). */
+static inline const struct body_slot *body_home(const struct st_perf_cache *c, uint64_t h)
+{
+	return c->nbslots ? &c->bslots[(size_t)(h >> 4) & (c->nbslots - 1)] : NULL;
+}
+
+/*
+ * The cached body of this kind at p whose hash is h, or NULL.  With
+ * `full` (a prefix lookup of a body longer than the prefix): when
+ * BODY_CHAIN or more bodies have this prefix, sets *full and compares
+ * none of them (they may agree with p over most of their length): the
+ * caller looks the body up by its whole-body hash.
+ */
+static const struct body_slot *body_find(const struct st_perf_cache *c, uint64_t h, unsigned kind,
+					 const char *p, size_t avail, bool *full)
+{
+	if (!c->nbslots)
+		return NULL;
+	size_t mask = c->nbslots - 1, i0 = (size_t)(h >> 4) & mask;
+	uint64_t tag = (h & ~(uint64_t)15) | kind;
+	if (full) {
+		unsigned cnt = 0;
+		for (size_t i = i0; c->bslots[i].nids; i = (i + 1) & mask)
+			cnt += c->bslots[i].tag == tag;
+		if (cnt >= BODY_CHAIN) {
+			*full = true;
+			return NULL;
 		}
-	return false;
+	}
+	for (size_t i = i0;; i = (i + 1) & mask) {
+		const struct body_slot *b = &c->bslots[i];
+		if (!b->nids)
+			return NULL;
+		if (b->tag == tag) {
+			if (b->fl < avail) {
+				__builtin_prefetch(c->cid + b->ioff);
+				if (p[b->fl] == '\n' && memcmp(p, b->k, b->fl) == 0)
+					return b;
+			}
+		}
+	}
+}
+
+/* Cache the body [p, p + fl) under hash h: ids cid[ioff..ncid), aux lines.
+ * False when there is no room (the caller forgets the ids). */
+static bool body_add(struct st_perf_cache *c, uint64_t h, unsigned kind, const char *p, size_t fl,
+		     size_t ioff, uint64_t aux)
+{
+	if ((c->nbodies + 1) * 2 > c->nbslots) {
+		size_t ns = c->nbslots ? c->nbslots * 2 : 1024;
+		struct body_slot *sl = st_calloc(ns, sizeof(*sl));
+		if (!sl)
+			return false;
+		for (size_t j = 0; j < c->nbslots; j++) {
+			const struct body_slot *b = &c->bslots[j];
+			if (!b->nids)
+				continue;
+			size_t i = (size_t)(b->tag >> 4) & (ns - 1);
+			while (sl[i].nids)
+				i = (i + 1) & (ns - 1);
+			sl[i] = *b;
+		}
+		st_free(c->bslots);
+		c->bslots = sl;
+		c->nbslots = ns;
+	}
+	if (c->ncid - ioff > UINT32_MAX || aux > UINT32_MAX || c->ncid == ioff)
+		return false;
+	const char *k = key_store(c, p, fl, "", 0, "", 0);
+	if (!k)
+		return false;
+	size_t mask = c->nbslots - 1, i = (size_t)(h >> 4) & mask;
+	while (c->bslots[i].nids)
+		i = (i + 1) & mask;
+	c->bslots[i] = (struct body_slot){ (h & ~(uint64_t)15) | kind, k, (uint32_t)fl, (uint32_t)ioff,
+					   (uint32_t)(c->ncid - ioff), (uint32_t)aux };
+	c->nbodies++;
+	return true;
 }
 
 int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
@@ -939,10 +1124,11 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 	int rc = 0;
 	uint64_t lineno = 0;
 	/* A sample body being parsed line by line that may go in the cache. */
-	const char *body = NULL, *bend = NULL;
+	const char *body = NULL;
 	uint64_t bh = 0, body_line0 = 0;
 	size_t bnfr = 0;
-	bool bok = false;
+	unsigned bkind = 4;
+	bool bok = false, bfull = false;
 	const char *p = buf, *end = buf + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -956,17 +1142,18 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			continue;
 		}
 		if (n == 0) {
-			/* A body that produced no frames is not cached: nothing to reuse. */
-			if (body && s == bend && bok && !ps.serr && ps.have_pname && ps.nfr > bnfr &&
+			/* A body that produced no frames is not cached: nothing to reuse.
+			 * s is the first blank line after body: the body is [body, s). */
+			if (body && s > body && (size_t)(s - body) < BODY_MAX && bok && !ps.serr &&
+			    ps.have_pname && ps.nfr > bnfr &&
 			    !grow((void **)&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024)) {
 				size_t ioff = c->ncid;
 				memcpy(c->cid + ioff, ps.fr + bnfr, (ps.nfr - bnfr) * sizeof(*c->cid));
 				c->ncid += ps.nfr - bnfr;
-				struct fc_ent *e = fc_add(&ps, bh, body, (size_t)(bend - body), "", 0, "", 0,
-							  4 | ps.java, ioff);
-				if (e)
-					e->aux = (uint32_t)(lineno - 1 - body_line0);
-				else
+				size_t bl = (size_t)(s - body);
+				if (bfull) /* too many bodies with this prefix */
+					bh = st_hash_bytes(body, bl);
+				if (!body_add(c, bh, bkind, body, bl, ioff, lineno - 1 - body_line0))
 					c->ncid = ioff;
 			}
 			body = NULL;
@@ -983,16 +1170,36 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 		}
 		struct hdr h;
 		if (!is_ws((unsigned char)s[0]) && match_header(s, n, &h)) {
+			/* The body's lookup prefix and hash first: its slot is
+			 * fetched while the header is parsed. */
+			bool whole = false;
+			size_t pl = body_prefix(p, end, &whole);
+			uint64_t ph = 0;
+			if (pl) {
+				ph = st_hash_bytes(p, pl);
+				const struct body_slot *home = body_home(c, ph);
+				if (home)
+					__builtin_prefetch(home);
+			}
 			bool accepted;
 			rc = header_line(&ps, s, n, &h, st, &accepted);
 			if (rc)
 				break;
 			body = NULL;
-			if (accepted && p < end && find_body(p, end, &bend)) {
-				size_t bl = (size_t)(bend - p);
-				unsigned kind = 4 | ps.java;
-				bh = st_hash_bytes(p, bl) + kind;
-				struct fc_ent *e = fc_find(&ps, bh, p, bl, "", 0, "", 0, kind);
+			if (accepted && pl) {
+				const char *bend;
+				bkind = 4 | ps.java;
+				bh = ph;
+				bfull = false;
+				const struct body_slot *e =
+					body_find(c, bh, bkind, p, (size_t)(end - p), whole ? NULL : &bfull);
+				if (bfull) {
+					bkind |= 8;
+					if (find_body(p, end, &bend)) {
+						size_t bl = (size_t)(bend - p);
+						e = body_find(c, st_hash_bytes(p, bl), bkind, p, bl + 1, NULL);
+					}
+				}
 				if (e) {
 					if (grow((void **)&ps.fr, &ps.frcap, ps.nfr + e->nids, sizeof(*ps.fr), 256)) {
 						rc = -ENOMEM;
@@ -1001,7 +1208,7 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 					memcpy(ps.fr + ps.nfr, c->cid + e->ioff, e->nids * sizeof(*ps.fr));
 					ps.nfr += e->nids;
 					lineno += e->aux;
-					p = bend;
+					p += e->fl;
 					continue;
 				}
 				body = p;

@@ -204,6 +204,12 @@ static inline void list(struct st_stab *t, struct st_srec *r)
 	t->touched[t->ntouched++] = r;
 }
 
+/* What the merger has folded of r: its nm entries of last[]. */
+static inline uint64_t *last_of(const struct st_stab *t, const struct st_srec *r)
+{
+	return &t->last[(size_t)r->idx * t->nm];
+}
+
 /* A sum of r's would pass UINT64_MAX at metric m (metrics before m are
  * added already): rebase r to what it gained since its last fold, which
  * the owner of the table may do (the merger reads last[] only when it owns
@@ -213,7 +219,7 @@ static void __attribute__((noinline, cold))
 rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values, unsigned m)
 {
 	uint64_t *v = st_srec_values(r);
-	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	uint64_t *l = last_of(t, r);
 	for (unsigned k = 0; k < t->nm; k++) {
 		v[k] -= l[k];
 		l[k] = 0;
@@ -234,6 +240,15 @@ static inline void rec_add(struct st_stab *t, struct st_srec *r, const uint64_t 
 		}
 		v[m] = s;
 	}
+}
+
+/* The writer's add to a record it holds: list it on its first add of the
+ * fold sequence. */
+static inline void touch_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+{
+	if (ST_UNLIKELY(r->tseq != t->seq))
+		list(t, r);
+	rec_add(t, r, values);
 }
 
 /* Grow the touched list and last[] to nc records (the new last[] entries
@@ -269,9 +284,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 			if (ST_LIKELY(r->depth == depth &&
 				      (!depth || memcmp(st_srec_frames(r, nm), frames,
 							(size_t)depth * sizeof(*frames)) == 0))) {
-				if (ST_UNLIKELY(r->tseq != t->seq))
-					list(t, r);
-				rec_add(t, r, values);
+				touch_add(t, r, values);
 				return r;
 			}
 		}
@@ -292,8 +305,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	if (!r)
 		return NULL;
 	r->depth = depth;
-	r->tseq = t->seq;
-	t->touched[t->ntouched++] = r;
+	list(t, r); /* room: tcap >= count + 1 */
 	r->hash = hash;
 	r->leaf = UINT32_MAX; /* not linked to the master yet */
 	r->epoch = 0;
@@ -345,9 +357,7 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 
 void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 {
-	if (ST_UNLIKELY(r->tseq != t->seq))
-		list(t, r);
-	rec_add(t, r, values);
+	touch_add(t, r, values);
 }
 
 void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
@@ -374,7 +384,7 @@ void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
 void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d)
 {
 	const uint64_t *v = r->data;
-	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	uint64_t *l = last_of(t, r);
 	for (unsigned m = 0; m < t->nm; m++) {
 		d[m] = v[m] - l[m];
 		l[m] = v[m];
@@ -384,7 +394,7 @@ void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d)
 void st_stab_rebase(struct st_stab *t, struct st_srec *r)
 {
 	uint64_t *v = st_srec_values(r);
-	uint64_t *l = &t->last[(size_t)r->idx * t->nm];
+	uint64_t *l = last_of(t, r);
 	for (unsigned m = 0; m < t->nm; m++) {
 		v[m] -= l[m];
 		l[m] = v[m];

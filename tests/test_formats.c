@@ -707,6 +707,19 @@ static char *edge_folded(bool once, unsigned metric)
  * print the same from different frames ("a;b" vs "a","b"), ordering by
  * bytes below ' ', zero values, root samples, sums across shards that
  * saturate, a second metric; -EBUSY once something was merged. */
+/* st_export_folded_once declines: -EBUSY, nothing written, nothing taken. */
+static void expect_once_declines(struct st_engine *e)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert(f);
+	cr_assert_eq(st_export_folded_once(e, NULL, f), -EBUSY);
+	fclose(f);
+	cr_expect_eq(len, 0);
+	free(buf);
+}
+
 Test(formats, folded_once_edge_cases)
 {
 	for (unsigned m = 0; m < 2; m++) {
@@ -729,13 +742,7 @@ Test(formats, folded_once_edge_cases)
 	cr_assert(st_flush(e));
 	ingest_strs(w, "x|z", &one);
 	st_writer_close(w);
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_eq(st_export_folded_once(e, NULL, f), -EBUSY);
-	fclose(f);
-	cr_expect_eq(len, 0);
-	free(buf);
+	expect_once_declines(e);
 	char *all = folded_of(e, false, 0);
 	cr_expect_str_eq(all, "x;y 1\nx;z 1\n");
 	free(all);
@@ -758,13 +765,7 @@ Test(formats, folded_escapes_line_breaks_in_names)
 	ingest_strs(w, "cat|a\rb", &one);
 	ingest_strs(w, "cat|b", &one);
 	st_writer_close(w);
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_eq(st_export_folded_once(e, NULL, f), -EBUSY);
-	fclose(f);
-	cr_expect_eq(len, 0);
-	free(buf);
+	expect_once_declines(e);
 	char *all = folded_of(e, false, 0);
 	cr_expect_str_eq(all, "cat;/tmp/x\\nfake;stack 999 1000000\n"
 			      "cat;a\\rb 1\n"

@@ -420,29 +420,24 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 		 * what it is given last in the buffer unless longer than it). */
 		for (uint32_t k = 0; k < x->depth; k++) {
 			const struct name *fn = &o->names[x->f[k]];
-			if (ST_LIKELY(o->ol + NAME_SLACK + 1 <= OUT_CHUNK)) {
-				char *d = o->ob + o->ol;
+			char *d = o->ob + o->ol;
 #ifdef __SSE2__
-				if (fn->len <= NAME_SLACK) {
-					__m128i a = _mm_loadu_si128((const __m128i *)(const void *)fn->p);
-					__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(fn->p + 16));
-					_mm_storeu_si128((__m128i *)(void *)d, a);
-					_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
-				} else
+			if (ST_LIKELY(fn->len <= NAME_SLACK && o->ol + NAME_SLACK + 1 <= OUT_CHUNK)) {
+				__m128i a = _mm_loadu_si128((const __m128i *)(const void *)fn->p);
+				__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(fn->p + 16));
+				_mm_storeu_si128((__m128i *)(void *)d, a);
+				_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+			} else
 #endif
-				if (fn->len <= OUT_CHUNK - o->ol - 1) {
-					memcpy(d, fn->p, fn->len);
-				} else {
-					put(o, fn->p, fn->len);
-					put(o, ";", 1);
-					continue;
-				}
-				d[fn->len] = ';';
-				o->ol += fn->len + 1;
+			if (fn->len < OUT_CHUNK - o->ol) { /* the name and its ';' fit */
+				memcpy(d, fn->p, fn->len);
 			} else {
 				put(o, fn->p, fn->len);
 				put(o, ";", 1);
+				continue;
 			}
+			d[fn->len] = ';';
+			o->ol += fn->len + 1;
 		}
 		o->ob[o->ol - 1] = ' ';
 		char num[24], *ns = u64_dec(num + sizeof(num) - 1, v);

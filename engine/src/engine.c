@@ -79,6 +79,9 @@ struct st_writer {
 	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
 	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
 	bool sc_failed;        /* st_scache_create() failed: do without */
+	/* A lower bound of the intern count (ids only grow): a frame below
+	 * it is valid without reading the shared count per sample. */
+	uint32_t ids_known;
 };
 
 struct st_engine *st_writer_engine(const struct st_writer *w)
@@ -209,8 +212,10 @@ static inline void counter_bump(_Atomic uint64_t *c, uint64_t by)
 
 /* Every id must be below the intern count: the same as testing the largest
  * id, which four independent max chains compute without a per-element
- * branch or a loop-carried dependency on one register. */
-static inline int check_frames(const struct st_engine *e, const uint32_t *frames, size_t depth)
+ * branch or a loop-carried dependency on one register.  The count is the
+ * writer's cached bound, re-read from the intern table only when an id
+ * passes it (the table only grows, so a bound once read stays valid). */
+static inline int check_frames(struct st_writer *w, const uint32_t *frames, size_t depth)
 {
 	uint32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
 	size_t i = 0;
@@ -225,7 +230,10 @@ static inline int check_frames(const struct st_engine *e, const uint32_t *frames
 	m0 = m0 > m1 ? m0 : m1;
 	m2 = m2 > m3 ? m2 : m3;
 	m0 = m0 > m2 ? m0 : m2;
-	return depth && m0 >= st_intern_count(e->intern) ? -EINVAL : 0;
+	if (ST_LIKELY(m0 < w->ids_known || !depth))
+		return 0;
+	w->ids_known = st_intern_count(w->e->intern);
+	return m0 < w->ids_known ? 0 : -EINVAL;
 }
 
 static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
@@ -233,7 +241,7 @@ static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint3
 {
 	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
 		return -E2BIG;
-	int r = check_frames(w->e, frames, depth);
+	int r = check_frames(w, frames, depth);
 	if (ST_UNLIKELY(r))
 		return r;
 	uint64_t h = st_hash_bytes(frames, depth * sizeof(*frames));
@@ -297,7 +305,7 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
 			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH))
 				r = -E2BIG;
 			else
-				r = check_frames(w->e, g[x].frames, g[x].depth);
+				r = check_frames(w, g[x].frames, g[x].depth);
 			if (ST_UNLIKELY(r)) {
 				ok = x;
 				break;

@@ -185,6 +185,44 @@ Test(engine, old_snapshot_stays_unchanged_while_held)
 	st_engine_destroy(e);
 }
 
+/* Snapshots of one master shape share their structure (snapshot.c): a held
+ * snapshot keeps it, and its counts, while later ones of that shape and of
+ * new shapes come and go. */
+Test(engine, snapshots_sharing_a_shape_keep_their_own_counts)
+{
+	struct st_engine *e = mk(1, 0);
+	struct st_writer *w = st_writer_open(e);
+	add(w, NULL, "a;b", (uint64_t[]){ 1 });
+	add(w, NULL, "a;c", (uint64_t[]){ 2 });
+	st_flush(e);
+	st_flush(e); /* same shape: the order is valid now */
+	struct st_snap *held[4];
+	for (int i = 0; i < 4; i++) {
+		add(w, NULL, "a;b", (uint64_t[]){ 10 });
+		st_flush(e); /* counts change, shape does not */
+		held[i] = st_snap_acquire(e);
+	}
+	add(w, NULL, "a;d", (uint64_t[]){ 5 }); /* a new shape */
+	st_flush(e);
+	st_reset(e);
+	for (int i = 0; i < 4; i++) { /* released oldest first: the shape lives on */
+		struct st_snap *s = held[i];
+		uint32_t a = child_named(s, ST_NODE_ROOT, "a");
+		cr_assert_neq(a, UINT32_MAX);
+		cr_expect_eq(st_snap_node_count(s), 4);
+		cr_expect_eq(st_snap_total(s, child_named(s, a, "b"), 0), 1 + 10 * (uint64_t)(i + 1));
+		cr_expect_eq(st_snap_total(s, child_named(s, a, "c"), 0), 2);
+		cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 3 + 10 * (uint64_t)(i + 1));
+		cr_expect_eq(child_named(s, a, "d"), UINT32_MAX);
+		st_snap_release(s);
+	}
+	struct st_snap *now = st_snap_acquire(e);
+	cr_expect_eq(st_snap_total(now, ST_NODE_ROOT, 0), 0);
+	st_snap_release(now);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
 Test(engine, metrics_are_independent)
 {
 	struct st_engine *e = mk(3, 0);

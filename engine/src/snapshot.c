@@ -40,7 +40,6 @@
 struct st_shape {
 	atomic_long refs;
 	uint64_t shape; /* master shape it was built from */
-	uint32_t n;
 	size_t mem;
 	uint32_t data[]; /* frame[n], first_child[n + 1] */
 };
@@ -96,36 +95,36 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	 * it, so gather the counts instead of walking the master's sibling
 	 * lists.  Caller holds merge_lock, the only writer of e->snap. */
 	const struct st_snap *prev = e->snap;
-	if (v->order_valid && prev && prev->shp->shape == v->shape && prev->n == n &&
-	    prev->nm == nm) {
-		s->shp = prev->shp;
+	const bool same = v->order_valid && prev && prev->shp->shape == v->shape &&
+			  prev->n == n && prev->nm == nm;
+	struct st_shape *shp;
+	if (same) {
+		shp = prev->shp;
 		/* Relaxed: prev's reference keeps it alive here (the builder
 		 * owns e->snap's engine reference). */
-		atomic_fetch_add_explicit(&s->shp->refs, 1, memory_order_relaxed);
-		s->frame = s->shp->data;
-		s->first_child = s->shp->data + n;
-		s->mem = bytes + s->shp->mem;
+		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed);
+	} else {
+		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
+		shp = st_malloc(sbytes);
+		if (!shp) {
+			st_free(s);
+			return NULL;
+		}
+		atomic_init(&shp->refs, 1);
+		shp->shape = v->shape;
+		shp->mem = sbytes;
+	}
+	s->shp = shp;
+	s->mem = bytes + shp->mem;
+	uint32_t *frame = shp->data, *first_child = shp->data + n;
+	s->frame = frame;
+	s->first_child = first_child;
+	if (same) {
 		for (uint32_t i = 0; i < n; i++)
 			memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)old_of[i] * nm],
 			       nm * sizeof(uint64_t));
 		goto totals;
 	}
-
-	size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
-	struct st_shape *shp = st_malloc(sbytes);
-	if (!shp) {
-		st_free(s);
-		return NULL;
-	}
-	atomic_init(&shp->refs, 1);
-	shp->shape = v->shape;
-	shp->n = n;
-	shp->mem = sbytes;
-	s->shp = shp;
-	s->mem = bytes + sbytes;
-	uint32_t *frame = shp->data, *first_child = shp->data + n;
-	s->frame = frame;
-	s->first_child = first_child;
 
 	/* BFS: the output order is the queue.  BFS order is not the master's
 	 * order, so every node costs misses in the master's arrays: the queue

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -538,6 +539,12 @@ static double cell_med_e2e(int wi, enum variant v, unsigned t)
 static unsigned tcounts[MAXT];
 static unsigned ntcounts;
 
+/* --variant: run only that variant's cells (profiling). */
+static bool variant_wanted(enum variant v)
+{
+	return !cfg.variant || strcmp(cfg.variant, vname[v]) == 0;
+}
+
 static void scaling(int wi, struct workload *W, const enum variant *vs, size_t nv,
 		    unsigned max_t_for_wl)
 {
@@ -545,7 +552,7 @@ static void scaling(int wi, struct workload *W, const enum variant *vs, size_t n
 	if (cfg.only && strcmp(cfg.only, wlname[wi]) != 0)
 		return;
 	for (size_t k = 0; k < nv; k++) {
-		if (cfg.variant && strcmp(cfg.variant, vname[vs[k]]) != 0)
+		if (!variant_wanted(vs[k]))
 			continue;
 		struct workload *ww = W;
 		size_t saved = ww->samples;
@@ -561,7 +568,7 @@ static void scaling(int wi, struct workload *W, const enum variant *vs, size_t n
 			if (t > max_t_for_wl)
 				continue;
 			for (size_t k = 0; k < nv; k++) {
-				if (cfg.variant && strcmp(cfg.variant, vname[vs[k]]) != 0)
+				if (!variant_wanted(vs[k]))
 					continue;
 				size_t saved = W->samples;
 				if (vs[k] == V_MUTEX)
@@ -693,6 +700,27 @@ int main(int argc, char **argv)
 	if (cfg.reps < 1 || cfg.reps > 63 || cfg.depth < 1 || cfg.depth > 4096) {
 		usage();
 		return 2;
+	}
+	/* A misspelt --only or --variant would run nothing and print zeros. */
+	if (cfg.only && strcmp(cfg.only, "snap") != 0) {
+		int wi = 0;
+		while (wi < NWL && strcmp(cfg.only, wlname[wi]) != 0)
+			wi++;
+		if (wi == NWL) {
+			fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay) "
+					"nor snap\n", cfg.only);
+			return 2;
+		}
+	}
+	if (cfg.variant) {
+		int v = 0;
+		while (v < NVARIANTS && strcmp(cfg.variant, vname[v]) != 0)
+			v++;
+		if (v == NVARIANTS) {
+			fprintf(stderr, "bench: --variant %s: not one of engine engine_batch mutex "
+					"floor\n", cfg.variant);
+			return 2;
+		}
 	}
 	if (cfg.short_mode) {
 		if (!reps_set)

@@ -71,6 +71,49 @@ static void snap_free(struct st_snap *s)
 	st_free(s);
 }
 
+/*
+ * total = self + the children's totals.  Children come after their parent
+ * in BFS order, so from the last node back each node's children are
+ * complete when it is summed.  With mself (the same-shape publish), self[i]
+ * is first gathered from the master's node old_of[i] in the same pass: the
+ * snapshot's counts are written once and not read back from memory, and
+ * the gather's misses are prefetched a few nodes ahead (old_of is read in
+ * order, so the addresses are known early).
+ */
+static void sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *old_of)
+{
+	enum { AHEAD = 32 };
+	const uint32_t *fc = s->first_child;
+	const unsigned nm = s->nm;
+	uint64_t *self = s->self, *total = s->total;
+	if (nm == 1) { /* the common case, without the inner metric loops */
+		for (uint32_t i = s->n; i-- > 0;) {
+			uint64_t t;
+			if (mself) {
+				if (i >= AHEAD)
+					__builtin_prefetch(&mself[old_of[i - AHEAD]]);
+				t = self[i] = mself[old_of[i]];
+			} else {
+				t = self[i];
+			}
+			for (uint32_t c = fc[i]; c < fc[i + 1]; c++)
+				t = st_sat_add(t, total[c]);
+			total[i] = t;
+		}
+		return;
+	}
+	for (uint32_t i = s->n; i-- > 0;) {
+		uint64_t *pt = &total[(size_t)i * nm];
+		uint64_t *ps = &self[(size_t)i * nm];
+		if (mself)
+			memcpy(ps, &mself[(size_t)old_of[i] * nm], nm * sizeof(uint64_t));
+		memcpy(pt, ps, nm * sizeof(uint64_t));
+		for (uint32_t c = fc[i]; c < fc[i + 1]; c++)
+			for (unsigned k = 0; k < nm; k++)
+				pt[k] = st_sat_add(pt[k], total[(size_t)c * nm + k]);
+	}
+}
+
 struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,
 			      uint64_t version, uint64_t generation)
 {
@@ -120,10 +163,8 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	s->frame = frame;
 	s->first_child = first_child;
 	if (same) {
-		for (uint32_t i = 0; i < n; i++)
-			memcpy(&s->self[(size_t)i * nm], &v->self[(size_t)old_of[i] * nm],
-			       nm * sizeof(uint64_t));
-		goto totals;
+		sum_totals(s, v->self, old_of);
+		return s;
 	}
 
 	/* BFS: the output order is the queue.  BFS order is not the master's
@@ -159,18 +200,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 			s->self[(size_t)i * nm + k] = v->self[(size_t)o * nm + k];
 	}
 	first_child[n] = n;
-totals:
-	/* Children come after their parent in BFS order: from the last node
-	 * back, each node's children are complete when it is summed. */
-	for (uint32_t i = n; i-- > 0;) {
-		uint64_t *pt = &s->total[(size_t)i * nm];
-		const uint64_t *ps = &s->self[(size_t)i * nm];
-		for (unsigned k = 0; k < nm; k++)
-			pt[k] = ps[k];
-		for (uint32_t c = s->first_child[i]; c < s->first_child[i + 1]; c++)
-			for (unsigned k = 0; k < nm; k++)
-				pt[k] = st_sat_add(pt[k], s->total[(size_t)c * nm + k]);
-	}
+	sum_totals(s, NULL, NULL);
 	return s;
 }
 

@@ -264,6 +264,51 @@ Test(engine, sums_saturate_instead_of_wrapping)
 }
 
 /*
+ * A snapshot stores totals only and derives self from the children's
+ * totals, which cannot give it back once a total saturated: those nodes
+ * keep their self aside.  p's first metric saturates through its child q
+ * while its second does not; p's own self must come back exact in both,
+ * for one metric and for two (separate code paths), on a first publish
+ * and on a same-shape one.
+ */
+Test(engine, self_is_exact_under_a_saturated_total)
+{
+	for (unsigned nm = 1; nm <= 2; nm++) {
+		struct st_engine *e = mk(nm, 0);
+		struct st_writer *w = st_writer_open(e);
+		add(w, NULL, "p", (uint64_t[]){ 7, 3 });
+		add(w, NULL, "p;q", (uint64_t[]){ UINT64_MAX - 2, 10 });
+		add(w, NULL, "p;r", (uint64_t[]){ 5, 20 });
+		add(w, NULL, "z", (uint64_t[]){ 1, 1 });
+		for (int pass = 0; pass < 2; pass++) {
+			cr_assert_neq(st_flush(e), 0);
+			struct st_snap *s = st_snap_acquire(e);
+			uint32_t p = child_named(s, ST_NODE_ROOT, "p");
+			uint32_t q = child_named(s, p, "q"), r = child_named(s, p, "r");
+			uint32_t z = child_named(s, ST_NODE_ROOT, "z");
+			uint64_t k = (uint64_t)pass + 1; /* p and z get one more each pass */
+			cr_expect_eq(st_snap_total(s, p, 0), UINT64_MAX, "nm %u", nm);
+			cr_expect_eq(st_snap_self(s, p, 0), 7 * k, "nm %u pass %d", nm, pass);
+			cr_expect_eq(st_snap_self(s, q, 0), UINT64_MAX - 2);
+			cr_expect_eq(st_snap_self(s, r, 0), 5);
+			cr_expect_eq(st_snap_self(s, z, 0), k);
+			cr_expect_eq(st_snap_self(s, ST_NODE_ROOT, 0), 0);
+			if (nm == 2) {
+				cr_expect_eq(st_snap_self(s, p, 1), 3 * k, "pass %d", pass);
+				cr_expect_eq(st_snap_total(s, p, 1), 3 * k + 30);
+				cr_expect_eq(st_snap_self(s, z, 1), k);
+				cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 1), 4 * k + 30);
+			}
+			st_snap_release(s);
+			add(w, NULL, "p", (uint64_t[]){ 7, 3 });
+			add(w, NULL, "z", (uint64_t[]){ 1, 1 });
+		}
+		st_writer_close(w);
+		st_engine_destroy(e);
+	}
+}
+
+/*
  * Shard records are kept across merges with cumulative values, the merger
  * folding only what each gained (shard.c, "Who writes what").  Random adds
  * of small, huge and saturating values to a few stacks, with flushes and

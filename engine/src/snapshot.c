@@ -10,14 +10,21 @@
  *   first_child[0] = 1, first_child[1] = 4, first_child[2] = 6 ...
  *   children of i = [first_child[i], first_child[i+1])   (first_child[n] = n)
  *   first_child is non-decreasing, so a node's parent is found by binary
- *   search instead of being stored (24 bytes per node for one metric).
+ *   search instead of being stored.
+ *
+ * Counts: only total[n*nm] is stored.  self = total - the children's
+ * totals, exact whenever the total did not saturate (then nothing under it
+ * did); the few nodes whose total saturated keep their self in a side list
+ * (sat_node/sat_self).  16 bytes per node for one metric instead of 24,
+ * and a publish writes half the bytes; st_snap_self() costs one pass over
+ * the node's children, and every exporter asks it once per node.
  *
  * Two allocations: the structure, frame[n] first_child[n+1], in a
- * refcounted shape block, and the counts, self[n*nm] total[n*nm], in the
- * snapshot itself.  A profile's steady state changes counts, not shape:
- * then the next snapshot takes a reference on its predecessor's shape block
- * instead of copying it, so a publish writes 16 bytes per node (one metric),
- * not 24, and reads no structure but the child ranges for the totals.
+ * refcounted shape block, and the counts in the snapshot itself.  A
+ * profile's steady state changes counts, not shape: then the next snapshot
+ * takes a reference on its predecessor's shape block instead of copying
+ * it, so a publish writes 8 bytes per node (one metric), not 16, and reads
+ * no structure but the child ranges for the totals.
  *
  * Lifetime (the RCU rules, docs/concurrency.md):
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
@@ -54,7 +61,13 @@ struct st_snap {
 	unsigned nm;
 	size_t mem;
 	const uint32_t *frame, *first_child; /* in shp */
-	uint64_t *self, *total;
+	uint64_t *total;
+	/* The nodes (ascending) whose total saturated at some metric, with
+	 * their self values: there self is not the total minus the children's
+	 * totals.  Usually none (nsat 0, both NULL). */
+	uint32_t nsat;
+	uint32_t *sat_node;
+	uint64_t *sat_self; /* nsat * nm */
 	_Alignas(8) unsigned char data[];
 };
 
@@ -68,50 +81,95 @@ static void shape_put(struct st_shape *sh)
 static void snap_free(struct st_snap *s)
 {
 	shape_put(s->shp);
+	st_free(s->sat_node);
+	st_free(s->sat_self);
 	st_free(s);
+}
+
+/* Remember node i's self values sv (its total saturated); 0 or -ENOMEM. */
+static int __attribute__((noinline, cold))
+sat_push(struct st_snap *s, uint32_t i, const uint64_t *sv, uint32_t *cap)
+{
+	if (s->nsat == *cap) {
+		uint32_t nc = *cap ? *cap * 2 : 16;
+		uint32_t *pn = st_realloc(s->sat_node, (size_t)nc * sizeof(*pn));
+		if (!pn)
+			return -ENOMEM;
+		s->sat_node = pn;
+		uint64_t *ps = st_realloc(s->sat_self, (size_t)nc * s->nm * sizeof(*ps));
+		if (!ps)
+			return -ENOMEM;
+		s->sat_self = ps;
+		*cap = nc;
+	}
+	s->sat_node[s->nsat] = i;
+	memcpy(&s->sat_self[(size_t)s->nsat * s->nm], sv, s->nm * sizeof(*sv));
+	s->nsat++;
+	return 0;
 }
 
 /*
  * total = self + the children's totals.  Children come after their parent
  * in BFS order, so from the last node back each node's children are
- * complete when it is summed.  With mself (the same-shape publish), self[i]
- * is first gathered from the master's node old_of[i] in the same pass: the
- * snapshot's counts are written once and not read back from memory, and
- * the gather's misses are prefetched a few nodes ahead (old_of is read in
- * order, so the addresses are known early).
+ * complete when it is summed.  Self comes from the master's node old_of[i]
+ * when mself is given (the same-shape publish: gathered in this pass,
+ * prefetched a few nodes ahead since old_of is read in order), else the BFS
+ * left it in total[i].  The snapshot stores no self: st_snap_self() derives
+ * it, except where a total saturated (sat_push).  0 or -ENOMEM.
  */
-static void sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *old_of)
+static int sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *old_of)
 {
 	enum { AHEAD = 32 };
 	const uint32_t *fc = s->first_child;
 	const unsigned nm = s->nm;
-	uint64_t *self = s->self, *total = s->total;
+	uint64_t *total = s->total;
+	uint32_t cap = 0;
 	if (nm == 1) { /* the common case, without the inner metric loops */
 		for (uint32_t i = s->n; i-- > 0;) {
-			uint64_t t;
+			uint64_t self;
 			if (mself) {
 				if (i >= AHEAD)
 					__builtin_prefetch(&mself[old_of[i - AHEAD]]);
-				t = self[i] = mself[old_of[i]];
+				self = mself[old_of[i]];
 			} else {
-				t = self[i];
+				self = total[i];
 			}
+			uint64_t t = self;
 			for (uint32_t c = fc[i]; c < fc[i + 1]; c++)
 				t = st_sat_add(t, total[c]);
 			total[i] = t;
+			if (ST_UNLIKELY(t == UINT64_MAX) && sat_push(s, i, &self, &cap))
+				return -ENOMEM;
 		}
-		return;
+	} else {
+		for (uint32_t i = s->n; i-- > 0;) {
+			uint64_t *pt = &total[(size_t)i * nm], sv[ST_MAX_METRICS];
+			memcpy(sv, mself ? &mself[(size_t)old_of[i] * nm] : pt, nm * sizeof(*sv));
+			bool sat = false;
+			for (unsigned k = 0; k < nm; k++) {
+				uint64_t t = sv[k];
+				for (uint32_t c = fc[i]; c < fc[i + 1]; c++)
+					t = st_sat_add(t, total[(size_t)c * nm + k]);
+				pt[k] = t;
+				sat |= t == UINT64_MAX;
+			}
+			if (ST_UNLIKELY(sat) && sat_push(s, i, sv, &cap))
+				return -ENOMEM;
+		}
 	}
-	for (uint32_t i = s->n; i-- > 0;) {
-		uint64_t *pt = &total[(size_t)i * nm];
-		uint64_t *ps = &self[(size_t)i * nm];
-		if (mself)
-			memcpy(ps, &mself[(size_t)old_of[i] * nm], nm * sizeof(uint64_t));
-		memcpy(pt, ps, nm * sizeof(uint64_t));
-		for (uint32_t c = fc[i]; c < fc[i + 1]; c++)
-			for (unsigned k = 0; k < nm; k++)
-				pt[k] = st_sat_add(pt[k], total[(size_t)c * nm + k]);
+	/* Pushed from the last node back: make it ascending for lookups. */
+	for (uint32_t a = 0, b = s->nsat; b-- > a + 1; a++) {
+		uint32_t tn = s->sat_node[a];
+		s->sat_node[a] = s->sat_node[b];
+		s->sat_node[b] = tn;
+		for (unsigned k = 0; k < nm; k++) {
+			uint64_t tv = s->sat_self[(size_t)a * nm + k];
+			s->sat_self[(size_t)a * nm + k] = s->sat_self[(size_t)b * nm + k];
+			s->sat_self[(size_t)b * nm + k] = tv;
+		}
 	}
+	s->mem += (size_t)cap * (sizeof(uint32_t) + nm * sizeof(uint64_t));
+	return 0;
 }
 
 struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,
@@ -119,7 +177,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 {
 	const uint32_t n = v->n;
 	const unsigned nm = v->nm;
-	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * 2 * sizeof(uint64_t);
+	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
 	struct st_snap *s = st_malloc(bytes);
 	if (!s)
 		return NULL;
@@ -130,8 +188,10 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	s->generation = generation;
 	s->n = n;
 	s->nm = nm;
-	s->self = (uint64_t *)s->data;
-	s->total = s->self + (size_t)n * nm;
+	s->total = (uint64_t *)s->data;
+	s->nsat = 0;
+	s->sat_node = NULL;
+	s->sat_self = NULL;
 
 	/* Same shape as the current snapshot (the steady state of a profile:
 	 * only counts changed): share its structure, and old_of still maps
@@ -162,10 +222,8 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	uint32_t *frame = shp->data, *first_child = shp->data + n;
 	s->frame = frame;
 	s->first_child = first_child;
-	if (same) {
-		sum_totals(s, v->self, old_of);
-		return s;
-	}
+	if (same)
+		goto totals; /* old_of maps this shape already */
 
 	/* BFS: the output order is the queue.  BFS order is not the master's
 	 * order, so every node costs misses in the master's arrays: the queue
@@ -197,10 +255,14 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 			tail++;
 		}
 		for (unsigned k = 0; k < nm; k++)
-			s->self[(size_t)i * nm + k] = v->self[(size_t)o * nm + k];
+			s->total[(size_t)i * nm + k] = v->self[(size_t)o * nm + k];
 	}
 	first_child[n] = n;
-	sum_totals(s, NULL, NULL);
+totals:
+	if (sum_totals(s, same ? v->self : NULL, old_of)) {
+		snap_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -332,7 +394,28 @@ uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t fra
 
 uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric)
 {
-	return node < s->n && metric < s->nm ? s->self[(size_t)node * s->nm + metric] : 0;
+	if (node >= s->n || metric >= s->nm)
+		return 0;
+	const unsigned nm = s->nm;
+	uint64_t t = s->total[(size_t)node * nm + metric];
+	if (ST_UNLIKELY(t == UINT64_MAX)) {
+		/* Saturated: the children's totals do not give it back. */
+		uint32_t lo = 0, hi = s->nsat;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (s->sat_node[mid] < node)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < s->nsat && s->sat_node[lo] == node) /* sum_totals listed it */
+			return s->sat_self[(size_t)lo * nm + metric];
+		return t;
+	}
+	/* Unsaturated, so t is exactly self plus the children's totals. */
+	for (uint32_t c = s->first_child[node]; c < s->first_child[node + 1]; c++)
+		t -= s->total[(size_t)c * nm + metric];
+	return t;
 }
 
 uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric)

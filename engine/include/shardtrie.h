@@ -234,6 +234,9 @@ uint32_t st_snap_depth(const struct st_snap *s, uint32_t node);  /* root: 0 */
 uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *first);
 /* Child of `node` named by frame id, or UINT32_MAX. */
 uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame);
+/* A node's own value and its subtree's (saturating sums).  total is one
+ * load; self is derived from the totals, so it costs one pass over the
+ * node's children (asking it of every node is O(nodes) in all). */
 uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric);
 uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
 

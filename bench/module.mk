@@ -3,16 +3,23 @@
 #   make bench         full run, minutes: 7 repetitions, longer streams
 #   make bench-short   the same measurements in under a minute
 #   BENCH_ARGS=...     extra flags, e.g. --depth 64 or --replay FILE.folded
+#   build/release/bench/shardtrie_probe flush|ingest   narrow probes (probe.c)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_OBJS := $(BENCH_SRCS:%.c=$(B)/%.o)
 BENCH_BIN  := $(B)/bench/shardtrie_bench
 BENCH_REPLAY ?= data/sample.folded
 
+# Narrow probes behind some figures of docs/benchmarking.md (bench/probe/).
+PROBE_BIN  := $(B)/bench/shardtrie_probe
+
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
 
+$(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
+
 .PHONY: bench bench-short bench-build
-bench-build: $(BENCH_BIN)
+bench-build: $(BENCH_BIN) $(PROBE_BIN)
 bench: bench-build
 	$(BENCH_BIN) --replay $(BENCH_REPLAY) --out build/bench $(BENCH_ARGS)
 bench-short: bench-build

@@ -158,7 +158,7 @@ static int sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *
 		}
 	}
 	/* Pushed from the last node back: make it ascending for lookups. */
-	for (uint32_t a = 0, b = s->nsat; b-- > a + 1; a++) {
+	for (uint32_t a = 0, b = s->nsat ? s->nsat - 1 : 0; a < b; a++, b--) {
 		uint32_t tn = s->sat_node[a];
 		s->sat_node[a] = s->sat_node[b];
 		s->sat_node[b] = tn;

@@ -62,9 +62,10 @@ struct st_snap {
 	size_t mem;
 	const uint32_t *frame, *first_child; /* in shp */
 	uint64_t *total;
-	/* The nodes (ascending) whose total saturated at some metric, with
-	 * their self values: there self is not the total minus the children's
-	 * totals.  Usually none (nsat 0, both NULL). */
+	/* The nodes whose total saturated at some metric, in descending order
+	 * (sum_totals goes from the last node back), with their self values:
+	 * there self is not the total minus the children's totals.  Usually
+	 * none (nsat 0, both NULL). */
 	uint32_t nsat;
 	uint32_t *sat_node;
 	uint64_t *sat_self; /* nsat * nm */
@@ -155,17 +156,6 @@ static int sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *
 			}
 			if (ST_UNLIKELY(sat) && sat_push(s, i, sv, &cap))
 				return -ENOMEM;
-		}
-	}
-	/* Pushed from the last node back: make it ascending for lookups. */
-	for (uint32_t a = 0, b = s->nsat ? s->nsat - 1 : 0; a < b; a++, b--) {
-		uint32_t tn = s->sat_node[a];
-		s->sat_node[a] = s->sat_node[b];
-		s->sat_node[b] = tn;
-		for (unsigned k = 0; k < nm; k++) {
-			uint64_t tv = s->sat_self[(size_t)a * nm + k];
-			s->sat_self[(size_t)a * nm + k] = s->sat_self[(size_t)b * nm + k];
-			s->sat_self[(size_t)b * nm + k] = tv;
 		}
 	}
 	s->mem += (size_t)cap * (sizeof(uint32_t) + nm * sizeof(uint64_t));
@@ -403,7 +393,7 @@ uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric)
 		uint32_t lo = 0, hi = s->nsat;
 		while (lo < hi) {
 			uint32_t mid = lo + (hi - lo) / 2;
-			if (s->sat_node[mid] < node)
+			if (s->sat_node[mid] > node) /* descending */
 				lo = mid + 1;
 			else
 				hi = mid;

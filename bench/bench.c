@@ -298,26 +298,9 @@ static uint64_t ref_root_total(struct st_ref *r)
 
 static struct st_engine *engine_new(struct workload *W, unsigned merge_ms)
 {
-	struct st_options o;
-	st_options_init(&o);
-	o.merge_interval_ms = merge_ms;
-	struct st_engine *e = st_engine_create(&o);
-	if (!e) {
-		fprintf(stderr, "bench: st_engine_create: %s\n", strerror(errno));
+	struct st_engine *e = wl_engine(W, merge_ms);
+	if (!e)
 		exit(2);
-	}
-	if (!W->by_strings) {
-		/* Pre-intern: the stacks hold ids dict[i] -> id_base + i. */
-		for (size_t i = 0; i < W->ndict; i++) {
-			int64_t id = st_intern(e, W->dict[i], W->dict_len[i]);
-			if (id != (int64_t)(W->id_base + i)) {
-				fprintf(stderr, "bench: %s: frame %zu interned as %" PRId64
-						", expected %zu\n",
-					W->name, i, id, W->id_base + i);
-				exit(2);
-			}
-		}
-	}
 	return e;
 }
 
@@ -672,6 +655,15 @@ static void reset_peak_rss(void)
 
 /* ------------------------------------------------------------ main */
 
+/* True when s is one of names[0..n). */
+static bool one_of(const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -774,25 +766,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* A misspelt --only or --variant would run nothing and print zeros. */
-	if (cfg.only && strcmp(cfg.only, "snap") != 0) {
-		int wi = 0;
-		while (wi < NWL && strcmp(cfg.only, wlname[wi]) != 0)
-			wi++;
-		if (wi == NWL) {
-			fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay) "
-					"nor snap\n", cfg.only);
-			return 2;
-		}
+	if (cfg.only && strcmp(cfg.only, "snap") != 0 && !one_of(cfg.only, wlname, NWL)) {
+		fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay) nor snap\n",
+			cfg.only);
+		return 2;
 	}
-	if (cfg.variant) {
-		int v = 0;
-		while (v < NVARIANTS && strcmp(cfg.variant, vname[v]) != 0)
-			v++;
-		if (v == NVARIANTS) {
-			fprintf(stderr, "bench: --variant %s: not one of engine engine_batch mutex "
-					"floor\n", cfg.variant);
-			return 2;
-		}
+	if (cfg.variant && !one_of(cfg.variant, vname, NVARIANTS)) {
+		fprintf(stderr, "bench: --variant %s: not one of engine engine_batch mutex floor\n",
+			cfg.variant);
+		return 2;
 	}
 	if (cfg.short_mode) {
 		if (!reps_set)

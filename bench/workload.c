@@ -18,12 +18,14 @@
  *   replay   the stacks of a folded file, drawn in proportion to counts.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "shardtrie.h"
 #include "workload.h"
 
 /* ------------------------------------------------------------ builder */
@@ -514,4 +516,29 @@ void wl_free(struct workload *w)
 	for (unsigned t = 0; t < WL_MAX_THREADS; t++)
 		free(w->draws[t]);
 	memset(w, 0, sizeof(*w));
+}
+
+struct st_engine *wl_engine(const struct workload *w, unsigned merge_ms)
+{
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = merge_ms;
+	struct st_engine *e = st_engine_create(&o);
+	if (!e) {
+		fprintf(stderr, "workload: st_engine_create: %s\n", strerror(errno));
+		return NULL;
+	}
+	if (w->by_strings)
+		return e;
+	/* Pre-intern: the stacks hold ids dict[i] -> id_base + i. */
+	for (size_t i = 0; i < w->ndict; i++) {
+		int64_t id = st_intern(e, w->dict[i], w->dict_len[i]);
+		if (id != (int64_t)(w->id_base + i)) {
+			fprintf(stderr, "workload: %s: frame %zu interned as %" PRId64 ", expected %zu\n",
+				w->name, i, id, w->id_base + i);
+			st_engine_destroy(e);
+			return NULL;
+		}
+	}
+	return e;
 }

@@ -76,6 +76,13 @@ int wl_strings(struct workload *w, size_t npaths, double zipf_s, size_t samples,
  * Prints FILE:LINE: reason for a malformed line and returns -EINVAL. */
 int wl_replay(struct workload *w, const char *path, size_t samples, uint64_t seed);
 
+/* A fresh engine (st_options_init's defaults, merger period merge_ms) with
+ * the workload's frames interned so that its stacks' ids hold, except for a
+ * workload given as strings, whose interning is part of what it times.
+ * NULL after a message on stderr. */
+struct st_engine;
+struct st_engine *wl_engine(const struct workload *w, unsigned merge_ms);
+
 /* Draw stream for thread t (made on first use, kept). */
 const uint32_t *wl_draws(struct workload *w, unsigned t);
 void wl_free(struct workload *w);

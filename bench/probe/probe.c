@@ -52,19 +52,9 @@ static int cmp_dbl(const void *a, const void *b)
 
 static struct st_engine *engine_for(const struct workload *w, unsigned merge_ms)
 {
-	struct st_options o;
-	st_options_init(&o);
-	o.merge_interval_ms = merge_ms;
-	struct st_engine *e = st_engine_create(&o);
-	if (!e) {
-		fprintf(stderr, "probe: st_engine_create: %s\n", strerror(errno));
+	struct st_engine *e = wl_engine(w, merge_ms);
+	if (!e)
 		exit(2);
-	}
-	for (size_t i = 0; i < w->ndict; i++)
-		if (st_intern(e, w->dict[i], w->dict_len[i]) < 0) {
-			fprintf(stderr, "probe: st_intern failed\n");
-			exit(2);
-		}
 	return e;
 }
 

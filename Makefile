@@ -30,7 +30,7 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 
-CPPFLAGS_ALL := -D_GNU_SOURCE -D_LGPL_SOURCE -Iengine/include -Iengine/src -MMD -MP
+CPPFLAGS_ALL := -D_GNU_SOURCE -D_LGPL_SOURCE -Iengine/include -MMD -MP
 CFLAGS_ALL   := -std=c11 -O$(O) -g -fno-omit-frame-pointer -pthread $(WARN) $(CFLAGS)
 LDFLAGS_ALL  := -pthread $(LDFLAGS)
 ifneq ($(SANITIZE),)

@@ -12,8 +12,10 @@ BENCH_REPLAY ?= data/sample.folded
 # Narrow probes behind some figures of docs/benchmarking.md (bench/probe/).
 PROBE_BIN  := $(B)/bench/shardtrie_probe
 
-$(BENCH_BIN): $(BENCH_OBJS) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_A) $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
+$(B)/bench/%.o: CPPFLAGS_ALL += $(ORACLE_CPPFLAGS)
+
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_ORACLE_A) $(LIB_A) $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
 
 $(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm

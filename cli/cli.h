@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "shardtrie.h"
+#include "shardtrie_export.h"
 
 /* sysexits-style codes the subcommands use. */
 #define EX_OK_ 0

@@ -43,10 +43,13 @@ FUZZ_OPTS_export ?= -detect_leaks=0
 
 FUZZ_CFLAGS   := -std=c11 -O1 -g -fno-omit-frame-pointer -pthread $(WARN) $(FUZZ_SAN) \
 		 -fsanitize=fuzzer-no-link $(CFLAGS)
-FUZZ_CPPFLAGS := $(CPPFLAGS_ALL) -Ifuzz
+FUZZ_CPPFLAGS := $(CPPFLAGS_ALL) -Ifuzz $(ORACLE_CPPFLAGS)
 FUZZ_LDFLAGS  := -pthread -fsanitize=fuzzer $(FUZZ_SAN) $(LDFLAGS)
 
 FUZZ_ENGINE_OBJS := $(ENGINE_SRCS:%.c=$(FZ)/%.o)
+# The engine's own objects see their folder's headers, as in engine/module.mk.
+$(FZ)/engine/core/%.o: FUZZ_CPPFLAGS += $(CORE_CPPFLAGS)
+$(FZ)/engine/formats/%.o: FUZZ_CPPFLAGS += $(FORMATS_CPPFLAGS)
 FUZZ_SUPPORT_OBJS := $(FUZZ_SUPPORT:%.c=$(FZ)/%.o)
 
 .PHONY: fuzz fuzz-run fuzz-replay fuzz-selftest tsan
@@ -56,8 +59,8 @@ $(FZ)/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
 
-# The replay objects use the normal $(B)/%.o rule, plus fuzz/ on the path.
-$(B)/fuzz/%.o: CPPFLAGS_ALL += -Ifuzz
+# The replay objects use the normal $(B)/%.o rule, plus fuzz/ and the oracle.
+$(B)/fuzz/%.o: CPPFLAGS_ALL += -Ifuzz $(ORACLE_CPPFLAGS)
 
 # fuzz_target_rules(name): the libFuzzer binary and the gcc replay binary.
 define fuzz_target_rules
@@ -66,8 +69,8 @@ $(FZ)/fuzz_$(1): $(FZ)/fuzz/fuzz_$(1).o $(FUZZ_SUPPORT_OBJS) $(FUZZ_SRCS_$(1):%.
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $$@ $$^ $(FUZZ_LIBS) $(FUZZ_LIBS_$(1)) $(LIBS_ENGINE)
 
 $(B)/fuzz/replay_$(1): $(B)/fuzz/fuzz_$(1).o $(B)/fuzz/standalone.o \
-		       $(FUZZ_SUPPORT:%.c=$(B)/%.o) $(FUZZ_SRCS_$(1):%.c=$(B)/%.o) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB_A) $(FUZZ_LIBS) $(FUZZ_LIBS_$(1)) \
+		       $(FUZZ_SUPPORT:%.c=$(B)/%.o) $(FUZZ_SRCS_$(1):%.c=$(B)/%.o) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $(LIB_ORACLE_A) $(LIB_A) $(FUZZ_LIBS) $(FUZZ_LIBS_$(1)) \
 		$(LIBS_ENGINE)
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target_rules,$(t))))
@@ -119,16 +122,24 @@ fuzz-replay-one: $(B)/fuzz/replay_$(T)
 	$(B)/fuzz/replay_$(T) $(F)
 
 # ---------------------------------------------------------------- selftest
-# The planted bugs (engine/src/master.c, #ifdef ST_PLANTED_BUG):
-#   1  st_master_add drops one stack's values (a stack whose hash & 15 == 0)
+# The planted bugs are patches to engine/core/master.c kept with the oracle
+# (engine/oracle/planted/N-*.patch), applied to a copy in build/fuzz only:
+# no planted code is in the library's sources.
+#   1  st_master_add_rec drops one stack's values (a stack whose hash & 15 == 0)
 #   2  st_master_sort swaps two new siblings (a merge that adds exactly two)
-# Each must make fuzz_ops report a mismatch within FUZZ_SELFTEST_TIME.
+# Each must make fuzz_ops report a mismatch within FUZZ_SELFTEST_TIME.  A
+# patch that no longer applies fails the build: update it with master.c.
 FUZZ_ENGINE_OBJS_NO_MASTER := $(filter-out %/master.o,$(FUZZ_ENGINE_OBJS))
 
 define fuzz_planted_rules
-$(FZ)/planted-$(1)/master.o: engine/src/master.c
+$(FZ)/planted-$(1)/master.c: engine/core/master.c $(wildcard engine/oracle/planted/$(1)-*.patch)
 	@mkdir -p $$(@D)
-	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -DST_PLANTED_BUG=$(1) -c $$< -o $$@
+	cp engine/core/master.c $$@.tmp
+	patch --quiet --no-backup-if-mismatch $$@.tmp < $$(filter %.patch,$$^)
+	mv $$@.tmp $$@
+
+$(FZ)/planted-$(1)/master.o: $(FZ)/planted-$(1)/master.c
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(CORE_CPPFLAGS) $(FUZZ_CFLAGS) -c $$< -o $$@
 
 $(FZ)/planted-$(1)/fuzz_ops: $(FZ)/fuzz/fuzz_ops.o $(FUZZ_SUPPORT_OBJS) \
 			     $(FZ)/planted-$(1)/master.o $(FUZZ_ENGINE_OBJS_NO_MASTER)
@@ -162,8 +173,8 @@ TSAN_B      := build/san-thread
 TSAN_RUN     = TSAN_OPTIONS="suppressions=$(CURDIR)/fuzz/tsan.supp second_deadlock_stack=1 \
 	       history_size=7 halt_on_error=1 $(TSAN_OPTIONS)"
 
-$(B)/fuzz/tsan_stress: $(B)/fuzz/tsan_stress.o $(B)/fuzz/support/fz.o $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS_ENGINE)
+$(B)/fuzz/tsan_stress: $(B)/fuzz/tsan_stress.o $(B)/fuzz/support/fz.o $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_ORACLE_A) $(LIB_A) $(LIBS_ENGINE)
 
 tsan:
 	@$(MAKE) --no-print-directory SANITIZE=thread CC=$(TSAN_CC) \

@@ -3,15 +3,15 @@
 # ONE binary so a run ends with one Criterion "Synthesis" line.
 # Other areas add phony targets to TEST_EXTRA (e.g. fuzz corpus replay);
 # `make test` runs them after the Criterion binary.
-TEST_SRCS := $(sort $(wildcard tests/test_*.c tests/support/*.c))
+TEST_SRCS := $(sort $(wildcard tests/test_*.c tests/support/*.c)) $(CORE_TEST_SRCS)
 TEST_OBJS := $(TEST_SRCS:%.c=$(B)/%.o)
 TEST_BIN  := $(B)/tests/shardtrie_tests
 TEST_JOBS ?= 2
 
-$(TEST_BIN): $(TEST_OBJS) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_A) -lcriterion -ljansson $(LIBS_ENGINE)
+$(TEST_BIN): $(TEST_OBJS) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_ORACLE_A) $(LIB_A) -lcriterion -ljansson $(LIBS_ENGINE)
 
-$(B)/tests/%.o: CPPFLAGS_ALL += -Itests -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
+$(B)/tests/%.o: CPPFLAGS_ALL += -Itests $(ORACLE_CPPFLAGS) -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
 
 .PHONY: test test-build
 test-build: $(TEST_BIN) $(CLI)
@@ -24,3 +24,7 @@ test: deps-test
 .PHONY: test-extra-done
 test-extra-done:
 	@echo "test: all suites passed ($(CONFIG))"
+
+# engine/core/*_test.c: white-box suites of core internals, with the core's
+# headers and the tests' own support on their path.
+$(CORE_TEST_SRCS:%.c=$(B)/%.o): CPPFLAGS_ALL += -Itests $(ORACLE_CPPFLAGS)

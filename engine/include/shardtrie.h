@@ -35,6 +35,11 @@
 extern "C" {
 #endif
 
+/* Marks the exported API.  The libraries are built with -fvisibility=hidden,
+ * so a function without it is not visible outside the library that defines
+ * it (tests/check_layout.sh checks that `nm -D` lists exactly these). */
+#define ST_API __attribute__((visibility("default")))
+
 #define ST_MAX_METRICS 8
 /* Deepest stack accepted; deeper samples are rejected with -E2BIG. */
 #define ST_MAX_DEPTH 65536
@@ -72,25 +77,25 @@ struct st_options {
 
 /* Fill *o with defaults: online-CPU shards, 10 ms merges, one metric
  * ("count", "samples"), no node cap. */
-void st_options_init(struct st_options *o);
+ST_API void st_options_init(struct st_options *o);
 
 /*
  * Create an engine.  Starts the merger thread when merge_interval_ms > 0.
  * Returns NULL and sets errno (EINVAL for bad options, ENOMEM).
  */
-struct st_engine *st_engine_create(const struct st_options *o);
+ST_API struct st_engine *st_engine_create(const struct st_options *o);
 
 /*
  * Destroy an engine: stops the merger, frees shards, snapshots and names.
  * Every writer must be closed and every snapshot released first; no other
  * thread may use the engine during or after the call.
  */
-void st_engine_destroy(struct st_engine *e);
+ST_API void st_engine_destroy(struct st_engine *e);
 
-unsigned st_engine_nmetrics(const struct st_engine *e);
-const struct st_metric_desc *st_engine_metric(const struct st_engine *e, unsigned i);
+ST_API unsigned st_engine_nmetrics(const struct st_engine *e);
+ST_API const struct st_metric_desc *st_engine_metric(const struct st_engine *e, unsigned i);
 /* Index of the metric called `name`, or -ENOENT. */
-int st_engine_metric_index(const struct st_engine *e, const char *name);
+ST_API int st_engine_metric_index(const struct st_engine *e, const char *name);
 
 /* ---------------------------------------------------------------- frames */
 
@@ -101,17 +106,25 @@ int st_engine_metric_index(const struct st_engine *e, const char *name);
  * Callable from any thread.  Returns -ENAMETOOLONG past ST_MAX_FRAME_LEN,
  * -ENOSPC when ids are exhausted, -ENOMEM.
  */
-int64_t st_intern(struct st_engine *e, const char *s, size_t len);
+ST_API int64_t st_intern(struct st_engine *e, const char *s, size_t len);
 
 /*
  * Name of frame `id`: a pointer owned by the engine, valid until
  * st_engine_destroy(), NUL-terminated, with its length in *len (may be NULL).
  * Returns NULL for an unknown id.  ST_FRAME_ROOT names "".
  */
-const char *st_frame_name(const struct st_engine *e, uint32_t id, size_t *len);
+ST_API const char *st_frame_name(const struct st_engine *e, uint32_t id, size_t *len);
 
-/* Number of distinct frames interned so far. */
-size_t st_frame_count(const struct st_engine *e);
+/* Number of distinct frames interned so far.  Ids are 0..count-1. */
+ST_API size_t st_frame_count(const struct st_engine *e);
+
+/* True once some interned frame name holds '\n' or '\r' (a line-based
+ * output must then escape names). */
+ST_API int st_frame_names_have_eol(const struct st_engine *e);
+
+/* The hash the engine uses for frame names and stacks (XXH3-64); a parser
+ * keying its own caches with it hashes nothing twice. */
+ST_API uint64_t st_hash_bytes(const void *p, size_t len);
 
 /* ---------------------------------------------------------------- ingest */
 
@@ -122,9 +135,9 @@ size_t st_frame_count(const struct st_engine *e);
  * Open and use a writer on one thread; it must not be shared between threads
  * at the same time.  Returns NULL and sets errno.
  */
-struct st_writer *st_writer_open(struct st_engine *e);
+ST_API struct st_writer *st_writer_open(struct st_engine *e);
 /* Close a writer; what it ingested is still merged.  Same thread as open. */
-void st_writer_close(struct st_writer *w);
+ST_API void st_writer_close(struct st_writer *w);
 
 /*
  * Ingest one sample: frames[0..depth) root first, as frame ids, and
@@ -132,7 +145,7 @@ void st_writer_close(struct st_writer *w);
  * Returns 0, -EINVAL (unknown frame id), -E2BIG (depth > ST_MAX_DEPTH),
  * -ENOMEM (the sample is counted in st_engine_stats().dropped).
  */
-int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
+ST_API int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 		     const uint64_t *values);
 
 /* The same with frames as byte strings (interned on the way).  The writer
@@ -140,7 +153,7 @@ int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
  * alone), so a repeated stack interns nothing; that cache is private to the
  * writer, bounded (at most 256 Ki stacks, 32 MiB of copies plus 8 MiB of
  * slots) and freed by st_writer_close(). */
-int st_writer_ingest_strs(struct st_writer *w, const char *const *frames,
+ST_API int st_writer_ingest_strs(struct st_writer *w, const char *const *frames,
 			  const size_t *lens, size_t depth, const uint64_t *values);
 
 struct st_sample {
@@ -151,7 +164,16 @@ struct st_sample {
 
 /* Ingest n samples in one call (one RCU read-side section for the lot).
  * Returns the number ingested, or -errno of the first failure. */
-long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n);
+ST_API long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n);
+
+/* st_writer_ingest_batch() that also says how far it got: *done samples
+ * went in, and when the return is -errno, s[*done] is the one that failed
+ * (what a parser needs to report the failing line).  Returns 0 or -errno. */
+ST_API int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				       size_t *done);
+
+/* The engine a writer feeds (a parser interns its frames through it). */
+ST_API struct st_engine *st_writer_engine(const struct st_writer *w);
 
 /* A sample with frames as byte strings, for st_writer_ingest_strs_batch(). */
 struct st_str_sample {
@@ -164,11 +186,11 @@ struct st_str_sample {
 /* st_writer_ingest_strs() for n samples in one call: the writer overlaps the
  * cache misses of several lookups.  Returns the number ingested (samples
  * before the first failing one), or -errno of the first failure. */
-long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n);
+ST_API long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n);
 
 /* Convenience: ingest through the calling thread's implicit writer (opened on
  * first use, closed when the thread exits). */
-int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth,
+ST_API int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth,
 	      const uint64_t *values);
 
 /* ----------------------------------------------------------- merge/reset */
@@ -179,7 +201,7 @@ int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth,
  * returned before st_flush() was called.  Never blocks ingest; may wait for a
  * merge in progress.  Returns 0 only on allocation failure (errno set).
  */
-uint64_t st_flush(struct st_engine *e);
+ST_API uint64_t st_flush(struct st_engine *e);
 
 /*
  * Start a new baseline: samples ingested before the call are discarded,
@@ -187,7 +209,7 @@ uint64_t st_flush(struct st_engine *e);
  * counted exactly once or not at all.  Publishes an empty snapshot whose
  * version is higher than every earlier one and returns that version.
  */
-uint64_t st_reset(struct st_engine *e);
+ST_API uint64_t st_reset(struct st_engine *e);
 
 struct st_stats {
 	uint64_t ingested;    /* samples accepted (sum over shards, approximate
@@ -204,7 +226,7 @@ struct st_stats {
 	size_t mem_snapshot;  /* bytes held by the current snapshot */
 	size_t mem_intern;    /* bytes held by the frame table */
 };
-void st_engine_stats(struct st_engine *e, struct st_stats *out);
+ST_API void st_engine_stats(struct st_engine *e, struct st_stats *out);
 
 /* ------------------------------------------------------------- snapshots */
 
@@ -215,101 +237,85 @@ void st_engine_stats(struct st_engine *e, struct st_stats *out);
  * thread.  Nodes are numbered 0..node_count-1, ST_NODE_ROOT first, children
  * of a node contiguous and in name order (byte-wise, shorter first on a tie).
  */
-struct st_snap *st_snap_acquire(struct st_engine *e);
-void st_snap_release(struct st_snap *s);
+ST_API struct st_snap *st_snap_acquire(struct st_engine *e);
+ST_API void st_snap_release(struct st_snap *s);
 
-uint64_t st_snap_version(const struct st_snap *s);
+ST_API uint64_t st_snap_version(const struct st_snap *s);
 /* Number of st_reset() calls before this snapshot was built. */
-uint64_t st_snap_generation(const struct st_snap *s);
-size_t st_snap_node_count(const struct st_snap *s);
-size_t st_snap_memory(const struct st_snap *s);
-unsigned st_snap_nmetrics(const struct st_snap *s);
-struct st_engine *st_snap_engine(const struct st_snap *s);
+ST_API uint64_t st_snap_generation(const struct st_snap *s);
+ST_API size_t st_snap_node_count(const struct st_snap *s);
+ST_API size_t st_snap_memory(const struct st_snap *s);
+ST_API unsigned st_snap_nmetrics(const struct st_snap *s);
+ST_API struct st_engine *st_snap_engine(const struct st_snap *s);
 
-uint32_t st_snap_frame(const struct st_snap *s, uint32_t node);
-const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len);
-uint32_t st_snap_parent(const struct st_snap *s, uint32_t node); /* root: UINT32_MAX */
-uint32_t st_snap_depth(const struct st_snap *s, uint32_t node);  /* root: 0 */
+ST_API uint32_t st_snap_frame(const struct st_snap *s, uint32_t node);
+ST_API const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len);
+ST_API uint32_t st_snap_parent(const struct st_snap *s, uint32_t node); /* root: UINT32_MAX */
+ST_API uint32_t st_snap_depth(const struct st_snap *s, uint32_t node);  /* root: 0 */
 /* Children of `node` are nodes [*first, *first + return) in name order. */
-uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *first);
+ST_API uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *first);
 /* Child of `node` named by frame id, or UINT32_MAX. */
-uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame);
+ST_API uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame);
 /* A node's own value and its subtree's (saturating sums).  total is one
  * load; self is derived from the totals, so it costs one pass over the
  * node's children (asking it of every node is O(nodes) in all). */
-uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric);
-uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
+ST_API uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric);
+ST_API uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
 
-/* ------------------------------------------------------------- exporting */
+/* ------------------------------------------------------ taking stacks */
 
-enum st_format {
-	ST_FMT_FOLDED = 0, /* "stack count" lines, sorted by stack byte-wise */
-	ST_FMT_JSON,       /* ior LiveTrie {n,v,t,c} */
-	ST_FMT_FLAMEBEARER,/* Pyroscope v0.35 flamebearer JSON ("single") */
-	ST_FMT_PPROF,      /* gzip-compressed perftools.profiles.Profile */
-	ST_FMT_SPEEDSCOPE, /* speedscope "sampled" profile JSON */
-	ST_FMT_D3,         /* d3-flame-graph {name,value,children}, value inclusive */
-	ST_FMT_SVG,        /* interactive flamegraph.pl-style SVG */
-	ST_FMT_HTML,       /* one-file viewer: flamegraph, table, sandwich */
-	ST_FMT_COUNT_
+/* One aggregated stack as st_engine_take_stacks() hands it out: pointers
+ * into the engine's shard tables, valid during the callback only. */
+struct st_stack_view {
+	const uint32_t *frames; /* root first, frame ids */
+	const uint64_t *values; /* nmetrics values */
+	uint32_t depth;
 };
-
-struct st_export_opts {
-	size_t size;           /* sizeof(struct st_export_opts) */
-	unsigned metric;       /* which metric to write */
-	double min_fraction;   /* json: prune t/root.t < min_fraction; 0 = keep all */
-	const char *title;     /* formats with a title; may be NULL */
-	/* --- formats issue: fields below are appended only. */
-	int64_t max_nodes;     /* flamebearer: keep the max_nodes largest, the
-				  rest of a parent's children -> "other";
-				  <= 0 = keep all (default -1) */
-	unsigned width;        /* svg: image width in px (default 1200) */
-	double minwidth;       /* svg/html: omit frames narrower than this
-				  percent of the total (default 0) */
-	int inverted;          /* svg/html: icicle, root at the top */
-	int reverse;           /* svg/html/folded-like: merge stacks from the leaf */
-	const char *colors;    /* svg/html palette: hot (default), mem, io, java,
-				  js, perl, red, green, blue, aqua, yellow,
-				  purple, orange */
-	const char *units;     /* flamebearer/pprof: NULL = from the metric */
-	uint32_t sample_rate;  /* flamebearer: sampleRate (default 100) */
-	const char *spy_name;  /* flamebearer: spyName (default "shardtrie") */
-	const char *app_name;  /* flamebearer metadata.name, speedscope name */
-	int normalize;         /* diff: scale BEFORE to AFTER's total */
-};
-void st_export_opts_init(struct st_export_opts *o);
-
-/* Format named `name` ("folded", "json", ...) or -ENOENT. */
-int st_format_from_name(const char *name);
-const char *st_format_name(int fmt);
-
-/* Write snapshot `s` in format `fmt` to `out`.  Returns 0 or -errno (EIO
- * when the stream failed). */
-int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, FILE *out);
+typedef int (*st_stacks_fn)(void *arg, const struct st_stack_view *stacks, size_t n,
+			    unsigned nmetrics);
 
 /*
- * One-shot folded output for a caller that has ingested everything and wants
- * one file (`shardtrie convert`): writes the bytes st_export(ST_FMT_FOLDED)
- * would write for a snapshot flushed now, but straight from the shard tables
- * (the distinct stacks, sorted), building no master trie and no snapshot.
- * The samples are taken out of the engine: later snapshots do not hold them.
- * Call it when no ingest call is still expected to count; ingest may go on
- * meanwhile (into fresh tables), merges and flushes wait until it returns.  Returns 0, -EIO,
- * -ENOMEM (nothing lost: the samples were merged instead), -EINVAL (bad
- * metric), or -EBUSY when stacks were merged already (an st_flush() or the
- * merger thread ran) or a frame name holds a line break (which the snapshot
- * export escapes as "\n"): flush and export the snapshot instead.
+ * The one-shot path for a caller that has ingested everything and wants the
+ * distinct stacks once (the one-shot folded export): flip every shard, wait
+ * one grace period and call fn once with every stack that holds values (any
+ * order; a stack may appear once per shard and may hold zeros), then
+ * discard them: they never reach the master trie, and later snapshots do
+ * not hold them.  Ingest may go on meanwhile (into fresh tables); merges and
+ * flushes wait until it returns.  Returns fn's result, -ENOMEM (nothing
+ * lost: the samples were merged instead, fn not called), or -EBUSY (fn not
+ * called, nothing taken) when the master already holds stacks below the
+ * root, so the shards are not the whole profile.
  */
-int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, FILE *out);
+ST_API int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg);
+
+/* ------------------------------------------------------------- memory */
 
 /*
- * Write the difference BEFORE -> AFTER (same metric index in both) in
- * format fmt: ST_FMT_FLAMEBEARER (the "double" format), ST_FMT_FOLDED
- * ("stack before after" lines, sorted), ST_FMT_SVG and ST_FMT_HTML (red =
- * grew, blue = shrank).  Returns 0, -EINVAL for other formats, -errno.
+ * The one allocator of the engine and of its formats library: every
+ * allocation goes through it so that st_alloc_fail_after() reaches all of
+ * them.  Same contracts as malloc/calloc/realloc/free/strdup.
  */
-int st_export_diff(const struct st_snap *before, const struct st_snap *after, int fmt,
-		   const struct st_export_opts *o, FILE *out);
+ST_API void *st_malloc(size_t n);
+ST_API void *st_calloc(size_t nmemb, size_t n);
+ST_API void *st_realloc(void *p, size_t n);
+ST_API void st_free(void *p);
+ST_API char *st_strdup(const char *s);
+
+/*
+ * Make room for `need` elements of `size` bytes in the array *p of *cap
+ * elements: grows it (at least doubling, starting at `min_cap`) through
+ * st_realloc when need > *cap.  0, or -ENOMEM (also on size overflow) with
+ * *p and *cap unchanged.
+ */
+ST_API int st_grow(void *p, size_t *cap, size_t need, size_t size, size_t min_cap);
+
+/* Saturating sum: every sum of values in the engine, the reference and the
+ * formats saturates at UINT64_MAX instead of wrapping. */
+static inline uint64_t st_sat_add(uint64_t a, uint64_t b)
+{
+	uint64_t r;
+	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
 
 /* ------------------------------------------------------------- testing */
 
@@ -318,7 +324,7 @@ int st_export_diff(const struct st_snap *before, const struct st_snap *after, in
  * allocations through the engine's allocator, every allocation fails until
  * reset with n = -1 (the default, never fail).  Process-wide.
  */
-void st_alloc_fail_after(long n);
+ST_API void st_alloc_fail_after(long n);
 
 #ifdef __cplusplus
 }

@@ -43,7 +43,7 @@ struct st_parse_stats {
  * Frames are bytes (any UTF-8 or not) except NUL; empty frames are kept so
  * that the output reproduces the input stack byte for byte.
  */
-int st_folded_parse_line(const char *line, size_t len, const char **frames, size_t *lens,
+ST_API int st_folded_parse_line(const char *line, size_t len, const char **frames, size_t *lens,
 			 size_t max_depth, size_t *depth, uint64_t *count, const char **err);
 
 /*
@@ -51,7 +51,7 @@ int st_folded_parse_line(const char *line, size_t len, const char **frames, size
  * value of metric `metric` (other metrics 0).  A last line without '\n' is
  * parsed too.  Stats are added to *st.  Returns 0 or -ENOMEM.
  */
-int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned metric,
+ST_API int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned metric,
 		     const char *buf, size_t len, st_parse_err_fn err, void *arg,
 		     struct st_parse_stats *st);
 
@@ -71,7 +71,7 @@ struct st_perf_opts {
 	bool addrs;       /* "[module <addr>]" for unknown symbols (--addrs) */
 	const char *event; /* collapse only this event; NULL/"" = the first seen */
 };
-void st_perf_opts_init(struct st_perf_opts *o);
+ST_API void st_perf_opts_init(struct st_perf_opts *o);
 
 /*
  * The event of the first sample header in buf[0..len) (what the default
@@ -79,14 +79,14 @@ void st_perf_opts_init(struct st_perf_opts *o);
  * is none.  Scanning blocks in order and taking the first hit is the same as
  * scanning the whole input.
  */
-int st_perf_first_event(const char *buf, size_t len, const char **ev, size_t *evlen);
+ST_API int st_perf_first_event(const char *buf, size_t len, const char **ev, size_t *evlen);
 
 /*
  * Length of the longest prefix of buf[0..len) that ends just after a blank
  * line: the parser's state is empty there, so a block cut there parses the
  * same on its own.  0 when buf has no blank line.
  */
-size_t st_perf_cut(const char *buf, size_t len);
+ST_API size_t st_perf_cut(const char *buf, size_t len);
 
 /*
  * Parse perf script text buf[0..len) (starting at a line start, normally at a
@@ -96,7 +96,7 @@ size_t st_perf_cut(const char *buf, size_t len);
  * are reported through err and counted as malformed; samples of other events
  * and comment/blank lines as skipped.  Returns 0 or -ENOMEM.
  */
-int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
+ST_API int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
 		   const char *buf, size_t len, st_parse_err_fn err, void *arg,
 		   struct st_parse_stats *st);
 
@@ -110,9 +110,9 @@ int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_op
  * a cache made and freed for the one buffer.
  */
 struct st_perf_cache;
-struct st_perf_cache *st_perf_cache_new(void);
-void st_perf_cache_free(struct st_perf_cache *c);
-int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
+ST_API struct st_perf_cache *st_perf_cache_new(void);
+ST_API void st_perf_cache_free(struct st_perf_cache *c);
+ST_API int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
 			  const struct st_perf_opts *o, const char *buf, size_t len,
 			  st_parse_err_fn err, void *arg, struct st_parse_stats *st);
 

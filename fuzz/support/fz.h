@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "shardtrie.h"
+#include "shardtrie_export.h"
 #include "shardtrie_ref.h"
 
 #define FZ_MISMATCH "FUZZ-MISMATCH"

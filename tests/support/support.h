@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "shardtrie.h"
+#include "shardtrie_export.h"
 #include "shardtrie_ref.h"
 
 /* Canonical dumps as malloc'd strings (caller frees). */

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 static const struct {
 	const char *name;

@@ -10,7 +10,10 @@
  * registers the caller once and unregisters it when the thread exits
  * (a pthread key destructor), so users never see the requirement.
  */
-#include "internal.h"
+#include <pthread.h>
+
+#include "core.h"
+#include "rcu.h"
 
 static pthread_key_t reg_key;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;

@@ -35,7 +35,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "master.h"
 
 #define NONE UINT32_MAX
 #define F_DIRTY 1u
@@ -267,11 +267,6 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 		r->leaf = node;
 		r->epoch = m->epoch;
 	}
-#if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 1
-	/* fuzz-selftest only (fuzz/module.mk): lose one stack in 16. */
-	if (r->depth >= 2 && (r->hash & 15) == 0)
-		return 0;
-#endif
 	uint64_t *s = &m->self[(size_t)node * nm];
 	for (unsigned i = 0; i < nm; i++)
 		s[i] = st_sat_add(s[i], v[i]);
@@ -738,14 +733,6 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 		}
 		if (k > 1)
 			qsort_r(tmp, k, sizeof(*tmp), cmp_nodes, &ctx);
-#if defined(ST_PLANTED_BUG) && ST_PLANTED_BUG == 2
-		/* fuzz-selftest only (fuzz/module.mk): mis-order two new siblings. */
-		if (k == 2) {
-			uint32_t x = tmp[0];
-			tmp[0] = tmp[1];
-			tmp[1] = x;
-		}
-#endif
 		/* Merge tmp[0..k) with the sorted list starting at c. */
 		uint32_t head = NONE, *tail = &head;
 		size_t i = 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse_perf.c - `perf script` text into an engine writer, collapsed exactly
+ * perf.c - `perf script` text into an engine writer, collapsed exactly
  * as FlameGraph's stackcollapse-perf.pl does (so folded export = its output).
  *
  *   comm 123/456 [000] 1.234567:     1000 cycles:      <- header
@@ -51,7 +51,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "internal.h"
+#include "formats.h"
 #include "shardtrie_parse.h"
 
 void st_perf_opts_init(struct st_perf_opts *o)

@@ -40,7 +40,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "intern.h"
+#include "rcu.h"
+#include "snapshot.h"
 
 /* The structure of one or more snapshots of the same master shape.
  * Immutable once built; freed by whoever drops refs to zero. */
@@ -54,7 +56,8 @@ struct st_shape {
 struct st_snap {
 	struct rcu_head rcu;
 	atomic_long refs;
-	struct st_engine *e;
+	struct st_engine *e;          /* for st_snap_engine() only */
+	const struct st_intern *in;   /* frame names */
 	uint64_t version, generation;
 	struct st_shape *shp;
 	uint32_t n;
@@ -162,8 +165,9 @@ static int sum_totals(struct st_snap *s, const uint64_t *mself, const uint32_t *
 	return 0;
 }
 
-struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *v,
-			      uint64_t version, uint64_t generation)
+struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_snap *prev,
+			      struct st_engine *e, const struct st_intern *in, uint64_t version,
+			      uint64_t generation)
 {
 	const uint32_t n = v->n;
 	const unsigned nm = v->nm;
@@ -174,6 +178,7 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	uint32_t *old_of = v->order; /* new -> master, master-owned scratch */
 	atomic_init(&s->refs, 1);
 	s->e = e;
+	s->in = in;
 	s->version = version;
 	s->generation = generation;
 	s->n = n;
@@ -186,15 +191,15 @@ struct st_snap *st_snap_build(struct st_engine *e, const struct st_master_view *
 	/* Same shape as the current snapshot (the steady state of a profile:
 	 * only counts changed): share its structure, and old_of still maps
 	 * it, so gather the counts instead of walking the master's sibling
-	 * lists.  Caller holds merge_lock, the only writer of e->snap. */
-	const struct st_snap *prev = e->snap;
+	 * lists.  prev is the current snapshot, which the caller (the only
+	 * publisher) keeps alive. */
 	const bool same = v->order_valid && prev && prev->shp->shape == v->shape &&
 			  prev->n == n && prev->nm == nm;
 	struct st_shape *shp;
 	if (same) {
 		shp = prev->shp;
 		/* Relaxed: prev's reference keeps it alive here (the builder
-		 * owns e->snap's engine reference). */
+		 * owns the current snapshot's engine reference). */
 		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed);
 	} else {
 		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
@@ -256,11 +261,6 @@ totals:
 	return s;
 }
 
-bool st_snap_names_have_eol(const struct st_snap *s)
-{
-	return st_intern_has_eol(st_engine_intern(s->e));
-}
-
 void st_snap_free_now(struct st_snap *s)
 {
 	snap_free(s);
@@ -278,20 +278,20 @@ static void retire_cb(struct rcu_head *head)
 	snap_put(caa_container_of(head, struct st_snap, rcu));
 }
 
-void st_snap_publish(struct st_engine *e, struct st_snap *s)
+void st_snap_publish(struct st_snap **slot, struct st_snap *s)
 {
 	/* rcu_xchg_pointer: full barrier, so the snapshot's contents are
 	 * visible before the pointer (pairs with rcu_dereference). */
-	struct st_snap *old = rcu_xchg_pointer(&e->snap, s);
+	struct st_snap *old = rcu_xchg_pointer(slot, s);
 	if (old)
 		st_call_rcu(&old->rcu, retire_cb);
 }
 
-struct st_snap *st_snap_acquire(struct st_engine *e)
+struct st_snap *st_snap_acquire_slot(struct st_snap **slot)
 {
 	st_rcu_thread_online();
 	st_rcu_read_lock();
-	struct st_snap *s = rcu_dereference(e->snap);
+	struct st_snap *s = rcu_dereference(*slot);
 	/* Relaxed is enough: the engine's reference keeps refs >= 1 until a
 	 * grace period after unpublishing, which cannot end while we are in
 	 * the read-side section (rule 2). */
@@ -322,7 +322,7 @@ const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len)
 {
 	if (node >= s->n)
 		return NULL;
-	return st_intern_name(s->e->intern, s->frame[node], len);
+	return st_intern_name(s->in, s->frame[node], len);
 }
 
 uint32_t st_snap_parent(const struct st_snap *s, uint32_t node)
@@ -365,13 +365,13 @@ uint32_t st_snap_children(const struct st_snap *s, uint32_t node, uint32_t *firs
 
 uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint32_t frame)
 {
-	if (node >= s->n || !st_intern_name(s->e->intern, frame, NULL))
+	if (node >= s->n || !st_intern_name(s->in, frame, NULL))
 		return UINT32_MAX;
 	uint32_t lo = s->first_child[node], hi = s->first_child[node + 1];
 	/* Children are in name order, so binary search on the name. */
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		int c = st_intern_cmp(s->e->intern, s->frame[mid], frame);
+		int c = st_intern_cmp(s->in, s->frame[mid], frame);
 		if (c == 0)
 			return s->frame[mid] == frame ? mid : UINT32_MAX;
 		if (c < 0)

@@ -32,7 +32,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "scache.h"
 
 #define INITIAL_SLOTS 1024u
 #define SCACHE_MAX_SLOTS (1u << 19)              /* 256 Ki entries at load 1/2 */

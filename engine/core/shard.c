@@ -56,8 +56,9 @@
  *      obtained under (st_stab_upsert; the writer caches such pairs).
  */
 #include <errno.h>
+#include <stdlib.h>
 
-#include "internal.h"
+#include "shard.h"
 
 #define ARENA_CHUNK (256u * 1024)
 #define INITIAL_SLOTS 1024u
@@ -478,4 +479,30 @@ size_t st_stab_memory(const struct st_stab *t)
 {
 	return sizeof(*t) + (t->mask + 1) * sizeof(struct st_hslot) + t->arena_bytes +
 	       t->tcap * (sizeof(*t->touched) + t->nm * sizeof(*t->last));
+}
+
+struct st_shard *st_shard_new(unsigned nmetrics, unsigned index)
+{
+	struct st_shard *sh = aligned_alloc(ST_CACHELINE, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	memset(sh, 0, sizeof(*sh));
+	sh->active = st_stab_create(nmetrics);
+	sh->spare = st_stab_create(nmetrics);
+	if (!sh->active || !sh->spare) {
+		st_stab_destroy(sh->active);
+		st_stab_destroy(sh->spare);
+		free(sh);
+		return NULL;
+	}
+	sh->index = index;
+	atomic_init(&sh->owner, 0);
+	return sh;
+}
+
+void st_shard_free(struct st_shard *sh)
+{
+	st_stab_destroy(sh->active);
+	st_stab_destroy(sh->spare);
+	free(sh);
 }

@@ -29,7 +29,10 @@
 #include <errno.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include <urcu/rculfhash.h>
+
+#include "intern.h"
+#include "rcu.h"
 
 #define CHUNK_BITS 16
 #define CHUNK_SIZE (1u << CHUNK_BITS)

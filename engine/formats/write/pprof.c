@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_pprof.c - gzip-compressed perftools.profiles.Profile (profile.proto),
+ * pprof.c - gzip-compressed perftools.profiles.Profile (profile.proto),
  * what `go tool pprof`, Pyroscope and Parca read.  Encoded by hand: the
  * message is small and fixed, a generated codec would be more code.
  *
@@ -24,8 +24,7 @@
 
 #include <zlib.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 struct pb {
 	uint8_t *p;

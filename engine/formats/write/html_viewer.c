@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_html_viewer.c - the script and style of the one-file HTML viewer
+ * html_viewer.c - the script and style of the one-file HTML viewer
  * (export_svg.c writes them after the JSON data).  Written for this project,
  * no library: views are built with createElement/textContent only (names
  * are untrusted), state can come from the URL (#view=table&zoom=NAME&
@@ -13,7 +13,7 @@
  *   sandwich:   callers (merged, inverted) and callees of one function.
  * Must not contain the bytes "</script".
  */
-#include "export.h"
+#include "write.h"
 
 const char st_html_viewer_js[] =
 	"'use strict';\n"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_tree.c - the private tree the richer writers (flamebearer, diff,
+ * tree.c - the private tree the richer writers (flamebearer, diff,
  * svg, html, speedscope, d3, pprof) work on.
  *
  *   snapshot(s) --add (side 0/1, optionally reversed)--> st_xtree
@@ -19,8 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
 {
@@ -147,11 +146,11 @@ out:
 	return rc;
 }
 
-static const struct st_xtree *sort_tree;
-static int cmp_kids(const void *a, const void *b)
+static int cmp_kids(const void *a, const void *b, void *arg)
 {
-	const struct st_xnode *x = &sort_tree->n[*(const uint32_t *)a];
-	const struct st_xnode *y = &sort_tree->n[*(const uint32_t *)b];
+	const struct st_xtree *t = arg;
+	const struct st_xnode *x = &t->n[*(const uint32_t *)a];
+	const struct st_xnode *y = &t->n[*(const uint32_t *)b];
 	int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
@@ -183,15 +182,9 @@ int st_xtree_finish(struct st_xtree *t)
 		struct st_xnode *p = &t->n[t->n[i].parent];
 		t->kids[p->first + p->nkids++] = (uint32_t)i;
 	}
-	/* qsort without a context argument: the writers run one at a time
-	 * per thread in practice, but keep it safe with a lock. */
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&mu);
-	sort_tree = t;
 	for (size_t i = 0; i < t->count; i++)
 		if (t->n[i].nkids > 1)
-			qsort(t->kids + t->n[i].first, t->n[i].nkids, sizeof(uint32_t), cmp_kids);
-	pthread_mutex_unlock(&mu);
+			qsort_r(t->kids + t->n[i].first, t->n[i].nkids, sizeof(uint32_t), cmp_kids, t);
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * parse_folded.c - folded ("collapsed") stack lines into an engine writer.
+ * folded.c - folded ("collapsed") stack lines into an engine writer.
  *
  *   "root;frame;...;leaf<ws>count"      count = text after the LAST space/tab
  *
@@ -17,7 +17,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "formats.h"
 #include "shardtrie_parse.h"
 
 int st_folded_parse_line(const char *line, size_t len, const char **frames, size_t *lens,

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export.h - what the format writers (export_*.c) share.
+ * write.h - what the format writers in write/ share.
  *
  * A writer is `int fn(const struct st_snap *, const struct st_export_opts *,
  * FILE *)` registered in export.c's table.  Writers walk the snapshot through
  * the public query API only, never recurse (stacks can be 65536 deep), and
  * escape every frame name (names are untrusted input: file names, comms).
  */
-#ifndef ST_EXPORT_H
-#define ST_EXPORT_H
+#ifndef ST_WRITE_H
+#define ST_WRITE_H
 
 #include <stdio.h>
 
-#include "shardtrie.h"
+#include "formats.h"
+#include "shardtrie_export.h"
 
 typedef int (*st_export_fn)(const struct st_snap *s, const struct st_export_opts *o, FILE *out);
 

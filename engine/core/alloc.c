@@ -8,9 +8,10 @@
  * pays one relaxed load of a process-wide counter that is -1 in production.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "core.h"
 
 static _Atomic long fail_after = -1;
 
@@ -75,4 +76,25 @@ char *st_strdup(const char *s)
 	if (d)
 		memcpy(d, s, n);
 	return d;
+}
+
+int st_grow(void *p, size_t *cap, size_t need, size_t size, size_t min_cap)
+{
+	if (need <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap : (min_cap ? min_cap : 1);
+	while (nc < need) {
+		if (nc > SIZE_MAX / 2)
+			return -ENOMEM;
+		nc *= 2;
+	}
+	if (size && nc > SIZE_MAX / size)
+		return -ENOMEM;
+	void **pp = p;
+	void *q = st_realloc(*pp, nc * size);
+	if (!q)
+		return -ENOMEM;
+	*pp = q;
+	*cap = nc;
+	return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_folded.c - "stack count" lines, as stackcollapse-*.pl and inferno
+ * folded.c - "stack count" lines, as stackcollapse-*.pl and inferno
  * write them: identical stacks aggregated (the trie did that), one line per
  * node with a non-zero self value, sorted as WHOLE LINES byte-wise (C
  * locale), which is not the trie's name order ("a b;c" < "a;x" because
@@ -27,8 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 struct lines {
 	const struct st_snap *s;
@@ -111,7 +110,7 @@ static int cmp_lines(const void *a, const void *b, void *arg)
 
 int st_export_folded(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
 {
-	struct lines l = { .s = s, .metric = o->metric, .esc = st_snap_names_have_eol(s) };
+	struct lines l = { .s = s, .metric = o->metric, .esc = st_frame_names_have_eol(st_snap_engine(s)) };
 	size_t *order = NULL;
 	int rc = st_export_walk_paths(s, collect, &l);
 	if (rc || !l.n)
@@ -164,7 +163,7 @@ struct once_ent {
 };
 
 struct once {
-	const struct st_intern *in;
+	const struct st_engine *e;
 	unsigned metric;
 	FILE *out;
 	struct name *names; /* by frame id */
@@ -329,7 +328,7 @@ static int rank_names(struct once *o)
 		return -ENOMEM;
 	size_t total = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		o->names[i].p = st_intern_name(o->in, i, &o->names[i].len);
+		o->names[i].p = st_frame_name(o->e, i, &o->names[i].len);
 		o->byrank[i] = i;
 		total += o->names[i].len;
 	}
@@ -365,10 +364,11 @@ static int rank_names(struct once *o)
 	return 0;
 }
 
-static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm)
+static int once_cb(void *arg, const struct st_stack_view *recs, size_t n, unsigned nm)
 {
 	struct once *o = arg;
-	o->nnames = st_intern_count(o->in);
+	(void)nm;
+	o->nnames = (uint32_t)st_frame_count(o->e);
 	int rc = rank_names(o);
 	if (rc)
 		return rc;
@@ -379,17 +379,11 @@ static int once_cb(void *arg, struct st_srec *const *recs, size_t n, unsigned nm
 	/* The stacks that print. */
 	size_t ne = 0;
 	for (size_t i = 0; i < n; i++) {
-		/* Records are visited in hash order, scattered over the shard
-		 * arenas: fetch a few ahead. */
-		if (i + 8 < n) {
-			__builtin_prefetch(recs[i + 8]);
-			__builtin_prefetch((const char *)recs[i + 8] + 64);
-		}
-		struct st_srec *r = recs[i];
-		uint64_t v = st_srec_values(r)[o->metric];
+		const struct st_stack_view *r = &recs[i];
+		uint64_t v = r->values[o->metric];
 		if (!v || !r->depth)
 			continue; /* prints nothing, as a zero or root node */
-		const uint32_t *f = st_srec_frames(r, nm);
+		const uint32_t *f = r->frames;
 		for (uint32_t k = 0; k < r->depth; k++)
 			if (f[k] >= o->nnames)
 				return -EINVAL; /* cannot be: ids are checked on ingest */
@@ -454,10 +448,10 @@ int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, F
 {
 	if (o && o->metric >= st_engine_nmetrics(e))
 		return -EINVAL;
-	struct once x = { .in = st_engine_intern(e), .metric = o ? o->metric : 0, .out = out };
-	if (st_intern_has_eol(x.in))
+	struct once x = { .e = e, .metric = o ? o->metric : 0, .out = out };
+	if (st_frame_names_have_eol(e))
 		return -EBUSY; /* names to escape: the walk does that */
-	int rc = st_engine_drain(e, once_cb, &x);
+	int rc = st_engine_take_stacks(e, once_cb, &x);
 	free(x.names);
 	free(x.nbuf);
 	free(x.rank);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_scache.c - the writer's string-stack cache (engine/src/scache.c) and
+ * scache_test.c - the writer's string-stack cache (scache.c) and
  * the string ingest paths built on it (st_writer_ingest_strs and
  * st_writer_ingest_strs_batch).
  *
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "scache.h"
 #include "support/support.h"
 
 /* A stack spelt "a;b;c" split into frames (pointers into buf). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_json.c - ior's LiveTrie snapshot JSON: {"n","v","t","c"}.
+ * json.c - ior's LiveTrie snapshot JSON: {"n","v","t","c"}.
  *
  *   {"n":"","v":0,"t":3,"c":[{"n":"a","v":0,"t":3,"c":[...]}]}
  *
@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "export.h"
+#include "write.h"
 
 #define FALLBACK_KEEP 8
 

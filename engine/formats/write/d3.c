@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_d3.c - two JSON shapes read by browser flamegraph tools:
+ * d3.c - two JSON shapes read by browser flamegraph tools:
  *
  *   d3-flame-graph   {"name":"root","value":TOTAL,"children":[{...}]}
  *                    value inclusive; children in name order, omitted
@@ -16,8 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 int st_export_d3(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_flamebearer.c - Pyroscope's flamebearer JSON (v0.35.1 server), the
- * "single" format and the "double" (diff) format, plus st_export_diff().
+ * flamebearer.c - Pyroscope's flamebearer JSON (v0.35.1 server), the
+ * "single" format and the "double" (diff) format (diff.c picks it).
  *
  *   levels[i] = bars of depth i, left to right, 4 numbers each
  *               [x_delta, total, self, name_index]       (single)
@@ -28,8 +28,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 #define OTHER UINT32_MAX
 
@@ -252,155 +251,4 @@ int st_export_flamebearer(const struct st_snap *s, const struct st_export_opts *
 	rc = st_export_flamebearer_tree(&t, false, s, o, out);
 	st_xtree_free(&t);
 	return rc;
-}
-
-/* ------------------------------------------------------------ diff */
-
-struct dline {
-	size_t off, len; /* in buf, without '\n' */
-};
-
-static int cmp_dline(const void *a, const void *b, void *arg)
-{
-	const char *buf = arg;
-	const struct dline *x = a, *y = b;
-	int c = memcmp(buf + x->off, buf + y->off, x->len < y->len ? x->len : y->len);
-	return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-/* "stack before after" for every node with a value on either side. */
-static int diff_folded(const struct st_xtree *t, FILE *out)
-{
-	char *buf = NULL, *path = NULL;
-	size_t blen = 0, bcap = 0, plen = 0, pcap = 0;
-	struct dline *ln = NULL;
-	size_t nl = 0, lcap = 0;
-	struct fr {
-		uint32_t node;
-		size_t plen;
-	} *stk = malloc(t->count * sizeof(*stk));
-	int rc = 0;
-	size_t sp = 0;
-	if (!stk)
-		return -ENOMEM;
-	stk[sp++] = (struct fr){ 0, 0 };
-	while (sp) {
-		struct fr f = stk[--sp];
-		const struct st_xnode *x = &t->n[f.node];
-		plen = f.plen;
-		if (f.node) {
-			size_t need = plen + 1 + x->len;
-			if (need > pcap) {
-				size_t nc = pcap ? pcap : 4096;
-				while (nc < need)
-					nc *= 2;
-				char *np = realloc(path, nc);
-				if (!np) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				path = np;
-				pcap = nc;
-			}
-			if (x->parent)
-				path[plen++] = ';';
-			memcpy(path + plen, x->name, x->len);
-			plen += x->len;
-			if (x->self[0] || x->self[1]) {
-				char num[48];
-				int n = snprintf(num, sizeof(num), " %" PRIu64 " %" PRIu64, x->self[0], x->self[1]);
-				if (blen + plen + (size_t)n > bcap) {
-					size_t nc = bcap ? bcap : 1 << 16;
-					while (nc < blen + plen + (size_t)n)
-						nc *= 2;
-					char *nb = realloc(buf, nc);
-					if (!nb) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					buf = nb;
-					bcap = nc;
-				}
-				if (nl == lcap) {
-					size_t nc = lcap ? lcap * 2 : 1024;
-					struct dline *nd = realloc(ln, nc * sizeof(*nd));
-					if (!nd) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					ln = nd;
-					lcap = nc;
-				}
-				ln[nl++] = (struct dline){ blen, plen + (size_t)n };
-				memcpy(buf + blen, path, plen);
-				memcpy(buf + blen + plen, num, (size_t)n);
-				blen += plen + (size_t)n;
-			}
-		}
-		for (uint32_t k = x->nkids; k-- > 0;)
-			stk[sp++] = (struct fr){ t->kids[x->first + k], plen };
-	}
-	if (nl)
-		qsort_r(ln, nl, sizeof(*ln), cmp_dline, buf);
-	for (size_t i = 0; i < nl; i++) {
-		fwrite(buf + ln[i].off, 1, ln[i].len, out);
-		putc('\n', out);
-	}
-out:
-	free(stk);
-	free(buf);
-	free(path);
-	free(ln);
-	return rc;
-}
-
-int st_export_diff(const struct st_snap *before, const struct st_snap *after, int fmt,
-		   const struct st_export_opts *o, FILE *out)
-{
-	struct st_export_opts def;
-	if (!o) {
-		st_export_opts_init(&def);
-		o = &def;
-	} else if (o->size < sizeof(def)) {
-		st_export_opts_init(&def);
-		memcpy(&def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
-		def.size = sizeof(def);
-		o = &def;
-	}
-	if (o->metric >= st_snap_nmetrics(before) || o->metric >= st_snap_nmetrics(after))
-		return -EINVAL;
-	if (fmt != ST_FMT_FLAMEBEARER && fmt != ST_FMT_FOLDED && fmt != ST_FMT_SVG &&
-	    fmt != ST_FMT_HTML)
-		return -EINVAL;
-	struct st_xtree t;
-	int rc = st_xtree_build(&t, before, after, o->metric, false);
-	if (rc)
-		return rc;
-	uint64_t t1 = t.n[0].total[0], t2 = t.n[0].total[1];
-	if (o->normalize && t1 != t2 && t1) {
-		/* difffolded.pl -n: each stack's before = int(before * T2 / T1). */
-		for (size_t i = 0; i < t.count; i++) {
-			unsigned __int128 v = (unsigned __int128)t.n[i].self[0] * t2 / t1;
-			t.n[i].self[0] = v > UINT64_MAX ? UINT64_MAX : (uint64_t)v;
-		}
-		rc = st_xtree_finish(&t);
-	}
-	if (!rc) {
-		switch (fmt) {
-		case ST_FMT_FLAMEBEARER:
-			rc = st_export_flamebearer_tree(&t, true, after, o, out);
-			break;
-		case ST_FMT_FOLDED:
-			rc = diff_folded(&t, out);
-			break;
-		case ST_FMT_SVG:
-			rc = st_export_svg_tree(&t, true, o, out);
-			break;
-		default:
-			rc = st_export_html_tree(&t, true, o, out);
-			break;
-		}
-	}
-	st_xtree_free(&t);
-	return rc ? rc : st_export_status(out);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_svg.c - interactive flamegraphs: a flamegraph.pl-style SVG and a
+ * svg.c - interactive flamegraphs: a flamegraph.pl-style SVG and a
  * one-file HTML viewer (flamegraph + table + sandwich), single or diff.
  *
  *   SVG:  <g class="f" data-s=START data-w=WIDTH data-d=DEPTH>
@@ -28,8 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "internal.h"
-#include "export.h"
+#include "write.h"
 
 void st_xml_escape(FILE *out, const char *s, size_t len)
 {

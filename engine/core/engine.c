@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c - the engine's lifetime: options, create/destroy, metrics, frame
+ * names, stats.  The hot path is writer.c, merging is merger.c.
+ *
+ *   st_engine_create: intern table ([other] interned first), master trie,
+ *     one shard per online CPU (rule E4), snapshot version 1 (empty, so
+ *     st_snap_acquire() never sees NULL), then the merger thread
+ *   st_engine_destroy: merger stopped, implicit writers closed, every
+ *     retire callback run (rcu_barrier), then everything freed
+ *
+ * Invariants
+ *   1. The engine always has a published snapshot (e->snap != NULL).
+ *   2. Create and destroy run with no other actor (docs/concurrency.md,
+ *      "control"); everything else is safe from any thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "rcu.h"
+#include "snapshot.h"
+
+void st_options_init(struct st_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	o->merge_interval_ms = 10;
+	o->nmetrics = 1;
+	o->metrics[0].name = "count";
+	o->metrics[0].unit = "samples";
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+static void engine_free(struct st_engine *e)
+{
+	unsigned n = atomic_load(&e->nshards);
+	for (unsigned i = 0; i < n; i++)
+		st_shard_free(e->shards[i]);
+	st_master_destroy(e->master);
+	st_free(e->walk);
+	if (e->snap) {
+		/* Wait for pending retire callbacks, then drop our reference. */
+		st_rcu_barrier();
+		st_snap_free_now(e->snap);
+	}
+	st_intern_destroy(e->intern);
+	for (unsigned i = 0; i < ST_MAX_METRICS; i++) {
+		st_free(e->metric_names[i]);
+		st_free(e->metric_units[i]);
+	}
+	pthread_mutex_destroy(&e->shard_lock);
+	pthread_mutex_destroy(&e->merge_lock);
+	pthread_mutex_destroy(&e->merger_mu);
+	pthread_cond_destroy(&e->merger_cv);
+	st_free(e);
+}
+
+struct st_engine *st_engine_create(const struct st_options *o)
+{
+	struct st_options def;
+	if (!o) {
+		st_options_init(&def);
+		o = &def;
+	}
+	if (o->size < offsetof(struct st_options, node_cap) + sizeof(o->node_cap) ||
+	    o->nmetrics < 1 || o->nmetrics > ST_MAX_METRICS ||
+	    (o->node_cap && o->node_cap < 4)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct st_engine *e = st_calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	memcpy(&e->opt, o, sizeof(e->opt));
+	e->opt.size = sizeof(e->opt);
+	pthread_mutex_init(&e->shard_lock, NULL);
+	pthread_mutex_init(&e->merge_lock, NULL);
+	pthread_mutex_init(&e->merger_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->merger_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	for (unsigned i = 0; i < o->nmetrics; i++) {
+		char buf[32];
+		const char *name = o->metrics[i].name, *unit = o->metrics[i].unit;
+		if (!name) {
+			snprintf(buf, sizeof(buf), i ? "metric%u" : "count", i);
+			name = buf;
+		}
+		e->metric_names[i] = st_strdup(name);
+		e->metric_units[i] = st_strdup(unit ? unit : (i ? "" : "samples"));
+		if (!e->metric_names[i] || !e->metric_units[i])
+			goto fail;
+		e->opt.metrics[i].name = e->metric_names[i];
+		e->opt.metrics[i].unit = e->metric_units[i];
+	}
+	st_rcu_thread_online();
+	e->intern = st_intern_create();
+	if (!e->intern)
+		goto fail;
+	int64_t other = st_intern_get(e->intern, ST_OTHER_NAME, strlen(ST_OTHER_NAME),
+				      st_hash_bytes(ST_OTHER_NAME, strlen(ST_OTHER_NAME)));
+	if (other < 0)
+		goto fail;
+	e->other_id = (uint32_t)other;
+	e->master = st_master_create(o->nmetrics, o->node_cap, e->other_id);
+	if (!e->master)
+		goto fail;
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned ns = o->nshards ? o->nshards : (unsigned)(ncpu > 0 ? ncpu : 1);
+	if (ns > ST_SHARDS_MAX / 2)
+		ns = ST_SHARDS_MAX / 2;
+	for (unsigned i = 0; i < ns; i++) {
+		e->shards[i] = st_shard_new(o->nmetrics, i);
+		if (!e->shards[i])
+			goto fail;
+		atomic_store_explicit(&e->nshards, i + 1, memory_order_release);
+	}
+	e->ncpu_shards = ns;
+
+	/* Version 1: the empty trie, so st_snap_acquire() never sees NULL. */
+	struct st_master_view v;
+	st_master_view(e->master, &v);
+	e->snap = st_snap_build(&v, NULL, e, e->intern, 1, 0);
+	if (!e->snap)
+		goto fail;
+	st_master_order_done(e->master);
+	e->version = 1;
+
+	int err = st_merger_start(e);
+	if (err) {
+		errno = -err;
+		goto fail;
+	}
+	return e;
+fail:;
+	int saved = errno ? errno : ENOMEM;
+	engine_free(e);
+	errno = saved;
+	return NULL;
+}
+
+void st_engine_destroy(struct st_engine *e)
+{
+	if (!e)
+		return;
+	st_merger_stop(e);
+	st_writer_close_implicit(e);
+	engine_free(e);
+}
+
+unsigned st_engine_nmetrics(const struct st_engine *e)
+{
+	return e->opt.nmetrics;
+}
+
+const struct st_metric_desc *st_engine_metric(const struct st_engine *e, unsigned i)
+{
+	return i < e->opt.nmetrics ? &e->opt.metrics[i] : NULL;
+}
+
+int st_engine_metric_index(const struct st_engine *e, const char *name)
+{
+	for (unsigned i = 0; i < e->opt.nmetrics; i++)
+		if (strcmp(e->opt.metrics[i].name, name) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+struct st_snap *st_snap_acquire(struct st_engine *e)
+{
+	return st_snap_acquire_slot(&e->snap);
+}
+
+int64_t st_intern(struct st_engine *e, const char *s, size_t len)
+{
+	return st_intern_get(e->intern, s, len, st_hash_bytes(s, len));
+}
+
+const char *st_frame_name(const struct st_engine *e, uint32_t id, size_t *len)
+{
+	return st_intern_name(e->intern, id, len);
+}
+
+size_t st_frame_count(const struct st_engine *e)
+{
+	return st_intern_count(e->intern);
+}
+
+int st_frame_names_have_eol(const struct st_engine *e)
+{
+	return st_intern_has_eol(e->intern);
+}
+
+void st_engine_stats(struct st_engine *e, struct st_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		out->ingested += atomic_load_explicit(&e->shards[i]->ingested, memory_order_relaxed);
+		out->dropped += atomic_load_explicit(&e->shards[i]->dropped, memory_order_relaxed);
+	}
+	out->shards = n;
+	out->frames = st_intern_count(e->intern);
+	out->mem_intern = st_intern_memory(e->intern);
+	pthread_mutex_lock(&e->merge_lock);
+	/* Spare tables belong to the merger; the active ones are being written,
+	 * so count each shard as two tables the size of its spare (the spare
+	 * is the table folded last, i.e. one period's worth). */
+	for (unsigned i = 0; i < n; i++)
+		out->mem_shards += 2 * st_stab_memory(e->shards[i]->spare);
+	out->dropped += e->merge_dropped;
+	out->merges = e->merges;
+	out->folded = e->folded;
+	out->version = e->version;
+	out->nodes = st_master_nodes(e->master);
+	out->mem_master = st_master_memory(e->master);
+	out->mem_snapshot = st_snap_memory(e->snap);
+	pthread_mutex_unlock(&e->merge_lock);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* master.h - the merger's private trie (master.c has the design). */
+#ifndef ST_MASTER_H
+#define ST_MASTER_H
+
+#include "intern.h"
+#include "shard.h"
+
+struct st_master;
+struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
+void st_master_destroy(struct st_master *m);
+/* Fold one shard record: add v (what it gained since its last fold) to its
+ * leaf, walking (and creating) the path only when the record's (leaf, epoch)
+ * link is stale; refreshes the link.  0 or -ENOMEM. */
+int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v);
+/* True when r's (leaf, epoch) link is valid: folding it needs no walk. */
+bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r);
+/* Fold n unlinked records, rebased (st_stab_rebase: their values are what
+ * they gained): sorts recs by frames, then walks each from where it
+ * diverges from the previous one, links it and adds its values.  Returns how many
+ * failed with -ENOMEM (counted as dropped by the caller). */
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n);
+/* Cache hint: the self slot r will add to, when r is linked. */
+void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);
+void st_master_clear(struct st_master *m);
+/* Apply the node cap; returns nodes folded away (0 when under the cap). */
+uint64_t st_master_apply_cap(struct st_master *m);
+/* Put every dirty child list in name order (before a snapshot build). */
+int st_master_sort(struct st_master *m, const struct st_intern *in);
+uint32_t st_master_nodes(const struct st_master *m);
+size_t st_master_memory(const struct st_master *m);
+
+/* Read-only view of the master used by the snapshot builder. */
+struct st_master_view {
+	uint32_t n;
+	unsigned nm;
+	const uint32_t *frame, *first_child, *next_sibling;
+	const uint64_t *self; /* n * nm, node-major */
+	/* Shape: changes whenever a node is added, lists are re-sorted, the
+	 * trie is cleared or compacted.  order[0..n) is master-owned scratch
+	 * for the snapshot builder (snapshot index -> master node); it still
+	 * holds the last build's mapping when order_valid. */
+	uint64_t shape;
+	uint32_t *order;
+	bool order_valid;
+};
+void st_master_view(const struct st_master *m, struct st_master_view *v);
+/* The snapshot just built from the view filled `order` for this shape. */
+void st_master_order_done(struct st_master *m);
+
+#endif /* ST_MASTER_H */

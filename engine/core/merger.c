@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * merger.c - the merger: flip every shard's table, wait one grace period,
+ * fold what was flipped out into the master trie, publish a snapshot.
+ *
+ *   writer A --owns--> shard 0: active table  (spare table)
+ *   writer B --owns--> shard 1: active table  (spare table)
+ *                          |  flip active<->spare on every shard, ONE grace
+ *                          |  period, fold the flipped-out tables, keep them
+ *                          v  (or clear them) as the next spares
+ *                    master trie --st_snap_build--> snapshot --publish (RCU)
+ *
+ * The merge step (merge_locked) runs under merge_lock, taken by the merger
+ * thread every merge_interval_ms, by st_flush(), st_reset(),
+ * st_engine_take_stacks() and st_engine_stats().  Ingest never takes it.
+ *
+ * Rules (docs/concurrency.md): E1 every sample is folded exactly once (the
+ * flip + grace period hands each table to the merger alone); E2 a flush
+ * contains every sample whose ingest returned before it; E4 the merger reads
+ * nshards with acquire, after the shards it counts are published.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "engine.h"
+#include "rcu.h"
+#include "snapshot.h"
+
+/* ------------------------------------------------------------ merging */
+
+#define FOLD_GROUP 8
+
+struct fold_ctx {
+	struct st_engine *e;
+	struct st_stab *t; /* the table being folded */
+	uint64_t records;
+	size_t n; /* linked records queued, their self slots prefetched */
+	struct st_srec *q[FOLD_GROUP];
+};
+
+/* Add what the queued (linked) records gained to their leaves: the records
+ * are only read (shard.c, "Who writes what"). */
+static void fold_drain(struct fold_ctx *c)
+{
+	uint64_t d[ST_MAX_METRICS];
+	for (size_t k = 0; k < c->n; k++) {
+		st_stab_delta(c->t, c->q[k], d);
+		if (st_master_add_rec(c->e->master, c->q[k], d))
+			c->e->merge_dropped++;
+	}
+	c->n = 0;
+}
+
+static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
+{
+	struct fold_ctx *c = arg;
+	struct st_engine *e = c->e;
+	c->records++;
+	if (!st_master_rec_linked(e->master, r)) {
+		/* New (or stale) stack: walked later, in sorted order, with
+		 * its values made what it gained (the walk writes it anyway). */
+		st_stab_rebase(t, r);
+		if (e->nwalk == e->walk_cap) {
+			size_t nc = e->walk_cap ? e->walk_cap * 2 : 4096;
+			struct st_srec **p = st_realloc(e->walk, nc * sizeof(*p));
+			if (!p) {
+				/* Walk it alone now rather than lose it. */
+				if (st_master_add_rec(e->master, r, st_srec_values(r)))
+					e->merge_dropped++;
+				return;
+			}
+			e->walk = p;
+			e->walk_cap = nc;
+		}
+		e->walk[e->nwalk++] = r;
+		return;
+	}
+	st_master_prefetch_rec(e->master, r);
+	c->q[c->n++] = r;
+	if (c->n == FOLD_GROUP)
+		fold_drain(c);
+}
+
+/*
+ * Swap every shard's active table for its spare and wait one grace period:
+ * afterwards the caller (holding merge_lock) owns e->flipped[0..n) (rule E1).  Returns n.
+ */
+static unsigned flip_all(struct st_engine *e)
+{
+	struct st_stab **old = e->flipped;
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		struct st_shard *sh = e->shards[i];
+		/* Full barrier inside; pairs with the writers' rcu_dereference. */
+		old[i] = rcu_xchg_pointer(&sh->active, sh->spare);
+		sh->spare = NULL;
+	}
+	st_rcu_synchronize(); /* rule E1: now we own every old[i] */
+	for (unsigned i = 0; i < n; i++)
+		TSAN_ACQUIRE(old[i]);
+	return n;
+}
+
+/*
+ * Flip every shard's table, wait one grace period, fold (or discard) what
+ * was flipped out.  Caller holds merge_lock.  Returns records folded.
+ *
+ * Linked records (seen in an earlier period) are added as they come.  The
+ * unlinked ones are collected from every shard, sorted by frames and walked
+ * in that order, so each walk starts where it diverges from the previous
+ * stack instead of at the root (st_master_link_sorted).  Tables are cleared
+ * only after that, since the walk reads their records.
+ */
+static uint64_t merge_locked(struct st_engine *e, bool discard)
+{
+	struct st_stab **old = e->flipped;
+	unsigned n = flip_all(e);
+	struct fold_ctx c = { .e = e };
+	e->nwalk = 0;
+	if (!discard) {
+		for (unsigned i = 0; i < n; i++) {
+			c.t = old[i];
+			st_stab_foreach_touched(old[i], fold_cb, &c);
+			fold_drain(&c); /* the queue holds records of c.t only */
+		}
+		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
+		e->nwalk = 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		/* A reset discards everything; otherwise keep the records (and
+		 * their master links) unless the table grew too big. */
+		if (discard || !st_stab_keep(old[i]))
+			st_stab_clear(old[i]);
+		TSAN_RELEASE(old[i]); /* for the writer after the next flip */
+		e->shards[i]->spare = old[i];
+	}
+	e->merges++;
+	return c.records;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Build and publish a snapshot of the master.  Caller holds merge_lock. */
+static uint64_t publish_locked(struct st_engine *e)
+{
+	e->folded += st_master_apply_cap(e->master);
+	if (st_master_sort(e->master, e->intern))
+		return 0;
+	struct st_master_view v;
+	st_master_view(e->master, &v);
+	struct st_snap *s = st_snap_build(&v, e->snap, e, e->intern, e->version + 1, e->generation);
+	if (!s)
+		return 0;
+	st_master_order_done(e->master);
+	e->version++;
+	st_snap_publish(&e->snap, s);
+	e->unpublished = false;
+	return e->version;
+}
+
+uint64_t st_flush(struct st_engine *e)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	merge_locked(e, false);
+	uint64_t v = publish_locked(e);
+	pthread_mutex_unlock(&e->merge_lock);
+	if (!v)
+		errno = ENOMEM;
+	return v;
+}
+
+uint64_t st_reset(struct st_engine *e)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	merge_locked(e, true);
+	st_master_clear(e->master);
+	e->generation++;
+	uint64_t v = publish_locked(e);
+	pthread_mutex_unlock(&e->merge_lock);
+	if (!v)
+		errno = ENOMEM;
+	return v;
+}
+
+/* st_engine_take_stacks' collector: records that hold values (the array
+ * is sized for every record of the flipped tables). */
+struct take_ctx {
+	struct st_stack_view *v;
+	unsigned nm;
+	size_t n;
+};
+
+static void take_cb(void *arg, struct st_stab *t, struct st_srec *r)
+{
+	struct take_ctx *c = arg;
+	st_stab_rebase(t, r); /* values: what it gained since its last fold */
+	/* Listed: touched since the last fold. */
+	c->v[c->n++] = (struct st_stack_view){ .frames = st_srec_frames(r, c->nm),
+					       .values = st_srec_values(r),
+					       .depth = r->depth };
+}
+
+/*
+ * The one-shot path: the shards are flipped and owned after one grace
+ * period exactly as in merge_locked() (rule E1), but their records go to fn
+ * instead of into the master, and are discarded afterwards.  When the
+ * record array cannot be allocated they are folded as a merge would, so
+ * no sample is lost and rule E2 still holds.
+ */
+int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
+{
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merge_lock);
+	if (st_master_nodes(e->master) > 1) {
+		/* Some stacks are in the master already: the shards alone do
+		 * not hold the whole profile. */
+		pthread_mutex_unlock(&e->merge_lock);
+		return -EBUSY;
+	}
+	struct st_stab **old = e->flipped;
+	unsigned n = flip_all(e);
+	size_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += st_stab_count(old[i]);
+	struct st_stack_view *views = st_malloc((total ? total : 1) * sizeof(*views));
+	if (!views) {
+		/* Keep every sample: the full tables go back as spares, the
+		 * first merge makes them active again (folding what came in
+		 * meanwhile), the second folds them. */
+		for (unsigned i = 0; i < n; i++) {
+			TSAN_RELEASE(old[i]);
+			e->shards[i]->spare = old[i];
+		}
+		merge_locked(e, false);
+		merge_locked(e, false);
+		e->unpublished = true;
+		pthread_mutex_unlock(&e->merge_lock);
+		return -ENOMEM;
+	}
+	struct take_ctx c = { views, e->opt.nmetrics, 0 };
+	for (unsigned i = 0; i < n; i++)
+		st_stab_foreach_touched(old[i], take_cb, &c); /* cleared below */
+	int rc = fn(arg, views, c.n, e->opt.nmetrics);
+	for (unsigned i = 0; i < n; i++) {
+		st_stab_clear(old[i]);
+		TSAN_RELEASE(old[i]); /* for the writer after the next flip */
+		e->shards[i]->spare = old[i];
+	}
+	e->merges++;
+	pthread_mutex_unlock(&e->merge_lock);
+	st_free(views);
+	return rc;
+}
+
+static void *merger_main(void *arg)
+{
+	struct st_engine *e = arg;
+	st_rcu_thread_online();
+	pthread_mutex_lock(&e->merger_mu);
+	for (;;) {
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)e->opt.merge_interval_ms * 1000000u;
+		dl.tv_sec += (time_t)(ns / 1000000000u);
+		dl.tv_nsec = (long)(ns % 1000000000u);
+		while (!e->merger_stop &&
+		       pthread_cond_timedwait(&e->merger_cv, &e->merger_mu, &dl) != ETIMEDOUT)
+			;
+		if (e->merger_stop)
+			break;
+		pthread_mutex_unlock(&e->merger_mu);
+		pthread_mutex_lock(&e->merge_lock);
+		/* Publish only when something arrived (idle engines stay idle),
+		 * and not more often than every 4x the last build took: a
+		 * build is O(nodes), so on a huge trie publishing every period
+		 * would leave the merger no time to fold.  Folding still runs
+		 * every period, so shard tables stay small. */
+		if (merge_locked(e, false))
+			e->unpublished = true;
+		uint64_t now = now_ns();
+		if (e->unpublished && now >= e->next_publish_ns) {
+			publish_locked(e);
+			uint64_t took = now_ns() - now;
+			e->next_publish_ns = now + 4 * took;
+		}
+		pthread_mutex_unlock(&e->merge_lock);
+		pthread_mutex_lock(&e->merger_mu);
+	}
+	pthread_mutex_unlock(&e->merger_mu);
+	return NULL;
+}
+
+int st_merger_start(struct st_engine *e)
+{
+	if (!e->opt.merge_interval_ms)
+		return 0;
+	/* A library thread takes none of the application's signals: it starts
+	 * with all blocked (it inherits the creator's mask). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int err = pthread_create(&e->merger, NULL, merger_main, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	/* Named for top -H / perf: a busy merger is worth spotting. */
+	pthread_setname_np(e->merger, "st-merger");
+	e->merger_running = true;
+	return 0;
+}
+
+void st_merger_stop(struct st_engine *e)
+{
+	if (!e->merger_running)
+		return;
+	pthread_mutex_lock(&e->merger_mu);
+	e->merger_stop = true;
+	pthread_cond_signal(&e->merger_cv);
+	pthread_mutex_unlock(&e->merger_mu);
+	pthread_join(e->merger, NULL);
+	e->merger_running = false;
+}

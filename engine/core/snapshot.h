@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.h - building and publishing snapshots (snapshot.c has the
+ * layout and the lifetime rules).  The builder is handed everything it
+ * reads: a view of the master, the current snapshot and the intern table.
+ * It never calls back into the engine.
+ */
+#ifndef ST_SNAPSHOT_H
+#define ST_SNAPSHOT_H
+
+#include "master.h"
+
+/*
+ * A snapshot of the master as v shows it.  prev is the snapshot currently
+ * published (or NULL): when the shape did not change, the new one shares
+ * its structure.  e is only remembered for st_snap_engine(); in names the
+ * frames.  The caller is the only publisher (it holds merge_lock) and keeps
+ * prev alive.  NULL on allocation failure.
+ */
+struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_snap *prev,
+			      struct st_engine *e, const struct st_intern *in, uint64_t version,
+			      uint64_t generation);
+/* Publish s in *slot; the old one's reference is dropped after a grace
+ * period.  Caller is the only publisher of *slot. */
+void st_snap_publish(struct st_snap **slot, struct st_snap *s);
+/* Take a reference on the snapshot *slot holds (st_snap_acquire). */
+struct st_snap *st_snap_acquire_slot(struct st_snap **slot);
+/* Free the current snapshot at destroy time (after rcu_barrier). */
+void st_snap_free_now(struct st_snap *s);
+
+#endif /* ST_SNAPSHOT_H */

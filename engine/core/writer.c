@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.c - the writer hot path: a writer owns a shard and adds samples to
+ * its active table with no lock and no shared read-modify-write.
+ *
+ *   st_writer_ingest(ids) ---------------------------+
+ *   st_writer_ingest_batch(ids): groups of 8,        |   rcu_read_lock
+ *     hash + prefetch slot, prefetch record, add     +-> t = active (E1)
+ *   st_writer_ingest_strs(strings) --> stack cache --+   st_stab_add(t)
+ *     hit: the cached record of t (one add)              rcu_read_unlock
+ *     miss: intern frame by frame (per-writer name cache), cache the stack
+ *
+ * Invariants
+ *   1. A writer is used by one thread at a time; it owns its shard from
+ *      open (CAS acquire) to close (store release), rule E3.
+ *   2. Every add happens inside one read-side section on the table
+ *      rcu_dereference()d in it (rule E1): the merger's flip + grace period
+ *      then owns the table alone.
+ *   3. A sample with an unknown frame id, too deep, or with a frame name too
+ *      long is refused before anything is added; a failed allocation drops
+ *      the sample and counts it in the shard's `dropped`.
+ *   4. Batches have the semantics of a loop of single calls: samples before
+ *      the first failing one are in, nothing after it.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "engine.h"
+#include "rcu.h"
+#include "scache.h"
+
+/* Per-writer intern cache: starts small, doubles (up to ICACHE_MAX) when the
+ * misses since the last resize exceed 4x its size, i.e. when the writer's
+ * working set of frame names is larger than the cache. */
+#define ICACHE_SLOTS 4096u
+#define ICACHE_MAX (1u << 18)
+
+struct icache_ent {
+	uint64_t hash;
+	const char *name;
+	uint32_t len;
+	uint32_t id;
+};
+
+struct st_writer {
+	struct st_engine *e;
+	struct st_shard *sh;
+	unsigned nm;
+	uint32_t *ids;
+	size_t ids_cap;
+	struct icache_ent *ic; /* per-writer intern cache, no sharing */
+	size_t ic_mask;
+	size_t ic_misses;      /* since the last resize */
+	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
+	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
+	bool sc_failed;        /* st_scache_create() failed: do without */
+	/* A lower bound of the intern count (ids only grow): a frame below
+	 * it is valid without reading the shared count per sample. */
+	uint32_t ids_known;
+};
+
+struct st_engine *st_writer_engine(const struct st_writer *w)
+{
+	return w->e;
+}
+
+static bool shard_claim(struct st_shard *sh)
+{
+	int zero = 0;
+	/* Acquire: see the previous owner's table writes (rule E3). */
+	return atomic_compare_exchange_strong_explicit(&sh->owner, &zero, 1,
+						       memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+struct st_writer *st_writer_open(struct st_engine *e)
+{
+	struct st_writer *w = st_calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
+	w->ic_mask = ICACHE_SLOTS - 1;
+	if (!w->ic) {
+		st_free(w);
+		return NULL;
+	}
+	w->e = e;
+	w->nm = e->opt.nmetrics;
+	st_rcu_thread_online();
+
+	/* The per-CPU shard of the CPU we run on first, then any free one. */
+	unsigned ncpu = e->ncpu_shards;
+	int cpu = sched_getcpu();
+	unsigned start = cpu < 0 ? 0 : (unsigned)cpu % ncpu;
+	for (unsigned k = 0; k < ncpu && !w->sh; k++)
+		if (shard_claim(e->shards[(start + k) % ncpu]))
+			w->sh = e->shards[(start + k) % ncpu];
+	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	for (unsigned i = ncpu; i < n && !w->sh; i++)
+		if (shard_claim(e->shards[i]))
+			w->sh = e->shards[i];
+	if (!w->sh) {
+		/* More writers than shards: add one (never wait for a shard). */
+		pthread_mutex_lock(&e->shard_lock);
+		n = atomic_load_explicit(&e->nshards, memory_order_relaxed);
+		struct st_shard *sh = n < ST_SHARDS_MAX ? st_shard_new(e->opt.nmetrics, n) : NULL;
+		if (sh) {
+			atomic_store_explicit(&sh->owner, 1, memory_order_relaxed);
+			e->shards[n] = sh;
+			/* Release: the shard before the count (rule E4). */
+			atomic_store_explicit(&e->nshards, n + 1, memory_order_release);
+		}
+		pthread_mutex_unlock(&e->shard_lock);
+		if (!sh) {
+			st_free(w->ic);
+			st_free(w);
+			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;
+			return NULL;
+		}
+		w->sh = sh;
+	}
+	return w;
+}
+
+void st_writer_close(struct st_writer *w)
+{
+	if (!w)
+		return;
+	/* Release: our table writes before the next owner's (rule E3). */
+	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
+	st_scache_destroy(w->sc);
+	st_free(w->fh);
+	st_free(w->ids);
+	st_free(w->ic);
+	st_free(w);
+}
+
+/* Owner-only counters: a plain load+store, no read-modify-write. */
+static inline void counter_bump(_Atomic uint64_t *c, uint64_t by)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + by,
+			      memory_order_relaxed);
+}
+
+/* Every id must be below the intern count: the same as testing the largest
+ * id, which four independent max chains compute without a per-element
+ * branch or a loop-carried dependency on one register.  The count is the
+ * writer's cached bound, re-read from the intern table only when an id
+ * passes it (the table only grows, so a bound once read stays valid). */
+static inline int check_frames(struct st_writer *w, const uint32_t *frames, size_t depth)
+{
+	uint32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+	size_t i = 0;
+	for (; i + 4 <= depth; i += 4) {
+		m0 = frames[i] > m0 ? frames[i] : m0;
+		m1 = frames[i + 1] > m1 ? frames[i + 1] : m1;
+		m2 = frames[i + 2] > m2 ? frames[i + 2] : m2;
+		m3 = frames[i + 3] > m3 ? frames[i + 3] : m3;
+	}
+	for (; i < depth; i++)
+		m0 = frames[i] > m0 ? frames[i] : m0;
+	m0 = m0 > m1 ? m0 : m1;
+	m2 = m2 > m3 ? m2 : m3;
+	m0 = m0 > m2 ? m0 : m2;
+	if (ST_LIKELY(m0 < w->ids_known || !depth))
+		return 0;
+	w->ids_known = st_intern_count(w->e->intern);
+	return m0 < w->ids_known ? 0 : -EINVAL;
+}
+
+static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
+			     size_t depth, const uint64_t *values)
+{
+	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
+		return -E2BIG;
+	int r = check_frames(w, frames, depth);
+	if (ST_UNLIKELY(r))
+		return r;
+	uint64_t h = st_hash_bytes(frames, depth * sizeof(*frames));
+	r = st_stab_add(t, frames, (uint32_t)depth, h, values);
+	if (ST_UNLIKELY(r))
+		counter_bump(&w->sh->dropped, 1);
+	return r;
+}
+
+int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
+		     const uint64_t *values)
+{
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+	int r = ingest_one(w, t, frames, depth, values);
+	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
+}
+
+/*
+ * Samples go in groups of BATCH_GROUP in three passes (after prefetching
+ * the next group's frames): validate, hash and prefetch the slot; prefetch
+ * the record the slot names; add.  The misses of
+ * one group overlap instead of being paid one after the other.  Semantics
+ * are those of a loop of ingest_one(): samples before the first failing one
+ * are ingested, nothing after it.
+ */
+#define BATCH_GROUP 8
+
+long st_writer_ingest_batch(struct st_writer *w, const struct st_sample *s, size_t n)
+{
+	size_t done;
+	int r = st_writer_ingest_batch_done(w, s, n, &done);
+	return r ? r : (long)done;
+}
+
+int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, size_t n,
+				size_t *done_out)
+{
+	long done = 0;
+	int r = 0;
+	uint64_t h[BATCH_GROUP];
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t);
+	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
+		const struct st_sample *g = s + base;
+		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
+		/* The next group's frames: the caller's arrays miss too. */
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++) {
+			const char *f = (const char *)s[x].frames;
+			size_t bytes = (size_t)s[x].depth * sizeof(*s[x].frames);
+			for (size_t o = 0; o < bytes && o < 4 * ST_CACHELINE; o += ST_CACHELINE)
+				__builtin_prefetch(f + o);
+		}
+		for (size_t x = 0; x < k; x++) {
+			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH))
+				r = -E2BIG;
+			else
+				r = check_frames(w, g[x].frames, g[x].depth);
+			if (ST_UNLIKELY(r)) {
+				ok = x;
+				break;
+			}
+			h[x] = st_hash_bytes(g[x].frames, g[x].depth * sizeof(*g[x].frames));
+			st_stab_prefetch_slot(t, h[x]);
+		}
+		for (size_t x = 0; x < ok; x++)
+			st_stab_prefetch_rec(t, h[x], g[x].depth);
+		for (size_t x = 0; x < ok; x++) {
+			int rr = st_stab_add(t, g[x].frames, g[x].depth, h[x], g[x].values);
+			if (ST_UNLIKELY(rr)) {
+				counter_bump(&w->sh->dropped, 1);
+				r = rr;
+				break;
+			}
+			done++;
+		}
+	}
+	TSAN_RELEASE(t);
+	st_rcu_read_unlock();
+	counter_bump(&w->sh->ingested, (uint64_t)done);
+	*done_out = (size_t)done;
+	return r;
+}
+
+/*
+ * A sample found in the writer's stack cache (scache.c): add to the record
+ * it names in the current table when that is still valid (one store, no
+ * hashing of ids, no table probe), else upsert by the cached ids and
+ * remember the record for this table's epoch.  Ids came from interning, so
+ * check_frames() has nothing to find.
+ */
+static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t *values)
+{
+	int r = 0;
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+	/* The epoch is read like the rest of t: the merger wrote it while it
+	 * owned t, before the flip that made t active again (rule E1). */
+	uint64_t ep = st_stab_epoch(t);
+	if (ST_LIKELY(c->epoch[0] == ep || c->epoch[1] == ep)) {
+		st_stab_add_rec(t, c->rec[c->epoch[0] == ep ? 0 : 1], values);
+	} else {
+		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
+		if (ST_LIKELY(rec)) {
+			/* Replace the older pair: the other table's (if any) is
+			 * the newer one and may still be valid. */
+			int k = c->epoch[0] < c->epoch[1] ? 0 : 1;
+			c->rec[k] = rec;
+			c->epoch[k] = ep;
+		} else {
+			counter_bump(&w->sh->dropped, 1);
+			r = -ENOMEM;
+		}
+	}
+	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
+}
+
+/* Checks a string sample and sizes the writer's scratch arrays for it. */
+static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
+{
+	if (depth > ST_MAX_DEPTH)
+		return -E2BIG;
+	for (size_t i = 0; i < depth; i++)
+		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
+	if (depth > w->ids_cap) {
+		size_t nc = depth < 64 ? 64 : depth;
+		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
+		if (p)
+			w->ids = p;
+		uint64_t *q = p ? st_realloc(w->fh, nc * sizeof(*q)) : NULL;
+		if (!q) {
+			counter_bump(&w->sh->dropped, 1);
+			return -ENOMEM;
+		}
+		w->fh = q;
+		w->ids_cap = nc;
+	}
+	if (ST_UNLIKELY(!w->sc) && !w->sc_failed) {
+		w->sc = st_scache_create();
+		w->sc_failed = !w->sc; /* then every sample interns frame by frame */
+	}
+	return 0;
+}
+
+/* A stack the stack cache does not hold: intern frame by frame (through
+ * the per-name cache), then cache the stack under its hash sh. */
+static int strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens,
+		     size_t depth, uint64_t sh, const uint64_t *values)
+{
+	/* All hashes first: independent calls, their misses overlap. */
+	for (size_t i = 0; i < depth; i++)
+		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
+	for (size_t i = 0; i < depth; i++) {
+		size_t len = lens[i];
+		uint64_t h = w->fh[i];
+		struct icache_ent *ic = &w->ic[h & w->ic_mask];
+		if (ic->name && ic->hash == h && ic->len == len &&
+		    (!len || memcmp(ic->name, frames[i], len) == 0)) {
+			w->ids[i] = ic->id;
+			continue;
+		}
+		if (ST_UNLIKELY(++w->ic_misses > w->ic_mask + 1) && w->ic_mask + 1 < ICACHE_MAX) {
+			/* Grow; a failed allocation just keeps the old cache. */
+			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
+			if (nc) {
+				st_free(w->ic);
+				w->ic = nc;
+				w->ic_mask = w->ic_mask * 2 + 1;
+			}
+			w->ic_misses = 0;
+			ic = &w->ic[h & w->ic_mask];
+		}
+		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
+		if (id < 0) {
+			if (id == -ENOMEM)
+				counter_bump(&w->sh->dropped, 1);
+			return (int)id;
+		}
+		w->ids[i] = (uint32_t)id;
+		ic->hash = h;
+		ic->len = (uint32_t)len;
+		ic->id = (uint32_t)id;
+		ic->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+	}
+	if (w->sc) {
+		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
+		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
+		if (c)
+			return ingest_cached(w, c, values);
+	}
+	return st_writer_ingest(w, w->ids, depth, values);
+}
+
+int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
+			  size_t depth, const uint64_t *values)
+{
+	int r = strs_prepare(w, lens, depth);
+	if (ST_UNLIKELY(r))
+		return r;
+	/* Whole stack first: a repeated sample interns nothing. */
+	uint64_t sh = st_scache_hash(frames, lens, depth);
+	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	if (c)
+		return ingest_cached(w, c, values);
+	return strs_miss(w, frames, lens, depth, sh, values);
+}
+
+/*
+ * String samples go in groups of BATCH_GROUP, four passes each: check and
+ * hash, prefetching the stack cache slot; prefetch the entry it names; find
+ * the entries (byte compare) and prefetch the shard records they name for
+ * the current table; add.  A miss (a stack not cached) takes the one-sample
+ * path, which may reset the cache: entries found earlier in the group are
+ * then looked up again.  Semantics are those of a loop of
+ * st_writer_ingest_strs(): samples before the first failing one are
+ * ingested, nothing after it.
+ */
+long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample *s, size_t n)
+{
+	long done = 0;
+	int r = 0;
+	uint64_t h[BATCH_GROUP];
+	struct st_scent *c[BATCH_GROUP];
+	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
+		const struct st_str_sample *g = s + base;
+		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
+		/* The caller's memory misses too: the pointer and length arrays
+		 * two groups ahead, the strings (their first line) of the next
+		 * group, whose arrays the previous group prefetched. */
+		for (size_t x = base + 2 * BATCH_GROUP; x < n && x < base + 3 * BATCH_GROUP; x++) {
+			__builtin_prefetch(s[x].frames);
+			__builtin_prefetch(s[x].lens);
+		}
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++)
+			for (size_t i = 0; i < s[x].depth && i < 16; i++)
+				__builtin_prefetch(s[x].frames[i]);
+		for (size_t x = 0; x < k; x++) {
+			r = strs_prepare(w, g[x].lens, g[x].depth);
+			if (ST_UNLIKELY(r)) {
+				ok = x;
+				break;
+			}
+			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
+			if (w->sc)
+				st_scache_prefetch_slot(w->sc, h[x]);
+		}
+		if (w->sc) {
+			for (size_t x = 0; x < ok; x++)
+				st_scache_prefetch_ent(w->sc, h[x]);
+			st_rcu_read_lock();
+			struct st_stab *t = rcu_dereference(w->sh->active);
+			TSAN_ACQUIRE(t); /* the epoch is the merger's write (E1) */
+			/* Only for the hint: ingest_cached() reads it again. */
+			uint64_t ep = st_stab_epoch(t);
+			for (size_t x = 0; x < ok; x++) {
+				c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+				if (c[x] && (c[x]->epoch[0] == ep || c[x]->epoch[1] == ep))
+					__builtin_prefetch(c[x]->rec[c[x]->epoch[0] == ep ? 0 : 1]);
+			}
+			st_rcu_read_unlock();
+		} else {
+			memset(c, 0, sizeof(c));
+		}
+		bool stale = false; /* the cache changed since c[] was filled */
+		for (size_t x = 0; x < ok; x++) {
+			struct st_scent *e = c[x];
+			if (stale && w->sc)
+				e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+			int rr;
+			if (e) {
+				rr = ingest_cached(w, e, g[x].values);
+			} else {
+				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x], g[x].values);
+				stale = true;
+			}
+			if (ST_UNLIKELY(rr)) {
+				r = rr;
+				break;
+			}
+			done++;
+		}
+	}
+	return r ? r : done;
+}
+
+/* ------------------------------------------------------------ implicit */
+
+/*
+ * st_ingest()'s per-thread writers.  An item is on its thread's list (TLS)
+ * and on its engine's list; implicit_mu (process-wide, so it outlives any
+ * engine) serialises thread exit against engine destroy.
+ */
+struct st_implicit {
+	struct st_engine *e; /* NULL once the engine is gone */
+	struct st_writer *w;
+	struct st_implicit *next_thread, *next_engine;
+};
+
+static pthread_mutex_t implicit_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t implicit_key;
+static pthread_once_t implicit_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct st_implicit *tls_implicit;
+
+static void implicit_thread_exit(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&implicit_mu);
+	struct st_implicit *it = tls_implicit;
+	tls_implicit = NULL;
+	while (it) {
+		struct st_implicit *next = it->next_thread;
+		if (it->e) {
+			struct st_implicit **pp = &it->e->implicit_head;
+			while (*pp != it)
+				pp = &(*pp)->next_engine;
+			*pp = it->next_engine;
+			st_writer_close(it->w);
+		}
+		st_free(it);
+		it = next;
+	}
+	pthread_mutex_unlock(&implicit_mu);
+}
+
+static void implicit_make_key(void)
+{
+	pthread_key_create(&implicit_key, implicit_thread_exit);
+}
+
+void st_writer_close_implicit(struct st_engine *e)
+{
+	pthread_mutex_lock(&implicit_mu);
+	for (struct st_implicit *it = e->implicit_head; it; it = it->next_engine) {
+		st_writer_close(it->w);
+		it->e = NULL; /* the thread frees the item when it exits */
+	}
+	e->implicit_head = NULL;
+	pthread_mutex_unlock(&implicit_mu);
+}
+
+int st_ingest(struct st_engine *e, const uint32_t *frames, size_t depth, const uint64_t *values)
+{
+	struct st_implicit *it = tls_implicit;
+	while (it && it->e != e)
+		it = it->next_thread;
+	if (ST_UNLIKELY(!it)) {
+		pthread_once(&implicit_once, implicit_make_key);
+		it = st_calloc(1, sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		it->w = st_writer_open(e);
+		if (!it->w) {
+			st_free(it);
+			return -ENOMEM;
+		}
+		it->e = e;
+		pthread_mutex_lock(&implicit_mu);
+		it->next_thread = tls_implicit;
+		tls_implicit = it;
+		it->next_engine = e->implicit_head;
+		e->implicit_head = it;
+		pthread_mutex_unlock(&implicit_mu);
+		pthread_setspecific(implicit_key, (void *)1);
+	}
+	return st_writer_ingest(it->w, frames, depth, values);
+}
+

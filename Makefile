@@ -22,7 +22,8 @@ CONFIG  := release
 else
 CONFIG  := san-$(subst $(comma),-,$(SANITIZE))
 endif
-B       := build/$(CONFIG)
+# BUILD=dir puts this build's outputs elsewhere (parallel work trees).
+B       := $(or $(BUILD),build/$(CONFIG))
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wformat=2 -Wpointer-arith -Wundef -Wno-unused-parameter

@@ -750,7 +750,7 @@ static void *implicit_thread(void *arg)
 	return NULL;
 }
 
-Test(engine, implicit_writers_from_exiting_threads)
+Test(engine, implicit_writers_from_exiting_threads, .timeout = 60)
 {
 	struct st_engine *e = mk(1, 0);
 	pthread_t t[4];

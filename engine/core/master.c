@@ -73,7 +73,7 @@ static inline uint64_t ph_next(uint64_t ph, uint32_t frame)
 	return x;
 }
 
-static int add_root(struct st_master *m)
+static void add_root(struct st_master *m)
 {
 	m->n = 1;
 	m->frame[0] = ST_FRAME_ROOT;
@@ -82,7 +82,6 @@ static int add_root(struct st_master *m)
 	m->next_sibling[0] = NONE;
 	memset(m->self, 0, m->nm * sizeof(uint64_t));
 	m->flags[0] = 0;
-	return 0;
 }
 
 static int alloc_nodes(struct st_master *m, uint32_t capn)

@@ -26,7 +26,7 @@
  * it, so a publish writes 8 bytes per node (one metric), not 16, and reads
  * no structure but the child ranges for the totals.
  *
- * Lifetime (the RCU rules, docs/concurrency.md):
+ * Lifetime (rule S1 of docs/concurrency.md), in three steps:
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
  *      rcu_dereference() it inside a read-side section and take a reference
  *      (refs++), then leave the section: they hold the snapshot, not the
@@ -294,7 +294,7 @@ struct st_snap *st_snap_acquire_slot(struct st_snap **slot)
 	struct st_snap *s = rcu_dereference(*slot);
 	/* Relaxed is enough: the engine's reference keeps refs >= 1 until a
 	 * grace period after unpublishing, which cannot end while we are in
-	 * the read-side section (rule 2). */
+	 * the read-side section (rule S1, step 2). */
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	st_rcu_read_unlock();
 	return s;

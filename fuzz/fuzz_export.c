@@ -218,7 +218,7 @@ struct collect {
 };
 
 /* A name as folded writes it: a line break as the two characters "\n" or
- * "\r" (export_folded.c); a fresh copy (the caller frees it). */
+ * "\r" (engine/formats/write/folded.c); a fresh copy (the caller frees it). */
 static char *folded_name(const char *p, size_t len, size_t *out_len)
 {
 	char *q = malloc(2 * len + 1), *d = q;
@@ -279,7 +279,7 @@ static void check_folded(const struct st_snap *s, unsigned m)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = (size_t)(nl - p);
-		/* Ordered by stack (Perl's `sort keys`, export_folded.c), which
+		/* Ordered by stack (Perl's `sort keys`, formats/write/folded.c), which
 		 * is whole-line order unless a frame has a byte below ' '. */
 		const char *sp = memrchr(p, ' ', n);
 		size_t slen = sp ? (size_t)(sp - p) : n;

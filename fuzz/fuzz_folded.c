@@ -5,7 +5,7 @@
  * PROPERTY: st_folded_ingest() on any input neither crashes nor reads
  * outside its buffer (the input sits in an allocation of exactly its size
  * under ASan), and it agrees with an independent, deliberately plain parse
- * of the documented grammar written here (parse_folded.c's header comment
+ * of the documented grammar written here (engine/formats/read/folded.c's header comment
  * and shardtrie_parse.h):
  *   - the same number of lines, ingested samples, skipped and malformed
  *     lines, with every malformed line reported once, in order;
@@ -43,7 +43,7 @@ struct plain {
 static bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
 /* One line (without '\n') by the rules as written, nothing shared with
- * parse_folded.c. */
+ * engine/formats/read/folded.c. */
 static struct plain plain_line(const char *l, size_t n)
 {
 	struct plain r = { V_BAD, 0, 0, NULL, 0 };

@@ -28,3 +28,10 @@ test-extra-done:
 # engine/core/*_test.c: white-box suites of core internals, with the core's
 # headers and the tests' own support on their path.
 $(CORE_TEST_SRCS:%.c=$(B)/%.o): CPPFLAGS_ALL += -Itests $(ORACLE_CPPFLAGS)
+
+# Layout rules (docs/design.md): exported symbols == the public headers'
+# ST_API declarations, internal headers stay in their folder, arrows one way.
+TEST_EXTRA += check-layout
+.PHONY: check-layout
+check-layout: $(LIB_CORE_SO) $(LIB_FORMATS_SO) $(LIB_CORE_A) $(LIB_FORMATS_A)
+	@bash tests/check_layout.sh $(B)

@@ -59,7 +59,7 @@ ST_API int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned met
 
 /*
  * `perf script` text, collapsed the way stackcollapse-perf.pl does it (see
- * parse_perf.c for the exact rules): the output of the folded exporter is
+ * engine/formats/read/perf.c for the exact rules): the output of the folded exporter is
  * byte for byte the script's output for the same options.
  */
 struct st_perf_opts {

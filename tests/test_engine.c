@@ -45,6 +45,12 @@ static void add(struct st_writer *w, struct st_ref *r, const char *stack, const 
 		cr_assert_eq(st_ref_add(r, fr, ln, d, v), 0);
 }
 
+static void close_writer_and_engine(struct st_writer *w, struct st_engine *e)
+{
+	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
 static uint32_t child_named(struct st_snap *s, uint32_t node, const char *name)
 {
 	uint32_t first, n = st_snap_children(s, node, &first);
@@ -112,8 +118,7 @@ Test(engine, golden_two_stacks)
 	int64_t cid = st_intern(e, "c", 1);
 	cr_expect_eq(st_snap_child_find(s, a, (uint32_t)cid), first + 1);
 	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, children_in_bytewise_name_order)
@@ -134,8 +139,7 @@ Test(engine, children_in_bytewise_name_order)
 	for (uint32_t i = 0; i < n; i++)
 		cr_expect_str_eq(st_snap_name(s, first + i, NULL), want[i], "child %u", i);
 	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, versions_strictly_increase_and_reset_starts_a_baseline)
@@ -155,11 +159,8 @@ Test(engine, versions_strictly_increase_and_reset_starts_a_baseline)
 	add(w, NULL, "x;q", (uint64_t[]){ 3 });
 	uint64_t v3 = st_flush(e);
 	cr_expect_gt(v3, v2);
-	s = st_snap_acquire(e);
-	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 3);
-	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	cr_expect_eq(ts_root_total(e, 0), 3);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, old_snapshot_stays_unchanged_while_held)
@@ -181,8 +182,7 @@ Test(engine, old_snapshot_stays_unchanged_while_held)
 	free(before);
 	free(after);
 	st_snap_release(old);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 /* Snapshots of one master shape share their structure (snapshot.c): a held
@@ -216,11 +216,8 @@ Test(engine, snapshots_sharing_a_shape_keep_their_own_counts)
 		cr_expect_eq(child_named(s, a, "d"), UINT32_MAX);
 		st_snap_release(s);
 	}
-	struct st_snap *now = st_snap_acquire(e);
-	cr_expect_eq(st_snap_total(now, ST_NODE_ROOT, 0), 0);
-	st_snap_release(now);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	cr_expect_eq(ts_root_total(e, 0), 0);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, metrics_are_independent)
@@ -240,8 +237,7 @@ Test(engine, metrics_are_independent)
 	cr_expect_eq(st_engine_metric_index(e, "bytes"), 2);
 	cr_expect_eq(st_engine_metric_index(e, "nope"), -ENOENT);
 	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, sums_saturate_instead_of_wrapping)
@@ -259,8 +255,7 @@ Test(engine, sums_saturate_instead_of_wrapping)
 	cr_expect_eq(st_snap_self(s, child_named(s, a, "b"), 0), UINT64_MAX);
 	cr_expect_eq(st_snap_self(s, child_named(s, a, "c"), 0), 9);
 	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 /*
@@ -303,8 +298,7 @@ Test(engine, self_is_exact_under_a_saturated_total)
 			add(w, NULL, "p", (uint64_t[]){ 7, 3 });
 			add(w, NULL, "z", (uint64_t[]){ 1, 1 });
 		}
-		st_writer_close(w);
-		st_engine_destroy(e);
+		close_writer_and_engine(w, e);
 	}
 }
 
@@ -362,8 +356,7 @@ Test(engine, kept_records_fold_what_they_gained_across_flushes_and_resets)
 		}
 		add(w, NULL, stacks[k], v);
 	}
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, bad_samples_are_rejected)
@@ -381,8 +374,7 @@ Test(engine, bad_samples_are_rejected)
 	struct st_snap *s = st_snap_acquire(e);
 	cr_expect_eq(st_snap_node_count(s), 1);
 	st_snap_release(s);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, ten_thousand_frame_stack)
@@ -406,8 +398,7 @@ Test(engine, ten_thousand_frame_stack)
 	cr_expect_eq(st_snap_total(s, 1, 0), 7);
 	st_snap_release(s);
 	free(ids);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 Test(engine, intern_is_stable_and_byte_exact)
@@ -444,19 +435,10 @@ static void random_differential(uint64_t seed, uint64_t cap, unsigned nm, int sa
 		for (unsigned m = 0; m < nm; m++)
 			v[m] = ts_rand(&seed) % 1000;
 		add(w[ts_rand(&seed) & 1], r, stack, v);
-		if (ts_rand(&seed) % 97 == 0) {
-			st_ref_flush(r);
-			char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
-			cr_assert_str_eq(de, dr, "seed %llu sample %d", (unsigned long long)seed, i);
-			free(de);
-			free(dr);
-		}
+		if (ts_rand(&seed) % 97 == 0)
+			ts_assert_matches_ref(e, r, "seed %llu sample %d", (unsigned long long)seed, i);
 	}
-	st_ref_flush(r);
-	char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
-	cr_assert_str_eq(de, dr);
-	free(de);
-	free(dr);
+	ts_assert_matches_ref(e, r, "end");
 	if (cap) {
 		struct st_snap *s = st_snap_acquire(e);
 		cr_expect_leq(st_snap_node_count(s), cap);
@@ -497,8 +479,7 @@ Test(engine, node_cap_folds_into_other_and_conserves_totals)
 	struct st_stats stats;
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.folded, 4); /* 7 nodes in, 3 out */
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -583,11 +564,7 @@ static void sorted_fold_differential(uint64_t seed, uint64_t cap, int per_round,
 				cr_assert_eq(st_ref_add(r, fr, fl, s.depth[i], &v), 0);
 			}
 		}
-		st_ref_flush(r);
-		char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
-		cr_assert_str_eq(de, dr, "seed %llu round %d", (unsigned long long)seed, round);
-		free(de);
-		free(dr);
+		ts_assert_matches_ref(e, r, "seed %llu round %d", (unsigned long long)seed, round);
 	}
 	free(s.f);
 	free(s.depth);
@@ -701,8 +678,7 @@ Test(engine, sorted_fold_survives_allocation_failure)
 		}
 		free(s.f);
 		free(s.depth);
-		st_writer_close(w);
-		st_engine_destroy(e);
+		close_writer_and_engine(w, e);
 	}
 }
 
@@ -729,15 +705,12 @@ Test(engine, allocation_failure_is_reported_and_counted)
 	st_alloc_fail_after(-1);
 	cr_expect_gt(refused, 0);
 	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
-	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), accepted, "no silent loss: total = accepted");
-	st_snap_release(s);
+	cr_expect_eq(ts_root_total(e, 0), accepted, "no silent loss: total = accepted");
 	struct st_stats stats;
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.ingested, accepted);
 	cr_expect_geq(stats.dropped, 1);
-	st_writer_close(w);
-	st_engine_destroy(e);
+	close_writer_and_engine(w, e);
 }
 
 static void *implicit_thread(void *arg)
@@ -762,9 +735,7 @@ Test(engine, implicit_writers_from_exiting_threads, .timeout = 60)
 		cr_expect_null(rv);
 	}
 	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
-	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 4000);
-	st_snap_release(s);
+	cr_expect_eq(ts_root_total(e, 0), 4000);
 	struct st_stats stats;
 	st_engine_stats(e, &stats);
 	cr_expect_leq(stats.shards, 4, "exited threads hand their shards back");
@@ -783,9 +754,7 @@ Test(engine, more_writers_than_shards_get_their_own)
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.shards, 5);
 	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
-	cr_expect_eq(st_snap_total(s, ST_NODE_ROOT, 0), 15);
-	st_snap_release(s);
+	cr_expect_eq(ts_root_total(e, 0), 15);
 	for (int i = 0; i < 5; i++)
 		st_writer_close(w[i]);
 	st_engine_destroy(e);

@@ -57,6 +57,49 @@ static bool have(const char *tool)
 	return ts_run("command -v %s >/dev/null 2>&1", tool) == 0;
 }
 
+/* Run `shardtrie CMD -o out IN [IN2]` (CMD e.g. "convert -t d3"), assert
+ * that it succeeded and return what it wrote (caller frees). */
+static char *cli_output(const char *cmd, const char *in, const char *in2)
+{
+	cr_assert_eq(ts_run("%s %s -o %s %s %s", CLI, cmd, ts_path("out"), in, in2 ? in2 : ""), 0, "%s", cmd);
+	return get(ts_path("out"));
+}
+
+/* An engine without a merger thread (merges only in st_flush) and with
+ * `nshards` shards up front (0: one per online CPU). */
+static struct st_engine *mk_engine(unsigned nshards)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = nshards;
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	return e;
+}
+
+/* Folded bytes of e: by the snapshot walk (flush first) or one-shot. */
+static char *folded_of(struct st_engine *e, bool once, unsigned metric)
+{
+	struct st_export_opts eo;
+	st_export_opts_init(&eo);
+	eo.metric = metric;
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert(f);
+	if (once) {
+		cr_assert_eq(st_export_folded_once(e, &eo, f), 0);
+	} else {
+		cr_assert(st_flush(e));
+		struct st_snap *s = st_snap_acquire(e);
+		cr_assert_eq(st_export(s, ST_FMT_FOLDED, &eo, f), 0);
+		st_snap_release(s);
+	}
+	fclose(f);
+	return buf;
+}
+
 /* ------------------------------------------------------------ perf */
 
 Test(formats, perf_matches_stackcollapse_perf_for_every_option)
@@ -112,10 +155,7 @@ Test(formats, perf_library_api)
 	cr_assert(cut > 0 && text[cut - 1] == '\n' && text[cut - 2] == '\n');
 	cr_assert_str_eq(text + cut, "garbage\napp 10/11 [000] 1.2: 5 cycles:\n\t1 leaf (/lib/x.so)\n");
 
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
+	struct st_engine *e = mk_engine(0);
 	struct st_writer *w = st_writer_open(e);
 	struct st_perf_opts po;
 	st_perf_opts_init(&po);
@@ -127,16 +167,9 @@ Test(formats, perf_library_api)
 	cr_expect_eq(st.samples, 1); /* instructions filtered, last sample unterminated */
 	cr_expect_eq(st.malformed, 1);
 	cr_expect_eq(errs, 1);
-	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
-	char *buf;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_eq(st_export(s, ST_FMT_FOLDED, NULL, f), 0);
-	fclose(f);
+	char *buf = folded_of(e, false, 0);
 	cr_expect_str_eq(buf, "app-10/11;[libfoo.so];leaf 100\n");
 	free(buf);
-	st_snap_release(s);
 	st_engine_destroy(e);
 }
 
@@ -169,10 +202,7 @@ Test(formats, perf_cache_across_blocks)
 			"\t2 main (/bin/x)\n"
 			"\n"
 			"junk\n";
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
+	struct st_engine *e = mk_engine(0);
 	struct st_writer *w = st_writer_open(e);
 	struct st_perf_cache *c = st_perf_cache_new();
 	cr_assert(c);
@@ -189,19 +219,12 @@ Test(formats, perf_cache_across_blocks)
 	st_perf_cache_free(c);
 	st_writer_close(w);
 	cr_expect_eq(st.samples, 6);
-	st_flush(e);
-	struct st_snap *s = st_snap_acquire(e);
-	char *buf;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_eq(st_export(s, ST_FMT_FOLDED, NULL, f), 0);
-	fclose(f);
+	char *buf = folded_of(e, false, 0);
 	cr_expect_str_eq(buf, "bash;main;Lfoo/Bar:.m 10\n"
 			      "bash;main;Lfoo/Bar:.m_[j] 2\n"
 			      "java;main;foo/Bar:.m 5\n"
 			      "java;main;foo/Bar:.m_[j] 1\n");
 	free(buf);
-	st_snap_release(s);
 	st_engine_destroy(e);
 }
 
@@ -214,12 +237,22 @@ Test(formats, perf_cache_across_blocks)
  * or end the input without a blank line must each parse as if nothing were
  * cached.  Reference: every sample ingested on its own with a fresh cache.
  */
-static char *folded_of(struct st_engine *e, bool once, unsigned metric);
-
 struct psample {
 	char *text;
 	size_t len;
 };
+
+/* The samples v[0..n) as one text (*len bytes; caller frees). */
+static char *join_samples(const struct psample *v, size_t n, size_t *len)
+{
+	char *whole = NULL;
+	FILE *f = open_memstream(&whole, len);
+	cr_assert(f);
+	for (size_t i = 0; i < n; i++)
+		fwrite(v[i].text, 1, v[i].len, f);
+	fclose(f);
+	return whole;
+}
 
 static void add_sample(struct psample *v, size_t *n, const char *comm, unsigned period,
 		       const char *body, bool blank)
@@ -342,24 +375,15 @@ Test(formats, perf_body_cache_near_misses)
 	cut[strlen(cut) - 7] = '\0';
 	add_sample(v, &n, "bash", 1, cut, false);
 	cr_assert_lt(n, 399);
-	char *whole = NULL;
 	size_t wlen;
-	FILE *f = open_memstream(&whole, &wlen);
-	cr_assert(f);
-	for (size_t i = 0; i < n; i++)
-		fwrite(v[i].text, 1, v[i].len, f);
-	fclose(f);
+	char *whole = join_samples(v, n, &wlen);
 	for (int end_at_body = 0; end_at_body < 2; end_at_body++) {
 		if (end_at_body) { /* the last sample ends exactly at a cached body */
 			free(v[n - 1].text);
 			n--;
 			add_sample(v, &n, "bash", 1, B, false);
 			free(whole);
-			f = open_memstream(&whole, &wlen);
-			cr_assert(f);
-			for (size_t i = 0; i < n; i++)
-				fwrite(v[i].text, 1, v[i].len, f);
-			fclose(f);
+			whole = join_samples(v, n, &wlen);
 		}
 		for (unsigned opt = 0; opt < 4; opt++) {
 			struct st_perf_opts po;
@@ -370,11 +394,7 @@ Test(formats, perf_body_cache_near_misses)
 			char *out[2];
 			struct st_parse_stats st[2] = { { 0 }, { 0 } };
 			for (int ref = 0; ref < 2; ref++) {
-				struct st_options so;
-				st_options_init(&so);
-				so.merge_interval_ms = 0;
-				struct st_engine *e = st_engine_create(&so);
-				cr_assert(e);
+				struct st_engine *e = mk_engine(0);
 				struct st_writer *w = st_writer_open(e);
 				cr_assert(w);
 				if (ref) {
@@ -457,28 +477,6 @@ Test(formats, perf_threaded_blocks_equal_one_thread)
 }
 
 /* ------------------------------------------- one-shot folded (no trie) */
-
-/* Folded bytes of e: by the snapshot walk (flush first) or one-shot. */
-static char *folded_of(struct st_engine *e, bool once, unsigned metric)
-{
-	struct st_export_opts eo;
-	st_export_opts_init(&eo);
-	eo.metric = metric;
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert(f);
-	if (once) {
-		cr_assert_eq(st_export_folded_once(e, &eo, f), 0);
-	} else {
-		cr_assert(st_flush(e));
-		struct st_snap *s = st_snap_acquire(e);
-		cr_assert_eq(st_export(s, ST_FMT_FOLDED, &eo, f), 0);
-		st_snap_release(s);
-	}
-	fclose(f);
-	return buf;
-}
 
 /* Random perf script text: 8 comms (one with ';', one java), kernel, JIT,
  * libc and [unknown] frames, +0x offsets, `->` inlines, other events,
@@ -571,12 +569,7 @@ Test(formats, perf_batched_ingest_under_allocation_failure)
 	size_t len;
 	char *text = gen_perf(99, 400, &len);
 	for (long k = 0; k < 120; k += 3) {
-		struct st_options so;
-		st_options_init(&so);
-		so.merge_interval_ms = 0;
-		so.nshards = 1;
-		struct st_engine *e = st_engine_create(&so);
-		cr_assert(e);
+		struct st_engine *e = mk_engine(1);
 		struct st_writer *w = st_writer_open(e);
 		cr_assert(w);
 		struct st_perf_opts po;
@@ -614,12 +607,7 @@ Test(formats, folded_once_equals_snapshot_export_on_perf_input)
 		po.event = "cpu-clock";
 		char *out[2];
 		for (int once = 0; once < 2; once++) {
-			struct st_options so;
-			st_options_init(&so);
-			so.merge_interval_ms = 0;
-			so.nshards = 2;
-			struct st_engine *e = st_engine_create(&so);
-			cr_assert(e);
+			struct st_engine *e = mk_engine(2);
 			ingest_perf(e, 1 + opt % 3, &po, text, len);
 			out[once] = folded_of(e, once, 0);
 			/* One-shot took the samples: nothing is left behind. */
@@ -732,10 +720,7 @@ Test(formats, folded_once_edge_cases)
 	}
 
 	/* Merged already: -EBUSY, nothing written, nothing taken. */
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
+	struct st_engine *e = mk_engine(0);
 	struct st_writer *w = st_writer_open(e);
 	uint64_t one = 1;
 	ingest_strs(w, "x|y", &one);
@@ -754,11 +739,7 @@ Test(formats, folded_once_edge_cases)
  * the one-shot path declines before it takes any sample. */
 Test(formats, folded_escapes_line_breaks_in_names)
 {
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
+	struct st_engine *e = mk_engine(0);
 	struct st_writer *w = st_writer_open(e);
 	uint64_t one = 1, big = 1000000;
 	ingest_strs(w, "cat|/tmp/x\nfake;stack 999", &big);
@@ -780,12 +761,7 @@ Test(formats, folded_escapes_line_breaks_in_names)
  * end, against the snapshot walk. */
 static char *long_names_folded(bool once)
 {
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	so.nshards = 2;
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
+	struct st_engine *e = mk_engine(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert(w);
 	size_t big = ST_MAX_FRAME_LEN;
@@ -830,8 +806,7 @@ Test(formats, folded_once_name_lengths)
 Test(formats, flamebearer_golden_from_formats_md)
 {
 	put("in", "a;b 1\na;c 2\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("convert -t flamebearer", ts_path("in"), NULL);
 	cr_expect_str_eq(s, "{\"version\":1,\"flamebearer\":{\"names\":[\"total\",\"a\",\"c\",\"b\"],"
 			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,1,1,3,0,2,2,2]],\"numTicks\":3,\"maxSelf\":2},"
 			    "\"metadata\":{\"format\":\"single\",\"units\":\"samples\",\"sampleRate\":100,"
@@ -843,12 +818,8 @@ Test(formats, flamebearer_simpletree_from_the_article)
 {
 	/* simpletree.folded = the article's SimpleTree decoded to stacks;
 	 * the golden holds its names/levels verbatim (609 ticks, maxSelf 493). */
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s/simpletree.folded", CLI, ts_path("out"),
-			    DATA), 0);
-	char want[512];
-	snprintf(want, sizeof(want), "%s/simpletree.flamebearer.json", DATA);
-	expect_file(ts_path("out"), want);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("convert -t flamebearer", DATA "/simpletree.folded", NULL);
+	expect_file(ts_path("out"), DATA "/simpletree.flamebearer.json");
 	cr_expect(strstr(s, "[0,100,0,23,0,506,0,19,1,2,0,7]"));
 	cr_expect(strstr(s, "\"numTicks\":609,\"maxSelf\":493"));
 	free(s);
@@ -857,16 +828,12 @@ Test(formats, flamebearer_simpletree_from_the_article)
 Test(formats, flamebearer_max_nodes_folds_into_other)
 {
 	put("in", "a;b 1\na;c 2\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 3 -o %s %s", CLI, ts_path("out"),
-			    ts_path("in")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("convert -t flamebearer --max-nodes 3", ts_path("in"), NULL);
 	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"other\",\"c\"],"
 			    "\"levels\":[[0,3,0,0],[0,3,0,1],[0,2,2,3,0,1,1,2]]"), "%s", s);
 	free(s);
 	/* -1 (and a cap above the node count) keeps everything. */
-	cr_assert_eq(ts_run("%s convert -t flamebearer --max-nodes 100 -o %s %s", CLI, ts_path("out"),
-			    ts_path("in")), 0);
-	s = get(ts_path("out"));
+	s = cli_output("convert -t flamebearer --max-nodes 100", ts_path("in"), NULL);
 	cr_expect(strstr(s, "[0,1,1,3,0,2,2,2]"));
 	free(s);
 }
@@ -874,8 +841,7 @@ Test(formats, flamebearer_max_nodes_folds_into_other)
 Test(formats, flamebearer_escapes_names)
 {
 	put("in", "<script>alert(1)</script>;\"q\\ 1\n");
-	cr_assert_eq(ts_run("%s convert -t flamebearer -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("convert -t flamebearer", ts_path("in"), NULL);
 	cr_expect(strstr(s, "\"\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\",\"\\\"q\\\\\""), "%s", s);
 	cr_expect(!strstr(s, "<script>"));
 	free(s);
@@ -887,8 +853,7 @@ Test(formats, diff_flamebearer_golden)
 {
 	put("l", "a;b 1\na;c 2\n");
 	put("r", "a;b 4\na;c 8\n");
-	cr_assert_eq(ts_run("%s diff -o %s %s %s", CLI, ts_path("out"), ts_path("l"), ts_path("r")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("diff", ts_path("l"), ts_path("r"));
 	cr_expect(strstr(s, "\"names\":[\"total\",\"a\",\"c\",\"b\"],\"levels\":[[0,3,0,0,12,0,0],"
 			    "[0,3,0,0,12,0,1],[0,1,1,0,4,4,3,0,2,2,0,8,8,2]],\"numTicks\":15,\"maxSelf\":8}"),
 		  "%s", s);
@@ -901,14 +866,11 @@ Test(formats, diff_folded_sorted_and_normalized)
 {
 	put("l", "x 5\na;b 1\na;c 2\n");
 	put("r", "a;b 4\na;c 8\nz 3\n");
-	cr_assert_eq(ts_run("%s diff -t folded -o %s %s %s", CLI, ts_path("out"), ts_path("l"), ts_path("r")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("diff -t folded", ts_path("l"), ts_path("r"));
 	cr_expect_str_eq(s, "a;b 1 4\na;c 2 8\nx 5 0\nz 0 3\n");
 	free(s);
 	/* -n: before * 15 / 8, truncated per stack. */
-	cr_assert_eq(ts_run("%s diff -t folded --normalize -o %s %s %s", CLI, ts_path("out"), ts_path("l"),
-			    ts_path("r")), 0);
-	s = get(ts_path("out"));
+	s = cli_output("diff -t folded --normalize", ts_path("l"), ts_path("r"));
 	cr_expect_str_eq(s, "a;b 1 4\na;c 3 8\nx 9 0\nz 0 3\n");
 	free(s);
 	cr_expect_eq(ts_run("%s diff -t pprof %s %s 2>/dev/null", CLI, ts_path("l"), ts_path("r")), 64);
@@ -943,13 +905,11 @@ Test(formats, pprof_read_back_by_go_tool_pprof)
 Test(formats, speedscope_and_d3_goldens)
 {
 	put("in", "a;b 1\na;c 2\na 4\n");
-	cr_assert_eq(ts_run("%s convert -t d3 -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
-	char *s = get(ts_path("out"));
+	char *s = cli_output("convert -t d3", ts_path("in"), NULL);
 	cr_expect_str_eq(s, "{\"name\":\"root\",\"value\":7,\"children\":[{\"name\":\"a\",\"value\":7,"
 			    "\"children\":[{\"name\":\"b\",\"value\":1},{\"name\":\"c\",\"value\":2}]}]}\n");
 	free(s);
-	cr_assert_eq(ts_run("%s convert -t speedscope -o %s %s", CLI, ts_path("out"), ts_path("in")), 0);
-	s = get(ts_path("out"));
+	s = cli_output("convert -t speedscope", ts_path("in"), NULL);
 	cr_expect_str_eq(s, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
 			    "\"shared\":{\"frames\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}]},"
 			    "\"profiles\":[{\"type\":\"sampled\",\"name\":\"shardtrie\",\"unit\":\"none\","

@@ -153,15 +153,6 @@ static struct st_engine *mk(unsigned nshards)
 	return e;
 }
 
-static void check(struct st_engine *e, struct st_ref *r, const char *what, int i)
-{
-	st_ref_flush(r);
-	char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
-	cr_assert_str_eq(de, dr, "%s at sample %d", what, i);
-	free(de);
-	free(dr);
-}
-
 /*
  * Stacks drawn skewed from a set of `nstacks` (so most repeat and hit the
  * cache) over `nnames` names, frames passed from fresh buffers each time
@@ -215,7 +206,7 @@ static void differential(uint64_t seed, unsigned nstacks, unsigned nnames, int s
 			}
 		}
 		if (nb == 0 && ts_rand(&seed) % flush_every == 0)
-			check(e, r, "flush", i);
+			ts_assert_matches_ref(e, r, "flush at sample %d", i);
 		if (nb == 0 && ts_rand(&seed) % (4 * flush_every) == 0) {
 			st_reset(e);
 			st_ref_reset(r);
@@ -223,7 +214,7 @@ static void differential(uint64_t seed, unsigned nstacks, unsigned nnames, int s
 	}
 	if (nb)
 		cr_assert_eq(st_writer_ingest_strs_batch(w[0], batch, (size_t)nb), nb);
-	check(e, r, "end", samples);
+	ts_assert_matches_ref(e, r, "end at sample %d", samples);
 	struct st_stats st;
 	st_engine_stats(e, &st);
 	cr_expect_eq(st.dropped, 0);
@@ -258,10 +249,8 @@ Test(scache, batch_stops_at_first_failure)
 	cr_expect_eq(st_writer_ingest_strs_batch(w, s, 3), -E2BIG);
 	cr_expect_eq(st_writer_ingest_strs_batch(w, s, 0), 0);
 	st_flush(e);
-	struct st_snap *sn = st_snap_acquire(e);
 	/* Only the first sample of each call went in. */
-	cr_expect_eq(st_snap_total(sn, ST_NODE_ROOT, 0), 2);
-	st_snap_release(sn);
+	cr_expect_eq(ts_root_total(e, 0), 2);
 	st_writer_close(w);
 	st_engine_destroy(e);
 }
@@ -291,12 +280,10 @@ Test(scache, allocation_failures_lose_nothing_silently)
 		}
 		st_alloc_fail_after(-1);
 		st_flush(e);
-		struct st_snap *sn = st_snap_acquire(e);
+		cr_expect_eq(ts_root_total(e, 0), ok, "fail after %ld", fail);
 		struct st_stats st;
 		st_engine_stats(e, &st);
-		cr_expect_eq(st_snap_total(sn, ST_NODE_ROOT, 0), ok, "fail after %ld", fail);
 		cr_expect_leq(st.dropped, 400 - ok);
-		st_snap_release(sn);
 		st_writer_close(w);
 		st_engine_destroy(e);
 	}
@@ -338,9 +325,9 @@ Test(scache, engine_exact_across_cache_resets, .timeout = 120)
 		}
 		cr_assert_eq(st_writer_ingest_strs_batch(w, batch, B), B);
 		if (i % 4000 == 0)
-			check(e, r, "flush", i);
+			ts_assert_matches_ref(e, r, "flush at sample %d", i);
 	}
-	check(e, r, "end", SAMPLES);
+	ts_assert_matches_ref(e, r, "end at sample %d", SAMPLES);
 	st_writer_close(w);
 	st_ref_destroy(r);
 	st_engine_destroy(e);

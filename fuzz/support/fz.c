@@ -116,6 +116,23 @@ static int ref_fn(const void *a, FILE *f) { return st_ref_dump((struct st_ref *)
 char *fz_dump_snap(const struct st_snap *s) { return dump_with(snap_fn, s); }
 char *fz_dump_ref(struct st_ref *r) { return dump_with(ref_fn, r); }
 
+static void expect_same_dumps(const char *what, char *a, char *b)
+{
+	fz_expect_same(what, a, b);
+	free(a);
+	free(b);
+}
+
+void fz_expect_snap_is_ref(const char *what, const struct st_snap *s, struct st_ref *ref)
+{
+	expect_same_dumps(what, fz_dump_snap(s), fz_dump_ref(ref));
+}
+
+void fz_expect_refs_same(const char *what, struct st_ref *a, struct st_ref *b)
+{
+	expect_same_dumps(what, fz_dump_ref(a), fz_dump_ref(b));
+}
+
 int fz_name_cmp(const char *a, size_t la, const char *b, size_t lb)
 {
 	for (size_t i = 0; i < la && i < lb; i++)

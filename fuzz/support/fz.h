@@ -56,6 +56,10 @@ void fz_expect_same(const char *what, const char *a, const char *b);
 /* Canonical dumps as malloc'd NUL-terminated strings (abort on ENOMEM). */
 char *fz_dump_snap(const struct st_snap *s);
 char *fz_dump_ref(struct st_ref *r);
+/* fz_expect_same() on the dumps of a snapshot and a reference (the engine
+ * side first), or of two references. */
+void fz_expect_snap_is_ref(const char *what, const struct st_snap *s, struct st_ref *ref);
+void fz_expect_refs_same(const char *what, struct st_ref *a, struct st_ref *b);
 
 /*
  * What must hold in any snapshot, checked through the public API only:

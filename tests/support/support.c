@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,28 @@ char *ts_flush_dump(struct st_engine *e)
 	char *d = ts_dump_snap(s);
 	st_snap_release(s);
 	return d;
+}
+
+uint64_t ts_root_total(struct st_engine *e, unsigned metric)
+{
+	struct st_snap *s = st_snap_acquire(e);
+	uint64_t t = st_snap_total(s, ST_NODE_ROOT, metric);
+	st_snap_release(s);
+	return t;
+}
+
+void ts_assert_matches_ref(struct st_engine *e, struct st_ref *r, const char *fmt, ...)
+{
+	char where[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(where, sizeof(where), fmt, ap);
+	va_end(ap);
+	st_ref_flush(r);
+	char *de = ts_flush_dump(e), *dr = ts_dump_ref(r);
+	cr_assert_str_eq(de, dr, "%s", where);
+	free(de);
+	free(dr);
 }
 
 uint64_t ts_rand(uint64_t *s)

@@ -15,6 +15,13 @@ char *ts_dump_snap(const struct st_snap *s);
 char *ts_dump_ref(struct st_ref *r);
 /* Flush the engine and return its dump. */
 char *ts_flush_dump(struct st_engine *e);
+/* The root's total in `metric` in the engine's current snapshot (taken and
+ * released here; it does not flush: flush first to see what was added). */
+uint64_t ts_root_total(struct st_engine *e, unsigned metric);
+/* Flush the engine and the reference; assert that their dumps are equal
+ * (the printf-style message says where, on failure). */
+void ts_assert_matches_ref(struct st_engine *e, struct st_ref *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Deterministic PRNG (splitmix64). */
 uint64_t ts_rand(uint64_t *state);

@@ -8,6 +8,7 @@
 #ifndef ST_CLI_H
 #define ST_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "shardtrie.h"
@@ -24,7 +25,7 @@
 #define EX_NOPERM_ 77
 
 int cmd_convert(int argc, char **argv);
-int cmd_record(int argc, char **argv); /* bpf/record.c (or bpf/record_stub.c) */
+int cmd_record(int argc, char **argv); /* record.c: options, then bpf/tracer.h */
 int cmd_diff(int argc, char **argv);
 
 /*
@@ -59,20 +60,118 @@ int st_cli_format(const char *name);
  * Output-format options shared by convert, diff and record (exportopts.c):
  * put ST_CLI_EXPORT_LONGOPTS in the getopt_long table and hand unknown
  * option codes to st_cli_export_opt(): 0 = taken, -1 = bad value (message
- * printed), 1 = not an export option.
+ * printed), 1 = not an export option.  Subcommands number their own long
+ * options below ST_OPT_EXPORT_FIRST.
  */
+enum st_cli_export_opt_code {
+	ST_OPT_EXPORT_FIRST = 2000,
+	ST_OPT_MAX_NODES = ST_OPT_EXPORT_FIRST,
+	ST_OPT_TITLE,
+	ST_OPT_WIDTH,
+	ST_OPT_MINWIDTH,
+	ST_OPT_INVERTED,
+	ST_OPT_REVERSE,
+	ST_OPT_COLORS,
+	ST_OPT_SAMPLE_RATE,
+	ST_OPT_UNITS,
+	ST_OPT_NAME,
+};
 #define ST_CLI_EXPORT_LONGOPTS                                           \
-	{ "max-nodes", required_argument, 0, 2000 },                      \
-	{ "title", required_argument, 0, 2001 },                          \
-	{ "width", required_argument, 0, 2002 },                          \
-	{ "minwidth", required_argument, 0, 2003 },                       \
-	{ "inverted", no_argument, 0, 2004 },                             \
-	{ "reverse", no_argument, 0, 2005 },                              \
-	{ "colors", required_argument, 0, 2006 },                         \
-	{ "sample-rate", required_argument, 0, 2007 },                    \
-	{ "units", required_argument, 0, 2008 },                          \
-	{ "name", required_argument, 0, 2009 }
+	{ "max-nodes", required_argument, 0, ST_OPT_MAX_NODES },          \
+	{ "title", required_argument, 0, ST_OPT_TITLE },                  \
+	{ "width", required_argument, 0, ST_OPT_WIDTH },                  \
+	{ "minwidth", required_argument, 0, ST_OPT_MINWIDTH },            \
+	{ "inverted", no_argument, 0, ST_OPT_INVERTED },                  \
+	{ "reverse", no_argument, 0, ST_OPT_REVERSE },                    \
+	{ "colors", required_argument, 0, ST_OPT_COLORS },                \
+	{ "sample-rate", required_argument, 0, ST_OPT_SAMPLE_RATE },      \
+	{ "units", required_argument, 0, ST_OPT_UNITS },                  \
+	{ "name", required_argument, 0, ST_OPT_NAME }
 int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd);
+
+/*
+ * A subcommand's option loop: getopt_long over argv (optind reset to 1),
+ * each option's code and optarg handed to take(c, arg, ctx), which returns
+ * ST_CLI_GO_ON to go on or an exit code to stop with.  Returns ST_CLI_GO_ON
+ * once all options are taken (operands from optind), else that exit code.
+ */
+#define ST_CLI_GO_ON (-1)
+struct option;
+int st_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo,
+		  int (*take)(int c, const char *arg, void *ctx), void *ctx);
+
+/* The default case of a take(): code c (optarg arg) as an export option
+ * (returns 0), else EX_USAGE_ after the message (for an unknown option:
+ * usage(stderr)). */
+int st_cli_other_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd,
+		     void (*usage)(FILE *));
+
+/* Option values: true when arg is all of a number in [lo, hi] (strtoll /
+ * strtod syntax).  st_cli_bad_value prints "PROG CMD: --OPT wants WANT,
+ * got 'ARG'" and returns -1. */
+bool st_cli_long_in(const char *arg, long long lo, long long hi, long long *v);
+bool st_cli_double_in(const char *arg, double lo, double hi, double *v);
+int st_cli_bad_value(const char *cmd, const char *opt, const char *want, const char *arg);
+
+/*
+ * The block reader of convert and diff (input.c), so that every input gets
+ * the same rules.  Each input is cut into blocks of at most ST_INPUT_BLOCK
+ * bytes that end at a line end (ops.perf: just after a blank line, where a
+ * perf sample ends, when the block has one), handed to ops.block in input
+ * order.  Regular files are mapped whole (blocks point into the mapping, kept
+ * until st_input_free); anything else is read() into pooled buffers.
+ *
+ * The rule for a line longer than a block: it is never buffered or passed
+ * on; ops.on_long_line gets FILE:LINE and the message, and the consumer
+ * counts it as a malformed line (reported and skipped; --strict makes it an
+ * error like any malformed line).  Shorter lines reach the parsers, which
+ * have their own limits (folded: ST_MAX_LINE, rejected with the same
+ * message).
+ *
+ * Blocks may be parsed on other threads: st_input_line and st_input_release
+ * are thread-safe.
+ */
+#define ST_INPUT_BLOCK (4u << 20)
+
+struct st_input_block {
+	const char *buf; /* len bytes, whole lines */
+	size_t len;
+	const char *file;    /* the name given to st_input_fd, for reports */
+	uint64_t first_line; /* read() blocks: line number of buf's first line */
+	int map;             /* mapped blocks: the mapping (else -1) */
+};
+
+struct st_input_ops {
+	bool perf; /* cut perf script text where a sample ends */
+	/* Take block *b (keep a copy of it) and st_input_release it once
+	 * parsed; 0 goes on, anything else (> 0) stops st_input_fd with that
+	 * value. */
+	int (*block)(void *arg, const struct st_input_block *b);
+	/* The line at file:line was longer than a block and skipped. */
+	void (*on_long_line)(void *arg, const char *file, uint64_t line, const char *msg);
+	void *arg;
+};
+
+struct st_input;
+struct st_input *st_input_new(const struct st_input_ops *ops); /* NULL: no memory */
+void st_input_free(struct st_input *in); /* unmaps every mapped input */
+/* Path "-" is stdin.  st_input_open: an fd, or -1 with errno set;
+ * st_input_close leaves stdin open. */
+int st_input_open(const char *path);
+void st_input_close(int fd);
+/* Cut all of fd (reported as `name`) into blocks: 0, -errno (read error,
+ * out of memory), or the stop value of ops.block. */
+int st_input_fd(struct st_input *in, int fd, const char *name);
+/* The file's line number of line `line` (1-based) of block b: what a
+ * parser's st_parse_err_fn line becomes in a FILE:LINE report.  A mapped
+ * block's lines are counted only here, when a report needs them. */
+uint64_t st_input_line(struct st_input *in, const struct st_input_block *b, uint64_t line);
+/* Block b is parsed: its buffer goes back to the pool. */
+void st_input_release(struct st_input *in, const struct st_input_block *b);
+/* Print "FILE:LINE: MSG" for the first `max` bad lines (*reported counts
+ * them all), the one form of a bad-line report. */
+void st_input_report(uint64_t *reported, uint64_t max, const char *file, uint64_t line,
+		     const char *msg);
 
 extern const char *st_prog;
 

@@ -6,9 +6,9 @@
  * difffolded.pl feeds flamegraph.pl), or an SVG/HTML flamegraph coloured
  * red (grew) / blue (shrank), widths from AFTER.
  * --normalize scales BEFORE to AFTER's total per stack like difffolded.pl -n.
+ * Inputs are read by convert's block reader (input.c), with its rules.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,80 +18,82 @@
 #include "cli.h"
 #include "shardtrie_parse.h"
 
-#define CHUNK (4u << 20)
+#define MAX_REPORTED 20
 
-struct ctx {
-	const char *file;
-	uint64_t base; /* line number of the chunk's first line */
-	uint64_t bad;
+/* diff's own long options (below ST_OPT_EXPORT_FIRST). */
+enum diff_opt {
+	OPT_TO = 't',
+	OPT_OUTPUT = 'o',
+	OPT_NORMALIZE = 'n',
+	OPT_HELP = 'h',
+	OPT_STRICT = 1000,
 };
 
-static void on_bad(void *arg, uint64_t line, const char *msg)
+struct diff_opts {
+	const char *to, *out;
+	bool strict;
+	int fmt;
+	struct st_export_opts eo;
+};
+
+/* Loading one input into one engine (one thread: diff inputs are
+ * aggregated profiles). */
+struct load {
+	struct st_input *in;
+	struct st_writer *w;
+	const struct st_input_block *cur;
+	struct st_parse_stats st;
+	uint64_t reported;
+};
+
+static void on_bad_line(void *arg, uint64_t line, const char *msg)
 {
-	struct ctx *c = arg;
-	if (c->bad++ < 20)
-		fprintf(stderr, "%s:%llu: %s\n", c->file, (unsigned long long)(c->base + line - 1), msg);
+	struct load *l = arg;
+	st_input_report(&l->reported, MAX_REPORTED, l->cur->file, st_input_line(l->in, l->cur, line),
+			msg);
 }
 
-/* Folded file -> engine (one thread: diff inputs are aggregated profiles). */
+/* The reader skipped a line longer than a block. */
+static void on_long_line(void *arg, const char *file, uint64_t line, const char *msg)
+{
+	struct load *l = arg;
+	l->st.malformed++;
+	l->st.lines++;
+	st_input_report(&l->reported, MAX_REPORTED, file, line, msg);
+}
+
+/* The reader's block callback: parse the block now. */
+static int ingest(void *arg, const struct st_input_block *b)
+{
+	struct load *l = arg;
+	l->cur = b;
+	int r = st_folded_ingest(l->w, 1, 0, b->buf, b->len, on_bad_line, l, &l->st);
+	st_input_release(l->in, b);
+	return r ? EX_SOFTWARE_ : 0;
+}
+
+/* Folded file path -> engine e; *bad: lines ignored. */
 static int load(struct st_engine *e, const char *path, uint64_t *bad)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	int fd = st_input_open(path);
 	if (fd < 0) {
 		fprintf(stderr, "%s diff: %s: %s\n", st_prog, path, strerror(errno));
 		return EX_NOINPUT_;
 	}
-	struct st_writer *w = st_writer_open(e);
-	char *buf = malloc(CHUNK + 1);
-	struct ctx c = { path, 1, 0 };
-	struct st_parse_stats st = { 0 };
-	size_t have = 0;
-	int rc = EX_OK_;
-	if (!w || !buf) {
-		rc = EX_SOFTWARE_;
-		goto out;
+	struct load l = { .w = st_writer_open(e) };
+	struct st_input_ops ops = { .block = ingest, .on_long_line = on_long_line, .arg = &l };
+	int rc = EX_SOFTWARE_;
+	if (l.w && (l.in = st_input_new(&ops)))
+		rc = st_input_fd(l.in, fd, path);
+	if (rc < 0) {
+		fprintf(stderr, "%s diff: %s: %s\n", st_prog, path, strerror(-rc));
+		rc = EX_IOERR_;
 	}
-	for (;;) {
-		ssize_t r = read(fd, buf + have, CHUNK - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			fprintf(stderr, "%s diff: %s: %s\n", st_prog, path, strerror(errno));
-			rc = EX_IOERR_;
-			goto out;
-		}
-		have += (size_t)r;
-		bool eof = r == 0;
-		size_t cut = have;
-		if (!eof) {
-			if (have < CHUNK)
-				continue;
-			char *nl = memrchr(buf, '\n', have);
-			if (!nl) {
-				fprintf(stderr, "%s diff: %s: line longer than %u bytes\n", st_prog, path, CHUNK);
-				rc = EX_DATAERR_;
-				goto out;
-			}
-			cut = (size_t)(nl + 1 - buf);
-		}
-		uint64_t before = st.lines;
-		if (st_folded_ingest(w, 1, 0, buf, cut, on_bad, &c, &st)) {
-			rc = EX_SOFTWARE_;
-			goto out;
-		}
-		c.base += st.lines - before;
-		memmove(buf, buf + cut, have - cut);
-		have -= cut;
-		if (eof)
-			break;
-	}
-	*bad = st.malformed + st.dropped;
-out:
-	if (w)
-		st_writer_close(w);
-	free(buf);
-	if (fd != STDIN_FILENO)
-		close(fd);
+	*bad = l.st.malformed + l.st.dropped;
+	if (l.w)
+		st_writer_close(l.w);
+	st_input_free(l.in);
+	st_input_close(fd);
 	return rc;
 }
 
@@ -106,98 +108,117 @@ static void usage(FILE *f)
 		"(difffolded.pl -n).  Default output: flamebearer (Pyroscope \"double\" format).\n");
 }
 
-int cmd_diff(int argc, char **argv)
+/* One option of getopt_long into o: ST_CLI_GO_ON, or the exit code. */
+static int take_opt(int c, const char *arg, void *ctx)
+{
+	struct diff_opts *o = ctx;
+	switch (c) {
+	case OPT_TO: o->to = arg; return ST_CLI_GO_ON;
+	case OPT_OUTPUT: o->out = arg; return ST_CLI_GO_ON;
+	case OPT_NORMALIZE: o->eo.normalize = 1; return ST_CLI_GO_ON;
+	case OPT_STRICT: o->strict = true; return ST_CLI_GO_ON;
+	case OPT_HELP: usage(stdout); return EX_OK_;
+	default: return st_cli_other_opt(c, arg, &o->eo, "diff", usage) ? EX_USAGE_ : ST_CLI_GO_ON;
+	}
+}
+
+/* Options, then exactly BEFORE and AFTER, then a format with a
+ * differential form: ST_CLI_GO_ON or the exit code. */
+static int parse_args(int argc, char **argv, struct diff_opts *o)
 {
 	static const struct option lo[] = {
-		{ "to", required_argument, 0, 't' },
-		{ "output", required_argument, 0, 'o' },
-		{ "normalize", no_argument, 0, 'n' },
-		{ "strict", no_argument, 0, 'S' },
+		{ "to", required_argument, 0, OPT_TO },
+		{ "output", required_argument, 0, OPT_OUTPUT },
+		{ "normalize", no_argument, 0, OPT_NORMALIZE },
+		{ "strict", no_argument, 0, OPT_STRICT },
 		ST_CLI_EXPORT_LONGOPTS,
-		{ "help", no_argument, 0, 'h' },
+		{ "help", no_argument, 0, OPT_HELP },
 		{ 0, 0, 0, 0 },
 	};
-	const char *to = "flamebearer", *out = NULL;
-	bool strict = false;
-	struct st_export_opts eo;
-	st_export_opts_init(&eo);
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:o:nh", lo, NULL)) != -1) {
-		switch (c) {
-		case 't': to = optarg; break;
-		case 'o': out = optarg; break;
-		case 'n': eo.normalize = 1; break;
-		case 'S': strict = true; break;
-		case 'h': usage(stdout); return EX_OK_;
-		default: {
-			int r = st_cli_export_opt(c, optarg, &eo, "diff");
-			if (r == 0)
-				break;
-			if (r > 0)
-				usage(stderr);
-			return EX_USAGE_;
-		}
-		}
-	}
+	*o = (struct diff_opts){ .to = "flamebearer" };
+	st_export_opts_init(&o->eo);
+	int rc = st_cli_getopt(argc, argv, "t:o:nh", lo, take_opt, o);
+	if (rc != ST_CLI_GO_ON)
+		return rc;
 	if (argc - optind != 2) {
 		usage(stderr);
 		return EX_USAGE_;
 	}
-	int fmt = st_cli_format(to);
-	if (fmt < 0)
+	if ((o->fmt = st_cli_format(o->to)) < 0)
 		return EX_USAGE_;
-	if (fmt != ST_FMT_FLAMEBEARER && fmt != ST_FMT_FOLDED && fmt != ST_FMT_SVG && fmt != ST_FMT_HTML) {
+	if (o->fmt != ST_FMT_FLAMEBEARER && o->fmt != ST_FMT_FOLDED && o->fmt != ST_FMT_SVG &&
+	    o->fmt != ST_FMT_HTML) {
 		fprintf(stderr, "%s diff: -t %s has no differential form (flamebearer, folded, svg, html)\n",
-			st_prog, to);
+			st_prog, o->to);
 		return EX_USAGE_;
 	}
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	so.nshards = 1;
-	struct st_engine *e[2] = { st_engine_create(&so), st_engine_create(&so) };
-	int rc = EX_OK_;
+	return ST_CLI_GO_ON;
+}
+
+/* BEFORE and AFTER into e[0] and e[1], flushed. */
+static int load_both(struct st_engine *e[2], char **paths, bool strict)
+{
 	uint64_t bad[2] = { 0, 0 };
-	if (!e[0] || !e[1]) {
-		fprintf(stderr, "%s diff: cannot create engine: %s\n", st_prog, strerror(errno));
-		rc = EX_SOFTWARE_;
-	}
+	int rc = EX_OK_;
 	for (int i = 0; rc == EX_OK_ && i < 2; i++)
-		rc = load(e[i], argv[optind + i], &bad[i]);
+		rc = load(e[i], paths[i], &bad[i]);
 	if (rc == EX_OK_ && (bad[0] || bad[1])) {
 		fprintf(stderr, "%s diff: %llu bad lines ignored%s\n", st_prog,
 			(unsigned long long)(bad[0] + bad[1]), strict ? "; --strict: no output written" : "");
 		if (strict)
 			rc = EX_DATAERR_;
 	}
-	if (rc == EX_OK_) {
-		if (!st_flush(e[0]) || !st_flush(e[1])) {
-			fprintf(stderr, "%s diff: out of memory\n", st_prog);
-			rc = EX_SOFTWARE_;
-		}
+	if (rc == EX_OK_ && (!st_flush(e[0]) || !st_flush(e[1]))) {
+		fprintf(stderr, "%s diff: out of memory\n", st_prog);
+		rc = EX_SOFTWARE_;
 	}
-	if (rc == EX_OK_) {
-		struct st_snap *s0 = st_snap_acquire(e[0]), *s1 = st_snap_acquire(e[1]);
-		struct st_outfile of;
-		int r = st_outfile_open(&of, out);
+	return rc;
+}
+
+/* The differential of e[0] -> e[1], written atomically to o->out. */
+static int write_diff(struct st_engine *e[2], const struct diff_opts *o)
+{
+	struct st_snap *s0 = st_snap_acquire(e[0]), *s1 = st_snap_acquire(e[1]);
+	struct st_outfile of;
+	int rc = EX_OK_, r = st_outfile_open(&of, o->out);
+	if (r) {
+		fprintf(stderr, "%s diff: %s: cannot create: %s\n", st_prog, o->out, strerror(-r));
+		rc = EX_CANTCREAT_;
+	} else {
+		r = st_export_diff(s0, s1, o->fmt, &o->eo, of.f);
+		if (r)
+			st_outfile_abort(&of);
+		else
+			r = st_outfile_commit(&of);
 		if (r) {
-			fprintf(stderr, "%s diff: %s: cannot create: %s\n", st_prog, out, strerror(-r));
-			rc = EX_CANTCREAT_;
-		} else {
-			r = st_export_diff(s0, s1, fmt, &eo, of.f);
-			if (r) {
-				st_outfile_abort(&of);
-				fprintf(stderr, "%s diff: write failed: %s\n", st_prog, strerror(-r));
-				rc = EX_IOERR_;
-			} else if ((r = st_outfile_commit(&of))) {
-				fprintf(stderr, "%s diff: write failed: %s\n", st_prog, strerror(-r));
-				rc = EX_IOERR_;
-			}
+			fprintf(stderr, "%s diff: write failed: %s\n", st_prog, strerror(-r));
+			rc = EX_IOERR_;
 		}
-		st_snap_release(s0);
-		st_snap_release(s1);
 	}
+	st_snap_release(s0);
+	st_snap_release(s1);
+	return rc;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	struct diff_opts o;
+	int rc = parse_args(argc, argv, &o);
+	if (rc != ST_CLI_GO_ON)
+		return rc;
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = 1;
+	struct st_engine *e[2] = { st_engine_create(&so), st_engine_create(&so) };
+	if (!e[0] || !e[1]) {
+		fprintf(stderr, "%s diff: cannot create engine: %s\n", st_prog, strerror(errno));
+		rc = EX_SOFTWARE_;
+	} else {
+		rc = load_both(e, argv + optind, o.strict);
+	}
+	if (rc == EX_OK_)
+		rc = write_diff(e, &o);
 	for (int i = 0; i < 2; i++)
 		if (e[i])
 			st_engine_destroy(e[i]);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * exportopts.c - the output-format options every exporting subcommand
- * takes (ST_CLI_EXPORT_LONGOPTS in cli.h).
+ * takes (ST_CLI_EXPORT_LONGOPTS in cli.h), and the option loop and value
+ * checks the subcommands share.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,66 +15,113 @@
 static const char *palettes[] = { "hot", "mem", "io", "java", "js", "perl", "red", "green",
 				   "blue", "aqua", "yellow", "purple", "orange", NULL };
 
-int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd)
+bool st_cli_long_in(const char *arg, long long lo, long long hi, long long *v)
 {
 	char *end;
 	errno = 0;
+	*v = strtoll(arg, &end, 10);
+	return !*end && end != arg && !errno && *v >= lo && *v <= hi;
+}
+
+bool st_cli_double_in(const char *arg, double lo, double hi, double *v)
+{
+	char *end;
+	*v = strtod(arg, &end);
+	return !*end && end != arg && *v >= lo && *v <= hi;
+}
+
+int st_cli_bad_value(const char *cmd, const char *opt, const char *want, const char *arg)
+{
+	fprintf(stderr, "%s %s: --%s wants %s, got '%s'\n", st_prog, cmd, opt, want, arg);
+	return -1;
+}
+
+static int set_palette(const char *arg, struct st_export_opts *eo, const char *cmd)
+{
+	for (int i = 0; palettes[i]; i++)
+		if (strcmp(arg, palettes[i]) == 0) {
+			eo->colors = palettes[i];
+			return 0;
+		}
+	fprintf(stderr, "%s %s: unknown palette '%s' (known:", st_prog, cmd, arg);
+	for (int i = 0; palettes[i]; i++)
+		fprintf(stderr, " %s", palettes[i]);
+	fprintf(stderr, ")\n");
+	return -1;
+}
+
+/* The export options with a whole number for a value. */
+static const struct whole_opt {
+	int code;
+	const char *name, *want;
+	long long lo, hi;
+} wholes[] = {
+	{ ST_OPT_MAX_NODES, "max-nodes", "-1 (all) or a count", -1, LLONG_MAX },
+	{ ST_OPT_WIDTH, "width", "10..1000000 pixels", 10, 1000000 },
+	{ ST_OPT_SAMPLE_RATE, "sample-rate", "a positive rate in Hz", 1, 1000000000 },
+};
+
+static void store_whole(int c, long long v, struct st_export_opts *eo)
+{
 	switch (c) {
-	case 2000: {
-		long long v = strtoll(arg, &end, 10);
-		if (*end || end == arg || errno || v < -1) {
-			fprintf(stderr, "%s %s: --max-nodes wants -1 (all) or a count, got '%s'\n", st_prog,
-				cmd, arg);
-			return -1;
-		}
-		eo->max_nodes = v;
+	case ST_OPT_MAX_NODES: eo->max_nodes = v; break;
+	case ST_OPT_WIDTH: eo->width = (unsigned)v; break;
+	case ST_OPT_SAMPLE_RATE: eo->sample_rate = (uint32_t)v; break;
+	}
+}
+
+/* 0 = taken, -1 = bad value (message printed), 1 = not one of wholes[]. */
+static int set_whole(int c, const char *arg, struct st_export_opts *eo, const char *cmd)
+{
+	for (size_t i = 0; i < sizeof(wholes) / sizeof(wholes[0]); i++) {
+		const struct whole_opt *w = &wholes[i];
+		long long v;
+		if (w->code != c)
+			continue;
+		if (!st_cli_long_in(arg, w->lo, w->hi, &v))
+			return st_cli_bad_value(cmd, w->name, w->want, arg);
+		store_whole(c, v, eo);
 		return 0;
 	}
-	case 2001: eo->title = arg; return 0;
-	case 2002: {
-		long v = strtol(arg, &end, 10);
-		if (*end || end == arg || v < 10 || v > 1000000) {
-			fprintf(stderr, "%s %s: --width wants 10..1000000 pixels, got '%s'\n", st_prog, cmd, arg);
-			return -1;
-		}
-		eo->width = (unsigned)v;
+	return 1;
+}
+
+int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd)
+{
+	double d;
+	switch (c) {
+	case ST_OPT_TITLE: eo->title = arg; return 0;
+	case ST_OPT_MINWIDTH:
+		if (!st_cli_double_in(arg, 0, 100, &d))
+			return st_cli_bad_value(cmd, "minwidth", "a percent in [0,100]", arg);
+		eo->minwidth = d;
 		return 0;
+	case ST_OPT_INVERTED: eo->inverted = 1; return 0;
+	case ST_OPT_REVERSE: eo->reverse = 1; return 0;
+	case ST_OPT_COLORS: return set_palette(arg, eo, cmd);
+	case ST_OPT_UNITS: eo->units = arg; return 0;
+	case ST_OPT_NAME: eo->app_name = arg; return 0;
+	default: return set_whole(c, arg, eo, cmd);
 	}
-	case 2003: {
-		double v = strtod(arg, &end);
-		if (*end || end == arg || !(v >= 0 && v <= 100)) {
-			fprintf(stderr, "%s %s: --minwidth wants a percent in [0,100], got '%s'\n", st_prog,
-				cmd, arg);
-			return -1;
-		}
-		eo->minwidth = v;
+}
+
+int st_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo,
+		  int (*take)(int c, const char *arg, void *ctx), void *ctx)
+{
+	int c, rc = ST_CLI_GO_ON;
+	optind = 1;
+	while (rc == ST_CLI_GO_ON && (c = getopt_long(argc, argv, shortopts, lo, NULL)) != -1)
+		rc = take(c, optarg, ctx);
+	return rc;
+}
+
+int st_cli_other_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd,
+		     void (*usage)(FILE *))
+{
+	int r = st_cli_export_opt(c, arg, eo, cmd);
+	if (r == 0)
 		return 0;
-	}
-	case 2004: eo->inverted = 1; return 0;
-	case 2005: eo->reverse = 1; return 0;
-	case 2006:
-		for (int i = 0; palettes[i]; i++)
-			if (strcmp(arg, palettes[i]) == 0) {
-				eo->colors = palettes[i];
-				return 0;
-			}
-		fprintf(stderr, "%s %s: unknown palette '%s' (known:", st_prog, cmd, arg);
-		for (int i = 0; palettes[i]; i++)
-			fprintf(stderr, " %s", palettes[i]);
-		fprintf(stderr, ")\n");
-		return -1;
-	case 2007: {
-		long v = strtol(arg, &end, 10);
-		if (*end || end == arg || v < 1 || v > 1000000000) {
-			fprintf(stderr, "%s %s: --sample-rate wants a positive rate in Hz, got '%s'\n",
-				st_prog, cmd, arg);
-			return -1;
-		}
-		eo->sample_rate = (uint32_t)v;
-		return 0;
-	}
-	case 2008: eo->units = arg; return 0;
-	case 2009: eo->app_name = arg; return 0;
-	default: return 1;
-	}
+	if (r > 0)
+		usage(stderr);
+	return EX_USAGE_;
 }

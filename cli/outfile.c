@@ -27,6 +27,18 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+/* Until commit or abort, SIGINT/SIGTERM remove tmp (of at most
+ * sizeof(tmp_for_signal) bytes) before the process dies. */
+static void remove_on_signal(const char *tmp)
+{
+	strcpy(tmp_for_signal, tmp);
+	have_tmp = 1;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 int st_outfile_open(struct st_outfile *o, const char *path)
 {
 	memset(o, 0, sizeof(*o));
@@ -59,12 +71,7 @@ int st_outfile_open(struct st_outfile *o, const char *path)
 	mode_t um = umask(0);
 	umask(um);
 	fchmod(fd, 0666 & ~um);
-	strcpy(tmp_for_signal, o->tmp);
-	have_tmp = 1;
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	remove_on_signal(o->tmp);
 	o->f = fdopen(fd, "w");
 	if (!o->f) {
 		int err = errno;

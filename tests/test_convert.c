@@ -376,3 +376,46 @@ Test(convert, sigterm_leaves_no_partial_output)
 	cr_expect_neq(stat(ts_path("out"), &sb), 0, "no output file");
 	cr_expect_eq(ts_run("ls -a %s | grep -q '^\\.out\\.'", ts_dir), 1, "no temporary left");
 }
+
+/* convert and diff read through one block reader with one rule: a line
+ * longer than a block (4 MiB) is reported as FILE:LINE and skipped, the
+ * other lines count, and --strict makes it an error; from a mapped file and
+ * from a pipe alike. */
+Test(convert, over_long_line_same_in_convert_and_diff)
+{
+	const size_t big = 5u << 20;
+	char *in = malloc(big + 64);
+	size_t len = (size_t)sprintf(in, "a;b 3\n");
+	memset(in + len, 'y', big);
+	len += big;
+	len += (size_t)sprintf(in + len, " 1\nc 2\na;b 4\n");
+	cr_assert_eq(ts_write_file(ts_path("long.folded"), in, len), 0);
+	free(in);
+	char f[512], want[600];
+	snprintf(f, sizeof(f), "%s", ts_path("long.folded")); /* ts_path's buffers rotate */
+	snprintf(want, sizeof(want), "%s:2: line longer than 1 MiB", f);
+	for (int pipe = 0; pipe < 2; pipe++) {
+		const char *src = pipe ? "-" : f;
+		cr_assert_eq(ts_run("cat %s | %s convert -t folded -o %s %s 2> %s", f, CLI, ts_path("c.out"),
+				    src, ts_path("c.err")),
+			     0);
+		cr_assert_eq(ts_run("cat %s | %s diff -t folded -o %s %s %s 2> %s", f, CLI, ts_path("d.out"),
+				    src, f, ts_path("d.err")),
+			     0);
+		char *cout = ts_read_file(ts_path("c.out"), NULL), *cerr = ts_read_file(ts_path("c.err"), NULL);
+		char *dout = ts_read_file(ts_path("d.out"), NULL), *derr = ts_read_file(ts_path("d.err"), NULL);
+		cr_expect_str_eq(cout, "a;b 7\nc 2\n");
+		cr_expect_str_eq(dout, "a;b 7 7\nc 2 2\n");
+		const char *w = pipe ? ":2: line longer than 1 MiB" : want;
+		cr_expect_not_null(strstr(cerr, w), "pipe %d, convert stderr: %s", pipe, cerr);
+		cr_expect_not_null(strstr(derr, w), "pipe %d, diff stderr: %s", pipe, derr);
+		cr_expect_not_null(strstr(cerr, "1 of 4 lines ignored"), "convert stderr: %s", cerr);
+		cr_expect_not_null(strstr(derr, "2 bad lines ignored"), "diff stderr: %s", derr);
+		free(cout);
+		free(cerr);
+		free(dout);
+		free(derr);
+	}
+	cr_expect_eq(ts_run("%s convert --strict %s >/dev/null 2>&1", CLI, f), 65);
+	cr_expect_eq(ts_run("%s diff --strict -t folded %s %s >/dev/null 2>&1", CLI, f, f), 65);
+}

@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: MIT
-# bpf/: `shardtrie record cpu|io`, libbpf CO-RE tracers.  Each tool is a
-# triplet (x.bpf.c, x.c, x.h = the ABI); bpf/common/ holds what they share.
+# bpf/: the libbpf CO-RE tracers behind `shardtrie record cpu|io`, called by
+# cli/record.c through bpf/tracer.h (cli -> bpf, never back).  Each tool is a
+# triplet (x.bpf.c, x.c, x.h = the ABI) plus its other user-side files;
+# bpf/common/ holds what they share.
 #
 #   /sys/kernel/btf/vmlinux --bpftool btf dump--> $(B)/bpf/vmlinux.h
 #   bpf/T/x.bpf.c --clang -target bpf--> $(B)/bpf/T/x.bpf.o --bpftool gen skeleton--> x.skel.h
-#   bpf/T/x.c (includes x.skel.h) + bpf/common/*.c --> CLI_EXTRA_OBJS, -lbpf -lelf
+#   bpf/T/*.c (x.c includes x.skel.h) + bpf/common/*.c --> CLI_EXTRA_OBJS, -lbpf -lelf
 #
 # Without the toolchain (clang, bpftool, libbpf, libelf) or without kernel
-# BTF at build time the CLI still builds: `record` then says what was missing.
+# BTF at build time the CLI still builds: bpf/stub.c stands in for the
+# tracers and `record` then says what was missing (st_trace_missing()).
 BPF_CLANG ?= clang
 BPFTOOL   ?= $(firstword $(shell command -v bpftool 2>/dev/null) $(wildcard /usr/sbin/bpftool /sbin/bpftool))
 BPF_BTF   ?= /sys/kernel/btf/vmlinux
@@ -47,9 +50,9 @@ $(B)/shardtrie: | $(BPF_DIR)/spin $(BPF_DIR)/sysflood
 ifeq ($(strip $(BPF_MISSING)),)
 BPF_TOOLS     := cpu/profile io/iotrace
 BPF_SKELS     := $(BPF_TOOLS:%=$(BPF_DIR)/%.skel.h)
-BPF_USER_SRCS := $(sort $(wildcard bpf/common/*.c)) bpf/cpu/profile.c bpf/io/iotrace.c bpf/record.c
+BPF_USER_SRCS := $(sort $(filter-out %.bpf.c,$(wildcard bpf/common/*.c bpf/cpu/*.c bpf/io/*.c)))
 BPF_USER_OBJS := $(BPF_USER_SRCS:%.c=$(B)/%.o)
-BPF_HDRS      := $(wildcard bpf/common/*.h bpf/cpu/*.h bpf/io/*.h)
+BPF_HDRS      := $(wildcard bpf/*.h bpf/common/*.h bpf/cpu/*.h bpf/io/*.h)
 
 $(BPF_DIR)/vmlinux.h:
 	@mkdir -p $(@D)
@@ -62,7 +65,7 @@ $(BPF_DIR)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_DIR)/vmlinux.h
 $(BPF_DIR)/%.skel.h: $(BPF_DIR)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@.tmp && mv $@.tmp $@
 
-$(BPF_USER_OBJS): CPPFLAGS_ALL += -I$(BPF_DIR)/cpu -I$(BPF_DIR)/io -Ibpf -Icli
+$(BPF_USER_OBJS): CPPFLAGS_ALL += -I$(BPF_DIR)/cpu -I$(BPF_DIR)/io -Ibpf
 $(BPF_USER_OBJS): $(BPF_SKELS)
 
 .SECONDARY: $(BPF_TOOLS:%=$(BPF_DIR)/%.bpf.o)
@@ -73,8 +76,9 @@ CLI_EXTRA_LIBS += $(shell pkg-config --libs libbpf libelf) -lz
 .PHONY: bpf
 bpf: $(BPF_SKELS) $(BPF_DIR)/spin
 else
-$(B)/bpf/record_stub.o: CPPFLAGS_ALL += -Icli -DST_BPF_MISSING='"$(strip $(BPF_MISSING))"'
-CLI_EXTRA_OBJS += $(B)/bpf/record_stub.o
+# cli/record.c parses --fields and --metric with the decoder (no libbpf).
+$(B)/bpf/stub.o: CPPFLAGS_ALL += -DST_BPF_MISSING='"$(strip $(BPF_MISSING))"'
+CLI_EXTRA_OBJS += $(B)/bpf/stub.o $(B)/bpf/common/decode.o
 .PHONY: bpf
 bpf:
 	@echo "bpf: not built, missing: $(strip $(BPF_MISSING))"

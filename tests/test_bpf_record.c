@@ -8,6 +8,8 @@
  *     event without a path is named and reported, never silently moved;
  *   - io: the BPF pairing code through BPF_PROG_TEST_RUN (`record io --selftest`);
  *   - io: --fields validation (no privilege needed);
+ *   - record takes convert's output options (--title, --width, ...) through
+ *     the one shared parser, documents them, and rejects bad values with 64;
  *   - cpu: the bundled workload's shares (75/25 by design) agree with
  *     `perf record -g` within a few points;
  *   - SIGINT ends a run cleanly and the output is still written;
@@ -110,6 +112,35 @@ Test(bpf_record, io_fields_validation)
 	}
 	int rc = ts_run("'%s' record io --metric nope -d 1 >/dev/null 2>/dev/null", CLI);
 	cr_expect_eq(rc, 64, "--metric nope: exit %d", rc);
+}
+
+Test(bpf_record, output_options_like_convert)
+{
+	int rc = ts_run("'%s' record cpu --help >'%s' 2>&1", CLI, ts_path("help"));
+	char *help = ts_read_file(ts_path("help"), NULL);
+	if (rc == 70 && help && strstr(help, "built without BPF support"))
+		cr_skip_test("built without BPF support: %s", help);
+	cr_expect_eq(rc, 0, "record cpu --help: exit %d", rc);
+	cr_expect(help && strstr(help, "--title") && strstr(help, "--width") && strstr(help, "--colors"),
+		  "record cpu --help does not document the output options:\n%s", help ? help : "");
+	free(help);
+	rc = ts_run("'%s' record io --width 5 -d 1 >/dev/null 2>'%s'", CLI, ts_path("err"));
+	char *err = ts_read_file(ts_path("err"), NULL);
+	cr_expect_eq(rc, 64, "--width 5: exit %d, want 64", rc);
+	cr_expect(err && strstr(err, "record io: --width wants 10..1000000 pixels, got '5'"),
+		  "--width 5: message '%s'", err ? err : "");
+	free(err);
+
+	need_bpf();
+	rc = ts_run("'%s' record io -t svg --title 'io of cat' --width 640 -o '%s' -- cat /etc/hostname "
+		    ">/dev/null 2>'%s'", CLI, ts_path("o.svg"), ts_path("o.err"));
+	err = ts_read_file(ts_path("o.err"), NULL);
+	cr_assert_eq(rc, 0, "record io -t svg: exit %d: %s", rc, err ? err : "");
+	char *svg = ts_read_file(ts_path("o.svg"), NULL);
+	cr_expect(svg && strstr(svg, "io of cat") && strstr(svg, "width=\"640\""),
+		  "svg lacks the title or the width: %.300s", svg ? svg : "");
+	free(svg);
+	free(err);
 }
 
 Test(bpf_record, io_pairing_prog_test_run)

@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * runner.c - the shared user side of the BPF tracers (see runner.h for the
- * picture).
+ * picture; the traced command and the wait are in child.c).
  *
  * Ordering at the end of a run, so that "dropped N of M" is exact:
  *   1. st_rec_quiesce() sets st_stopped: programs stop emitting/counting
  *      early (detaching takes a while), an optimisation only;
- *   2. the tool destroys every link.  bpf_link__destroy() of a syscall
- *      tracepoint returns after the kernel's unregister synchronisation
- *      (perf_trace_destroy -> tracepoint_synchronize_unregister); of a
- *      perf event, after PERF_EVENT_IOC_DISABLE and the close, which remove
- *      the event on its CPU synchronously.  So no program instance runs
- *      after that: no new records, counters final.  No sleep stands in;
+ *   2. every link is destroyed (the tool's own, then st_rec_finish() the
+ *      skeleton's).  bpf_link__destroy() of a syscall tracepoint returns
+ *      after the kernel's unregister synchronisation (perf_trace_destroy ->
+ *      tracepoint_synchronize_unregister); of a perf event, after
+ *      PERF_EVENT_IOC_DISABLE and the close, which remove the event on its
+ *      CPU synchronously.  So no program instance runs after that: no new
+ *      records, counters final.  No sleep stands in;
  *   3. st_rec_stop() sets `stop` (release); each consumer sees it (acquire)
  *      after its current poll, drains its ring with ring_buffer__consume()
  *      and closes its writer;
@@ -22,9 +23,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "child.h"
 #include "runner.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -44,11 +42,15 @@
 #define ST_REC_POLL_MS 25
 #define TRACEFS_MAGIC_ 0x74726163
 
-static volatile sig_atomic_t got_signal;
+/* ------------------------------------------------------------ set-up */
 
-static void on_signal(int sig)
+void st_rec_say(const struct st_rec *r, const char *fmt, ...)
 {
-	got_signal = sig;
+	va_list ap;
+	fprintf(stderr, "%s %s: ", r->prog, r->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 }
 
 static bool verbose_log;
@@ -66,36 +68,57 @@ void st_rec_libbpf_log(bool verbose)
 	libbpf_set_print(libbpf_print);
 }
 
-int st_rec_preflight(const char *name, bool need_tracefs)
+/* tracefs mounted, or mountable, or the debugfs copy there. */
+static bool have_tracefs(void)
+{
+	struct statfs sf;
+	if (statfs(TRACEFS, &sf) == 0 && sf.f_type == TRACEFS_MAGIC_)
+		return true;
+	return mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0 ||
+	       access("/sys/kernel/debug/tracing/events", F_OK) == 0;
+}
+
+static int preflight(const struct st_rec *r, bool need_tracefs)
 {
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
-		fprintf(stderr,
-			"%s %s: this kernel has no BTF (/sys/kernel/btf/vmlinux missing):\n"
-			"  CO-RE tracers need CONFIG_DEBUG_INFO_BTF=y\n",
-			st_prog, name);
-		return EX_SOFTWARE_;
+		st_rec_say(r, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing):\n"
+			      "  CO-RE tracers need CONFIG_DEBUG_INFO_BTF=y\n");
+		return ST_TRACE_SOFTWARE;
 	}
-	if (need_tracefs) {
-		struct statfs sf;
-		if (statfs(TRACEFS, &sf) != 0 || sf.f_type != TRACEFS_MAGIC_) {
-			if (mount("nodev", TRACEFS, "tracefs", 0, NULL) != 0 &&
-			    access("/sys/kernel/debug/tracing/events", F_OK) != 0) {
-				fprintf(stderr,
-					"%s %s: tracefs is not mounted and mounting it failed (%s);\n"
-					"  run: mount -t tracefs nodev " TRACEFS "\n",
-					st_prog, name, strerror(errno));
-				return EX_NOPERM_;
-			}
-		}
+	if (need_tracefs && !have_tracefs()) {
+		st_rec_say(r, "tracefs is not mounted and mounting it failed (%s);\n"
+			      "  run: mount -t tracefs nodev " TRACEFS "\n",
+			   strerror(errno));
+		return ST_TRACE_NOPERM;
 	}
 	return 0;
 }
 
-void st_rec_explain(const char *name, const char *what, int err)
+static void rec_reset(struct st_rec *r, const char *prog, const char *name)
+{
+	memset(r, 0, sizeof(*r));
+	r->prog = prog;
+	r->name = name;
+	r->go_fd = -1; /* st_rec_fini() is safe from here on */
+}
+
+int st_rec_open(struct st_rec *r, const char *name, const struct st_trace_target *t,
+		bool need_tracefs)
+{
+	rec_reset(r, t->prog, name);
+	r->t = t;
+	int rc = preflight(r, need_tracefs);
+	if (rc)
+		return rc;
+	st_rec_libbpf_log(t->verbose);
+	return 0;
+}
+
+void st_rec_explain(const struct st_rec *r, const char *what, int err)
 {
 	if (err < 0)
 		err = -err;
-	fprintf(stderr, "%s %s: %s failed: %s\n", st_prog, name, what, strerror(err));
+	st_rec_say(r, "%s failed: %s\n", what, strerror(err));
 	if ((err == EPERM || err == EACCES) && geteuid() == 0 && !strstr(what, "perf"))
 		fprintf(stderr, "  the kernel rejected a program (verifier): run with -v for its log\n");
 	else if (err == EPERM || err == EACCES)
@@ -108,12 +131,9 @@ void st_rec_explain(const char *name, const char *what, int err)
 		fprintf(stderr, "  a tracepoint or kernel type is missing: is tracefs mounted and the kernel built with BTF?\n");
 }
 
-int st_rec_init(struct st_rec *r, const char *name, struct st_engine *e)
+/* The per-CPU tables. */
+static int rec_alloc(struct st_rec *r)
 {
-	memset(r, 0, sizeof(*r));
-	r->name = name;
-	r->e = e;
-	r->go_fd = -1;
 	int n = libbpf_num_possible_cpus();
 	if (n <= 0)
 		return n ? n : -EINVAL;
@@ -131,53 +151,44 @@ int st_rec_init(struct st_rec *r, const char *name, struct st_engine *e)
 	return 0;
 }
 
-int st_rec_begin(struct st_rec *r, const char *name, const struct st_options *so, char **cmd,
-		 struct st_engine **e)
+int st_rec_init(struct st_rec *r, const char *prog, const char *name)
 {
-	memset(r, 0, sizeof(*r));
-	r->go_fd = -1; /* st_rec_fini() is safe from here on */
-	*e = st_engine_create(so);
-	int err = *e ? st_rec_init(r, name, *e) : -errno;
+	rec_reset(r, prog, name);
+	return rec_alloc(r);
+}
+
+int st_rec_begin(struct st_rec *r, const struct st_options *so)
+{
+	r->e = st_engine_create(so);
+	int err = r->e ? rec_alloc(r) : -errno;
 	if (err) {
-		fprintf(stderr, "%s %s: cannot set up: %s\n", st_prog, name, strerror(-err));
-		return EX_SOFTWARE_;
+		st_rec_say(r, "cannot set up: %s\n", strerror(-err));
+		return ST_TRACE_SOFTWARE;
 	}
+	char **cmd = r->t->cmd;
 	if (cmd && (err = st_rec_spawn(r, cmd))) {
-		fprintf(stderr, "%s %s: cannot start %s: %s\n", st_prog, name, cmd[0], strerror(-err));
-		return EX_SOFTWARE_;
+		st_rec_say(r, "cannot start %s: %s\n", cmd[0], strerror(-err));
+		return ST_TRACE_SOFTWARE;
 	}
 	return 0;
 }
 
-int st_rec_spawn(struct st_rec *r, char **argv)
+/* ------------------------------------------------------------ load */
+
+void st_rec_configure(struct st_rec *r, const struct st_rec_skel *k, size_t ring_bytes)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int err = errno;
-		close(p[0]);
-		close(p[1]);
-		return -err;
-	}
-	if (pid == 0) {
-		char c;
-		close(p[1]);
-		/* Wait until the tracer is attached; EOF means it gave up.  p[0]
-		 * is close-on-exec: no close() here, which would be traced (with
-		 * an fd the tracer never saw opened). */
-		if (read(p[0], &c, 1) != 1)
-			_exit(127);
-		execvp(argv[0], argv);
-		fprintf(stderr, "%s: cannot run %s: %s\n", st_prog, argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(p[0]);
-	r->child = pid;
-	r->go_fd = p[1];
-	return 0;
+	bool follow = r->t->pid || r->t->cmd;
+	r->ring_bytes = ring_bytes;
+	*k->self_tgid = (__u32)getpid();
+	*k->wakeup_bytes = ring_bytes / 8;
+	*k->filter_tgids = follow;
+	bpf_program__set_autoload(k->on_fork, follow);
+}
+
+int st_rec_open_failed(const struct st_rec *r, int err)
+{
+	st_rec_explain(r, "opening the BPF object", err);
+	return ST_TRACE_SOFTWARE;
 }
 
 int st_rec_rings_prepare(struct st_rec *r, struct bpf_map *outer, size_t bytes)
@@ -205,12 +216,36 @@ int st_rec_rings_install(struct st_rec *r, struct bpf_map *outer)
 	return 0;
 }
 
-int st_rec_follow(struct bpf_map *tgids, pid_t pid)
+/* Follow tgid pid (0: nothing to do). */
+static int follow(struct bpf_map *tgids, pid_t pid)
 {
 	__u32 k = (__u32)pid;
 	__u8 one = 1;
+	if (!pid)
+		return 0;
 	return bpf_map_update_elem(bpf_map__fd(tgids), &k, &one, BPF_ANY) ? -errno : 0;
 }
+
+int st_rec_load(struct st_rec *r, const struct st_rec_skel *k)
+{
+	int err;
+	if ((err = st_rec_rings_prepare(r, k->rings, r->ring_bytes))) {
+		st_rec_explain(r, "creating ring buffers", err);
+		return ST_TRACE_NOPERM;
+	}
+	if ((err = bpf_object__load_skeleton(k->s))) {
+		st_rec_explain(r, "loading the BPF programs", err);
+		return ST_TRACE_NOPERM;
+	}
+	if ((err = st_rec_rings_install(r, k->rings)) || (err = follow(k->tgids, r->t->pid)) ||
+	    (err = follow(k->tgids, r->child))) {
+		st_rec_explain(r, "filling the maps", err);
+		return ST_TRACE_SOFTWARE;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ consumers */
 
 static int on_record(void *ctx, void *data, size_t size)
 {
@@ -244,7 +279,7 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
-int st_rec_start(struct st_rec *r, st_rec_handler h)
+static int start_consumers(struct st_rec *r, st_rec_handler h)
 {
 	r->handler = h;
 	for (unsigned i = 0; i < r->ncpu; i++) {
@@ -268,6 +303,24 @@ int st_rec_start(struct st_rec *r, st_rec_handler h)
 	return err;
 }
 
+int st_rec_start(struct st_rec *r, st_rec_handler h)
+{
+	int err = start_consumers(r, h);
+	if (err) {
+		st_rec_explain(r, "starting consumer threads", err);
+		return ST_TRACE_SOFTWARE;
+	}
+	return 0;
+}
+
+void st_rec_stop(struct st_rec *r)
+{
+	atomic_store_explicit(&r->stop, true, memory_order_release);
+	for (unsigned i = 0; i < r->started; i++)
+		pthread_join(r->thr[i], NULL);
+	r->started = 0;
+}
+
 double st_rec_now(void)
 {
 	struct timespec ts;
@@ -275,112 +328,14 @@ double st_rec_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static volatile sig_atomic_t got_child;
+/* ------------------------------------------------------------ the end */
 
-static void on_child(int sig)
-{
-	(void)sig;
-	got_child = 1;
-}
-
-/* Reap the command if it has ended; true when it has. */
-static bool reap(struct st_rec *r)
-{
-	if (r->child_exited)
-		return true;
-	if (waitpid(r->child, &r->child_status, WNOHANG) == r->child)
-		r->child_exited = true;
-	return r->child_exited;
-}
-
-/*
- * SIGINT, SIGTERM and SIGCHLD stay blocked except inside ppoll(), which
- * unblocks them atomically: a signal that arrives between a check and the
- * wait is delivered by the ppoll() and ends it with EINTR, never lost.  So
- * the loop sleeps until a signal, the command's end or the -d deadline, and
- * polls nothing.
- */
-void st_rec_wait(struct st_rec *r, double duration)
-{
-	struct sigaction sa = { .sa_handler = on_signal }, sc = { .sa_handler = on_child },
-			 old_chld;
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&sc.sa_mask);
-	sc.sa_flags = SA_NOCLDSTOP;
-	sigset_t block, waitmask;
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &block, &waitmask);
-	sigdelset(&waitmask, SIGINT);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGCHLD);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGCHLD, &sc, &old_chld);
-	if (r->go_fd >= 0) {
-		ssize_t w = write(r->go_fd, "g", 1);
-		(void)w;
-		close(r->go_fd);
-		r->go_fd = -1;
-	}
-	/* Attached and consuming, with the handlers in place: say so, so that
-	 * scripts (and tests) can start their workload without guessing. */
-	fprintf(stderr, "%s %s: tracing; SIGINT/SIGTERM end the run\n", st_prog, r->name);
-	fflush(stderr);
-	double end = duration > 0 ? st_rec_now() + duration : 0;
-	while (!got_signal && !(r->child && reap(r))) {
-		struct timespec ts, *tp = NULL;
-		if (end) {
-			double left = end - st_rec_now();
-			if (left <= 0)
-				break;
-			ts.tv_sec = (time_t)left;
-			ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-			tp = &ts;
-		}
-		got_child = 0;
-		ppoll(NULL, 0, tp, &waitmask);
-	}
-	if (r->child && !r->child_exited) {
-		/* Ended by -d or a signal: end the command too. */
-		r->child_ended = true;
-		kill(r->child, SIGTERM);
-		if (waitpid(r->child, &r->child_status, 0) == r->child)
-			r->child_exited = true;
-	}
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	sigaction(SIGCHLD, &old_chld, NULL);
-	sigprocmask(SIG_UNBLOCK, &block, NULL);
-}
-
-int st_rec_child_rc(const struct st_rec *r)
-{
-	if (!r->child || !r->child_exited || r->child_ended)
-		return 0;
-	if (WIFEXITED(r->child_status)) {
-		int st = WEXITSTATUS(r->child_status);
-		if (st)
-			fprintf(stderr, "%s %s: the command exited with status %d\n", st_prog, r->name, st);
-		return st;
-	}
-	if (WIFSIGNALED(r->child_status)) {
-		int sig = WTERMSIG(r->child_status);
-		fprintf(stderr, "%s %s: the command was killed by signal %d (%s)\n", st_prog, r->name, sig,
-			strsignal(sig));
-		return 128 + sig;
-	}
-	return 0;
-}
-
-void st_rec_quiesce(bool *stopped)
+void st_rec_quiesce(const struct st_rec_skel *k)
 {
 	/* A program that read st_stopped == false just before the store still
 	 * reserves, submits and counts: consistent, and waited for by the
 	 * link destruction that follows (see the top of this file). */
-	__atomic_store_n(stopped, true, __ATOMIC_SEQ_CST);
+	__atomic_store_n(k->stopped, true, __ATOMIC_SEQ_CST);
 }
 
 struct detach_job {
@@ -417,63 +372,92 @@ void st_rec_detach_parallel(struct bpf_object_skeleton *s)
 		pthread_join(t[i], NULL);
 }
 
-void st_rec_stop(struct st_rec *r)
-{
-	atomic_store_explicit(&r->stop, true, memory_order_release);
-	for (unsigned i = 0; i < r->started; i++)
-		pthread_join(r->thr[i], NULL);
-	r->started = 0;
-}
-
-uint64_t st_rec_report(struct st_rec *r, const struct st_bpf_cpu_stats *stats, bool verbose,
-		       const char *what)
+struct st_bpf_cpu_stats st_rec_stats_sum(const struct st_rec *r, const struct st_bpf_cpu_stats *stats)
 {
 	struct st_bpf_cpu_stats t = { 0 };
-	uint64_t records = 0, bad = 0, failed = 0, cpu_ns = 0, unresolved = 0;
 	for (unsigned i = 0; i < r->ncpu; i++) {
 		t.events += stats[i].events;
 		t.rb_drops += stats[i].rb_drops;
 		t.stack_fails += stats[i].stack_fails;
 		t.unpaired += stats[i].unpaired;
 		t.path_fails += stats[i].path_fails;
-		records += r->cons[i].records;
-		bad += r->cons[i].bad;
-		failed += r->cons[i].failed;
-		unresolved += r->cons[i].unresolved;
-		cpu_ns += r->cons[i].cpu_ns;
 	}
-	uint64_t dropped = t.rb_drops + bad + failed;
+	return t;
+}
+
+/* The consumers' counters, summed. */
+static struct st_rec_consumer consumers_sum(const struct st_rec *r)
+{
+	struct st_rec_consumer s = { 0 };
+	for (unsigned i = 0; i < r->ncpu; i++) {
+		s.records += r->cons[i].records;
+		s.bad += r->cons[i].bad;
+		s.failed += r->cons[i].failed;
+		s.unresolved += r->cons[i].unresolved;
+		s.cpu_ns += r->cons[i].cpu_ns;
+	}
+	return s;
+}
+
+typedef unsigned long long ull;
+
+/* The drop line (always when something was dropped, otherwise with
+ * verbose), the unresolved-path and stack lines (always when there were
+ * any), the consumers' cost (verbose). */
+static void report(const struct st_rec *r, const struct st_bpf_cpu_stats *stats, const char *what)
+{
+	struct st_bpf_cpu_stats t = st_rec_stats_sum(r, stats);
+	struct st_rec_consumer s = consumers_sum(r);
+	bool verbose = r->t && r->t->verbose;
+	uint64_t dropped = t.rb_drops + s.bad + s.failed;
 	if (dropped || verbose)
-		fprintf(stderr, "%s %s: dropped %llu of %llu %s (ring full %llu, undecodable %llu, ingest failed %llu)\n",
-			st_prog, r->name, (unsigned long long)dropped, (unsigned long long)t.events, what,
-			(unsigned long long)t.rb_drops, (unsigned long long)bad,
-			(unsigned long long)failed);
-	if (unresolved)
-		fprintf(stderr, "%s %s: %llu of %llu %s had an unresolved path (counted under "
-				"[unresolved fd N] / [unresolved path])\n",
-			st_prog, r->name, (unsigned long long)unresolved, (unsigned long long)t.events, what);
+		st_rec_say(r, "dropped %llu of %llu %s (ring full %llu, undecodable %llu, ingest failed %llu)\n",
+			   (ull)dropped, (ull)t.events, what, (ull)t.rb_drops, (ull)s.bad, (ull)s.failed);
+	if (s.unresolved)
+		st_rec_say(r, "%llu of %llu %s had an unresolved path (counted under "
+			      "[unresolved fd N] / [unresolved path])\n",
+			   (ull)s.unresolved, (ull)t.events, what);
 	if (t.stack_fails)
-		fprintf(stderr, "%s %s: %llu of %llu samples had a failed stack capture (kept, that part empty)\n",
-			st_prog, r->name, (unsigned long long)t.stack_fails, (unsigned long long)t.events);
-	if (verbose) {
-		if (t.unpaired || t.path_fails)
-			fprintf(stderr, "%s %s: %llu exits without their enter (not events), %llu unreadable filenames\n",
-				st_prog, r->name, (unsigned long long)t.unpaired, (unsigned long long)t.path_fails);
-		fprintf(stderr, "%s %s: %llu records consumed by %u threads using %.3f s CPU: %.3f us/record\n",
-			st_prog, r->name, (unsigned long long)records, r->ncpu, (double)cpu_ns / 1e9,
-			records ? (double)cpu_ns / 1e3 / (double)records : 0.0);
+		st_rec_say(r, "%llu of %llu samples had a failed stack capture (kept, that part empty)\n",
+			   (ull)t.stack_fails, (ull)t.events);
+	if (!verbose)
+		return;
+	if (t.unpaired || t.path_fails)
+		st_rec_say(r, "%llu exits without their enter (not events), %llu unreadable filenames\n",
+			   (ull)t.unpaired, (ull)t.path_fails);
+	st_rec_say(r, "%llu records consumed by %u threads using %.3f s CPU: %.3f us/record\n",
+		   (ull)s.records, r->ncpu, (double)s.cpu_ns / 1e9,
+		   s.records ? (double)s.cpu_ns / 1e3 / (double)s.records : 0.0);
+}
+
+/* Flush the engine and hand its snapshot to the sink. */
+static int output(struct st_rec *r, const struct st_trace_sink *sink, unsigned metric)
+{
+	if (!st_flush(r->e)) {
+		st_rec_say(r, "out of memory building the snapshot\n");
+		return ST_TRACE_SOFTWARE;
 	}
-	return dropped;
+	struct st_snap *s = st_snap_acquire(r->e);
+	int rc = sink->write(sink->ctx, s, metric);
+	st_snap_release(s);
+	return rc;
+}
+
+int st_rec_finish(struct st_rec *r, const struct st_rec_skel *k, const char *what,
+		  const struct st_trace_sink *sink, unsigned metric)
+{
+	st_rec_detach_parallel(k->s);
+	st_rec_stop(r);
+	report(r, k->stats, what);
+	int rc = output(r, sink, metric);
+	return rc ? rc : st_rec_child_rc(r);
 }
 
 void st_rec_fini(struct st_rec *r)
 {
 	if (r->started)
 		st_rec_stop(r);
-	if (r->go_fd >= 0)
-		close(r->go_fd); /* the child reads EOF and exits without exec */
-	if (r->child && !r->child_exited)
-		waitpid(r->child, &r->child_status, 0);
+	st_rec_child_fini(r);
 	for (unsigned i = 0; r->cons && i < r->ncpu; i++)
 		ring_buffer__free(r->cons[i].rb);
 	for (unsigned i = 0; r->ring_fds && i < r->ncpu; i++)
@@ -482,30 +466,11 @@ void st_rec_fini(struct st_rec *r)
 	free(r->ring_fds);
 	free(r->cons);
 	free(r->thr);
-	memset(r, 0, sizeof(*r));
-	r->go_fd = -1;
+	st_engine_destroy(r->e); /* after the consumers' writers are closed */
+	rec_reset(r, NULL, NULL);
 }
 
-int st_rec_output(struct st_rec *r, const struct st_rec_opts *o, unsigned metric)
+const char *st_trace_missing(void)
 {
-	if (!st_flush(r->e)) {
-		fprintf(stderr, "%s %s: out of memory building the snapshot\n", st_prog, r->name);
-		return EX_SOFTWARE_;
-	}
-	struct st_snap *s = st_snap_acquire(r->e);
-	struct st_export_opts eo;
-	st_export_opts_init(&eo);
-	eo.metric = metric;
-	int rc = st_cli_export(s, o->fmt, &eo, o->out);
-	st_snap_release(s);
-	return rc;
-}
-
-double st_rec_parse_seconds(const char *s)
-{
-	char *end;
-	double d = strtod(s, &end);
-	if (end == s || *end || !(d > 0) || d > 1e7)
-		return -1;
-	return d;
+	return NULL; /* built: bpf/stub.c is the other answer */
 }

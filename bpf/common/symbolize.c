@@ -268,24 +268,26 @@ static void elf_symbols(Elf *elf, struct bin *b, size_t *cap)
 	}
 }
 
-static struct bin *bin_load(const char *path, uint32_t pid)
+/* "[basename]", with ';' made ':' (a frame separator in folded output). */
+static char *module_name(const char *path)
 {
-	struct bin *b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->path = strdup(path);
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	size_t bl = strlen(base);
-	b->module = malloc(bl + 3);
-	if (b->module) {
-		b->module[0] = '[';
-		memcpy(b->module + 1, base, bl);
-		memcpy(b->module + 1 + bl, "]", 2);
-		for (char *p = b->module; *p; p++)
-			if (*p == ';')
-				*p = ':';
-	}
+	char *m = malloc(bl + 3);
+	if (!m)
+		return NULL;
+	m[0] = '[';
+	memcpy(m + 1, base, bl);
+	memcpy(m + 1 + bl, "]", 2);
+	for (char *p = m; *p; p++)
+		if (*p == ';')
+			*p = ':';
+	return m;
+}
+
+static int open_binary(const char *path, uint32_t pid)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		/* Another mount namespace (a container): go through its root. */
@@ -293,40 +295,64 @@ static struct bin *bin_load(const char *path, uint32_t pid)
 		snprintf(alt, sizeof(alt), "/proc/%u/root%s", pid, path);
 		fd = open(alt, O_RDONLY | O_CLOEXEC);
 	}
+	return fd;
+}
+
+/* The PT_LOAD segments, for file offset -> address. */
+static void load_segments(Elf *elf, struct bin *b)
+{
+	size_t nph = 0;
+	if (elf_getphdrnum(elf, &nph) != 0 || !nph)
+		return;
+	b->ld = calloc(nph, sizeof(*b->ld));
+	for (size_t i = 0; b->ld && i < nph; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
+			b->ld[b->nld++] = (struct load){ ph.p_vaddr, ph.p_offset, ph.p_filesz };
+	}
+}
+
+/* The symbols of elf, or of its detached debug file when elf is stripped
+ * (Debian's -dbg packages), sorted. */
+static void load_symbols(Elf *elf, struct bin *b)
+{
+	size_t cap = 0;
+	char id[128];
+	int dfd = -1;
+	Elf *dbg = NULL;
+	if (!elf_has_symtab(elf) && elf_build_id(elf, id, sizeof(id))) {
+		char fn[PATH_MAX];
+		snprintf(fn, sizeof(fn), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+		dfd = open(fn, O_RDONLY | O_CLOEXEC);
+		if (dfd >= 0)
+			dbg = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
+	}
+	if (dbg && elf_kind(dbg) == ELF_K_ELF && elf_has_symtab(dbg))
+		elf_symbols(dbg, b, &cap);
+	else
+		elf_symbols(elf, b, &cap);
+	if (dbg)
+		elf_end(dbg);
+	if (dfd >= 0)
+		close(dfd);
+	if (b->n)
+		qsort(b->s, b->n, sizeof(*b->s), sym_cmp);
+}
+
+static struct bin *bin_load(const char *path, uint32_t pid)
+{
+	struct bin *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->path = strdup(path);
+	b->module = module_name(path);
+	int fd = open_binary(path, pid);
 	if (fd < 0)
 		return b;
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (elf && elf_kind(elf) == ELF_K_ELF) {
-		size_t nph = 0, cap = 0;
-		if (elf_getphdrnum(elf, &nph) == 0 && nph) {
-			b->ld = calloc(nph, sizeof(*b->ld));
-			for (size_t i = 0; b->ld && i < nph; i++) {
-				GElf_Phdr ph;
-				if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD)
-					b->ld[b->nld++] = (struct load){ ph.p_vaddr, ph.p_offset, ph.p_filesz };
-			}
-		}
-		char id[128];
-		int dfd = -1;
-		Elf *dbg = NULL;
-		if (!elf_has_symtab(elf) && elf_build_id(elf, id, sizeof(id))) {
-			/* Stripped: the detached debug file (Debian's -dbg packages). */
-			char fn[PATH_MAX];
-			snprintf(fn, sizeof(fn), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
-			dfd = open(fn, O_RDONLY | O_CLOEXEC);
-			if (dfd >= 0)
-				dbg = elf_begin(dfd, ELF_C_READ_MMAP, NULL);
-		}
-		if (dbg && elf_kind(dbg) == ELF_K_ELF && elf_has_symtab(dbg))
-			elf_symbols(dbg, b, &cap);
-		else
-			elf_symbols(elf, b, &cap);
-		if (dbg)
-			elf_end(dbg);
-		if (dfd >= 0)
-			close(dfd);
-		if (b->n)
-			qsort(b->s, b->n, sizeof(*b->s), sym_cmp);
+		load_segments(elf, b);
+		load_symbols(elf, b);
 	}
 	if (elf)
 		elf_end(elf);

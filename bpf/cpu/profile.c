@@ -9,8 +9,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "common/decode.h"
 #include "common/runner.h"
 #include "common/symbolize.h"
@@ -119,205 +116,121 @@ static int open_perf_events(struct profile_bpf *skel, unsigned hz, struct bpf_li
 	return opened ? 0 : -ENODEV;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: shardtrie record cpu [-F HZ] [-p PID | -a] [-d SECONDS]\n"
-		"                            [--kernel-only | --user-only] [-t FORMAT] [-o FILE]\n"
-		"                            [-v] [-- COMMAND ARGS...]\n"
-		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
-		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
-		"children until it exits; -p: that process (and children it forks);\n"
-		"-a (the default): everything but this tool.  -d ends the run after\n"
-		"SECONDS; SIGINT/SIGTERM end it too, and the output is still written.\n"
-		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
-		"Frames: comm;user...;kernel_[k].  -t folded|json (default folded),\n"
-		"-o FILE written atomically (default stdout).\n");
-}
-
-int st_record_cpu(int argc, char **argv);
-int st_record_cpu(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "freq", required_argument, 0, 'F' },
-		{ "pid", required_argument, 0, 'p' },
-		{ "all", no_argument, 0, 'a' },
-		{ "duration", required_argument, 0, 'd' },
-		{ "kernel-only", no_argument, 0, 'K' },
-		{ "user-only", no_argument, 0, 'U' },
-		{ "to", required_argument, 0, 't' },
-		{ "output", required_argument, 0, 'o' },
-		{ "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	struct st_rec_opts o = { .fmt = ST_FMT_FOLDED };
-	long hz = 99;
-	bool konly = false, uonly = false;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+F:p:ad:t:o:vh", lo, NULL)) != -1) {
-		char *end;
-		switch (c) {
-		case 'F':
-			hz = strtol(optarg, &end, 10);
-			if (*end || hz < 1 || hz > 100000) {
-				fprintf(stderr, "%s record cpu: -F wants 1..100000 Hz, got '%s'\n", st_prog, optarg);
-				return EX_USAGE_;
-			}
-			break;
-		case 'p': {
-			long p = strtol(optarg, &end, 10);
-			if (*end || p < 1 || p > 0x3fffffff) {
-				fprintf(stderr, "%s record cpu: -p wants a process id, got '%s'\n", st_prog, optarg);
-				return EX_USAGE_;
-			}
-			o.pid = (pid_t)p;
-			break;
-		}
-		case 'a': o.all = true; break;
-		case 'd':
-			o.duration = st_rec_parse_seconds(optarg);
-			if (o.duration < 0) {
-				fprintf(stderr, "%s record cpu: -d wants a positive number of seconds, got '%s'\n",
-					st_prog, optarg);
-				return EX_USAGE_;
-			}
-			break;
-		case 'K': konly = true; break;
-		case 'U': uonly = true; break;
-		case 't':
-			o.fmt = st_cli_format(optarg);
-			if (o.fmt < 0)
-				return EX_USAGE_;
-			break;
-		case 'o': o.out = optarg; break;
-		case 'v': o.verbose = true; break;
-		case 'h': usage(stdout); return EX_OK_;
-		default: usage(stderr); return EX_USAGE_;
-		}
-	}
-	if (optind < argc)
-		o.cmd = argv + optind;
-	if ((o.pid != 0) + o.all + (o.cmd != NULL) > 1 || (konly && uonly)) {
-		fprintf(stderr, "%s record cpu: -p, -a and COMMAND exclude each other, and so do "
-				"--kernel-only and --user-only\n", st_prog);
-		usage(stderr);
-		return EX_USAGE_;
-	}
-	if (o.pid && kill(o.pid, 0) != 0 && errno == ESRCH) {
-		fprintf(stderr, "%s record cpu: no process %d\n", st_prog, (int)o.pid);
-		return EX_NOINPUT_;
-	}
-	int rc = st_rec_preflight("record cpu", false);
-	if (rc)
-		return rc;
-	st_rec_libbpf_log(o.verbose);
-
+/* One run: the runner, the skeleton, one perf event (link) per CPU. */
+struct cpu_run {
 	struct st_rec rec;
-	struct profile_bpf *skel = NULL;
-	struct bpf_link **links = NULL;
-	int *pfds = NULL;
-	struct st_engine *e = NULL;
-	int err;
+	struct profile_bpf *skel;
+	struct st_rec_skel k;
+	struct bpf_link **links;
+	int *pfds;
+};
 
+/* Kernel symbols, shared read-only by the consumers. */
+static void ksyms_open(const struct st_rec *r)
+{
 	ksyms = st_ksyms_load();
 	if (!ksyms)
-		fprintf(stderr, "%s record cpu: cannot read kernel symbols from /proc/kallsyms (%s); kernel frames will be [unknown]_[k]\n",
-			st_prog, strerror(errno));
+		st_rec_say(r, "cannot read kernel symbols from /proc/kallsyms (%s); kernel frames will be [unknown]_[k]\n",
+			   strerror(errno));
+}
 
+static int cpu_begin(struct cpu_run *run)
+{
 	struct st_options so;
 	st_options_init(&so);
 	so.merge_interval_ms = 0; /* one flush at the end */
 	so.metrics[0].name = "samples";
 	so.metrics[0].unit = "samples";
-	if ((rc = st_rec_begin(&rec, "record cpu", &so, o.cmd, &e)))
-		goto cleanup;
-	rec.tool_init = cpu_tool_init;
-	rec.tool_fini = cpu_tool_fini;
+	int rc = st_rec_begin(&run->rec, &so);
+	run->rec.tool_init = cpu_tool_init;
+	run->rec.tool_fini = cpu_tool_fini;
+	return rc;
+}
 
-	skel = profile_bpf__open();
-	if (!skel) {
-		st_rec_explain("record cpu", "opening the BPF object", errno);
-		rc = EX_SOFTWARE_;
-		goto cleanup;
+/* Open, configure and load the skeleton; the fork tracepoint when following. */
+static int cpu_load(struct cpu_run *run, const struct st_trace_cpu_cfg *cfg)
+{
+	struct st_rec *r = &run->rec;
+	int rc = ST_REC_OPEN(r, &run->skel, &run->k, profile_bpf__open, RING_BYTES), err;
+	if (rc)
+		return rc;
+	run->skel->rodata->kernel_stacks = cfg->kernel_stacks;
+	run->skel->rodata->user_stacks = cfg->user_stacks;
+	if ((rc = st_rec_load(r, &run->k)))
+		return rc;
+	if ((cfg->t.pid || cfg->t.cmd) && (err = profile_bpf__attach(run->skel))) {
+		st_rec_explain(r, "attaching the fork tracepoint", err);
+		return ST_TRACE_SOFTWARE;
 	}
-	skel->rodata->st_self_tgid = (__u32)getpid();
-	skel->rodata->st_wakeup_bytes = RING_BYTES / 8;
-	skel->rodata->st_filter_tgids = o.pid || o.cmd;
-	skel->rodata->kernel_stacks = !uonly;
-	skel->rodata->user_stacks = !konly;
-	bpf_program__set_autoload(skel->progs.st_on_fork, o.pid || o.cmd);
-	if ((err = st_rec_rings_prepare(&rec, skel->maps.st_rings, RING_BYTES))) {
-		st_rec_explain("record cpu", "creating ring buffers", err);
-		rc = EX_NOPERM_;
-		goto cleanup;
+	return 0;
+}
+
+/* The consumers, then a perf event on every CPU. */
+static int cpu_attach(struct cpu_run *run, const struct st_trace_cpu_cfg *cfg)
+{
+	struct st_rec *r = &run->rec;
+	run->links = calloc(r->ncpu, sizeof(*run->links));
+	run->pfds = malloc(r->ncpu * sizeof(*run->pfds));
+	if (!run->links || !run->pfds)
+		return ST_TRACE_SOFTWARE;
+	for (unsigned i = 0; i < r->ncpu; i++)
+		run->pfds[i] = -1;
+	int rc = st_rec_start(r, on_sample);
+	if (rc)
+		return rc;
+	int err = open_perf_events(run->skel, cfg->hz, run->links, run->pfds, r->ncpu);
+	if (err) {
+		st_rec_explain(r, "opening cpu-clock perf events", err);
+		return ST_TRACE_NOPERM;
 	}
-	if ((err = profile_bpf__load(skel))) {
-		st_rec_explain("record cpu", "loading the BPF programs", err);
-		rc = EX_NOPERM_;
-		goto cleanup;
+	return 0;
+}
+
+static void destroy_perf_links(struct cpu_run *run)
+{
+	for (unsigned i = 0; run->links && i < run->rec.ncpu; i++) {
+		bpf_link__destroy(run->links[i]);
+		run->links[i] = NULL;
 	}
-	if ((err = st_rec_rings_install(&rec, skel->maps.st_rings)) ||
-	    (o.pid && (err = st_rec_follow(skel->maps.st_tgids, o.pid))) ||
-	    (rec.child && (err = st_rec_follow(skel->maps.st_tgids, rec.child)))) {
-		st_rec_explain("record cpu", "filling the maps", err);
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
-	if ((o.pid || o.cmd) && (err = profile_bpf__attach(skel))) {
-		st_rec_explain("record cpu", "attaching the fork tracepoint", err);
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
-	links = calloc(rec.ncpu, sizeof(*links));
-	pfds = malloc(rec.ncpu * sizeof(*pfds));
-	if (!links || !pfds) {
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
-	for (unsigned i = 0; i < rec.ncpu; i++)
-		pfds[i] = -1;
-	if ((err = st_rec_start(&rec, on_sample))) {
-		st_rec_explain("record cpu", "starting consumer threads", err);
-		rc = EX_SOFTWARE_;
-		goto cleanup;
-	}
-	if ((err = open_perf_events(skel, (unsigned)hz, links, pfds, rec.ncpu))) {
-		st_rec_explain("record cpu", "opening cpu-clock perf events", err);
-		rc = EX_NOPERM_;
-		goto cleanup;
-	}
-	st_rec_wait(&rec, o.duration);
+}
+
+static int cpu_trace(struct cpu_run *run, const struct st_trace_cpu_cfg *cfg,
+		     const struct st_trace_sink *sink)
+{
+	st_rec_wait(&run->rec, cfg->t.duration);
 	/* End of the stream (runner.c): stop emitting, destroy every link
 	 * (PERF_EVENT_IOC_DISABLE + close remove each event on its CPU
 	 * synchronously: no do_sample() runs after), then drain. */
-	st_rec_quiesce(&skel->bss->st_stopped);
-	for (unsigned i = 0; i < rec.ncpu; i++) {
-		bpf_link__destroy(links[i]);
-		links[i] = NULL;
-	}
-	st_rec_detach_parallel(skel->skeleton); /* the fork tracepoint */
-	st_rec_stop(&rec);
-	st_rec_report(&rec, skel->bss->st_stats, o.verbose, "samples");
-	rc = st_rec_output(&rec, &o, 0);
-	if (!rc)
-		rc = st_rec_child_rc(&rec);
+	st_rec_quiesce(&run->k);
+	destroy_perf_links(run);
+	return st_rec_finish(&run->rec, &run->k, "samples", sink, 0); /* the fork tracepoint too */
+}
 
-cleanup:
-	for (unsigned i = 0; links && i < rec.ncpu; i++)
-		bpf_link__destroy(links[i]);
-	for (unsigned i = 0; pfds && i < rec.ncpu; i++)
-		if (pfds[i] >= 0)
-			close(pfds[i]);
-	st_rec_fini(&rec); /* joins consumers before the engine goes */
-	free(links);
-	free(pfds);
-	if (skel)
-		st_rec_detach_parallel(skel->skeleton);
-	profile_bpf__destroy(skel);
-	st_engine_destroy(e);
+static void cpu_cleanup(struct cpu_run *run)
+{
+	destroy_perf_links(run);
+	for (unsigned i = 0; run->pfds && i < run->rec.ncpu; i++)
+		if (run->pfds[i] >= 0)
+			close(run->pfds[i]);
+	st_rec_fini(&run->rec); /* joins consumers before the engine goes */
+	free(run->links);
+	free(run->pfds);
+	if (run->skel)
+		st_rec_detach_parallel(run->skel->skeleton);
+	profile_bpf__destroy(run->skel);
 	st_ksyms_free(ksyms);
 	ksyms = NULL;
+}
+
+int st_trace_cpu(const struct st_trace_cpu_cfg *cfg, const struct st_trace_sink *sink)
+{
+	struct cpu_run run = { 0 };
+	int rc = st_rec_open(&run.rec, "record cpu", &cfg->t, false);
+	if (rc)
+		return rc;
+	ksyms_open(&run.rec);
+	if (!(rc = cpu_begin(&run)) && !(rc = cpu_load(&run, cfg)) && !(rc = cpu_attach(&run, cfg)))
+		rc = cpu_trace(&run, cfg, sink);
+	cpu_cleanup(&run);
 	return rc;
 }

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tracer.h - the API of the BPF tracers, for whoever drives them (the CLI's
+ * `record cpu|io`, cli/record.c).  Nothing here knows about option parsing
+ * or output files: a tracer takes a config struct and a sink, runs, hands
+ * the sink the run's merged stacks and returns a status.
+ *
+ *   cli/record.c --config, sink--> st_trace_cpu() / st_trace_io()   (bpf/)
+ *                <--sink.write(snapshot)-- at the end of the run
+ *                <--status-------------------
+ *
+ * Contracts, for every st_trace_*() entry point:
+ *   - The config has been validated by the caller (ranges, -p names an
+ *     existing process, pid and cmd not both set, io fields parsed).
+ *   - Messages go to stderr, prefixed "<prog> <what>: " (what = "record cpu"
+ *     / "record io"); progress and the end-of-run report as documented in
+ *     docs/bpf.md.  Nothing is written to stdout except by the sink.
+ *   - The sink's write() is called at most once, on the calling thread,
+ *     after the tracing has ended and the drop report is printed; it writes
+ *     the snapshot (valid only during the call) and returns 0 or an exit
+ *     code.  A non-zero return becomes the tracer's status.
+ *   - The status is a process exit code: ST_TRACE_OK, one of the sysexits
+ *     values below, or (when the run succeeded and a command was traced) the
+ *     command's own status, as strace passes it on: its exit status (127
+ *     when it could not be run), 128 + N when signal N killed it, 0 when the
+ *     tracer ended it (duration, SIGINT, SIGTERM).
+ *   - SIGINT and SIGTERM end a run (handlers are installed while tracing and
+ *     restored after); the output is still written.
+ */
+#ifndef ST_BPF_TRACER_H
+#define ST_BPF_TRACER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/decode.h" /* io fields and metrics: st_io_fields_parse(), ST_IOM_* */
+#include "shardtrie.h"
+
+/* Exit statuses (sysexits.h values). */
+enum st_trace_status {
+	ST_TRACE_OK = 0,
+	ST_TRACE_SOFTWARE = 70, /* set-up failed, out of memory, BPF object unusable, no BTF */
+	ST_TRACE_NOPERM = 77,   /* loading, attaching or tracefs refused (privileges, verifier) */
+};
+
+/* Where the run's stacks go. */
+struct st_trace_sink {
+	/* s: the run's merged stacks; metric: the index of the metric to write. */
+	int (*write)(void *ctx, const struct st_snap *s, unsigned metric);
+	void *ctx;
+};
+
+/* What every tracer traces, and how it talks. */
+struct st_trace_target {
+	const char *prog; /* message prefix, e.g. "shardtrie" */
+	double duration;  /* seconds; 0 = until cmd ends, SIGINT or SIGTERM */
+	pid_t pid;        /* > 0: that process and the children it forks */
+	char **cmd;       /* NULL-terminated argv to run and trace (with its
+			   * children), started once the tracer is attached; or NULL */
+	bool verbose;     /* libbpf info messages and the full report */
+};
+
+/* `record cpu`: on-CPU stacks sampled by perf events on every CPU. */
+struct st_trace_cpu_cfg {
+	struct st_trace_target t; /* neither pid nor cmd: every process but this one */
+	unsigned hz;              /* sampling frequency, 1..100000 */
+	bool kernel_stacks;       /* capture the kernel part of each stack */
+	bool user_stacks;         /* capture the user part */
+};
+int st_trace_cpu(const struct st_trace_cpu_cfg *cfg, const struct st_trace_sink *sink);
+
+/* `record io`: file I/O syscalls paired per thread; all ST_IOM_N metrics kept. */
+struct st_trace_io_cfg {
+	struct st_trace_target t;
+	const char *comm;                    /* only threads of this comm (< 16 chars), or NULL */
+	unsigned char fields[ST_IOF_COUNT_]; /* frames of an event (st_io_fields_parse()) */
+	unsigned nfields;
+	unsigned metric;                     /* ST_IOM_*: the metric the sink is asked to write */
+	double flood_rate;                   /* > 0: trace nothing, feed this many synthetic
+					      * calls/s for t.duration s (no pid, cmd or comm) */
+};
+int st_trace_io(const struct st_trace_io_cfg *cfg, const struct st_trace_sink *sink);
+
+/* `record io --selftest`: the pairing programs through BPF_PROG_TEST_RUN.
+ * Prints "io-selftest: N checks, M failed" on stdout; ST_TRACE_OK when none
+ * failed. */
+int st_trace_io_selftest(const char *prog);
+
+/* NULL when the tracers were built; otherwise what the build lacked
+ * ("clang bpftool ...": bpf/stub.c), and every st_trace_*() returns
+ * ST_TRACE_SOFTWARE without doing anything. */
+const char *st_trace_missing(void);
+
+#endif

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * record.c - `shardtrie record cpu|io`: the options (the target, the
+ * tracer's own, the output options every exporting subcommand shares), then
+ * the BPF tracer (bpf/tracer.h) with a sink that writes the output through
+ * st_cli_export().  The arrow runs one way: cli -> bpf.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bpf/tracer.h"
+#include "cli.h"
+
+_Static_assert(ST_TRACE_OK == EX_OK_ && ST_TRACE_SOFTWARE == EX_SOFTWARE_ &&
+		       ST_TRACE_NOPERM == EX_NOPERM_,
+	       "a tracer's status is the process exit code");
+
+/* Long options without a short one (below ST_OPT_EXPORT_FIRST). */
+enum record_opt {
+	OPT_KERNEL_ONLY = 256,
+	OPT_USER_ONLY,
+	OPT_COMM,
+	OPT_FIELDS,
+	OPT_METRIC,
+	OPT_SELFTEST,
+	OPT_FLOOD,
+};
+
+/* What the options of both subcommands fill. */
+struct record {
+	const char *name; /* "record cpu" / "record io" */
+	void (*usage)(FILE *f);
+	struct st_trace_target t;
+	const char *out; /* -o */
+	int fmt;         /* -t */
+	struct st_export_opts eo;
+	struct st_trace_sink sink; /* writes to -o as -t with eo */
+};
+
+/* An option handler's "taken, go on" (st_cli_getopt's); anything else is
+ * the exit code. */
+#define NEXT ST_CLI_GO_ON
+
+/* The options both take, in their getopt_long tables. */
+#define RECORD_LONGOPTS                                                  \
+	{ "pid", required_argument, 0, 'p' },                             \
+	{ "duration", required_argument, 0, 'd' },                        \
+	{ "to", required_argument, 0, 't' },                              \
+	{ "output", required_argument, 0, 'o' },                          \
+	{ "verbose", no_argument, 0, 'v' },                               \
+	{ "help", no_argument, 0, 'h' },                                  \
+	ST_CLI_EXPORT_LONGOPTS
+
+#define OUTPUT_USAGE                                                                \
+	"-t FORMAT: folded json flamebearer pprof speedscope d3 svg html (default\n" \
+	"folded); -o FILE written atomically (default stdout).\n"                  \
+	"output options (as convert's): --max-nodes N (flamebearer, -1 = all)\n"    \
+	"  --title T --width PX --minwidth PCT --inverted --reverse\n"              \
+	"  --colors PALETTE --sample-rate HZ --units U --name NAME\n"
+
+static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
+
+static void record_init(struct record *r, const char *name, void (*usage)(FILE *))
+{
+	memset(r, 0, sizeof(*r));
+	r->name = name;
+	r->usage = usage;
+	r->t.prog = st_prog;
+	r->fmt = ST_FMT_FOLDED;
+	st_export_opts_init(&r->eo);
+	r->sink = (struct st_trace_sink){ .write = write_output, .ctx = r };
+}
+
+/* "PROG record X: OPT wants WANT, got 'ARG'": a usage error. */
+static int bad_arg(const struct record *r, const char *opt, const char *want, const char *arg)
+{
+	fprintf(stderr, "%s %s: %s wants %s, got '%s'\n", st_prog, r->name, opt, want, arg);
+	return EX_USAGE_;
+}
+
+/* -d: seconds in (0, 1e7]. */
+static bool parse_seconds(const char *s, double *d)
+{
+	char *end;
+	*d = strtod(s, &end);
+	return end != s && !*end && *d > 0 && *d <= 1e7;
+}
+
+/* -p -d -t -o -v -h and the output options. */
+static int common_opt(struct record *r, int c, const char *arg)
+{
+	long long v;
+	switch (c) {
+	case 'p':
+		if (!st_cli_long_in(arg, 1, 0x3fffffff, &v))
+			return bad_arg(r, "-p", "a process id", arg);
+		r->t.pid = (pid_t)v;
+		return NEXT;
+	case 'd':
+		if (!parse_seconds(arg, &r->t.duration))
+			return bad_arg(r, "-d", "a positive number of seconds", arg);
+		return NEXT;
+	case 't':
+		r->fmt = st_cli_format(arg);
+		return r->fmt < 0 ? EX_USAGE_ : NEXT;
+	case 'o': r->out = arg; return NEXT;
+	case 'v': r->t.verbose = true; return NEXT;
+	case 'h': r->usage(stdout); return EX_OK_;
+	default: return st_cli_other_opt(c, arg, &r->eo, r->name, r->usage) ? EX_USAGE_ : NEXT;
+	}
+}
+
+/* A subcommand's options: the getopt_long tables, a handler for one option
+ * (opt: NEXT or an exit code) and the checks after them all (check: the
+ * same).  args starts with its struct record. */
+struct record_parser {
+	const char *shortopts;
+	const struct option *lo;
+	int (*opt)(int c, const char *arg, void *args);
+	int (*check)(void *args);
+};
+
+/* The options (the shared loop of cli.h), then COMMAND ARGS (if any), then
+ * the checks: NEXT or an exit code. */
+static int parse(const struct record_parser *p, struct record *r, int argc, char **argv)
+{
+	int rc = st_cli_getopt(argc, argv, p->shortopts, p->lo, p->opt, r);
+	if (rc != NEXT)
+		return rc;
+	if (optind < argc)
+		r->t.cmd = argv + optind;
+	return p->check(r);
+}
+
+/* -p names a process that exists. */
+static int check_pid(const struct record *r)
+{
+	if (r->t.pid && kill(r->t.pid, 0) != 0 && errno == ESRCH) {
+		fprintf(stderr, "%s %s: no process %d\n", st_prog, r->name, (int)r->t.pid);
+		return EX_NOINPUT_;
+	}
+	return NEXT;
+}
+
+/* The sink: the run's snapshot as -t to -o, with the output options. */
+static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
+{
+	struct record *r = ctx;
+	r->eo.metric = metric;
+	return st_cli_export(s, r->fmt, &r->eo, r->out);
+}
+
+/* ------------------------------------------------------------ record cpu */
+
+static void cpu_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shardtrie record cpu [-F HZ] [-p PID | -a] [-d SECONDS]\n"
+		"                            [--kernel-only | --user-only] [-t FORMAT] [-o FILE]\n"
+		"                            [output options] [-v] [-- COMMAND ARGS...]\n"
+		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
+		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
+		"children until it exits; -p: that process (and children it forks);\n"
+		"-a (the default): everything but this tool.  -d ends the run after\n"
+		"SECONDS; SIGINT/SIGTERM end it too, and the output is still written.\n"
+		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
+		"Frames: comm;user...;kernel_[k].\n" OUTPUT_USAGE);
+}
+
+struct cpu_args {
+	struct record r; /* first: parse() hands &r to cpu_opt and cpu_check */
+	struct st_trace_cpu_cfg cfg;
+	bool all, kernel_only, user_only;
+};
+
+static int cpu_opt(int c, const char *arg, void *args)
+{
+	struct cpu_args *a = args;
+	long long v;
+	switch (c) {
+	case 'F':
+		if (!st_cli_long_in(arg, 1, 100000, &v))
+			return bad_arg(&a->r, "-F", "1..100000 Hz", arg);
+		a->cfg.hz = (unsigned)v;
+		return NEXT;
+	case 'a': a->all = true; return NEXT;
+	case OPT_KERNEL_ONLY: a->kernel_only = true; return NEXT;
+	case OPT_USER_ONLY: a->user_only = true; return NEXT;
+	default: return common_opt(&a->r, c, arg);
+	}
+}
+
+static int cpu_check(void *args)
+{
+	struct cpu_args *a = args;
+	const struct st_trace_target *t = &a->r.t;
+	if ((t->pid != 0) + a->all + (t->cmd != NULL) > 1 || (a->kernel_only && a->user_only)) {
+		fprintf(stderr, "%s record cpu: -p, -a and COMMAND exclude each other, and so do "
+				"--kernel-only and --user-only\n", st_prog);
+		cpu_usage(stderr);
+		return EX_USAGE_;
+	}
+	a->cfg.kernel_stacks = !a->user_only;
+	a->cfg.user_stacks = !a->kernel_only;
+	return check_pid(&a->r);
+}
+
+static int record_cpu(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "freq", required_argument, 0, 'F' },
+		{ "all", no_argument, 0, 'a' },
+		{ "kernel-only", no_argument, 0, OPT_KERNEL_ONLY },
+		{ "user-only", no_argument, 0, OPT_USER_ONLY },
+		RECORD_LONGOPTS,
+		{ 0, 0, 0, 0 },
+	};
+	static const struct record_parser p = { "+F:p:ad:t:o:vh", lo, cpu_opt, cpu_check };
+	struct cpu_args a = { .cfg = { .hz = 99 } };
+	record_init(&a.r, "record cpu", cpu_usage);
+	int rc = parse(&p, &a.r, argc, argv);
+	a.cfg.t = a.r.t;
+	return rc != NEXT ? rc : st_trace_cpu(&a.cfg, &a.r.sink);
+}
+
+/* ------------------------------------------------------------ record io */
+
+static void io_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
+		"                           [--metric count|duration|duration_to_prev|bytes]\n"
+		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [output options]\n"
+		"                           [-v] [-- COMMAND...]\n"
+		"       shardtrie record io --flood RATE [-d SECONDS] [-v] [-o FILE]\n"
+		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
+		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"
+		"enter and exit per thread in BPF and writes a flamegraph whose frames are\n"
+		"LIST (default comm,tracepoint,path; also pid, tid, flags; a path is one\n"
+		"frame per '/' component).  All four counters are kept; --metric picks\n"
+		"the one written (default count).  Without -p/COMMAND: every process\n"
+		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n"
+		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
+		"dup, dup2, dup3 and fcntl(F_DUPFD) are followed for fd paths (not\n"
+		"recorded); a path that cannot be found is counted under\n"
+		"[unresolved fd N] / [unresolved path] and reported at the end.\n"
+		"--flood RATE traces nothing: it drives the pairing programs, rings and\n"
+		"consumers with RATE synthetic calls/s (BPF_PROG_TEST_RUN, one feeder per\n"
+		"CPU) for -d seconds (default 5), to measure what the path carries.\n" OUTPUT_USAGE);
+}
+
+struct io_args {
+	struct record r; /* first: parse() hands &r to io_opt and io_check */
+	struct st_trace_io_cfg cfg;
+	const char *fields;
+};
+
+static int io_opt(int c, const char *arg, void *args)
+{
+	struct io_args *a = args;
+	int m;
+	switch (c) {
+	case OPT_COMM:
+		if (!*arg || strlen(arg) >= IO_COMM_LEN)
+			return bad_arg(&a->r, "--comm", "1..15 characters (the kernel's comm)", arg);
+		a->cfg.comm = arg;
+		return NEXT;
+	case OPT_FIELDS: a->fields = arg; return NEXT;
+	case OPT_METRIC:
+		if ((m = st_io_metric_from_name(arg)) < 0) {
+			fprintf(stderr, "%s record io: unknown --metric '%s' (known: count, duration, "
+					"duration_to_prev, bytes)\n", st_prog, arg);
+			return EX_USAGE_;
+		}
+		a->cfg.metric = (unsigned)m;
+		return NEXT;
+	case OPT_SELFTEST: return st_trace_io_selftest(st_prog);
+	case OPT_FLOOD:
+		if (!st_cli_double_in(arg, 1, 1e9, &a->cfg.flood_rate))
+			return bad_arg(&a->r, "--flood", "calls per second (1..1e9)", arg);
+		return NEXT;
+	default: return common_opt(&a->r, c, arg);
+	}
+}
+
+static int io_check(void *args)
+{
+	struct io_args *a = args;
+	struct st_trace_target *t = &a->r.t;
+	char msg[256];
+	if (st_io_fields_parse(a->fields, a->cfg.fields, &a->cfg.nfields, msg, sizeof(msg))) {
+		fprintf(stderr, "%s record io: --fields: %s\n", st_prog, msg);
+		return EX_USAGE_;
+	}
+	if (t->pid && t->cmd) {
+		fprintf(stderr, "%s record io: -p and COMMAND exclude each other\n", st_prog);
+		return EX_USAGE_;
+	}
+	if (a->cfg.flood_rate && (t->pid || t->cmd || a->cfg.comm)) {
+		fprintf(stderr, "%s record io: --flood traces nothing real: no -p, --comm or COMMAND\n", st_prog);
+		return EX_USAGE_;
+	}
+	if (a->cfg.flood_rate && !t->duration)
+		t->duration = 5;
+	return check_pid(&a->r);
+}
+
+static int record_io(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "comm", required_argument, 0, OPT_COMM },
+		{ "fields", required_argument, 0, OPT_FIELDS },
+		{ "metric", required_argument, 0, OPT_METRIC },
+		{ "selftest", no_argument, 0, OPT_SELFTEST },
+		{ "flood", required_argument, 0, OPT_FLOOD },
+		RECORD_LONGOPTS,
+		{ 0, 0, 0, 0 },
+	};
+	static const struct record_parser p = { "+p:d:t:o:vh", lo, io_opt, io_check };
+	struct io_args a = { .cfg = { .metric = ST_IOM_COUNT }, .fields = ST_IO_DEFAULT_FIELDS };
+	record_init(&a.r, "record io", io_usage);
+	int rc = parse(&p, &a.r, argc, argv);
+	a.cfg.t = a.r.t;
+	return rc != NEXT ? rc : st_trace_io(&a.cfg, &a.r.sink);
+}
+
+/* ------------------------------------------------------------ record */
+
+int cmd_record(int argc, char **argv)
+{
+	const char *missing = st_trace_missing();
+	if (missing) {
+		fprintf(stderr, "%s record: built without BPF support (missing at build time: %s);\n"
+				"  install them (make deps) on a kernel with BTF and rebuild\n",
+			st_prog, missing);
+		return EX_SOFTWARE_;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "cpu"))
+		return record_cpu(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "io"))
+		return record_io(argc - 1, argv + 1);
+	FILE *f = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? stdout : stderr;
+	fprintf(f, "usage: shardtrie record cpu|io [OPTIONS] [-- COMMAND ARGS...]\n"
+		   "  cpu   sample on-CPU stacks (perf events + BPF)\n"
+		   "  io    trace file I/O syscalls (syscall tracepoints + BPF)\n"
+		   "'shardtrie record cpu --help' for the options.\n");
+	return f == stdout ? EX_OK_ : EX_USAGE_;
+}

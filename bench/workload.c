@@ -64,43 +64,80 @@ static int b_init(struct builder *b, struct workload *w, size_t dicts, size_t st
 	return 0;
 }
 
+/* Open addressing: the slot holding the key that `same` recognises, or the
+ * empty slot where it would go; *found is the key's index + 1, 0 when new. */
+typedef int (*hset_same)(const struct builder *b, uint32_t idx, const void *key, size_t len);
+static size_t hset_find(const struct hset *h, uint64_t hash, hset_same same,
+			const struct builder *b, const void *key, size_t len, uint32_t *found)
+{
+	size_t j = hash & h->mask;
+	for (;;) {
+		uint32_t v = h->slot[j];
+		if (!v || same(b, v - 1, key, len)) {
+			*found = v;
+			return j;
+		}
+		j = (j + 1) & h->mask;
+	}
+}
+
+static void oom(void)
+{
+	fprintf(stderr, "bench: out of memory\n");
+	exit(2);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	if (!p)
+		oom();
+	return p;
+}
+
+/* Insert index + 1 at slot j of a set that must stay at most half full. */
+static void hset_put(struct hset *h, size_t j, size_t count, const char *what)
+{
+	h->slot[j] = (uint32_t)count;
+	if (count * 2 > h->mask) {
+		fprintf(stderr, "bench: %s set too small\n", what);
+		exit(2);
+	}
+}
+
+static int same_name(const struct builder *b, uint32_t i, const void *s, size_t len)
+{
+	return b->w->dict_len[i] == len && memcmp(b->w->dict[i], s, len) == 0;
+}
+
 /* Local id of string s (added when new). */
 static uint32_t b_dict(struct builder *b, const char *s, size_t len)
 {
 	struct workload *w = b->w;
-	size_t j = XXH3_64bits(s, len) & b->dset.mask;
-	for (;;) {
-		uint32_t v = b->dset.slot[j];
-		if (!v)
-			break;
-		if (w->dict_len[v - 1] == len && memcmp(w->dict[v - 1], s, len) == 0)
-			return v - 1;
-		j = (j + 1) & b->dset.mask;
-	}
+	uint32_t v;
+	size_t j = hset_find(&b->dset, XXH3_64bits(s, len), same_name, b, s, len, &v);
+	if (v)
+		return v - 1;
 	if (w->ndict == b->dict_cap) {
 		b->dict_cap = b->dict_cap ? b->dict_cap * 2 : 1024;
-		w->dict = realloc(w->dict, b->dict_cap * sizeof(*w->dict));
-		w->dict_len = realloc(w->dict_len, b->dict_cap * sizeof(*w->dict_len));
-		if (!w->dict || !w->dict_len) {
-			fprintf(stderr, "bench: out of memory\n");
-			exit(2);
-		}
+		w->dict = xrealloc(w->dict, b->dict_cap * sizeof(*w->dict));
+		w->dict_len = xrealloc(w->dict_len, b->dict_cap * sizeof(*w->dict_len));
 	}
 	char *c = malloc(len + 1);
-	if (!c) {
-		fprintf(stderr, "bench: out of memory\n");
-		exit(2);
-	}
+	if (!c)
+		oom();
 	memcpy(c, s, len);
 	c[len] = 0;
 	w->dict[w->ndict] = c;
 	w->dict_len[w->ndict] = len;
-	b->dset.slot[j] = (uint32_t)++w->ndict;
-	if (w->ndict * 2 > b->dset.mask) {
-		fprintf(stderr, "bench: dictionary set too small\n");
-		exit(2);
-	}
+	hset_put(&b->dset, j, ++w->ndict, "dictionary");
 	return (uint32_t)(w->ndict - 1);
+}
+
+static int same_stack(const struct builder *b, uint32_t i, const void *f, size_t depth)
+{
+	return b->st_depth[i] == depth &&
+	       memcmp(b->w->frames_store + b->st_off[i], f, depth * sizeof(uint32_t)) == 0;
 }
 
 /* Add a stack of local ids; returns its index (an earlier copy's when it
@@ -108,38 +145,25 @@ static uint32_t b_dict(struct builder *b, const char *s, size_t len)
 static size_t b_stack(struct builder *b, const uint32_t *f, uint32_t depth)
 {
 	struct workload *w = b->w;
-	size_t j = XXH3_64bits(f, depth * sizeof(*f)) & b->sset.mask;
-	for (;;) {
-		uint32_t v = b->sset.slot[j];
-		if (!v)
-			break;
-		if (b->st_depth[v - 1] == depth &&
-		    memcmp(w->frames_store + b->st_off[v - 1], f, depth * sizeof(*f)) == 0)
-			return v - 1;
-		j = (j + 1) & b->sset.mask;
-	}
+	uint32_t v;
+	size_t j = hset_find(&b->sset, XXH3_64bits(f, depth * sizeof(*f)), same_stack, b, f, depth,
+			     &v);
+	if (v)
+		return v - 1;
 	if (w->nstacks == b->st_cap) {
 		b->st_cap = b->st_cap ? b->st_cap * 2 : 1024;
-		b->st_off = realloc(b->st_off, b->st_cap * sizeof(*b->st_off));
-		b->st_depth = realloc(b->st_depth, b->st_cap * sizeof(*b->st_depth));
+		b->st_off = xrealloc(b->st_off, b->st_cap * sizeof(*b->st_off));
+		b->st_depth = xrealloc(b->st_depth, b->st_cap * sizeof(*b->st_depth));
 	}
 	while (w->nframes_store + depth > b->fs_cap) {
 		b->fs_cap = b->fs_cap ? b->fs_cap * 2 : 65536;
-		w->frames_store = realloc(w->frames_store, b->fs_cap * sizeof(*w->frames_store));
-	}
-	if (!b->st_off || !b->st_depth || !w->frames_store) {
-		fprintf(stderr, "bench: out of memory\n");
-		exit(2);
+		w->frames_store = xrealloc(w->frames_store, b->fs_cap * sizeof(*w->frames_store));
 	}
 	memcpy(w->frames_store + w->nframes_store, f, depth * sizeof(*f));
 	b->st_off[w->nstacks] = (uint32_t)w->nframes_store;
 	b->st_depth[w->nstacks] = depth;
 	w->nframes_store += depth;
-	b->sset.slot[j] = (uint32_t)++w->nstacks;
-	if (w->nstacks * 2 > b->sset.mask) {
-		fprintf(stderr, "bench: stack set too small\n");
-		exit(2);
-	}
+	hset_put(&b->sset, j, ++w->nstacks, "stack");
 	return w->nstacks - 1;
 }
 
@@ -189,6 +213,44 @@ static int zipf_cdf(struct workload *w, size_t n, double s, const double *weight
 	return 0;
 }
 
+/* Thread t's draws when every draw of a pass must be a new stack: a
+ * permutation of the stacks (repeated if samples exceed them). */
+static int draw_permutation(const struct workload *w, uint32_t *d, uint64_t *rs)
+{
+	uint32_t *perm = malloc(w->nstacks * sizeof(*perm));
+	if (!perm)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nstacks; i++)
+		perm[i] = (uint32_t)i;
+	for (size_t i = w->nstacks; i > 1; i--) {
+		size_t j = wl_rand(rs) % i;
+		uint32_t x = perm[i - 1];
+		perm[i - 1] = perm[j];
+		perm[j] = x;
+	}
+	for (size_t i = 0; i < w->samples; i++)
+		d[i] = perm[i % w->nstacks];
+	free(perm);
+	return 0;
+}
+
+/* Draws from the workload's cumulative distribution (binary search). */
+static void draw_cdf(const struct workload *w, uint32_t *d, uint64_t *rs)
+{
+	for (size_t i = 0; i < w->samples; i++) {
+		double u = (double)(wl_rand(rs) >> 11) * 0x1.0p-53;
+		size_t lo = 0, hi = w->nstacks - 1;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (w->cdf[mid] < u)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		d[i] = (uint32_t)lo;
+	}
+}
+
 const uint32_t *wl_draws(struct workload *w, unsigned t)
 {
 	if (t >= WL_MAX_THREADS)
@@ -200,37 +262,12 @@ const uint32_t *wl_draws(struct workload *w, unsigned t)
 		return NULL;
 	uint64_t rs = w->seed ^ (0x5851f42d4c957f2dULL * (t + 1));
 	if (w->draw_kind == WL_DRAW_PERMUTATION) {
-		/* Thread t: a permutation of the stacks (repeated if samples
-		 * exceed them), so every draw of a pass is a new stack. */
-		uint32_t *perm = malloc(w->nstacks * sizeof(*perm));
-		if (!perm) {
+		if (draw_permutation(w, d, &rs)) {
 			free(d);
 			return NULL;
 		}
-		for (size_t i = 0; i < w->nstacks; i++)
-			perm[i] = (uint32_t)i;
-		for (size_t i = w->nstacks; i > 1; i--) {
-			size_t j = wl_rand(&rs) % i;
-			uint32_t x = perm[i - 1];
-			perm[i - 1] = perm[j];
-			perm[j] = x;
-		}
-		for (size_t i = 0; i < w->samples; i++)
-			d[i] = perm[i % w->nstacks];
-		free(perm);
 	} else {
-		for (size_t i = 0; i < w->samples; i++) {
-			double u = (double)(wl_rand(&rs) >> 11) * 0x1.0p-53;
-			size_t lo = 0, hi = w->nstacks - 1;
-			while (lo < hi) {
-				size_t mid = (lo + hi) / 2;
-				if (w->cdf[mid] < u)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			d[i] = (uint32_t)lo;
-		}
+		draw_cdf(w, d, &rs);
 	}
 	w->draws[t] = d;
 	return d;
@@ -345,28 +382,64 @@ int wl_cold(struct workload *w, size_t samples, uint64_t seed)
 
 /* ------------------------------------------------------------ strings */
 
+static const char *const comms[] = { "nginx", "postgres", "java", "python3", "node", "sshd",
+				     "systemd", "cc1", "ld", "make", "bash", "rsyslogd",
+				     "containerd", "dockerd", "redis-server", "mysqld" };
+static const char *const tps[] = { "sys_enter_openat", "sys_enter_read", "sys_enter_write",
+				   "sys_enter_close", "sys_enter_newfstatat", "sys_enter_statx",
+				   "sys_enter_getdents64", "sys_enter_unlinkat",
+				   "sys_enter_renameat2", "sys_enter_mmap", "sys_enter_pread64",
+				   "sys_enter_fsync" };
+static const char *const tops[] = { "usr", "var", "home", "etc", "opt", "srv", "tmp", "proc" };
+static const char *const dirs[] = { "lib", "share", "bin", "include", "log", "cache", "src",
+				    "x86_64-linux-gnu", "python3.11", "site-packages",
+				    "node_modules", "data", "conf.d", "www", "pgsql", "16",
+				    "main", "base", "pg_wal", "journal", "locale", "doc",
+				    "man", "fonts", "systemd", "system", "db", "run", "git",
+				    "objects", "refs", "build" };
+static const char *const exts[] = { ".so", ".py", ".js", ".conf", ".log", ".json", ".h", ".c",
+				    "", ".db", ".idx", ".pyc" };
+enum { NC = sizeof(comms) / sizeof(comms[0]), NT = sizeof(tps) / sizeof(tps[0]),
+       NTOP = sizeof(tops) / sizeof(tops[0]), ND = sizeof(dirs) / sizeof(dirs[0]),
+       NE = sizeof(exts) / sizeof(exts[0]), MAXD = 12 };
+
+static uint32_t b_name(struct builder *b, const char *s)
+{
+	return b_dict(b, s, strlen(s));
+}
+
+/* One record `comm;tracepoint;/top/dir.../file` into f: its depth. */
+static uint32_t strings_record(struct builder *b, uint64_t *rs, uint32_t *f)
+{
+	char buf[64];
+	uint32_t d = 0;
+	uint64_t r = wl_rand(rs);
+	f[d++] = b_name(b, comms[r % NC]);
+	r = wl_rand(rs);
+	f[d++] = b_name(b, tps[r % NT]);
+	r = wl_rand(rs);
+	/* Skewed toward the first entries: a few hot directories. */
+	f[d++] = b_name(b, tops[(r % NTOP) * (r % NTOP) / NTOP]);
+	unsigned ndirs = 1 + (unsigned)(wl_rand(rs) % 6);
+	for (unsigned k = 0; k < ndirs; k++) {
+		r = wl_rand(rs);
+		if (r % 4 == 0) { /* a per-project directory */
+			int n = snprintf(buf, sizeof(buf), "proj%03u", (unsigned)(r >> 8) % 300);
+			f[d++] = b_dict(b, buf, (size_t)n);
+		} else {
+			unsigned x = (unsigned)((r >> 8) % ND);
+			f[d++] = b_name(b, dirs[x * x / ND]);
+		}
+	}
+	r = wl_rand(rs);
+	int n = snprintf(buf, sizeof(buf), "file%05u%s", (unsigned)(r % 40000),
+			 exts[(r >> 20) % NE]);
+	f[d++] = b_dict(b, buf, (size_t)n);
+	return d;
+}
+
 int wl_strings(struct workload *w, size_t npaths, double zipf_s, size_t samples, uint64_t seed)
 {
-	static const char *comms[] = { "nginx", "postgres", "java", "python3", "node", "sshd",
-				       "systemd", "cc1", "ld", "make", "bash", "rsyslogd",
-				       "containerd", "dockerd", "redis-server", "mysqld" };
-	static const char *tps[] = { "sys_enter_openat", "sys_enter_read", "sys_enter_write",
-				     "sys_enter_close", "sys_enter_newfstatat", "sys_enter_statx",
-				     "sys_enter_getdents64", "sys_enter_unlinkat",
-				     "sys_enter_renameat2", "sys_enter_mmap", "sys_enter_pread64",
-				     "sys_enter_fsync" };
-	static const char *tops[] = { "usr", "var", "home", "etc", "opt", "srv", "tmp", "proc" };
-	static const char *dirs[] = { "lib", "share", "bin", "include", "log", "cache", "src",
-				      "x86_64-linux-gnu", "python3.11", "site-packages",
-				      "node_modules", "data", "conf.d", "www", "pgsql", "16",
-				      "main", "base", "pg_wal", "journal", "locale", "doc",
-				      "man", "fonts", "systemd", "system", "db", "run", "git",
-				      "objects", "refs", "build" };
-	static const char *exts[] = { ".so", ".py", ".js", ".conf", ".log", ".json", ".h", ".c",
-				      "", ".db", ".idx", ".pyc" };
-	enum { NC = sizeof(comms) / sizeof(comms[0]), NT = sizeof(tps) / sizeof(tps[0]),
-	       NTOP = sizeof(tops) / sizeof(tops[0]), ND = sizeof(dirs) / sizeof(dirs[0]),
-	       NE = sizeof(exts) / sizeof(exts[0]), MAXD = 12 };
 	memset(w, 0, sizeof(*w));
 	w->name = "strings";
 	w->what = "ior-like comm;tracepoint;/path records, frames as strings (interning timed)";
@@ -378,33 +451,8 @@ int wl_strings(struct workload *w, size_t npaths, double zipf_s, size_t samples,
 		return -ENOMEM;
 	uint64_t rs = seed;
 	uint32_t f[MAXD];
-	char buf[64];
 	while (w->nstacks < npaths) {
-		uint32_t d = 0;
-		uint64_t r = wl_rand(&rs);
-		f[d++] = b_dict(&b, comms[r % NC], strlen(comms[r % NC]));
-		r = wl_rand(&rs);
-		f[d++] = b_dict(&b, tps[r % NT], strlen(tps[r % NT]));
-		r = wl_rand(&rs);
-		/* Skewed toward the first entries: a few hot directories. */
-		unsigned top = (unsigned)((r % NTOP) * (r % NTOP) / NTOP);
-		f[d++] = b_dict(&b, tops[top], strlen(tops[top]));
-		unsigned ndirs = 1 + (unsigned)(wl_rand(&rs) % 6);
-		for (unsigned k = 0; k < ndirs; k++) {
-			r = wl_rand(&rs);
-			if (r % 4 == 0) { /* a per-project directory */
-				int n = snprintf(buf, sizeof(buf), "proj%03u", (unsigned)(r >> 8) % 300);
-				f[d++] = b_dict(&b, buf, (size_t)n);
-			} else {
-				unsigned x = (unsigned)((r >> 8) % ND);
-				x = x * x / ND;
-				f[d++] = b_dict(&b, dirs[x], strlen(dirs[x]));
-			}
-		}
-		r = wl_rand(&rs);
-		int n = snprintf(buf, sizeof(buf), "file%05u%s", (unsigned)(r % 40000),
-				 exts[(r >> 20) % NE]);
-		f[d++] = b_dict(&b, buf, (size_t)n);
+		uint32_t d = strings_record(&b, &rs, f);
 		b_stack(&b, f, d);
 	}
 	if (b_finish(&b))
@@ -413,6 +461,89 @@ int wl_strings(struct workload *w, size_t npaths, double zipf_s, size_t samples,
 }
 
 /* ------------------------------------------------------------ replay */
+
+struct replay {
+	struct builder b;
+	const char *path;
+	size_t lineno;
+	uint32_t *f;            /* the line's frames */
+	size_t cap;
+	double *weights;        /* per distinct stack: the sum of its counts */
+	size_t wcap;
+};
+
+/* Split "a;b;c" into r->f: its depth, or 0 when out of memory. */
+static uint32_t replay_frames(struct replay *r, char *line)
+{
+	uint32_t d = 0;
+	for (char *s = line;;) {
+		char *semi = strchr(s, ';');
+		size_t l = semi ? (size_t)(semi - s) : strlen(s);
+		if (d == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 64;
+			r->f = realloc(r->f, r->cap * sizeof(*r->f));
+			if (!r->f)
+				return 0;
+		}
+		r->f[d++] = b_dict(&r->b, s, l);
+		if (!semi)
+			return d;
+		s = semi + 1;
+	}
+}
+
+/* Stack k (new when it is the last one) gets cnt more weight. */
+static int replay_weigh(struct replay *r, size_t k, size_t before, double cnt)
+{
+	if (k != before) {
+		r->weights[k] += cnt; /* duplicate line */
+		return 0;
+	}
+	if (before == r->wcap) {
+		r->wcap = r->wcap ? r->wcap * 2 : 1024;
+		r->weights = realloc(r->weights, r->wcap * sizeof(*r->weights));
+		if (!r->weights)
+			return -ENOMEM;
+	}
+	r->weights[before] = cnt;
+	return 0;
+}
+
+/* One line of the folded file (blank and # lines skipped): 0 or -errno. */
+static int replay_line(struct replay *r, char *line, ssize_t len)
+{
+	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		line[--len] = 0;
+	if (!len || line[0] == '#')
+		return 0;
+	char *sp = strrchr(line, ' ');
+	char *end = NULL;
+	unsigned long long cnt = sp ? strtoull(sp + 1, &end, 10) : 0;
+	if (!sp || sp == line || !end || *end || end == sp + 1) {
+		fprintf(stderr, "%s:%zu: expected \"frame;frame;... COUNT\"\n", r->path, r->lineno);
+		return -EINVAL;
+	}
+	*sp = 0;
+	uint32_t d = replay_frames(r, line);
+	if (!d)
+		return -ENOMEM;
+	size_t before = r->b.w->nstacks;
+	return replay_weigh(r, b_stack(&r->b, r->f, d), before, (double)cnt);
+}
+
+static int replay_read(struct replay *r, FILE *fp)
+{
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t len;
+	int ret = 0;
+	while (!ret && (len = getline(&line, &lcap, fp)) >= 0) {
+		r->lineno++;
+		ret = replay_line(r, line, len);
+	}
+	free(line);
+	return ret;
+}
 
 int wl_replay(struct workload *w, const char *path, size_t samples, uint64_t seed)
 {
@@ -426,78 +557,22 @@ int wl_replay(struct workload *w, const char *path, size_t samples, uint64_t see
 		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
-	struct builder b;
-	if (b_init(&b, w, 1u << 20, 1u << 20)) {
+	struct replay r = { .path = path };
+	if (b_init(&r.b, w, 1u << 20, 1u << 20)) {
 		fclose(fp);
 		return -ENOMEM;
 	}
-	double *weights = NULL;
-	size_t wcap = 0, lineno = 0, cap = 0;
-	uint32_t *f = NULL;
-	char *line = NULL;
-	size_t lcap = 0;
-	ssize_t len;
-	int ret = 0;
-	while ((len = getline(&line, &lcap, fp)) >= 0) {
-		lineno++;
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = 0;
-		if (!len || line[0] == '#')
-			continue;
-		char *sp = strrchr(line, ' ');
-		char *end = NULL;
-		unsigned long long cnt = sp ? strtoull(sp + 1, &end, 10) : 0;
-		if (!sp || sp == line || !end || *end || end == sp + 1) {
-			fprintf(stderr, "%s:%zu: expected \"frame;frame;... COUNT\"\n", path, lineno);
-			ret = -EINVAL;
-			break;
-		}
-		*sp = 0;
-		uint32_t d = 0;
-		for (char *s = line;;) {
-			char *semi = strchr(s, ';');
-			size_t l = semi ? (size_t)(semi - s) : strlen(s);
-			if (d == cap) {
-				cap = cap ? cap * 2 : 64;
-				f = realloc(f, cap * sizeof(*f));
-				if (!f) {
-					ret = -ENOMEM;
-					goto out;
-				}
-			}
-			f[d++] = b_dict(&b, s, l);
-			if (!semi)
-				break;
-			s = semi + 1;
-		}
-		size_t before = w->nstacks;
-		size_t k = b_stack(&b, f, d);
-		if (k == before) {
-			if (before == wcap) {
-				wcap = wcap ? wcap * 2 : 1024;
-				weights = realloc(weights, wcap * sizeof(*weights));
-				if (!weights) {
-					ret = -ENOMEM;
-					goto out;
-				}
-			}
-			weights[before] = (double)cnt;
-		} else {
-			weights[k] += (double)cnt; /* duplicate line */
-		}
-	}
+	int ret = replay_read(&r, fp);
 	if (!ret && !w->nstacks) {
 		fprintf(stderr, "%s: no stacks\n", path);
 		ret = -EINVAL;
 	}
 	if (!ret)
-		ret = b_finish(&b);
+		ret = b_finish(&r.b);
 	if (!ret)
-		ret = zipf_cdf(w, w->nstacks, 0, weights);
-out:
-	free(f);
-	free(line);
-	free(weights);
+		ret = zipf_cdf(w, w->nstacks, 0, r.weights);
+	free(r.f);
+	free(r.weights);
 	fclose(fp);
 	return ret;
 }

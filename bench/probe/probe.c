@@ -20,61 +20,31 @@
  * Thread CPU time, not wall time: on a shared guest it leaves out the time
  * the thread was not running, though not what others do to its caches.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "shardtrie.h"
+#include "../util.h"
 #include "../workload.h"
 
-enum { PASSES = 15, MAXT = 64, BATCH = 64 };
-static const uint64_t one[1] = { 1 };
+enum { PASSES = 15, MAXT = 64 };
 static volatile uint64_t sink; /* keeps the floor's hashing */
-
-static double now(clockid_t c)
-{
-	struct timespec t;
-	clock_gettime(c, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static struct st_engine *engine_for(const struct workload *w, unsigned merge_ms)
-{
-	struct st_engine *e = wl_engine(w, merge_ms);
-	if (!e)
-		exit(2);
-	return e;
-}
 
 static void ingest_range(const struct workload *w, struct st_writer *wr, const uint32_t *d,
 			 size_t n, int one_call)
 {
-	struct st_sample buf[BATCH];
-	for (size_t i = 0; i < n; i += (one_call ? 1 : BATCH)) {
+	struct st_sample buf[BENCH_BATCH];
+	for (size_t i = 0; i < n; i += (one_call ? 1 : BENCH_BATCH)) {
 		if (one_call) {
 			const struct wl_stack *s = &w->stacks[d[i]];
-			if (st_writer_ingest(wr, s->frames, s->depth, one) == 0)
+			if (st_writer_ingest(wr, s->frames, s->depth, bench_one) == 0)
 				continue;
 		} else {
-			size_t k = n - i < BATCH ? n - i : BATCH;
-			for (size_t x = 0; x < k; x++) {
-				const struct wl_stack *s = &w->stacks[d[i + x]];
-				buf[x].frames = s->frames;
-				buf[x].depth = s->depth;
-				buf[x].values = one;
-			}
+			size_t k = n - i < BENCH_BATCH ? n - i : BENCH_BATCH;
+			bench_fill_batch(w, d + i, k, buf);
 			if (st_writer_ingest_batch(wr, buf, k) == (long)k)
 				continue;
 		}
@@ -88,7 +58,7 @@ static int probe_flush(void)
 	struct workload w;
 	if (wl_hot(&w, 32, 10000, 1.0, 1u << 20, 0x5eedf00dULL) || !wl_draws(&w, 0))
 		return 2;
-	struct st_engine *e = engine_for(&w, 0);
+	struct st_engine *e = bench_engine(&w, 0);
 	struct st_writer *wr = st_writer_open(e);
 	if (!wr)
 		return 2;
@@ -97,10 +67,10 @@ static int probe_flush(void)
 	int timed = 0;
 	for (int round = 0; round < 60; round++) {
 		ingest_range(&w, wr, w.draws[0] + (size_t)(round % 8) * part, part, 1);
-		double a = now(CLOCK_MONOTONIC);
+		double a = bench_now();
 		if (!st_flush(e))
 			return 1;
-		double b = now(CLOCK_MONOTONIC);
+		double b = bench_now();
 		if (round >= 10) {
 			sum += b - a;
 			timed++;
@@ -130,11 +100,7 @@ struct ingest_job {
 static void *ingest_thread(void *arg)
 {
 	struct ingest_job *j = arg;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET((int)(j->t % (unsigned)(ncpu > 0 ? ncpu : 1)), &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	bench_pin(j->t);
 	struct st_writer *wr = st_writer_open(j->e);
 	if (!wr)
 		exit(2);
@@ -148,16 +114,16 @@ static void *ingest_thread(void *arg)
 		pthread_barrier_wait(j->bar);
 	}
 	for (int p = 0; p < PASSES; p++) {
-		double a = now(CLOCK_THREAD_CPUTIME_ID);
+		double a = bench_cpu();
 		ingest_range(j->w, wr, d, n, j->one_call);
-		double b = now(CLOCK_THREAD_CPUTIME_ID);
+		double b = bench_cpu();
 		j->eng[p] = (b - a) / (double)n * 1e9;
 		if (j->with_floor) {
 			for (size_t i = 0; i < n; i++) {
 				const struct wl_stack *s = &j->w->stacks[d[i]];
-				j->h += XXH3_64bits(s->frames, s->depth * sizeof(uint32_t)) + one[0];
+				j->h += XXH3_64bits(s->frames, s->depth * sizeof(uint32_t)) + bench_one[0];
 			}
-			j->flo[p] = (now(CLOCK_THREAD_CPUTIME_ID) - b) / (double)n * 1e9;
+			j->flo[p] = (bench_cpu() - b) / (double)n * 1e9;
 		}
 	}
 	st_writer_close(wr);
@@ -172,7 +138,7 @@ static int probe_ingest(unsigned nt, unsigned merge_ms, int one_call, int with_f
 	for (unsigned t = 0; t < nt; t++)
 		if (!wl_draws(&w, t))
 			return 2;
-	struct st_engine *e = engine_for(&w, merge_ms);
+	struct st_engine *e = bench_engine(&w, merge_ms);
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, nt);
 	static struct ingest_job jobs[MAXT];
@@ -197,13 +163,13 @@ static int probe_ingest(unsigned nt, unsigned merge_ms, int one_call, int with_f
 	       one_call ? "one call per sample" : "batch API (64 per call)",
 	       merge_ms ? "on" : "idle", merge_ms);
 	for (unsigned t = 0; t < nt; t++) {
-		qsort(jobs[t].eng, PASSES, sizeof(double), cmp_dbl);
-		printf("  thread %u: %.1f ns/sample CPU (median of %d passes, min %.1f)", t,
-		       jobs[t].eng[PASSES / 2], PASSES, jobs[t].eng[0]);
+		double eng = bench_median(jobs[t].eng, PASSES); /* sorts: [0] is the min */
+		printf("  thread %u: %.1f ns/sample CPU (median of %d passes, min %.1f)", t, eng,
+		       PASSES, jobs[t].eng[0]);
 		if (with_floor) {
-			qsort(jobs[t].flo, PASSES, sizeof(double), cmp_dbl);
-			printf("; floor %.1f ns (min %.1f); ratio %.2f", jobs[t].flo[PASSES / 2],
-			       jobs[t].flo[0], jobs[t].eng[PASSES / 2] / jobs[t].flo[PASSES / 2]);
+			double flo = bench_median(jobs[t].flo, PASSES);
+			printf("; floor %.1f ns (min %.1f); ratio %.2f", flo, jobs[t].flo[0],
+			       eng / flo);
 		}
 		printf("\n");
 		sink += jobs[t].h;

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - what the harness's files share (docs/benchmarking.md).
+ *
+ *   bench.c     main: the workloads' steps in order, --only stops
+ *   options.c   command line, configuration, thread counts
+ *   run.c       one run: pinned threads, the variants' ingest loops, the
+ *               flusher thread, the lost-sample check
+ *   scaling.c   the scaling tables: runs.csv, the cells and their medians
+ *   costs.c     snapshot impact, publish latency, memory and merge cost
+ *   report.c    results.csv/.json, the plot, the notes and the SUMMARY line
+ */
+#ifndef BENCH_BENCH_H
+#define BENCH_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "shardtrie.h"
+#include "workload.h"
+
+/* ------------------------------------------------------------ names */
+
+enum variant { V_ENGINE, V_BATCH, V_MUTEX, V_FLOOR, NVARIANTS };
+enum wl_id { W_HOT, W_COLD, W_STRINGS, W_REPLAY, NWL };
+extern const char *const vname[NVARIANTS];
+extern const char *const wlname[NWL];
+
+#define MAXT 64 /* thread counts, and repetitions kept per cell */
+
+/* ------------------------------------------------------------ options.c */
+
+struct config {
+	int short_mode;
+	unsigned reps;
+	unsigned depth;
+	size_t hot_samples, cold_samples, str_samples, mutex_div;
+	const char *replay;
+	const char *outdir;
+	uint64_t seed;
+	unsigned max_threads;
+	const char *only;    /* profiling: run just this workload (or "snap") */
+	const char *variant; /* profiling: and just this variant */
+	/* Derived by options_parse(). */
+	unsigned ncpu;       /* online CPUs */
+	unsigned nmax;       /* N: the largest thread count but the oversubscribed 2N */
+	unsigned tcounts[MAXT]; /* 1..N and 2N */
+	unsigned ntcounts;
+};
+extern struct config cfg;
+
+/* What options_parse() returns when main should go on; else the exit status. */
+enum { OPTIONS_RUN = -1 };
+int options_parse(int argc, char **argv);
+/* --only WHAT: true when WHAT is given and equal to `name`. */
+bool only_is(const char *name);
+/* --variant: true when v's cells are to run. */
+bool variant_wanted(enum variant v);
+
+/* ------------------------------------------------------------ run.c */
+
+struct result {
+	double secs;       /* ingest span */
+	double e2e_secs;   /* ingest span + the final flush (engine) */
+	double flush_secs;
+	double cpu_secs;   /* summed over the ingest threads */
+	uint64_t samples;
+	uint64_t lost;
+	struct st_stats st;
+};
+
+double mps(const struct result *r);
+double mps_cpu(const struct result *r);
+double mps_e2e(const struct result *r);
+
+/* A thread that calls st_flush() every period_ms while writers run and
+ * records each call's latency (merge + snapshot build + publish). */
+struct flusher {
+	struct st_engine *e;
+	unsigned period_ms;
+	atomic_int *stop;
+	double *lat;
+	size_t n, cap;
+	pthread_t tid;
+};
+
+/* Run W with variant v on nthreads threads: `warm` untimed passes first
+ * (each followed by st_flush()), then `passes` timed ones.  merge_ms is the
+ * engine's merger period; with fl a pinned flusher publishes on its period
+ * and records latencies.  res's samples and times are the timed passes',
+ * its `lost` covers everything ingested. */
+void run_warm(struct workload *W, enum variant v, unsigned nthreads, unsigned merge_ms,
+	      unsigned warm, unsigned passes, struct flusher *fl, struct result *res);
+void run_once(struct workload *W, enum variant v, unsigned nthreads, unsigned merge_ms,
+	      unsigned passes, struct flusher *fl, struct result *res);
+
+/* ------------------------------------------------------------ scaling.c */
+
+/* Open <outdir>/runs.csv and write its header: 0, or -1 after a message. */
+int runs_open(void);
+void runs_close(void);
+/* Samples lost over every run recorded so far. */
+uint64_t lost_total(void);
+/* One run into runs.csv, and into the scaling cells unless `kind` names
+ * another purpose (warmup, snap, latency, memory). */
+void record(enum wl_id wi, enum variant v, unsigned t, unsigned merge_ms, unsigned rep,
+	    const struct result *r, const char *kind);
+/* The scaling table of workload wi: a warm-up per variant, then cfg.reps
+ * repetitions over the thread counts up to max_t. */
+void scaling(enum wl_id wi, struct workload *W, const enum variant *vs, size_t nv,
+	     unsigned max_t);
+
+enum cell_rate { RATE_WALL, RATE_E2E, RATE_CPU };
+/* Median of one cell's repetitions (0 when it did not run). */
+double cell_med(enum wl_id wi, enum variant v, unsigned t, enum cell_rate what);
+/* The table on stdout, and the medians as CSV rows when rc is not NULL. */
+void print_table(FILE *rc);
+/* hot_threads.dat: the hot medians, one column per variant. */
+void write_hot_dat(FILE *dat);
+/* The "results" array of results.json. */
+void write_json_cells(FILE *js);
+
+/* ------------------------------------------------------------ costs.c */
+
+/* Snapshot impact: back-to-back pairs of runs (merger every 10 ms, idle). */
+struct impact {
+	double with[64], without[64], drop[64];
+	size_t n;
+	double med, q1, q3;     /* of the per-pair drops */
+	double mwith, mwithout; /* medians of the rates */
+};
+
+struct latency {
+	double p50_ms, p99_ms;
+	size_t n;               /* publishes */
+};
+
+struct snap_cost {
+	unsigned passes;        /* timed passes per run */
+	struct impact batch, one_call;
+	struct latency hot;
+	double hot_ingest_mps;  /* ingest rate while the flusher ran */
+	size_t hot_nodes;
+	struct flusher fl;
+};
+
+struct mem_cost {
+	struct st_stats st;     /* cold, one writer, after the final flush */
+	long rss_base, rss_hwm; /* KiB */
+	double bpn_master, bpn_snap, bytes_per_node;
+	double shard_mib;
+	double flush_s, merge_ns_per_node;
+	size_t records;
+	uint64_t expect_nodes;
+	struct latency cold;    /* full mode only */
+};
+
+void snapshot_impact(struct workload *hot, struct snap_cost *sc);
+void impact_print(const struct impact *im, const char *what);
+void hot_latency(struct workload *hot, struct snap_cost *sc);
+void memory_cost(struct workload *cold, struct mem_cost *mc);
+void cold_latency(struct workload *cold, struct snap_cost *sc, struct mem_cost *mc);
+
+/* ------------------------------------------------------------ report.c */
+
+/* Everything measured outside the scaling tables, for the report. */
+struct findings {
+	struct workload hot;
+	struct snap_cost snap;
+	struct mem_cost mem;
+	size_t str_frames;
+	double t_start;
+};
+
+/* results.csv, hot_threads.{dat,gp,svg}, results.json, the printed
+ * figures and the SUMMARY line: 0, or 2 when the outputs cannot be written. */
+int report(const struct findings *f);
+
+#endif

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c - the outputs (docs/benchmarking.md): results.csv, the hot plot,
+ * results.json, the figures printed after the table, and as the last line
+ * of stdout the SUMMARY.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "bench.h"
+#include "util.h"
+
+/* The SUMMARY's figures and the rates printed beside them.  The SUMMARY
+ * quotes the batch API, the engine's high-rate entry point (a BPF
+ * ring-buffer or perf-pipe consumer drains in batches); the
+ * one-call-per-sample rate is printed next to it. */
+struct keys {
+	double hot1, hotn;        /* engine_batch, 1 and N threads */
+	double hotb1, hotbn;      /* engine (one call per sample) */
+	double mutn, floor1;
+	double cold1, coldb1;     /* end to end */
+	double str1, strb1;
+	double scale, vs_mutex, floor_ratio;
+};
+
+static void compute_keys(struct keys *k)
+{
+	unsigned n = cfg.nmax;
+	k->hot1 = cell_med(W_HOT, V_BATCH, 1, RATE_WALL);
+	k->hotn = cell_med(W_HOT, V_BATCH, n, RATE_WALL);
+	k->hotb1 = cell_med(W_HOT, V_ENGINE, 1, RATE_WALL);
+	k->hotbn = cell_med(W_HOT, V_ENGINE, n, RATE_WALL);
+	k->mutn = cell_med(W_HOT, V_MUTEX, n, RATE_WALL);
+	k->floor1 = cell_med(W_HOT, V_FLOOR, 1, RATE_WALL);
+	k->cold1 = cell_med(W_COLD, V_BATCH, 1, RATE_E2E);
+	k->coldb1 = cell_med(W_COLD, V_ENGINE, 1, RATE_E2E);
+	k->str1 = cell_med(W_STRINGS, V_BATCH, 1, RATE_WALL);
+	k->strb1 = cell_med(W_STRINGS, V_ENGINE, 1, RATE_WALL);
+	k->scale = k->hot1 > 0 ? k->hotn / k->hot1 : 0;
+	k->vs_mutex = k->mutn > 0 ? k->hotn / k->mutn : 0;
+	k->floor_ratio = k->hot1 > 0 ? k->floor1 / k->hot1 : 0;
+}
+
+static FILE *out_file(const char *name, const char *mode)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", cfg.outdir, name);
+	return fopen(path, mode);
+}
+
+/* The table on stdout with results.csv, and hot_threads.dat. */
+static int write_tables(void)
+{
+	FILE *rc = out_file("results.csv", "w");
+	FILE *dat = out_file("hot_threads.dat", "w");
+	if (!rc || !dat) {
+		fprintf(stderr, "bench: cannot write under %s\n", cfg.outdir);
+		return 2;
+	}
+	fprintf(rc, "workload,variant,threads,reps,median_mps,median_mps_per_thread,"
+		    "median_mps_e2e,median_mps_per_cpu_s,min_mps,max_mps\n");
+	print_table(rc);
+	fclose(rc);
+	write_hot_dat(dat);
+	fclose(dat);
+	return 0;
+}
+
+static void print_costs(const struct findings *f, const struct rusage *ru)
+{
+	const struct snap_cost *sc = &f->snap;
+	const struct mem_cost *mc = &f->mem;
+	printf("\nsnapshot cost (hot, 1 writer, %u x %zu samples per run):\n", sc->passes,
+	       f->hot.samples);
+	impact_print(&sc->batch, "batch (snap_impact)");
+	impact_print(&sc->one_call, "one call per sample");
+	printf("  publish latency (st_flush every 10 ms): hot %zu nodes p50 %.3f ms p99 %.3f ms "
+	       "(%zu publishes, ingest %.2f M/s); cold growing to %zu nodes p50 %.3f ms "
+	       "p99 %.3f ms (%zu publishes)\n",
+	       sc->hot_nodes, sc->hot.p50_ms, sc->hot.p99_ms, sc->hot.n, sc->hot_ingest_mps,
+	       mc->st.nodes, mc->cold.p50_ms, mc->cold.p99_ms, mc->cold.n);
+	printf("memory (cold, %zu nodes, expected %" PRIu64 "): master %.1f B/node, snapshot "
+	       "%.1f B/node, total %.1f B/node; shard tables %.1f MiB after the fold; peak RSS of the run "
+	       "%.1f MiB over a %.1f MiB base; process peak RSS %.1f MiB\n",
+	       mc->st.nodes, mc->expect_nodes, mc->bpn_master, mc->bpn_snap, mc->bytes_per_node,
+	       mc->shard_mib, (double)(mc->rss_hwm - mc->rss_base) / 1024,
+	       (double)mc->rss_base / 1024, (double)ru->ru_maxrss / 1024);
+	printf("merge cost (cold, one st_flush of %zu records): %.1f ms, %.1f ns/node\n",
+	       mc->records, mc->flush_s * 1e3, mc->merge_ns_per_node);
+	printf("strings: %zu distinct frame strings; hot: %zu stacks, depth %u\n", f->str_frames,
+	       f->hot.nstacks, cfg.depth);
+}
+
+/* ------------------------------------------------------------ results.json */
+
+static void json_snapshot(FILE *js, const struct snap_cost *sc, const struct mem_cost *mc)
+{
+	const struct impact *b = &sc->batch, *e = &sc->one_call;
+	fprintf(js,
+		"  \"snapshot\": {\"mps_merger_10ms\": %.3f, \"mps_merger_idle\": %.3f, "
+		"\"pairs\": %zu, \"snap_impact\": %.4f, \"snap_impact_q1\": %.4f, "
+		"\"snap_impact_q3\": %.4f, \"one_call_mps_merger_10ms\": %.3f, "
+		"\"one_call_mps_merger_idle\": %.3f, \"one_call_impact\": %.4f, "
+		"\"one_call_impact_q1\": %.4f, \"one_call_impact_q3\": %.4f, "
+		"\"hot_publish_p50_ms\": %.4f, "
+		"\"hot_publish_p99_ms\": %.4f, \"cold_publish_p50_ms\": %.4f, "
+		"\"cold_publish_p99_ms\": %.4f},\n",
+		b->mwith, b->mwithout, b->n, b->med, b->q1, b->q3, e->mwith, e->mwithout, e->med,
+		e->q1, e->q3, sc->hot.p50_ms, sc->hot.p99_ms, mc->cold.p50_ms, mc->cold.p99_ms);
+}
+
+static void json_memory(FILE *js, const struct mem_cost *mc, const struct rusage *ru)
+{
+	fprintf(js,
+		"  \"memory\": {\"nodes\": %zu, \"mem_master\": %zu, \"mem_snapshot\": %zu, "
+		"\"bytes_per_node_master\": %.2f, \"bytes_per_node_snapshot\": %.2f, "
+		"\"bytes_per_node\": %.2f, \"run_peak_rss_kib\": %ld, "
+		"\"process_peak_rss_kib\": %ld, \"merge_ns_per_node\": %.2f},\n",
+		mc->st.nodes, mc->st.mem_master, mc->st.mem_snapshot, mc->bpn_master, mc->bpn_snap,
+		mc->bytes_per_node, mc->rss_hwm - mc->rss_base, ru->ru_maxrss,
+		mc->merge_ns_per_node);
+}
+
+static void json_summary(FILE *js, const struct keys *k, const struct findings *f)
+{
+	fprintf(js,
+		"  \"summary\": {\"hot_mps_1t\": %.3f, \"hot_single_call_mps_1t\": %.3f, "
+		"\"hot_mps_nt\": %.3f, \"scale_nt\": %.3f, \"vs_mutex_nt\": %.3f, "
+		"\"floor_ratio\": %.3f, \"cold_mps_1t\": %.3f, \"strings_mps_1t\": %.3f, "
+		"\"snap_impact\": %.4f, \"bytes_per_node\": %.2f, \"lost\": %" PRIu64 "}\n}\n",
+		k->hot1, k->hotb1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
+		f->snap.batch.med, f->mem.bytes_per_node, lost_total());
+}
+
+static void write_json(const struct findings *f, const struct keys *k, const struct rusage *ru)
+{
+	FILE *js = out_file("results.json", "w");
+	if (!js)
+		return;
+	fprintf(js, "{\n  \"mode\": \"%s\", \"cpus\": %u, \"reps\": %u, \"depth\": %u,\n",
+		cfg.short_mode ? "short" : "full", cfg.ncpu, cfg.reps, cfg.depth);
+	write_json_cells(js);
+	json_snapshot(js, &f->snap, &f->mem);
+	json_memory(js, &f->mem, ru);
+	json_summary(js, k, f);
+	fclose(js);
+}
+
+/* ------------------------------------------------------------ plot */
+
+/* gnuplot: throughput against threads, one line per variant. */
+static void plot_hot_threads(void)
+{
+	FILE *gp = out_file("hot_threads.gp", "w");
+	if (!gp)
+		return;
+	fprintf(gp,
+		"set terminal svg size 800,500 dynamic\n"
+		"set output '%s/hot_threads.svg'\n"
+		"set title 'hot workload (depth %u, 10k stacks, Zipf): throughput vs threads "
+		"(%u CPUs, %u threads = oversubscribed)'\n"
+		"set xlabel 'threads'\nset ylabel 'M samples/s (all threads)'\n"
+		"set logscale y\nset key outside right\nset grid\nset xtics 1\n"
+		"plot for [i=2:%d] '%s/hot_threads.dat' using 1:i with linespoints "
+		"title columnhead(i)\n",
+		cfg.outdir, cfg.depth, cfg.ncpu, 2 * cfg.nmax, NVARIANTS + 1, cfg.outdir);
+	fclose(gp);
+	char cmd[8192];
+	snprintf(cmd, sizeof(cmd), "gnuplot '%s/hot_threads.gp' 2>&1", cfg.outdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: gnuplot failed (apt-get install gnuplot-nox); "
+				"data in %s/hot_threads.dat\n", cfg.outdir);
+}
+
+/* ------------------------------------------------------------ stdout's end */
+
+static void print_summary(const struct keys *k, const struct findings *f)
+{
+	printf("outputs: %s/{runs.csv,results.csv,results.json,hot_threads.svg}; %.1f s\n",
+	       cfg.outdir, bench_now() - f->t_start);
+	if (lost_total())
+		fprintf(stderr, "bench: FAILED: %" PRIu64 " samples lost\n", lost_total());
+	printf("hot_mps_* / scale / vs_mutex / floor_ratio use engine_batch "
+	       "(st_writer_ingest_batch, 64 per call); one call per sample: 1t %.2f, %ut %.2f M/s; "
+	       "per CPU-second (preemption-proof): batch 1t %.2f, floor 1t %.2f\n",
+	       k->hotb1, cfg.nmax, k->hotbn, cell_med(W_HOT, V_BATCH, 1, RATE_CPU),
+	       cell_med(W_HOT, V_FLOOR, 1, RATE_CPU));
+	printf("cold_mps_1t uses engine_batch too (end to end: ingest + the final flush); one call "
+	       "per sample: %.2f M/s end to end\n", k->coldb1);
+	printf("strings_mps_1t uses engine_batch too (st_writer_ingest_strs_batch, 64 per call); "
+	       "one call per sample (st_writer_ingest_strs): 1t %.2f M/s, %.2f M/cpu-s\n",
+	       k->strb1, cell_med(W_STRINGS, V_ENGINE, 1, RATE_CPU));
+	printf("SUMMARY hot_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f vs_mutex_nt=%.2f "
+	       "floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f snap_impact=%.3f "
+	       "bytes_per_node=%.1f lost=%" PRIu64 "\n",
+	       k->hot1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
+	       f->snap.batch.med, f->mem.bytes_per_node, lost_total());
+	fflush(stdout);
+}
+
+int report(const struct findings *f)
+{
+	struct keys k;
+	struct rusage ru;
+	compute_keys(&k);
+	getrusage(RUSAGE_SELF, &ru);
+	if (write_tables())
+		return 2;
+	print_costs(f, &ru);
+	write_json(f, &k, &ru);
+	runs_close();
+	plot_hot_threads();
+	print_summary(&k, f);
+	return 0;
+}

@@ -26,7 +26,7 @@ int st_export_d3(const struct st_snap *s, const struct st_export_opts *o, FILE *
 		return rc;
 	/* Stack entries: node index, or node|CLOSE to close its children. */
 	const uint64_t CLOSE = 1ull << 32;
-	uint64_t *stk = malloc(2 * t.count * sizeof(*stk) + sizeof(*stk));
+	uint64_t *stk = st_malloc(2 * t.count * sizeof(*stk) + sizeof(*stk));
 	size_t sp = 0;
 	if (!stk) {
 		rc = -ENOMEM;
@@ -63,7 +63,7 @@ int st_export_d3(const struct st_snap *s, const struct st_export_opts *o, FILE *
 	}
 	putc('\n', out);
 out:
-	free(stk);
+	st_free(stk);
 	st_xtree_free(&t);
 	return rc;
 }
@@ -85,10 +85,10 @@ int st_export_speedscope(const struct st_snap *s, const struct st_export_opts *o
 	if (rc)
 		return rc;
 	struct st_names nm = { 0 };
-	uint32_t *fidx = malloc(t.count * sizeof(*fidx));
-	uint32_t *stk = malloc(t.count * sizeof(*stk));
-	uint32_t *path = malloc(t.count * sizeof(*path)); /* frame indexes root first */
-	uint32_t *depth = malloc(t.count * sizeof(*depth));
+	uint32_t *fidx = st_malloc(t.count * sizeof(*fidx));
+	uint32_t *stk = st_malloc(t.count * sizeof(*stk));
+	uint32_t *path = st_malloc(t.count * sizeof(*path)); /* frame indexes root first */
+	uint32_t *depth = st_malloc(t.count * sizeof(*depth));
 	if (!fidx || !stk || !path || !depth) {
 		rc = -ENOMEM;
 		goto out;
@@ -148,10 +148,10 @@ int st_export_speedscope(const struct st_snap *s, const struct st_export_opts *o
 	st_json_escape(out, name, strlen(name));
 	fputs("\"}\n", out);
 out:
-	free(fidx);
-	free(stk);
-	free(path);
-	free(depth);
+	st_free(fidx);
+	st_free(stk);
+	st_free(path);
+	st_free(depth);
 	st_names_free(&nm);
 	st_xtree_free(&t);
 	return rc;

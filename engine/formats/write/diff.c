@@ -38,7 +38,7 @@ static int diff_folded(const struct st_xtree *t, FILE *out)
 	struct fr {
 		uint32_t node;
 		size_t plen;
-	} *stk = malloc(t->count * sizeof(*stk));
+	} *stk = st_malloc(t->count * sizeof(*stk));
 	int rc = 0;
 	size_t sp = 0;
 	if (!stk)
@@ -49,18 +49,9 @@ static int diff_folded(const struct st_xtree *t, FILE *out)
 		const struct st_xnode *x = &t->n[f.node];
 		plen = f.plen;
 		if (f.node) {
-			size_t need = plen + 1 + x->len;
-			if (need > pcap) {
-				size_t nc = pcap ? pcap : 4096;
-				while (nc < need)
-					nc *= 2;
-				char *np = realloc(path, nc);
-				if (!np) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				path = np;
-				pcap = nc;
+			if (st_grow(&path, &pcap, plen + 1 + x->len, 1, 4096)) {
+				rc = -ENOMEM;
+				goto out;
 			}
 			if (x->parent)
 				path[plen++] = ';';
@@ -69,27 +60,10 @@ static int diff_folded(const struct st_xtree *t, FILE *out)
 			if (x->self[0] || x->self[1]) {
 				char num[48];
 				int n = snprintf(num, sizeof(num), " %" PRIu64 " %" PRIu64, x->self[0], x->self[1]);
-				if (blen + plen + (size_t)n > bcap) {
-					size_t nc = bcap ? bcap : 1 << 16;
-					while (nc < blen + plen + (size_t)n)
-						nc *= 2;
-					char *nb = realloc(buf, nc);
-					if (!nb) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					buf = nb;
-					bcap = nc;
-				}
-				if (nl == lcap) {
-					size_t nc = lcap ? lcap * 2 : 1024;
-					struct dline *nd = realloc(ln, nc * sizeof(*nd));
-					if (!nd) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					ln = nd;
-					lcap = nc;
+				if (st_grow(&buf, &bcap, blen + plen + (size_t)n, 1, 1 << 16) ||
+				    st_grow(&ln, &lcap, nl + 1, sizeof(*ln), 1024)) {
+					rc = -ENOMEM;
+					goto out;
 				}
 				ln[nl++] = (struct dline){ blen, plen + (size_t)n };
 				memcpy(buf + blen, path, plen);
@@ -107,10 +81,10 @@ static int diff_folded(const struct st_xtree *t, FILE *out)
 		putc('\n', out);
 	}
 out:
-	free(stk);
-	free(buf);
-	free(path);
-	free(ln);
+	st_free(stk);
+	st_free(buf);
+	st_free(path);
+	st_free(ln);
 	return rc;
 }
 

@@ -157,8 +157,8 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 		bool sep; /* below a frame, not the root: ';' before the name */
 	};
 	size_t scap = 1024, pcap = 4096, sp = 0;
-	struct ent *stack = malloc(scap * sizeof(*stack));
-	char *path = malloc(pcap);
+	struct ent *stack = st_malloc(scap * sizeof(*stack));
+	char *path = st_malloc(pcap);
 	int rc = 0;
 	if (!stack || !path) {
 		rc = -ENOMEM;
@@ -171,16 +171,9 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 		if (e.node != ST_NODE_ROOT) {
 			size_t nlen;
 			const char *name = st_snap_name(s, e.node, &nlen);
-			size_t need = plen + 1 + nlen;
-			if (need > pcap) {
-				while (pcap < need)
-					pcap *= 2;
-				char *np = realloc(path, pcap);
-				if (!np) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				path = np;
+			if (st_grow(&path, &pcap, plen + 1 + nlen, 1, 0)) {
+				rc = -ENOMEM;
+				goto out;
 			}
 			if (e.sep)
 				path[plen++] = ';';
@@ -191,22 +184,16 @@ int st_export_walk_paths(const struct st_snap *s, st_path_fn fn, void *arg)
 		if (rc)
 			goto out;
 		uint32_t first, n = st_snap_children(s, e.node, &first);
-		if (sp + n > scap) {
-			while (scap < sp + n)
-				scap *= 2;
-			struct ent *ns = realloc(stack, scap * sizeof(*ns));
-			if (!ns) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			stack = ns;
+		if (st_grow(&stack, &scap, sp + n, sizeof(*stack), 0)) {
+			rc = -ENOMEM;
+			goto out;
 		}
 		/* Push in reverse so children are visited in name order. */
 		for (uint32_t i = n; i-- > 0;)
 			stack[sp++] = (struct ent){ first + i, plen, e.node != ST_NODE_ROOT };
 	}
 out:
-	free(stack);
-	free(path);
+	st_free(stack);
+	st_free(path);
 	return rc;
 }

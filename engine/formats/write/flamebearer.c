@@ -48,14 +48,14 @@ static int min_value(const struct st_xtree *t, bool diff, int64_t max_nodes, uin
 	*out = 0;
 	if (max_nodes <= 0 || t->count < (uint64_t)max_nodes)
 		return 0;
-	uint64_t *v = malloc(t->count * sizeof(*v));
+	uint64_t *v = st_malloc(t->count * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->count; i++)
 		v[i] = node_val(&t->n[i], diff);
 	qsort(v, t->count, sizeof(*v), cmp_desc);
 	*out = v[max_nodes - 1];
-	free(v);
+	st_free(v);
 	return 0;
 }
 
@@ -85,7 +85,7 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 	if (rc)
 		goto out;
 	scap = 1024;
-	st = malloc(scap * sizeof(*st));
+	st = st_malloc(scap * sizeof(*st));
 	if (!st) {
 		rc = -ENOMEM;
 		goto out;
@@ -117,28 +117,16 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 		if (rc)
 			goto out;
 		if (e.level == nlv) {
-			if (nlv == lvcap) {
-				size_t nc = lvcap ? lvcap * 2 : 64;
-				struct level *nl = realloc(lv, nc * sizeof(*nl));
-				if (!nl) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				lv = nl;
-				lvcap = nc;
+			if (st_grow(&lv, &lvcap, nlv + 1, sizeof(*lv), 64)) {
+				rc = -ENOMEM;
+				goto out;
 			}
 			lv[nlv++] = (struct level){ 0 };
 		}
 		struct level *L = &lv[e.level];
-		if (L->n + stride > L->cap) {
-			size_t nc = L->cap ? L->cap * 2 : 64;
-			uint64_t *nv = realloc(L->v, nc * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			L->v = nv;
-			L->cap = nc;
+		if (st_grow(&L->v, &L->cap, L->n + stride, sizeof(*L->v), 64)) {
+			rc = -ENOMEM;
+			goto out;
 		}
 		uint64_t *b = L->v + L->n;
 		L->n += stride;
@@ -157,15 +145,9 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 			continue;
 		uint64_t xo[2] = { e.x[0] + self[0], e.x[1] + self[1] };
 		uint64_t oth[2] = { 0, 0 };
-		if (sp + x->nkids + 1 > scap) {
-			while (scap < sp + x->nkids + 1)
-				scap *= 2;
-			struct ent *ns = realloc(st, scap * sizeof(*ns));
-			if (!ns) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			st = ns;
+		if (st_grow(&st, &scap, sp + x->nkids + 1, sizeof(*st), 1024)) {
+			rc = -ENOMEM;
+			goto out;
 		}
 		for (uint32_t k = 0; k < x->nkids; k++) {
 			const struct st_xnode *c = &t->n[t->kids[x->first + k]];
@@ -233,12 +215,10 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 		fputs("}}\n", out);
 out:
 	for (size_t l = 0; l < nlv; l++)
-		free(lv[l].v);
-	free(lv);
-	free(st);
-	free(nm.ht);
-	free(nm.name);
-	free(nm.len);
+		st_free(lv[l].v);
+	st_free(lv);
+	st_free(st);
+	st_names_free(&nm);
 	return rc;
 }
 

@@ -52,24 +52,9 @@ static int collect(void *arg, uint32_t node, const char *path, size_t plen)
 		for (size_t i = 0; i < plen; i++)
 			nesc += path[i] == '\n' || path[i] == '\r';
 	size_t need = l->len + plen + nesc + (size_t)nlen;
-	if (need > l->cap) {
-		size_t nc = l->cap ? l->cap : 1 << 16;
-		while (nc < need)
-			nc *= 2;
-		char *nb = realloc(l->buf, nc);
-		if (!nb)
-			return -ENOMEM;
-		l->buf = nb;
-		l->cap = nc;
-	}
-	if (l->n + 2 > l->ncap) {
-		size_t nc = l->ncap ? l->ncap * 2 : 1024;
-		size_t *no = realloc(l->off, nc * sizeof(*no));
-		if (!no)
-			return -ENOMEM;
-		l->off = no;
-		l->ncap = nc;
-	}
+	if (st_grow(&l->buf, &l->cap, need, 1, 1 << 16) ||
+	    st_grow(&l->off, &l->ncap, l->n + 2, sizeof(*l->off), 1024))
+		return -ENOMEM;
 	l->off[l->n++] = l->len;
 	char *d = l->buf + l->len;
 	if (!nesc) {
@@ -116,7 +101,7 @@ int st_export_folded(const struct st_snap *s, const struct st_export_opts *o, FI
 	if (rc || !l.n)
 		goto out;
 	l.off[l.n] = l.len;
-	order = malloc((l.n ? l.n : 1) * sizeof(*order));
+	order = st_malloc((l.n ? l.n : 1) * sizeof(*order));
 	if (!order) {
 		rc = -ENOMEM;
 		goto out;
@@ -127,9 +112,9 @@ int st_export_folded(const struct st_snap *s, const struct st_export_opts *o, FI
 	for (size_t i = 0; i < l.n; i++)
 		fwrite(l.buf + l.off[order[i]], 1, l.off[order[i] + 1] - l.off[order[i]], out);
 out:
-	free(order);
-	free(l.buf);
-	free(l.off);
+	st_free(order);
+	st_free(l.buf);
+	st_free(l.off);
 	return rc;
 }
 
@@ -249,7 +234,7 @@ static int cmp_once(const void *pa, const void *pb, void *arg)
  */
 static int sort_once(struct once *o, struct once_ent *a, size_t n)
 {
-	struct once_ent *tmp = malloc((n ? n : 1) * sizeof(*tmp)), *src = a, *dst = tmp;
+	struct once_ent *tmp = st_malloc((n ? n : 1) * sizeof(*tmp)), *src = a, *dst = tmp;
 	if (!tmp)
 		return -ENOMEM;
 	/* Runs of 8 by insertion first. */
@@ -280,7 +265,7 @@ static int sort_once(struct once *o, struct once_ent *a, size_t n)
 	}
 	if (src != a)
 		memcpy(a, src, n * sizeof(*a));
-	free(tmp);
+	st_free(tmp);
 	return 0;
 }
 
@@ -320,10 +305,10 @@ static char *u64_dec(char *end, uint64_t v)
 static int rank_names(struct once *o)
 {
 	uint32_t n = o->nnames;
-	o->names = malloc((n ? n : 1) * sizeof(*o->names));
-	o->rank = malloc((n ? n : 1) * sizeof(*o->rank));
-	o->pend = malloc((n ? n : 1) * sizeof(*o->pend));
-	o->byrank = malloc((n ? n : 1) * sizeof(*o->byrank));
+	o->names = st_malloc((n ? n : 1) * sizeof(*o->names));
+	o->rank = st_malloc((n ? n : 1) * sizeof(*o->rank));
+	o->pend = st_malloc((n ? n : 1) * sizeof(*o->pend));
+	o->byrank = st_malloc((n ? n : 1) * sizeof(*o->byrank));
 	if (!o->names || !o->rank || !o->pend || !o->byrank)
 		return -ENOMEM;
 	size_t total = 0;
@@ -332,7 +317,7 @@ static int rank_names(struct once *o)
 		o->byrank[i] = i;
 		total += o->names[i].len;
 	}
-	o->nbuf = malloc(total + NAME_SLACK);
+	o->nbuf = st_malloc(total + NAME_SLACK);
 	if (!o->nbuf)
 		return -ENOMEM;
 	memset(o->nbuf + total, 0, NAME_SLACK);
@@ -372,8 +357,8 @@ static int once_cb(void *arg, const struct st_stack_view *recs, size_t n, unsign
 	int rc = rank_names(o);
 	if (rc)
 		return rc;
-	o->ent = malloc((n ? n : 1) * sizeof(*o->ent));
-	o->ob = malloc(OUT_CHUNK + NAME_SLACK);
+	o->ent = st_malloc((n ? n : 1) * sizeof(*o->ent));
+	o->ob = st_malloc(OUT_CHUNK + NAME_SLACK);
 	if (!o->ent || !o->ob)
 		return -ENOMEM;
 	/* The stacks that print. */
@@ -452,12 +437,12 @@ int st_export_folded_once(struct st_engine *e, const struct st_export_opts *o, F
 	if (st_frame_names_have_eol(e))
 		return -EBUSY; /* names to escape: the walk does that */
 	int rc = st_engine_take_stacks(e, once_cb, &x);
-	free(x.names);
-	free(x.nbuf);
-	free(x.rank);
-	free(x.pend);
-	free(x.byrank);
-	free(x.ent);
-	free(x.ob);
+	st_free(x.names);
+	st_free(x.nbuf);
+	st_free(x.rank);
+	st_free(x.pend);
+	st_free(x.byrank);
+	st_free(x.ent);
+	st_free(x.ob);
 	return rc ? rc : st_export_status(out);
 }

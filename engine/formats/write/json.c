@@ -128,7 +128,7 @@ int st_export_json(const struct st_snap *s, const struct st_export_opts *o, FILE
 {
 	struct jctx c = { s, o->metric, o->min_fraction, st_snap_total(s, ST_NODE_ROOT, o->metric) };
 	size_t cap = 256, sp = 0;
-	struct frame *st = malloc(cap * sizeof(*st));
+	struct frame *st = st_malloc(cap * sizeof(*st));
 	if (!st)
 		return -ENOMEM;
 	st[sp] = (struct frame){ .node = ST_NODE_ROOT, .depth = 0 };
@@ -145,13 +145,10 @@ int st_export_json(const struct st_snap *s, const struct st_export_opts *o, FILE
 		fputs(f->any ? "," : ",\"c\":[", out);
 		f->any = true;
 		if (sp == cap) {
-			struct frame *ns = realloc(st, cap * 2 * sizeof(*ns));
-			if (!ns) {
-				free(st);
+			if (st_grow(&st, &cap, sp + 1, sizeof(*st), 256)) {
+				st_free(st);
 				return -ENOMEM;
 			}
-			st = ns;
-			cap *= 2;
 			f = &st[sp - 1];
 		}
 		st[sp] = (struct frame){ .node = ch, .depth = f->depth + 1 };
@@ -159,6 +156,6 @@ int st_export_json(const struct st_snap *s, const struct st_export_opts *o, FILE
 		sp++;
 	}
 	fputc('\n', out);
-	free(st);
+	st_free(st);
 	return 0;
 }

@@ -36,16 +36,8 @@ static void pb_reserve(struct pb *b, size_t more)
 {
 	if (b->err || b->n + more <= b->cap)
 		return;
-	size_t nc = b->cap ? b->cap : 4096;
-	while (nc < b->n + more)
-		nc *= 2;
-	uint8_t *np = realloc(b->p, nc);
-	if (!np) {
+	if (st_grow(&b->p, &b->cap, b->n + more, 1, 4096))
 		b->err = -ENOMEM;
-		return;
-	}
-	b->p = np;
-	b->cap = nc;
 }
 
 static void pb_varint(struct pb *b, uint64_t v)
@@ -148,11 +140,11 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 	unsigned nm = st_snap_nmetrics(s);
 	size_t nn = st_snap_node_count(s);
 	size_t nframes = st_frame_count(e);
-	uint32_t *loc = calloc(nframes + 1, sizeof(*loc)); /* frame id -> location id */
-	uint32_t *order = malloc((nframes + 1) * sizeof(*order)); /* location id-1 -> frame */
-	uint32_t *stk = malloc(nn * sizeof(*stk));
-	uint64_t *path = malloc((nn + 1) * sizeof(*path));
-	uint32_t *depth = malloc(nn * sizeof(*depth));
+	uint32_t *loc = st_calloc(nframes + 1, sizeof(*loc)); /* frame id -> location id */
+	uint32_t *order = st_malloc((nframes + 1) * sizeof(*order)); /* location id-1 -> frame */
+	uint32_t *stk = st_malloc(nn * sizeof(*stk));
+	uint64_t *path = st_malloc((nn + 1) * sizeof(*path));
+	uint32_t *depth = st_malloc(nn * sizeof(*depth));
 	struct pb b = { 0 }, sub = { 0 };
 	uint32_t nloc = 0;
 	int rc = 0;
@@ -260,12 +252,12 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 	}
 	rc = gzip_out(b.p, b.n, out);
 out:
-	free(loc);
-	free(order);
-	free(stk);
-	free(path);
-	free(depth);
-	free(b.p);
-	free(sub.p);
+	st_free(loc);
+	st_free(order);
+	st_free(stk);
+	st_free(path);
+	st_free(depth);
+	st_free(b.p);
+	st_free(sub.p);
 	return rc;
 }

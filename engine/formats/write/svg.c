@@ -82,11 +82,37 @@ static bool has_suffix(const char *s, size_t n, const char *suf)
 	return n >= k && memcmp(s + n - k, suf, k) == 0;
 }
 
+/*
+ * The palettes of flamegraph.pl: each of r, g, b is base + (int)(mul * v)
+ * with v one of the name hash's three bytes scaled to [0, 1] (v1, v2, v3:
+ * index 0, 1, 2).  The last entry (no name) is "hot", also for any name
+ * not listed.
+ */
+struct palette {
+	const char *name;
+	struct {
+		short base, mul;
+		unsigned char v;
+	} c[3];
+};
+static const struct palette palettes[] = {
+	{ "mem", { { 0, 0, 0 }, { 190, 50, 1 }, { 0, 210, 0 } } },
+	{ "io", { { 80, 60, 0 }, { 80, 60, 0 }, { 190, 55, 1 } } },
+	{ "red", { { 200, 55, 0 }, { 50, 80, 0 }, { 50, 80, 0 } } },
+	{ "green", { { 50, 60, 0 }, { 200, 55, 0 }, { 50, 60, 0 } } },
+	{ "blue", { { 80, 60, 0 }, { 80, 60, 0 }, { 205, 50, 0 } } },
+	{ "yellow", { { 175, 55, 0 }, { 175, 55, 0 }, { 50, 20, 0 } } },
+	{ "purple", { { 190, 65, 0 }, { 80, 60, 0 }, { 190, 65, 0 } } },
+	{ "aqua", { { 50, 60, 0 }, { 165, 55, 0 }, { 165, 55, 0 } } },
+	{ "orange", { { 190, 65, 0 }, { 90, 65, 0 }, { 0, 0, 0 } } },
+	{ NULL, { { 205, 50, 2 }, { 0, 230, 0 }, { 0, 55, 1 } } }, /* hot */
+};
+
 static void colour(const char *pal, const char *s, size_t n, char out[24])
 {
 	uint32_t h = name_hash(s, n);
-	double v1 = (h & 0xff) / 255.0, v2 = ((h >> 8) & 0xff) / 255.0, v3 = ((h >> 16) & 0xff) / 255.0;
-	int r, g, b;
+	const double v[3] = { (h & 0xff) / 255.0, ((h >> 8) & 0xff) / 255.0,
+			      ((h >> 16) & 0xff) / 255.0 };
 	if (!pal)
 		pal = "hot";
 	if (!strcmp(pal, "java") || !strcmp(pal, "js") || !strcmp(pal, "perl")) {
@@ -102,27 +128,13 @@ static void colour(const char *pal, const char *s, size_t n, char out[24])
 		else
 			pal = "red";
 	}
-	if (!strcmp(pal, "mem"))
-		r = 0, g = 190 + (int)(50 * v2), b = (int)(210 * v1);
-	else if (!strcmp(pal, "io"))
-		r = 80 + (int)(60 * v1), g = r, b = 190 + (int)(55 * v2);
-	else if (!strcmp(pal, "red"))
-		r = 200 + (int)(55 * v1), g = 50 + (int)(80 * v1), b = g;
-	else if (!strcmp(pal, "green"))
-		g = 200 + (int)(55 * v1), r = 50 + (int)(60 * v1), b = r;
-	else if (!strcmp(pal, "blue"))
-		b = 205 + (int)(50 * v1), r = 80 + (int)(60 * v1), g = r;
-	else if (!strcmp(pal, "yellow"))
-		r = 175 + (int)(55 * v1), g = r, b = 50 + (int)(20 * v1);
-	else if (!strcmp(pal, "purple"))
-		r = 190 + (int)(65 * v1), g = 80 + (int)(60 * v1), b = r;
-	else if (!strcmp(pal, "aqua"))
-		r = 50 + (int)(60 * v1), g = 165 + (int)(55 * v1), b = g;
-	else if (!strcmp(pal, "orange"))
-		r = 190 + (int)(65 * v1), g = 90 + (int)(65 * v1), b = 0;
-	else /* hot */
-		r = 205 + (int)(50 * v3), g = (int)(230 * v1), b = (int)(55 * v2);
-	snprintf(out, 24, "rgb(%d,%d,%d)", r, g, b);
+	const struct palette *P = &palettes[0];
+	while (P->name && strcmp(pal, P->name))
+		P++;
+	int c[3];
+	for (int i = 0; i < 3; i++)
+		c[i] = P->c[i].base + (int)(P->c[i].mul * v[P->c[i].v]);
+	snprintf(out, 24, "rgb(%d,%d,%d)", c[0], c[1], c[2]);
 }
 
 static void diff_colour(int64_t delta, uint64_t maxd, char out[24])
@@ -203,13 +215,13 @@ struct lay {
 static int layout(const struct st_xtree *t, int side, uint64_t cut, struct lay **out, size_t *nout,
 		  uint32_t *maxdepth)
 {
-	struct lay *stk = malloc(t->count * sizeof(*stk));
-	struct lay *res = malloc(t->count * sizeof(*res));
+	struct lay *stk = st_malloc(t->count * sizeof(*stk));
+	struct lay *res = st_malloc(t->count * sizeof(*res));
 	size_t sp = 0, n = 0;
 	*maxdepth = 0;
 	if (!stk || !res) {
-		free(stk);
-		free(res);
+		st_free(stk);
+		st_free(res);
 		return -ENOMEM;
 	}
 	stk[sp++] = (struct lay){ 0, 0, 0 };
@@ -236,7 +248,7 @@ static int layout(const struct st_xtree *t, int side, uint64_t cut, struct lay *
 			stk[j - 1] = tmp;
 		}
 	}
-	free(stk);
+	st_free(stk);
 	*out = res;
 	*nout = n;
 	return 0;
@@ -335,7 +347,7 @@ int st_export_svg_tree(const struct st_xtree *t, bool diff, const struct st_expo
 		fputs("</text></g>\n", out);
 	}
 	fputs("</svg>\n", out);
-	free(ly);
+	st_free(ly);
 	return 0;
 }
 
@@ -371,8 +383,8 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 	int side = diff ? 1 : 0;
 	uint64_t cut = cut_value(t, side, o->minwidth);
 	struct st_names nm = { 0 };
-	uint32_t *stk = malloc(t->count * sizeof(*stk));
-	uint32_t *idx = malloc(t->count * sizeof(*idx)); /* xnode -> emitted index */
+	uint32_t *stk = st_malloc(t->count * sizeof(*stk));
+	uint32_t *idx = st_malloc(t->count * sizeof(*idx)); /* xnode -> emitted index */
 	int rc = 0;
 	if (!stk || !idx) {
 		rc = -ENOMEM;
@@ -433,8 +445,8 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 	fputs(st_html_viewer_js, out);
 	fputs("</script>\n</body></html>\n", out);
 out:
-	free(stk);
-	free(idx);
+	st_free(stk);
+	st_free(idx);
 	st_names_free(&nm);
 	return rc;
 }

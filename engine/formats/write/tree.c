@@ -26,21 +26,41 @@ static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
 	return st_hash_bytes(name, len) * 0x9e3779b97f4a7c15ull ^ (parent + 0x632be59bd9b4e019ull);
 }
 
-static int ht_grow(struct st_xtree *t)
+/*
+ * A new index table of nc slots (a power of two; UINT32_MAX is empty)
+ * holding the indexes [first, n), each at hash(arg, i) with linear
+ * probing; NULL without memory.  The xtree's node table and the names
+ * table both grow through it.
+ */
+static uint32_t *index_table(size_t nc, size_t first, size_t n,
+			     uint64_t (*hash)(const void *arg, size_t i), const void *arg)
 {
-	size_t nc = t->htcap ? t->htcap * 2 : 1024;
-	uint32_t *nh = malloc(nc * sizeof(*nh));
+	uint32_t *nh = st_malloc(nc * sizeof(*nh));
 	if (!nh)
-		return -ENOMEM;
+		return NULL;
 	memset(nh, 0xff, nc * sizeof(*nh));
-	for (size_t i = 1; i < t->count; i++) {
-		const struct st_xnode *x = &t->n[i];
-		size_t h = key_hash(x->parent, x->name, x->len) & (nc - 1);
+	for (size_t i = first; i < n; i++) {
+		size_t h = hash(arg, i) & (nc - 1);
 		while (nh[h] != UINT32_MAX)
 			h = (h + 1) & (nc - 1);
 		nh[h] = (uint32_t)i;
 	}
-	free(t->ht);
+	return nh;
+}
+
+static uint64_t xnode_hash(const void *arg, size_t i)
+{
+	const struct st_xnode *x = &((const struct st_xtree *)arg)->n[i];
+	return key_hash(x->parent, x->name, x->len);
+}
+
+static int ht_grow(struct st_xtree *t)
+{
+	size_t nc = t->htcap ? t->htcap * 2 : 1024;
+	uint32_t *nh = index_table(nc, 1, t->count, xnode_hash, t);
+	if (!nh)
+		return -ENOMEM;
+	st_free(t->ht);
 	t->ht = nh;
 	t->htcap = nc;
 	return 0;
@@ -50,7 +70,7 @@ int st_xtree_init(struct st_xtree *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->cap = 1024;
-	t->n = calloc(t->cap, sizeof(*t->n));
+	t->n = st_calloc(t->cap, sizeof(*t->n));
 	if (!t->n)
 		return -ENOMEM;
 	t->n[0] = (struct st_xnode){ .name = "", .parent = UINT32_MAX };
@@ -60,9 +80,9 @@ int st_xtree_init(struct st_xtree *t)
 
 void st_xtree_free(struct st_xtree *t)
 {
-	free(t->n);
-	free(t->kids);
-	free(t->ht);
+	st_free(t->n);
+	st_free(t->kids);
+	st_free(t->ht);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -77,14 +97,8 @@ uint32_t st_xtree_child(struct st_xtree *t, uint32_t parent, const char *name, s
 	}
 	if (t->count >= UINT32_MAX - 1)
 		return UINT32_MAX;
-	if (t->count == t->cap) {
-		size_t nc = t->cap * 2;
-		struct st_xnode *nn = realloc(t->n, nc * sizeof(*nn));
-		if (!nn)
-			return UINT32_MAX;
-		t->n = nn;
-		t->cap = nc;
-	}
+	if (t->count == t->cap && st_grow(&t->n, &t->cap, t->count + 1, sizeof(*t->n), 1024))
+		return UINT32_MAX;
 	uint32_t id = (uint32_t)t->count++;
 	t->n[id] = (struct st_xnode){ .name = name, .len = len, .parent = parent };
 	t->ht[h] = id;
@@ -97,8 +111,8 @@ int st_xtree_add_snap(struct st_xtree *t, const struct st_snap *s, unsigned metr
 		      bool reverse)
 {
 	size_t nn = st_snap_node_count(s);
-	uint32_t *map = malloc(nn * sizeof(*map));
-	uint32_t *stack = malloc(nn * sizeof(*stack));
+	uint32_t *map = st_malloc(nn * sizeof(*map));
+	uint32_t *stack = st_malloc(nn * sizeof(*stack));
 	int rc = 0;
 	if (!map || !stack) {
 		rc = -ENOMEM;
@@ -141,8 +155,8 @@ int st_xtree_add_snap(struct st_xtree *t, const struct st_snap *s, unsigned metr
 			stack[sp++] = first + i;
 	}
 out:
-	free(map);
-	free(stack);
+	st_free(map);
+	st_free(stack);
 	return rc;
 }
 
@@ -168,8 +182,8 @@ int st_xtree_finish(struct st_xtree *t)
 		p->total[1] = st_sat_add(p->total[1], x->total[1]);
 		p->nkids++;
 	}
-	free(t->kids);
-	t->kids = malloc((t->count ? t->count : 1) * sizeof(*t->kids));
+	st_free(t->kids);
+	t->kids = st_malloc((t->count ? t->count : 1) * sizeof(*t->kids));
 	if (!t->kids)
 		return -ENOMEM;
 	uint32_t off = 0;
@@ -211,22 +225,21 @@ const char *st_export_units(const struct st_snap *s, const struct st_export_opts
 	return d && d->unit ? d->unit : "samples";
 }
 
+static uint64_t name_hash(const void *arg, size_t i)
+{
+	const struct st_names *nm = arg;
+	return st_hash_bytes(nm->name[i], nm->len[i]);
+}
+
 /* Distinct names in first-seen order (flamebearer names[], speedscope frames). */
 int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out)
 {
 	if ((nm->n + 1) * 2 > nm->htcap) {
 		size_t nc = nm->htcap ? nm->htcap * 2 : 256;
-		uint32_t *nh = malloc(nc * sizeof(*nh));
+		uint32_t *nh = index_table(nc, 0, nm->n, name_hash, nm);
 		if (!nh)
 			return -ENOMEM;
-		memset(nh, 0xff, nc * sizeof(*nh));
-		for (size_t i = 0; i < nm->n; i++) {
-			size_t h = st_hash_bytes(nm->name[i], nm->len[i]) & (nc - 1);
-			while (nh[h] != UINT32_MAX)
-				h = (h + 1) & (nc - 1);
-			nh[h] = (uint32_t)i;
-		}
-		free(nm->ht);
+		st_free(nm->ht);
 		nm->ht = nh;
 		nm->htcap = nc;
 	}
@@ -237,16 +250,13 @@ int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out)
 			return 0;
 		}
 	if (nm->n == nm->cap) {
-		size_t nc = nm->cap ? nm->cap * 2 : 256;
-		const char **a = realloc(nm->name, nc * sizeof(*a));
-		if (!a)
+		/* name[] and len[] grow together: the capacity is the one both
+		 * have (an array that grew alone is only reallocated again). */
+		size_t ca = nm->cap, cb = nm->cap;
+		if (st_grow(&nm->name, &ca, nm->n + 1, sizeof(*nm->name), 256) ||
+		    st_grow(&nm->len, &cb, nm->n + 1, sizeof(*nm->len), 256))
 			return -ENOMEM;
-		nm->name = a;
-		size_t *b = realloc(nm->len, nc * sizeof(*b));
-		if (!b)
-			return -ENOMEM;
-		nm->len = b;
-		nm->cap = nc;
+		nm->cap = ca;
 	}
 	nm->name[nm->n] = s;
 	nm->len[nm->n] = len;
@@ -257,8 +267,8 @@ int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out)
 
 void st_names_free(struct st_names *nm)
 {
-	free(nm->ht);
-	free(nm->name);
-	free(nm->len);
+	st_free(nm->ht);
+	st_free(nm->name);
+	st_free(nm->len);
 	memset(nm, 0, sizeof(*nm));
 }

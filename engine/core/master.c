@@ -218,14 +218,9 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, u
 	if ((size_t)(m->n + 1) * 4 > (m->emask + 1) * 3 && edges_resize(m, (m->emask + 1) * 2))
 		return NONE;
 	if (!(m->flags[parent] & F_DIRTY)) {
-		if (m->ndirty == m->dcap) {
-			size_t nc = m->dcap ? m->dcap * 2 : 256;
-			void *p = st_realloc(m->dirty, nc * sizeof(*m->dirty));
-			if (!p)
-				return NONE;
-			m->dirty = p;
-			m->dcap = nc;
-		}
+		if (m->ndirty == m->dcap &&
+		    st_grow(&m->dirty, &m->dcap, m->ndirty + 1, sizeof(*m->dirty), 256))
+			return NONE;
 		m->dirty[m->ndirty++] = parent;
 		m->flags[parent] |= F_DIRTY;
 	}
@@ -481,15 +476,10 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *max
 				;
 			if (b - a < 2)
 				continue;
-			if (ns == scap) {
-				struct sort_range *p = st_realloc(st, scap * 2 * sizeof(*st));
-				if (!p) {
-					/* Finish this run here instead. */
-					qsort_r(r + a, b - a, sizeof(*r), cmp_rec_frames, &nm);
-					continue;
-				}
-				st = p;
-				scap *= 2;
+			if (ns == scap && st_grow(&st, &scap, ns + 1, sizeof(*st), 64)) {
+				/* Finish this run here instead. */
+				qsort_r(r + a, b - a, sizeof(*r), cmp_rec_frames, &nm);
+				continue;
 			}
 			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
 		}
@@ -716,15 +706,9 @@ int st_master_sort(struct st_master *m, const struct st_intern *in)
 		size_t k = 0;
 		uint32_t c = m->first_child[p];
 		while (c != NONE && (m->flags[c] & F_NEW)) {
-			if (k == tcap) {
-				size_t nc = tcap ? tcap * 2 : 1024;
-				uint32_t *t = st_realloc(tmp, nc * sizeof(*t));
-				if (!t) {
-					st_free(tmp);
-					return -ENOMEM; /* lists stay valid, just unsorted */
-				}
-				tmp = t;
-				tcap = nc;
+			if (k == tcap && st_grow(&tmp, &tcap, k + 1, sizeof(*tmp), 1024)) {
+				st_free(tmp);
+				return -ENOMEM; /* lists stay valid, just unsorted */
 			}
 			tmp[k++] = c;
 			m->flags[c] &= (uint8_t)~F_NEW;

@@ -63,17 +63,12 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 		/* New (or stale) stack: walked later, in sorted order, with
 		 * its values made what it gained (the walk writes it anyway). */
 		st_stab_rebase(t, r);
-		if (e->nwalk == e->walk_cap) {
-			size_t nc = e->walk_cap ? e->walk_cap * 2 : 4096;
-			struct st_srec **p = st_realloc(e->walk, nc * sizeof(*p));
-			if (!p) {
-				/* Walk it alone now rather than lose it. */
-				if (st_master_add_rec(e->master, r, st_srec_values(r)))
-					e->merge_dropped++;
-				return;
-			}
-			e->walk = p;
-			e->walk_cap = nc;
+		if (e->nwalk == e->walk_cap &&
+		    st_grow(&e->walk, &e->walk_cap, e->nwalk + 1, sizeof(*e->walk), 4096)) {
+			/* Walk it alone now rather than lose it. */
+			if (st_master_add_rec(e->master, r, st_srec_values(r)))
+				e->merge_dropped++;
+			return;
 		}
 		e->walk[e->nwalk++] = r;
 		return;

@@ -252,20 +252,17 @@ static inline void touch_add(struct st_stab *t, struct st_srec *r, const uint64_
 	rec_add(t, r, values);
 }
 
-/* Grow the touched list and last[] to nc records (the new last[] entries
- * zero).  On -ENOMEM the capacity is unchanged (either array may have moved). */
-static int grow_lists(struct st_stab *t, size_t nc)
+/* Room for one more record in the touched list and last[] (the new last[]
+ * entries zero).  On -ENOMEM the capacity is unchanged: the touched list
+ * may have grown alone, and is then only reallocated again. */
+static int grow_lists(struct st_stab *t)
 {
-	struct st_srec **p = st_realloc(t->touched, nc * sizeof(*p));
-	if (!p)
+	size_t ct = t->tcap, cl = t->tcap;
+	if (st_grow(&t->touched, &ct, t->count + 1, sizeof(*t->touched), INITIAL_SLOTS) ||
+	    st_grow(&t->last, &cl, t->count + 1, t->nm * sizeof(*t->last), INITIAL_SLOTS))
 		return -ENOMEM;
-	t->touched = p;
-	uint64_t *l = st_realloc(t->last, nc * t->nm * sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	memset(l + t->tcap * t->nm, 0, (nc - t->tcap) * t->nm * sizeof(*l));
-	t->last = l;
-	t->tcap = nc;
+	memset(t->last + t->tcap * t->nm, 0, (cl - t->tcap) * t->nm * sizeof(*t->last));
+	t->tcap = cl;
 	return 0;
 }
 
@@ -299,7 +296,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
 	}
-	if (t->count == t->tcap && grow_lists(t, t->tcap ? t->tcap * 2 : INITIAL_SLOTS))
+	if (t->count == t->tcap && grow_lists(t))
 		return NULL;
 	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
 						   (size_t)depth * sizeof(uint32_t));

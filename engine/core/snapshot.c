@@ -95,16 +95,13 @@ static int __attribute__((noinline, cold))
 sat_push(struct st_snap *s, uint32_t i, const uint64_t *sv, uint32_t *cap)
 {
 	if (s->nsat == *cap) {
-		uint32_t nc = *cap ? *cap * 2 : 16;
-		uint32_t *pn = st_realloc(s->sat_node, (size_t)nc * sizeof(*pn));
-		if (!pn)
+		/* Both arrays or the capacity stays: one that grew alone is
+		 * only reallocated again. */
+		size_t cn = *cap, cs = *cap;
+		if (st_grow(&s->sat_node, &cn, (size_t)s->nsat + 1, sizeof(*s->sat_node), 16) ||
+		    st_grow(&s->sat_self, &cs, (size_t)s->nsat + 1, s->nm * sizeof(*s->sat_self), 16))
 			return -ENOMEM;
-		s->sat_node = pn;
-		uint64_t *ps = st_realloc(s->sat_self, (size_t)nc * s->nm * sizeof(*ps));
-		if (!ps)
-			return -ENOMEM;
-		s->sat_self = ps;
-		*cap = nc;
+		*cap = cn > UINT32_MAX ? UINT32_MAX : (uint32_t)cn;
 	}
 	s->sat_node[s->nsat] = i;
 	memcpy(&s->sat_self[(size_t)s->nsat * s->nm], sv, s->nm * sizeof(*sv));

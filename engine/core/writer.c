@@ -312,17 +312,15 @@ static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
 		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
 			return -ENAMETOOLONG;
 	if (depth > w->ids_cap) {
-		size_t nc = depth < 64 ? 64 : depth;
-		uint32_t *p = st_realloc(w->ids, nc * sizeof(*p));
-		if (p)
-			w->ids = p;
-		uint64_t *q = p ? st_realloc(w->fh, nc * sizeof(*q)) : NULL;
-		if (!q) {
+		/* ids and fh grow together: the capacity is the one both have
+		 * (one that grew alone is only reallocated again). */
+		size_t ci = w->ids_cap, cf = w->ids_cap;
+		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64) ||
+		    st_grow(&w->fh, &cf, depth, sizeof(*w->fh), 64)) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
-		w->fh = q;
-		w->ids_cap = nc;
+		w->ids_cap = ci;
 	}
 	if (ST_UNLIKELY(!w->sc) && !w->sc_failed) {
 		w->sc = st_scache_create();

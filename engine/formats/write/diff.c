@@ -92,15 +92,7 @@ int st_export_diff(const struct st_snap *before, const struct st_snap *after, in
 		   const struct st_export_opts *o, FILE *out)
 {
 	struct st_export_opts def;
-	if (!o) {
-		st_export_opts_init(&def);
-		o = &def;
-	} else if (o->size < sizeof(def)) {
-		st_export_opts_init(&def);
-		memcpy(&def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
-		def.size = sizeof(def);
-		o = &def;
-	}
+	o = st_export_opts_full(o, &def);
 	if (o->metric >= st_snap_nmetrics(before) || o->metric >= st_snap_nmetrics(after))
 		return -EINVAL;
 	if (fmt != ST_FMT_FLAMEBEARER && fmt != ST_FMT_FOLDED && fmt != ST_FMT_SVG &&

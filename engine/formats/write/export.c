@@ -45,21 +45,26 @@ const char *st_format_name(int fmt)
 	return fmt >= 0 && fmt < ST_FMT_COUNT_ ? formats[fmt].name : NULL;
 }
 
+const struct st_export_opts *st_export_opts_full(const struct st_export_opts *o,
+						 struct st_export_opts *def)
+{
+	if (o && o->size >= sizeof(*def))
+		return o;
+	st_export_opts_init(def);
+	if (o) {
+		/* Built against an older header: newer fields get defaults. */
+		memcpy(def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
+		def->size = sizeof(*def);
+	}
+	return def;
+}
+
 int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, FILE *out)
 {
 	struct st_export_opts def;
 	if (fmt < 0 || fmt >= ST_FMT_COUNT_ || !formats[fmt].fn)
 		return -EINVAL;
-	if (!o) {
-		st_export_opts_init(&def);
-		o = &def;
-	} else if (o->size < sizeof(def)) {
-		/* Built against an older header: newer fields get defaults. */
-		st_export_opts_init(&def);
-		memcpy(&def, o, o->size > sizeof(size_t) ? o->size : sizeof(size_t));
-		def.size = sizeof(def);
-		o = &def;
-	}
+	o = st_export_opts_full(o, &def);
 	if (o->metric >= st_snap_nmetrics(s))
 		return -EINVAL;
 	int r = formats[fmt].fn(s, o, out);

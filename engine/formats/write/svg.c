@@ -377,6 +377,25 @@ int st_export_svg(const struct st_snap *s, const struct st_export_opts *o, FILE 
 
 /* ------------------------------------------------------------ HTML */
 
+/* The next node the viewer shows, depth-first in name order from the
+ * stack stk[0..*sp) (its kids pushed), or UINT32_MAX when done.  A node
+ * below `cut` on `side`, or empty on both sides, is left out with its
+ * subtree. */
+static uint32_t html_next(const struct st_xtree *t, uint32_t *stk, size_t *sp, int side,
+			  uint64_t cut)
+{
+	while (*sp) {
+		uint32_t u = stk[--*sp];
+		const struct st_xnode *x = &t->n[u];
+		if (u && (x->total[side] < cut || (!x->total[0] && !x->total[1])))
+			continue;
+		for (uint32_t k = x->nkids; k-- > 0;)
+			stk[(*sp)++] = t->kids[x->first + k];
+		return u;
+	}
+	return UINT32_MAX;
+}
+
 int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_export_opts *o,
 			FILE *out)
 {
@@ -397,16 +416,11 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 	/* Names first (their own pass keeps the JSON in one piece). */
 	size_t sp = 0;
 	stk[sp++] = 0;
-	while (sp) {
-		uint32_t u = stk[--sp];
+	for (uint32_t u; (u = html_next(t, stk, &sp, side, cut)) != UINT32_MAX;) {
 		const struct st_xnode *x = &t->n[u];
-		if (u && (x->total[side] < cut || (!x->total[0] && !x->total[1])))
-			continue;
 		uint32_t ni;
 		if ((rc = st_names_get(&nm, u ? x->name : "all", u ? x->len : 3, &ni)))
 			goto out;
-		for (uint32_t k = x->nkids; k-- > 0;)
-			stk[sp++] = t->kids[x->first + k];
 	}
 	fputs("<script type=\"application/json\" id=\"st-data\">{\"title\":\"", out);
 	st_json_escape(out, title, strlen(title));
@@ -425,11 +439,8 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 	sp = 0;
 	stk[sp++] = 0;
 	uint32_t emitted = 0;
-	while (sp) {
-		uint32_t u = stk[--sp];
+	for (uint32_t u; (u = html_next(t, stk, &sp, side, cut)) != UINT32_MAX;) {
 		const struct st_xnode *x = &t->n[u];
-		if (u && (x->total[side] < cut || (!x->total[0] && !x->total[1])))
-			continue;
 		uint32_t ni;
 		st_names_get(&nm, u ? x->name : "all", u ? x->len : 3, &ni);
 		idx[u] = emitted++;
@@ -438,8 +449,6 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 		if (diff)
 			fprintf(out, ",%" PRIu64 ",%" PRIu64, x->self[0], x->total[0]);
 		putc(']', out);
-		for (uint32_t k = x->nkids; k-- > 0;)
-			stk[sp++] = t->kids[x->first + k];
 	}
 	fputs("]}</script>\n<script>", out);
 	fputs(st_html_viewer_js, out);

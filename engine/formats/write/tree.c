@@ -27,17 +27,18 @@ static uint64_t key_hash(uint32_t parent, const char *name, size_t len)
 }
 
 /*
- * A new index table of nc slots (a power of two; UINT32_MAX is empty)
- * holding the indexes [first, n), each at hash(arg, i) with linear
- * probing; NULL without memory.  The xtree's node table and the names
- * table both grow through it.
+ * Double the index table *ht of *htcap slots (a power of two, min_cap at
+ * first; UINT32_MAX is empty) and put back the indexes [first, n), each at
+ * hash(arg, i) with linear probing.  0, or -ENOMEM with the table as it
+ * was.  The xtree's node table and the names table both grow through it.
  */
-static uint32_t *index_table(size_t nc, size_t first, size_t n,
-			     uint64_t (*hash)(const void *arg, size_t i), const void *arg)
+static int index_grow(uint32_t **ht, size_t *htcap, size_t min_cap, size_t first, size_t n,
+		      uint64_t (*hash)(const void *arg, size_t i), const void *arg)
 {
+	size_t nc = *htcap ? *htcap * 2 : min_cap;
 	uint32_t *nh = st_malloc(nc * sizeof(*nh));
 	if (!nh)
-		return NULL;
+		return -ENOMEM;
 	memset(nh, 0xff, nc * sizeof(*nh));
 	for (size_t i = first; i < n; i++) {
 		size_t h = hash(arg, i) & (nc - 1);
@@ -45,7 +46,10 @@ static uint32_t *index_table(size_t nc, size_t first, size_t n,
 			h = (h + 1) & (nc - 1);
 		nh[h] = (uint32_t)i;
 	}
-	return nh;
+	st_free(*ht);
+	*ht = nh;
+	*htcap = nc;
+	return 0;
 }
 
 static uint64_t xnode_hash(const void *arg, size_t i)
@@ -56,14 +60,7 @@ static uint64_t xnode_hash(const void *arg, size_t i)
 
 static int ht_grow(struct st_xtree *t)
 {
-	size_t nc = t->htcap ? t->htcap * 2 : 1024;
-	uint32_t *nh = index_table(nc, 1, t->count, xnode_hash, t);
-	if (!nh)
-		return -ENOMEM;
-	st_free(t->ht);
-	t->ht = nh;
-	t->htcap = nc;
-	return 0;
+	return index_grow(&t->ht, &t->htcap, 1024, 1, t->count, xnode_hash, t);
 }
 
 int st_xtree_init(struct st_xtree *t)
@@ -234,15 +231,9 @@ static uint64_t name_hash(const void *arg, size_t i)
 /* Distinct names in first-seen order (flamebearer names[], speedscope frames). */
 int st_names_get(struct st_names *nm, const char *s, size_t len, uint32_t *out)
 {
-	if ((nm->n + 1) * 2 > nm->htcap) {
-		size_t nc = nm->htcap ? nm->htcap * 2 : 256;
-		uint32_t *nh = index_table(nc, 0, nm->n, name_hash, nm);
-		if (!nh)
-			return -ENOMEM;
-		st_free(nm->ht);
-		nm->ht = nh;
-		nm->htcap = nc;
-	}
+	if ((nm->n + 1) * 2 > nm->htcap &&
+	    index_grow(&nm->ht, &nm->htcap, 256, 0, nm->n, name_hash, nm))
+		return -ENOMEM;
 	size_t h = st_hash_bytes(s, len) & (nm->htcap - 1);
 	for (uint32_t i; (i = nm->ht[h]) != UINT32_MAX; h = (h + 1) & (nm->htcap - 1))
 		if (nm->len[i] == len && memcmp(nm->name[i], s, len) == 0) {

@@ -32,6 +32,12 @@ size_t st_utf8_seq(const unsigned char *p, const unsigned char *end, unsigned *c
 /* 0, or -EIO when the stream has an error. */
 int st_export_status(FILE *out);
 
+/* o with every field set: o itself, or *def filled with the defaults (o
+ * NULL) or with o's fields and the defaults of those its caller's older
+ * header did not have (o->size smaller). */
+const struct st_export_opts *st_export_opts_full(const struct st_export_opts *o,
+						 struct st_export_opts *def);
+
 /*
  * Visit every node depth-first in name order, passing the ';'-joined path
  * from the first frame below the root (bytes, not NUL terminated; the root's

@@ -119,7 +119,10 @@ static int frame_line(struct pstate *ps, const char *s, size_t n, bool *recognis
 	if (ST_UNLIKELY(!e)) {
 		size_t ioff = c->ncid;
 		bool ok = true;
-		if (perf_clean_frame(ps, &fr, &ok))
+		/* A copy: fr's address is not taken, so its fields stay in
+		 * registers on the hit path. */
+		struct perf_frame miss = fr;
+		if (perf_clean_frame(ps, &miss, &ok))
 			return -ENOMEM;
 		if (!ok && !ps->serr)
 			ps->serr = ps->serr_tmp;
@@ -344,7 +347,8 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			 * s is the first blank line after body: the body is [body, s). */
 			if (body && s > body && (size_t)(s - body) < BODY_MAX && bok && !ps.serr &&
 			    ps.have_pname && ps.nfr > bnfr &&
-			    !st_grow(&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024)) {
+			    (c->ncid + (ps.nfr - bnfr) <= c->cidcap ||
+			     !st_grow(&c->cid, &c->cidcap, c->ncid + (ps.nfr - bnfr), sizeof(*c->cid), 1024))) {
 				size_t ioff = c->ncid;
 				memcpy(c->cid + ioff, ps.fr + bnfr, (ps.nfr - bnfr) * sizeof(*c->cid));
 				c->ncid += ps.nfr - bnfr;

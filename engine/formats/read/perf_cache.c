@@ -45,8 +45,7 @@
 
 #define KEY_CHUNK (2u << 20)
 
-/* Copy key bytes f, mod, pc into the key chunks; where, or NULL (no memory). */
-static const char *key_store(struct st_perf_cache *c, const char *f, size_t fl, const char *mod,
+const char *perf_key_store(struct st_perf_cache *c, const char *f, size_t fl, const char *mod,
 			     size_t modl, const char *pc, size_t pcl)
 {
 	size_t kl = fl + modl + pcl;
@@ -105,7 +104,7 @@ struct fc_ent *perf_fc_add(struct st_perf_cache *c, uint64_t h, const char *f, s
 	}
 	if (st_grow(&c->ent, &c->entcap, c->nent + 1, sizeof(*c->ent), 256))
 		return NULL;
-	const char *k = key_store(c, f, fl, mod, modl, pc, pcl);
+	const char *k = perf_key_store(c, f, fl, mod, modl, pc, pcl);
 	if (!k)
 		return NULL;
 	struct fc_ent *e = &c->ent[c->nent];
@@ -229,39 +228,23 @@ const struct body_slot *perf_body_find(const struct st_perf_cache *c, uint64_t h
 	}
 }
 
-/* Cache the body [p, p + fl) under hash h: ids cid[ioff..ncid), aux lines.
- * False when there is no room (the caller forgets the ids). */
-bool perf_body_add(struct st_perf_cache *c, uint64_t h, unsigned kind, const char *p, size_t fl,
-		   size_t ioff, uint64_t aux)
+bool perf_body_rehash(struct st_perf_cache *c)
 {
-	if ((c->nbodies + 1) * 2 > c->nbslots) {
-		size_t ns = c->nbslots ? c->nbslots * 2 : 1024;
-		struct body_slot *sl = st_calloc(ns, sizeof(*sl));
-		if (!sl)
-			return false;
-		for (size_t j = 0; j < c->nbslots; j++) {
-			const struct body_slot *b = &c->bslots[j];
-			if (!b->nids)
-				continue;
-			size_t i = (size_t)(b->tag >> 4) & (ns - 1);
-			while (sl[i].nids)
-				i = (i + 1) & (ns - 1);
-			sl[i] = *b;
-		}
-		st_free(c->bslots);
-		c->bslots = sl;
-		c->nbslots = ns;
+	size_t ns = c->nbslots ? c->nbslots * 2 : 1024;
+	struct body_slot *sl = st_calloc(ns, sizeof(*sl));
+	if (!sl)
+		return false;
+	for (size_t j = 0; j < c->nbslots; j++) {
+		const struct body_slot *b = &c->bslots[j];
+		if (!b->nids)
+			continue;
+		size_t i = (size_t)(b->tag >> 4) & (ns - 1);
+		while (sl[i].nids)
+			i = (i + 1) & (ns - 1);
+		sl[i] = *b;
 	}
-	if (c->ncid - ioff > UINT32_MAX || aux > UINT32_MAX || c->ncid == ioff)
-		return false;
-	const char *k = key_store(c, p, fl, "", 0, "", 0);
-	if (!k)
-		return false;
-	size_t mask = c->nbslots - 1, i = (size_t)(h >> 4) & mask;
-	while (c->bslots[i].nids)
-		i = (i + 1) & mask;
-	c->bslots[i] = (struct body_slot){ (h & ~(uint64_t)15) | kind, k, (uint32_t)fl, (uint32_t)ioff,
-					   (uint32_t)(c->ncid - ioff), (uint32_t)aux };
-	c->nbodies++;
+	st_free(c->bslots);
+	c->bslots = sl;
+	c->nbslots = ns;
 	return true;
 }

@@ -3,6 +3,7 @@
  * perf_line.c - matching `perf script` lines and cleaning what they name,
  * as stackcollapse-perf.pl does (rules 3 and 4 listed in perf.c):
  *
+ *   - the byte classes of Perl's \s \d \w on byte strings (perf_cls);
  *   - the header regex /^(\S.+?)\s+(\d+)[/]*(\d+)*\s+/ (perf_match_header)
  *     and the event regex /:\s*(\d+)*\s+(\S+):\s*$/ (perf_match_event), each
  *     with its backtracking worked out by hand;
@@ -12,7 +13,7 @@
  *   - pname, comm[-pid[/tid]] with ' ' -> '_', into interned ids
  *     (perf_pname_ids).
  * The frame regex itself is perf_match_frame() in perf.h (inline: it runs
- * once per frame line), with the byte classes of Perl's \s \d \w.
+ * once per frame line).
  *
  * Invariants: the matchers only read the line (never past s[n-1]) and keep
  * no state; the cleaners build each part in ps->arena (scratch, reused by
@@ -22,6 +23,25 @@
 #include <errno.h>
 
 #include "perf.h"
+
+#define CL_D (C_DIGIT | C_WORD | C_HEX)
+#define CL_L (C_WORD)
+#define CL_H (C_WORD | C_HEX)
+const uint8_t perf_cls[256] = {
+	['\t'] = C_WS, ['\n'] = C_WS, ['\v'] = C_WS, ['\f'] = C_WS, ['\r'] = C_WS, [' '] = C_WS,
+	['0'] = CL_D, ['1'] = CL_D, ['2'] = CL_D, ['3'] = CL_D, ['4'] = CL_D,
+	['5'] = CL_D, ['6'] = CL_D, ['7'] = CL_D, ['8'] = CL_D, ['9'] = CL_D,
+	['a'] = CL_H, ['b'] = CL_H, ['c'] = CL_H, ['d'] = CL_H, ['e'] = CL_H, ['f'] = CL_H,
+	['g'] = CL_L, ['h'] = CL_L, ['i'] = CL_L, ['j'] = CL_L, ['k'] = CL_L, ['l'] = CL_L,
+	['m'] = CL_L, ['n'] = CL_L, ['o'] = CL_L, ['p'] = CL_L, ['q'] = CL_L, ['r'] = CL_L,
+	['s'] = CL_L, ['t'] = CL_L, ['u'] = CL_L, ['v'] = CL_L, ['w'] = CL_L, ['x'] = CL_L,
+	['y'] = CL_L, ['z'] = CL_L,
+	['A'] = CL_L, ['B'] = CL_L, ['C'] = CL_L, ['D'] = CL_L, ['E'] = CL_L, ['F'] = CL_L,
+	['G'] = CL_L, ['H'] = CL_L, ['I'] = CL_L, ['J'] = CL_L, ['K'] = CL_L, ['L'] = CL_L,
+	['M'] = CL_L, ['N'] = CL_L, ['O'] = CL_L, ['P'] = CL_L, ['Q'] = CL_L, ['R'] = CL_L,
+	['S'] = CL_L, ['T'] = CL_L, ['U'] = CL_L, ['V'] = CL_L, ['W'] = CL_L, ['X'] = CL_L,
+	['Y'] = CL_L, ['Z'] = CL_L, ['_'] = CL_L,
+};
 
 bool perf_match_header(const char *s, size_t n, struct perf_hdr *h)
 {

@@ -122,6 +122,7 @@ struct st_engine *st_engine_create(const struct st_options *o)
 		e->shards[i] = st_shard_new(o->nmetrics, i);
 		if (!e->shards[i])
 			goto fail;
+		/* Release: the shard before the count (rule E4). */
 		atomic_store_explicit(&e->nshards, i + 1, memory_order_release);
 	}
 	e->ncpu_shards = ns;

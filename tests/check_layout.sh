@@ -47,23 +47,24 @@ mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' | grep -
 core_hdrs=$(cd engine/core && ls *.h)
 fmt_hdrs=$(cd engine/formats && find . -name '*.h' -printf '%f\n')
 cli_hdrs=$(cd cli && ls *.h)
+# internal_only FILE INC FOLDER "HEADERS" WHAT: FILE, outside FOLDER, must not
+# include one of FOLDER's HEADERS (a header of its own folder by that name is fine).
+internal_only() {
+	case "$1" in "$3"/*) return ;; esac
+	local h
+	for h in $4; do
+		if [ "${2##*/}" = "$h" ] && [ ! -f "$(dirname "$1")/$2" ]; then
+			bad "$1 includes $5 header $2"
+		fi
+	done
+}
 for f in "${files[@]}"; do
 	[ -f "$f" ] || continue
 	incs=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
 	for inc in $incs; do
 		base=${inc##*/}
-		case "$f" in engine/core/*) ;; *)
-			for h in $core_hdrs; do
-				[ "$base" = "$h" ] && [ ! -f "$(dirname "$f")/$inc" ] &&
-					bad "$f includes core-internal header $inc"
-			done ;;
-		esac
-		case "$f" in engine/formats/*) ;; *)
-			for h in $fmt_hdrs; do
-				[ "$base" = "$h" ] && [ ! -f "$(dirname "$f")/$inc" ] &&
-					bad "$f includes formats-internal header $inc"
-			done ;;
-		esac
+		internal_only "$f" "$inc" engine/core "$core_hdrs" core-internal
+		internal_only "$f" "$inc" engine/formats "$fmt_hdrs" formats-internal
 		if [ "$base" = shardtrie_ref.h ]; then
 			case "$f" in tests/*|fuzz/*|bench/*|engine/oracle/*) ;;
 			*) bad "$f includes the oracle (shardtrie_ref.h)" ;; esac

@@ -74,6 +74,22 @@ static void rnode_free(struct rnode *n)
 	free(n);
 }
 
+/* Room for one more child of p; 0 or -ENOMEM.  Plain realloc: the
+ * oracle never goes through the engine's allocator, so failure injection
+ * in a test cannot make it lose what the engine is compared against. */
+static int kids_reserve(struct rnode *p)
+{
+	if (p->nk < p->cap)
+		return 0;
+	size_t nc = p->cap ? p->cap * 2 : 4;
+	struct rnode **k = realloc(p->kids, nc * sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	p->kids = k;
+	p->cap = nc;
+	return 0;
+}
+
 /* The child named name, created in sorted position if absent. */
 static struct rnode *child(struct rnode *p, const char *name, size_t len)
 {
@@ -88,14 +104,8 @@ static struct rnode *child(struct rnode *p, const char *name, size_t len)
 		else
 			hi = mid;
 	}
-	if (p->nk == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 4;
-		struct rnode **k = realloc(p->kids, nc * sizeof(*k));
-		if (!k)
-			return NULL;
-		p->kids = k;
-		p->cap = nc;
-	}
+	if (kids_reserve(p))
+		return NULL;
 	struct rnode *n = rnode_new(name, len);
 	if (!n)
 		return NULL;
@@ -216,14 +226,8 @@ static int fold(struct rnode *p, unsigned nm, uint64_t T, bool strict)
 				slot->self[m] = sat(slot->self[m], c->self[m]);
 			/* Move c's children into slot. */
 			for (size_t j = 0; j < c->nk; j++) {
-				if (slot->nk == slot->cap) {
-					size_t nc = slot->cap ? slot->cap * 2 : 4;
-					struct rnode **k = realloc(slot->kids, nc * sizeof(*k));
-					if (!k)
-						return -ENOMEM;
-					slot->kids = k;
-					slot->cap = nc;
-				}
+				if (kids_reserve(slot))
+					return -ENOMEM;
 				slot->kids[slot->nk++] = c->kids[j];
 			}
 			c->nk = 0;

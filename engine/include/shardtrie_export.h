@@ -53,6 +53,15 @@ struct st_export_opts {
 	const char *spy_name;  /* flamebearer: spyName (default "shardtrie") */
 	const char *app_name;  /* flamebearer metadata.name, speedscope name */
 	int normalize;         /* diff: scale BEFORE to AFTER's total */
+	/* --- readers issue (pprof units and clamping): appended only. */
+	const char *event;     /* perf input: the event whose periods are the
+				  values ("cpu-clock:ppp"); NULL = not perf */
+	uint64_t period;       /* perf input: the first sample's period, 0 =
+				  none given (each sample counted 1) */
+	uint64_t duration_ns;  /* pprof duration_nanos: time the input spans,
+				  0 = unknown */
+	uint64_t *clamped;     /* pprof, out: += the number of values above
+				  INT64_MAX written as INT64_MAX; may be NULL */
 };
 ST_API void st_export_opts_init(struct st_export_opts *o);
 

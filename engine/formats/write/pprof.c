@@ -8,16 +8,41 @@
  *             sample=2 [Sample{location_id=1 packed LEAF FIRST,
  *                              value=2 packed, one per metric}],
  *             location=4 [Location{id=1, line=4 [Line{function_id=1}]}],
- *             function=5 [Function{id=1, name=2, system_name=3}],
- *             string_table=6 ("" first), period_type=11, period=12 }
+ *             function=5 [Function{id=1, name=2}],
+ *             string_table=6 ("" first), duration_nanos=10,
+ *             period_type=11, period=12, default_sample_type=14 }
  *
  * 1. One Function and one Location per distinct frame (same id for both,
  *    1-based, in first-seen DFS order); a frame's id is its interned id's.
  * 2. One Sample per trie node with a non-zero self value in any metric;
- *    its location ids are the node's path, leaf first.
- * 3. Sample types are in metric order; period_type and
- *    default_sample_type (14) name o->metric.  A metric "count" in
- *    "samples" is written as pprof spells it: type "samples", unit "count".
+ *    its location ids are the node's path, leaf first.  A value above
+ *    INT64_MAX (pprof's values are int64) is written as INT64_MAX and
+ *    counted in *o->clamped.
+ * 3. Names are shown exactly as they are: a Function has a name and NO
+ *    system_name.  pprof's symbolizer "demangles" every Function whose
+ *    name is empty or equal to its system_name (internal/symbolizer,
+ *    demangleSingleFunction), and a name it cannot demangle but that looks
+ *    like demangled C++ ("::", '<', '>', '[' or ']' anywhere) loses every
+ *    (...) and <...> group: std::vector<int>::push_back(int const&) became
+ *    std::vector::push_back, <script>alert(1)</script> became "alert".
+ *    A name that differs from system_name counts as demangled already and
+ *    is left alone, with -symbolize=demangle=... too (force mode copies
+ *    system_name over name only when system_name is not empty).  We have
+ *    no mangled form, no file and no line to give, so none are written.
+ * 4. Every string is valid UTF-8: proto3 `string` fields must be, and
+ *    readers that check (protobuf-go, Grafana Pyroscope's ingest) reject the
+ *    whole profile otherwise.  A byte that is not part of a valid UTF-8
+ *    sequence becomes U+FFFD, one per byte, as in our JSON formats.
+ * 5. Sample types are in metric order, each from its metric (a metric
+ *    "count" is pprof's "samples"/"count"); o->metric's is also the
+ *    period_type and default_sample_type.  For perf input (o->event) whose
+ *    header carried periods, o->metric's values are periods: "cpu" in
+ *    "nanoseconds" for the clock events (cpu-clock, task-clock), else the
+ *    event's own count (type = event name, unit "count"); without periods
+ *    every sample counts 1 ("samples"/"count").  o->units, when given,
+ *    replaces the unit; a count of samples given a time unit becomes
+ *    "cpu".  period is o->period for a clock event, 1 for a count of
+ *    samples, left out otherwise; duration_nanos is o->duration_ns.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -81,6 +106,91 @@ static void pb_bytes(struct pb *b, unsigned field, const void *s, size_t len)
 		return;
 	memcpy(b->p + b->n, s, len);
 	b->n += len;
+}
+
+/* A string field, made valid UTF-8 (rule 4): each bad byte -> U+FFFD. */
+static void pb_str(struct pb *b, unsigned field, const char *s, size_t len)
+{
+	static const char rep[] = "\xef\xbf\xbd";
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	size_t out = 0;
+	unsigned cp;
+	for (const unsigned char *q = p; q < end;) {
+		size_t n = *q < 0x80 ? 1 : st_utf8_seq(q, end, &cp);
+		out += n ? n : 3;
+		q += n ? n : 1;
+	}
+	if (out == len) {
+		pb_bytes(b, field, s, len);
+		return;
+	}
+	pb_key(b, field, 2);
+	pb_varint(b, out);
+	pb_reserve(b, out);
+	if (b->err)
+		return;
+	while (p < end) {
+		size_t n = *p < 0x80 ? 1 : st_utf8_seq(p, end, &cp);
+		if (n) {
+			memcpy(b->p + b->n, p, n);
+		} else {
+			memcpy(b->p + b->n, rep, 3);
+			n = 1;
+			b->n += 2;
+		}
+		b->n += n;
+		p += n;
+	}
+}
+
+/* The sample type of metric m (rule 5); *period: the Profile's period
+ * when m is the one written (0 = leave it out). */
+static void value_type(const struct st_snap *s, const struct st_export_opts *o, unsigned m,
+		       const char **type, size_t *tlen, const char **unit, uint64_t *period)
+{
+	const struct st_metric_desc *d = st_engine_metric(st_snap_engine(s), m);
+	*type = d && d->name ? d->name : "samples";
+	*unit = d && d->unit ? d->unit : "count";
+	if (strcmp(*type, "count") == 0)
+		*type = "samples";
+	*tlen = strlen(*type);
+	*period = 0;
+	if (m != o->metric)
+		goto unit;
+	/* perf input: what the periods the reader summed are. */
+	bool count = strcmp(*unit, "samples") == 0 || strcmp(*unit, "count") == 0;
+	if (o->event && o->event[0] && count && o->period) {
+		size_t n = strcspn(o->event, ":");
+		if ((n == 9 && memcmp(o->event, "cpu-clock", 9) == 0) ||
+		    (n == 10 && memcmp(o->event, "task-clock", 10) == 0)) {
+			*type = "cpu";
+			*tlen = 3;
+			*unit = "nanoseconds";
+			*period = o->period;
+		} else {
+			*type = o->event;
+			*tlen = n;
+			*unit = "count";
+		}
+	} else if (count && strcmp(*type, "samples") == 0) {
+		*period = 1; /* each sample counts one */
+	}
+	if (o->units && o->units[0])
+		*unit = o->units;
+	/* A count of samples said to be time (--units, or perf clock periods
+	 * given as units): CPU time, as pprof names it. */
+	if (strcmp(*type, "samples") == 0 &&
+	    (strcmp(*unit, "nanoseconds") == 0 || strcmp(*unit, "microseconds") == 0 ||
+	     strcmp(*unit, "milliseconds") == 0 || strcmp(*unit, "seconds") == 0)) {
+		*type = "cpu";
+		*tlen = 3;
+		if (*period == 1)
+			*period = 0;
+	}
+unit:
+	/* pprof's own name for a plain sample count. */
+	if (strcmp(*unit, "samples") == 0)
+		*unit = "count";
 }
 
 /* A packed repeated field of varints. */
@@ -147,6 +257,7 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 	uint32_t *depth = st_malloc(nn * sizeof(*depth));
 	struct pb b = { 0 }, sub = { 0 };
 	uint32_t nloc = 0;
+	uint64_t clamped = 0;
 	int rc = 0;
 	if (!loc || !order || !stk || !path || !depth) {
 		rc = -ENOMEM;
@@ -155,10 +266,8 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 	/* String table: "", then per metric type and unit, then frames. */
 	uint64_t nstr = 1;
 	for (unsigned m = 0; m < nm; m++) {
-		const struct st_metric_desc *d = st_engine_metric(e, m);
 		pb_value_type(&b, 1, nstr, nstr + 1);
 		nstr += 2;
-		(void)d;
 	}
 	/* Samples, DFS; locations are numbered as frames are first met. */
 	size_t sp = 0;
@@ -182,8 +291,10 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 			bool any = false;
 			for (unsigned m = 0; m < nm; m++) {
 				vals[m] = st_snap_self(s, u, m);
-				if (vals[m] > INT64_MAX)
+				if (vals[m] > INT64_MAX) {
 					vals[m] = INT64_MAX;
+					clamped++;
+				}
 				any |= vals[m] != 0;
 			}
 			if (any) {
@@ -220,37 +331,38 @@ int st_export_pprof(const struct st_snap *s, const struct st_export_opts *o, FIL
 	for (uint32_t i = 1; i <= nloc && !b.err; i++) {
 		sub.n = 0;
 		pb_uint(&sub, 1, i);
-		pb_uint(&sub, 2, nstr + i - 1);
-		pb_uint(&sub, 3, nstr + i - 1);
+		pb_uint(&sub, 2, nstr + i - 1); /* name; no system_name: rule 3 */
 		if (!sub.err)
 			pb_bytes(&b, 5, sub.p, sub.n);
 	}
 	pb_bytes(&b, 6, "", 0);
+	uint64_t period = 0;
 	for (unsigned m = 0; m < nm; m++) {
-		const struct st_metric_desc *d = st_engine_metric(e, m);
-		const char *type = d && d->name ? d->name : "samples";
-		if (strcmp(type, "count") == 0)
-			type = "samples";
-		const char *unit = m == o->metric && o->units ? o->units : d && d->unit ? d->unit : "count";
-		/* pprof's own name for a plain sample count. */
-		if (strcmp(unit, "samples") == 0)
-			unit = "count";
-		pb_bytes(&b, 6, type, strlen(type));
-		pb_bytes(&b, 6, unit, strlen(unit));
+		const char *type, *unit;
+		size_t tlen;
+		uint64_t p;
+		value_type(s, o, m, &type, &tlen, &unit, &p);
+		if (m == o->metric)
+			period = p;
+		pb_str(&b, 6, type, tlen);
+		pb_str(&b, 6, unit, strlen(unit));
 	}
 	for (uint32_t i = 1; i <= nloc && !b.err; i++) {
 		size_t len;
 		const char *name = st_frame_name(e, order[i - 1], &len);
-		pb_bytes(&b, 6, name ? name : "", name ? len : 0);
+		pb_str(&b, 6, name ? name : "", name ? len : 0);
 	}
+	pb_uint(&b, 10, o->duration_ns);
 	pb_value_type(&b, 11, 1 + 2 * o->metric, 2 + 2 * o->metric);
-	pb_uint(&b, 12, 1);
+	pb_uint(&b, 12, period);
 	pb_uint(&b, 14, 1 + 2 * o->metric); /* default_sample_type */
 	if (b.err || sub.err) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	rc = gzip_out(b.p, b.n, out);
+	if (o->clamped)
+		*o->clamped += clamped;
 out:
 	st_free(loc);
 	st_free(order);

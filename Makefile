@@ -60,6 +60,7 @@ $(B)/%.o: %.c
 
 include engine/module.mk
 -include bpf/module.mk
+-include live/module.mk
 include cli/module.mk
 include tests/module.mk
 -include bench/module.mk

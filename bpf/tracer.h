@@ -23,9 +23,13 @@
  *     values below, or (when the run succeeded and a command was traced) the
  *     command's own status, as strace passes it on: its exit status (127
  *     when it could not be run), 128 + N when signal N killed it, 0 when the
- *     tracer ended it (duration, SIGINT, SIGTERM).
- *   - SIGINT and SIGTERM end a run (handlers are installed while tracing and
- *     restored after); the output is still written.
+ *     tracer ended it (duration, one of the signals below).
+ *   - SIGINT, SIGTERM, SIGHUP and SIGQUIT end a run (handlers are installed
+ *     while tracing and the previous ones restored after); the output is
+ *     still written and the status is as for a run ended by -d.
+ *   - A run on t.pid ends when that process exits (its pidfd polls
+ *     readable; children it forked may live on); a run on t.cmd ends when
+ *     the command exits.
  */
 #ifndef ST_BPF_TRACER_H
 #define ST_BPF_TRACER_H
@@ -58,6 +62,9 @@ struct st_trace_target {
 	char **cmd;       /* NULL-terminated argv to run and trace (with its
 			   * children), started once the tracer is attached; or NULL */
 	bool verbose;     /* libbpf info messages and the full report */
+	bool cmd_stdout_to_stderr; /* cmd's stdout is our stderr: set when the
+				    * sink writes to our stdout, which must carry
+				    * the output and nothing else */
 };
 
 /* `record cpu`: on-CPU stacks sampled by perf events on every CPU. */

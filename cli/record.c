@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * record.c - `shardtrie record cpu|io`: the options (the target, the
- * tracer's own, the output options every exporting subcommand shares), then
- * the BPF tracer (bpf/tracer.h) with a sink that writes the output through
- * st_cli_export().  The arrow runs one way: cli -> bpf.
+ * tracer's own, the output options every exporting subcommand shares), the
+ * output file opened, then the BPF tracer (bpf/tracer.h) with a sink that
+ * exports into that file and commits it.  The arrow runs one way: cli -> bpf.
+ *
+ * The output is opened before the run, not after it: a path that cannot be
+ * written fails in a moment (exit 73) instead of after a whole recording,
+ * and we know whether it is our stdout, which the command then must not
+ * write to (its stdout goes to our stderr: tracer.h cmd_stdout_to_stderr).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../bpf/tracer.h"
 #include "cli.h"
@@ -39,6 +46,8 @@ struct record {
 	int fmt;         /* -t */
 	struct st_export_opts eo;
 	struct st_trace_sink sink; /* writes to -o as -t with eo */
+	struct st_outfile of;      /* -o, open from before the run until the sink */
+	bool of_open;
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -57,7 +66,10 @@ struct record {
 
 #define OUTPUT_USAGE                                                                \
 	"-t FORMAT: folded json flamebearer pprof speedscope d3 svg html (default\n" \
-	"folded); -o FILE written atomically (default stdout).\n"                  \
+	"folded); -o FILE written atomically (default stdout), checked before the\n" \
+	"run starts (exit 73 at once when it cannot be created).  When the output\n" \
+	"goes to standard output, COMMAND's standard output goes to standard error:\n" \
+	"the output carries the profile and nothing else.\n"                       \
 	"output options (as convert's): --max-nodes N (flamebearer, -1 = all)\n"    \
 	"  --title T --width PX --minwidth PCT --inverted --reverse\n"              \
 	"  --colors PALETTE --sample-rate HZ --units U --name NAME\n"
@@ -146,13 +158,56 @@ static int check_pid(const struct record *r)
 	return NEXT;
 }
 
-/* The sink: the run's snapshot as -t to -o, with the output options. */
+/* fds a and b are the same open file (or pipe, or terminal). */
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+/* Open -o now, before the tracer starts (see the top).  NEXT or 73. */
+static int output_open(struct record *r)
+{
+	int err = st_outfile_open(&r->of, r->out);
+	if (err) {
+		fprintf(stderr, "%s %s: %s: cannot create: %s\n", st_prog, r->name, r->out,
+			strerror(-err));
+		return EX_CANTCREAT_;
+	}
+	r->of_open = true;
+	r->t.cmd_stdout_to_stderr = r->of.f == stdout || same_file(fileno(r->of.f), STDOUT_FILENO);
+	return NEXT;
+}
+
+/* A run that never reached the sink leaves nothing behind. */
+static void output_close(struct record *r)
+{
+	if (r->of_open)
+		st_outfile_abort(&r->of);
+	r->of_open = false;
+}
+
+/* The sink: the run's snapshot as -t into the file opened before the run,
+ * with the output options, then committed (renamed into place). */
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
 {
 	struct record *r = ctx;
 	r->eo.metric = metric;
-	return st_cli_export(s, r->fmt, &r->eo, r->out);
+	int err = st_export(s, r->fmt, &r->eo, r->of.f);
+	if (err)
+		st_outfile_abort(&r->of);
+	else
+		err = st_outfile_commit(&r->of);
+	r->of_open = false;
+	if (err) {
+		fprintf(stderr, "%s %s: %s: write failed: %s\n", st_prog, r->name,
+			r->out ? r->out : "stdout", strerror(-err));
+		return EX_IOERR_;
+	}
+	return EX_OK_;
 }
+
 
 /* ------------------------------------------------------------ record cpu */
 
@@ -164,9 +219,10 @@ static void cpu_usage(FILE *f)
 		"                            [output options] [-v] [-- COMMAND ARGS...]\n"
 		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
 		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
-		"children until it exits; -p: that process (and children it forks);\n"
-		"-a (the default): everything but this tool.  -d ends the run after\n"
-		"SECONDS; SIGINT/SIGTERM end it too, and the output is still written.\n"
+		"children until it exits; -p: that process (and children it forks)\n"
+		"until it exits; -a (the default): everything but this tool.  -d ends\n"
+		"the run after SECONDS; SIGINT, SIGTERM, SIGHUP and SIGQUIT end it too,\n"
+		"and the output is still written.\n"
 		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
 		"Frames: comm;user...;kernel_[k].\n" OUTPUT_USAGE);
 }
@@ -223,8 +279,14 @@ static int record_cpu(int argc, char **argv)
 	struct cpu_args a = { .cfg = { .hz = 99 } };
 	record_init(&a.r, "record cpu", cpu_usage);
 	int rc = parse(&p, &a.r, argc, argv);
+	if (rc == NEXT)
+		rc = output_open(&a.r);
+	if (rc != NEXT)
+		return rc;
 	a.cfg.t = a.r.t;
-	return rc != NEXT ? rc : st_trace_cpu(&a.cfg, &a.r.sink);
+	rc = st_trace_cpu(&a.cfg, &a.r.sink);
+	output_close(&a.r);
+	return rc;
 }
 
 /* ------------------------------------------------------------ record io */
@@ -243,7 +305,8 @@ static void io_usage(FILE *f)
 		"LIST (default comm,tracepoint,path; also pid, tid, flags; a path is one\n"
 		"frame per '/' component).  All four counters are kept; --metric picks\n"
 		"the one written (default count).  Without -p/COMMAND: every process\n"
-		"but this tool.  -d, SIGINT and SIGTERM end the run; output is written.\n"
+		"but this tool.  The run ends when COMMAND or -p's process exits, or\n"
+		"at -d, SIGINT, SIGTERM, SIGHUP or SIGQUIT; the output is written.\n"
 		"The exit code is COMMAND's (128 + N if signal N killed it).\n"
 		"dup, dup2, dup3 and fcntl(F_DUPFD) are followed for fd paths (not\n"
 		"recorded); a path that cannot be found is counted under\n"
@@ -324,8 +387,14 @@ static int record_io(int argc, char **argv)
 	struct io_args a = { .cfg = { .metric = ST_IOM_COUNT }, .fields = ST_IO_DEFAULT_FIELDS };
 	record_init(&a.r, "record io", io_usage);
 	int rc = parse(&p, &a.r, argc, argv);
+	if (rc == NEXT)
+		rc = output_open(&a.r);
+	if (rc != NEXT)
+		return rc;
 	a.cfg.t = a.r.t;
-	return rc != NEXT ? rc : st_trace_io(&a.cfg, &a.r.sink);
+	rc = st_trace_io(&a.cfg, &a.r.sink);
+	output_close(&a.r);
+	return rc;
 }
 
 /* ------------------------------------------------------------ record */

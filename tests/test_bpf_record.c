@@ -19,13 +19,18 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <errno.h>
+#include <jansson.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -344,4 +349,436 @@ Test(bpf_record, io_flood_accounts_every_call)
 	cr_expect(rd && wr, "reads %llu, writes %llu: both kinds expected", rd, wr);
 	free(err);
 	free(f);
+}
+
+/* ------------------------------------------------- the run's edges (issue 15) */
+
+/* A `record` run in the background with its stderr on a pipe. */
+struct rec_bg {
+	pid_t pid;
+	FILE *err;       /* its stderr */
+	char text[16384]; /* what it said so far */
+};
+
+/* Start CLI with argv (argv[0] is "record"), stderr to a pipe. */
+static void rec_bg_start(struct rec_bg *b, const char *const *argv)
+{
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	b->text[0] = 0;
+	b->pid = fork();
+	cr_assert(b->pid >= 0);
+	if (b->pid == 0) {
+		dup2(pfd[1], STDERR_FILENO);
+		close(pfd[0]);
+		close(pfd[1]);
+		const char *av[32] = { CLI };
+		for (size_t i = 0; argv[i] && i < 30; i++)
+			av[i + 1] = argv[i];
+		execv(CLI, (char **)av);
+		_exit(127);
+	}
+	close(pfd[1]);
+	b->err = fdopen(pfd[0], "r");
+	cr_assert(b->err);
+}
+
+/* Read its stderr until it says it is tracing (true) or closes it. */
+static bool rec_bg_ready(struct rec_bg *b)
+{
+	char line[1024];
+	while (fgets(line, sizeof(line), b->err)) {
+		strncat(b->text, line, sizeof(b->text) - strlen(b->text) - 1);
+		if (strstr(line, "tracing;"))
+			return true;
+	}
+	return false;
+}
+
+/* Wait up to ms for it to exit (its pidfd, not a sleep): true and *st its
+ * status, or false after killing it.  The rest of its stderr is read. */
+static bool rec_bg_wait(struct rec_bg *b, int ms, int *st)
+{
+	int fd = pidfd_open(b->pid, 0);
+	cr_assert(fd >= 0, "pidfd_open: %s", strerror(errno));
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool exited = poll(&p, 1, ms) == 1;
+	close(fd);
+	if (!exited)
+		kill(b->pid, SIGKILL);
+	waitpid(b->pid, st, 0);
+	char line[1024];
+	while (fgets(line, sizeof(line), b->err))
+		strncat(b->text, line, sizeof(b->text) - strlen(b->text) - 1);
+	fclose(b->err);
+	return exited;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Burn CPU in this process for `s` seconds of its own CPU time. */
+static void burn_cpu(double s)
+{
+	struct timespec ts;
+	volatile unsigned long x = 0;
+	for (;;) {
+		for (int i = 0; i < 100000; i++)
+			x += (unsigned long)i;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+		if ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 >= s)
+			return;
+	}
+}
+
+/* The file parses as JSON (jansson); the error otherwise. */
+static bool json_file_ok(const char *path, char *why, size_t n)
+{
+	json_error_t e;
+	json_t *j = json_load_file(path, 0, &e);
+	if (!j)
+		snprintf(why, n, "%s:%d: %s", path, e.line, e.text);
+	json_decref(j);
+	return j != NULL;
+}
+
+/* A shell loop that burns ~0.3 s of CPU. */
+#define SH_BURN "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
+
+/* Point 2: `record cpu` with a command attaches the fork tracepoint, which
+ * needs tracefs: with tracefs unmounted it mounts it (and says so) instead
+ * of failing.  The unmount happens in a private mount namespace (unshare
+ * -m): the host's tracefs, which concurrent tests use, is never touched. */
+Test(bpf_record, cpu_mounts_missing_tracefs, .timeout = 60)
+{
+	need_bpf();
+	if (ts_run("command -v unshare >/dev/null 2>&1") != 0)
+		cr_skip_test("unshare(1) (util-linux) missing: cannot unmount tracefs privately");
+	static const char script[] =
+		"umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null\n"
+		"umount /sys/kernel/tracing 2>/dev/null\n"
+		"if grep -q ' tracefs ' /proc/self/mounts; then exit 99; fi\n"
+		"\"$1\" record cpu -F 999 -o \"$2\" -- sh -c '" SH_BURN "'\n"
+		"rc=$?\n"
+		"grep -q ' /sys/kernel/tracing tracefs ' /proc/self/mounts || echo 'tracefs still not mounted' >&2\n"
+		"exit $rc\n";
+	cr_assert_eq(ts_write_file(ts_path("notracefs.sh"), script, sizeof(script) - 1), 0);
+	int rc = ts_run("unshare -m --propagation private sh '%s' '%s' '%s' 2>'%s'", ts_path("notracefs.sh"),
+			CLI, ts_path("nt.folded"), ts_path("nt.err"));
+	char *err = ts_read_file(ts_path("nt.err"), NULL);
+	if (rc == 99)
+		cr_skip_test("tracefs could not be unmounted in a private mount namespace");
+	cr_expect_eq(rc, 0, "record cpu without tracefs: exit %d: %s", rc, err ? err : "");
+	cr_expect(err && strstr(err, "mounted it at /sys/kernel/tracing") && !strstr(err, "still not"),
+		  "tracefs not mounted (or not said): %s", err ? err : "");
+	char *f = ts_read_file(ts_path("nt.folded"), NULL);
+	cr_expect(f && strstr(f, "sh;"), "the command's samples missing: %.300s", f ? f : "");
+	free(f);
+	free(err);
+}
+
+/* Point 3: `record -p PID` ends when PID exits (pidfd), writes the output
+ * and exits 0. */
+Test(bpf_record, pid_exit_ends_run, .timeout = 60)
+{
+	need_bpf();
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t target = fork();
+	cr_assert(target >= 0);
+	if (target == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) == 1)
+			burn_cpu(0.3);
+		_exit(0);
+	}
+	close(go[0]);
+	char pid[32];
+	snprintf(pid, sizeof(pid), "%d", (int)target);
+	const char *out = ts_path("pid.folded");
+	struct rec_bg b;
+	rec_bg_start(&b, (const char *const[]){ "record", "cpu", "-F", "999", "-p", pid, "-o", out, NULL });
+	bool ready = rec_bg_ready(&b);
+	/* Let the target burn, then reap it: from here it is gone. */
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
+	int st;
+	waitpid(target, &st, 0);
+	double t0 = now_s();
+	bool exited = rec_bg_wait(&b, 5000, &st);
+	double dt = now_s() - t0;
+	cr_assert(ready, "record cpu -p never started tracing: %s", b.text);
+	cr_assert(exited, "record cpu -p %s still running 5 s after its target exited: %s", pid, b.text);
+	cr_log_info("record cpu -p: exited %.3f s after its target", dt);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x: %s", st, b.text);
+	struct stat sb;
+	cr_expect(stat(out, &sb) == 0 && sb.st_size > 0, "no output written: %s", b.text);
+}
+
+/* Point 4: with the output on stdout, the command's stdout goes to our
+ * stderr: stdout is the profile and nothing else. */
+Test(bpf_record, command_stdout_kept_out_of_profile, .timeout = 60)
+{
+	need_bpf();
+	int rc = ts_run("'%s' record cpu -F 999 -t json -- sh -c 'echo hello; " SH_BURN "' >'%s' 2>'%s'", CLI,
+			ts_path("so.json"), ts_path("so.err"));
+	char *err = ts_read_file(ts_path("so.err"), NULL), *out = ts_read_file(ts_path("so.json"), NULL);
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, err ? err : "");
+	char why[512];
+	cr_expect(json_file_ok(ts_path("so.json"), why, sizeof(why)), "stdout is not JSON (%s): %.200s", why,
+		  out ? out : "");
+	cr_expect(out && !strstr(out, "hello"), "the command's output is in the profile");
+	cr_expect(err && strstr(err, "hello\n"), "the command's output is not on stderr: %s", err ? err : "");
+	free(err);
+	free(out);
+	/* With -o FILE the command keeps its stdout. */
+	rc = ts_run("'%s' record cpu -o '%s' -- echo hello >'%s' 2>/dev/null", CLI, ts_path("so2.folded"),
+		    ts_path("so2.out"));
+	out = ts_read_file(ts_path("so2.out"), NULL);
+	cr_expect(rc == 0 && out && !strcmp(out, "hello\n"), "with -o: exit %d, stdout '%s'", rc, out ? out : "");
+	free(out);
+}
+
+/* Point 5: an output path that cannot be created fails before anything
+ * runs: exit 73 at once, the command never started.  No privilege needed
+ * (the check comes before BPF). */
+Test(bpf_record, bad_output_fails_before_run, .timeout = 60)
+{
+	int rc = ts_run("'%s' record cpu --help >/dev/null 2>'%s'", CLI, ts_path("h.err"));
+	if (rc == 70)
+		cr_skip_test("built without BPF support");
+	static const char *const tools[] = { "cpu", "io" };
+	for (size_t i = 0; i < 2; i++) {
+		const char *marker = ts_path("ran");
+		double t0 = now_s();
+		rc = ts_run("'%s' record %s -o /nonexistent/dir/x -- sh -c 'touch %s; sleep 3' >/dev/null 2>'%s'",
+			    CLI, tools[i], marker, ts_path("bad.err"));
+		double dt = now_s() - t0;
+		char *err = ts_read_file(ts_path("bad.err"), NULL);
+		cr_expect_eq(rc, 73, "record %s -o /nonexistent/dir/x: exit %d, want 73: %s", tools[i], rc,
+			     err ? err : "");
+		cr_expect(access(marker, F_OK) != 0, "record %s ran the command before checking -o", tools[i]);
+		cr_expect(dt < 2, "record %s took %.1f s to fail", tools[i], dt);
+		cr_expect(err && strstr(err, "/nonexistent/dir/x: cannot create"), "message: %s", err ? err : "");
+		free(err);
+		unlink(marker);
+	}
+}
+
+/* Point 6: SIGHUP and SIGQUIT end a run like SIGINT: the output is
+ * written (valid JSON here) and the exit code is 0. */
+Test(bpf_record, hup_and_quit_write_output, .timeout = 90)
+{
+	need_bpf();
+	static const int sigs[] = { SIGHUP, SIGQUIT };
+	for (size_t i = 0; i < 2; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "sig%d.json", sigs[i]);
+		const char *out = ts_path(name);
+		struct rec_bg b;
+		rec_bg_start(&b, (const char *const[]){ "record", "cpu", "-F", "999", "-d", "60", "-t", "json",
+							"-o", out, NULL });
+		bool ready = rec_bg_ready(&b);
+		if (ready) {
+			ts_run("sh -c '" SH_BURN "'");
+			kill(b.pid, sigs[i]);
+		}
+		int st = 0;
+		bool exited = rec_bg_wait(&b, 20000, &st);
+		cr_assert(ready, "record cpu never started tracing: %s", b.text);
+		cr_assert(exited, "record cpu still running 20 s after %s: %s", strsignal(sigs[i]), b.text);
+		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "after %s: status 0x%x: %s", strsignal(sigs[i]),
+			  st, b.text);
+		char why[512] = "";
+		cr_expect(json_file_ok(out, why, sizeof(why)), "after %s: output not valid JSON: %s",
+			  strsignal(sigs[i]), why);
+	}
+}
+
+/* ------------------------------------------------------------ user frames of exited processes */
+
+/* `record cpu` resolves the user frames of processes that exited before
+ * their samples were read (issue 15.1): bpf/testdata/flash burns CPU in
+ * main -> flash_outer -> flash_inner and exits.  Checked three ways, each
+ * against an independent count made here from the folded output (user
+ * frames = those between the comm and the first _[k] frame):
+ *   - the end-of-run line "N% of user frames unresolved (U of T)" exists and
+ *     its U and T are what the output holds;
+ *   - U <= 1% of T;
+ *   - flash's own function names carry >= 90% of its samples. */
+
+/* "1,234" -> 1234 */
+static unsigned long long ufr_num(const char *p, const char **end)
+{
+	unsigned long long v = 0;
+	for (; (*p >= '0' && *p <= '9') || *p == ','; p++)
+		if (*p != ',')
+			v = v * 10 + (unsigned)(*p - '0');
+	*end = p;
+	return v;
+}
+
+/* Count the user frames of every line (comm matching `comm`, or all when
+ * NULL) and those named [unknown]; samples of comm and those with `fn`. */
+static void ufr_count(const char *text, const char *comm, const char *fn, unsigned long long *uf,
+		      unsigned long long *unk, unsigned long long *samples, unsigned long long *with_fn)
+{
+	*uf = *unk = *samples = *with_fn = 0;
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const char *sp = p + len;
+		while (sp > p && sp[-1] != ' ')
+			sp--;
+		unsigned long long n = strtoull(sp, NULL, 10);
+		const char *f = p, *stack_end = sp > p ? sp - 1 : p;
+		const char *semi = memchr(f, ';', (size_t)(stack_end - f));
+		size_t cl = semi ? (size_t)(semi - f) : (size_t)(stack_end - f);
+		bool mine = !comm || (strlen(comm) == cl && !memcmp(f, comm, cl));
+		bool has_fn = false;
+		for (f = semi ? semi + 1 : stack_end; mine && f < stack_end;) {
+			const char *e = memchr(f, ';', (size_t)(stack_end - f));
+			size_t fl = e ? (size_t)(e - f) : (size_t)(stack_end - f);
+			if (fl >= 4 && !memcmp(f + fl - 4, "_[k]", 4))
+				break;
+			*uf += n;
+			if (fl == 9 && !memcmp(f, "[unknown]", 9))
+				*unk += n;
+			if (fn && fl == strlen(fn) && !memcmp(f, fn, fl))
+				has_fn = true;
+			f = e ? e + 1 : stack_end;
+		}
+		if (mine && comm) {
+			*samples += n;
+			if (has_fn)
+				*with_fn += n;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
+static void ufr_check(const char *what, const char *folded_path, const char *err)
+{
+	const char *line = err ? strstr(err, "% of user frames unresolved (") : NULL;
+	cr_assert(line, "%s: no \"N%% of user frames unresolved (U of T)\" line: %s", what, err ? err : "");
+	const char *q = strchr(line, '(') + 1;
+	unsigned long long u = ufr_num(q, &q);
+	cr_assert(!strncmp(q, " of ", 4), "%s: cannot parse: %.80s", what, line);
+	unsigned long long t = ufr_num(q + 4, &q);
+	char *f = ts_read_file(folded_path, NULL);
+	cr_assert(f, "%s: no output", what);
+	unsigned long long uf, unk, fs, fw;
+	ufr_count(f, NULL, NULL, &uf, &unk, &fs, &fw);
+	cr_expect_eq(u, unk, "%s: reported %llu unresolved, the output has %llu", what, u, unk);
+	cr_expect_eq(t, uf, "%s: reported %llu user frames, the output has %llu", what, t, uf);
+	ufr_count(f, "flash", "flash_outer", &uf, &unk, &fs, &fw);
+	cr_log_info("%s: %llu of %llu user frames unresolved; flash_outer in %llu of %llu flash samples", what,
+		    u, t, fw, fs);
+	cr_assert(fs >= 100, "%s: only %llu flash samples (machine too busy?)", what, fs);
+	cr_expect(u * 100 <= t, "%s: %llu of %llu user frames unresolved (> 1%%)", what, u, t);
+	/* 80%: the rest is exec and ld.so start-up, ~3 ms of each 30 ms process. */
+	cr_expect(fw * 10 >= fs * 8, "%s: flash_outer carries only %llu of %llu flash samples", what, fw, fs);
+	free(f);
+}
+
+static bool ufr_flash(char *buf, size_t n)
+{
+	char cli[512];
+	snprintf(cli, sizeof(cli), "%s", CLI);
+	snprintf(buf, n, "%s/bpf/flash", dirname(cli));
+	return access(buf, X_OK) == 0;
+}
+
+/* The command burns 0.4 s of CPU and exits; then sixty 30 ms processes one
+ * after another (each exec'd by a shell, each gone long before a sample
+ * of the next is taken). */
+Test(bpf_record, cpu_exited_command_frames_resolve, .timeout = 120)
+{
+	need_bpf();
+	char flash[600];
+	if (!ufr_flash(flash, sizeof(flash)))
+		cr_skip_test("workload %s not built", flash);
+	int rc = ts_run("'%s' record cpu -F 999 -o '%s' -- '%s' 400 2>'%s'", CLI, ts_path("one.folded"), flash,
+			ts_path("one.err"));
+	char *err = ts_read_file(ts_path("one.err"), NULL);
+	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
+	ufr_check("one 0.4 s command", ts_path("one.folded"), err);
+	free(err);
+
+	rc = ts_run("'%s' record cpu -F 999 -o '%s' -- sh -c 'i=0; while [ $i -lt 60 ]; do "
+		    "\"%s\" 30; i=$((i + 1)); done' 2>'%s'",
+		    CLI, ts_path("sixty.folded"), flash, ts_path("sixty.err"));
+	err = ts_read_file(ts_path("sixty.err"), NULL);
+	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
+	ufr_check("sixty 30 ms processes", ts_path("sixty.folded"), err);
+	free(err);
+}
+
+/* -p PID on a process that execs flash (same pid), burns 0.4 s and exits:
+ * every sample is read after its process has gone or is about to. */
+Test(bpf_record, cpu_exited_pid_frames_resolve, .timeout = 120)
+{
+	need_bpf();
+	char flash[600], out[600], pid_s[32];
+	if (!ufr_flash(flash, sizeof(flash)))
+		cr_skip_test("workload %s not built", flash);
+	snprintf(out, sizeof(out), "%s", ts_path("pid.folded"));
+	/* The target: waits for a line on its stdin, then becomes flash. */
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t target = fork();
+	cr_assert(target >= 0);
+	if (target == 0) {
+		dup2(go[0], STDIN_FILENO);
+		close(go[0]);
+		close(go[1]);
+		char c;
+		if (read(STDIN_FILENO, &c, 1) != 1)
+			_exit(1);
+		execl(flash, "flash", "400", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)target);
+	int ep[2];
+	cr_assert_eq(pipe(ep), 0);
+	pid_t rec = fork();
+	cr_assert(rec >= 0);
+	if (rec == 0) {
+		dup2(ep[1], STDERR_FILENO);
+		close(ep[0]);
+		close(ep[1]);
+		close(go[1]);
+		execl(CLI, CLI, "record", "cpu", "-F", "999", "-d", "60", "-p", pid_s, "-o", out, (char *)NULL);
+		_exit(127);
+	}
+	close(ep[1]);
+	FILE *errf = fdopen(ep[0], "r");
+	char line[1024], err[16384] = "";
+	bool ready = false;
+	while (!ready && fgets(line, sizeof(line), errf)) {
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+		ready = strstr(line, "tracing;") != NULL;
+	}
+	if (ready)
+		cr_assert_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
+	int st = 0;
+	waitpid(target, &st, 0);
+	cr_assert(ready, "record cpu never started tracing: %s", err);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "flash: status 0x%x", st);
+	/* The target is gone: the run ends on its own when it follows the
+	 * pid's exit; SIGINT ends it otherwise (both write the output). */
+	kill(rec, SIGINT);
+	while (fgets(line, sizeof(line), errf))
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+	fclose(errf);
+	waitpid(rec, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record cpu -p: status 0x%x: %s", st, err);
+	ufr_check("-p on a process that exits", out, err);
 }

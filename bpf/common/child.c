@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * child.c - the traced command and the wait for the end of a run (child.h;
- * st_rec_wait() in runner.h).
+ * child.c - the traced command, the -p target, and the wait for the end of a
+ * run (child.h; st_rec_wait() in runner.h).
+ *
+ * The wait sleeps in one ppoll() on the -p target's pidfd (if any) with the
+ * ending signals and SIGCHLD unblocked for just that call: it wakes for a
+ * signal, the command's exit (SIGCHLD), the target's exit (the pidfd turns
+ * readable) or the -d deadline, and polls nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +37,11 @@ int st_rec_spawn(struct st_rec *r, char **argv)
 	if (pid == 0) {
 		char c;
 		close(p[1]);
+		/* Our stdout carries the output: the command writes to our
+		 * stderr instead.  Done now, before the tracer is attached, so
+		 * that the dup2() is not traced. */
+		if (r->t && r->t->cmd_stdout_to_stderr && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+			_exit(127);
 		/* Wait until the tracer is attached; EOF means it gave up.  p[0]
 		 * is close-on-exec: no close() here, which would be traced (with
 		 * an fd the tracer never saw opened). */
@@ -44,6 +55,13 @@ int st_rec_spawn(struct st_rec *r, char **argv)
 	r->child = pid;
 	r->go_fd = p[1];
 	return 0;
+}
+
+int st_rec_watch_pid(struct st_rec *r, pid_t pid)
+{
+	r->pid_fd = pidfd_open(pid, 0);
+	r->pid_gone = r->pid_fd < 0 && errno == ESRCH;
+	return r->pid_fd < 0 ? -errno : 0;
 }
 
 static volatile sig_atomic_t got_signal;
@@ -71,32 +89,38 @@ static bool reap(struct st_rec *r)
 	return r->child_exited;
 }
 
-/* The handlers in place, SIGINT, SIGTERM and SIGCHLD blocked; *waitmask:
- * the mask with them unblocked, for ppoll(). */
-static void signals_catch(struct sigaction *old_chld, sigset_t *block, sigset_t *waitmask)
+/* The signals that end a run, as SIGINT does (a closed terminal, the quit
+ * key and kill's default all mean "stop, keep what was recorded"), then
+ * SIGCHLD.
+ * old[] keeps the handlers found, in this order. */
+static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD };
+#define NCAUGHT (sizeof(caught) / sizeof(caught[0]))
+
+/* The handlers in place, the caught signals blocked; *waitmask: the mask
+ * with them unblocked, for ppoll(). */
+static void signals_catch(struct sigaction old[NCAUGHT], sigset_t *block, sigset_t *waitmask)
 {
 	struct sigaction sa = { .sa_handler = on_signal }, sc = { .sa_handler = on_child };
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&sc.sa_mask);
 	sc.sa_flags = SA_NOCLDSTOP;
 	sigemptyset(block);
-	sigaddset(block, SIGINT);
-	sigaddset(block, SIGTERM);
-	sigaddset(block, SIGCHLD);
+	for (size_t i = 0; i < NCAUGHT; i++)
+		sigaddset(block, caught[i]);
 	sigprocmask(SIG_BLOCK, block, waitmask);
-	sigdelset(waitmask, SIGINT);
-	sigdelset(waitmask, SIGTERM);
-	sigdelset(waitmask, SIGCHLD);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGCHLD, &sc, old_chld);
+	for (size_t i = 0; i < NCAUGHT; i++) {
+		sigdelset(waitmask, caught[i]);
+		sigaction(caught[i], caught[i] == SIGCHLD ? &sc : &sa, &old[i]);
+	}
 }
 
-static void signals_restore(const struct sigaction *old_chld, const sigset_t *block)
+/* The handlers found before (e.g. the output file's, which removes its
+ * temporary on SIGINT), then the mask.  A signal that arrived after the
+ * wait is delivered here, to them. */
+static void signals_restore(const struct sigaction old[NCAUGHT], const sigset_t *block)
 {
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	sigaction(SIGCHLD, old_chld, NULL);
+	for (size_t i = 0; i < NCAUGHT; i++)
+		sigaction(caught[i], &old[i], NULL);
 	sigprocmask(SIG_UNBLOCK, block, NULL);
 }
 
@@ -111,10 +135,19 @@ static void child_go(struct st_rec *r)
 	r->go_fd = -1;
 }
 
-/* Sleep until a signal, the command's end or the deadline (0: none). */
+/* True once the -p target has exited (its pidfd is readable). */
+static bool target_gone(const struct st_rec *r)
+{
+	struct pollfd p = { .fd = r->pid_fd, .events = POLLIN };
+	return r->pid_gone || (r->pid_fd >= 0 && poll(&p, 1, 0) == 1);
+}
+
+/* Sleep until a signal, the command's or the target's end, or the deadline
+ * (0: none). */
 static void sleep_until_end(struct st_rec *r, double end, const sigset_t *waitmask)
 {
-	while (!got_signal && !(r->child && reap(r))) {
+	struct pollfd p = { .fd = r->pid_fd, .events = POLLIN };
+	while (!got_signal && !(r->child && reap(r)) && !target_gone(r)) {
 		struct timespec ts, *tp = NULL;
 		if (end) {
 			double left = end - st_rec_now();
@@ -125,28 +158,30 @@ static void sleep_until_end(struct st_rec *r, double end, const sigset_t *waitma
 			tp = &ts;
 		}
 		got_child = 0;
-		ppoll(NULL, 0, tp, waitmask);
+		ppoll(&p, r->pid_fd >= 0, tp, waitmask);
 	}
 }
 
 /*
- * SIGINT, SIGTERM and SIGCHLD stay blocked except inside ppoll(), which
- * unblocks them atomically: a signal that arrives between a check and the
- * wait is delivered by the ppoll() and ends it with EINTR, never lost.  So
- * the loop sleeps until a signal, the command's end or the -d deadline, and
- * polls nothing.
+ * The caught signals stay blocked except inside ppoll(), which unblocks them
+ * atomically: a signal that arrives between a check and the wait is
+ * delivered by the ppoll() and ends it with EINTR, never lost.  The target's
+ * exit needs no signal: its pidfd is in the ppoll() set.  So the loop sleeps
+ * until a signal, the command's or the target's end, or the -d deadline.
  */
 void st_rec_wait(struct st_rec *r, double duration)
 {
-	struct sigaction old_chld;
+	struct sigaction old[NCAUGHT];
 	sigset_t block, waitmask;
-	signals_catch(&old_chld, &block, &waitmask);
+	signals_catch(old, &block, &waitmask);
 	child_go(r);
 	/* Attached and consuming, with the handlers in place: say so, so that
 	 * scripts (and tests) can start their workload without guessing. */
-	st_rec_say(r, "tracing; SIGINT/SIGTERM end the run\n");
+	st_rec_say(r, "tracing; SIGINT, SIGTERM, SIGHUP or SIGQUIT ends the run\n");
 	fflush(stderr);
 	sleep_until_end(r, duration > 0 ? st_rec_now() + duration : 0, &waitmask);
+	if (!got_signal && target_gone(r))
+		st_rec_say(r, "process %d exited: the run ends\n", (int)r->t->pid);
 	if (r->child && !r->child_exited) {
 		/* Ended by -d or a signal: end the command too. */
 		r->child_ended = true;
@@ -154,7 +189,7 @@ void st_rec_wait(struct st_rec *r, double duration)
 		if (waitpid(r->child, &r->child_status, 0) == r->child)
 			r->child_exited = true;
 	}
-	signals_restore(&old_chld, &block);
+	signals_restore(old, &block);
 }
 
 int st_rec_child_rc(const struct st_rec *r)
@@ -182,4 +217,7 @@ void st_rec_child_fini(struct st_rec *r)
 	r->go_fd = -1;
 	if (r->child && !r->child_exited)
 		waitpid(r->child, &r->child_status, 0);
+	if (r->pid_fd >= 0)
+		close(r->pid_fd);
+	r->pid_fd = -1;
 }

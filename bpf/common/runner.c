@@ -68,15 +68,39 @@ void st_rec_libbpf_log(bool verbose)
 	libbpf_set_print(libbpf_print);
 }
 
-/* tracefs mounted, or mountable, or the debugfs copy there. */
-static bool have_tracefs(void)
+/* Tracepoints are attached by id, which libbpf reads from tracefs (from
+ * the copy under debugfs when that exists).  0 when one is there or tracefs
+ * could be mounted now (said so: the mount outlives the run), else the
+ * mount's -errno. */
+static int tracefs_ready(const struct st_rec *r)
 {
 	struct statfs sf;
 	if (statfs(TRACEFS, &sf) == 0 && sf.f_type == TRACEFS_MAGIC_)
-		return true;
-	return mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0 ||
-	       access("/sys/kernel/debug/tracing/events", F_OK) == 0;
+		return 0;
+	if (access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return 0;
+	if (mount("nodev", TRACEFS, "tracefs", 0, NULL) != 0)
+		return -errno;
+	st_rec_say(r, "tracefs was not mounted: mounted it at " TRACEFS "\n");
+	return 0;
 }
+
+/* Why tracefs could not be mounted (err: the mount's errno), and the
+ * exit code. */
+static int tracefs_failed(const struct st_rec *r, int err)
+{
+	const char *why = err == EPERM || err == EACCES ?
+		"mounting needs CAP_SYS_ADMIN (root)" :
+		err == ENODEV ? "this kernel has no tracefs (CONFIG_TRACING is off)" :
+		err == ENOENT ? "the mount point " TRACEFS " does not exist (is sysfs mounted at /sys?)" :
+		"the mount failed";
+	st_rec_say(r, "the tracepoints need tracefs, which is not mounted; mounting it at " TRACEFS
+		      " failed: %s (%s)\n"
+		      "  mount it (mount -t tracefs nodev " TRACEFS ") and run again\n",
+		   why, strerror(err));
+	return err == EPERM || err == EACCES ? ST_TRACE_NOPERM : ST_TRACE_SOFTWARE;
+}
+
 
 static int preflight(const struct st_rec *r, bool need_tracefs)
 {
@@ -85,13 +109,8 @@ static int preflight(const struct st_rec *r, bool need_tracefs)
 			      "  CO-RE tracers need CONFIG_DEBUG_INFO_BTF=y\n");
 		return ST_TRACE_SOFTWARE;
 	}
-	if (need_tracefs && !have_tracefs()) {
-		st_rec_say(r, "tracefs is not mounted and mounting it failed (%s);\n"
-			      "  run: mount -t tracefs nodev " TRACEFS "\n",
-			   strerror(errno));
-		return ST_TRACE_NOPERM;
-	}
-	return 0;
+	int err = need_tracefs ? tracefs_ready(r) : 0;
+	return err ? tracefs_failed(r, -err) : 0;
 }
 
 static void rec_reset(struct st_rec *r, const char *prog, const char *name)
@@ -100,6 +119,7 @@ static void rec_reset(struct st_rec *r, const char *prog, const char *name)
 	r->prog = prog;
 	r->name = name;
 	r->go_fd = -1; /* st_rec_fini() is safe from here on */
+	r->pid_fd = -1;
 }
 
 int st_rec_open(struct st_rec *r, const char *name, const struct st_trace_target *t,
@@ -107,7 +127,9 @@ int st_rec_open(struct st_rec *r, const char *name, const struct st_trace_target
 {
 	rec_reset(r, t->prog, name);
 	r->t = t;
-	int rc = preflight(r, need_tracefs);
+	/* Following a pid or a command attaches the shared fork tracepoint
+	 * (st_rec_configure()): tracefs then, whatever the tool needs. */
+	int rc = preflight(r, need_tracefs || t->pid || t->cmd);
 	if (rc)
 		return rc;
 	st_rec_libbpf_log(t->verbose);
@@ -170,6 +192,12 @@ int st_rec_begin(struct st_rec *r, const struct st_options *so)
 		st_rec_say(r, "cannot start %s: %s\n", cmd[0], strerror(-err));
 		return ST_TRACE_SOFTWARE;
 	}
+	/* ESRCH: gone since the CLI's check; the wait ends at once.  Any
+	 * other failure (ENOSYS before Linux 5.3): only -d or a signal ends
+	 * the run. */
+	if (r->t->pid && (err = st_rec_watch_pid(r, r->t->pid)) && err != -ESRCH)
+		st_rec_say(r, "cannot watch process %d for its exit (pidfd_open: %s): "
+			      "only -d or a signal ends the run\n", (int)r->t->pid, strerror(-err));
 	return 0;
 }
 

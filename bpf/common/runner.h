@@ -108,6 +108,8 @@ struct st_rec {
 	atomic_bool stop;
 	pid_t child;            /* the command run, or 0 */
 	int go_fd;              /* write end of the child's go pipe */
+	int pid_fd;             /* pidfd of t->pid (readable once it exits), or -1 */
+	bool pid_gone;          /* t->pid had exited before pidfd_open() */
 	int child_status;
 	bool child_exited;
 	bool child_ended;       /* ended by us (-d or a signal), not by itself */
@@ -121,7 +123,8 @@ struct st_rec {
 void st_rec_say(const struct st_rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Start a run of tool `name` on target t: r made safe for st_rec_fini(),
- * then root/capabilities, BTF, tracefs (mounted when missing and possible),
+ * then root/capabilities, BTF, tracefs when the tool needs it or t follows a
+ * pid or command (mounted when missing and possible; why not, when not),
  * and the libbpf log (warnings only unless t->verbose).  Prints the problem
  * and returns an exit code, or 0. */
 int st_rec_open(struct st_rec *r, const char *name, const struct st_trace_target *t,
@@ -136,8 +139,9 @@ void st_rec_explain(const struct st_rec *r, const char *what, int err);
 int st_rec_init(struct st_rec *r, const char *prog, const char *name);
 /*
  * After st_rec_open(): create the engine from *so, st_rec_init() and, with
- * t->cmd, fork the command, stopped before exec until st_rec_wait().  Prints
- * what failed and returns an exit code, or 0.
+ * t->cmd, fork the command, stopped before exec until st_rec_wait(); with
+ * t->pid, open its pidfd (so that st_rec_wait() sees it exit).  Prints what
+ * failed and returns an exit code, or 0.
  */
 int st_rec_begin(struct st_rec *r, const struct st_options *so);
 /* The shared .rodata and autoload settings before load: own process out,
@@ -157,8 +161,8 @@ int st_rec_rings_install(struct st_rec *r, struct bpf_map *outer);
 /* Start one consumer thread per ring.  Prints what failed and returns an
  * exit code, or 0. */
 int st_rec_start(struct st_rec *r, st_rec_handler h);
-/* Let the command go and wait for the end of the run: a signal, the
- * duration, or the command's exit. */
+/* Let the command go and wait for the end of the run: a signal (SIGINT,
+ * SIGTERM, SIGHUP, SIGQUIT), the duration, the command's exit or t->pid's. */
 void st_rec_wait(struct st_rec *r, double duration);
 /* End of the event stream, step 1: set the programs' st_stopped flag so
  * they stop emitting and counting while the links are destroyed.  Not a

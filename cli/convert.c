@@ -71,6 +71,10 @@ struct job {
 	bool perf;                  /* -f perf (else folded) */
 	struct st_perf_opts popts;  /* perf options; event set per block */
 	char *event;                /* perf: first event seen (or --event-filter) */
+	/* perf, for pprof; reader thread only: the first sample's period (0 =
+	 * none) and the earliest and latest sample times met. */
+	uint64_t first_period, t_min, t_max;
+	bool hdr_seen, t_seen;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_items, cv_space;
 	struct block *head, *tail;
@@ -201,6 +205,85 @@ static void note_first_event(struct job *j, const struct st_input_block *ib)
 		j->event = strndup(ev, evlen);
 }
 
+/* The numbers of the perf header whose event token starts at ev (inside
+ * buf): "TIME: [PERIOD] EVENT:".  *period 0 when there is none, *t_ns the
+ * time in nanoseconds (false when there is none). */
+static bool perf_hdr_nums(const char *buf, const char *ev, uint64_t *period, uint64_t *t_ns)
+{
+	const char *p = ev, *d;
+	while (p > buf && (p[-1] == ' ' || p[-1] == '\t'))
+		p--;
+	for (d = p; d > buf && d[-1] >= '0' && d[-1] <= '9';)
+		d--;
+	*period = 0;
+	for (const char *q = d; q < p; q++)
+		*period = *period > (UINT64_MAX - 9) / 10 ? UINT64_MAX : *period * 10 + (uint64_t)(*q - '0');
+	while (d > buf && (d[-1] == ' ' || d[-1] == '\t'))
+		d--;
+	if (d == buf || d[-1] != ':')
+		return false;
+	const char *e = d - 1, *t = e;
+	while (t > buf && ((t[-1] >= '0' && t[-1] <= '9') || t[-1] == '.'))
+		t--;
+	uint64_t sec = 0, ns = 0, scale = 1000000000;
+	const char *q = t;
+	for (; q < e && *q != '.' && sec < UINT64_MAX / 10000000000u; q++)
+		sec = sec * 10 + (uint64_t)(*q - '0');
+	if (q == t || (q < e && *q != '.'))
+		return false;
+	for (q += q < e; q < e && scale > 1; q++)
+		ns += (uint64_t)(*q - '0') * (scale /= 10);
+	*t_ns = sec * 1000000000u + ns;
+	return true;
+}
+
+/* pprof's period and duration: the first sample's period and the time
+ * between the first and the last sample, from the first header of the
+ * input and the last sample of every block (blocks end after a blank
+ * line, so that is the last sample's header). */
+static void note_times(struct job *j, const struct st_input_block *ib)
+{
+	const char *ev;
+	size_t evlen, start = 0, end = ib->len;
+	uint64_t period, t;
+	if (!j->perf)
+		return;
+	if (!j->hdr_seen && st_perf_first_event(ib->buf, ib->len, &ev, &evlen)) {
+		j->hdr_seen = true;
+		if (perf_hdr_nums(ib->buf, ev, &period, &t)) {
+			j->t_min = j->t_max = t;
+			j->t_seen = true;
+		}
+		j->first_period = period;
+	}
+	while (end && ib->buf[end - 1] == '\n')
+		end--;
+	for (size_t i = end; i > 0; i--)
+		if (ib->buf[i - 1] == '\n' && (i == 1 || ib->buf[i - 2] == '\n')) {
+			start = i;
+			break;
+		}
+	if (st_perf_first_event(ib->buf + start, end - start, &ev, &evlen) &&
+	    perf_hdr_nums(ib->buf + start, ev, &period, &t)) {
+		j->t_min = j->t_seen && j->t_min < t ? j->t_min : t;
+		j->t_max = j->t_seen && j->t_max > t ? j->t_max : t;
+		j->t_seen = true;
+	}
+}
+
+/* What the pprof writer tells about perf input, and where it counts the
+ * values it clamps. */
+static void pprof_facts(const struct job *j, struct st_export_opts *eo, uint64_t *clamped)
+{
+	if (j->perf && j->event) {
+		eo->event = j->event;
+		eo->period = j->first_period;
+	}
+	if (j->t_seen && j->t_max > j->t_min)
+		eo->duration_ns = j->t_max - j->t_min;
+	eo->clamped = clamped;
+}
+
 /* The reader's block callback: queue the block (waiting for room). */
 static int enqueue(void *arg, const struct st_input_block *ib)
 {
@@ -212,6 +295,7 @@ static int enqueue(void *arg, const struct st_input_block *ib)
 		return 0;
 	}
 	note_first_event(j, ib);
+	note_times(j, ib);
 	*b = (struct block){ *ib, j->event, NULL };
 	pthread_mutex_lock(&j->mu);
 	while (j->queued >= j->max_queued)
@@ -492,8 +576,14 @@ int cmd_convert(int argc, char **argv)
 		rc = read_inputs(&j, argc - optind, argv + optind);
 	job_join(&j);
 	rc = report_totals(&j, o.strict, rc);
+	uint64_t clamped = 0;
+	pprof_facts(&j, &o.eo, &clamped);
 	if (rc == EX_OK_)
 		rc = write_output(e, &o);
+	if (rc == EX_OK_ && clamped)
+		fprintf(stderr, "%s convert: pprof: %llu values above %lld (INT64_MAX, pprof's largest) "
+			"written as %lld\n", st_prog, (unsigned long long)clamped, (long long)INT64_MAX,
+			(long long)INT64_MAX);
 	st_engine_destroy(e);
 	job_free(&j);
 	return rc;

@@ -581,9 +581,9 @@ int cmd_convert(int argc, char **argv)
 	if (rc == EX_OK_)
 		rc = write_output(e, &o);
 	if (rc == EX_OK_ && clamped)
-		fprintf(stderr, "%s convert: pprof: %llu values above %lld (INT64_MAX, pprof's largest) "
-			"written as %lld\n", st_prog, (unsigned long long)clamped, (long long)INT64_MAX,
-			(long long)INT64_MAX);
+		fprintf(stderr, "%s convert: pprof: %llu value%s above %lld (INT64_MAX, pprof's largest) "
+			"written as %lld\n", st_prog, (unsigned long long)clamped, clamped > 1 ? "s" : "",
+			(long long)INT64_MAX, (long long)INT64_MAX);
 	st_engine_destroy(e);
 	job_free(&j);
 	return rc;

@@ -513,6 +513,13 @@ Test(pprof_reader, values_over_int64_max_are_reported)
 	free(t);
 	free(p);
 	free(raw);
+	cr_assert_eq(ts_run("printf 'a 9223372036854775808\\n' | %s convert -t pprof -o '%s' 2> '%s'", CLI,
+			    ts_path("s.pb.gz"), ts_path("err")),
+		     0);
+	err = ts_read_file(ts_path("err"), NULL);
+	cr_expect_str_eq(err, "shardtrie convert: pprof: 1 value above 9223372036854775807 (INT64_MAX, "
+			      "pprof's largest) written as 9223372036854775807\n");
+	free(err);
 	/* Nothing to clamp: nothing said. */
 	cr_assert_eq(ts_run("printf 'a 1\\n' | %s convert -t pprof -o '%s' 2> '%s'", CLI, ts_path("s.pb.gz"),
 			    ts_path("err")),

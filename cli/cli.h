@@ -53,6 +53,11 @@ int st_cli_export(const struct st_snap *s, int format, const struct st_export_op
 int st_cli_export_folded_once(struct st_engine *e, const struct st_export_opts *eo,
 			      const char *path);
 
+/* When some totals of s saturated at UINT64_MAX, say how many and where on
+ * stderr ("PROG CMD: N totals saturated ..."); returns EX_DATAERR_ then if
+ * strict (the caller writes no output), else EX_OK_ (convert.c). */
+int st_cli_report_saturation(const char *cmd, const struct st_snap *s, bool strict);
+
 /* Parse a format name for -t; prints the error and returns -1 if unknown. */
 int st_cli_format(const char *name);
 

@@ -53,6 +53,7 @@ struct convert_opts {
 	bool strict;
 	bool perf; /* -f perf (else folded) */
 	int fmt;
+	const char *perf_only; /* the first perf-only option given, for -f folded */
 	struct st_perf_opts po;
 	struct st_export_opts eo;
 };
@@ -82,6 +83,11 @@ struct job {
 	bool done;
 	/* Totals, under mu. */
 	struct st_parse_stats stats;
+	struct ev_count {
+		char *name;
+		uint64_t samples;
+	} *ev; /* perf: samples per event, first seen first */
+	size_t nev;
 	uint64_t reported;
 	int err;
 	pthread_t *tids;
@@ -167,7 +173,36 @@ static void add_stats(struct st_parse_stats *to, const struct st_parse_stats *fr
 	to->skipped += from->skipped;
 	to->malformed += from->malformed;
 	to->dropped += from->dropped;
+	to->sum = st_sat_add(to->sum, from->sum);
+	to->other_events += from->other_events;
+	to->truncated += from->truncated;
 }
+
+/* A worker's per-event sample counts into the job's.  Caller holds mu. */
+static int add_events_locked(struct job *j, const struct st_perf_cache *c)
+{
+	const char *name;
+	size_t len;
+	uint64_t n;
+	for (size_t i = 0; st_perf_cache_event(c, i, &name, &len, &n); i++) {
+		size_t k = 0;
+		while (k < j->nev && strcmp(j->ev[k].name, name) != 0)
+			k++;
+		if (k == j->nev) {
+			struct ev_count *ne = realloc(j->ev, (j->nev + 1) * sizeof(*ne));
+			if (!ne)
+				return -ENOMEM;
+			j->ev = ne;
+			if (!(ne[k].name = strdup(name)))
+				return -ENOMEM;
+			ne[k].samples = 0;
+			j->nev++;
+		}
+		j->ev[k].samples += n;
+	}
+	return 0;
+}
+
 
 /* Parse blocks until the queue is done (after an error: only drain it). */
 static void *worker(void *arg)
@@ -185,12 +220,13 @@ static void *worker(void *arg)
 		st_input_release(j->in, &b->in);
 		free(b);
 	}
-	st_perf_cache_free(w.pc);
 	st_writer_close(w.w);
 	pthread_mutex_lock(&j->mu);
 	add_stats(&j->stats, &w.st);
+	int er = w.pc ? add_events_locked(j, w.pc) : 0;
 	pthread_mutex_unlock(&j->mu);
-	set_err(j, w.err);
+	st_perf_cache_free(w.pc);
+	set_err(j, w.err ? w.err : er);
 	return NULL;
 }
 
@@ -353,6 +389,19 @@ static bool take_perf_opt(int c, const char *arg, struct st_perf_opts *po)
 	}
 }
 
+static const char *perf_opt_name(int c)
+{
+	switch (c) {
+	case OPT_PID: return "--pid";
+	case OPT_TID: return "--tid";
+	case OPT_KERNEL: return "--kernel";
+	case OPT_JIT: return "--jit";
+	case OPT_ALL: return "--all";
+	case OPT_ADDRS: return "--addrs";
+	default: return "--event-filter";
+	}
+}
+
 /* One option of getopt_long into o: ST_CLI_GO_ON, or the exit code. */
 static int take_opt(int c, const char *arg, void *ctx)
 {
@@ -378,8 +427,11 @@ static int take_opt(int c, const char *arg, void *ctx)
 		return ST_CLI_GO_ON;
 	case OPT_HELP: usage(stdout); return EX_OK_;
 	default:
-		if (take_perf_opt(c, arg, &o->po))
+		if (take_perf_opt(c, arg, &o->po)) {
+			if (!o->perf_only)
+				o->perf_only = perf_opt_name(c);
 			return ST_CLI_GO_ON;
+		}
 		return st_cli_other_opt(c, arg, &o->eo, "convert", usage) ? EX_USAGE_ : ST_CLI_GO_ON;
 	}
 }
@@ -419,6 +471,11 @@ static int check_formats(struct convert_opts *o)
 	if (!o->perf && strcmp(o->from, "folded") != 0) {
 		fprintf(stderr, "%s convert: unknown input format '%s' (known: folded, perf)\n", st_prog,
 			o->from);
+		return EX_USAGE_;
+	}
+	if (!o->perf && o->perf_only) {
+		fprintf(stderr, "%s convert: %s applies to perf script input only (-f perf)\n", st_prog,
+			o->perf_only);
 		return EX_USAGE_;
 	}
 	o->fmt = st_cli_format(o->to);
@@ -483,6 +540,9 @@ static void job_join(struct job *j)
 
 static void job_free(struct job *j)
 {
+	for (size_t i = 0; i < j->nev; i++)
+		free(j->ev[i].name);
+	free(j->ev);
 	free(j->tids);
 	free(j->event);
 	st_input_free(j->in);
@@ -539,6 +599,130 @@ static int report_totals(const struct job *j, bool strict, int rc)
 	return rc;
 }
 
+/* The samples of j->event (the filter in force), 0 when none. */
+static uint64_t kept_samples(const struct job *j)
+{
+	for (size_t i = 0; j->event && i < j->nev; i++)
+		if (strcmp(j->ev[i].name, j->event) == 0)
+			return j->ev[i].samples;
+	return 0;
+}
+
+/* "a 1, b 2": the events other than j->event, with their samples. */
+static void print_other_events(const struct job *j)
+{
+	const char *sep = "";
+	for (size_t i = 0; i < j->nev; i++) {
+		if (j->event && strcmp(j->ev[i].name, j->event) == 0)
+			continue;
+		fprintf(stderr, "%s%s %llu", sep, j->ev[i].name, (unsigned long long)j->ev[i].samples);
+		sep = ", ";
+	}
+}
+
+/*
+ * What perf input lost that stackcollapse-perf.pl loses without a word:
+ * samples of other events (their counts per event), samples cut off at
+ * the end of an input, and an --event-filter that matched nothing (an
+ * error: exit 65, no output, since the input rather than the command line
+ * decides it).  --strict makes any loss an error (exit 65, no output);
+ * other events skipped under an explicit --event-filter are no loss.
+ */
+static int report_perf_losses(const struct job *j, const struct convert_opts *o, int rc)
+{
+	if (!o->perf || (rc != EX_OK_ && rc != EX_DATAERR_)) /* DATAERR_: --strict */
+		return rc;
+	const char *nowrite = o->strict ? "; --strict: no output written" : "";
+	bool chosen = o->po.event && o->po.event[0];
+	uint64_t kept = kept_samples(j);
+	if (chosen && !kept) {
+		fprintf(stderr, "%s convert: --event-filter %s matches no sample; ", st_prog, o->po.event);
+		if (j->nev) {
+			fputs("events in the input: ", stderr);
+			print_other_events(j);
+		} else {
+			fputs("the input holds no sample", stderr);
+		}
+		fputs("; no output written\n", stderr);
+		return EX_DATAERR_;
+	}
+	if (j->stats.other_events) {
+		fprintf(stderr, "%s convert: kept event %s (%llu samples); skipped %llu samples of other events: ",
+			st_prog, j->event ? j->event : "?", (unsigned long long)kept,
+			(unsigned long long)j->stats.other_events);
+		print_other_events(j);
+		fprintf(stderr, "%s%s\n", chosen ? "" : " (choose one with --event-filter)",
+			chosen ? "" : nowrite);
+		if (o->strict && !chosen)
+			rc = EX_DATAERR_;
+	}
+	if (j->stats.truncated) {
+		fprintf(stderr, "%s convert: %llu sample%s cut off with no blank line after %s "
+			"(input truncated, or a sample longer than %u MiB): dropped%s\n",
+			st_prog, (unsigned long long)j->stats.truncated, j->stats.truncated == 1 ? "" : "s",
+			j->stats.truncated == 1 ? "it" : "them", ST_INPUT_BLOCK >> 20, nowrite);
+		if (o->strict)
+			rc = EX_DATAERR_;
+	}
+	return rc;
+}
+
+/* The path of node n (root excluded), its last frames when deep. */
+static void print_path(const struct st_snap *s, uint32_t n)
+{
+	enum { SHOWN = 8 };
+	uint32_t chain[SHOWN];
+	unsigned k = 0;
+	bool more = false;
+	for (; n != UINT32_MAX && n != ST_NODE_ROOT; n = st_snap_parent(s, n)) {
+		if (k == SHOWN) {
+			more = true;
+			break;
+		}
+		chain[k++] = n;
+	}
+	if (more)
+		fputs("...;", stderr);
+	while (k--) {
+		size_t len;
+		const char *name = st_snap_name(s, chain[k], &len);
+		fwrite(name, 1, len, stderr);
+		if (k)
+			putc(';', stderr);
+	}
+}
+
+int st_cli_report_saturation(const char *cmd, const struct st_snap *s, bool strict)
+{
+	uint32_t deepest;
+	size_t n = st_snap_saturated(s, &deepest);
+	if (!n)
+		return EX_OK_;
+	fprintf(stderr, "%s %s: %zu totals reached %llu, where sums saturate (deepest: ", st_prog,
+		cmd, n, (unsigned long long)UINT64_MAX);
+	if (deepest == ST_NODE_ROOT)
+		fputs("the root", stderr);
+	else
+		print_path(s, deepest);
+	fprintf(stderr, "): they are capped, not exact, and a frame may show as much as its "
+		"parent%s\n", strict ? "; --strict: no output written" : "");
+	return strict ? EX_DATAERR_ : EX_OK_;
+}
+
+/* Values summed to UINT64_MAX: some totals may have saturated.  Builds the
+ * snapshot (the folded output then comes from it too) and reports. */
+static int check_saturation(struct st_engine *e, bool strict)
+{
+	if (!st_flush(e)) {
+		fprintf(stderr, "%s convert: out of memory building the snapshot\n", st_prog);
+		return EX_SOFTWARE_;
+	}
+	struct st_snap *s = st_snap_acquire(e);
+	int rc = st_cli_report_saturation("convert", s, strict);
+	st_snap_release(s);
+	return rc;
+}
+
 /* The merged stacks of e, written as o->fmt to o->out. */
 static int write_output(struct st_engine *e, const struct convert_opts *o)
 {
@@ -576,6 +760,9 @@ int cmd_convert(int argc, char **argv)
 		rc = read_inputs(&j, argc - optind, argv + optind);
 	job_join(&j);
 	rc = report_totals(&j, o.strict, rc);
+	rc = report_perf_losses(&j, &o, rc);
+	if (rc == EX_OK_ && j.stats.sum == UINT64_MAX)
+		rc = check_saturation(e, o.strict);
 	uint64_t clamped = 0;
 	pprof_facts(&j, &o.eo, &clamped);
 	if (rc == EX_OK_)

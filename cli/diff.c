@@ -175,6 +175,31 @@ static int load_both(struct st_engine *e[2], char **paths, bool strict)
 	return rc;
 }
 
+/* Totals that saturated on either side, and a flamebearer numTicks
+ * (BEFORE's total + AFTER's) past UINT64_MAX, said on stderr; with
+ * --strict an error (no output). */
+static int check_saturation(struct st_engine *e[2], const struct diff_opts *o)
+{
+	struct st_snap *s[2] = { st_snap_acquire(e[0]), st_snap_acquire(e[1]) };
+	int rc = EX_OK_;
+	for (int i = 0; i < 2; i++)
+		if (st_cli_report_saturation(i ? "diff (AFTER)" : "diff (BEFORE)", s[i], o->strict) != EX_OK_)
+			rc = EX_DATAERR_;
+	uint64_t t0 = st_snap_total(s[0], ST_NODE_ROOT, 0), t1 = st_snap_total(s[1], ST_NODE_ROOT, 0);
+	if (o->eo.normalize && t0)
+		t0 = t1; /* BEFORE scaled to AFTER's total (at most) */
+	if (o->fmt == ST_FMT_FLAMEBEARER && st_sat_add(t0, t1) == UINT64_MAX) {
+		fprintf(stderr, "%s diff: numTicks, BEFORE's total + AFTER's, reaches %llu: written "
+			"capped there%s\n", st_prog, (unsigned long long)UINT64_MAX,
+			o->strict ? "; --strict: no output written" : "");
+		if (o->strict)
+			rc = EX_DATAERR_;
+	}
+	st_snap_release(s[0]);
+	st_snap_release(s[1]);
+	return rc;
+}
+
 /* The differential of e[0] -> e[1], written atomically to o->out. */
 static int write_diff(struct st_engine *e[2], const struct diff_opts *o)
 {
@@ -217,6 +242,8 @@ int cmd_diff(int argc, char **argv)
 	} else {
 		rc = load_both(e, argv + optind, o.strict);
 	}
+	if (rc == EX_OK_)
+		rc = check_saturation(e, &o);
 	if (rc == EX_OK_)
 		rc = write_diff(e, &o);
 	for (int i = 0; i < 2; i++)

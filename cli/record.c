@@ -194,6 +194,7 @@ static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
 {
 	struct record *r = ctx;
 	r->eo.metric = metric;
+	st_cli_report_saturation(r->name, s, false); /* said, not fatal: no --strict */
 	int err = st_export(s, r->fmt, &r->eo, r->of.f);
 	if (err)
 		st_outfile_abort(&r->of);

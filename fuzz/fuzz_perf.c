@@ -10,7 +10,9 @@
  * cache, so frames and samples cached by the first are reused by the
  * second.  The whole side is written from a flushed snapshot, the split
  * side by the one-shot st_export_folded_once() (no trie): the same bytes.
- * The first input byte picks the options.
+ * The counts agree too (samples, dropped, other events, samples cut off,
+ * the value sum), and the split side's event tally holds every skipped
+ * sample.  The first input byte picks the options.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -36,8 +38,24 @@ static bool names_have_eol(const struct st_engine *e)
 	return false;
 }
 
+/* Every sample of another event is in the tally (the filter's own entry
+ * aside), and nothing more. */
+static void check_tally(const struct st_perf_cache *c, const struct st_perf_opts *po,
+			const struct st_parse_stats *st)
+{
+	const char *name;
+	size_t len;
+	uint64_t n, others = 0;
+	for (size_t i = 0; st_perf_cache_event(c, i, &name, &len, &n); i++)
+		if (!po->event || strcmp(name, po->event) != 0)
+			others += n;
+	if (others != st->other_events)
+		fz_fail("tally: %llu samples of other events, stats %llu", (unsigned long long)others,
+			(unsigned long long)st->other_events);
+}
+
 static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen, const char *b,
-		      size_t blen)
+		      size_t blen, struct st_parse_stats *stp)
 {
 	struct st_engine *e = fz_engine_reuse(&engines[b != NULL], &engine_uses[b != NULL], 1, NULL);
 	struct st_writer *w = st_writer_open(e);
@@ -53,8 +71,10 @@ static char *collapse(const struct st_perf_opts *po, const char *a, size_t alen,
 			fz_fail("ingest a");
 		if (st_perf_ingest_cached(c, w, 0, po, b, blen, NULL, NULL, &st))
 			fz_fail("ingest b");
+		check_tally(c, po, &st);
 		st_perf_cache_free(c);
 	}
+	*stp = st;
 	st_writer_close(w);
 	char *buf = NULL;
 	size_t len;
@@ -103,11 +123,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		evs = strndup(ev, evlen);
 		po.event = evs;
 	}
-	char *whole = collapse(&po, text, n, NULL, 0);
+	struct st_parse_stats sw, ss;
+	char *whole = collapse(&po, text, n, NULL, 0, &sw);
 	size_t cut = st_perf_cut(text, n);
-	char *split = collapse(&po, text, cut, text + cut, n - cut);
+	char *split = collapse(&po, text, cut, text + cut, n - cut, &ss);
 	if (strcmp(whole, split) != 0)
 		fz_fail("split at %zu differs:\n%s\n---\n%s", cut, whole, split);
+	if (sw.samples != ss.samples || sw.dropped != ss.dropped || sw.other_events != ss.other_events ||
+	    sw.truncated != ss.truncated || sw.sum != ss.sum)
+		fz_fail("split at %zu: counts differ (samples %llu/%llu dropped %llu/%llu other events "
+			"%llu/%llu cut off %llu/%llu)", cut, (unsigned long long)sw.samples,
+			(unsigned long long)ss.samples, (unsigned long long)sw.dropped,
+			(unsigned long long)ss.dropped, (unsigned long long)sw.other_events,
+			(unsigned long long)ss.other_events, (unsigned long long)sw.truncated,
+			(unsigned long long)ss.truncated);
 	free(whole);
 	free(split);
 	free(evs);

@@ -166,7 +166,9 @@ Test(formats, perf_library_api)
 	st_writer_close(w);
 	cr_expect_eq(st.samples, 1); /* instructions filtered, last sample unterminated */
 	cr_expect_eq(st.malformed, 1);
-	cr_expect_eq(errs, 1);
+	cr_expect_eq(st.other_events, 1);
+	cr_expect_eq(st.truncated, 1);
+	cr_expect_eq(errs, 2); /* "garbage", and the sample cut off */
 	char *buf = folded_of(e, false, 0);
 	cr_expect_str_eq(buf, "app-10/11;[libfoo.so];leaf 100\n");
 	free(buf);

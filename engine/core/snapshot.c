@@ -409,3 +409,12 @@ uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric)
 {
 	return node < s->n && metric < s->nm ? s->total[(size_t)node * s->nm + metric] : 0;
 }
+
+size_t st_snap_saturated(const struct st_snap *s, uint32_t *deepest)
+{
+	/* sum_totals listed them from the last node back: the first is the
+	 * highest index, so at the deepest level (BFS order). */
+	if (deepest)
+		*deepest = s->nsat ? s->sat_node[0] : UINT32_MAX;
+	return s->nsat;
+}

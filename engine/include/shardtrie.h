@@ -261,6 +261,12 @@ ST_API uint32_t st_snap_child_find(const struct st_snap *s, uint32_t node, uint3
  * node's children (asking it of every node is O(nodes) in all). */
 ST_API uint64_t st_snap_self(const struct st_snap *s, uint32_t node, unsigned metric);
 ST_API uint64_t st_snap_total(const struct st_snap *s, uint32_t node, unsigned metric);
+/* How many nodes' totals reached UINT64_MAX at some metric: sums saturate
+ * there instead of wrapping, so these totals (a node's and its ancestors')
+ * are capped, and a child may show as much as its parent.  *deepest, when
+ * not NULL: the deepest such node (UINT32_MAX when none).  A total that is
+ * exactly UINT64_MAX counts too: it cannot be told from a capped one. */
+ST_API size_t st_snap_saturated(const struct st_snap *s, uint32_t *deepest);
 
 /* ------------------------------------------------------ taking stacks */
 

@@ -32,6 +32,13 @@ struct st_parse_stats {
 	uint64_t skipped;   /* blank lines, "# " comments, zero counts */
 	uint64_t malformed; /* rejected lines */
 	uint64_t dropped;   /* accepted lines the engine could not take */
+	/* Added later (the fields above keep their meaning): */
+	uint64_t sum;          /* saturating sum of the values ingested: below
+				* UINT64_MAX, no sum in the engine saturated */
+	uint64_t other_events; /* perf: samples of other events (also in skipped) */
+	uint64_t truncated;    /* perf: samples no blank line ended, dropped at
+				* the end of the buffer as stackcollapse-perf.pl
+				* does; reported through err at their header */
 };
 
 /*
@@ -92,9 +99,12 @@ ST_API size_t st_perf_cut(const char *buf, size_t len);
  * Parse perf script text buf[0..len) (starting at a line start, normally at a
  * sample boundary) into writer w, the sample period (1 when absent) as the
  * value of metric `metric`.  As in stackcollapse-perf.pl a sample not ended
- * by a blank line is dropped at the end of the buffer.  Unrecognised lines
- * are reported through err and counted as malformed; samples of other events
- * and comment/blank lines as skipped.  Returns 0 or -ENOMEM.
+ * by a blank line is dropped at the end of the buffer (counted as truncated
+ * and reported through err).  Unrecognised lines are reported through err
+ * and counted as malformed; samples of other events (also counted in
+ * other_events) and comment/blank lines as skipped.  A period over
+ * UINT64_MAX drops its sample (reported, counted as dropped).  Returns 0 or
+ * -ENOMEM.
  */
 ST_API int st_perf_ingest(struct st_writer *w, unsigned metric, const struct st_perf_opts *o,
 		   const char *buf, size_t len, st_parse_err_fn err, void *arg,
@@ -115,6 +125,17 @@ ST_API void st_perf_cache_free(struct st_perf_cache *c);
 ST_API int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned metric,
 			  const struct st_perf_opts *o, const char *buf, size_t len,
 			  st_parse_err_fn err, void *arg, struct st_parse_stats *st);
+
+/*
+ * The samples per event that the ingests through cache c have seen (the
+ * collapsed event's and the skipped ones'), in the order first seen: the
+ * i-th event's name (len bytes, NUL-terminated, valid until
+ * st_perf_cache_free) and count.  Returns 1, or 0 past the last one.  The
+ * tally outlives the cache starting over; past 64 names the rest share one
+ * entry named "(other events)".
+ */
+ST_API int st_perf_cache_event(const struct st_perf_cache *c, size_t i, const char **name,
+			       size_t *len, uint64_t *samples);
 
 #ifdef __cplusplus
 }

@@ -148,6 +148,7 @@ int st_folded_ingest(struct st_writer *w, unsigned nmetrics, unsigned metric, co
 			int ir = st_writer_ingest_strs(w, frames, lens, depth, values);
 			if (ir == 0) {
 				st->samples++;
+				st->sum = st_sat_add(st->sum, count);
 			} else {
 				st->dropped++;
 				if (errfn)

@@ -42,6 +42,19 @@
  *      or _[j] (module containing /tmp/perf-N.map).
  *   5. Anything else is "Unrecognized line" (reported, skipped).
  *   6. A sample not closed by a blank line at end of input is dropped.
+ * What Perl loses without a word is counted here and reported (the output
+ * stays Perl's):
+ *   - samples of other events: st->other_events, and per event name in the
+ *     cache's tally (st_perf_cache_event), kept or not;
+ *   - a sample cut off by the end of the buffer (rule 6): st->truncated,
+ *     reported at its header line;
+ *   - a period over UINT64_MAX (Perl would sum it as a float): the sample
+ *     is dropped and reported (st->dropped), never saturated.
+ * One extension: a header perf prints for a thread it never saw named
+ * (":-1 14159/-1 [000] ...", perf_match_header_unnamed) fails Perl's header
+ * regex, so Perl reports it and drops the sample.  It is parsed here as a
+ * header with comm ":-1" (the name perf itself shows for it) and pid/tid as
+ * printed, tried only on a line that is neither a Perl header nor a frame.
  * State between samples is only pname and the stack, both empty after a
  * blank line, plus the event filter: that is why blocks cut after a blank
  * line with the filter fixed up front parse independently (st_perf_cut,
@@ -66,9 +79,12 @@ int st_perf_first_event(const char *buf, size_t len, const char **ev, size_t *ev
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = (size_t)((nl ? nl : end) - p);
 		struct perf_hdr h;
+		struct perf_frame fr;
 		const char *per;
 		size_t perlen;
-		if (n && p[0] != '#' && perf_match_header(p, n, &h) &&
+		if (n && p[0] != '#' &&
+		    (perf_match_header(p, n, &h) ||
+		     (!perf_match_frame(p, n, &fr) && perf_match_header_unnamed(p, n, &h))) &&
 		    perf_match_event(p, n, ev, evlen, &per, &perlen))
 			return 1;
 		p = nl ? nl + 1 : end;
@@ -165,6 +181,7 @@ static int header_line(struct pstate *ps, const char *s, size_t n, const struct 
 	const char *ev, *per;
 	size_t evlen, perlen;
 	uint64_t period = 1;
+	bool period_err = false;
 	if (perf_match_event(s, n, &ev, &evlen, &per, &perlen)) {
 		if (!ps->ev) {
 			ps->evbuf = st_malloc(evlen + 1);
@@ -174,15 +191,24 @@ static int header_line(struct pstate *ps, const char *s, size_t n, const struct 
 			ps->ev = ps->evbuf;
 			ps->evlen = evlen;
 		} else if (evlen != ps->evlen || memcmp(ev, ps->ev, evlen) != 0) {
+			size_t t = perf_ev_tally(ps->c, ev, evlen);
+			if (t == SIZE_MAX)
+				return -ENOMEM;
+			ps->c->ev[t].samples++;
 			st->skipped++;
+			st->other_events++;
 			return 0;
 		}
+		if (ST_UNLIKELY(ps->ev_kept == SIZE_MAX) &&
+		    (ps->ev_kept = perf_ev_tally(ps->c, ps->ev, ps->evlen)) == SIZE_MAX)
+			return -ENOMEM;
+		ps->c->ev[ps->ev_kept].samples++;
 		if (per && !(perlen == 1 && per[0] == '0')) {
 			period = 0;
 			for (size_t i = 0; i < perlen; i++)
 				if (__builtin_mul_overflow(period, 10, &period) ||
 				    __builtin_add_overflow(period, (uint64_t)(per[i] - '0'), &period)) {
-					period = UINT64_MAX;
+					period_err = true;
 					break;
 				}
 		}
@@ -222,6 +248,7 @@ static int header_line(struct pstate *ps, const char *s, size_t n, const struct 
 done:
 	ps->have_pname = true;
 	ps->period = period;
+	ps->period_err = period_err;
 	*accepted = true;
 	return 0;
 }
@@ -230,7 +257,8 @@ static const char *drop_reason(int r)
 {
 	return r == -E2BIG ? "sample deeper than the frame limit"
 	       : r == -ENAMETOOLONG ? "frame longer than 1 MiB"
-				    : "sample dropped (out of memory)";
+	       : r == -ERANGE ? "sample period does not fit 64 bits: sample dropped"
+			      : "sample dropped (out of memory)";
 }
 
 /* Hand the batched samples to the writer; one that fails is counted as
@@ -249,6 +277,8 @@ static void flush_batch(struct pstate *ps, struct st_parse_stats *st, st_parse_e
 		size_t done = 0;
 		int r = st_writer_ingest_batch_done(ps->w, s + i, ps->bn - i, &done);
 		st->samples += done;
+		for (size_t k = i; k < i + done; k++)
+			st->sum = st_sat_add(st->sum, ps->bperiod[k]);
 		i += done;
 		if (!r)
 			break;
@@ -269,6 +299,8 @@ static int emit(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn er
 	int r = 0;
 	if (depth > ST_MAX_DEPTH) {
 		r = -E2BIG;
+	} else if (ps->period_err) {
+		r = -ERANGE;
 	} else if (ps->pn_err || ps->serr) {
 		r = ps->pn_err ? ps->pn_err : ps->serr;
 	} else {
@@ -290,8 +322,8 @@ static int emit(struct pstate *ps, struct st_parse_stats *st, st_parse_err_fn er
 	}
 	if (r) {
 		st->dropped++;
-		if (errfn)
-			errfn(arg, lineno, drop_reason(r));
+		if (errfn) /* a bad period at its header, the rest where the sample ends */
+			errfn(arg, r == -ERANGE ? ps->hdr_line : lineno, drop_reason(r));
 	}
 	ps->have_pname = false;
 	ps->nfr = 0;
@@ -310,7 +342,8 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 		st_perf_opts_init(&def);
 		o = &def;
 	}
-	struct pstate ps = { .o = o, .w = w, .e = st_writer_engine(w), .metric = metric, .c = c };
+	struct pstate ps = { .o = o, .w = w, .e = st_writer_engine(w), .metric = metric, .c = c,
+			     .ev_kept = SIZE_MAX };
 	if (c->e != ps.e || c->o.pid != o->pid || c->o.tid != o->tid || c->o.kernel != o->kernel ||
 	    c->o.jit != o->jit || c->o.addrs != o->addrs) {
 		perf_cache_clear(c);
@@ -387,6 +420,8 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 			rc = header_line(&ps, s, n, &h, st, &accepted);
 			if (rc)
 				break;
+			if (accepted)
+				ps.hdr_line = lineno;
 			body = NULL;
 			if (accepted && pl) {
 				const char *bend;
@@ -425,12 +460,35 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 		rc = frame_line(&ps, s, n, &ok);
 		if (rc)
 			break;
+		const char *uev, *uper;
+		size_t uevl, uperl;
+		if (!ok && !is_ws((unsigned char)s[0]) && perf_match_header_unnamed(s, n, &h) &&
+		    perf_match_event(s, n, &uev, &uevl, &uper, &uperl)) {
+			/* Rare (perf never saw the thread named): no body caching. */
+			bool accepted;
+			rc = header_line(&ps, s, n, &h, st, &accepted);
+			if (rc)
+				break;
+			if (accepted)
+				ps.hdr_line = lineno;
+			body = NULL;
+			bok = false;
+			continue;
+		}
 		if (!ok) {
 			bok = false;
 			st->malformed++;
 			if (errfn)
 				errfn(arg, lineno, "unrecognized perf script line");
 		}
+	}
+	if (!rc && ps.have_pname) {
+		/* Rule 6: dropped as Perl does, but counted and reported. */
+		st->truncated++;
+		if (errfn)
+			errfn(arg, ps.hdr_line,
+			      "sample cut off: no blank line ends it (input truncated, or the sample is "
+			      "longer than the reader's block): dropped");
 	}
 	flush_batch(&ps, st, errfn, arg); /* also after an error: keep what parsed */
 	st->lines += lineno;

@@ -110,6 +110,14 @@ struct st_perf_cache {
 	size_t ncid, cidcap;
 	struct body_slot *bslots;
 	size_t nbslots, nbodies;
+	/* Samples per event name, first seen first (st_perf_cache_event):
+	 * a tally of the input, not a cache, so perf_cache_clear keeps it. */
+	struct perf_ev {
+		char *name;
+		size_t len;
+		uint64_t samples;
+	} *ev;
+	size_t nev, evcap;
 };
 
 /* Past this many key bytes the cache starts over (bounds its memory). */
@@ -118,6 +126,9 @@ struct st_perf_cache {
 #define BODY_MAX (1u << 20)
 /* A body is looked up by its first BODY_PREFIX bytes (perf_cache.c). */
 #define BODY_PREFIX 128
+/* Distinct event names tallied; later ones share one entry, PERF_EV_MORE. */
+#define PERF_EV_MAX 64
+#define PERF_EV_MORE "(other events)"
 
 /* ---------------------------------------------------- the parse state */
 
@@ -132,9 +143,12 @@ struct pstate {
 	const char *ev;
 	size_t evlen;
 	char *evbuf;
+	size_t ev_kept;     /* the filter's tally entry (SIZE_MAX: not looked up yet) */
 	/* current sample */
 	bool have_pname, java;
+	bool period_err;    /* its period does not fit 64 bits: dropped at its end */
 	uint64_t period;
+	uint64_t hdr_line;  /* its header's line (a sample cut off is reported there) */
 	int serr;           /* first intern error of the stack's frames, 0 if none */
 	int serr_tmp;       /* last intern error (perf_cid_push) */
 	int pn_err;         /* intern error of pname, 0 if none */
@@ -171,6 +185,16 @@ struct perf_hdr {
 
 /* /^(\S.+?)\s+(\d+)[/]*(\d+)*\s+/ on s[0..n). */
 bool perf_match_header(const char *s, size_t n, struct perf_hdr *h);
+
+/*
+ * Not Perl's: the header perf prints for a sample whose thread it never saw
+ * (comm ":-1", from `thread ? thread__comm_str(thread) : ":-1"`) or whose
+ * pid/tid is -1, e.g. ":-1 14159/-1    [000]   524.077898: cpu-clock:ppp:".
+ * /^(\S.+?)\s+(\d+|-1)(?:[/]+(\d+|-1))?\s+/ with one number "-1"; the
+ * driver tries it only on a line that is neither Perl header nor frame, so
+ * every line Perl parses is parsed as before.
+ */
+bool perf_match_header_unnamed(const char *s, size_t n, struct perf_hdr *h);
 
 /* /:\s*(\d+)*\s+(\S+):\s*$/ on s[0..n): event and period (NULL if none). */
 bool perf_match_event(const char *s, size_t n, const char **ev, size_t *evlen, const char **per,
@@ -309,6 +333,10 @@ struct fc_ent *perf_fc_add(struct st_perf_cache *c, uint64_t h, const char *f, s
 /* Intern s[0..n) and append the id to cid; an intern error is kept in
  * ps->serr_tmp with *ok false and id 0 standing in.  -ENOMEM: no room. */
 int perf_cid_push(struct pstate *ps, const char *s, size_t n, bool *ok);
+
+/* The tally entry of event ev (added when new; PERF_EV_MORE past
+ * PERF_EV_MAX names): its index, or SIZE_MAX (no memory). */
+size_t perf_ev_tally(struct st_perf_cache *c, const char *ev, size_t evlen);
 
 /* Forget every entry and body (keeps the tables' memory). */
 void perf_cache_clear(struct st_perf_cache *c);

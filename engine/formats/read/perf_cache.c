@@ -165,7 +165,46 @@ void st_perf_cache_free(struct st_perf_cache *c)
 		st_free(c->kch[i]);
 	st_free(c->kch);
 	st_free(c->cid);
+	for (size_t i = 0; i < c->nev; i++)
+		st_free(c->ev[i].name);
+	st_free(c->ev);
 	st_free(c);
+}
+
+size_t perf_ev_tally(struct st_perf_cache *c, const char *ev, size_t evlen)
+{
+	/* A linear search: a capture holds a handful of events, and the
+	 * filter's own entry is looked up once per ingest, not per sample. */
+	for (size_t i = 0; i < c->nev; i++)
+		if (c->ev[i].len == evlen && memcmp(c->ev[i].name, ev, evlen) == 0)
+			return i;
+	if (c->nev >= PERF_EV_MAX) {
+		ev = PERF_EV_MORE;
+		evlen = sizeof(PERF_EV_MORE) - 1;
+		for (size_t i = 0; i < c->nev; i++)
+			if (c->ev[i].len == evlen && memcmp(c->ev[i].name, ev, evlen) == 0)
+				return i;
+	}
+	if (st_grow(&c->ev, &c->evcap, c->nev + 1, sizeof(*c->ev), 8))
+		return SIZE_MAX;
+	char *name = st_malloc(evlen + 1);
+	if (!name)
+		return SIZE_MAX;
+	memcpy(name, ev, evlen);
+	name[evlen] = '\0';
+	c->ev[c->nev] = (struct perf_ev){ name, evlen, 0 };
+	return c->nev++;
+}
+
+int st_perf_cache_event(const struct st_perf_cache *c, size_t i, const char **name, size_t *len,
+			uint64_t *samples)
+{
+	if (!c || i >= c->nev)
+		return 0;
+	*name = c->ev[i].name;
+	*len = c->ev[i].len;
+	*samples = c->ev[i].samples;
+	return 1;
 }
 
 /* The first i in [1, len) with p[i-1] == p[i] == '\n' (0 if none), with

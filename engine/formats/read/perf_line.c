@@ -4,9 +4,11 @@
  * as stackcollapse-perf.pl does (rules 3 and 4 listed in perf.c):
  *
  *   - the byte classes of Perl's \s \d \w on byte strings (perf_cls);
- *   - the header regex /^(\S.+?)\s+(\d+)[/]*(\d+)*\s+/ (perf_match_header)
- *     and the event regex /:\s*(\d+)*\s+(\S+):\s*$/ (perf_match_event), each
- *     with its backtracking worked out by hand;
+ *   - the header regex /^(\S.+?)\s+(\d+)[/]*(\d+)*\s+/ (perf_match_header),
+ *     the header of a thread perf never saw named that Perl does not
+ *     parse (perf_match_header_unnamed: pid or tid "-1"), and the event
+ *     regex /:\s*(\d+)*\s+(\S+):\s*$/ (perf_match_event), each with its
+ *     backtracking worked out by hand;
  *   - a frame's symbol into its interned, cleaned parts (perf_clean_frame:
  *     "->" inline split, "[unknown]", ';' -> ':', argument lists, quotes,
  *     java 'L', the _[k] _[j] _[i] annotations);
@@ -93,6 +95,63 @@ bool perf_match_header(const char *s, size_t n, struct perf_hdr *h)
 			*h = (struct perf_hdr){ k, NULL, s + q, 0, (size_t)(j - q) };
 		else
 			*h = (struct perf_hdr){ k, s + q, s + m, (size_t)(j - q), (size_t)(e - m) };
+		return true;
+	}
+	return false;
+}
+
+/* A pid or tid at s[i..n): digits, or "-1"; its end, or i when none. */
+static size_t unnamed_num(const unsigned char *u, size_t i, size_t n, bool *minus1)
+{
+	*minus1 = false;
+	if (i + 1 < n && u[i] == '-' && u[i + 1] == '1' && (i + 2 == n || !is_digit(u[i + 2]))) {
+		*minus1 = true;
+		return i + 2;
+	}
+	while (i < n && is_digit(u[i]))
+		i++;
+	return i;
+}
+
+bool perf_match_header_unnamed(const char *s, size_t n, struct perf_hdr *h)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	if (n < 4 || is_ws(u[0]))
+		return false;
+	/* As perf_match_header: the lazy comm ends at the first whitespace
+	 * run (past two bytes) that the numbers follow. */
+	for (size_t i = 1; i < n;) {
+		while (i < n && !is_ws(u[i]))
+			i++;
+		size_t p = i;
+		while (i < n && is_ws(u[i]))
+			i++;
+		size_t q = i;
+		if (p == q)
+			break;
+		size_t k = p < 2 ? 2 : p;
+		if (k >= q)
+			continue;
+		bool m1, m2 = false;
+		size_t j = unnamed_num(u, q, n, &m1);
+		if (j == q || j >= n)
+			continue;
+		size_t tid = j, e = j;
+		if (u[j] == '/') {
+			size_t m = j;
+			while (m < n && u[m] == '/')
+				m++;
+			tid = m;
+			e = unnamed_num(u, m, n, &m2);
+			if (e == m)
+				continue;
+		}
+		if (e >= n || !is_ws(u[e]) || !(m1 || m2))
+			continue;
+		if (tid == j || (e - tid == 1 && u[tid] == '0')) /* as Perl: tid "0" is none */
+			*h = (struct perf_hdr){ k, NULL, s + q, 0, j - q };
+		else
+			*h = (struct perf_hdr){ k, s + q, s + tid, j - q, e - tid };
 		return true;
 	}
 	return false;

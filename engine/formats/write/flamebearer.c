@@ -195,7 +195,7 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 		putc(']', out);
 	}
 	const struct st_xnode *root = &t->n[0];
-	uint64_t ticks = diff ? root->total[0] + root->total[1] : root->total[0];
+	uint64_t ticks = diff ? st_sat_add(root->total[0], root->total[1]) : root->total[0];
 	fprintf(out, "],\"numTicks\":%" PRIu64 ",\"maxSelf\":%" PRIu64 "},\"metadata\":{\"format\":\"%s\",\"units\":\"",
 		ticks, maxself, diff ? "double" : "single");
 	const char *units = st_export_units(s, o);

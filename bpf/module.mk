@@ -41,11 +41,16 @@ FUZZ_SRCS_ringbuf := bpf/common/decode.c
 $(BPF_DIR)/spin: bpf/testdata/spin.c bpf/module.mk
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O0 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
+# The short-lived workload of the record cpu tests (frames of processes that
+# have exited): built as spin is, for the same reason.
+$(BPF_DIR)/flash: bpf/testdata/flash.c bpf/module.mk
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O0 -g -fno-omit-frame-pointer -fno-inline -o $@ $<
 # Syscall load for the record io benchmark (docs/benchmarking.md).
 $(BPF_DIR)/sysflood: bpf/testdata/sysflood.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -pthread -o $@ $<
-$(B)/shardtrie: | $(BPF_DIR)/spin $(BPF_DIR)/sysflood
+$(B)/shardtrie: | $(BPF_DIR)/spin $(BPF_DIR)/flash $(BPF_DIR)/sysflood
 
 ifeq ($(strip $(BPF_MISSING)),)
 BPF_TOOLS     := cpu/profile io/iotrace

@@ -599,3 +599,196 @@ Test(bpf_record, hup_and_quit_write_output, .timeout = 90)
 			  strsignal(sigs[i]), why);
 	}
 }
+
+/* ------------------------------------------------------------ user frames of exited processes */
+
+/* `record cpu` resolves the user frames of processes that exited before
+ * their samples were read (issue 15.1): bpf/testdata/flash burns CPU in
+ * main -> flash_outer -> flash_inner and exits.  Checked three ways, each
+ * against an independent count made here from the folded output (user
+ * frames = those between the comm and the first _[k] frame):
+ *   - the end-of-run line "N% of user frames unresolved (U of T)" exists and
+ *     its U and T are what the output holds;
+ *   - U <= 1% of T;
+ *   - flash's own function names carry >= 90% of its samples. */
+
+/* "1,234" -> 1234 */
+static unsigned long long ufr_num(const char *p, const char **end)
+{
+	unsigned long long v = 0;
+	for (; (*p >= '0' && *p <= '9') || *p == ','; p++)
+		if (*p != ',')
+			v = v * 10 + (unsigned)(*p - '0');
+	*end = p;
+	return v;
+}
+
+/* Count the user frames of every line (comm matching `comm`, or all when
+ * NULL) and those named [unknown]; samples of comm and those with `fn`. */
+static void ufr_count(const char *text, const char *comm, const char *fn, unsigned long long *uf,
+		      unsigned long long *unk, unsigned long long *samples, unsigned long long *with_fn)
+{
+	*uf = *unk = *samples = *with_fn = 0;
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const char *sp = p + len;
+		while (sp > p && sp[-1] != ' ')
+			sp--;
+		unsigned long long n = strtoull(sp, NULL, 10);
+		const char *f = p, *stack_end = sp > p ? sp - 1 : p;
+		const char *semi = memchr(f, ';', (size_t)(stack_end - f));
+		size_t cl = semi ? (size_t)(semi - f) : (size_t)(stack_end - f);
+		bool mine = !comm || (strlen(comm) == cl && !memcmp(f, comm, cl));
+		bool has_fn = false;
+		for (f = semi ? semi + 1 : stack_end; mine && f < stack_end;) {
+			const char *e = memchr(f, ';', (size_t)(stack_end - f));
+			size_t fl = e ? (size_t)(e - f) : (size_t)(stack_end - f);
+			if (fl >= 4 && !memcmp(f + fl - 4, "_[k]", 4))
+				break;
+			*uf += n;
+			if (fl == 9 && !memcmp(f, "[unknown]", 9))
+				*unk += n;
+			if (fn && fl == strlen(fn) && !memcmp(f, fn, fl))
+				has_fn = true;
+			f = e ? e + 1 : stack_end;
+		}
+		if (mine && comm) {
+			*samples += n;
+			if (has_fn)
+				*with_fn += n;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
+static void ufr_check(const char *what, const char *folded_path, const char *err)
+{
+	char *f = ts_read_file(folded_path, NULL);
+	cr_assert(f, "%s: no output", what);
+	unsigned long long uf, unk, fs, fw;
+	ufr_count(f, NULL, NULL, &uf, &unk, &fs, &fw);
+	const char *line = err ? strstr(err, "% of user frames unresolved (") : NULL;
+	cr_expect(line, "%s: no \"N%% of user frames unresolved (U of T)\" line: %s", what, err ? err : "");
+	if (line) {
+		const char *q = strchr(line, '(') + 1;
+		unsigned long long u = ufr_num(q, &q), t = 0;
+		if (!strncmp(q, " of ", 4))
+			t = ufr_num(q + 4, &q);
+		cr_expect_eq(u, unk, "%s: reported %llu unresolved, the output has %llu", what, u, unk);
+		cr_expect_eq(t, uf, "%s: reported %llu user frames, the output has %llu", what, t, uf);
+	}
+	cr_expect(unk * 100 <= uf, "%s: %llu of %llu user frames unresolved (> 1%%)", what, unk, uf);
+	ufr_count(f, "flash", "flash_outer", &uf, &unk, &fs, &fw);
+	cr_log_info("%s: flash_outer in %llu of %llu flash samples", what, fw, fs);
+	cr_assert(fs >= 100, "%s: only %llu flash samples (machine too busy?)", what, fs);
+	/* 80%: the rest is exec and ld.so start-up, ~3 ms of each 30 ms process. */
+	cr_expect(fw * 10 >= fs * 8, "%s: flash_outer carries only %llu of %llu flash samples", what, fw, fs);
+	free(f);
+}
+
+static bool ufr_flash(char *buf, size_t n)
+{
+	char cli[512];
+	snprintf(cli, sizeof(cli), "%s", CLI);
+	snprintf(buf, n, "%s/bpf/flash", dirname(cli));
+	return access(buf, X_OK) == 0;
+}
+
+/* The command burns 0.7 s of CPU and exits; then sixty 30 ms processes one
+ * after another (each exec'd by a shell, each gone long before a sample
+ * of the next is taken). */
+Test(bpf_record, cpu_exited_command_frames_resolve, .timeout = 120)
+{
+	need_bpf();
+	char flash[600];
+	if (!ufr_flash(flash, sizeof(flash)))
+		cr_skip_test("workload %s not built", flash);
+	/* 199 Hz x 0.7 s: ~140 samples, ~280 KiB spread over the CPUs' rings,
+	 * under the old 256 KiB wakeup threshold of each: nothing was read
+	 * before the process had gone. */
+	int rc = ts_run("'%s' record cpu -F 199 -o '%s' -- '%s' 700 2>'%s'", CLI, ts_path("one.folded"), flash,
+			ts_path("one.err"));
+	char *err = ts_read_file(ts_path("one.err"), NULL);
+	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
+	ufr_check("one 0.7 s command", ts_path("one.folded"), err);
+	free(err);
+
+	rc = ts_run("'%s' record cpu -F 999 -o '%s' -- sh -c 'i=0; while [ $i -lt 60 ]; do "
+		    "\"%s\" 30; i=$((i + 1)); done' 2>'%s'",
+		    CLI, ts_path("sixty.folded"), flash, ts_path("sixty.err"));
+	err = ts_read_file(ts_path("sixty.err"), NULL);
+	cr_assert_eq(rc, 0, "record cpu failed (exit %d): %s", rc, err ? err : "");
+	ufr_check("sixty 30 ms processes", ts_path("sixty.folded"), err);
+	free(err);
+}
+
+/* -p PID on a process that execs flash (same pid), burns 0.7 s and exits:
+ * every sample is read after its process has gone or is about to. */
+Test(bpf_record, cpu_exited_pid_frames_resolve, .timeout = 120)
+{
+	need_bpf();
+	char flash[600], out[600], pid_s[32];
+	if (!ufr_flash(flash, sizeof(flash)))
+		cr_skip_test("workload %s not built", flash);
+	snprintf(out, sizeof(out), "%s", ts_path("pid.folded"));
+	/* The target: waits for a line on its stdin, then becomes flash. */
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t target = fork();
+	cr_assert(target >= 0);
+	if (target == 0) {
+		dup2(go[0], STDIN_FILENO);
+		close(go[0]);
+		close(go[1]);
+		char c;
+		if (read(STDIN_FILENO, &c, 1) != 1)
+			_exit(1);
+		execl(flash, "flash", "700", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)target);
+	int ep[2];
+	cr_assert_eq(pipe(ep), 0);
+	pid_t rec = fork();
+	cr_assert(rec >= 0);
+	if (rec == 0) {
+		dup2(ep[1], STDERR_FILENO);
+		close(ep[0]);
+		close(ep[1]);
+		close(go[1]);
+		execl(CLI, CLI, "record", "cpu", "-F", "199", "-d", "60", "-p", pid_s, "-o", out, (char *)NULL);
+		_exit(127);
+	}
+	close(ep[1]);
+	FILE *errf = fdopen(ep[0], "r");
+	char line[1024], err[16384] = "";
+	bool ready = false;
+	while (!ready && fgets(line, sizeof(line), errf)) {
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+		ready = strstr(line, "tracing;") != NULL;
+	}
+	if (ready)
+		cr_assert_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
+	int st = 0;
+	waitpid(target, &st, 0);
+	cr_assert(ready, "record cpu never started tracing: %s", err);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "flash: status 0x%x", st);
+	/* The target is gone: the run ends on its own (it watches the pid);
+	 * if it has not within 20 s, SIGINT ends it (the output is written
+	 * either way).  Its stderr is a few lines: the pipe holds them. */
+	pid_t done = 0;
+	for (int i = 0; i < 2000 && (done = waitpid(rec, &st, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (done == 0) {
+		kill(rec, SIGINT);
+		waitpid(rec, &st, 0);
+	}
+	while (fgets(line, sizeof(line), errf))
+		strncat(err, line, sizeof(err) - strlen(err) - 1);
+	fclose(errf);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record cpu -p: status 0x%x: %s", st, err);
+	ufr_check("-p on a process that exits", out, err);
+}

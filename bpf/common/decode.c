@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,79 @@ int st_prof_decode(const void *data, size_t size, struct st_prof_rec *out)
 	out->nk = ks > 0 ? (unsigned)ks / 8 : 0;
 	out->nu = us > 0 ? (unsigned)us / 8 : 0;
 	return 0;
+}
+
+/* The sample_id_all trailer of PERF_SAMPLE_TID | PERF_SAMPLE_TIME. */
+#define PMAP_TRAILER 16u
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+int st_pmap_decode(const void *data, size_t size, struct st_pmap_rec *out)
+{
+	const unsigned char *p = data;
+	struct perf_event_header h;
+	if (!data || size < sizeof(h) + PMAP_TRAILER)
+		return -EINVAL;
+	memcpy(&h, p, sizeof(h));
+	if (h.size != size)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	size_t body = size - PMAP_TRAILER; /* end of the type's own fields */
+	out->time = rd64(p + size - 8);
+	switch (h.type) {
+	case PERF_RECORD_MMAP2:
+		/* pid tid addr len pgoff, maj min ino ino_gen (or build id), prot flags, name */
+		if (body < 72)
+			return -EINVAL;
+		out->kind = ST_PMAP_MMAP;
+		out->pid = rd32(p + 8);
+		out->tid = rd32(p + 12);
+		out->addr = rd64(p + 16);
+		out->len = rd64(p + 24);
+		out->pgoff = rd64(p + 32);
+		out->prot = rd32(p + 64);
+		out->name = (const char *)p + 72;
+		out->name_len = strnlen(out->name, body - 72);
+		return 0;
+	case PERF_RECORD_COMM:
+		if (body < 16)
+			return -EINVAL;
+		out->kind = (h.misc & PERF_RECORD_MISC_COMM_EXEC) ? ST_PMAP_EXEC : ST_PMAP_OTHER;
+		out->pid = rd32(p + 8);
+		out->tid = rd32(p + 12);
+		return 0;
+	case PERF_RECORD_FORK:
+	case PERF_RECORD_EXIT:
+		if (body < 32)
+			return -EINVAL;
+		out->kind = h.type == PERF_RECORD_FORK ? ST_PMAP_FORK : ST_PMAP_EXIT;
+		out->pid = rd32(p + 8);
+		out->ppid = rd32(p + 12);
+		out->tid = rd32(p + 16);
+		out->ptid = rd32(p + 20);
+		return 0;
+	case PERF_RECORD_LOST:
+		if (body < 24)
+			return -EINVAL;
+		out->kind = ST_PMAP_LOST;
+		out->lost = rd64(p + 16);
+		return 0;
+	default:
+		out->kind = ST_PMAP_OTHER;
+		return 0;
+	}
 }
 
 int st_io_decode(const void *data, size_t size, struct st_io_rec *out)

@@ -25,6 +25,33 @@ struct st_prof_rec {
 /* 0, or -EINVAL when `size` bytes at `data` are not a profile sample. */
 int st_prof_decode(const void *data, size_t size, struct st_prof_rec *out);
 
+/*
+ * A record of the mapping tracker's dummy perf events (mappings.c): every
+ * record carries the sample_id_all trailer of PERF_SAMPLE_TID |
+ * PERF_SAMPLE_TIME, so `time` is the CLOCK_MONOTONIC ns of the event.
+ */
+enum st_pmap_kind {
+	ST_PMAP_OTHER, /* a type not asked for: skipped */
+	ST_PMAP_MMAP,  /* PERF_RECORD_MMAP2: an executable mapping */
+	ST_PMAP_EXEC,  /* PERF_RECORD_COMM with PERF_RECORD_MISC_COMM_EXEC */
+	ST_PMAP_FORK,  /* PERF_RECORD_FORK */
+	ST_PMAP_EXIT,  /* PERF_RECORD_EXIT */
+	ST_PMAP_LOST,  /* PERF_RECORD_LOST: `lost` records dropped, ring full */
+};
+struct st_pmap_rec {
+	enum st_pmap_kind kind;
+	uint32_t pid, tid, ppid, ptid;
+	uint64_t time;
+	uint64_t addr, len, pgoff; /* MMAP */
+	uint32_t prot;             /* MMAP: PROT_* */
+	const char *name;          /* MMAP: file name inside the record, */
+	size_t name_len;           /* up to its first NUL */
+	uint64_t lost;             /* LOST */
+};
+/* 0, or -EINVAL when the `size` bytes at `data` (a perf_event_header first)
+ * are not a well-formed record of that layout. */
+int st_pmap_decode(const void *data, size_t size, struct st_pmap_rec *out);
+
 /* ------------------------------------------------------------ io */
 
 struct st_io_rec {

@@ -38,7 +38,7 @@
 
 #define TRACEFS "/sys/kernel/tracing"
 /* Poll timeout: the most a record waits when its ring is below the
- * wakeup threshold (st_wakeup_bytes). */
+ * wakeup threshold (st_wakeup_bytes): a timeout drains the ring. */
 #define ST_REC_POLL_MS 25
 #define TRACEFS_MAGIC_ 0x74726163
 
@@ -100,7 +100,6 @@ static int tracefs_failed(const struct st_rec *r, int err)
 		   why, strerror(err));
 	return err == EPERM || err == EACCES ? ST_TRACE_NOPERM : ST_TRACE_SOFTWARE;
 }
-
 
 static int preflight(const struct st_rec *r, bool need_tracefs)
 {
@@ -295,6 +294,12 @@ static void *consumer_main(void *arg)
 		int n = ring_buffer__poll(c->rb, ST_REC_POLL_MS);
 		if (n < 0 && n != -EINTR)
 			break;
+		/* A timeout: what waits below the wakeup threshold is drained
+		 * too, so no record waits longer than one poll period. */
+		if (n <= 0)
+			ring_buffer__consume(c->rb);
+		if (r->tool_tick)
+			r->tool_tick(c);
 	}
 	ring_buffer__consume(c->rb); /* what arrived before the detach */
 	if (r->tool_fini)
@@ -448,6 +453,8 @@ static void report(const struct st_rec *r, const struct st_bpf_cpu_stats *stats,
 	if (t.stack_fails)
 		st_rec_say(r, "%llu of %llu samples had a failed stack capture (kept, that part empty)\n",
 			   (ull)t.stack_fails, (ull)t.events);
+	if (r->tool_report)
+		r->tool_report(r);
 	if (!verbose)
 		return;
 	if (t.unpaired || t.path_fails)

@@ -14,7 +14,8 @@
  *   skeleton open, st_rec_configure()
  *   st_rec_load(): rings, load, maps
  *   st_rec_start() ----------------------> st_writer_open()
- *   (attach)                               loop: ring_buffer__poll(rings[n])
+ *   (attach)                               loop: ring_buffer__poll(rings[n]),
+ *                                                ring_buffer__consume() on a timeout
  *   st_rec_wait(): go; until a signal, -d        -> handler(cons, data, size)
  *     or the command exits                       -> st_writer_ingest*()
  *   st_rec_quiesce(): stop emitting        until stop: final ring_buffer__consume()
@@ -117,6 +118,12 @@ struct st_rec {
 	/* The tool's per-thread state: made and freed on the consumer thread. */
 	void *(*tool_init)(struct st_rec_consumer *c);
 	void (*tool_fini)(struct st_rec_consumer *c);
+	/* Optional: called on the consumer thread after every pass over its
+	 * ring (a pass drains the ring: at least every ST_REC_POLL_MS). */
+	void (*tool_tick)(struct st_rec_consumer *c);
+	/* Optional: the tool's own lines of the end-of-run report, printed
+	 * after the drop line, the consumers joined. */
+	void (*tool_report)(const struct st_rec *r);
 };
 
 /* Print "<prog> <name>: " and the message to stderr. */

@@ -3,13 +3,11 @@
  * symbolize.c - kallsyms and ELF symbol tables, cached.
  *
  *   st_usyms (one per consumer thread)
- *     procs[pid % NB] -> proc { pid, comm, maps[] sorted by start }
- *                                      | map.bin
- *     bins[hash(path) % NB] ---------> bin { syms[] sorted by addr, PT_LOAD[] }
+ *     (path, file offset) from mappings.c
+ *     bins[hash(path) % NB] --> bin { syms[] sorted by addr, PT_LOAD[] }
  *
- * Invariants: a bin is loaded once per path and never changes; a proc's maps
- * are replaced whole on refresh (the bins stay), so a name pointer handed out
- * lives until st_usyms_free().
+ * Invariants: a bin is loaded once per path and never changes, so a name
+ * pointer handed out lives until st_usyms_free().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "symbolize.h"
@@ -161,26 +158,8 @@ struct bin {
 	size_t nld;
 };
 
-struct map {
-	uint64_t start, end, pgoff;
-	struct bin *bin; /* NULL: anonymous or special ([vdso] -> module only) */
-	const char *module;
-};
-
-struct proc {
-	struct proc *next;
-	uint32_t pid;
-	char comm[16];
-	struct map *m;
-	size_t n;
-	time_t refreshed;
-};
-
 struct st_usyms {
-	struct proc *procs[NB];
 	struct bin *bins[NB];
-	char *specials[8]; /* "[vdso]" & co, interned */
-	size_t nspecials;
 };
 
 static unsigned hash_str(const char *s)
@@ -376,67 +355,6 @@ static struct bin *bin_get(struct st_usyms *u, const char *path, uint32_t pid)
 	return b;
 }
 
-static const char *special(struct st_usyms *u, const char *name)
-{
-	for (size_t i = 0; i < u->nspecials; i++)
-		if (!strcmp(u->specials[i], name))
-			return u->specials[i];
-	if (u->nspecials == sizeof(u->specials) / sizeof(u->specials[0]))
-		return unknown;
-	char *d = name_dup(name, NULL);
-	if (!d)
-		return unknown;
-	u->specials[u->nspecials++] = d;
-	return d;
-}
-
-static void proc_refresh(struct st_usyms *u, struct proc *p)
-{
-	char fn[64], line[PATH_MAX + 128];
-	snprintf(fn, sizeof(fn), "/proc/%u/maps", p->pid);
-	free(p->m);
-	p->m = NULL;
-	p->n = 0;
-	p->refreshed = time(NULL);
-	FILE *f = fopen(fn, "re");
-	if (!f)
-		return;
-	size_t cap = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long s, e, off;
-		char perms[8];
-		int pos = 0;
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &s, &e, perms, &off, &pos) != 4)
-			continue;
-		if (perms[2] != 'x')
-			continue;
-		char *name = line + pos;
-		while (*name == ' ')
-			name++;
-		name[strcspn(name, "\n")] = 0;
-		if (p->n == cap) {
-			cap = cap ? cap * 2 : 32;
-			struct map *nm = realloc(p->m, cap * sizeof(*nm));
-			if (!nm)
-				break;
-			p->m = nm;
-		}
-		struct map *m = &p->m[p->n++];
-		*m = (struct map){ s, e, off, NULL, unknown };
-		if (name[0] == '/') {
-			char *del = strstr(name, " (deleted)");
-			if (del)
-				*del = 0;
-			m->bin = bin_get(u, name, p->pid);
-			if (m->bin && m->bin->module)
-				m->module = m->bin->module;
-		} else if (name[0] == '[') {
-			m->module = special(u, name);
-		}
-	}
-	fclose(f);
-}
-
 struct st_usyms *st_usyms_new(void)
 {
 	if (elf_version(EV_CURRENT) == EV_NONE)
@@ -449,11 +367,6 @@ void st_usyms_free(struct st_usyms *u)
 	if (!u)
 		return;
 	for (int i = 0; i < NB; i++) {
-		for (struct proc *p = u->procs[i], *n; p; p = n) {
-			n = p->next;
-			free(p->m);
-			free(p);
-		}
 		for (struct bin *b = u->bins[i], *n; b; b = n) {
 			n = b->next;
 			for (size_t j = 0; j < b->n; j++)
@@ -465,49 +378,17 @@ void st_usyms_free(struct st_usyms *u)
 			free(b);
 		}
 	}
-	for (size_t i = 0; i < u->nspecials; i++)
-		free(u->specials[i]);
 	free(u);
 }
 
-static const struct map *map_find(const struct proc *p, uint64_t a)
+const char *st_usyms_file_sym(struct st_usyms *u, const char *path, uint32_t pid, uint64_t off)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (a >= p->m[i].start && a < p->m[i].end)
-			return &p->m[i];
-	return NULL;
-}
-
-const char *st_usyms_find(struct st_usyms *u, uint32_t pid, const char *comm, uint64_t addr)
-{
-	struct proc *p;
-	for (p = u->procs[pid % NB]; p; p = p->next)
-		if (p->pid == pid)
-			break;
-	if (!p) {
-		p = calloc(1, sizeof(*p));
-		if (!p)
-			return unknown;
-		p->pid = pid;
-		memcpy(p->comm, comm, sizeof(p->comm));
-		p->next = u->procs[pid % NB];
-		u->procs[pid % NB] = p;
-		proc_refresh(u, p);
-	} else if (memcmp(p->comm, comm, sizeof(p->comm))) {
-		memcpy(p->comm, comm, sizeof(p->comm)); /* exec: new image */
-		proc_refresh(u, p);
-	}
-	const struct map *m = map_find(p, addr);
-	if (!m && p->refreshed != time(NULL)) {
-		proc_refresh(u, p); /* dlopen & co, at most once a second */
-		m = map_find(p, addr);
-	}
-	if (!m)
+	const struct bin *b = bin_get(u, path, pid);
+	if (!b)
 		return unknown;
-	const struct bin *b = m->bin;
-	if (!b || !b->n)
-		return m->module;
-	uint64_t off = addr - m->start + m->pgoff, va = off;
+	if (!b->n)
+		return b->module ? b->module : unknown;
+	uint64_t va = off;
 	for (size_t i = 0; i < b->nld; i++)
 		if (off >= b->ld[i].off && off < b->ld[i].off + b->ld[i].filesz) {
 			va = off - b->ld[i].off + b->ld[i].vaddr;
@@ -515,6 +396,6 @@ const char *st_usyms_find(struct st_usyms *u, uint32_t pid, const char *comm, ui
 		}
 	const struct sym *s = sym_find(b->s, b->n, va);
 	if (!s || (s->size && va >= s->addr + s->size))
-		return m->module;
+		return b->module ? b->module : unknown;
 	return s->name;
 }

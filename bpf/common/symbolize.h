@@ -4,12 +4,12 @@
  *
  * Kernel: /proc/kallsyms loaded once, sorted, then read-only (shared by
  * every consumer thread without locks); names carry the "_[k]" suffix.
- * User: one st_usyms per consumer thread (no sharing, no locks): per pid the
- * executable mappings of /proc/PID/maps, per binary its ELF symbol tables
- * (.symtab, else .dynsym) through libelf.  Returned names stay valid until
- * the cache is freed.  An address in a known file without a symbol is
- * "[basename]" (as stackcollapse-perf.pl shows perf's [unknown]); anything
- * else "[unknown]".
+ * User: which file and offset an address was at comes from mappings.c; one
+ * st_usyms per consumer thread (no sharing, no locks) holds per binary its
+ * ELF symbol tables (.symtab, else .dynsym, else the build-id debug file)
+ * through libelf.  Returned names stay valid until the cache is freed.  An
+ * offset in a file without a symbol for it is "[basename]" (as
+ * stackcollapse-perf.pl shows perf's [unknown]).
  */
 #ifndef ST_BPF_SYMBOLIZE_H
 #define ST_BPF_SYMBOLIZE_H
@@ -28,7 +28,8 @@ size_t st_ksyms_count(const struct st_ksyms *k);
 struct st_usyms;
 struct st_usyms *st_usyms_new(void);
 void st_usyms_free(struct st_usyms *u);
-/* comm: the sample's comm; a change (exec) makes the pid's maps re-read. */
-const char *st_usyms_find(struct st_usyms *u, uint32_t pid, const char *comm, uint64_t addr);
+/* The function at file offset `off` of the file at `path` (opened through
+ * /proc/PID/root when not found as is: another mount namespace). */
+const char *st_usyms_file_sym(struct st_usyms *u, const char *path, uint32_t pid, uint64_t off);
 
 #endif

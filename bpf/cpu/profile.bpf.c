@@ -35,6 +35,7 @@ int do_sample(struct bpf_perf_event_data *ctx)
 	s->pid = tgid;
 	s->tid = (__u32)id;
 	s->cpu = cpu;
+	s->time_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 	s->kstack_sz = kernel_stacks ? bpf_get_stack(ctx, s->kstack, sizeof(s->kstack), 0) : 0;
 	s->ustack_sz = user_stacks && tgid ?

@@ -5,11 +5,17 @@
  * ring per CPU to one consumer thread per CPU, each symbolizing with its own
  * caches and ingesting into its own writer.  Frames root -> leaf:
  * comm; user frames...; kernel frames_[k]  (stackcollapse-perf.pl --all).
+ *
+ * User frames resolve through mappings.c, which captures every process's
+ * executable mappings while it lives (perf mapping records, /proc at start):
+ * a sample of a process that has exited since still finds its files.  The
+ * share of user frames left [unknown] is reported at the end of every run.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/decode.h"
+#include "common/mappings.h"
 #include "common/runner.h"
 #include "common/symbolize.h"
 #include "profile.skel.h"
@@ -27,12 +34,23 @@ struct cpu_tool {
 	const char *f[1 + 2 * PROFILE_MAX_STACK];
 	size_t len[1 + 2 * PROFILE_MAX_STACK];
 	char comm[PROFILE_COMM_LEN + 1];
+	uint64_t ua[PROFILE_MAX_STACK];        /* user addresses to look up */
+	struct st_uloc uloc[PROFILE_MAX_STACK]; /* where they were */
+	uint64_t uframes, unknown;             /* user frames, of them [unknown] */
 };
 
 /* Samples are ~2 KiB and rare (HZ x CPUs): a quarter of the io ring. */
 #define RING_BYTES (ST_BPF_RING_BYTES / 4)
 
 static struct st_ksyms *ksyms; /* read-only while consumers run */
+static struct st_maps *maps;   /* shared by the consumers (locks inside) */
+/* The consumers' user frame counts, added as each ends (relaxed: read
+ * after they are joined). */
+static _Atomic uint64_t uframes_all, unknown_all;
+
+/* Samples are drained at least every poll period (runner.c) whatever the
+ * threshold; it only bounds wakeups at high rates: 16 samples. */
+#define WAKEUP_BYTES (16 * sizeof(struct st_prof_sample))
 
 static void *cpu_tool_init(struct st_rec_consumer *c)
 {
@@ -46,9 +64,50 @@ static void *cpu_tool_init(struct st_rec_consumer *c)
 static void cpu_tool_fini(struct st_rec_consumer *c)
 {
 	struct cpu_tool *t = c->tool;
-	if (t)
+	if (t) {
 		st_usyms_free(t->us);
+		atomic_fetch_add_explicit(&uframes_all, t->uframes, memory_order_relaxed);
+		atomic_fetch_add_explicit(&unknown_all, t->unknown, memory_order_relaxed);
+	}
 	free(t);
+}
+
+static void cpu_tool_tick(struct st_rec_consumer *c)
+{
+	st_maps_tick(maps, c->cpu);
+}
+
+/* "1234567" -> "1,234,567" */
+static const char *thousands(uint64_t v, char *buf, size_t n)
+{
+	char d[32];
+	int len = snprintf(d, sizeof(d), "%llu", (unsigned long long)v);
+	size_t o = 0;
+	for (int i = 0; i < len && o + 2 < n; i++) {
+		if (i && (len - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = d[i];
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static void cpu_report(const struct st_rec *r)
+{
+	uint64_t all = atomic_load_explicit(&uframes_all, memory_order_relaxed);
+	uint64_t unk = atomic_load_explicit(&unknown_all, memory_order_relaxed);
+	char a[32], b[32];
+	st_rec_say(r, "%.1f%% of user frames unresolved (%s of %s)\n",
+		   all ? 100.0 * (double)unk / (double)all : 0.0, thousands(unk, a, sizeof(a)),
+		   thousands(all, b, sizeof(b)));
+	struct st_maps_stats ms = st_maps_stats(maps);
+	if (ms.lost)
+		st_rec_say(r, "%llu mapping records lost (perf ring full): some user frames may be [unknown]\n",
+			   (unsigned long long)ms.lost);
+	if (r->t->verbose)
+		st_rec_say(r, "mappings: %llu records, %llu processes read from /proc, %llu held at the end\n",
+			   (unsigned long long)ms.records, (unsigned long long)ms.procfs,
+			   (unsigned long long)ms.live);
 }
 
 static int on_sample(struct st_rec_consumer *c, const void *data, size_t size)
@@ -71,12 +130,28 @@ static int on_sample(struct st_rec_consumer *c, const void *data, size_t size)
 	t->len[n++] = cl;
 	/* Stacks are leaf first; a return address points after the call, so
 	 * every frame but the leaf is looked up at addr - 1 (as perf does). */
-	for (unsigned i = r.nu; i-- > 0;) {
-		uint64_t a = s->ustack[i];
-		const char *nm = st_usyms_find(t->us, s->pid, s->comm, i ? a - 1 : a);
+	for (unsigned i = 0; i < r.nu; i++)
+		t->ua[i] = i ? s->ustack[i] - 1 : s->ustack[i];
+	if (r.nu)
+		st_maps_resolve(maps, s->pid, s->time_ns, t->ua, r.nu, t->uloc);
+	/* A return address in no executable mapping breaks the frame-pointer
+	 * chain there (code built without frame pointers, ld.so at start-up):
+	 * every frame past it was read through a garbage pointer.  Keep one
+	 * [unknown] for the break, drop the rest, as their addresses mean
+	 * nothing. */
+	unsigned nu = r.nu;
+	for (unsigned i = 0; i < nu; i++)
+		if (!t->uloc[i].path && !t->uloc[i].module)
+			nu = i + 1;
+	for (unsigned i = nu; i-- > 0;) {
+		const struct st_uloc *l = &t->uloc[i];
+		const char *nm = l->path ? st_usyms_file_sym(t->us, l->path, s->pid, l->off) :
+				 l->module ? l->module : "[unknown]";
+		t->unknown += !strcmp(nm, "[unknown]");
 		t->f[n] = nm;
 		t->len[n++] = strlen(nm);
 	}
+	t->uframes += nu;
 	for (unsigned i = r.nk; i-- > 0;) {
 		uint64_t a = s->kstack[i];
 		const char *nm = st_ksyms_find(ksyms, i ? a - 1 : a);
@@ -144,6 +219,7 @@ static int cpu_begin(struct cpu_run *run)
 	int rc = st_rec_begin(&run->rec, &so);
 	run->rec.tool_init = cpu_tool_init;
 	run->rec.tool_fini = cpu_tool_fini;
+	run->rec.tool_tick = cpu_tool_tick;
 	return rc;
 }
 
@@ -154,6 +230,7 @@ static int cpu_load(struct cpu_run *run, const struct st_trace_cpu_cfg *cfg)
 	int rc = ST_REC_OPEN(r, &run->skel, &run->k, profile_bpf__open, RING_BYTES), err;
 	if (rc)
 		return rc;
+	*run->k.wakeup_bytes = WAKEUP_BYTES;
 	run->skel->rodata->kernel_stacks = cfg->kernel_stacks;
 	run->skel->rodata->user_stacks = cfg->user_stacks;
 	if ((rc = st_rec_load(r, &run->k)))
@@ -175,6 +252,17 @@ static int cpu_attach(struct cpu_run *run, const struct st_trace_cpu_cfg *cfg)
 		return ST_TRACE_SOFTWARE;
 	for (unsigned i = 0; i < r->ncpu; i++)
 		run->pfds[i] = -1;
+	/* Mapping records from now on, then what lived before: the target,
+	 * the command (before its exec), or every process. */
+	if (cfg->user_stacks) {
+		maps = st_maps_open(r->ncpu);
+		if (!maps) {
+			st_rec_explain(r, "opening the perf events that track mappings", -errno);
+			return ST_TRACE_NOPERM;
+		}
+		st_maps_snapshot(maps, cfg->t.pid ? cfg->t.pid : r->child);
+		r->tool_report = cpu_report;
+	}
 	int rc = st_rec_start(r, on_sample);
 	if (rc)
 		return rc;
@@ -220,6 +308,10 @@ static void cpu_cleanup(struct cpu_run *run)
 	profile_bpf__destroy(run->skel);
 	st_ksyms_free(ksyms);
 	ksyms = NULL;
+	st_maps_close(maps); /* the consumers are joined */
+	maps = NULL;
+	atomic_store_explicit(&uframes_all, 0, memory_order_relaxed);
+	atomic_store_explicit(&unknown_all, 0, memory_order_relaxed);
 }
 
 int st_trace_cpu(const struct st_trace_cpu_cfg *cfg, const struct st_trace_sink *sink)

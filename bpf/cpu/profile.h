@@ -16,12 +16,16 @@
  * kstack/ustack: return addresses leaf first, as bpf_get_stack() wrote them;
  * kstack_sz/ustack_sz are its return values: bytes written (a multiple of 8,
  * <= sizeof(kstack)) or a negative errno when the capture failed.
+ * time_ns: bpf_ktime_get_ns() (CLOCK_MONOTONIC), the clock the mapping
+ * records carry too (bpf/common/mappings.c): a user frame is looked up in
+ * the mappings the process had at that time, even after it has exited.
  */
 struct st_prof_sample {
 	__u32 magic;
 	__u32 pid;  /* tgid */
 	__u32 tid;
 	__u32 cpu;
+	__u64 time_ns;
 	__s32 kstack_sz;
 	__s32 ustack_sz;
 	char comm[PROFILE_COMM_LEN];

@@ -892,7 +892,7 @@ Test(formats, pprof_read_back_by_go_tool_pprof)
 	cr_assert_eq(ts_run("awk '/^Samples:/{s=1;next} /^Locations/{s=0;l=1;next} /^Mappings/{l=0}"
 			    " s && /:/{v=$1; sub(\":\",\"\",v); st=\"\"; for(i=2;i<=NF;i++) st=$i \" \" st; S[++n]=st; V[n]=v}"
 			    " l && /^ *[0-9]+: /{id=$1; sub(\":\",\"\",id); nm=$0; sub(/^ *[0-9]+: 0x0 (M=[0-9]+ )?/,\"\",nm);"
-			    " sub(/ :0 s=0$/,\"\",nm); L[id]=nm}"
+			    " sub(/ :0 s=0(\\(\\))?$/,\"\",nm); L[id]=nm}"
 			    " END{for(k=1;k<=n;k++){split(S[k],a,\" \"); o=\"\"; for(j=1;j<=length(a);j++) if(a[j]!=\"\") o=o (o==\"\"?\"\":\";\") L[a[j]]; print o, V[k]}}'"
 			    " %s/raw | LC_ALL=C sort > %s/back", ts_dir, ts_dir), 0);
 	char *s = get(ts_path("back"));

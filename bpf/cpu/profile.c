@@ -74,7 +74,8 @@ static void cpu_tool_fini(struct st_rec_consumer *c)
 
 static void cpu_tool_tick(struct st_rec_consumer *c)
 {
-	st_maps_tick(maps, c->cpu);
+	if (maps) /* NULL without user stacks */
+		st_maps_tick(maps, c->cpu);
 }
 
 /* "1234567" -> "1,234,567" */

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # unresolved.sh - the share of user frames left unresolved by `shardtrie
 # record cpu` and by `perf record -g`, measured on the same run (both sample
-# the same processes at the same time, cpu-clock at 999 Hz), for the three
+# the same processes at the same time, cpu-clock at $HZ, default 999 Hz), for the three
 # short-lived cases of docs/bpf.md "Frames of processes that have exited":
 #   a: record cpu -- spin 0.5        (the command, 0.5 s, exits)
 #   b: record cpu -a while sixty 30 ms processes (flash 30) run one after another
@@ -15,8 +15,9 @@
 #              `perf script`, unresolved = symbol "[unknown]" in no known
 #              file ("[unknown] ([unknown])"); "no symbol" = [unknown] in a
 #              known file (shardtrie shows those as "[file]").
-# usage: unresolved.sh BUILD_DIR [a|b|c]...   (root; perf from linux-perf)
+# usage: [HZ=999] [KEEP=1] unresolved.sh BUILD_DIR [a|b|c]...   (root; perf from linux-perf)
 set -eu
+HZ=${HZ:-999}
 B=${1:?usage: unresolved.sh BUILD_DIR [a|b|c]...}
 shift
 S=$B/shardtrie
@@ -58,14 +59,14 @@ tracing() { # wait (bounded) for record's "tracing;" line
 for c in "$@"; do
 	case $c in
 	a)
-		perf record -q -e cpu-clock -F 999 -g -o "$W/p.data" -- \
-			"$S" record cpu -F 999 -o "$W/s.folded" -- "$B/bpf/spin" 0.5 2>"$W/err" >/dev/null
+		perf record -q -e cpu-clock -F $HZ -g -o "$W/p.data" -- \
+			"$S" record cpu -F $HZ -o "$W/s.folded" -- "$B/bpf/spin" 0.5 2>"$W/err" >/dev/null
 		report a "$W/s.folded" "$W/p.data" '^spin$' ;;
 	b)
 		: >"$W/err"
-		"$S" record cpu -a -F 999 -d 60 -o "$W/s.folded" 2>"$W/err" & rp=$!
+		"$S" record cpu -a -F $HZ -d 60 -o "$W/s.folded" 2>"$W/err" & rp=$!
 		tracing
-		perf record -q -a -e cpu-clock -F 999 -g -o "$W/p.data" -- \
+		perf record -q -a -e cpu-clock -F $HZ -g -o "$W/p.data" -- \
 			sh -c "for i in \$(seq 60); do '$B/bpf/flash' 30; done" >/dev/null 2>&1
 		kill -INT $rp; wait $rp || true
 		report b "$W/s.folded" "$W/p.data" '^flash$'
@@ -73,8 +74,8 @@ for c in "$@"; do
 	c)
 		: >"$W/err"
 		"$B/bpf/flash" 600 & fp=$!
-		"$S" record cpu -p $fp -F 999 -d 30 -o "$W/s.folded" 2>"$W/err" & rp=$!
-		perf record -q -e cpu-clock -F 999 -g -p $fp -o "$W/p.data" >/dev/null 2>&1 || true
+		"$S" record cpu -p $fp -F $HZ -d 30 -o "$W/s.folded" 2>"$W/err" & rp=$!
+		perf record -q -e cpu-clock -F $HZ -g -p $fp -o "$W/p.data" >/dev/null 2>&1 || true
 		wait $fp || true
 		wait $rp || true
 		report c "$W/s.folded" "$W/p.data" '^flash$' ;;

@@ -27,6 +27,7 @@
 int cmd_convert(int argc, char **argv);
 int cmd_record(int argc, char **argv); /* record.c: options, then bpf/tracer.h */
 int cmd_diff(int argc, char **argv);
+int cmd_serve(int argc, char **argv); /* serve.c: live/server.h over a file or stream */
 
 /*
  * Output written atomically: to a temporary file beside the target, renamed

@@ -17,6 +17,7 @@ static const struct {
 	{ "convert", cmd_convert, "folded stacks or perf script -> any output format" },
 	{ "diff", cmd_diff, "two folded profiles -> differential flamebearer/folded/svg/html" },
 	{ "record", cmd_record, "record cpu|io: BPF tracers straight into the engine" },
+	{ "serve", cmd_serve, "serve a profile (file or stream) live over HTTP" },
 };
 
 static void usage(FILE *f)

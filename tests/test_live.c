@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_live.c - `shardtrie serve` and the live server (live/), end to end:
+ * the server is started on 127.0.0.1 port 0 with stdin a pipe this test
+ * writes, its URL read from its stdout, and every endpoint checked with a
+ * real client (curl; `go tool pprof` for the scrape, skipped without go).
+ *
+ * No sleep stands for synchronisation: each step waits, in a bounded poll
+ * loop, for the state it needs to show in /api/status (the total ingested,
+ * the number of /debug/pprof windows started and done), so a window's
+ * content is known exactly: what was written between its start and its end.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/support.h"
+
+#define CLI ST_TEST_CLI
+
+extern char **environ;
+
+TestSuite(live, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 60);
+
+/* ---------------------------------------------------------------- server */
+
+struct srv {
+	pid_t pid;
+	int in;        /* the server's stdin (serve -), or -1 */
+	char url[128]; /* http://127.0.0.1:PORT/ */
+};
+
+/* Spawn `sh -c cmd` with stdin from in_fd (-1: /dev/null) and stdout into a
+ * pipe whose read end is returned in *out. */
+static pid_t spawn_sh(const char *cmd, int in_fd, int *out)
+{
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	pid_t pid;
+	cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	*out = p[0];
+	return pid;
+}
+
+/* Read one line from fd (bounded; blocking reads of a pipe). */
+static bool read_line(int fd, char *buf, size_t n)
+{
+	size_t k = 0;
+	while (k + 1 < n) {
+		ssize_t r = read(fd, buf + k, 1);
+		if (r <= 0)
+			return false;
+		if (buf[k] == '\n')
+			break;
+		k++;
+	}
+	buf[k] = '\0';
+	return true;
+}
+
+/* Start `shardtrie serve ARGS -` fed from a pipe (in = its write end), or
+ * with ARGS naming a file when feed is false. */
+static void srv_start(struct srv *s, const char *args, bool feed)
+{
+	int p[2] = { -1, -1 };
+	if (feed)
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "exec %s serve --tick 20 %s%s 2>'%s'", CLI, args, feed ? " -" : "",
+		 ts_path("serve.err"));
+	int out;
+	s->pid = spawn_sh(cmd, p[0], &out);
+	if (feed)
+		close(p[0]);
+	s->in = p[1];
+	char line[256];
+	cr_assert(read_line(out, line, sizeof(line)), "serve printed no URL: %s",
+		  ts_read_file(ts_path("serve.err"), NULL));
+	close(out);
+	const char *u = strstr(line, "http://127.0.0.1:");
+	cr_assert(u && !strncmp(line, "Live flamegraph at ", 19), "unexpected first line: %s", line);
+	snprintf(s->url, sizeof(s->url), "%s", u);
+}
+
+/* Stop with SIGTERM: serve exits 0. */
+static void srv_stop(struct srv *s)
+{
+	if (s->in >= 0)
+		close(s->in);
+	cr_assert_eq(kill(s->pid, SIGTERM), 0);
+	int st;
+	cr_assert_eq(waitpid(s->pid, &st, 0), s->pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "serve did not exit 0 on SIGTERM (status %d): %s",
+		  st, ts_read_file(ts_path("serve.err"), NULL));
+}
+
+static void feed(struct srv *s, const char *text)
+{
+	size_t n = strlen(text);
+	cr_assert_eq(write(s->in, text, n), (ssize_t)n);
+}
+
+/* ---------------------------------------------------------------- client */
+
+struct resp {
+	int status;
+	char *hdr, *body;
+	size_t len;
+};
+
+static void resp_free(struct resp *r)
+{
+	free(r->hdr);
+	free(r->body);
+}
+
+/* curl CURL_ARGS URLPATH: status, headers and body. */
+static struct resp http(const struct srv *s, const char *curl_args, const char *path)
+{
+	struct resp r = { 0 };
+	int rc = ts_run("curl -s -m 20 -D '%s' -o '%s' -w '%%{http_code}' %s '%s%s' > '%s'",
+			ts_path("hdr"), ts_path("body"), curl_args, s->url, path[0] == '/' ? path + 1 : path,
+			ts_path("code"));
+	cr_assert_eq(rc, 0, "curl %s %s failed (%d)", curl_args, path, rc);
+	char *code = ts_read_file(ts_path("code"), NULL);
+	r.status = atoi(code);
+	free(code);
+	r.hdr = ts_read_file(ts_path("hdr"), NULL);
+	r.body = ts_read_file(ts_path("body"), &r.len);
+	if (!r.body)
+		r.body = calloc(1, 1);
+	return r;
+}
+
+/* The value of header `name` in r (a static copy), or NULL. */
+static const char *header(const struct resp *r, const char *name)
+{
+	static char v[512];
+	size_t n = strlen(name);
+	for (const char *p = r->hdr; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			p += n + 1;
+			while (*p == ' ')
+				p++;
+			size_t k = strcspn(p, "\r\n");
+			snprintf(v, sizeof(v), "%.*s", (int)k, p);
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void expect_status(const struct srv *s, const char *args, const char *path, int status,
+			  const char *body_has)
+{
+	struct resp r = http(s, args, path);
+	cr_expect_eq(r.status, status, "%s %s: status %d, want %d (%s)", args, path, r.status, status,
+		     r.body);
+	if (body_has)
+		cr_expect(strstr(r.body, body_has), "%s %s: body '%s' lacks '%s'", args, path, r.body,
+			  body_has);
+	if (status >= 400) {
+		cr_expect(header(&r, "Content-Type") && !strncmp(header(&r, "Content-Type"), "text/plain", 10),
+			  "%s %s: error not text/plain", args, path);
+		cr_expect(r.len > 0 && memchr(r.body, '\n', r.len) == r.body + r.len - 1,
+			  "%s %s: error reason is not one line: '%s'", args, path, r.body);
+	}
+	resp_free(&r);
+}
+
+/* /api/status as JSON (caller decrefs). */
+static json_t *status_json(const struct srv *s)
+{
+	struct resp r = http(s, "", "/api/status");
+	cr_assert_eq(r.status, 200);
+	json_error_t je;
+	json_t *j = json_loads(r.body, 0, &je);
+	cr_assert(j, "bad /api/status JSON: %s", r.body);
+	resp_free(&r);
+	return j;
+}
+
+static uint64_t status_u(const struct srv *s, const char *key)
+{
+	json_t *j = status_json(s);
+	json_t *v = json_object_get(j, key);
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	cr_assert(json_is_integer(v), "/api/status has no %s", key);
+	uint64_t x = (uint64_t)json_integer_value(v);
+	json_decref(j);
+	return x;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Poll /api/status until `key` reaches want (bounded: about 10 s). */
+static void wait_status(const struct srv *s, const char *key, uint64_t want)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 1000; i++) {
+		if ((v = status_u(s, key)) >= want)
+			break;
+		pause_ms(10);
+	}
+	cr_assert_eq(v, want, "/api/status %s is %llu, want %llu", key, (unsigned long long)v,
+		     (unsigned long long)want);
+}
+
+/* Lines of text sorted (for comparing folded outputs as sets of lines). */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *sorted_lines(const char *text)
+{
+	char *dup = strdup(text), *save = NULL;
+	char **v = NULL;
+	size_t n = 0, total = 1;
+	for (char *t = strtok_r(dup, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+		v = realloc(v, (n + 1) * sizeof(*v));
+		v[n++] = t;
+		total += strlen(t) + 1;
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	char *out = calloc(1, total);
+	for (size_t i = 0; i < n; i++) {
+		strcat(out, v[i]);
+		strcat(out, "\n");
+	}
+	free(v);
+	free(dup);
+	return out;
+}
+
+/* ------------------------------------------------------------- endpoints */
+
+static const char known[] = "main;a;b 3\nmain;a;c 2\nmain;<img src=x onerror=alert(1)> 1\n";
+
+Test(live, snapshot_etag_and_formats)
+{
+	cr_assert_eq(ts_write_file(ts_path("in"), known, strlen(known)), 0);
+	struct srv s;
+	char args[512];
+	snprintf(args, sizeof(args), "'%s'", ts_path("in"));
+	srv_start(&s, args, false);
+	wait_status(&s, "total", 6);
+	uint64_t v = status_u(&s, "version");
+
+	struct resp r = http(&s, "", "/api/snapshot?format=folded");
+	cr_expect_eq(r.status, 200);
+	char *want = sorted_lines(known), *got = sorted_lines(r.body);
+	cr_expect_str_eq(got, want);
+	free(want);
+	free(got);
+	char etag[64];
+	snprintf(etag, sizeof(etag), "\"v%llu\"", (unsigned long long)v);
+	cr_expect_str_eq(header(&r, "ETag"), etag);
+	resp_free(&r);
+
+	char h[128];
+	snprintf(h, sizeof(h), "-H 'If-None-Match: %s'", etag);
+	expect_status(&s, h, "/api/snapshot?format=folded", 304, NULL);
+	expect_status(&s, "-H 'If-None-Match: \"v0\"'", "/api/snapshot", 200, "\"t\":6");
+
+	r = http(&s, "", "/api/snapshot?format=json&min_fraction=0.5");
+	cr_expect_eq(r.status, 200);
+	cr_expect_str_eq(header(&r, "Content-Type"), "application/json");
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_expect(j && json_integer_value(json_object_get(j, "t")) == 6, "%s", r.body);
+	json_decref(j);
+	cr_expect(!strstr(r.body, "<img"), "min_fraction 0.5 keeps the 1/6 frame: %s", r.body);
+	resp_free(&r);
+
+	r = http(&s, "", "/api/snapshot?format=pprof&metric=count");
+	cr_expect_eq(r.status, 200);
+	cr_expect_str_eq(header(&r, "Content-Type"), "application/octet-stream");
+	cr_expect(r.len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b,
+		  "pprof is not gzip");
+	resp_free(&r);
+	r = http(&s, "", "/api/snapshot?format=svg");
+	cr_expect_eq(r.status, 200);
+	cr_expect(header(&r, "Content-Security-Policy") &&
+		  strstr(header(&r, "Content-Security-Policy"), "sandbox"));
+	resp_free(&r);
+	r = http(&s, "", "/api/snapshot?format=flamebearer&max_nodes=2");
+	cr_expect_eq(r.status, 200);
+	resp_free(&r);
+
+	/* One encoding per version and parameters, whatever the askers. */
+	uint64_t enc = status_u(&s, "encodes");
+	for (int i = 0; i < 5; i++)
+		expect_status(&s, "", "/api/snapshot?format=d3", 200, NULL);
+	cr_expect_eq(status_u(&s, "encodes"), enc + 1);
+
+	expect_status(&s, "", "/api/snapshot?format=nope", 400, "format");
+	expect_status(&s, "", "/api/snapshot?metric=bytes", 400, "metric");
+	expect_status(&s, "", "/api/snapshot?min_fraction=2", 400, "min_fraction");
+	expect_status(&s, "", "/api/snapshot?max_nodes=x", 400, "max_nodes");
+	expect_status(&s, "", "/api/snapshot?colour=red", 400, "unknown parameter");
+	expect_status(&s, "", "/debug/pprof/profile?seconds=0", 400, "seconds");
+	expect_status(&s, "", "/nope", 404, "not found");
+	srv_stop(&s);
+}
+
+Test(live, methods_origins_hosts_and_limits)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, known);
+	wait_status(&s, "total", 6);
+
+	struct resp r = http(&s, "-X POST", "/api/snapshot");
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(header(&r, "Allow"), "GET, HEAD");
+	resp_free(&r);
+	r = http(&s, "", "/reset");
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(header(&r, "Allow"), "POST");
+	resp_free(&r);
+	r = http(&s, "-X DELETE", "/order");
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(header(&r, "Allow"), "GET, POST");
+	resp_free(&r);
+	expect_status(&s, "", "/order", 404, "no field order for this source");
+	expect_status(&s, "-X POST -d '{\"fields\":[\"comm\"]}'", "/order", 404, "no field order");
+
+	/* A page elsewhere, or a rebound DNS name, cannot reset or read. */
+	expect_status(&s, "-X POST -H 'Origin: http://evil.example'", "/reset", 403, "Origin");
+	expect_status(&s, "-X POST -H 'Sec-Fetch-Site: cross-site'", "/reset", 403, NULL);
+	expect_status(&s, "-X POST -H 'Host: evil.example'", "/reset", 403, "Host");
+	expect_status(&s, "-H 'Host: evil.example:80'", "/api/status", 403, "Host");
+	cr_expect_eq(status_u(&s, "total"), 6, "a refused reset cleared the data");
+
+	/* Over the body limit: 413, announced or not. */
+	char *big = malloc(100001);
+	memset(big, 'x', 100000);
+	big[100000] = '\0';
+	cr_assert_eq(ts_write_file(ts_path("big"), big, 100000), 0);
+	free(big);
+	char a[512];
+	snprintf(a, sizeof(a), "-X POST --data-binary @'%s'", ts_path("big"));
+	expect_status(&s, a, "/reset", 413, "too large");
+	snprintf(a, sizeof(a), "-X POST -H 'Transfer-Encoding: chunked' --data-binary @'%s'", ts_path("big"));
+	expect_status(&s, a, "/reset", 413, "too large");
+	cr_expect_eq(status_u(&s, "total"), 6);
+
+	/* The page: self-contained, CSP and nosniff. */
+	r = http(&s, "", "/");
+	cr_expect_eq(r.status, 200);
+	cr_expect(strstr(r.body, "<script src=\"app.js\""), "page: %s", r.body);
+	cr_expect(!strstr(r.body, "http://") && !strstr(r.body, "https://"), "the page loads nothing remote");
+	cr_expect(header(&r, "Content-Security-Policy") &&
+		  strstr(header(&r, "Content-Security-Policy"), "default-src 'none'"));
+	cr_expect_str_eq(header(&r, "X-Content-Type-Options"), "nosniff");
+	resp_free(&r);
+	r = http(&s, "", "/app.js");
+	cr_expect_eq(r.status, 200);
+	cr_expect(strstr(r.body, "EventSource") && strstr(r.body, "textContent"));
+	cr_expect(!strstr(r.body, "innerHTML"), "names must never become markup");
+	resp_free(&r);
+
+	/* Same-origin reset: 200 with the empty snapshot, data gone. */
+	char o[256];
+	snprintf(o, sizeof(o), "-X POST -H 'Origin: %.*s'", (int)strlen(s.url) - 1, s.url);
+	expect_status(&s, o, "/reset", 200, "\"t\":0");
+	cr_expect_eq(status_u(&s, "total"), 0);
+	srv_stop(&s);
+}
+
+/* ------------------------------------------------------------------ SSE */
+
+/* The next event of an SSE stream on fd: its id and data (no comments). */
+static bool next_event(int fd, uint64_t *id, char *data, size_t n)
+{
+	char line[1 << 16];
+	bool have_id = false, have_data = false;
+	while (read_line(fd, line, sizeof(line))) {
+		if (!line[0]) {
+			if (have_data)
+				return have_id;
+			continue;
+		}
+		if (!strncmp(line, "id: ", 4)) {
+			*id = strtoull(line + 4, NULL, 10);
+			have_id = true;
+		} else if (!strncmp(line, "data: ", 6)) {
+			snprintf(data, n, "%s", line + 6);
+			have_data = true;
+		}
+	}
+	return false;
+}
+
+static pid_t events_open(const struct srv *s, const char *args, int *fd)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "exec curl -sN -m 30 %s '%sevents'", args, s->url);
+	return spawn_sh(cmd, -1, fd);
+}
+
+static void events_close(pid_t pid, int fd)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	close(fd);
+}
+
+static uint64_t total_of(const char *json)
+{
+	json_t *j = json_loads(json, 0, NULL);
+	cr_assert(j, "event data is not JSON: %s", json);
+	uint64_t t = (uint64_t)json_integer_value(json_object_get(j, "t"));
+	json_decref(j);
+	return t;
+}
+
+Test(live, events_framing_ids_and_reconnect)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, known);
+	wait_status(&s, "total", 6);
+	int fd;
+	pid_t pid = events_open(&s, "", &fd);
+	char line[256];
+	cr_assert(read_line(fd, line, sizeof(line)));
+	cr_expect_str_eq(line, "retry: 2000");
+	uint64_t id1, id2, id3;
+	static char data[1 << 16];
+	cr_assert(next_event(fd, &id1, data, sizeof(data)));
+	cr_expect_eq(id1, status_u(&s, "version"));
+	cr_expect_eq(total_of(data), 6);
+
+	feed(&s, "main;d 4\n");
+	cr_assert(next_event(fd, &id2, data, sizeof(data)));
+	cr_expect_gt(id2, id1);
+	cr_expect_eq(total_of(data), 10, "event after the feed: %s", data);
+	events_close(pid, fd);
+
+	/* A reconnecting client gets the current snapshot at once. */
+	char h[64];
+	snprintf(h, sizeof(h), "-H 'Last-Event-ID: %llu'", (unsigned long long)id1);
+	pid = events_open(&s, h, &fd);
+	cr_assert(next_event(fd, &id3, data, sizeof(data)));
+	cr_expect_eq(id3, status_u(&s, "version"));
+	cr_expect_eq(total_of(data), 10);
+	events_close(pid, fd);
+	expect_status(&s, "", "/events?metric=nope", 400, "metric");
+	srv_stop(&s);
+}
+
+/* ----------------------------------------------------- pprof windows */
+
+/* Start a scrape of `seconds` in the background: curl saving to file. */
+static pid_t scrape_start(const struct srv *s, const char *query, const char *file)
+{
+	char cmd[1024];
+	int fd;
+	snprintf(cmd, sizeof(cmd), "exec curl -s -m 30 -o '%s' '%sdebug/pprof/profile?%s'", file,
+		 s->url, query);
+	pid_t pid = spawn_sh(cmd, -1, &fd);
+	close(fd);
+	return pid;
+}
+
+static void scrape_wait(pid_t pid)
+{
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "curl scrape failed (%d)", st);
+}
+
+/* The sum of the counts of folded text. */
+static uint64_t sum_counts(const char *text)
+{
+	uint64_t sum = 0;
+	for (const char *l = text; *l;) {
+		const char *e = strchr(l, '\n');
+		const char *sp = l;
+		for (const char *q = l; q < e; q++)
+			if (*q == ' ')
+				sp = q;
+		sum += strtoull(sp + 1, NULL, 10);
+		l = e + 1;
+	}
+	return sum;
+}
+
+Test(live, pprof_windows_add_up_to_the_whole)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	/* Chunk k repeats the stacks of the chunks before it (so the window
+	 * is a real difference, not the new nodes alone) plus its own. */
+	char chunk[3][512], whole[2048] = "";
+	uint64_t total = 0;
+	for (int k = 0; k < 3; k++) {
+		char *p = chunk[k];
+		p += sprintf(p, "main;work;leaf%d %d\n", k, 10 + k);
+		total += 10 + (uint64_t)k;
+		for (int i = 0; i <= k; i++) {
+			p += sprintf(p, "main;shared;s%d %d\n", i, k + i + 1);
+			total += (uint64_t)(k + i + 1);
+		}
+		p += sprintf(p, "main %d\n", k + 1);
+		total += (uint64_t)k + 1;
+	}
+	uint64_t fed = 0;
+	for (int k = 0; k < 3; k++) {
+		char f1[64], f2[64];
+		snprintf(f1, sizeof(f1), "w%d.a", k);
+		snprintf(f2, sizeof(f2), "w%d.b", k);
+		/* Two scrapers on the first window: any number at once. */
+		pid_t a = scrape_start(&s, "seconds=1&format=folded", ts_path(f1));
+		pid_t b = k == 0 ? scrape_start(&s, "seconds=1&format=folded", ts_path(f2)) : 0;
+		wait_status(&s, "windows_started", (uint64_t)k + 2);
+		feed(&s, chunk[k]);
+		fed += sum_counts(chunk[k]);
+		wait_status(&s, "total", fed);
+		cr_assert_eq(status_u(&s, "windows_active"), k == 0 ? 2 : 1,
+			     "the window ended before its stacks were merged (machine too slow?)");
+		scrape_wait(a);
+		char *got = ts_read_file(ts_path(f1), NULL);
+		cr_assert(got);
+		char *g = sorted_lines(got), *w = sorted_lines(chunk[k]);
+		/* The window's "main N" line is main's self: folded merges it. */
+		cr_expect_str_eq(g, w, "window %d", k);
+		if (b) {
+			scrape_wait(b);
+			char *got2 = ts_read_file(ts_path(f2), NULL);
+			cr_expect_str_eq(got2, got, "two scrapers of one window differ");
+			free(got2);
+		}
+		strcat(whole, got);
+		free(got);
+		free(g);
+		free(w);
+	}
+	cr_expect_eq(fed, total);
+	/* The windows add up to the whole. */
+	struct resp r = http(&s, "", "/api/snapshot?format=folded");
+	char *all = ts_read_file(ts_path("body"), NULL);
+	(void)all;
+	/* Sum per stack over the windows. */
+	json_t *sum = json_object();
+	char *save = NULL;
+	for (char *t = strtok_r(whole, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+		char *sp = strrchr(t, ' ');
+		*sp = '\0';
+		json_int_t prev = json_integer_value(json_object_get(sum, t));
+		json_object_set_new(sum, t, json_integer(prev + atoll(sp + 1)));
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *key;
+	json_t *val;
+	json_object_foreach(sum, key, val)
+		fprintf(f, "%s %lld\n", key, (long long)json_integer_value(val));
+	fclose(f);
+	char *a1 = sorted_lines(buf), *a2 = sorted_lines(r.body);
+	cr_expect_str_eq(a1, a2, "the windows do not add up to the whole");
+	free(a1);
+	free(a2);
+	free(buf);
+	free(all);
+	json_decref(sum);
+	resp_free(&r);
+	srv_stop(&s);
+}
+
+static bool have_go(void)
+{
+	return ts_run("command -v go >/dev/null 2>&1 && go tool -n pprof >/dev/null 2>&1") == 0;
+}
+
+/* `go tool pprof -raw` text -> folded lines "a;b;c N" (root first). */
+static char *raw_to_folded(const char *raw)
+{
+	char *names[64] = { 0 };
+	const char *loc = strstr(raw, "\nLocations\n");
+	cr_assert(loc, "no Locations in pprof -raw output: %s", raw);
+	for (const char *l = loc + 11; *l && *l != 'M'; l = strchr(l, '\n') + 1) {
+		unsigned id;
+		char name[128];
+		/* "     1: 0x0 M=1 name :0 s=0()" */
+		if (sscanf(l, " %u: %*s %*s %127s", &id, name) == 2 && id < 64)
+			names[id] = strdup(name);
+		if (!strchr(l, '\n'))
+			break;
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *smp = strstr(raw, "\nSamples:\n");
+	cr_assert(smp);
+	smp = strchr(smp + 10, '\n') + 1; /* skip the sample type line */
+	for (const char *l = smp; *l && strncmp(l, "Locations", 9); l = strchr(l, '\n') + 1) {
+		unsigned long long v;
+		int off;
+		if (sscanf(l, " %llu:%n", &v, &off) != 1)
+			break;
+		char ln[512], *save = NULL;
+		snprintf(ln, sizeof(ln), "%.*s", (int)strcspn(l + off, "\n"), l + off);
+		unsigned ids[64], n = 0;
+		for (char *t = strtok_r(ln, " ", &save); t && n < 64; t = strtok_r(NULL, " ", &save))
+			ids[n++] = (unsigned)strtoul(t, NULL, 10);
+		for (unsigned i = n; i-- > 0;) /* pprof lists the leaf first */
+			fprintf(f, "%s%s", names[ids[i] < 64 ? ids[i] : 0] ? names[ids[i]] : "?",
+				i ? ";" : "");
+		fprintf(f, " %llu\n", v);
+	}
+	fclose(f);
+	for (int i = 0; i < 64; i++)
+		free(names[i]);
+	char *out = sorted_lines(buf);
+	free(buf);
+	return out;
+}
+
+Test(live, go_tool_pprof_scrape_is_exact)
+{
+	if (!have_go())
+		cr_skip_test("go (Debian golang-go, `scripts/deps.sh test`) not installed: no `go tool "
+			     "pprof` to scrape with");
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;before 5\nmain;both 1\n");
+	wait_status(&s, "total", 6);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && exec env HOME='%s' GOCACHE='%s/gocache' PPROF_TMPDIR='%s' go tool pprof "
+		 "-raw -seconds 2 '%s' 2>pp.err",
+		 ts_dir, ts_dir, ts_dir, ts_dir, s.url);
+	int fd;
+	pid_t pid = spawn_sh(cmd, -1, &fd);
+	wait_status(&s, "windows_started", 1);
+	feed(&s, "main;during;x 7\nmain;both 2\nmain;during;y 3\n");
+	wait_status(&s, "total", 18);
+	cr_assert_eq(status_u(&s, "windows_active"), 1, "the window ended before its stacks were merged");
+	wait_status(&s, "windows_done", 1);
+	feed(&s, "main;after 4\nmain;both 8\n");
+	FILE *out = fdopen(fd, "r");
+	static char raw[1 << 16];
+	size_t n = fread(raw, 1, sizeof(raw) - 1, out);
+	raw[n] = '\0';
+	fclose(out);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "go tool pprof failed: %s",
+		  ts_read_file(ts_path("pp.err"), NULL));
+	char *got = raw_to_folded(raw);
+	cr_expect_str_eq(got, "main;both 2\nmain;during;x 7\nmain;during;y 3\n", "raw: %s", raw);
+	free(got);
+	wait_status(&s, "total", 30);
+	srv_stop(&s);
+}

@@ -158,16 +158,14 @@ static int check_pid(const struct record *r)
 	return NEXT;
 }
 
-/* fds a and b are the same open file (or pipe, or terminal). */
-static bool same_file(int a, int b)
+/* a and b are the same file (or pipe, or terminal). */
+static bool same_file(const struct stat *a, const struct stat *b)
 {
-	struct stat sa, sb;
-	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-	       sa.st_ino == sb.st_ino;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Open -o now, before the tracer starts (see the top).  NEXT or 73. */
-static int output_open(struct record *r)
+/* -o now (see the top).  NEXT or 73. */
+static int output_do_open(struct record *r)
 {
 	int err = st_outfile_open(&r->of, r->out);
 	if (err) {
@@ -176,7 +174,28 @@ static int output_open(struct record *r)
 		return EX_CANTCREAT_;
 	}
 	r->of_open = true;
-	r->t.cmd_stdout_to_stderr = r->of.f == stdout || same_file(fileno(r->of.f), STDOUT_FILENO);
+	return NEXT;
+}
+
+/*
+ * Open -o before the tracer starts (see the top), and note whether it is
+ * our stdout.  A FIFO is the exception: opening it waits for its reader,
+ * which would move the recording's window; it is opened by the sink (where
+ * a missing one is reported as any other).  NEXT or 73.
+ */
+static int output_open(struct record *r)
+{
+	struct stat so, sp;
+	bool have_so = fstat(STDOUT_FILENO, &so) == 0;
+	if (r->out && strcmp(r->out, "-") && stat(r->out, &sp) == 0 && S_ISFIFO(sp.st_mode)) {
+		r->t.cmd_stdout_to_stderr = have_so && same_file(&so, &sp);
+		return NEXT;
+	}
+	int rc = output_do_open(r);
+	if (rc != NEXT)
+		return rc;
+	r->t.cmd_stdout_to_stderr = r->of.f == stdout ||
+				    (have_so && fstat(fileno(r->of.f), &sp) == 0 && same_file(&so, &sp));
 	return NEXT;
 }
 
@@ -195,6 +214,9 @@ static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
 	struct record *r = ctx;
 	r->eo.metric = metric;
 	st_cli_report_saturation(r->name, s, false); /* said, not fatal: no --strict */
+	int rc = r->of_open ? NEXT : output_do_open(r); /* a FIFO: now */
+	if (rc != NEXT)
+		return rc;
 	int err = st_export(s, r->fmt, &r->eo, r->of.f);
 	if (err)
 		st_outfile_abort(&r->of);

@@ -91,8 +91,7 @@ static bool reap(struct st_rec *r)
 
 /* The signals that end a run, as SIGINT does (a closed terminal, the quit
  * key and kill's default all mean "stop, keep what was recorded"), then
- * SIGCHLD.
- * old[] keeps the handlers found, in this order. */
+ * SIGCHLD.  old[] keeps the handlers found, in this order. */
 static const int caught[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD };
 #define NCAUGHT (sizeof(caught) / sizeof(caught[0]))
 
@@ -115,8 +114,8 @@ static void signals_catch(struct sigaction old[NCAUGHT], sigset_t *block, sigset
 }
 
 /* The handlers found before (e.g. the output file's, which removes its
- * temporary on SIGINT), then the mask.  A signal that arrived after the
- * wait is delivered here, to them. */
+ * temporary when a signal kills the process), then the mask: a signal that
+ * arrived after the wait ended is delivered now, to them. */
 static void signals_restore(const struct sigaction old[NCAUGHT], const sigset_t *block)
 {
 	for (size_t i = 0; i < NCAUGHT; i++)

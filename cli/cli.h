@@ -94,6 +94,17 @@ enum st_cli_export_opt_code {
 	{ "units", required_argument, 0, ST_OPT_UNITS },                  \
 	{ "name", required_argument, 0, ST_OPT_NAME }
 int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd);
+/* The output options in a subcommand's --help (--units takes only these
+ * words: exportopts.c rejects the others, exit 64). */
+#define ST_CLI_EXPORT_HELP                                                           \
+	"output options: --max-nodes N (flamebearer, -1 = all) --title T --name NAME\n" \
+	"  --width PX --minwidth PCT --inverted --reverse --colors PALETTE\n"          \
+	"  --units U: what the values are (default: from the input; perf cpu-clock\n"   \
+	"    and task-clock periods are nanoseconds, other input counts samples):\n"   \
+	"    samples (--sample-rate HZ of them make a second, default 100), objects,\n" \
+	"    goroutines, bytes, lock_samples, lock_nanoseconds, trace_samples,\n"       \
+	"    exceptions (Pyroscope's units), nanoseconds, microseconds, milliseconds,\n" \
+	"    seconds (Pyroscope gets these as samples at 1e9, 1e6, 1e3, 1 Hz)\n"
 
 /*
  * A subcommand's option loop: getopt_long over argv (optind reset to 1),

@@ -72,6 +72,9 @@ struct job {
 	bool perf;                  /* -f perf (else folded) */
 	struct st_perf_opts popts;  /* perf options; event set per block */
 	char *event;                /* perf: first event seen (or --event-filter) */
+	bool seen_header;           /* perf: a sample header was seen, and */
+	bool has_period;            /* ... it carries a period (perf prints all
+				       or none): values are periods, not 1s */
 	/* perf, for pprof; reader thread only: the first sample's period (0 =
 	 * none) and the earliest and latest sample times met. */
 	uint64_t first_period, t_min, t_max;
@@ -237,8 +240,33 @@ static void note_first_event(struct job *j, const struct st_input_block *ib)
 {
 	const char *ev;
 	size_t evlen;
-	if (j->perf && !j->event && st_perf_first_event(ib->buf, ib->len, &ev, &evlen))
+	if (!j->perf || j->seen_header || !st_perf_first_event(ib->buf, ib->len, &ev, &evlen))
+		return;
+	j->seen_header = true;
+	/* "time: PERIOD event:" or "time: event:" */
+	const char *p = ev;
+	while (p > ib->buf && (p[-1] == ' ' || p[-1] == '\t'))
+		p--;
+	j->has_period = p > ib->buf && p[-1] >= '0' && p[-1] <= '9';
+	if (!j->event)
 		j->event = strndup(ev, evlen);
+}
+
+/* The unit of perf input's values: the periods of cpu-clock and task-clock
+ * (with or without modifiers, "cpu-clock:ppp") are nanoseconds of CPU time;
+ * other events, and samples without a period (each counted 1), count
+ * samples: NULL, the metric's own unit. */
+static const char *perf_unit(const struct job *j)
+{
+	static const char *const clocks[] = { "cpu-clock", "task-clock" };
+	if (!j->perf || !j->event || !j->has_period)
+		return NULL;
+	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]); i++) {
+		size_t n = strlen(clocks[i]);
+		if (!strncmp(j->event, clocks[i], n) && (!j->event[n] || j->event[n] == ':'))
+			return "nanoseconds";
+	}
+	return NULL;
 }
 
 /* The numbers of the perf header whose event token starts at ev (inside
@@ -355,9 +383,7 @@ static void usage(FILE *f)
 		"                         [perf: --pid --tid --kernel --jit --all --addrs\n"
 		"                          --event-filter EV]  [output options] [-o FILE] [FILE...]\n"
 		"FORMAT: folded json flamebearer pprof speedscope d3 svg html\n"
-		"output options: --max-nodes N (flamebearer, -1 = all) --title T\n"
-		"  --width PX --minwidth PCT --inverted --reverse --colors PALETTE\n"
-		"  --sample-rate HZ --units U\n"
+		ST_CLI_EXPORT_HELP
 		"Reads folded stacks or `perf script` text (-f perf, collapsed like\n"
 		"stackcollapse-perf.pl) from FILEs (stdin when none, or '-'), merges them\n"
 		"through the engine and writes one output (stdout unless -o; -o is\n"
@@ -765,6 +791,8 @@ int cmd_convert(int argc, char **argv)
 		rc = check_saturation(e, o.strict);
 	uint64_t clamped = 0;
 	pprof_facts(&j, &o.eo, &clamped);
+	if (rc == EX_OK_ && !o.eo.units)
+		o.eo.units = perf_unit(&j); /* known only once the input is read */
 	if (rc == EX_OK_)
 		rc = write_output(e, &o);
 	if (rc == EX_OK_ && clamped)

@@ -12,8 +12,21 @@
 
 #include "cli.h"
 
-static const char *palettes[] = { "hot", "mem", "io", "java", "js", "perl", "red", "green",
-				   "blue", "aqua", "yellow", "purple", "orange", NULL };
+static const char *const palettes[] = { "hot", "mem", "io", "java", "js", "perl", "red",
+					"green", "blue", "aqua", "yellow", "purple", "orange", NULL };
+
+/*
+ * What --units takes: what the values are, in words every writer can carry
+ * to its readers (docs/readers.md).  Pyroscope knows the list from
+ * "samples" to "exceptions" and nothing else (anything else fails in its
+ * UI); the four time units are written to it as "samples" at the matching
+ * sampleRate, to speedscope as its own units, the counts there as "none".
+ * Keep in step with ST_CLI_UNITS_HELP (cli.h) and the writers' mappings.
+ */
+static const char *const units[] = { "samples", "objects", "goroutines", "bytes",
+				     "lock_samples", "lock_nanoseconds", "trace_samples",
+				     "exceptions", "nanoseconds", "microseconds", "milliseconds",
+				     "seconds", NULL };
 
 bool st_cli_long_in(const char *arg, long long lo, long long hi, long long *v)
 {
@@ -36,16 +49,19 @@ int st_cli_bad_value(const char *cmd, const char *opt, const char *want, const c
 	return -1;
 }
 
-static int set_palette(const char *arg, struct st_export_opts *eo, const char *cmd)
+/* *out = the entry of list (NULL-terminated) equal to arg, else -1 after
+ * "unknown WHAT 'ARG' (known: ...)". */
+static int set_from_list(const char *const *list, const char *what, const char *arg,
+			 const char **out, const char *cmd)
 {
-	for (int i = 0; palettes[i]; i++)
-		if (strcmp(arg, palettes[i]) == 0) {
-			eo->colors = palettes[i];
+	for (int i = 0; list[i]; i++)
+		if (strcmp(arg, list[i]) == 0) {
+			*out = list[i];
 			return 0;
 		}
-	fprintf(stderr, "%s %s: unknown palette '%s' (known:", st_prog, cmd, arg);
-	for (int i = 0; palettes[i]; i++)
-		fprintf(stderr, " %s", palettes[i]);
+	fprintf(stderr, "%s %s: unknown %s '%s' (known:", st_prog, cmd, what, arg);
+	for (int i = 0; list[i]; i++)
+		fprintf(stderr, " %s", list[i]);
 	fprintf(stderr, ")\n");
 	return -1;
 }
@@ -98,8 +114,8 @@ int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const c
 		return 0;
 	case ST_OPT_INVERTED: eo->inverted = 1; return 0;
 	case ST_OPT_REVERSE: eo->reverse = 1; return 0;
-	case ST_OPT_COLORS: return set_palette(arg, eo, cmd);
-	case ST_OPT_UNITS: eo->units = arg; return 0;
+	case ST_OPT_COLORS: return set_from_list(palettes, "palette", arg, &eo->colors, cmd);
+	case ST_OPT_UNITS: return set_from_list(units, "unit", arg, &eo->units, cmd);
 	case ST_OPT_NAME: eo->app_name = arg; return 0;
 	default: return set_whole(c, arg, eo, cmd);
 	}

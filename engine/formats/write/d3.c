@@ -68,14 +68,17 @@ out:
 	return rc;
 }
 
+/* speedscope's "unit" for st_export_units(): its own time units and
+ * "bytes"; Pyroscope's "lock_nanoseconds" is nanoseconds; every count
+ * (samples, objects, ...) is "none", shown as a plain number. */
 static const char *speedscope_unit(const char *u)
 {
-	static const char *known[] = { "nanoseconds", "microseconds", "milliseconds", "seconds",
-				       "bytes" };
+	static const char *const known[] = { "nanoseconds", "microseconds", "milliseconds",
+					     "seconds", "bytes" };
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(u, known[i]) == 0)
 			return known[i];
-	return "none";
+	return strcmp(u, "lock_nanoseconds") ? "none" : "nanoseconds";
 }
 
 int st_export_speedscope(const struct st_snap *s, const struct st_export_opts *o, FILE *out)

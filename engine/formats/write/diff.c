@@ -111,6 +111,12 @@ int st_export_diff(const struct st_snap *before, const struct st_snap *after, in
 		}
 		rc = st_xtree_finish(&t);
 	}
+	/* The svg/html writers print o->units: the metric's unit when unset,
+	 * as the single-snapshot writers do. */
+	struct st_export_opts oo = *o;
+	if (!oo.units)
+		oo.units = st_export_units(after, o);
+	o = &oo;
 	if (!rc) {
 		switch (fmt) {
 		case ST_FMT_FLAMEBEARER:

@@ -23,14 +23,46 @@
  *   5. x of the first child = parent x + parent self, next children follow;
  *      stored x is the gap since the previous bar's end in that level
  *      (each side its own chain in the double format).
+ *
+ * Units: Pyroscope's UI knows "samples" (shown as time: ticks / sampleRate
+ * seconds), "objects", "goroutines", "bytes", "lock_samples",
+ * "lock_nanoseconds", "trace_samples" and "exceptions", and fails on any
+ * other word.  A time metric goes out as "samples" at the rate that makes
+ * ticks / sampleRate its seconds (nanoseconds: 1e9), so the UI shows the
+ * real time; a unit Pyroscope does not know goes out as "objects", a plain
+ * count (pyroscope_units()).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "write.h"
 
 #define OTHER UINT32_MAX
+
+/* Pyroscope's word for `units` (st_export_units()), *rate the sampleRate to
+ * write with it (o->sample_rate unless the unit implies one). */
+static const char *pyroscope_units(const char *units, uint32_t *rate)
+{
+	static const struct {
+		const char *unit;
+		uint32_t rate;
+	} times[] = { { "nanoseconds", 1000000000 }, { "microseconds", 1000000 },
+		      { "milliseconds", 1000 }, { "seconds", 1 } };
+	static const char *const known[] = { "samples", "objects", "goroutines", "bytes",
+					     "lock_samples", "lock_nanoseconds", "trace_samples",
+					     "exceptions" };
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++)
+		if (!strcmp(units, times[i].unit)) {
+			*rate = times[i].rate;
+			return "samples";
+		}
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(units, known[i]))
+			return known[i];
+	return "objects";
+}
 
 static int cmp_desc(const void *a, const void *b)
 {
@@ -198,9 +230,9 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 	uint64_t ticks = diff ? st_sat_add(root->total[0], root->total[1]) : root->total[0];
 	fprintf(out, "],\"numTicks\":%" PRIu64 ",\"maxSelf\":%" PRIu64 "},\"metadata\":{\"format\":\"%s\",\"units\":\"",
 		ticks, maxself, diff ? "double" : "single");
-	const char *units = st_export_units(s, o);
-	st_json_escape(out, units, strlen(units));
-	fprintf(out, "\",\"sampleRate\":%" PRIu32 ",\"spyName\":\"", o->sample_rate);
+	uint32_t rate = o->sample_rate;
+	fputs(pyroscope_units(st_export_units(s, o), &rate), out);
+	fprintf(out, "\",\"sampleRate\":%" PRIu32 ",\"spyName\":\"", rate);
 	const char *spy = o->spy_name ? o->spy_name : "shardtrie";
 	st_json_escape(out, spy, strlen(spy));
 	fputs("\",\"name\":\"", out);

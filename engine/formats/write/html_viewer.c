@@ -3,8 +3,9 @@
  * html_viewer.c - the script and style of the one-file HTML viewer
  * (export_svg.c writes them after the JSON data).  Written for this project,
  * no library: views are built with createElement/textContent only (names
- * are untrusted), state can come from the URL (#view=table&zoom=NAME&
- * search=RE&fn=NAME), and window.shardtrie exposes zoom/search/sandwich.
+ * are untrusted, and so is the URL: no fragment stops the page), state can
+ * come from the URL (#view=table&zoom=NAME&search=RE&fn=NAME), and
+ * window.shardtrie exposes zoom/search/sandwich.
  *   flamegraph: click to zoom (ancestors stay, faded), Reset Zoom, regexp
  *               search with "Matched: X%" (union of intervals: nested
  *               matches count once), tooltips, info line on hover;
@@ -29,6 +30,10 @@ const char st_html_viewer_js[] =
 	"}\n"
 	"function ckx(p) { var s = 0, k = kids[p]; for (var j = 0; j < k.length - 1; j++) s += tot[k[j]]; return s; }\n"
 	"var total = N ? tot[0] : 0, zoomed = 0, re = null;\n"
+	"/* Maps keyed by frame names have no prototype: a frame called\n"
+	" * 'constructor' or '__proto__' is a name like any other. */\n"
+	"function dict() { return Object.create(null); }\n"
+	"function has(o, k) { return Object.prototype.hasOwnProperty.call(o, k); }\n"
 	"function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }\n"
 	"function pct(v, t) { return t ? (100 * v / t).toFixed(2) + '%' : '0%'; }\n"
 	"function fnv(s) { var h = 2166136261; for (var j = 0; j < s.length; j++) { h ^= s.charCodeAt(j) & 255; h = Math.imul(h, 16777619) >>> 0; } return h; }\n"
@@ -89,7 +94,7 @@ const char st_html_viewer_js[] =
 	"  render();\n"
 	"}\n"
 	"/* ---- table: self, and total counting a recursive function once per stack */\n"
-	"var fself = {}, ftot = {}, stack = [], onpath = {};\n"
+	"var fself = dict(), ftot = dict(), stack = [], onpath = dict();\n"
 	"for (i = 1; i < N; i++) {\n"
 	"  while (stack.length && stack[stack.length - 1] !== par[i]) onpath[nm[stack.pop()]]--;\n"
 	"  var f = nm[i]; fself[f] = (fself[f] || 0) + self[i];\n"
@@ -105,7 +110,7 @@ const char st_html_viewer_js[] =
 	"});\n"
 	"views.table.appendChild(tbl);\n"
 	"/* ---- sandwich: callers above, callees below the selected function */\n"
-	"function addPath(root, names, v) { var n = root; n.v += v; names.forEach(function (s) { n.c[s] = n.c[s] || { v: 0, c: {} }; n = n.c[s]; n.v += v; }); }\n"
+	"function addPath(root, names, v) { var n = root; n.v += v; names.forEach(function (s) { n.c[s] = n.c[s] || { v: 0, c: dict() }; n = n.c[s]; n.v += v; }); }\n"
 	"function draw(box, name, t, invert) {\n"
 	"  var rows = [], st = [[name, t, 0]];\n"
 	"  while (st.length) { var e = st.pop(); rows.push(e); var ks = Object.keys(e[1].c).sort(function (a, b) { return e[1].c[a].v - e[1].c[b].v; });\n"
@@ -115,13 +120,13 @@ const char st_html_viewer_js[] =
 	"}\n"
 	"function sandwich(f) {\n"
 	"  var v = views.sandwich; while (v.firstChild) v.removeChild(v.firstChild);\n"
-	"  var callers = { v: 0, c: {} }, callees = { v: 0, c: {} }, st2 = [], cnt = {};\n"
+	"  var callers = { v: 0, c: dict() }, callees = { v: 0, c: dict() }, st2 = [], cnt = dict();\n"
 	"  for (var j = 1; j < N; j++) {\n"
 	"    while (st2.length && st2[st2.length - 1] !== par[j]) cnt[nm[st2.pop()]]--;\n"
 	"    if (nm[j] === f && !cnt[f]) {\n"
 	"      var up = [], p = par[j]; while (p > 0) { up.push(nm[p]); p = par[p]; } addPath(callers, up, tot[j]);\n"
 	"      var q = [[j, callees]]; callees.v += tot[j];\n"
-	"      while (q.length) { var e = q.pop(); kids[e[0]].forEach(function (k) { var c = e[1].c[nm[k]] = e[1].c[nm[k]] || { v: 0, c: {} }; c.v += tot[k]; q.push([k, c]); }); }\n"
+	"      while (q.length) { var e = q.pop(); kids[e[0]].forEach(function (k) { var c = e[1].c[nm[k]] = e[1].c[nm[k]] || { v: 0, c: dict() }; c.v += tot[k]; q.push([k, c]); }); }\n"
 	"    }\n"
 	"    cnt[nm[j]] = (cnt[nm[j]] || 0) + 1; st2.push(j);\n"
 	"  }\n"
@@ -129,9 +134,15 @@ const char st_html_viewer_js[] =
 	"  v.appendChild(el('h2', null, 'Callees of ' + f)); var b = el('div', 'callees'); b.id = 'callees'; v.appendChild(b); draw(b, f, callees, false);\n"
 	"}\n"
 	"views.sandwich.appendChild(el('p', null, 'Pick a function in the table.'));\n"
-	"/* ---- state from the URL: #view=table&zoom=NAME&search=RE&fn=NAME */\n"
-	"var hs = {}; location.hash.slice(1).split('&').forEach(function (kv) { var p = kv.split('='); if (p[0]) hs[decodeURIComponent(p[0])] = decodeURIComponent(p.slice(1).join('=')); });\n"
-	"show(hs.view || 'flamegraph');\n"
+	"/* ---- state from the URL: #view=table&zoom=NAME&search=RE&fn=NAME.  Anyone\n"
+	" * can write the fragment: a part that is not valid percent-encoding is\n"
+	" * taken as typed, other keys and unknown views are ignored, a bad regexp\n"
+	" * shows as such; the flamegraph is drawn whatever the fragment holds. */\n"
+	"function dec(s) { try { return decodeURIComponent(s); } catch (e) { return s; } }\n"
+	"var hs = dict();\n"
+	"location.hash.slice(1).split('&').forEach(function (kv) { var p = kv.split('='), k = dec(p[0]);\n"
+	"  if (['view', 'zoom', 'search', 'fn'].indexOf(k) >= 0) hs[k] = dec(p.slice(1).join('=')); });\n"
+	"show(hs.view && has(views, hs.view) ? hs.view : 'flamegraph');\n"
 	"if (hs.zoom) { for (i = 0; i < N; i++) if (nm[i] === hs.zoom) { zoomed = i; break; } }\n"
 	"render();\n"
 	"if (hs.search) { input.value = hs.search; search(hs.search); }\n"

@@ -10,8 +10,9 @@
  *   HTML: the tree as JSON (<script type="application/json">) + a viewer
  *         script that builds the views with the DOM (textContent only).
  *
- * 1. Names are untrusted: XML-escaped in SVG (and invalid UTF-8 / XML-
- *    forbidden control bytes become U+FFFD so the document always parses),
+ * 1. Names, titles, units and every other string are untrusted: XML-
+ *    escaped in SVG (and invalid UTF-8 / XML-forbidden control bytes become
+ *    U+FFFD so the document always parses),
  *    JSON-escaped in HTML where '<' '>' '&' are \u003c.. so "</script>"
  *    cannot close the data block; the viewer never uses innerHTML.
  * 2. "Matched" is the union of matched intervals (a match nested inside
@@ -323,7 +324,9 @@ int st_export_svg_tree(const struct st_xtree *t, bool diff, const struct st_expo
 		fprintf(out, "<g class=\"f\" data-s=\"%" PRIu64 "\" data-w=\"%" PRIu64 "\" data-d=\"%u\"><title>",
 			ly[i].start, v, ly[i].depth);
 		st_xml_escape(out, name, nlen);
-		fprintf(out, " (%" PRIu64 " %s, %.2f%%", v, units, total ? 100.0 * (double)v / (double)total : 0.0);
+		fprintf(out, " (%" PRIu64 " ", v);
+		st_xml_escape(out, units, strlen(units));
+		fprintf(out, ", %.2f%%", total ? 100.0 * (double)v / (double)total : 0.0);
 		if (diff) {
 			int64_t d = node_delta(x);
 			fprintf(out, "; before %" PRIu64 ", %+" PRId64, x->total[0], d);
@@ -427,8 +430,11 @@ int st_export_html_tree(const struct st_xtree *t, bool diff, const struct st_exp
 	const char *units = o->units ? o->units : "samples";
 	fputs("\",\"units\":\"", out);
 	st_json_escape(out, units, strlen(units));
-	fprintf(out, "\",\"diff\":%s,\"inverted\":%s,\"colors\":\"%s\",\"names\":[", diff ? "true" : "false",
-		o->inverted ? "true" : "false", o->colors ? o->colors : "hot");
+	fprintf(out, "\",\"diff\":%s,\"inverted\":%s,\"colors\":\"", diff ? "true" : "false",
+		o->inverted ? "true" : "false");
+	const char *colors = o->colors ? o->colors : "hot";
+	st_json_escape(out, colors, strlen(colors));
+	fputs("\",\"names\":[", out);
 	for (size_t i = 0; i < nm.n; i++) {
 		fputs(i ? ",\"" : "\"", out);
 		st_json_escape(out, nm.name[i], nm.len[i]);

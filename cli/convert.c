@@ -388,7 +388,11 @@ static void usage(FILE *f)
 		"stackcollapse-perf.pl) from FILEs (stdin when none, or '-'), merges them\n"
 		"through the engine and writes one output (stdout unless -o; -o is\n"
 		"written atomically).  Malformed lines are reported as FILE:LINE and\n"
-		"skipped; --strict makes any of them an error (exit 65, no output).\n");
+		"skipped; so are perf samples cut off (no blank line after them) and\n"
+		"periods over 64 bits; samples of other events are counted per event,\n"
+		"and totals that saturate at 2^64-1 are said.  --strict makes any of\n"
+		"them an error (exit 65, no output); an --event-filter that matches no\n"
+		"sample is one always.\n");
 }
 
 static const char *unit_for(const char *metric)

@@ -45,9 +45,10 @@
  *     is bounded by what exits in a few poll periods.
  *  3. Records are applied in time order within a sync.  Across two syncs a
  *     record can arrive after a newer one only when it was written on
- *     another CPU during the microseconds a drain takes, for the same
- *     process; that is not reordered (perf without ordered events has the
- *     same window).
+ *     another CPU during the microseconds a drain takes.  An exec, fork or
+ *     exit that comes after newer records of its process retires only what
+ *     is older than itself; an mmap that comes late retires what it overlaps
+ *     (perf without ordered events has the same window).
  * Locking: one mutex guards the tables, the batch and the stats; consumers
  * hold it for one sample's lookups.  Names handed out are interned and stay
  * valid until st_maps_close().  drained[] and epoch are atomics (2.).
@@ -256,10 +257,13 @@ static void retire(struct st_maps *m, struct proc *p, size_t i, uint64_t t, bool
 		proc_list(m, p);
 }
 
+/* Every live entry older than t retires at t (an entry from a newer record
+ * that came first, 3., stays). */
 static void retire_all(struct st_maps *m, struct proc *p, uint64_t t)
 {
-	while (p->live.n)
-		retire(m, p, p->live.n - 1, t, true);
+	for (size_t i = p->live.n; i-- > 0;)
+		if (p->live.e[i].t0 <= t)
+			retire(m, p, i, t, true);
 }
 
 /* A new live entry at time e->t0: what it overlaps retires (2.), the parts
@@ -350,8 +354,10 @@ static void apply(struct st_maps *m, const struct st_pmap_rec *r)
 		if (r->pid == r->ppid || !(p = proc_get(m, r->pid)))
 			return; /* a thread: same mappings */
 		retire_all(m, p, r->time);
-		parent = proc_find(m, r->ppid);
-		p->based = parent && parent->based;
+		/* Entries left are the child's own, from newer records that came
+		 * first (3.): it has exec'd, the parent's image is not wanted. */
+		parent = p->live.n ? NULL : proc_find(m, r->ppid);
+		p->based = (parent && parent->based) || p->live.n;
 		p->dead = false;
 		for (size_t i = 0; parent && i < parent->live.n; i++) {
 			struct ent e = parent->live.e[i];
@@ -363,7 +369,7 @@ static void apply(struct st_maps *m, const struct st_pmap_rec *r)
 		if (r->pid != r->tid || !(p = proc_find(m, r->pid)))
 			return; /* a thread, or a process never sampled nor mapped */
 		retire_all(m, p, r->time);
-		p->dead = true;
+		p->dead = !p->live.n; /* else a new process has the pid already (3.) */
 		proc_list(m, p);
 		return;
 	case ST_PMAP_LOST:
@@ -463,7 +469,8 @@ static void sync_locked(struct st_maps *m)
 	uint64_t t = now_ns();
 	m->blen = m->nrec = 0;
 	perf_buffer__consume(m->pb);
-	qsort(m->recs, m->nrec, sizeof(*m->recs), rec_cmp);
+	if (m->nrec)
+		qsort(m->recs, m->nrec, sizeof(*m->recs), rec_cmp);
 	for (size_t i = 0; i < m->nrec; i++) {
 		struct st_pmap_rec r;
 		if (!st_pmap_decode(m->bbuf + m->recs[i].off, m->recs[i].size, &r))

@@ -133,6 +133,8 @@ static int on_sample(struct st_rec_consumer *c, const void *data, size_t size)
 	 * every frame but the leaf is looked up at addr - 1 (as perf does). */
 	for (unsigned i = 0; i < r.nu; i++)
 		t->ua[i] = i ? s->ustack[i] - 1 : s->ustack[i];
+	if (!maps) /* no user stacks asked for: the BPF side sent none */
+		r.nu = 0;
 	if (r.nu)
 		st_maps_resolve(maps, s->pid, s->time_ns, t->ua, r.nu, t->uloc);
 	/* A return address in no executable mapping breaks the frame-pointer

@@ -677,9 +677,10 @@ static int report_perf_losses(const struct job *j, const struct convert_opts *o,
 		return EX_DATAERR_;
 	}
 	if (j->stats.other_events) {
-		fprintf(stderr, "%s convert: kept event %s (%llu samples); skipped %llu samples of other events: ",
-			st_prog, j->event ? j->event : "?", (unsigned long long)kept,
-			(unsigned long long)j->stats.other_events);
+		fprintf(stderr, "%s convert: kept event %s (%llu sample%s); skipped %llu sample%s of other "
+			"events: ", st_prog, j->event ? j->event : "?", (unsigned long long)kept,
+			kept == 1 ? "" : "s", (unsigned long long)j->stats.other_events,
+			j->stats.other_events == 1 ? "" : "s");
 		print_other_events(j);
 		fprintf(stderr, "%s%s\n", chosen ? "" : " (choose one with --event-filter)",
 			chosen ? "" : nowrite);
@@ -728,8 +729,8 @@ int st_cli_report_saturation(const char *cmd, const struct st_snap *s, bool stri
 	size_t n = st_snap_saturated(s, &deepest);
 	if (!n)
 		return EX_OK_;
-	fprintf(stderr, "%s %s: %zu totals reached %llu, where sums saturate (deepest: ", st_prog,
-		cmd, n, (unsigned long long)UINT64_MAX);
+	fprintf(stderr, "%s %s: %zu total%s reached %llu, where sums saturate (deepest: ", st_prog,
+		cmd, n, n == 1 ? "" : "s", (unsigned long long)UINT64_MAX);
 	if (deepest == ST_NODE_ROOT)
 		fputs("the root", stderr);
 	else

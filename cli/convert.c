@@ -72,9 +72,6 @@ struct job {
 	bool perf;                  /* -f perf (else folded) */
 	struct st_perf_opts popts;  /* perf options; event set per block */
 	char *event;                /* perf: first event seen (or --event-filter) */
-	bool seen_header;           /* perf: a sample header was seen, and */
-	bool has_period;            /* ... it carries a period (perf prints all
-				       or none): values are periods, not 1s */
 	/* perf, for pprof; reader thread only: the first sample's period (0 =
 	 * none) and the earliest and latest sample times met. */
 	uint64_t first_period, t_min, t_max;
@@ -240,26 +237,19 @@ static void note_first_event(struct job *j, const struct st_input_block *ib)
 {
 	const char *ev;
 	size_t evlen;
-	if (!j->perf || j->seen_header || !st_perf_first_event(ib->buf, ib->len, &ev, &evlen))
-		return;
-	j->seen_header = true;
-	/* "time: PERIOD event:" or "time: event:" */
-	const char *p = ev;
-	while (p > ib->buf && (p[-1] == ' ' || p[-1] == '\t'))
-		p--;
-	j->has_period = p > ib->buf && p[-1] >= '0' && p[-1] <= '9';
-	if (!j->event)
+	if (j->perf && !j->event && st_perf_first_event(ib->buf, ib->len, &ev, &evlen))
 		j->event = strndup(ev, evlen);
 }
 
 /* The unit of perf input's values: the periods of cpu-clock and task-clock
  * (with or without modifiers, "cpu-clock:ppp") are nanoseconds of CPU time;
- * other events, and samples without a period (each counted 1), count
- * samples: NULL, the metric's own unit. */
+ * other events, and samples without a period (each counted 1: perf prints
+ * a period in every header or in none), count samples: NULL, the metric's
+ * own unit. */
 static const char *perf_unit(const struct job *j)
 {
 	static const char *const clocks[] = { "cpu-clock", "task-clock" };
-	if (!j->perf || !j->event || !j->has_period)
+	if (!j->perf || !j->event || !j->first_period)
 		return NULL;
 	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]); i++) {
 		size_t n = strlen(clocks[i]);

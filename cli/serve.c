@@ -34,7 +34,7 @@
 struct serve_opts {
 	bool perf;
 	const char *addr, *path, *metric, *token_file;
-	long long port, tick;
+	long long port, tick, timeout;
 	bool insecure;
 	struct st_perf_opts po;
 };
@@ -52,7 +52,7 @@ struct feed {
 	int err;            /* -errno of a read/ingest failure */
 };
 
-enum { OPT_ADDR = 1000, OPT_PORT, OPT_TICK, OPT_TOKEN_FILE, OPT_INSECURE, OPT_METRIC };
+enum { OPT_ADDR = 1000, OPT_PORT, OPT_TICK, OPT_TOKEN_FILE, OPT_INSECURE, OPT_TIMEOUT };
 
 static void usage(FILE *f)
 {
@@ -69,6 +69,7 @@ static void usage(FILE *f)
 		"  --token-file F     bearer token clients must send, read from F's first\n"
 		"                     line (or set SHARDTRIE_LIVE_TOKEN)\n"
 		"  --insecure         allow a non-loopback address without a token\n"
+		"  --timeout S        close a connection idle (or not reading) S seconds (30)\n"
 		"Endpoints: / /events /api/snapshot /api/status /debug/pprof/profile /reset /order\n"
 		"(docs/live.md).\n",
 		st_prog, st_prog);
@@ -96,6 +97,11 @@ static int take(int c, const char *arg, void *ctx)
 			return st_cli_bad_value("serve", "--tick", "milliseconds in [1,60000]", arg),
 			       EX_USAGE_;
 		return ST_CLI_GO_ON;
+	case OPT_TIMEOUT:
+		if (!st_cli_long_in(arg, 1, 3600, &o->timeout))
+			return st_cli_bad_value("serve", "--timeout", "seconds in [1,3600]", arg),
+			       EX_USAGE_;
+		return ST_CLI_GO_ON;
 	case OPT_TOKEN_FILE: o->token_file = arg; return ST_CLI_GO_ON;
 	case OPT_INSECURE: o->insecure = true; return ST_CLI_GO_ON;
 	case 'h': usage(stdout); return EX_OK_;
@@ -113,10 +119,12 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "tick", required_argument, 0, OPT_TICK },
 		{ "token-file", required_argument, 0, OPT_TOKEN_FILE },
 		{ "insecure", no_argument, 0, OPT_INSECURE },
+		{ "timeout", required_argument, 0, OPT_TIMEOUT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	*o = (struct serve_opts){ .addr = "127.0.0.1", .metric = "count", .tick = 200, .path = "-" };
+	*o = (struct serve_opts){ .addr = "127.0.0.1", .metric = "count", .tick = 200,
+				  .timeout = 30, .path = "-" };
 	st_perf_opts_init(&o->po);
 	int rc = st_cli_getopt(argc, argv, "f:m:h", lo, take, o);
 	if (rc != ST_CLI_GO_ON)
@@ -321,6 +329,7 @@ static int serve(const struct serve_opts *o, const char *token)
 	lo.addr = o->addr;
 	lo.port = (unsigned)o->port;
 	lo.tick_ms = (unsigned)o->tick;
+	lo.timeout_s = (unsigned)o->timeout;
 	lo.token = token;
 	struct st_live *l = st_live_start(f.e, &lo);
 	pthread_t rt;

@@ -654,7 +654,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		st_snap_release(snap);
 		uint64_t now = now_ms();
-		if (now - s->last_ms >= l->o.keepalive_ms) {
+		if (l->o.keepalive_ms && now - s->last_ms >= l->o.keepalive_ms) {
 			s->p = sse_keepalive;
 			s->n = sizeof(sse_keepalive) - 1;
 			continue;
@@ -869,6 +869,10 @@ struct st_live *st_live_start(struct st_engine *e, const struct st_live_opts *o)
 		errno = af < 0 ? EINVAL : ENOMEM;
 		return NULL;
 	}
+	/* A healthy /events client must not look idle: keep-alives come at
+	 * least twice per idle timeout. */
+	if (l->o.timeout_s && l->o.keepalive_ms > l->o.timeout_s * 500u)
+		l->o.keepalive_ms = l->o.timeout_s * 500u;
 	l->o.addr = NULL; /* not kept: the caller's string */
 	l->o.token = NULL;
 	st_live_cache_init(&l->cache);

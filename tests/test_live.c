@@ -11,6 +11,7 @@
  * content is known exactly: what was written between its start and its end.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -19,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -678,5 +681,92 @@ Test(live, go_tool_pprof_scrape_is_exact)
 	cr_expect_str_eq(got, "main;both 2\nmain;during;x 7\nmain;during;y 3\n", "raw: %s", raw);
 	free(got);
 	wait_status(&s, "total", 30);
+	srv_stop(&s);
+}
+
+/* ------------------------------------------------- load and safety */
+
+/* A client that asks for /events and never reads: the server closes it
+ * after the idle timeout, and ingest meanwhile goes on at full speed. */
+Test(live, stalled_events_client_is_dropped, .timeout = 60)
+{
+	struct srv s;
+	srv_start(&s, "--timeout 1", true);
+	int port = atoi(strrchr(s.url, ':') + 1);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	char req[256];
+	int n = snprintf(req, sizeof(req),
+			 "GET /events?min_fraction=0 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+	cr_assert_eq(write(fd, req, (size_t)n), n);
+	wait_status(&s, "sse_clients", 1);
+	/* Big events (every stack distinct, nothing pruned) until the socket
+	 * buffers are full and the client has stopped the server's writes. */
+	static char chunk[1 << 20];
+	uint64_t fed = 0;
+	uint64_t clients = 1;
+	for (int round = 0; round < 200 && clients; round++) {
+		char *p = chunk;
+		for (int i = 0; i < 8000; i++)
+			p += sprintf(p, "main;r%d;frame_with_a_long_name_%d 1\n", round, i);
+		feed(&s, chunk);
+		fed += 8000;
+		wait_status(&s, "total", fed); /* ingest is never held up */
+		clients = status_u(&s, "sse_clients");
+	}
+	cr_expect_eq(clients, 0, "a client that never reads is still connected");
+	close(fd);
+	srv_stop(&s);
+}
+
+Test(live, token_and_address_rules)
+{
+	/* A non-loopback address needs a token or --insecure: exit 64. */
+	cr_expect_eq(ts_run("env -u SHARDTRIE_LIVE_TOKEN %s serve --addr 0.0.0.0 /dev/null 2>'%s'", CLI,
+			    ts_path("e")), 64);
+	char *e = ts_read_file(ts_path("e"), NULL);
+	cr_expect(e && strstr(e, "token"), "%s", e);
+	free(e);
+	cr_expect_eq(ts_run("%s serve --port 70000 /dev/null 2>/dev/null", CLI), 64);
+	cr_expect_eq(ts_run("%s serve --token-file '%s' /dev/null 2>/dev/null", CLI, ts_path("none")), 66);
+
+	/* A token (from a file, never argv) guards every request. */
+	cr_assert_eq(ts_write_file(ts_path("tok"), "s3cret-t0ken\n", 13), 0);
+	char args[512];
+	snprintf(args, sizeof(args), "--token-file '%s'", ts_path("tok"));
+	struct srv s;
+	srv_start(&s, args, true);
+	struct resp r = http(&s, "", "/api/status");
+	cr_expect_eq(r.status, 401);
+	cr_expect_str_eq(header(&r, "WWW-Authenticate"), "Bearer");
+	resp_free(&r);
+	expect_status(&s, "-H 'Authorization: Bearer wrong'", "/api/status", 401, NULL);
+	expect_status(&s, "-H 'Authorization: Bearer s3cret-t0ken'", "/api/status", 200, "\"version\"");
+	expect_status(&s, "", "/api/status?token=s3cret-t0ken", 200, "\"version\"");
+	expect_status(&s, "-X POST -H 'Authorization: Bearer s3cret-t0ken' -H 'Origin: http://evil.example'",
+		      "/reset", 403, NULL);
+	srv_stop(&s);
+}
+
+Test(live, perf_script_stream)
+{
+	struct srv s;
+	srv_start(&s, "-f perf", true);
+	/* Two samples of the first event, one of another (skipped), the last
+	 * sample ended by its blank line only later. */
+	feed(&s, "app 12 1.0: 1 cpu-clock:ppp:\n\tffff f1 (/bin/app)\n\tffff main (/bin/app)\n\n"
+		 "app 12 1.1: 1 cpu-clock:ppp:\n\tffff f2 (/bin/app)\n\tffff main (/bin/app)\n\n"
+		 "app 12 1.2: 1 cycles:\n\tffff f3 (/bin/app)\n\n");
+	wait_status(&s, "total", 2);
+	feed(&s, "app 12 1.3: 1 cpu-clock:ppp:\n\tffff f1 (/bin/app)\n\tffff main (/bin/app)\n");
+	feed(&s, "\n");
+	wait_status(&s, "total", 3);
+	struct resp r = http(&s, "", "/api/snapshot?format=folded");
+	cr_expect_str_eq(r.body, "app;main;f1 2\napp;main;f2 1\n");
+	resp_free(&r);
 	srv_stop(&s);
 }

@@ -191,8 +191,8 @@ Test(units, units_option_maps_to_each_reader)
 	json_decref(fb);
 }
 
-/* A unit no reader knows is refused by every subcommand with the list, and
- * --help lists them. */
+/* A unit no reader knows is refused by convert, diff and record with the
+ * list, and convert --help lists them. */
 Test(units, unknown_units_rejected)
 {
 	write_text("in.folded", "a;b 1\n");
@@ -208,6 +208,10 @@ Test(units, unknown_units_rejected)
 		cr_expect_eq(ts_run("%s diff --units '%s' %s %s >/dev/null 2>&1", CLI, bad[i],
 				    ts_path("in.folded"), ts_path("in.folded")),
 			     64, "diff --units '%s'", bad[i]);
+		/* record refuses it while parsing its options: no tracer runs. */
+		cr_expect_eq(ts_run("%s record cpu --units '%s' -d 1 -- true >/dev/null 2>&1", CLI,
+				    bad[i]),
+			     64, "record --units '%s'", bad[i]);
 	}
 	cr_expect_eq(ts_run("%s convert --help | grep -q 'lock_nanoseconds, trace_samples'", CLI), 0);
 }

@@ -770,3 +770,50 @@ Test(live, perf_script_stream)
 	resp_free(&r);
 	srv_stop(&s);
 }
+
+/* With nothing new to send, /events sends comment keep-alives (at least
+ * twice per idle timeout), so a quiet stream is not closed as idle. */
+Test(live, events_keepalive_on_a_quiet_stream)
+{
+	struct srv s;
+	srv_start(&s, "--timeout 2", true);
+	feed(&s, "a 1\n");
+	wait_status(&s, "total", 1);
+	int fd;
+	pid_t pid = events_open(&s, "", &fd);
+	uint64_t id;
+	static char data[4096];
+	cr_assert(next_event(fd, &id, data, sizeof(data)));
+	char line[256];
+	int comments = 0;
+	/* Three keep-alives take about 3 s: longer than the 2 s timeout. */
+	while (comments < 3 && read_line(fd, line, sizeof(line))) {
+		if (!strcmp(line, ": keep-alive"))
+			comments++;
+		else
+			cr_expect(!line[0], "unexpected line on a quiet stream: %s", line);
+	}
+	cr_expect_eq(comments, 3, "the stream ended before three keep-alives");
+	events_close(pid, fd);
+	srv_stop(&s);
+}
+
+/* A reset inside a window: the window is what came after the reset, and
+ * nothing ingested before it. */
+Test(live, pprof_window_across_a_reset)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;old 50\n");
+	wait_status(&s, "total", 50);
+	pid_t a = scrape_start(&s, "seconds=1&format=folded", ts_path("w"));
+	wait_status(&s, "windows_started", 1);
+	expect_status(&s, "-X POST", "/reset", 200, "\"t\":0");
+	feed(&s, "main;new 7\nmain;old 2\n");
+	wait_status(&s, "total", 9);
+	scrape_wait(a);
+	char *got = ts_read_file(ts_path("w"), NULL);
+	cr_expect_str_eq(got, "main;new 7\nmain;old 2\n");
+	free(got);
+	srv_stop(&s);
+}

@@ -30,18 +30,35 @@ int cmd_diff(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* serve.c: live/server.h over a file or stream */
 
 /*
- * Output written atomically: to a temporary file beside the target, renamed
- * over it on commit; removed on abort or when SIGINT/SIGTERM arrives first.
- * path NULL or "-" means stdout (nothing to rename).
+ * An output file (outfile.c): a missing or regular file (symlinks followed)
+ * is written to a temporary file beside it and renamed over it on commit
+ * (mode, and owner when root, kept), removed on abort or when a killing
+ * SIGINT/SIGTERM/SIGHUP/SIGQUIT arrives first; stale temporaries of killed
+ * writers are removed by the next open.  Stdout (path NULL or "-"),
+ * devices, FIFOs and pipes are written directly.  f is stdout for stdout,
+ * else a stream that keeps its first write error in o->err: o must not move
+ * until commit/abort.
  */
 struct st_outfile {
 	FILE *f;
-	char *path;
-	char *tmp;
+	char *path; /* replaced: the target's name in dirfd (else NULL) */
+	char *tmp;  /* the temporary's name in dirfd, or NULL */
+	int fd;    /* what f writes to (fileno(f) is -1 but for stdout) */
+	int dirfd; /* replaced: the target's directory */
+	int err;   /* first write(2) error of f, or 0 */
 };
-int st_outfile_open(struct st_outfile *o, const char *path);
+int st_outfile_open(struct st_outfile *o, const char *path); /* 0 or -errno */
 int st_outfile_commit(struct st_outfile *o); /* 0 or -errno; aborts on error */
 void st_outfile_abort(struct st_outfile *o);
+/* A writer's result r for o->f with its bare -EIO (stream error flag)
+ * replaced by the real cause kept in o->err. */
+int st_outfile_stream_error(const struct st_outfile *o, int r);
+/* Whether path could be opened by st_outfile_open, without writing it
+ * (a temporary is created and removed; FIFOs are not opened): 0 or
+ * -errno.  st_cli_output_check prints "PROG CMD: PATH: cannot create: ..."
+ * and returns EX_CANTCREAT_ (else EX_OK_): call it before the work. */
+int st_outfile_check(const char *path);
+int st_cli_output_check(const char *cmd, const char *path);
 
 /* Write snapshot s as `format` to path through st_outfile.  Prints the
  * error and returns an exit code. */
@@ -176,9 +193,17 @@ void st_input_free(struct st_input *in); /* unmaps every mapped input */
  * st_input_close leaves stdin open. */
 int st_input_open(const char *path);
 void st_input_close(int fd);
-/* Cut all of fd (reported as `name`) into blocks: 0, -errno (read error,
- * out of memory), or the stop value of ops.block. */
+/* Cut all of fd (reported as `name`, a string that must outlive in) into
+ * blocks: 0, -errno (read error, out of memory), -ST_INPUT_ESHRANK (a
+ * mapped file shrank while it was read), or the stop value of ops.block. */
 int st_input_fd(struct st_input *in, int fd, const char *name);
+#define ST_INPUT_ESHRANK 4096 /* beyond every errno */
+/* Once every block is parsed: 0, or -ST_INPUT_ESHRANK with *file the name
+ * of an input that shrank under a parser (its blocks may have read patched
+ * blank lines: the result must not be written). */
+int st_input_finish(struct st_input *in, const char **file);
+/* The message of st_input_fd's / st_input_finish's error r (< 0). */
+const char *st_input_strerror(int r);
 /* The file's line number of line `line` (1-based) of block b: what a
  * parser's st_parse_err_fn line becomes in a FILE:LINE report.  A mapped
  * block's lines are counted only here, when a report needs them. */

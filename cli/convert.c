@@ -582,7 +582,7 @@ static int read_one(struct job *j, const char *path)
 	int r = st_input_fd(j->in, fd, strcmp(path, "-") ? path : "<stdin>");
 	st_input_close(fd);
 	if (r) {
-		fprintf(stderr, "%s convert: %s: read failed: %s\n", st_prog, path, strerror(-r));
+		fprintf(stderr, "%s convert: %s: read failed: %s\n", st_prog, path, st_input_strerror(r));
 		return EX_IOERR_;
 	}
 	return EX_OK_;
@@ -772,14 +772,22 @@ int cmd_convert(int argc, char **argv)
 		rc = check_formats(&o);
 	if (rc != ST_CLI_GO_ON)
 		return rc;
+	if ((rc = st_cli_output_check("convert", o.out)))
+		return rc; /* before the work */
 	struct st_engine *e = make_engine(&o);
 	if (!e)
 		return EX_SOFTWARE_;
 	struct job j;
+	int r;
 	rc = job_start(&j, e, &o);
 	if (rc == EX_OK_)
 		rc = read_inputs(&j, argc - optind, argv + optind);
 	job_join(&j);
+	const char *shrunk;
+	if (rc == EX_OK_ && (r = st_input_finish(j.in, &shrunk))) {
+		fprintf(stderr, "%s convert: %s: read failed: %s\n", st_prog, shrunk, st_input_strerror(r));
+		rc = EX_IOERR_; /* a parser may have read patched pages: no output */
+	}
 	rc = report_totals(&j, o.strict, rc);
 	rc = report_perf_losses(&j, &o, rc);
 	if (rc == EX_OK_ && j.stats.sum == UINT64_MAX)

@@ -5,14 +5,19 @@
  * flamebearer "double" JSON, folded "stack before after" lines (sorted, what
  * difffolded.pl feeds flamegraph.pl), or an SVG/HTML flamegraph coloured
  * red (grew) / blue (shrank), widths from AFTER.
- * --normalize scales BEFORE to AFTER's total per stack like difffolded.pl -n.
- * Inputs are read by convert's block reader (input.c), with its rules.
+ * --normalize scales BEFORE to AFTER's total per stack like difffolded.pl -n;
+ * when either side has no samples there is nothing to scale by (0/T or T/0):
+ * that is reported on stderr and the values are written unscaled (--strict:
+ * exit 65, no output), rather than an all-zero BEFORE or a silent no-op.
+ * Inputs are read by convert's block reader (input.c), with its rules; stdin
+ * can be read once, so `diff - -` is a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -86,7 +91,11 @@ static int load(struct st_engine *e, const char *path, uint64_t *bad)
 	if (l.w && (l.in = st_input_new(&ops)))
 		rc = st_input_fd(l.in, fd, path);
 	if (rc < 0) {
-		fprintf(stderr, "%s diff: %s: %s\n", st_prog, path, strerror(-rc));
+		fprintf(stderr, "%s diff: %s: read failed: %s\n", st_prog, path, st_input_strerror(rc));
+		rc = EX_IOERR_;
+	}
+	if (!rc && l.in && (rc = st_input_finish(l.in, &path)) < 0) {
+		fprintf(stderr, "%s diff: %s: read failed: %s\n", st_prog, path, st_input_strerror(rc));
 		rc = EX_IOERR_;
 	}
 	*bad = l.st.malformed + l.st.dropped;
@@ -122,6 +131,20 @@ static int take_opt(int c, const char *arg, void *ctx)
 	}
 }
 
+/* Whether operands a and b are one stream that can be read only once: both
+ * "-", or one pipe/FIFO/tty named twice (`diff /dev/stdin -`). */
+static bool same_stream(const char *a, const char *b)
+{
+	if (!strcmp(a, "-") && !strcmp(b, "-"))
+		return true;
+	struct stat sa, sb;
+	if ((strcmp(a, "-") ? stat(a, &sa) : fstat(STDIN_FILENO, &sa)) ||
+	    (strcmp(b, "-") ? stat(b, &sb) : fstat(STDIN_FILENO, &sb)))
+		return false;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && !S_ISREG(sa.st_mode) &&
+	       !S_ISBLK(sa.st_mode);
+}
+
 /* Options, then exactly BEFORE and AFTER, then a format with a
  * differential form: ST_CLI_GO_ON or the exit code. */
 static int parse_args(int argc, char **argv, struct diff_opts *o)
@@ -142,6 +165,12 @@ static int parse_args(int argc, char **argv, struct diff_opts *o)
 		return rc;
 	if (argc - optind != 2) {
 		usage(stderr);
+		return EX_USAGE_;
+	}
+	if (same_stream(argv[optind], argv[optind + 1])) {
+		fprintf(stderr, "%s diff: BEFORE and AFTER are the same stream (%s): it can be read "
+				"only once; save one of them to a file\n",
+			st_prog, argv[optind]);
 		return EX_USAGE_;
 	}
 	if ((o->fmt = st_cli_format(o->to)) < 0)
@@ -175,6 +204,24 @@ static int load_both(struct st_engine *e[2], char **paths, bool strict)
 	return rc;
 }
 
+/* --normalize with a side that has no samples: nothing to scale by.
+ * Reported; the values go out unscaled (--strict: exit 65). */
+static int check_normalize(struct st_snap *s[2], struct diff_opts *o, char **paths)
+{
+	if (!o->eo.normalize)
+		return EX_OK_;
+	for (int i = 0; i < 2; i++) {
+		if (st_snap_total(s[i], ST_NODE_ROOT, 0))
+			continue;
+		fprintf(stderr, "%s diff: --normalize: %s (%s) has no samples, nothing to scale by; %s\n",
+			st_prog, i ? "AFTER" : "BEFORE", paths[i],
+			o->strict ? "--strict: no output written" : "values written unscaled");
+		o->eo.normalize = 0;
+		return o->strict ? EX_DATAERR_ : EX_OK_;
+	}
+	return EX_OK_;
+}
+
 /* Totals that saturated on either side, and a flamebearer numTicks
  * (BEFORE's total + AFTER's) past UINT64_MAX, said on stderr; with
  * --strict an error (no output). */
@@ -201,27 +248,28 @@ static int check_saturation(struct st_engine *e[2], const struct diff_opts *o)
 }
 
 /* The differential of e[0] -> e[1], written atomically to o->out. */
-static int write_diff(struct st_engine *e[2], const struct diff_opts *o)
+static int write_diff(struct st_engine *e[2], struct diff_opts *o, char **paths)
 {
-	struct st_snap *s0 = st_snap_acquire(e[0]), *s1 = st_snap_acquire(e[1]);
+	struct st_snap *s[2] = { st_snap_acquire(e[0]), st_snap_acquire(e[1]) };
 	struct st_outfile of;
-	int rc = EX_OK_, r = st_outfile_open(&of, o->out);
-	if (r) {
-		fprintf(stderr, "%s diff: %s: cannot create: %s\n", st_prog, o->out, strerror(-r));
+	const char *out = o->out ? o->out : "stdout";
+	int rc = check_normalize(s, o, paths), r = 0;
+	if (rc == EX_OK_ && (r = st_outfile_open(&of, o->out))) {
+		fprintf(stderr, "%s diff: %s: cannot create: %s\n", st_prog, out, strerror(-r));
 		rc = EX_CANTCREAT_;
-	} else {
-		r = st_export_diff(s0, s1, o->fmt, &o->eo, of.f);
+	} else if (rc == EX_OK_) {
+		r = st_outfile_stream_error(&of, st_export_diff(s[0], s[1], o->fmt, &o->eo, of.f));
 		if (r)
 			st_outfile_abort(&of);
 		else
 			r = st_outfile_commit(&of);
 		if (r) {
-			fprintf(stderr, "%s diff: write failed: %s\n", st_prog, strerror(-r));
+			fprintf(stderr, "%s diff: %s: write failed: %s\n", st_prog, out, strerror(-r));
 			rc = EX_IOERR_;
 		}
 	}
-	st_snap_release(s0);
-	st_snap_release(s1);
+	st_snap_release(s[0]);
+	st_snap_release(s[1]);
 	return rc;
 }
 
@@ -230,6 +278,8 @@ int cmd_diff(int argc, char **argv)
 	struct diff_opts o;
 	int rc = parse_args(argc, argv, &o);
 	if (rc != ST_CLI_GO_ON)
+		return rc;
+	if ((rc = st_cli_output_check("diff", o.out)))
 		return rc;
 	struct st_options so;
 	st_options_init(&so);
@@ -245,7 +295,7 @@ int cmd_diff(int argc, char **argv)
 	if (rc == EX_OK_)
 		rc = check_saturation(e, &o);
 	if (rc == EX_OK_)
-		rc = write_diff(e, &o);
+		rc = write_diff(e, &o, argv + optind);
 	for (int i = 0; i < 2; i++)
 		if (e[i])
 			st_engine_destroy(e[i]);

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "support/support.h"
 
@@ -418,4 +421,101 @@ Test(convert, over_long_line_same_in_convert_and_diff)
 	}
 	cr_expect_eq(ts_run("%s convert --strict %s >/dev/null 2>&1", CLI, f), 65);
 	cr_expect_eq(ts_run("%s diff --strict -t folded %s %s >/dev/null 2>&1", CLI, f, f), 65);
+}
+
+/* A mapped input truncated while convert reads it (a log rotated by
+ * copytruncate): an error naming the file, exit 74, no output, and never a
+ * SIGBUS.  The truncation is sent once /proc/PID/maps shows the mapping, so
+ * blocks are still being read and parsed when it lands. */
+Test(convert, input_truncated_while_read_is_an_error_not_sigbus, .timeout = 120)
+{
+	const char *in = ts_path("rotated.folded");
+	char path[512], out[512], err[512];
+	snprintf(path, sizeof(path), "%s", in); /* ts_path's buffers rotate */
+	snprintf(out, sizeof(out), "%s", ts_path("out"));
+	snprintf(err, sizeof(err), "%s", ts_path("err"));
+	FILE *f = fopen(path, "w");
+	cr_assert(f);
+	for (unsigned i = 0; i < 2500000; i++) /* ~100 MB, 25 blocks */
+		fprintf(f, "main;frame_%u;leaf_with_a_somewhat_longer_name_%u %u\n", i % 97, i % 13, i % 5 + 1);
+	fclose(f);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(e, 2);
+		execl(CLI, CLI, "convert", "--threads", "1", "-o", out, path, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert(pid > 0);
+	char maps[64];
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
+	bool seen = false;
+	for (int i = 0; i < 200000 && !seen; i++) { /* bounded: the run takes ~1 s */
+		char *m = ts_read_file(maps, NULL);
+		seen = m && strstr(m, path);
+		free(m);
+	}
+	cr_assert(seen, "convert never mapped %s", path);
+	cr_assert_eq(truncate(path, 0), 0);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(!WIFSIGNALED(st), "killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 74, "status %#x", st);
+	char *e = ts_read_file(err, NULL);
+	char want[600];
+	snprintf(want, sizeof(want), "%s: read failed: file shrank while being read", path);
+	cr_expect(e && strstr(e, want), "stderr: %s", e ? e : "(none)");
+	free(e);
+	struct stat sb;
+	cr_expect_neq(stat(out, &sb), 0, "no output from a half-read input");
+}
+
+/* diff reads stdin once: `diff - -` (or stdin named twice) is a usage
+ * error, not an empty AFTER. */
+Test(convert, diff_refuses_stdin_twice)
+{
+	cr_assert_eq(ts_write_file(ts_path("a.folded"), "a 1\n", 4), 0);
+	cr_expect_eq(ts_run("%s diff -t folded - - < %s > %s 2> %s", CLI, ts_path("a.folded"), ts_path("out"),
+			    ts_path("err")),
+		     64);
+	char *err = ts_read_file(ts_path("err"), NULL);
+	cr_expect(err && strstr(err, "BEFORE and AFTER are the same stream (-)"), "stderr: %s", err);
+	free(err);
+	cr_expect_eq(ts_run("cat %s | %s diff -t folded /dev/stdin - > %s 2>/dev/null", ts_path("a.folded"),
+			    CLI, ts_path("out")),
+		     64);
+}
+
+/* --normalize against a side with no samples has nothing to scale by:
+ * said on stderr, values written unscaled (exit 0), or exit 65 with
+ * --strict; never a silent all-zero BEFORE. */
+Test(convert, diff_normalize_with_an_empty_side_is_reported)
+{
+	cr_assert_eq(ts_write_file(ts_path("a.folded"), "a 4\nb 6\n", 8), 0);
+	cr_assert_eq(ts_write_file(ts_path("empty"), "", 0), 0);
+	cr_assert_eq(ts_run("%s diff -t folded --normalize %s %s > %s 2> %s", CLI, ts_path("a.folded"),
+			    ts_path("empty"), ts_path("out"), ts_path("err")),
+		     0);
+	char *out = ts_read_file(ts_path("out"), NULL), *err = ts_read_file(ts_path("err"), NULL);
+	cr_expect_str_eq(out, "a 4 0\nb 6 0\n", "BEFORE unscaled");
+	cr_expect(err && strstr(err, "--normalize: AFTER"), "stderr: %s", err);
+	cr_expect(err && strstr(err, "has no samples"), "stderr: %s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(ts_run("%s diff -t folded --normalize %s %s > %s 2> %s", CLI, ts_path("empty"),
+			    ts_path("a.folded"), ts_path("out"), ts_path("err")),
+		     0);
+	err = ts_read_file(ts_path("err"), NULL);
+	cr_expect(err && strstr(err, "--normalize: BEFORE"), "stderr: %s", err);
+	free(err);
+	cr_expect_eq(ts_run("%s diff --strict -t folded --normalize %s %s > %s 2>/dev/null", CLI,
+			    ts_path("a.folded"), ts_path("empty"), ts_path("out")),
+		     65);
+	/* Both sides with samples: nothing said. */
+	cr_assert_eq(ts_run("%s diff -t folded --normalize %s %s > %s 2> %s", CLI, ts_path("a.folded"),
+			    ts_path("a.folded"), ts_path("out"), ts_path("err")),
+		     0);
+	size_t n = 1;
+	free(ts_read_file(ts_path("err"), &n));
+	cr_expect_eq(n, 0);
 }

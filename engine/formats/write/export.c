@@ -73,7 +73,12 @@ int st_export(const struct st_snap *s, int fmt, const struct st_export_opts *o, 
 
 int st_export_status(FILE *out)
 {
-	return fflush(out) || ferror(out) ? -EIO : 0;
+	/* A failing fflush leaves the cause in errno (ENOSPC, EFBIG, EPIPE...);
+	 * the error flag alone, from an earlier failed write, says only EIO. */
+	errno = 0;
+	if (fflush(out))
+		return errno ? -errno : -EIO;
+	return ferror(out) ? -EIO : 0;
 }
 
 void st_json_escape(FILE *out, const char *s, size_t len)

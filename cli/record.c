@@ -177,26 +177,30 @@ static int output_do_open(struct record *r)
 	return NEXT;
 }
 
+/* The output goes to our stdout: no -o, -o -, or a path that names the
+ * file fd 1 is (/dev/stdout, the file stdout was redirected to).  Asked of
+ * the path, before it is opened: the output file's stream says nothing. */
+static bool output_is_stdout(const char *out)
+{
+	struct stat so, sp;
+	if (!out || !strcmp(out, "-"))
+		return true;
+	return fstat(STDOUT_FILENO, &so) == 0 && stat(out, &sp) == 0 && same_file(&so, &sp);
+}
+
 /*
- * Open -o before the tracer starts (see the top), and note whether it is
- * our stdout.  A FIFO is the exception: opening it waits for its reader,
+ * Open -o before the tracer starts (see the top), after noting whether it
+ * is our stdout.  A FIFO is the exception: opening it waits for its reader,
  * which would move the recording's window; it is opened by the sink (where
  * a missing one is reported as any other).  NEXT or 73.
  */
 static int output_open(struct record *r)
 {
-	struct stat so, sp;
-	bool have_so = fstat(STDOUT_FILENO, &so) == 0;
-	if (r->out && strcmp(r->out, "-") && stat(r->out, &sp) == 0 && S_ISFIFO(sp.st_mode)) {
-		r->t.cmd_stdout_to_stderr = have_so && same_file(&so, &sp);
+	struct stat sp;
+	r->t.cmd_stdout_to_stderr = output_is_stdout(r->out);
+	if (r->out && strcmp(r->out, "-") && stat(r->out, &sp) == 0 && S_ISFIFO(sp.st_mode))
 		return NEXT;
-	}
-	int rc = output_do_open(r);
-	if (rc != NEXT)
-		return rc;
-	r->t.cmd_stdout_to_stderr = r->of.f == stdout ||
-				    (have_so && fstat(fileno(r->of.f), &sp) == 0 && same_file(&so, &sp));
-	return NEXT;
+	return output_do_open(r);
 }
 
 /* A run that never reached the sink leaves nothing behind. */
@@ -230,7 +234,6 @@ static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
 	}
 	return EX_OK_;
 }
-
 
 /* ------------------------------------------------------------ record cpu */
 

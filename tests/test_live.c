@@ -817,3 +817,284 @@ Test(live, pprof_window_across_a_reset)
 	free(got);
 	srv_stop(&s);
 }
+
+/* ------------------------------------------------ the page in Chromium */
+
+/*
+ * The page driven in headless Chromium through the DevTools protocol: a
+ * minimal WebSocket client (RFC 6455: masked text frames out, unmasked
+ * frames in) sends Runtime.evaluate and reads its answer.  Every wait polls
+ * an expression in the page (bounded), never a sleep.
+ */
+struct cdp {
+	pid_t pid;
+	int ws;
+	int next_id;
+	char dir[300];
+};
+
+static bool have_chromium(void)
+{
+	return ts_run("command -v chromium >/dev/null 2>&1") == 0;
+}
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t k = 0; k < n;) {
+		ssize_t r = read(fd, (char *)buf + k, n - k);
+		if (r <= 0)
+			return false;
+		k += (size_t)r;
+	}
+	return true;
+}
+
+static void ws_send(int fd, const char *text)
+{
+	size_t n = strlen(text), h = 0;
+	unsigned char hdr[14];
+	hdr[h++] = 0x81; /* FIN, text */
+	if (n < 126) {
+		hdr[h++] = 0x80 | (unsigned char)n;
+	} else if (n < 65536) {
+		hdr[h++] = 0x80 | 126;
+		hdr[h++] = (unsigned char)(n >> 8);
+		hdr[h++] = (unsigned char)n;
+	} else {
+		hdr[h++] = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			hdr[h++] = (unsigned char)((uint64_t)n >> (8 * i));
+	}
+	static const unsigned char mask[4] = { 0x12, 0x34, 0x56, 0x78 };
+	memcpy(hdr + h, mask, 4);
+	h += 4;
+	unsigned char *buf = malloc(h + n);
+	memcpy(buf, hdr, h);
+	for (size_t i = 0; i < n; i++)
+		buf[h + i] = (unsigned char)text[i] ^ mask[i % 4];
+	cr_assert_eq(write(fd, buf, h + n), (ssize_t)(h + n));
+	free(buf);
+}
+
+/* One whole message (continuation frames joined); caller frees. */
+static char *ws_recv(int fd)
+{
+	char *msg = NULL;
+	size_t len = 0;
+	for (;;) {
+		unsigned char h[2];
+		cr_assert(read_full(fd, h, 2), "DevTools connection closed");
+		uint64_t n = h[1] & 0x7f;
+		if (n == 126 || n == 127) {
+			unsigned char x[8];
+			size_t k = n == 126 ? 2 : 8;
+			cr_assert(read_full(fd, x, k));
+			n = 0;
+			for (size_t i = 0; i < k; i++)
+				n = n << 8 | x[i];
+		}
+		msg = realloc(msg, len + n + 1);
+		cr_assert(read_full(fd, msg + len, n));
+		len += n;
+		msg[len] = '\0';
+		if ((h[0] & 0x0f) == 0x9 || (h[0] & 0x0f) == 0xa) { /* ping/pong: skip */
+			len -= n;
+			continue;
+		}
+		if (h[0] & 0x80)
+			return msg;
+	}
+}
+
+/* Evaluate expr in the page: its JSON value (caller decrefs). */
+static json_t *cdp_eval(struct cdp *c, const char *expr)
+{
+	json_t *req = json_pack("{s:i,s:s,s:{s:s,s:b}}", "id", ++c->next_id, "method",
+				"Runtime.evaluate", "params", "expression", expr, "returnByValue", 1);
+	char *txt = json_dumps(req, JSON_COMPACT);
+	ws_send(c->ws, txt);
+	free(txt);
+	json_decref(req);
+	for (;;) {
+		char *m = ws_recv(c->ws);
+		json_t *j = json_loads(m, 0, NULL);
+		free(m);
+		if (j && json_integer_value(json_object_get(j, "id")) == c->next_id) {
+			json_t *v = json_object_get(json_object_get(json_object_get(j, "result"), "result"),
+						    "value");
+			json_t *out = v ? json_incref(v) : json_null();
+			json_decref(j);
+			return out;
+		}
+		json_decref(j);
+	}
+}
+
+static char *cdp_str(struct cdp *c, const char *expr)
+{
+	json_t *v = cdp_eval(c, expr);
+	char *s = strdup(json_is_string(v) ? json_string_value(v) : "");
+	json_decref(v);
+	return s;
+}
+
+/* Poll expr (a boolean) until true: bounded, about 15 s. */
+static void cdp_wait(struct cdp *c, const char *expr)
+{
+	for (int i = 0; i < 1500; i++) {
+		json_t *v = cdp_eval(c, expr);
+		bool ok = json_is_true(v);
+		json_decref(v);
+		if (ok)
+			return;
+		pause_ms(10);
+	}
+	cr_assert_fail("the page never satisfied: %s", expr);
+}
+
+static void cdp_open(struct cdp *c, const char *url)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->dir, sizeof(c->dir), "%s", ts_path("chromium"));
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd),
+		 "exec chromium --headless=new --no-sandbox --disable-gpu --no-first-run "
+		 "--user-data-dir='%s' --remote-debugging-address=127.0.0.1 "
+		 "--remote-debugging-port=0 --window-size=1200,600 '%s' 2>&1",
+		 c->dir, url);
+	int out;
+	c->pid = spawn_sh(cmd, -1, &out);
+	char line[1024];
+	int port = 0;
+	while (!port && read_line(out, line, sizeof(line))) {
+		const char *p = strstr(line, "DevTools listening on ws://127.0.0.1:");
+		if (p)
+			port = atoi(p + strlen("DevTools listening on ws://127.0.0.1:"));
+	}
+	close(out); /* Chromium's later logging goes nowhere (EPIPE) */
+	cr_assert(port > 0, "chromium printed no DevTools address");
+	/* The page target's WebSocket, from the DevTools HTTP endpoint. */
+	char *page = NULL;
+	for (int i = 0; i < 500 && !page; i++) {
+		ts_run("curl -s -m 5 http://127.0.0.1:%d/json/list > '%s'", port, ts_path("targets"));
+		char *t = ts_read_file(ts_path("targets"), NULL);
+		json_t *j = t ? json_loads(t, 0, NULL) : NULL;
+		size_t k;
+		json_t *e;
+		json_array_foreach(j, k, e)
+		{
+			const char *type = json_string_value(json_object_get(e, "type"));
+			const char *u = json_string_value(json_object_get(e, "url"));
+			if (!page && type && !strcmp(type, "page") && u && !strncmp(u, url, strlen(url)))
+				page = strdup(json_string_value(json_object_get(e, "webSocketDebuggerUrl")));
+		}
+		json_decref(j);
+		free(t);
+		if (!page)
+			pause_ms(10);
+	}
+	cr_assert(page, "no page target for %s", url);
+	const char *path = strchr(page + strlen("ws://"), '/');
+	c->ws = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(c->ws, (struct sockaddr *)&a, sizeof(a)), 0);
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			 "Sec-WebSocket-Version: 13\r\n\r\n",
+			 path, port);
+	cr_assert_eq(write(c->ws, req, (size_t)n), n);
+	free(page);
+	/* The handshake answer ends with an empty line. */
+	char hs[2048];
+	size_t k = 0;
+	while (k < 4 || memcmp(hs + k - 4, "\r\n\r\n", 4)) {
+		cr_assert(k < sizeof(hs) - 1 && read(c->ws, hs + k, 1) == 1, "WebSocket handshake failed");
+		k++;
+	}
+	hs[k] = '\0';
+	cr_assert(strstr(hs, " 101 "), "WebSocket handshake: %s", hs);
+}
+
+static void cdp_close(struct cdp *c)
+{
+	close(c->ws);
+	kill(c->pid, SIGTERM);
+	waitpid(c->pid, NULL, 0);
+}
+
+#define PAGE_STATUS "document.getElementById('status').textContent"
+
+Test(live, page_updates_keeps_zoom_and_search_names_stay_text, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test("chromium (Debian chromium, `scripts/deps.sh test`) not installed: the page "
+			     "is not run");
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;a;b 3\nmain;<img src=x onerror=alert(1)>;c 2\n");
+	wait_status(&s, "total", 5);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, "document.querySelectorAll('#chart .f').length === 6");
+	char *st = cdp_str(&c, PAGE_STATUS);
+	cr_expect(strstr(st, "total 5"), "status: %s", st);
+	free(st);
+	/* The hostile name is a frame's text, not markup. */
+	json_t *v = cdp_eval(&c, "[...document.querySelectorAll('#chart .f')].some(e => e.textContent "
+				 "=== '<img src=x onerror=alert(1)>') && document.querySelectorAll('img').length === 0");
+	cr_expect(json_is_true(v), "the hostile name did not stay text");
+	json_decref(v);
+
+	/* Zoom into main;a and search for z, then update. */
+	cdp_eval(&c, "[...document.querySelectorAll('#chart .f')].find(e => e.textContent === 'a').click()");
+	cdp_eval(&c, "(() => { const i = document.getElementById('search'); i.value = 'z'; "
+		     "i.dispatchEvent(new Event('input')); })()");
+	feed(&s, "main;a;z 10\n");
+	wait_status(&s, "total", 15);
+	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 15')");
+	st = cdp_str(&c, "document.getElementById('crumbs').textContent");
+	cr_expect_str_eq(st, "zoom: main \u203a a", "zoom lost across an update");
+	free(st);
+	st = cdp_str(&c, PAGE_STATUS);
+	cr_expect(strstr(st, "matched 10 (66.67%)"), "search lost across an update: %s", st);
+	free(st);
+	v = cdp_eval(&c, "[...document.querySelectorAll('#chart .f.m')].map(e => e.textContent).join()");
+	cr_expect_str_eq(json_string_value(v), "z");
+	json_decref(v);
+	/* Zoomed frames are scaled to the zoomed node: z is 10/13 of a. */
+	v = cdp_eval(&c, "(() => { const f = [...document.querySelectorAll('#chart .f')]; "
+			 "const w = (n) => parseFloat(f.find(e => e.textContent === n).style.width); "
+			 "return Math.round(1000 * w('z') / w('a')); })()");
+	cr_expect_eq(json_integer_value(v), 769, "z/a width ratio %lld/1000", json_integer_value(v));
+	json_decref(v);
+
+	/* Pause (space): a new version arrives but is not shown until resume. */
+	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '}))");
+	feed(&s, "main;a;z 5\n");
+	wait_status(&s, "total", 20);
+	char want[128];
+	snprintf(want, sizeof(want), "document.body.dataset.received === '%llu'",
+		 (unsigned long long)status_u(&s, "version"));
+	cdp_wait(&c, want);
+	st = cdp_str(&c, PAGE_STATUS);
+	cr_expect(strstr(st, "paused") && strstr(st, "total 15"), "paused page changed: %s", st);
+	free(st);
+	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '}))");
+	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 20')");
+
+	/* The zoomed node gone (a reset): the nearest ancestor that exists. */
+	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'r'}))");
+	wait_status(&s, "total", 0);
+	feed(&s, "main;q 1\n");
+	wait_status(&s, "total", 1);
+	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 1,') || "
+		     "document.getElementById('status').textContent.endsWith('total 1')");
+	st = cdp_str(&c, "document.getElementById('crumbs').textContent");
+	cr_expect_str_eq(st, "zoom: main", "zoom did not fall back to the nearest ancestor");
+	free(st);
+	cdp_close(&c);
+	srv_stop(&s);
+}

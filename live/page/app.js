@@ -29,6 +29,8 @@
   function fmt(n) { return n.toLocaleString('en-US'); }
 
   // The zoomed node: the deepest node along zoomPath that exists now.
+  // zoomPath itself stays what the user chose, so a node that comes back
+  // (after a reset, say) is zoomed again.
   function resolveZoom() {
     const chain = [root];
     let node = root;
@@ -38,7 +40,6 @@
       chain.push(next);
       node = next;
     }
-    zoomPath = chain.slice(1).map((k) => k.n);
     return chain;
   }
 
@@ -75,7 +76,7 @@
     const base = chain.length - 1;
     const scale = zoom.t > 0 ? width / zoom.t : 0;
     // Breadth of the walk is bounded by MIN_PX: narrower subtrees are skipped.
-    const stack = [[zoom, base, 0, zoomPath.slice(), false]];
+    const stack = [[zoom, base, 0, chain.slice(1).map((k) => k.n), false]];
     while (stack.length && elems < MAX_ELEMS) {
       const [node, depth, x, path, under] = stack.pop();
       const w = node.t * scale;
@@ -100,6 +101,7 @@
   function onSnapshot(data, v) {
     let tree;
     try { tree = JSON.parse(data); } catch (e) { status.textContent = 'bad event: ' + e.message; return; }
+    document.body.dataset.received = v; // the last version received, shown or not (tests)
     if (paused) { pending = [tree, v]; return; }
     root = tree;
     version = v;

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include "live/server.h"
@@ -35,7 +36,7 @@ struct serve_opts {
 	bool perf;
 	const char *addr, *path, *metric, *token_file;
 	long long port, tick, timeout;
-	bool insecure;
+	bool insecure, follow;
 	struct st_perf_opts po;
 };
 
@@ -43,6 +44,7 @@ struct feed {
 	struct st_engine *e;
 	const char *name;
 	int fd, stop[2];
+	int follow;         /* --follow: an inotify fd watching the file, or -1 */
 	bool perf;
 	struct st_perf_opts po;
 	char *event;        /* perf: the event collapsed (first seen) */
@@ -52,12 +54,12 @@ struct feed {
 	int err;            /* -errno of a read/ingest failure */
 };
 
-enum { OPT_ADDR = 1000, OPT_PORT, OPT_TICK, OPT_TOKEN_FILE, OPT_INSECURE, OPT_TIMEOUT };
+enum { OPT_ADDR = 1000, OPT_PORT, OPT_TICK, OPT_TOKEN_FILE, OPT_INSECURE, OPT_TIMEOUT, OPT_FOLLOW };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s serve [-f folded|perf] [--addr A] [--port P] [--tick MS] [FILE|-]\n"
+		"usage: %s serve [-f folded|perf] [--addr A] [--port P] [--tick MS] [--follow] [FILE|-]\n"
 		"  Ingest FILE (or stdin, read as it grows: `perf script | %s serve -f perf -`)\n"
 		"  and serve the live flamegraph over HTTP until SIGINT/SIGTERM.\n"
 		"  -f, --from F       input format: folded (default) or perf (perf script)\n"
@@ -70,6 +72,7 @@ static void usage(FILE *f)
 		"                     line (or set SHARDTRIE_LIVE_TOKEN)\n"
 		"  --insecure         allow a non-loopback address without a token\n"
 		"  --timeout S        close a connection idle (or not reading) S seconds (30)\n"
+		"  --follow           at the end of FILE, wait for more (tail -f)\n"
 		"Endpoints: / /events /api/snapshot /api/status /debug/pprof/profile /reset /order\n"
 		"(docs/live.md).\n",
 		st_prog, st_prog);
@@ -104,6 +107,7 @@ static int take(int c, const char *arg, void *ctx)
 		return ST_CLI_GO_ON;
 	case OPT_TOKEN_FILE: o->token_file = arg; return ST_CLI_GO_ON;
 	case OPT_INSECURE: o->insecure = true; return ST_CLI_GO_ON;
+	case OPT_FOLLOW: o->follow = true; return ST_CLI_GO_ON;
 	case 'h': usage(stdout); return EX_OK_;
 	default: usage(stderr); return EX_USAGE_;
 	}
@@ -120,6 +124,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "token-file", required_argument, 0, OPT_TOKEN_FILE },
 		{ "insecure", no_argument, 0, OPT_INSECURE },
 		{ "timeout", required_argument, 0, OPT_TIMEOUT },
+		{ "follow", no_argument, 0, OPT_FOLLOW },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -214,9 +219,9 @@ static size_t cut(const struct feed *f, const char *buf, size_t len)
 }
 
 /* Wait for input or the stop pipe: 1 readable, 0 stop. */
-static int wait_input(struct feed *f)
+static int wait_input(struct feed *f, int fd)
 {
-	struct pollfd p[2] = { { f->fd, POLLIN, 0 }, { f->stop[0], POLLIN, 0 } };
+	struct pollfd p[2] = { { fd, POLLIN, 0 }, { f->stop[0], POLLIN, 0 } };
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -241,13 +246,26 @@ static void *reader(void *arg)
 		f->err = -ENOMEM;
 		goto out;
 	}
-	while (wait_input(f)) {
+	while (wait_input(f, f->fd)) {
 		ssize_t n = read(f->fd, buf + len, SERVE_BUF - len);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
 			f->err = -errno;
 			break;
+		}
+		if (n == 0 && f->follow >= 0) {
+			/* --follow: wait until the file changes.  The watch was
+			 * set before the first read, so a write after this read
+			 * has an event queued: no change is missed. */
+			if (!wait_input(f, f->follow))
+				break; /* stop: an unfinished last line is not data yet */
+			char ev[4096];
+			if (read(f->follow, ev, sizeof(ev)) < 0 && errno != EAGAIN) {
+				f->err = -errno;
+				break;
+			}
+			continue;
 		}
 		if (n == 0) { /* end of input: what is left is the last line */
 			if (len && !skipping)
@@ -302,11 +320,22 @@ static struct st_engine *make_engine(const char *metric)
 static int serve(const struct serve_opts *o, const char *token)
 {
 	struct feed f = { .name = strcmp(o->path, "-") ? o->path : "<stdin>", .perf = o->perf,
-			  .po = o->po, .stop = { -1, -1 } };
+			  .po = o->po, .stop = { -1, -1 }, .follow = -1 };
 	f.fd = st_input_open(o->path);
 	if (f.fd < 0) {
 		fprintf(stderr, "%s serve: %s: %s\n", st_prog, o->path, strerror(errno));
 		return EX_NOINPUT_;
+	}
+	if (o->follow && strcmp(o->path, "-")) {
+		f.follow = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (f.follow < 0 || inotify_add_watch(f.follow, o->path, IN_MODIFY) < 0) {
+			fprintf(stderr, "%s serve: %s: cannot follow: %s\n", st_prog, o->path,
+				strerror(errno));
+			if (f.follow >= 0)
+				close(f.follow);
+			st_input_close(f.fd);
+			return EX_NOINPUT_;
+		}
 	}
 	if (!(f.e = make_engine(o->metric)) || pipe2(f.stop, O_CLOEXEC)) {
 		fprintf(stderr, "%s serve: %s\n", st_prog, strerror(errno));
@@ -362,6 +391,8 @@ static int serve(const struct serve_opts *o, const char *token)
 	close(f.stop[0]);
 	close(f.stop[1]);
 	st_input_close(f.fd);
+	if (f.follow >= 0)
+		close(f.follow);
 	st_engine_destroy(f.e);
 	free(f.event);
 	return rc;
@@ -376,12 +407,18 @@ int cmd_serve(int argc, char **argv)
 	char *token = read_token(&o, &rc);
 	if (rc != EX_OK_)
 		return rc;
-	bool loopback = !strncmp(o.addr, "127.", 4) || !strcmp(o.addr, "::1");
-	if (!loopback && !token && !o.insecure) {
+	int kind = st_live_addr_kind(o.addr);
+	if (kind < 0) {
+		free(token);
+		return st_cli_bad_value("serve", "--addr", "a numeric IPv4 or IPv6 address", o.addr),
+		       EX_USAGE_;
+	}
+	if (!kind && !token && !o.insecure) {
 		fprintf(stderr,
 			"%s serve: --addr %s is not loopback: give a token (--token-file F or "
 			"SHARDTRIE_LIVE_TOKEN) or --insecure\n",
 			st_prog, o.addr);
+		free(token);
 		return EX_USAGE_;
 	}
 	rc = serve(&o, token);

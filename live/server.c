@@ -439,10 +439,12 @@ static enum MHD_Result api_status(struct st_live *l, struct MHD_Connection *c)
 		json_array_append_new(names, json_string(st_engine_metric(l->e, m)->name));
 	}
 	pthread_mutex_lock(&l->cache.mu);
-	uint64_t encodes = l->cache.encodes;
+	uint64_t encodes = l->cache.encodes, cached = 0;
+	for (unsigned i = 0; i < ST_LIVE_CACHE_SLOTS; i++)
+		cached += l->cache.slot[i].blob ? l->cache.slot[i].blob->len : 0;
 	pthread_mutex_unlock(&l->cache.mu);
 	json_t *j = json_pack(
-		"{s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I}}",
+		"{s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I}}",
 		"version", (json_int_t)st_snap_version(s), "generation",
 		(json_int_t)st_snap_generation(s), "nodes", (json_int_t)st_snap_node_count(s),
 		"total", tot, "metrics", names, "ingested", (json_int_t)st.ingested, "dropped",
@@ -452,7 +454,7 @@ static enum MHD_Result api_status(struct st_live *l, struct MHD_Connection *c)
 		(json_int_t)load(&l->win_active), "windows_done", (json_int_t)load(&l->win_done),
 		"encodes", (json_int_t)encodes, "memory", "snapshot", (json_int_t)st.mem_snapshot,
 		"master", (json_int_t)st.mem_master, "shards", (json_int_t)st.mem_shards, "intern",
-		(json_int_t)st.mem_intern);
+		(json_int_t)st.mem_intern, "cache", (json_int_t)cached);
 	st_snap_release(s);
 	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
@@ -842,6 +844,15 @@ static int parse_addr(const char *addr, unsigned port, struct sockaddr_storage *
 		return AF_INET6;
 	}
 	return -1;
+}
+
+int st_live_addr_kind(const char *addr)
+{
+	struct sockaddr_storage ss;
+	bool loopback;
+	if (!addr || parse_addr(addr, 0, &ss, &loopback) < 0)
+		return -EINVAL;
+	return loopback;
 }
 
 struct st_live *st_live_start(struct st_engine *e, const struct st_live_opts *o)

@@ -57,6 +57,10 @@ struct st_live_opts {
 };
 void st_live_opts_init(struct st_live_opts *o);
 
+/* Whether addr is a numeric address the server can bind: 1 loopback
+ * (127.0.0.0/8, ::1), 0 another one, -EINVAL not a numeric address. */
+int st_live_addr_kind(const char *addr);
+
 struct st_live;
 /* Start serving engine e (which must outlive the server).  NULL with errno
  * set (EINVAL bad option, EADDRINUSE, ...). */

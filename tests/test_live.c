@@ -1098,3 +1098,29 @@ Test(live, page_updates_keeps_zoom_and_search_names_stay_text, .timeout = 90)
 	cdp_close(&c);
 	srv_stop(&s);
 }
+
+/* --follow: a file that grows is read as it grows; an unfinished last line
+ * waits for its end. */
+Test(live, follow_a_growing_file)
+{
+	cr_assert_eq(ts_write_file(ts_path("grow"), "a;b 1\n", 6), 0);
+	struct srv s;
+	char args[512];
+	snprintf(args, sizeof(args), "--follow '%s'", ts_path("grow"));
+	srv_start(&s, args, false);
+	wait_status(&s, "total", 1);
+	FILE *f = fopen(ts_path("grow"), "a");
+	cr_assert(f);
+	fputs("a;c 2\na;", f);
+	fflush(f);
+	wait_status(&s, "total", 3);
+	fputs("d 3\n", f);
+	fclose(f);
+	wait_status(&s, "total", 6);
+	struct resp r = http(&s, "", "/api/snapshot?format=folded");
+	cr_expect_str_eq(r.body, "a;b 1\na;c 2\na;d 3\n");
+	resp_free(&r);
+	srv_stop(&s);
+	cr_expect_eq(ts_run("%s serve --addr localhost /dev/null 2>/dev/null", CLI), 64,
+		     "a name is not a numeric address");
+}

@@ -221,7 +221,8 @@ static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
 	int rc = r->of_open ? NEXT : output_do_open(r); /* a FIFO: now */
 	if (rc != NEXT)
 		return rc;
-	int err = st_export(s, r->fmt, &r->eo, r->of.f);
+	/* The stream's bare EIO replaced by the real cause (ENOSPC, EFBIG...). */
+	int err = st_outfile_stream_error(&r->of, st_export(s, r->fmt, &r->eo, r->of.f));
 	if (err)
 		st_outfile_abort(&r->of);
 	else

@@ -600,6 +600,24 @@ Test(bpf_record, hup_and_quit_write_output, .timeout = 90)
 	}
 }
 
+/* A write error at the end of a run is named (ENOSPC here, not a bare EIO)
+ * and exits 74: -o on a /dev/full-like device (mknod c 1 7 in the test's
+ * directory; /dev/full itself is not touched). */
+Test(bpf_record, write_error_named, .timeout = 60)
+{
+	need_bpf();
+	const char *full = ts_path("full");
+	if (ts_run("mknod '%s' c 1 7 2>/dev/null", full) != 0)
+		cr_skip_test("mknod of a full device failed here");
+	int rc = ts_run("'%s' record cpu -d 0.3 -o '%s' 2>'%s'", CLI, full, ts_path("full.err"));
+	char *err = ts_read_file(ts_path("full.err"), NULL);
+	struct stat sb;
+	cr_expect_eq(rc, 74, "-o FULL-DEVICE: exit %d, want 74: %s", rc, err ? err : "");
+	cr_expect(err && strstr(err, "write failed: No space left on device"), "message: %s", err ? err : "");
+	cr_expect(stat(full, &sb) == 0 && S_ISCHR(sb.st_mode), "the device was replaced");
+	free(err);
+}
+
 /* ------------------------------------------------------------ user frames of exited processes */
 
 /* `record cpu` resolves the user frames of processes that exited before

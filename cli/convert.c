@@ -203,7 +203,6 @@ static int add_events_locked(struct job *j, const struct st_perf_cache *c)
 	return 0;
 }
 
-
 /* Parse blocks until the queue is done (after an error: only drain it). */
 static void *worker(void *arg)
 {

@@ -109,12 +109,13 @@ static int load(struct st_engine *e, const char *path, uint64_t *bad)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shardtrie diff [-t flamebearer|folded|svg|html] [--normalize]\n"
-		"                      [--max-nodes N] [--title T] [--width PX] [--minwidth PCT]\n"
-		"                      [--inverted] [--colors P] [-o FILE] BEFORE AFTER\n"
+		"usage: shardtrie diff [-t flamebearer|folded|svg|html] [--normalize] [--strict]\n"
+		"                      [output options] [-o FILE] BEFORE AFTER\n"
 		"BEFORE and AFTER are folded stack files.  -t folded writes 'stack before after'\n"
 		"lines sorted byte-wise; --normalize scales BEFORE to AFTER's total per stack\n"
-		"(difffolded.pl -n).  Default output: flamebearer (Pyroscope \"double\" format).\n");
+		"(difffolded.pl -n).  Default output: flamebearer (Pyroscope \"double\" format).\n"
+		"Malformed lines are reported as FILE:LINE and skipped; --strict makes them,\n"
+		"and any capped total, an error (exit 65, no output).\n" ST_CLI_EXPORT_HELP);
 }
 
 /* One option of getopt_long into o: ST_CLI_GO_ON, or the exit code. */

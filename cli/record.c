@@ -70,9 +70,7 @@ struct record {
 	"run starts (exit 73 at once when it cannot be created).  When the output\n" \
 	"goes to standard output, COMMAND's standard output goes to standard error:\n" \
 	"the output carries the profile and nothing else.\n"                       \
-	"output options (as convert's): --max-nodes N (flamebearer, -1 = all)\n"    \
-	"  --title T --width PX --minwidth PCT --inverted --reverse\n"              \
-	"  --colors PALETTE --sample-rate HZ --units U --name NAME\n"
+	ST_CLI_EXPORT_HELP
 
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
 

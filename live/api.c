@@ -14,6 +14,23 @@
 #include "http.h"
 #include "shardtrie_export.h"
 
+/* 200 with the JSON text txt (malloc'd; freed by MHD after sending, or
+ * here when the response cannot be made).  NULL txt: MHD_NO (no memory). */
+static enum MHD_Result reply_json_owned(struct MHD_Connection *c, char *txt)
+{
+	if (!txt)
+		return MHD_NO;
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer_with_free_callback(strlen(txt), txt, free);
+	if (!r) {
+		free(txt);
+		return MHD_NO;
+	}
+	st_live_common_headers(r, "no-store");
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	return st_live_queue(c, MHD_HTTP_OK, r);
+}
+
 enum MHD_Result st_live_api_snapshot(struct st_live *l, struct MHD_Connection *c)
 {
 	struct st_live_params p;
@@ -78,17 +95,7 @@ enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c)
 	st_snap_release(s);
 	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	if (!txt)
-		return MHD_NO;
-	size_t n = strlen(txt);
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(n, txt, free);
-	if (!r) {
-		free(txt);
-		return MHD_NO;
-	}
-	st_live_common_headers(r, "no-store");
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	return st_live_queue(c, MHD_HTTP_OK, r);
+	return reply_json_owned(c, txt);
 }
 
 /* POST /reset: a new baseline; answers the (empty) snapshot as ior does. */
@@ -147,18 +154,7 @@ enum MHD_Result st_live_order(struct st_live *l, struct MHD_Connection *c, const
 			return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
 					  "order failed: %s", strerror(-err));
 	}
-	char *txt = l->o.hooks.order_get(l->o.hooks.arg);
-	if (!txt)
-		return MHD_NO;
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer_with_free_callback(strlen(txt), txt, free);
-	if (!r) {
-		free(txt);
-		return MHD_NO;
-	}
-	st_live_common_headers(r, "no-store");
-	MHD_add_response_header(r, "Content-Type", "application/json");
-	return st_live_queue(c, MHD_HTTP_OK, r);
+	return reply_json_owned(c, l->o.hooks.order_get(l->o.hooks.arg));
 }
 
 /*

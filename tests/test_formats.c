@@ -67,16 +67,6 @@ static char *cli_output(const char *cmd, const char *in, const char *in2)
 
 /* An engine without a merger thread (merges only in st_flush) and with
  * `nshards` shards up front (0: one per online CPU). */
-static struct st_engine *mk_engine(unsigned nshards)
-{
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	so.nshards = nshards;
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
-	return e;
-}
 
 /* Folded bytes of e: by the snapshot walk (flush first) or one-shot. */
 static char *folded_of(struct st_engine *e, bool once, unsigned metric)
@@ -155,7 +145,7 @@ Test(formats, perf_library_api)
 	cr_assert(cut > 0 && text[cut - 1] == '\n' && text[cut - 2] == '\n');
 	cr_assert_str_eq(text + cut, "garbage\napp 10/11 [000] 1.2: 5 cycles:\n\t1 leaf (/lib/x.so)\n");
 
-	struct st_engine *e = mk_engine(0);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	struct st_perf_opts po;
 	st_perf_opts_init(&po);
@@ -204,7 +194,7 @@ Test(formats, perf_cache_across_blocks)
 			"\t2 main (/bin/x)\n"
 			"\n"
 			"junk\n";
-	struct st_engine *e = mk_engine(0);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	struct st_perf_cache *c = st_perf_cache_new();
 	cr_assert(c);
@@ -396,7 +386,7 @@ Test(formats, perf_body_cache_near_misses)
 			char *out[2];
 			struct st_parse_stats st[2] = { { 0 }, { 0 } };
 			for (int ref = 0; ref < 2; ref++) {
-				struct st_engine *e = mk_engine(0);
+				struct st_engine *e = ts_engine_no_merger(0);
 				struct st_writer *w = st_writer_open(e);
 				cr_assert(w);
 				if (ref) {
@@ -571,7 +561,7 @@ Test(formats, perf_batched_ingest_under_allocation_failure)
 	size_t len;
 	char *text = gen_perf(99, 400, &len);
 	for (long k = 0; k < 120; k += 3) {
-		struct st_engine *e = mk_engine(1);
+		struct st_engine *e = ts_engine_no_merger(1);
 		struct st_writer *w = st_writer_open(e);
 		cr_assert(w);
 		struct st_perf_opts po;
@@ -609,7 +599,7 @@ Test(formats, folded_once_equals_snapshot_export_on_perf_input)
 		po.event = "cpu-clock";
 		char *out[2];
 		for (int once = 0; once < 2; once++) {
-			struct st_engine *e = mk_engine(2);
+			struct st_engine *e = ts_engine_no_merger(2);
 			ingest_perf(e, 1 + opt % 3, &po, text, len);
 			out[once] = folded_of(e, once, 0);
 			/* One-shot took the samples: nothing is left behind. */
@@ -722,7 +712,7 @@ Test(formats, folded_once_edge_cases)
 	}
 
 	/* Merged already: -EBUSY, nothing written, nothing taken. */
-	struct st_engine *e = mk_engine(0);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	uint64_t one = 1;
 	ingest_strs(w, "x|y", &one);
@@ -741,7 +731,7 @@ Test(formats, folded_once_edge_cases)
  * the one-shot path declines before it takes any sample. */
 Test(formats, folded_escapes_line_breaks_in_names)
 {
-	struct st_engine *e = mk_engine(0);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	uint64_t one = 1, big = 1000000;
 	ingest_strs(w, "cat|/tmp/x\nfake;stack 999", &big);
@@ -763,7 +753,7 @@ Test(formats, folded_escapes_line_breaks_in_names)
  * end, against the snapshot walk. */
 static char *long_names_folded(bool once)
 {
-	struct st_engine *e = mk_engine(2);
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert(w);
 	size_t big = ST_MAX_FRAME_LEN;

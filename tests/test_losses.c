@@ -160,11 +160,7 @@ Test(losses, diff_numticks_is_capped_never_wrapped)
 
 Test(losses, snapshot_saturation_query)
 {
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	const char *ab[] = { "a", "b" }, *ac[] = { "a", "c" }, *d[] = { "d" };
 	size_t l2[] = { 1, 1 }, l1[] = { 1 };
@@ -402,13 +398,10 @@ Test(losses, perf_stats_and_event_tally)
 			   "app 1/1 [000] 1.2: 7 cycles:\n\t1 c (/m)\n\n"
 			   "app 1/1 [000] 1.3: 1 branches:\n\t1 d (/m)\n\n"
 			   "app 1/1 [000] 1.4: 8 cycles:\n\t1 e (/m)\n";
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	struct st_perf_cache *c = st_perf_cache_new();
-	cr_assert(e && w && c);
+	cr_assert(w && c);
 	struct st_parse_stats st = { 0 };
 	int errs = 0;
 	cr_assert_eq(st_perf_ingest_cached(c, w, 0, NULL, text, strlen(text), count_err, &errs, &st), 0);

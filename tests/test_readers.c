@@ -221,11 +221,7 @@ Test(units, unknown_units_rejected)
  * units; the CLI refuses them earlier). */
 Test(units, markup_escaped_everywhere)
 {
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
+	struct st_engine *e = ts_engine_no_merger(0);
 	struct st_writer *w = st_writer_open(e);
 	int64_t id = st_intern(e, "<x>&\"'", 6);
 	cr_assert(id >= 0);

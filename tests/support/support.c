@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,4 +136,15 @@ int ts_run(const char *fmt, ...)
 	va_end(ap);
 	int st = system(cmd);
 	return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+struct st_engine *ts_engine_no_merger(unsigned nshards)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = nshards;
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e, "st_engine_create: %s", strerror(errno));
+	return e;
 }

@@ -18,6 +18,9 @@ char *ts_flush_dump(struct st_engine *e);
 /* The root's total in `metric` in the engine's current snapshot (taken and
  * released here; it does not flush: flush first to see what was added). */
 uint64_t ts_root_total(struct st_engine *e, unsigned metric);
+/* An engine with no merger thread (merges only in st_flush), one metric and
+ * nshards shards (0 = one per CPU); asserts it was made. */
+struct st_engine *ts_engine_no_merger(unsigned nshards);
 /* Flush the engine and the reference; assert that their dumps are equal
  * (the printf-style message says where, on failure). */
 void ts_assert_matches_ref(struct st_engine *e, struct st_ref *r, const char *fmt, ...)

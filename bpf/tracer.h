@@ -19,6 +19,20 @@
  *     after the tracing has ended and the drop report is printed; it writes
  *     the snapshot (valid only during the call) and returns 0 or an exit
  *     code.  A non-zero return becomes the tracer's status.
+ *   - The sink's optional started() and stopping() let the caller watch
+ *     the engine while the run goes on (record --serve): started(ctx, e)
+ *     is called once, on the calling thread, when the engine exists and
+ *     before any tracing starts (no program attached, no consumer running);
+ *     it returns 0, or an exit code that ends the run before it starts
+ *     (and becomes the status; stopping() is then not called).  e stays
+ *     valid until stopping(ctx) returns.  The engine then runs a merger
+ *     (10 ms) so that its published snapshots follow the run; a caller may
+ *     only read them (st_snap_acquire/release, st_engine_stats) and reset
+ *     it (st_reset: the output then holds what came after the reset).
+ *     stopping(ctx) is called once after started() succeeded, on the
+ *     calling thread, after the last sample is ingested (consumers joined)
+ *     and before write() and the engine's teardown, also when the run
+ *     fails; the caller must stop using e by the time it returns.
  *   - The status is a process exit code: ST_TRACE_OK, one of the sysexits
  *     values below, or (when the run succeeded and a command was traced) the
  *     command's own status, as strace passes it on: its exit status (127
@@ -51,6 +65,9 @@ enum st_trace_status {
 struct st_trace_sink {
 	/* s: the run's merged stacks; metric: the index of the metric to write. */
 	int (*write)(void *ctx, const struct st_snap *s, unsigned metric);
+	/* Optional (NULL: not called), see the contract above. */
+	int (*started)(void *ctx, struct st_engine *e);
+	void (*stopping)(void *ctx);
 	void *ctx;
 };
 

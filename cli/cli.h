@@ -30,6 +30,46 @@ int cmd_diff(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* serve.c: live/server.h over a file or stream */
 
 /*
+ * The live server's options, shared by `serve` and `record --serve`
+ * (serve.c): put ST_CLI_LIVE_LONGOPTS in the getopt_long table and hand
+ * option codes to st_cli_live_opt() (ST_CLI_GO_ON taken, an exit code, or
+ * 1 = not a live option).  st_cli_live_check() reads the token and applies
+ * the address rules; st_cli_live_start() starts the server on e and prints
+ * "Live flamegraph at http://ADDR:PORT/" on url_out.  cmd and addr_opt name
+ * the subcommand and the option that set the address, for messages.
+ */
+enum st_cli_live_opt_code {
+	ST_OPT_LIVE_ADDR = 1000,
+	ST_OPT_LIVE_PORT,
+	ST_OPT_LIVE_TICK,
+	ST_OPT_LIVE_TOKEN_FILE,
+	ST_OPT_LIVE_INSECURE,
+	ST_OPT_LIVE_TIMEOUT,
+};
+#define ST_CLI_LIVE_LONGOPTS                                              \
+	{ "tick", required_argument, 0, ST_OPT_LIVE_TICK },                \
+	{ "token-file", required_argument, 0, ST_OPT_LIVE_TOKEN_FILE },    \
+	{ "insecure", no_argument, 0, ST_OPT_LIVE_INSECURE },              \
+	{ "timeout", required_argument, 0, ST_OPT_LIVE_TIMEOUT }
+struct st_cli_live {
+	const char *addr, *token_file;
+	long long port, tick, timeout;
+	bool insecure;
+	char *token; /* st_cli_live_check(): malloc'd, or NULL */
+};
+struct st_engine;
+struct st_live;
+struct st_live_hooks;
+void st_cli_live_init(struct st_cli_live *o);
+int st_cli_live_opt(const char *cmd, int c, const char *arg, struct st_cli_live *o);
+int st_cli_live_check(const char *cmd, const char *addr_opt, struct st_cli_live *o);
+/* NULL (message printed, *rc the exit code) or the server. */
+struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, struct st_engine *e,
+				  unsigned metric, const struct st_live_hooks *hooks, FILE *url_out,
+				  int *rc);
+void st_cli_live_fini(struct st_cli_live *o);
+
+/*
  * An output file (outfile.c): a missing or regular file (symlinks followed)
  * is written to a temporary file beside it and renamed over it on commit
  * (mode, and owner when root, kept), removed on abort or when a killing

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../bpf/tracer.h"
+#include "../live/server.h"
 #include "cli.h"
 
 _Static_assert(ST_TRACE_OK == EX_OK_ && ST_TRACE_SOFTWARE == EX_SOFTWARE_ &&
@@ -35,6 +36,7 @@ enum record_opt {
 	OPT_METRIC,
 	OPT_SELFTEST,
 	OPT_FLOOD,
+	OPT_SERVE,
 };
 
 /* What the options of both subcommands fill. */
@@ -48,6 +50,12 @@ struct record {
 	struct st_trace_sink sink; /* writes to -o as -t with eo */
 	struct st_outfile of;      /* -o, open from before the run until the sink */
 	bool of_open;
+	/* --serve[=ADDR[:PORT]]: the live view while the run goes on. */
+	bool serve, live_opts;     /* --serve; a live option (--tick...) given */
+	struct st_cli_live live;   /* serve's options (cli/serve.c) */
+	char serve_addr[64];       /* ADDR of --serve=ADDR[:PORT] */
+	unsigned live_metric;      /* the metric the live view shows first */
+	struct st_live *srv;       /* from sink.started() to sink.stopping() */
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -62,6 +70,8 @@ struct record {
 	{ "output", required_argument, 0, 'o' },                          \
 	{ "verbose", no_argument, 0, 'v' },                               \
 	{ "help", no_argument, 0, 'h' },                                  \
+	{ "serve", optional_argument, 0, OPT_SERVE },                     \
+	ST_CLI_LIVE_LONGOPTS,                                             \
 	ST_CLI_EXPORT_LONGOPTS
 
 #define OUTPUT_USAGE                                                                \
@@ -70,7 +80,14 @@ struct record {
 	"run starts (exit 73 at once when it cannot be created).  When the output\n" \
 	"goes to standard output, COMMAND's standard output goes to standard error:\n" \
 	"the output carries the profile and nothing else.\n"                       \
-	ST_CLI_EXPORT_HELP
+	ST_CLI_EXPORT_HELP                                                         \
+	"--serve[=ADDR[:PORT]]: serve the live profile over HTTP while the run goes\n" \
+	"on, as `shardtrie serve` does (default 127.0.0.1 and a free port; prints\n" \
+	"\"Live flamegraph at http://...\" on standard error; docs/live.md).  A\n"    \
+	"non-loopback ADDR needs --token-file F (or SHARDTRIE_LIVE_TOKEN) or\n"       \
+	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
+	"at the end as without --serve, but POST /reset empties the recording: the\n" \
+	"output then holds only what came after the last reset.\n"
 
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
 
@@ -82,6 +99,7 @@ static void record_init(struct record *r, const char *name, void (*usage)(FILE *
 	r->t.prog = st_prog;
 	r->fmt = ST_FMT_FOLDED;
 	st_export_opts_init(&r->eo);
+	st_cli_live_init(&r->live);
 	r->sink = (struct st_trace_sink){ .write = write_output, .ctx = r };
 }
 
@@ -90,6 +108,34 @@ static int bad_arg(const struct record *r, const char *opt, const char *want, co
 {
 	fprintf(stderr, "%s %s: %s wants %s, got '%s'\n", st_prog, r->name, opt, want, arg);
 	return EX_USAGE_;
+}
+
+/* --serve's value: ADDR, ADDR:PORT, [IPV6]:PORT, :PORT or IPV6. */
+static int parse_serve(struct record *r, const char *arg)
+{
+	const char *colon = strrchr(arg, ':'), *addr_end = colon;
+	const char *addr = arg;
+	if (arg[0] == '[') { /* [IPV6] or [IPV6]:PORT */
+		const char *rb = strchr(arg, ']');
+		if (!rb || (rb[1] && rb[1] != ':'))
+			return bad_arg(r, "--serve", "ADDR[:PORT] ([IPV6]:PORT)", arg);
+		addr = arg + 1;
+		addr_end = rb;
+		colon = rb[1] ? rb + 1 : NULL;
+	} else if (colon && strchr(arg, ':') != colon) { /* a bare IPv6 address */
+		colon = addr_end = NULL;
+	}
+	size_t n = addr_end ? (size_t)(addr_end - addr) : strlen(addr);
+	if (n >= sizeof(r->serve_addr))
+		return bad_arg(r, "--serve", "a numeric IPv4 or IPv6 address", arg);
+	if (n) {
+		memcpy(r->serve_addr, addr, n);
+		r->serve_addr[n] = '\0';
+		r->live.addr = r->serve_addr;
+	}
+	if (colon && !st_cli_long_in(colon + 1, 0, 65535, &r->live.port))
+		return bad_arg(r, "--serve", "a port in [0,65535] after ':'", arg);
+	return NEXT;
 }
 
 /* -d: seconds in (0, 1e7]. */
@@ -120,7 +166,13 @@ static int common_opt(struct record *r, int c, const char *arg)
 	case 'o': r->out = arg; return NEXT;
 	case 'v': r->t.verbose = true; return NEXT;
 	case 'h': r->usage(stdout); return EX_OK_;
-	default: return st_cli_other_opt(c, arg, &r->eo, r->name, r->usage) ? EX_USAGE_ : NEXT;
+	case OPT_SERVE: r->serve = true; return arg ? parse_serve(r, arg) : NEXT;
+	default:
+		if (c >= ST_OPT_LIVE_ADDR && c <= ST_OPT_LIVE_TIMEOUT) {
+			r->live_opts = true;
+			return st_cli_live_opt(r->name, c, arg, &r->live);
+		}
+		return st_cli_other_opt(c, arg, &r->eo, r->name, r->usage) ? EX_USAGE_ : NEXT;
 	}
 }
 
@@ -143,7 +195,42 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 		return rc;
 	if (optind < argc)
 		r->t.cmd = argv + optind;
-	return p->check(r);
+	rc = p->check(r);
+	if (rc != NEXT)
+		return rc;
+	if (r->live_opts && !r->serve) {
+		fprintf(stderr, "%s %s: --tick, --timeout, --token-file and --insecure need --serve\n",
+			st_prog, r->name);
+		return EX_USAGE_;
+	}
+	return r->serve ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
+}
+
+/* sink.started(): the live view of the run's engine (--serve). */
+static int live_started(void *ctx, struct st_engine *e)
+{
+	struct record *r = ctx;
+	int rc = EX_SOFTWARE_;
+	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, NULL, stderr, &rc);
+	return r->srv ? EX_OK_ : rc;
+}
+
+/* sink.stopping(): the last sample is in; the output is written next. */
+static void live_stopping(void *ctx)
+{
+	struct record *r = ctx;
+	st_live_stop(r->srv);
+	r->srv = NULL;
+}
+
+/* After the options: the sink's live hooks when --serve was given. */
+static void live_setup(struct record *r, unsigned metric)
+{
+	if (!r->serve)
+		return;
+	r->live_metric = metric;
+	r->sink.started = live_started;
+	r->sink.stopping = live_stopping;
 }
 
 /* -p names a process that exists. */
@@ -241,7 +328,8 @@ static void cpu_usage(FILE *f)
 	fprintf(f,
 		"usage: shardtrie record cpu [-F HZ] [-p PID | -a] [-d SECONDS]\n"
 		"                            [--kernel-only | --user-only] [-t FORMAT] [-o FILE]\n"
-		"                            [output options] [-v] [-- COMMAND ARGS...]\n"
+		"                            [output options] [--serve[=ADDR[:PORT]]] [-v]\n"
+		"                            [-- COMMAND ARGS...]\n"
 		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
 		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
 		"children until it exits; -p: that process (and children it forks)\n"
@@ -309,8 +397,10 @@ static int record_cpu(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
+	live_setup(&a.r, 0);
 	rc = st_trace_cpu(&a.cfg, &a.r.sink);
 	output_close(&a.r);
+	st_cli_live_fini(&a.r.live);
 	return rc;
 }
 
@@ -322,7 +412,7 @@ static void io_usage(FILE *f)
 		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
 		"                           [--metric count|duration|duration_to_prev|bytes]\n"
 		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [output options]\n"
-		"                           [-v] [-- COMMAND...]\n"
+		"                           [--serve[=ADDR[:PORT]]] [-v] [-- COMMAND...]\n"
 		"       shardtrie record io --flood RATE [-d SECONDS] [-v] [-o FILE]\n"
 		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
 		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"
@@ -417,8 +507,10 @@ static int record_io(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
+	live_setup(&a.r, a.cfg.metric);
 	rc = st_trace_io(&a.cfg, &a.r.sink);
 	output_close(&a.r);
+	st_cli_live_fini(&a.r.live);
 	return rc;
 }
 

@@ -34,9 +34,9 @@
 
 struct serve_opts {
 	bool perf;
-	const char *addr, *path, *metric, *token_file;
-	long long port, tick, timeout;
-	bool insecure, follow;
+	const char *path, *metric;
+	struct st_cli_live live; /* --addr --port --tick --token-file --insecure --timeout */
+	bool follow;
 	struct st_perf_opts po;
 };
 
@@ -54,7 +54,7 @@ struct feed {
 	int err;            /* -errno of a read/ingest failure */
 };
 
-enum { OPT_ADDR = 1000, OPT_PORT, OPT_TICK, OPT_TOKEN_FILE, OPT_INSECURE, OPT_TIMEOUT, OPT_FOLLOW };
+enum { OPT_FOLLOW = 1100 }; /* after st_cli_live_opt_code */
 
 static void usage(FILE *f)
 {
@@ -78,9 +78,43 @@ static void usage(FILE *f)
 		st_prog, st_prog);
 }
 
+/* The live server's options (serve and record --serve). */
+
+void st_cli_live_init(struct st_cli_live *o)
+{
+	*o = (struct st_cli_live){ .addr = "127.0.0.1", .tick = 200, .timeout = 30 };
+}
+
+int st_cli_live_opt(const char *cmd, int c, const char *arg, struct st_cli_live *o)
+{
+	switch (c) {
+	case ST_OPT_LIVE_ADDR: o->addr = arg; return ST_CLI_GO_ON;
+	case ST_OPT_LIVE_PORT:
+		if (!st_cli_long_in(arg, 0, 65535, &o->port))
+			return st_cli_bad_value(cmd, "--port", "a port in [0,65535]", arg), EX_USAGE_;
+		return ST_CLI_GO_ON;
+	case ST_OPT_LIVE_TICK:
+		if (!st_cli_long_in(arg, 1, 60000, &o->tick))
+			return st_cli_bad_value(cmd, "--tick", "milliseconds in [1,60000]", arg),
+			       EX_USAGE_;
+		return ST_CLI_GO_ON;
+	case ST_OPT_LIVE_TIMEOUT:
+		if (!st_cli_long_in(arg, 1, 3600, &o->timeout))
+			return st_cli_bad_value(cmd, "--timeout", "seconds in [1,3600]", arg),
+			       EX_USAGE_;
+		return ST_CLI_GO_ON;
+	case ST_OPT_LIVE_TOKEN_FILE: o->token_file = arg; return ST_CLI_GO_ON;
+	case ST_OPT_LIVE_INSECURE: o->insecure = true; return ST_CLI_GO_ON;
+	default: return 1;
+	}
+}
+
 static int take(int c, const char *arg, void *ctx)
 {
 	struct serve_opts *o = ctx;
+	int rc = st_cli_live_opt("serve", c, arg, &o->live);
+	if (rc != 1)
+		return rc;
 	switch (c) {
 	case 'f':
 		if (strcmp(arg, "folded") && strcmp(arg, "perf")) {
@@ -90,23 +124,6 @@ static int take(int c, const char *arg, void *ctx)
 		o->perf = !strcmp(arg, "perf");
 		return ST_CLI_GO_ON;
 	case 'm': o->metric = arg; return ST_CLI_GO_ON;
-	case OPT_ADDR: o->addr = arg; return ST_CLI_GO_ON;
-	case OPT_PORT:
-		if (!st_cli_long_in(arg, 0, 65535, &o->port))
-			return st_cli_bad_value("serve", "--port", "a port in [0,65535]", arg), EX_USAGE_;
-		return ST_CLI_GO_ON;
-	case OPT_TICK:
-		if (!st_cli_long_in(arg, 1, 60000, &o->tick))
-			return st_cli_bad_value("serve", "--tick", "milliseconds in [1,60000]", arg),
-			       EX_USAGE_;
-		return ST_CLI_GO_ON;
-	case OPT_TIMEOUT:
-		if (!st_cli_long_in(arg, 1, 3600, &o->timeout))
-			return st_cli_bad_value("serve", "--timeout", "seconds in [1,3600]", arg),
-			       EX_USAGE_;
-		return ST_CLI_GO_ON;
-	case OPT_TOKEN_FILE: o->token_file = arg; return ST_CLI_GO_ON;
-	case OPT_INSECURE: o->insecure = true; return ST_CLI_GO_ON;
 	case OPT_FOLLOW: o->follow = true; return ST_CLI_GO_ON;
 	case 'h': usage(stdout); return EX_OK_;
 	default: usage(stderr); return EX_USAGE_;
@@ -118,18 +135,15 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 	static const struct option lo[] = {
 		{ "from", required_argument, 0, 'f' },
 		{ "metric", required_argument, 0, 'm' },
-		{ "addr", required_argument, 0, OPT_ADDR },
-		{ "port", required_argument, 0, OPT_PORT },
-		{ "tick", required_argument, 0, OPT_TICK },
-		{ "token-file", required_argument, 0, OPT_TOKEN_FILE },
-		{ "insecure", no_argument, 0, OPT_INSECURE },
-		{ "timeout", required_argument, 0, OPT_TIMEOUT },
+		{ "addr", required_argument, 0, ST_OPT_LIVE_ADDR },
+		{ "port", required_argument, 0, ST_OPT_LIVE_PORT },
+		ST_CLI_LIVE_LONGOPTS,
 		{ "follow", no_argument, 0, OPT_FOLLOW },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	*o = (struct serve_opts){ .addr = "127.0.0.1", .metric = "count", .tick = 200,
-				  .timeout = 30, .path = "-" };
+	*o = (struct serve_opts){ .metric = "count", .path = "-" };
+	st_cli_live_init(&o->live);
 	st_perf_opts_init(&o->po);
 	int rc = st_cli_getopt(argc, argv, "f:m:h", lo, take, o);
 	if (rc != ST_CLI_GO_ON)
@@ -146,7 +160,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 /* The token from --token-file or SHARDTRIE_LIVE_TOKEN (never argv, which
  * every user of the machine can read): malloc'd, NULL when none; *rc set to
  * an exit code on error. */
-static char *read_token(const struct serve_opts *o, int *rc)
+static char *read_token(const char *cmd, const struct st_cli_live *o, int *rc)
 {
 	*rc = EX_OK_;
 	if (!o->token_file) {
@@ -156,7 +170,7 @@ static char *read_token(const struct serve_opts *o, int *rc)
 	FILE *f = fopen(o->token_file, "r");
 	char line[1024];
 	if (!f || !fgets(line, sizeof(line), f)) {
-		fprintf(stderr, "%s serve: %s: cannot read a token: %s\n", st_prog, o->token_file,
+		fprintf(stderr, "%s %s: %s: cannot read a token: %s\n", st_prog, cmd, o->token_file,
 			f ? "empty file" : strerror(errno));
 		if (f)
 			fclose(f);
@@ -166,7 +180,7 @@ static char *read_token(const struct serve_opts *o, int *rc)
 	fclose(f);
 	line[strcspn(line, "\r\n")] = '\0';
 	if (!line[0]) {
-		fprintf(stderr, "%s serve: %s: the token's line is empty\n", st_prog, o->token_file);
+		fprintf(stderr, "%s %s: %s: the token's line is empty\n", st_prog, cmd, o->token_file);
 		*rc = EX_DATAERR_;
 		return NULL;
 	}
@@ -317,7 +331,7 @@ static struct st_engine *make_engine(const char *metric)
 	return st_engine_create(&so);
 }
 
-static int serve(const struct serve_opts *o, const char *token)
+static int serve(const struct serve_opts *o)
 {
 	struct feed f = { .name = strcmp(o->path, "-") ? o->path : "<stdin>", .perf = o->perf,
 			  .po = o->po, .stop = { -1, -1 }, .follow = -1 };
@@ -353,27 +367,13 @@ static int serve(const struct serve_opts *o, const char *token)
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
 	int rc = EX_OK_;
-	struct st_live_opts lo;
-	st_live_opts_init(&lo);
-	lo.addr = o->addr;
-	lo.port = (unsigned)o->port;
-	lo.tick_ms = (unsigned)o->tick;
-	lo.timeout_s = (unsigned)o->timeout;
-	lo.token = token;
-	struct st_live *l = st_live_start(f.e, &lo);
+	struct st_live *l = st_cli_live_start("serve", &o->live, f.e, 0, NULL, stdout, &rc);
 	pthread_t rt;
 	if (!l) {
-		fprintf(stderr, "%s serve: cannot listen on %s port %lld: %s\n", st_prog, o->addr,
-			o->port, strerror(errno));
-		rc = errno == EINVAL ? EX_USAGE_ : EX_SOFTWARE_;
 	} else if ((errno = pthread_create(&rt, NULL, reader, &f))) {
 		fprintf(stderr, "%s serve: cannot start the reader: %s\n", st_prog, strerror(errno));
 		rc = EX_SOFTWARE_;
 	} else {
-		bool v6 = strchr(o->addr, ':') != NULL;
-		printf("Live flamegraph at http://%s%s%s:%u/\n", v6 ? "[" : "", o->addr, v6 ? "]" : "",
-		       st_live_port(l));
-		fflush(stdout);
 		int sig;
 		sigwait(&sigs, &sig);
 		if (write(f.stop[1], "", 1) < 0) { /* the reader polls it */
@@ -398,30 +398,69 @@ static int serve(const struct serve_opts *o, const char *token)
 	return rc;
 }
 
+int st_cli_live_check(const char *cmd, const char *addr_opt, struct st_cli_live *o)
+{
+	int rc;
+	o->token = read_token(cmd, o, &rc);
+	if (rc != EX_OK_)
+		return rc;
+	int kind = st_live_addr_kind(o->addr);
+	if (kind < 0)
+		return st_cli_bad_value(cmd, addr_opt, "a numeric IPv4 or IPv6 address", o->addr),
+		       EX_USAGE_;
+	if (!kind && !o->token && !o->insecure) {
+		fprintf(stderr,
+			"%s %s: %s %s is not loopback: give a token (--token-file F or "
+			"SHARDTRIE_LIVE_TOKEN) or --insecure\n",
+			st_prog, cmd, addr_opt, o->addr);
+		return EX_USAGE_;
+	}
+	return ST_CLI_GO_ON;
+}
+
+struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, struct st_engine *e,
+				  unsigned metric, const struct st_live_hooks *hooks, FILE *url_out,
+				  int *rc)
+{
+	struct st_live_opts lo;
+	st_live_opts_init(&lo);
+	lo.addr = o->addr;
+	lo.port = (unsigned)o->port;
+	lo.tick_ms = (unsigned)o->tick;
+	lo.timeout_s = (unsigned)o->timeout;
+	lo.token = o->token;
+	lo.metric = metric;
+	if (hooks)
+		lo.hooks = *hooks;
+	struct st_live *l = st_live_start(e, &lo);
+	if (!l) {
+		fprintf(stderr, "%s %s: cannot listen on %s port %lld: %s\n", st_prog, cmd, o->addr,
+			o->port, strerror(errno));
+		*rc = errno == EINVAL ? EX_USAGE_ : EX_SOFTWARE_;
+		return NULL;
+	}
+	bool v6 = strchr(o->addr, ':') != NULL;
+	fprintf(url_out, "Live flamegraph at http://%s%s%s:%u/\n", v6 ? "[" : "", o->addr,
+		v6 ? "]" : "", st_live_port(l));
+	fflush(url_out);
+	return l;
+}
+
+void st_cli_live_fini(struct st_cli_live *o)
+{
+	free(o->token);
+	o->token = NULL;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_opts o;
 	int rc = parse_args(argc, argv, &o);
 	if (rc != ST_CLI_GO_ON)
 		return rc;
-	char *token = read_token(&o, &rc);
-	if (rc != EX_OK_)
-		return rc;
-	int kind = st_live_addr_kind(o.addr);
-	if (kind < 0) {
-		free(token);
-		return st_cli_bad_value("serve", "--addr", "a numeric IPv4 or IPv6 address", o.addr),
-		       EX_USAGE_;
-	}
-	if (!kind && !token && !o.insecure) {
-		fprintf(stderr,
-			"%s serve: --addr %s is not loopback: give a token (--token-file F or "
-			"SHARDTRIE_LIVE_TOKEN) or --insecure\n",
-			st_prog, o.addr);
-		free(token);
-		return EX_USAGE_;
-	}
-	rc = serve(&o, token);
-	free(token);
+	rc = st_cli_live_check("serve", "--addr", &o.live);
+	if (rc == ST_CLI_GO_ON)
+		rc = serve(&o);
+	st_cli_live_fini(&o.live);
 	return rc;
 }

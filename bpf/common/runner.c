@@ -180,6 +180,12 @@ int st_rec_init(struct st_rec *r, const char *prog, const char *name)
 
 int st_rec_begin(struct st_rec *r, const struct st_options *so)
 {
+	struct st_options live;
+	if (r->sink && r->sink->started && !so->merge_interval_ms) {
+		live = *so; /* the caller watches the run: snapshots follow it */
+		live.merge_interval_ms = 10;
+		so = &live;
+	}
 	r->e = st_engine_create(so);
 	int err = r->e ? rec_alloc(r) : -errno;
 	if (err) {
@@ -336,8 +342,22 @@ static int start_consumers(struct st_rec *r, st_rec_handler h)
 	return err;
 }
 
+/* The sink's stopping(), once, when its started() succeeded. */
+static void sink_stopping(struct st_rec *r)
+{
+	if (r->sink_started)
+		r->sink->stopping(r->sink->ctx);
+	r->sink_started = false;
+}
+
 int st_rec_start(struct st_rec *r, st_rec_handler h)
 {
+	if (r->sink && r->sink->started) {
+		int rc = r->sink->started(r->sink->ctx, r->e);
+		if (rc)
+			return rc;
+		r->sink_started = r->sink->stopping != NULL;
+	}
 	int err = start_consumers(r, h);
 	if (err) {
 		st_rec_explain(r, "starting consumer threads", err);
@@ -483,6 +503,7 @@ int st_rec_finish(struct st_rec *r, const struct st_rec_skel *k, const char *wha
 {
 	st_rec_detach_parallel(k->s);
 	st_rec_stop(r);
+	sink_stopping(r); /* the last sample is in */
 	report(r, k->stats, what);
 	int rc = output(r, sink, metric);
 	return rc ? rc : st_rec_child_rc(r);
@@ -492,6 +513,7 @@ void st_rec_fini(struct st_rec *r)
 {
 	if (r->started)
 		st_rec_stop(r);
+	sink_stopping(r); /* a run that failed after started() */
 	st_rec_child_fini(r);
 	for (unsigned i = 0; r->cons && i < r->ncpu; i++)
 		ring_buffer__free(r->cons[i].rb);

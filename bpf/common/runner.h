@@ -115,6 +115,8 @@ struct st_rec {
 	bool child_exited;
 	bool child_ended;       /* ended by us (-d or a signal), not by itself */
 	size_t ring_bytes;
+	const struct st_trace_sink *sink; /* set by the tool after st_rec_open() */
+	bool sink_started;      /* sink->started() succeeded, stopping() not yet called */
 	/* The tool's per-thread state: made and freed on the consumer thread. */
 	void *(*tool_init)(struct st_rec_consumer *c);
 	void (*tool_fini)(struct st_rec_consumer *c);

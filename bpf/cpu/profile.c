@@ -323,6 +323,7 @@ int st_trace_cpu(const struct st_trace_cpu_cfg *cfg, const struct st_trace_sink 
 	int rc = st_rec_open(&run.rec, "record cpu", &cfg->t, false);
 	if (rc)
 		return rc;
+	run.rec.sink = sink; /* started()/stopping(): runner.c */
 	ksyms_open(&run.rec);
 	if (!(rc = cpu_begin(&run)) && !(rc = cpu_load(&run, cfg)) && !(rc = cpu_attach(&run, cfg)))
 		rc = cpu_trace(&run, cfg, sink);

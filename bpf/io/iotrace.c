@@ -312,6 +312,7 @@ int st_trace_io(const struct st_trace_io_cfg *cfg, const struct st_trace_sink *s
 	int rc = st_rec_open(&run.rec, "record io", &cfg->t, true);
 	if (rc)
 		return rc;
+	run.rec.sink = sink; /* started()/stopping(): runner.c */
 	io_cfg = cfg;
 	if (!(rc = io_begin(&run)) && !(rc = io_load(&run, cfg)) && !(rc = io_attach(&run, cfg)))
 		rc = io_trace(&run, cfg, sink);

@@ -9,12 +9,17 @@
  * loop, for the state it needs to show in /api/status (the total ingested,
  * the number of /debug/pprof windows started and done), so a window's
  * content is known exactly: what was written between its start and its end.
+ *
+ * `record cpu --serve` (root + BPF, skipped otherwise): the live profile
+ * of a recording shows the bundled workload while it runs, and the
+ * recording's output is still written at the end.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -1123,4 +1128,89 @@ Test(live, follow_a_growing_file)
 	srv_stop(&s);
 	cr_expect_eq(ts_run("%s serve --addr localhost /dev/null 2>/dev/null", CLI), 64,
 		     "a name is not a numeric address");
+}
+
+/* ------------------------------------------------------- record --serve */
+
+/* A line from fd within ms milliseconds (poll before each read). */
+static bool read_line_within(int fd, char *buf, size_t n, int ms)
+{
+	size_t k = 0;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (k + 1 < n) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, buf + k, 1) != 1)
+			return false;
+		if (buf[k] == '\n')
+			break;
+		k++;
+	}
+	buf[k] = '\0';
+	return true;
+}
+
+Test(live, record_cpu_serve_shows_the_run_and_writes_the_output, .timeout = 60)
+{
+	if (geteuid() != 0)
+		cr_skip_test("record --serve needs root (or CAP_BPF+CAP_PERFMON): running as uid %u",
+			     geteuid());
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
+	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, ts_path("probe.err"));
+	if (rc != 0)
+		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc,
+			     ts_read_file(ts_path("probe.err"), NULL));
+	char spin[600];
+	snprintf(spin, sizeof(spin), "%s", CLI);
+	char *slash = strrchr(spin, '/');
+	snprintf(slash ? slash + 1 : spin, sizeof(spin) - (size_t)(slash ? slash + 1 - spin : 0),
+		 "bpf/spin");
+	if (access(spin, X_OK) != 0)
+		cr_skip_test("bundled workload %s not built", spin);
+
+	/* stderr into the pipe (the URL is printed there: stdout may carry
+	 * the output), stdout to /dev/null. */
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "exec '%s' record cpu -F 499 --serve -o '%s' -- '%s' 4 2>&1 >/dev/null",
+		 CLI, ts_path("rec.folded"), spin);
+	int out;
+	pid_t pid = spawn_sh(cmd, -1, &out);
+	struct srv s = { .pid = pid, .in = -1 };
+	char line[512], seen[4096] = "";
+	for (int i = 0; i < 20 && !s.url[0]; i++) {
+		cr_assert(read_line_within(out, line, sizeof(line), 15000),
+			  "record --serve printed no URL on stderr within 15 s; it said: %s", seen);
+		strncat(seen, line, sizeof(seen) - strlen(seen) - 2);
+		strcat(seen, "\n");
+		const char *u = strstr(line, "http://127.0.0.1:");
+		if (!strncmp(line, "Live flamegraph at ", 19) && u)
+			snprintf(s.url, sizeof(s.url), "%s", u);
+	}
+	cr_assert(s.url[0], "no 'Live flamegraph at http://127.0.0.1:PORT/' line: %s", seen);
+
+	/* While the workload runs: its frames show in the live snapshot. */
+	bool found = false;
+	for (int i = 0; i < 300 && !found; i++) { /* about 3 s at most */
+		struct resp r = http(&s, "", "/api/snapshot?format=folded");
+		found = r.status == 200 && strstr(r.body, ";burn_a ");
+		resp_free(&r);
+		if (!found)
+			pause_ms(10);
+	}
+	cr_expect(found, "burn_a never showed in the live snapshot while recording");
+	cr_expect(status_u(&s, "ingested") > 0, "/api/status ingested nothing");
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	char rest[8192];
+	ssize_t n = read(out, rest, sizeof(rest) - 1); /* the writer has exited: no wait */
+	rest[n > 0 ? n : 0] = '\0';
+	close(out);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record --serve: status %d: %s%s", st, seen,
+		  rest);
+	char *f = ts_read_file(ts_path("rec.folded"), NULL);
+	cr_assert(f && strstr(f, ";burn_a "), "the output has no burn_a: %.300s", f ? f : "(none)");
+	free(f);
 }

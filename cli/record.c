@@ -296,6 +296,28 @@ static void output_close(struct record *r)
 	r->of_open = false;
 }
 
+/* Before a run: the options, then the output opened (checked) before
+ * anything is traced.  NEXT, or the exit code (the live options, a token
+ * read already, freed). */
+static int record_prepare(const struct record_parser *p, struct record *r, int argc, char **argv)
+{
+	int rc = parse(p, r, argc, argv);
+	if (rc == NEXT)
+		rc = output_open(r);
+	if (rc != NEXT)
+		st_cli_live_fini(&r->live);
+	return rc;
+}
+
+/* After a run whose tracer returned rc: an output the sink did not commit
+ * is discarded, the live server's options freed.  Returns rc. */
+static int record_finish(struct record *r, int rc)
+{
+	output_close(r);
+	st_cli_live_fini(&r->live);
+	return rc;
+}
+
 /* The sink: the run's snapshot as -t into the file opened before the run,
  * with the output options, then committed (renamed into place). */
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric)
@@ -391,17 +413,12 @@ static int record_cpu(int argc, char **argv)
 	static const struct record_parser p = { "+F:p:ad:t:o:vh", lo, cpu_opt, cpu_check };
 	struct cpu_args a = { .cfg = { .hz = 99 } };
 	record_init(&a.r, "record cpu", cpu_usage);
-	int rc = parse(&p, &a.r, argc, argv);
-	if (rc == NEXT)
-		rc = output_open(&a.r);
+	int rc = record_prepare(&p, &a.r, argc, argv);
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
 	live_setup(&a.r, 0);
-	rc = st_trace_cpu(&a.cfg, &a.r.sink);
-	output_close(&a.r);
-	st_cli_live_fini(&a.r.live);
-	return rc;
+	return record_finish(&a.r, st_trace_cpu(&a.cfg, &a.r.sink));
 }
 
 /* ------------------------------------------------------------ record io */
@@ -501,17 +518,12 @@ static int record_io(int argc, char **argv)
 	static const struct record_parser p = { "+p:d:t:o:vh", lo, io_opt, io_check };
 	struct io_args a = { .cfg = { .metric = ST_IOM_COUNT }, .fields = ST_IO_DEFAULT_FIELDS };
 	record_init(&a.r, "record io", io_usage);
-	int rc = parse(&p, &a.r, argc, argv);
-	if (rc == NEXT)
-		rc = output_open(&a.r);
+	int rc = record_prepare(&p, &a.r, argc, argv);
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
 	live_setup(&a.r, a.cfg.metric);
-	rc = st_trace_io(&a.cfg, &a.r.sink);
-	output_close(&a.r);
-	st_cli_live_fini(&a.r.live);
-	return rc;
+	return record_finish(&a.r, st_trace_io(&a.cfg, &a.r.sink));
 }
 
 /* ------------------------------------------------------------ record */

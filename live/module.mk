@@ -30,8 +30,9 @@ $(B)/live/assets.o: $(B)/live/assets.c
 # cli/serve.c includes "live/server.h".
 $(B)/cli/serve.o: CPPFLAGS_ALL += -I.
 
-# White-box suite of the window ring (live/window_test.c, simulated clock):
-# linked into the test binary together with window.c (which needs only
+# White-box suites of the window ring (live/window_test.c, simulated clock)
+# and of the cache with windows and base options (live/cache_test.c):
+# linked into the test binary with window.c, cache.c, delta.c (which need only
 # the engine and pthreads), like engine/core's *_test.c suites.
-CORE_TEST_SRCS += live/window_test.c live/window.c
-$(B)/live/window_test.o: CPPFLAGS_ALL += -Ilive
+CORE_TEST_SRCS += live/window_test.c live/window.c live/cache_test.c live/cache.c live/delta.c
+$(B)/live/window_test.o $(B)/live/cache_test.o: CPPFLAGS_ALL += -Ilive

@@ -349,3 +349,66 @@ Test(live_page, order_control_with_fields, .timeout = 90)
 	cdp_close(&c);
 	srv_stop(&s);
 }
+
+/*
+ * Frames too narrow for a label are painted on a canvas, not made elements
+ * (a tree of many thin frames stays cheap): they are still there for the
+ * pointer, whose tooltip names one (as text) and whose click zooms into it.
+ */
+Test(live_page, thin_frames_painted_hover_and_click, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	char *text = malloc(300 * 32), *p = text;
+	for (int i = 0; i < 300; i++)
+		p += sprintf(p, "main;<f%03d> 1\n", i);
+	feed(&s, text);
+	free(text);
+	wait_status(&s, "total", 300);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "total === '300'");
+	/* all, main: elements; the 300 leaves (about 4 px each): painted. */
+	expect_str(&c, DS "boxes + ' ' + " DS "elements", "302 2");
+	json_t *v = cdp_eval(&c, "(() => { const r = document.getElementById('chart').getBoundingClientRect(); "
+				 "const at = {clientX: r.left + r.width / 2, clientY: r.top + 2 * 18 + 9, bubbles: true}; "
+				 "const t = document.getElementById('thin'); "
+				 "t.dispatchEvent(new MouseEvent('mousemove', at)); "
+				 "const tip = document.getElementById('tip'); const name = tip.textContent.split('\\n')[0]; "
+				 "t.dispatchEvent(new MouseEvent('click', at)); "
+				 "return [tip.hidden, tip.textContent, name]; })()");
+	cr_assert(json_is_array(v) && json_array_size(v) == 3);
+	cr_expect(json_is_false(json_array_get(v, 0)), "no tooltip over a painted frame");
+	const char *tip = json_string_value(json_array_get(v, 1)), *name = json_string_value(json_array_get(v, 2));
+	cr_expect(tip && !strncmp(tip, "<f", 2) && strstr(tip, "\ntotal 1 (0.33%), self 1"), "tooltip: %s", tip);
+	char want[64];
+	snprintf(want, sizeof(want), "zoom: main \u203a %s", name ? name : "?");
+	expect_str(&c, CRUMBS, want);
+	/* Zoomed, the leaf fills the width: an element with its name as text. */
+	snprintf(want, sizeof(want), "%s:1", name ? name : "?");
+	expect_str(&c, "(() => { const f = [...document.querySelectorAll('#chart .f')].pop(); "
+		       "return f.textContent + ':' + f.dataset.t; })()", want);
+	json_decref(v);
+	cdp_close(&c);
+	srv_stop(&s);
+}
+
+/* A view the server refuses (400): its reason is shown, the stream closed. */
+Test(live_page, refused_view_reason_shown, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	char url[200];
+	snprintf(url, sizeof(url), "%s?window=99999999s", s.url);
+	struct cdp c;
+	cdp_open(&c, url);
+	cdp_wait(&c, "document.getElementById('note').textContent.startsWith('events: 400 ')");
+	expect_str(&c, DS "conn + ' ' + document.getElementById('conn').textContent", "closed disconnected");
+	expect_str(&c, DS "events", "events?window=99999999s");
+	cdp_close(&c);
+	srv_stop(&s);
+}

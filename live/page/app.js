@@ -258,10 +258,9 @@
       .catch((e) => ({ status: 0, text: e.name === 'AbortError' ? 'timed out' : e.message }))
       .finally(() => clearTimeout(timer));
   }
-  function post(path, body) {
-    const opts = { method: 'POST' };
-    if (body !== undefined) { opts.headers = { 'Content-Type': 'application/json' }; opts.body = JSON.stringify(body); }
-    return request(path, opts).then((r) => {
+  // A state change (mark, reset): a same-origin POST; a refusal is shown.
+  function post(path) {
+    return request(path, { method: 'POST' }).then((r) => {
       if (r.status !== 200) note(path + ' failed: ' + (r.status || '') + ' ' + r.text.trim());
       return r;
     });

@@ -236,6 +236,7 @@ static void live_setup(struct record *r, unsigned metric)
 	if (!r->serve)
 		return;
 	r->live_metric = metric;
+	r->live.eo = &r->eo; /* the output options: the answers' defaults too */
 	r->sink.started = live_started;
 	r->sink.stopping = live_stopping;
 }

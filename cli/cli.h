@@ -56,9 +56,10 @@ struct st_cli_live {
 	long long port, tick, timeout;
 	bool insecure;
 	char *token; /* st_cli_live_check(): malloc'd, or NULL */
-	/* The subcommand's output options (--units, --sample-rate,
-	 * --min-fraction...), the defaults of the server's answers; or NULL. */
+	/* The subcommand's output options (--units, --sample-rate, --title...),
+	 * the base of the server's answers; or NULL. */
 	const struct st_export_opts *eo;
+	double events_min_fraction; /* /events' default pruning; < 0: the server's */
 };
 struct st_engine;
 struct st_live;

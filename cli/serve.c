@@ -81,7 +81,8 @@ static void usage(FILE *f)
 		"(docs/live.md).\n"
 		ST_CLI_PERF_HELP
 		"Output options (as convert's) are the defaults of the answers:\n"
-		"  --min-fraction F   json pruning (a request's min_fraction= wins)\n"
+		"  --min-fraction F   the page's pruning: /events drops frames below F of the\n"
+		"                     total (default 0.001; /api/snapshot: min_fraction=)\n"
 		ST_CLI_EXPORT_HELP,
 		st_prog, st_prog);
 }
@@ -90,7 +91,8 @@ static void usage(FILE *f)
 
 void st_cli_live_init(struct st_cli_live *o)
 {
-	*o = (struct st_cli_live){ .addr = "127.0.0.1", .tick = 200, .timeout = 30 };
+	*o = (struct st_cli_live){ .addr = "127.0.0.1", .tick = 200, .timeout = 30,
+				   .events_min_fraction = -1 };
 }
 
 int st_cli_live_opt(const char *cmd, int c, const char *arg, struct st_cli_live *o)
@@ -137,7 +139,11 @@ static int take(int c, const char *arg, void *ctx)
 	default:
 		if (!st_cli_perf_opt(c, arg, &o->po, &o->perf_only))
 			return ST_CLI_GO_ON;
-		return st_cli_other_opt(c, arg, &o->eo, "serve", usage) ? EX_USAGE_ : ST_CLI_GO_ON;
+		if (st_cli_other_opt(c, arg, &o->eo, "serve", usage))
+			return EX_USAGE_;
+		if (c == ST_OPT_MIN_FRACTION)
+			o->live.events_min_fraction = o->eo.min_fraction;
+		return ST_CLI_GO_ON;
 	}
 }
 
@@ -457,9 +463,9 @@ struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, 
 	lo.metric = metric;
 	if (hooks)
 		lo.hooks = *hooks;
-	/* o->eo goes to the server as lo.export once struct st_live_opts has
-	 * that member (live/server.h, being added on main): until then the
-	 * answers use the writers' defaults. */
+	lo.export = o->eo; /* the output options: the answers' base (copied) */
+	if (o->events_min_fraction >= 0)
+		lo.events_min_fraction = o->events_min_fraction;
 	struct st_live *l = st_live_start(e, &lo);
 	if (!l) {
 		fprintf(stderr, "%s %s: cannot listen on %s port %lld: %s\n", st_prog, cmd, o->addr,

@@ -11,9 +11,11 @@
  *     tracing dd (root + BPF, else skipped): the first snapshot after the
  *     POST and the output file have the new order only; 400 with the reason
  *     for bad bodies, 405 with Allow for other methods;
- *   - serve_perf_*: `serve -f perf` with convert's perf options answers
+ *   - serve_*: `serve -f perf` with convert's perf options answers
  *     /api/snapshot?format=folded exactly as `convert` writes the same file;
- *     bad option values and perf options without -f perf are usage errors.
+ *     with convert's output options (--units, --sample-rate, --title...)
+ *     its answers are byte for byte convert's; bad option values and perf
+ *     options without -f perf are usage errors.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -517,6 +519,59 @@ Test(record_io, serve_perf_filters_like_convert)
 		free(exp);
 		resp_free(&r);
 		free(want);
+		srv_stop(&s);
+	}
+}
+
+/* Output options: serve's answers are what convert writes with the same
+ * options (the server's base export options). */
+Test(record_io, serve_output_options_like_convert)
+{
+	static const struct {
+		const char *fmt, *opts;
+	} cases[] = {
+		{ "flamebearer", "--units bytes --sample-rate 250 --name app" },
+		{ "svg", "--title 'served tree' --width 640 --colors blue" },
+	};
+	const char *in = ST_TEST_DATA "/formats/simpletree.folded";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(ts_run("'%s' convert -t %s %s -o '%s' '%s'", CLI, cases[i].fmt,
+				    cases[i].opts, ts_path("c.out"), in),
+			     0);
+		size_t wlen;
+		char *want = ts_read_file(ts_path("c.out"), &wlen);
+		char args[512];
+		snprintf(args, sizeof(args), "%s '%s'", cases[i].opts, in);
+		struct srv s;
+		srv_start(&s, args, false);
+		wait_status(&s, "total", 609); /* simpletree's samples: the file is in */
+		char path[64];
+		snprintf(path, sizeof(path), "/api/snapshot?format=%s", cases[i].fmt);
+		struct resp r = http(&s, "", path);
+		cr_expect_eq(r.status, 200);
+		cr_expect(r.len == wlen && !memcmp(r.body, want, wlen),
+			  "serve %s: the %s answer differs from convert's:\n%.300s\n--- convert:\n%.300s",
+			  cases[i].opts, cases[i].fmt, r.body, want);
+		resp_free(&r);
+		free(want);
+		srv_stop(&s);
+	}
+	/* --min-fraction: the page's pruning (/events); 3 of 609 is below 0.5
+	 * but above the default 0.001.  curl reads the stream for 2 s (the
+	 * first event comes at once). */
+	for (int pruned = 0; pruned < 2; pruned++) {
+		char args[512];
+		snprintf(args, sizeof(args), "%s '%s'", pruned ? "--min-fraction 0.5" : "", in);
+		struct srv s;
+		srv_start(&s, args, false);
+		wait_status(&s, "total", 609);
+		ts_run("curl -s -N -m 2 '%sevents' > '%s'", s.url, ts_path("ev"));
+		char *ev = ts_read_file(ts_path("ev"), NULL);
+		cr_assert(ev && strstr(ev, "data: {\"n\""), "no event: %s", ev ? ev : "");
+		cr_expect_eq(strstr(ev, "runtime.mcall") == NULL, pruned,
+			     "serve %s: /events %s runtime.mcall (3 of 609)", args,
+			     pruned ? "keeps" : "lacks");
+		free(ev);
 		srv_stop(&s);
 	}
 }

@@ -501,8 +501,9 @@ static int io_order_set(void *arg, const char *const *names, size_t n, const cha
 		fprintf(stderr, "%s record io: /order: fields now %s; the recording was reset\n",
 			st_prog, list);
 	else
-		fprintf(stderr, "%s record io: /order: fields now %s, but the recording could not be "
-				"reset: %s (POST /reset clears it)\n", st_prog, list, strerror(-err));
+		fprintf(stderr, "%s record io: /order: fields now %s, but the recording could not "
+				"be reset: %s (POST /reset clears it)\n",
+			st_prog, list, strerror(-err));
 	return err;
 }
 

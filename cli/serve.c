@@ -170,8 +170,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 	if (rc != ST_CLI_GO_ON)
 		return rc;
 	if (!o->perf && o->perf_only) {
-		fprintf(stderr, "%s serve: %s applies to perf script input only (-f perf)\n", st_prog,
-			o->perf_only);
+		fprintf(stderr, "%s serve: %s applies to perf script input only (-f perf)\n",
+			st_prog, o->perf_only);
 		return EX_USAGE_;
 	}
 	if (optind < argc)
@@ -412,7 +412,8 @@ static int serve(const struct serve_opts *o)
 		fprintf(stderr, "%s serve: %llu samples, %llu malformed lines\n", st_prog,
 			(unsigned long long)f.ps.samples, (unsigned long long)f.ps.malformed);
 		if (f.perf && f.ps.other_events)
-			fprintf(stderr, "%s serve: kept event %s; skipped %llu samples of other events%s\n",
+			fprintf(stderr,
+				"%s serve: kept event %s; skipped %llu samples of other events%s\n",
 				st_prog, f.po.event ? f.po.event : "?",
 				(unsigned long long)f.ps.other_events,
 				o->po.event ? "" : " (choose one with --event-filter)");

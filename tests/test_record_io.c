@@ -117,9 +117,9 @@ static unsigned wrong_roots(struct st_engine *e, unsigned first, uint64_t *total
 	for (uint32_t i = c0; i < c0 + n; i++) {
 		size_t len;
 		const char *name = st_snap_name(s, i, &len);
-		bool ok = first == ST_IOF_COMM	     ? len == 2 && name[0] == 'c'
-			  : first == ST_IOF_TRACEPOINT ? len == 14 && !memcmp(name, "sys_enter_read", 14)
-						       : len == 2 && !memcmp(name, "/d", 2);
+		const char *want = first == ST_IOF_TRACEPOINT ? "sys_enter_read" : "/d";
+		bool ok = first == ST_IOF_COMM ? len == 2 && name[0] == 'c'
+					       : len == strlen(want) && !memcmp(name, want, len);
 		bad += !ok;
 	}
 	*total = st_snap_total(s, ST_NODE_ROOT, ST_IOM_COUNT);
@@ -135,8 +135,8 @@ static void consumers_advance(struct consumer *c, unsigned n, const uint64_t *be
 	for (long spins = 0;; spins++) {
 		unsigned behind = 0;
 		for (unsigned i = 0; i < n; i++)
-			behind += !c[i].idle && atomic_load_explicit(&c[i].events, memory_order_acquire) <
-							before[i] + 2;
+			behind += !c[i].idle &&
+				  atomic_load_explicit(&c[i].events, memory_order_acquire) < before[i] + 2;
 		if (!behind)
 			return;
 		cr_assert(spins < 100000, "the consumers stopped ingesting");

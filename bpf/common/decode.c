@@ -261,7 +261,8 @@ int st_io_fields_parse(const char *spec, unsigned char fields[ST_IOF_COUNT_], un
 }
 
 int st_io_fields_from_names(const char *const *names, size_t count,
-			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err, size_t errlen)
+			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err,
+			    size_t errlen)
 {
 	*n = 0;
 	if (!count) {
@@ -270,7 +271,8 @@ int st_io_fields_from_names(const char *const *names, size_t count,
 	}
 	bool seen[ST_IOF_COUNT_] = { false };
 	for (size_t i = 0; i < count; i++)
-		if (field_take(names[i], strlen(names[i]), (unsigned)i + 1, seen, fields, n, err, errlen))
+		if (field_take(names[i], strlen(names[i]), (unsigned)i + 1, seen, fields, n, err,
+			       errlen))
 			return -EINVAL;
 	return 0;
 }

@@ -79,7 +79,8 @@ int st_io_fields_parse(const char *spec, unsigned char fields[ST_IOF_COUNT_], un
 		       char *err, size_t errlen);
 /* The same rules for a list of names (POST /order's {"fields":[...]}). */
 int st_io_fields_from_names(const char *const *names, size_t count,
-			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err, size_t errlen);
+			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err,
+			    size_t errlen);
 /* "comm", "tracepoint", ... for a field; NULL when out of range. */
 const char *st_io_field_name(unsigned f);
 

@@ -305,11 +305,18 @@
     selMetric.value = names.includes(metric) ? metric : names[0];
   }
 
+  // The rate is the shown metric's total per second (folded counts and perf
+  // samples are samples; another metric is named); a reset starts it over.
   let last = null, polls = 0;
   function figures(s) {
     const now = performance.now(), out = [];
-    if (last && now > last.time && s.ingested >= last.ingested) out.push(fmt(Math.round((s.ingested - last.ingested) * 1000 / (now - last.time))) + ' samples/s');
-    last = { time: now, ingested: s.ingested };
+    const mi = Math.max(0, metricNames.indexOf(selMetric.value)), name = metricNames[mi] || 'samples';
+    const total = Array.isArray(s.total) ? Number(s.total[mi]) || 0 : 0;
+    if (last && last.mi === mi && now > last.time && total >= last.total) {
+      out.push(fmt(Math.round((total - last.total) * 1000 / (now - last.time))) + ' ' +
+               (/^(count|samples)$/.test(name) ? 'samples' : name) + '/s');
+    }
+    last = { time: now, total, mi };
     out.push('v' + s.version);
     for (const k of Object.keys(s)) if (/dropped|lost/.test(k) && typeof s[k] === 'number') out.push(k.replace(/_/g, ' ') + ' ' + fmt(s[k]));
     if (s.memory) out.push('snapshot ' + bytes(s.memory.snapshot));
@@ -362,8 +369,9 @@
     }
     render();
   });
-  selMetric.addEventListener('change', () => { metric = selMetric.value; switchView(); });
-  selWindow.addEventListener('change', () => { win = selWindow.value; switchView(); });
+  // A select gives the keyboard back once chosen (space, r, Esc are the page's).
+  selMetric.addEventListener('change', () => { metric = selMetric.value; selMetric.blur(); switchView(); });
+  selWindow.addEventListener('change', () => { win = selWindow.value; selWindow.blur(); switchView(); });
   $('pause').addEventListener('click', () => setPaused(!paused));
   $('mark').addEventListener('click', mark);
   $('reset').addEventListener('click', () => askReset(true));
@@ -372,8 +380,9 @@
   $('order-apply').addEventListener('click', applyOrder);
   $('unzoom').addEventListener('click', () => { zoomPath = []; render(); });
   document.addEventListener('keydown', (ev) => {
-    if (ev.target && (ev.target.tagName === 'INPUT' || ev.target.tagName === 'SELECT')) return;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const tag = ev.target && ev.target.tagName;
+    if (tag === 'INPUT' || tag === 'SELECT' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (tag === 'BUTTON' && (ev.key === ' ' || ev.key === 'Enter')) return; // the button's own click
     if (ev.key === ' ') { ev.preventDefault(); setPaused(!paused); }
     else if (ev.key === 'r') mark();
     else if (ev.key === 'Escape') { zoomPath = []; askReset(false); render(); }

@@ -33,6 +33,8 @@ endif
 
 # fuzz/fuzz_ringbuf.c: the record decoder alone (no libbpf needed).
 FUZZ_SRCS_ringbuf := bpf/common/decode.c
+# The tests link record io's decode step and field order (no libbpf needed).
+BPF_TEST_SRCS := bpf/common/decode.c bpf/io/order.c
 
 # The bundled CPU workload (tests, make demo): a frame pointer in every
 # function, leaves included, and no inlining.  -O0, because gcc 12 sets up no
@@ -81,9 +83,10 @@ CLI_EXTRA_LIBS += $(shell pkg-config --libs libbpf libelf) -lz
 .PHONY: bpf
 bpf: $(BPF_SKELS) $(BPF_DIR)/spin
 else
-# cli/record.c parses --fields and --metric with the decoder (no libbpf).
+# cli/record.c parses --fields and --metric with the decoder and makes the
+# field order (no libbpf).
 $(B)/bpf/stub.o: CPPFLAGS_ALL += -DST_BPF_MISSING='"$(strip $(BPF_MISSING))"'
-CLI_EXTRA_OBJS += $(B)/bpf/stub.o $(B)/bpf/common/decode.o
+CLI_EXTRA_OBJS += $(B)/bpf/stub.o $(B)/bpf/common/decode.o $(B)/bpf/io/order.o
 .PHONY: bpf
 bpf:
 	@echo "bpf: not built, missing: $(strip $(BPF_MISSING))"

@@ -93,12 +93,39 @@ struct st_trace_cpu_cfg {
 };
 int st_trace_cpu(const struct st_trace_cpu_cfg *cfg, const struct st_trace_sink *sink);
 
+/*
+ * `record io`'s field order while it runs (record --serve's GET|POST
+ * /order).  The caller makes one from the parsed --fields and puts it in
+ * st_trace_io_cfg.order; get() and set() may then be called from any
+ * thread, before, during or after st_trace_io().  set() makes the new order
+ * the one every event decoded from then on is built with, waits until no
+ * consumer can still ingest a stack of the old one (a few ms: one poll
+ * period at most), then resets the run's engine (st_reset) while a run is
+ * going on.  Hence (the rule R-ORDER, bpf/io/order.c): once set() returned
+ * 0, the engine holds stacks of the new order only, and the output written
+ * at the end of the run has the order in force at the end.
+ * set(): 0; -EINVAL (an empty list, a field out of range: validate names
+ * with st_io_fields_from_names()); -ENOMEM; or -ETIMEDOUT when a consumer
+ * did not move within 10 s: the new order is then in force but the engine
+ * was NOT reset (it may hold both orders until the next reset).
+ */
+struct st_io_order;
+/* NULL (errno: EINVAL for an empty or bad list, ENOMEM). */
+struct st_io_order *st_io_order_new(const unsigned char *fields, unsigned n);
+void st_io_order_free(struct st_io_order *o); /* after the run */
+/* The order in force into fields[]; returns how many. */
+unsigned st_io_order_get(struct st_io_order *o, unsigned char fields[ST_IOF_COUNT_]);
+int st_io_order_set(struct st_io_order *o, const unsigned char *fields, unsigned n);
+
 /* `record io`: file I/O syscalls paired per thread; all ST_IOM_N metrics kept. */
 struct st_trace_io_cfg {
 	struct st_trace_target t;
 	const char *comm;                    /* only threads of this comm (< 16 chars), or NULL */
 	unsigned char fields[ST_IOF_COUNT_]; /* frames of an event (st_io_fields_parse()) */
 	unsigned nfields;
+	struct st_io_order *order;           /* NULL: fields[] for the whole run; else the
+					      * order in force, changeable (above), and
+					      * fields[] unused */
 	unsigned metric;                     /* ST_IOM_*: the metric the sink is asked to write */
 	double flood_rate;                   /* > 0: trace nothing, feed this many synthetic
 					      * calls/s for t.duration s (no pid, cmd or comm) */

@@ -56,6 +56,10 @@ struct st_cli_live {
 	long long port, tick, timeout;
 	bool insecure;
 	char *token; /* st_cli_live_check(): malloc'd, or NULL */
+	/* The subcommand's output options (--units, --sample-rate, --title...),
+	 * the base of the server's answers; or NULL. */
+	const struct st_export_opts *eo;
+	double events_min_fraction; /* /events' default pruning; < 0: the server's */
 };
 struct st_engine;
 struct st_live;
@@ -138,6 +142,7 @@ enum st_cli_export_opt_code {
 	ST_OPT_SAMPLE_RATE,
 	ST_OPT_UNITS,
 	ST_OPT_NAME,
+	ST_OPT_MIN_FRACTION, /* in ST_CLI_MIN_FRACTION_LONGOPT, not in the set below */
 };
 #define ST_CLI_EXPORT_LONGOPTS                                           \
 	{ "max-nodes", required_argument, 0, ST_OPT_MAX_NODES },          \
@@ -151,6 +156,43 @@ enum st_cli_export_opt_code {
 	{ "units", required_argument, 0, ST_OPT_UNITS },                  \
 	{ "name", required_argument, 0, ST_OPT_NAME }
 int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const char *cmd);
+/* --min-fraction F (json pruning, [0,1]): convert and serve list it in their
+ * tables too; st_cli_export_opt() takes it. */
+#define ST_CLI_MIN_FRACTION_LONGOPT { "min-fraction", required_argument, 0, ST_OPT_MIN_FRACTION }
+
+/*
+ * The perf script input options convert and serve share (exportopts.c): put
+ * ST_CLI_PERF_LONGOPTS in the getopt_long table and hand option codes to
+ * st_cli_perf_opt(): 0 = taken into *po (and *first, when NULL, set to the
+ * option's name, for "applies to perf script input only"), 1 = not a perf
+ * option.  --event-filter "" is the same as none (the first event seen).
+ */
+enum st_cli_perf_opt_code {
+	ST_OPT_PERF_FIRST = 3000,
+	ST_OPT_PERF_PID = ST_OPT_PERF_FIRST,
+	ST_OPT_PERF_TID,
+	ST_OPT_PERF_KERNEL,
+	ST_OPT_PERF_JIT,
+	ST_OPT_PERF_ALL,
+	ST_OPT_PERF_ADDRS,
+	ST_OPT_PERF_EVENT_FILTER,
+};
+#define ST_CLI_PERF_LONGOPTS                                                 \
+	{ "pid", no_argument, 0, ST_OPT_PERF_PID },                           \
+	{ "tid", no_argument, 0, ST_OPT_PERF_TID },                           \
+	{ "kernel", no_argument, 0, ST_OPT_PERF_KERNEL },                     \
+	{ "jit", no_argument, 0, ST_OPT_PERF_JIT },                           \
+	{ "all", no_argument, 0, ST_OPT_PERF_ALL },                           \
+	{ "addrs", no_argument, 0, ST_OPT_PERF_ADDRS },                       \
+	{ "event-filter", required_argument, 0, ST_OPT_PERF_EVENT_FILTER }
+struct st_perf_opts;
+int st_cli_perf_opt(int c, const char *arg, struct st_perf_opts *po, const char **first);
+#define ST_CLI_PERF_HELP                                                              \
+	"perf script input (-f perf), collapsed as stackcollapse-perf.pl does:\n"        \
+	"  --pid, --tid   root frame comm-PID (comm-PID/TID)\n"                          \
+	"  --kernel, --jit, --all   _[k] on kernel frames, _[j] on JIT frames, both\n"   \
+	"  --addrs        \"[module <addr>]\" for frames without a symbol\n"             \
+	"  --event-filter EV   collapse only event EV (default: the first one seen)\n"
 /* The output options in a subcommand's --help (--units takes only these
  * words: exportopts.c rejects the others, exit 64). */
 #define ST_CLI_EXPORT_HELP                                                           \

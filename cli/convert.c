@@ -36,15 +36,7 @@ enum convert_opt {
 	OPT_THREADS = 'j',
 	OPT_HELP = 'h',
 	OPT_METRIC = 1000,
-	OPT_MIN_FRACTION,
 	OPT_STRICT,
-	OPT_PID,
-	OPT_TID,
-	OPT_KERNEL,
-	OPT_JIT,
-	OPT_ALL,
-	OPT_ADDRS,
-	OPT_EVENT_FILTER,
 };
 
 struct convert_opts {
@@ -393,34 +385,6 @@ static const char *unit_for(const char *metric)
 	return "samples";
 }
 
-/* The perf script options: false when c is not one. */
-static bool take_perf_opt(int c, const char *arg, struct st_perf_opts *po)
-{
-	switch (c) {
-	case OPT_PID: po->pid = true; return true;
-	case OPT_TID: po->tid = true; return true;
-	case OPT_KERNEL: po->kernel = true; return true;
-	case OPT_JIT: po->jit = true; return true;
-	case OPT_ALL: po->kernel = po->jit = true; return true;
-	case OPT_ADDRS: po->addrs = true; return true;
-	case OPT_EVENT_FILTER: po->event = arg; return true;
-	default: return false;
-	}
-}
-
-static const char *perf_opt_name(int c)
-{
-	switch (c) {
-	case OPT_PID: return "--pid";
-	case OPT_TID: return "--tid";
-	case OPT_KERNEL: return "--kernel";
-	case OPT_JIT: return "--jit";
-	case OPT_ALL: return "--all";
-	case OPT_ADDRS: return "--addrs";
-	default: return "--event-filter";
-	}
-}
-
 /* One option of getopt_long into o: ST_CLI_GO_ON, or the exit code. */
 static int take_opt(int c, const char *arg, void *ctx)
 {
@@ -432,11 +396,6 @@ static int take_opt(int c, const char *arg, void *ctx)
 	case OPT_OUTPUT: o->out = arg; return ST_CLI_GO_ON;
 	case OPT_METRIC: o->metric = arg; return ST_CLI_GO_ON;
 	case OPT_STRICT: o->strict = true; return ST_CLI_GO_ON;
-	case OPT_MIN_FRACTION:
-		if (st_cli_double_in(arg, 0, 1, &o->eo.min_fraction))
-			return ST_CLI_GO_ON;
-		st_cli_bad_value("convert", "min-fraction", "a number in [0,1]", arg);
-		return EX_USAGE_;
 	case OPT_THREADS:
 		if (!st_cli_long_in(arg, 1, 1024, &v)) {
 			st_cli_bad_value("convert", "threads", "1..1024", arg);
@@ -446,11 +405,8 @@ static int take_opt(int c, const char *arg, void *ctx)
 		return ST_CLI_GO_ON;
 	case OPT_HELP: usage(stdout); return EX_OK_;
 	default:
-		if (take_perf_opt(c, arg, &o->po)) {
-			if (!o->perf_only)
-				o->perf_only = perf_opt_name(c);
+		if (!st_cli_perf_opt(c, arg, &o->po, &o->perf_only))
 			return ST_CLI_GO_ON;
-		}
 		return st_cli_other_opt(c, arg, &o->eo, "convert", usage) ? EX_USAGE_ : ST_CLI_GO_ON;
 	}
 }
@@ -462,16 +418,10 @@ static int parse_args(int argc, char **argv, struct convert_opts *o)
 		{ "to", required_argument, 0, OPT_TO },
 		{ "output", required_argument, 0, OPT_OUTPUT },
 		{ "metric", required_argument, 0, OPT_METRIC },
-		{ "min-fraction", required_argument, 0, OPT_MIN_FRACTION },
 		{ "threads", required_argument, 0, OPT_THREADS },
 		{ "strict", no_argument, 0, OPT_STRICT },
-		{ "pid", no_argument, 0, OPT_PID },
-		{ "tid", no_argument, 0, OPT_TID },
-		{ "kernel", no_argument, 0, OPT_KERNEL },
-		{ "jit", no_argument, 0, OPT_JIT },
-		{ "all", no_argument, 0, OPT_ALL },
-		{ "addrs", no_argument, 0, OPT_ADDRS },
-		{ "event-filter", required_argument, 0, OPT_EVENT_FILTER },
+		ST_CLI_MIN_FRACTION_LONGOPT,
+		ST_CLI_PERF_LONGOPTS,
 		ST_CLI_EXPORT_LONGOPTS,
 		{ "help", no_argument, 0, OPT_HELP },
 		{ 0, 0, 0, 0 },

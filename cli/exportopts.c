@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * exportopts.c - the output-format options every exporting subcommand
- * takes (ST_CLI_EXPORT_LONGOPTS in cli.h), and the option loop and value
- * checks the subcommands share.
+ * takes (ST_CLI_EXPORT_LONGOPTS in cli.h), the perf script input options
+ * convert and serve take (ST_CLI_PERF_LONGOPTS), and the option loop and
+ * value checks the subcommands share.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "shardtrie_parse.h"
 
 static const char *const palettes[] = { "hot", "mem", "io", "java", "js", "perl", "red",
 					"green", "blue", "aqua", "yellow", "purple", "orange", NULL };
@@ -117,8 +119,32 @@ int st_cli_export_opt(int c, const char *arg, struct st_export_opts *eo, const c
 	case ST_OPT_COLORS: return set_from_list(palettes, "palette", arg, &eo->colors, cmd);
 	case ST_OPT_UNITS: return set_from_list(units, "unit", arg, &eo->units, cmd);
 	case ST_OPT_NAME: eo->app_name = arg; return 0;
+	case ST_OPT_MIN_FRACTION:
+		if (!st_cli_double_in(arg, 0, 1, &d))
+			return st_cli_bad_value(cmd, "min-fraction", "a number in [0,1]", arg);
+		eo->min_fraction = d;
+		return 0;
 	default: return set_whole(c, arg, eo, cmd);
 	}
+}
+
+int st_cli_perf_opt(int c, const char *arg, struct st_perf_opts *po, const char **first)
+{
+	static const char *const names[] = { "--pid", "--tid", "--kernel", "--jit", "--all",
+					     "--addrs", "--event-filter" };
+	switch (c) {
+	case ST_OPT_PERF_PID: po->pid = true; break;
+	case ST_OPT_PERF_TID: po->tid = true; break;
+	case ST_OPT_PERF_KERNEL: po->kernel = true; break;
+	case ST_OPT_PERF_JIT: po->jit = true; break;
+	case ST_OPT_PERF_ALL: po->kernel = po->jit = true; break;
+	case ST_OPT_PERF_ADDRS: po->addrs = true; break;
+	case ST_OPT_PERF_EVENT_FILTER: po->event = arg && *arg ? arg : NULL; break;
+	default: return 1;
+	}
+	if (first && !*first)
+		*first = names[c - ST_OPT_PERF_FIRST];
+	return 0;
 }
 
 int st_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *lo,

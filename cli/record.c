@@ -55,6 +55,7 @@ struct record {
 	struct st_cli_live live;   /* serve's options (cli/serve.c) */
 	char serve_addr[64];       /* ADDR of --serve=ADDR[:PORT] */
 	unsigned live_metric;      /* the metric the live view shows first */
+	const struct st_live_hooks *hooks; /* the live view's /order (io), or NULL */
 	struct st_live *srv;       /* from sink.started() to sink.stopping() */
 };
 
@@ -88,6 +89,12 @@ struct record {
 	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
 	"at the end as without --serve, but POST /reset empties the recording: the\n" \
 	"output then holds only what came after the last reset.\n"
+#define IO_SERVE_USAGE                                                              \
+	"record io --serve: GET /order answers {\"fields\":[...]}, the order in force;\n" \
+	"POST /order {\"fields\":[...]} reorders the frames of every event decoded\n"  \
+	"from then on and resets the recording (ior's semantics): the output is\n"    \
+	"written with the order in force at the end and holds what came after the\n" \
+	"last change.\n"
 
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
 
@@ -211,7 +218,7 @@ static int live_started(void *ctx, struct st_engine *e)
 {
 	struct record *r = ctx;
 	int rc = EX_SOFTWARE_;
-	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, NULL, stderr, &rc);
+	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, r->hooks, stderr, &rc);
 	return r->srv ? EX_OK_ : rc;
 }
 
@@ -229,6 +236,7 @@ static void live_setup(struct record *r, unsigned metric)
 	if (!r->serve)
 		return;
 	r->live_metric = metric;
+	r->live.eo = &r->eo; /* the output options: the answers' defaults too */
 	r->sink.started = live_started;
 	r->sink.stopping = live_stopping;
 }
@@ -445,14 +453,59 @@ static void io_usage(FILE *f)
 		"[unresolved fd N] / [unresolved path] and reported at the end.\n"
 		"--flood RATE traces nothing: it drives the pairing programs, rings and\n"
 		"consumers with RATE synthetic calls/s (BPF_PROG_TEST_RUN, one feeder per\n"
-		"CPU) for -d seconds (default 5), to measure what the path carries.\n" OUTPUT_USAGE);
+		"CPU) for -d seconds (default 5), to measure what the path carries.\n" OUTPUT_USAGE
+		IO_SERVE_USAGE);
 }
 
 struct io_args {
 	struct record r; /* first: parse() hands &r to io_opt and io_check */
 	struct st_trace_io_cfg cfg;
 	const char *fields;
+	struct st_live_hooks hooks; /* --serve: /order */
 };
+
+/* GET /order (and POST's answer): {"fields":[...]}, the order in force.
+ * The names are fixed words: nothing to escape. */
+static char *io_order_get(void *arg)
+{
+	struct io_args *a = arg;
+	unsigned char f[ST_IOF_COUNT_];
+	unsigned n = st_io_order_get(a->cfg.order, f);
+	char buf[16 + ST_IOF_COUNT_ * 16];
+	size_t len = (size_t)snprintf(buf, sizeof(buf), "{\"fields\":[");
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\"%s\"", i ? "," : "",
+					st_io_field_name(f[i]));
+	snprintf(buf + len, sizeof(buf) - len, "]}");
+	return strdup(buf);
+}
+
+/* POST /order: validated as --fields is (ior's rules), then swapped in and
+ * the recording reset (bpf/tracer.h, st_io_order_set). */
+static int io_order_set(void *arg, const char *const *names, size_t n, const char **why)
+{
+	static _Thread_local char msg[200]; /* read by the server on this thread, after us */
+	struct io_args *a = arg;
+	unsigned char f[ST_IOF_COUNT_];
+	unsigned k;
+	if (st_io_fields_from_names(names, n, f, &k, msg, sizeof(msg))) {
+		*why = msg;
+		return -EINVAL;
+	}
+	int err = st_io_order_set(a->cfg.order, f, k);
+	char list[ST_IOF_COUNT_ * 16] = "";
+	for (unsigned i = 0; i < k; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "",
+			 st_io_field_name(f[i]));
+	if (!err)
+		fprintf(stderr, "%s record io: /order: fields now %s; the recording was reset\n",
+			st_prog, list);
+	else
+		fprintf(stderr, "%s record io: /order: fields now %s, but the recording could not "
+				"be reset: %s (POST /reset clears it)\n",
+			st_prog, list, strerror(-err));
+	return err;
+}
 
 static int io_opt(int c, const char *arg, void *args)
 {
@@ -522,8 +575,19 @@ static int record_io(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
+	if (a.r.serve) { /* the field order, changeable through /order */
+		if (!(a.cfg.order = st_io_order_new(a.cfg.fields, a.cfg.nfields))) {
+			fprintf(stderr, "%s record io: %s\n", st_prog, strerror(errno));
+			return record_finish(&a.r, EX_SOFTWARE_);
+		}
+		a.hooks = (struct st_live_hooks){ .order_get = io_order_get,
+						  .order_set = io_order_set, .arg = &a };
+		a.r.hooks = &a.hooks;
+	}
 	live_setup(&a.r, a.cfg.metric);
-	return record_finish(&a.r, st_trace_io(&a.cfg, &a.r.sink));
+	rc = record_finish(&a.r, st_trace_io(&a.cfg, &a.r.sink));
+	st_io_order_free(a.cfg.order);
+	return rc;
 }
 
 /* ------------------------------------------------------------ record */

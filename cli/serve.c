@@ -37,7 +37,9 @@ struct serve_opts {
 	const char *path, *metric;
 	struct st_cli_live live; /* --addr --port --tick --token-file --insecure --timeout */
 	bool follow;
-	struct st_perf_opts po;
+	struct st_perf_opts po;  /* --pid --tid --kernel --jit --all --addrs --event-filter */
+	const char *perf_only;   /* the first of those given, for -f folded */
+	struct st_export_opts eo; /* convert's output options: the answers' defaults */
 };
 
 struct feed {
@@ -59,7 +61,9 @@ enum { OPT_FOLLOW = 1100 }; /* after st_cli_live_opt_code */
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s serve [-f folded|perf] [--addr A] [--port P] [--tick MS] [--follow] [FILE|-]\n"
+		"usage: %s serve [-f folded|perf] [--addr A] [--port P] [--tick MS] [--follow]\n"
+		"                [perf: --pid --tid --kernel --jit --all --addrs --event-filter EV]\n"
+		"                [--min-fraction F] [output options] [FILE|-]\n"
 		"  Ingest FILE (or stdin, read as it grows: `perf script | %s serve -f perf -`)\n"
 		"  and serve the live flamegraph over HTTP until SIGINT/SIGTERM.\n"
 		"  -f, --from F       input format: folded (default) or perf (perf script)\n"
@@ -74,7 +78,12 @@ static void usage(FILE *f)
 		"  --timeout S        close a connection idle (or not reading) S seconds (30)\n"
 		"  --follow           at the end of FILE, wait for more (tail -f)\n"
 		"Endpoints: / /events /api/snapshot /api/status /debug/pprof/profile /reset /order\n"
-		"(docs/live.md).\n",
+		"(docs/live.md).\n"
+		ST_CLI_PERF_HELP
+		"Output options (as convert's) are the defaults of the answers:\n"
+		"  --min-fraction F   the page's pruning: /events drops frames below F of the\n"
+		"                     total (default 0.001; /api/snapshot: min_fraction=)\n"
+		ST_CLI_EXPORT_HELP,
 		st_prog, st_prog);
 }
 
@@ -82,7 +91,8 @@ static void usage(FILE *f)
 
 void st_cli_live_init(struct st_cli_live *o)
 {
-	*o = (struct st_cli_live){ .addr = "127.0.0.1", .tick = 200, .timeout = 30 };
+	*o = (struct st_cli_live){ .addr = "127.0.0.1", .tick = 200, .timeout = 30,
+				   .events_min_fraction = -1 };
 }
 
 int st_cli_live_opt(const char *cmd, int c, const char *arg, struct st_cli_live *o)
@@ -126,7 +136,14 @@ static int take(int c, const char *arg, void *ctx)
 	case 'm': o->metric = arg; return ST_CLI_GO_ON;
 	case OPT_FOLLOW: o->follow = true; return ST_CLI_GO_ON;
 	case 'h': usage(stdout); return EX_OK_;
-	default: usage(stderr); return EX_USAGE_;
+	default:
+		if (!st_cli_perf_opt(c, arg, &o->po, &o->perf_only))
+			return ST_CLI_GO_ON;
+		if (st_cli_other_opt(c, arg, &o->eo, "serve", usage))
+			return EX_USAGE_;
+		if (c == ST_OPT_MIN_FRACTION)
+			o->live.events_min_fraction = o->eo.min_fraction;
+		return ST_CLI_GO_ON;
 	}
 }
 
@@ -140,14 +157,23 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		ST_CLI_LIVE_LONGOPTS,
 		{ "follow", no_argument, 0, OPT_FOLLOW },
 		{ "help", no_argument, 0, 'h' },
+		ST_CLI_PERF_LONGOPTS,
+		ST_CLI_MIN_FRACTION_LONGOPT,
+		ST_CLI_EXPORT_LONGOPTS,
 		{ 0, 0, 0, 0 },
 	};
 	*o = (struct serve_opts){ .metric = "count", .path = "-" };
 	st_cli_live_init(&o->live);
 	st_perf_opts_init(&o->po);
+	st_export_opts_init(&o->eo);
 	int rc = st_cli_getopt(argc, argv, "f:m:h", lo, take, o);
 	if (rc != ST_CLI_GO_ON)
 		return rc;
+	if (!o->perf && o->perf_only) {
+		fprintf(stderr, "%s serve: %s applies to perf script input only (-f perf)\n",
+			st_prog, o->perf_only);
+		return EX_USAGE_;
+	}
 	if (optind < argc)
 		o->path = argv[optind++];
 	if (optind < argc) {
@@ -385,6 +411,12 @@ static int serve(const struct serve_opts *o)
 		}
 		fprintf(stderr, "%s serve: %llu samples, %llu malformed lines\n", st_prog,
 			(unsigned long long)f.ps.samples, (unsigned long long)f.ps.malformed);
+		if (f.perf && f.ps.other_events)
+			fprintf(stderr,
+				"%s serve: kept event %s; skipped %llu samples of other events%s\n",
+				st_prog, f.po.event ? f.po.event : "?",
+				(unsigned long long)f.ps.other_events,
+				o->po.event ? "" : " (choose one with --event-filter)");
 	}
 	st_live_stop(l);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -432,6 +464,9 @@ struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, 
 	lo.metric = metric;
 	if (hooks)
 		lo.hooks = *hooks;
+	lo.export = o->eo; /* the output options: the answers' base (copied) */
+	if (o->events_min_fraction >= 0)
+		lo.events_min_fraction = o->events_min_fraction;
 	struct st_live *l = st_live_start(e, &lo);
 	if (!l) {
 		fprintf(stderr, "%s %s: cannot listen on %s port %lld: %s\n", st_prog, cmd, o->addr,
@@ -458,6 +493,7 @@ int cmd_serve(int argc, char **argv)
 	int rc = parse_args(argc, argv, &o);
 	if (rc != ST_CLI_GO_ON)
 		return rc;
+	o.live.eo = &o.eo;
 	rc = st_cli_live_check("serve", "--addr", &o.live);
 	if (rc == ST_CLI_GO_ON)
 		rc = serve(&o);

@@ -3,7 +3,7 @@
 # ONE binary so a run ends with one Criterion "Synthesis" line.
 # Other areas add phony targets to TEST_EXTRA (e.g. fuzz corpus replay);
 # `make test` runs them after the Criterion binary.
-TEST_SRCS := $(sort $(wildcard tests/test_*.c tests/support/*.c)) $(CORE_TEST_SRCS)
+TEST_SRCS := $(sort $(wildcard tests/test_*.c tests/support/*.c)) $(CORE_TEST_SRCS) $(BPF_TEST_SRCS)
 TEST_OBJS := $(TEST_SRCS:%.c=$(B)/%.o)
 TEST_BIN  := $(B)/tests/shardtrie_tests
 TEST_JOBS ?= 2

@@ -192,42 +192,88 @@ static const char *const field_names[ST_IOF_COUNT_] = {
 	"comm", "tracepoint", "path", "pid", "tid", "flags",
 };
 
+const char *st_io_field_name(unsigned f)
+{
+	return f < ST_IOF_COUNT_ ? field_names[f] : NULL;
+}
+
+#define FIELDS_KNOWN "(known: comm,tracepoint,path,pid,tid,flags)"
+
+/*
+ * One value of a field list (p, len; position pos from 1), ior's rules:
+ * surrounding blanks trimmed; empty, unknown and repeated names refused.
+ * Appends it to fields[*n] and marks it in seen[].  Names are quoted in
+ * messages only when they are short and printable (an /order body is
+ * anyone's text; the message is one line of an HTTP answer).
+ */
+static int field_take(const char *p, size_t len, unsigned pos, bool seen[ST_IOF_COUNT_],
+		      unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err, size_t errlen)
+{
+	while (len && (*p == ' ' || *p == '\t'))
+		p++, len--;
+	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	if (!len) {
+		snprintf(err, errlen, "empty value at position %u in the field list", pos);
+		return -EINVAL;
+	}
+	int f = -1;
+	for (int i = 0; i < ST_IOF_COUNT_; i++)
+		if (strlen(field_names[i]) == len && !memcmp(field_names[i], p, len))
+			f = i;
+	if (f < 0) {
+		bool shown = len <= 32;
+		for (size_t i = 0; shown && i < len; i++)
+			shown = p[i] >= 0x20 && p[i] < 0x7f;
+		if (shown)
+			snprintf(err, errlen, "unknown field '%.*s' " FIELDS_KNOWN, (int)len, p);
+		else
+			snprintf(err, errlen, "unknown field at position %u " FIELDS_KNOWN, pos);
+		return -EINVAL;
+	}
+	if (seen[f]) {
+		snprintf(err, errlen, "duplicate field '%s'", field_names[f]);
+		return -EINVAL;
+	}
+	seen[f] = true;
+	fields[(*n)++] = (unsigned char)f;
+	return 0;
+}
+
 int st_io_fields_parse(const char *spec, unsigned char fields[ST_IOF_COUNT_], unsigned *n,
 		       char *err, size_t errlen)
 {
 	*n = 0;
 	if (!spec || !*spec) {
-		snprintf(err, errlen, "empty field list (known: comm,tracepoint,path,pid,tid,flags)");
+		snprintf(err, errlen, "empty field list " FIELDS_KNOWN);
 		return -EINVAL;
 	}
 	bool seen[ST_IOF_COUNT_] = { false };
-	unsigned pos = 0;
-	for (const char *p = spec;; pos++) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (!len) {
-			snprintf(err, errlen, "empty value at position %u in field list '%s'", pos + 1, spec);
+	for (unsigned pos = 1;; pos++) {
+		const char *end = strchr(spec, ',');
+		size_t len = end ? (size_t)(end - spec) : strlen(spec);
+		if (field_take(spec, len, pos, seen, fields, n, err, errlen))
 			return -EINVAL;
-		}
-		int f = -1;
-		for (int i = 0; i < ST_IOF_COUNT_; i++)
-			if (strlen(field_names[i]) == len && !memcmp(field_names[i], p, len))
-				f = i;
-		if (f < 0) {
-			snprintf(err, errlen, "unknown field '%.*s' (known: comm,tracepoint,path,pid,tid,flags)",
-				 (int)len, p);
-			return -EINVAL;
-		}
-		if (seen[f]) {
-			snprintf(err, errlen, "duplicate field '%s'", field_names[f]);
-			return -EINVAL;
-		}
-		seen[f] = true;
-		fields[(*n)++] = (unsigned char)f;
 		if (!end)
-			break;
-		p = end + 1;
+			return 0;
+		spec = end + 1;
 	}
+}
+
+int st_io_fields_from_names(const char *const *names, size_t count,
+			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err,
+			    size_t errlen)
+{
+	*n = 0;
+	if (!count) {
+		snprintf(err, errlen, "empty field list " FIELDS_KNOWN);
+		return -EINVAL;
+	}
+	bool seen[ST_IOF_COUNT_] = { false };
+	for (size_t i = 0; i < count; i++)
+		if (field_take(names[i], strlen(names[i]), (unsigned)i + 1, seen, fields, n, err,
+			       errlen))
+			return -EINVAL;
 	return 0;
 }
 

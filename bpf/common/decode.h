@@ -73,9 +73,16 @@ enum st_io_field { ST_IOF_COMM, ST_IOF_TRACEPOINT, ST_IOF_PATH, ST_IOF_PID, ST_I
 #define ST_IO_DEFAULT_FIELDS "comm,tracepoint,path"
 
 /* Parse a --fields list: fills fields[0..*n).  Returns 0 or -EINVAL with a
- * message in err (empty list, empty value, unknown field, duplicate field). */
+ * message in err (empty list, empty value, unknown field, duplicate field).
+ * Blanks around a name are ignored (ior's rule). */
 int st_io_fields_parse(const char *spec, unsigned char fields[ST_IOF_COUNT_], unsigned *n,
 		       char *err, size_t errlen);
+/* The same rules for a list of names (POST /order's {"fields":[...]}). */
+int st_io_fields_from_names(const char *const *names, size_t count,
+			    unsigned char fields[ST_IOF_COUNT_], unsigned *n, char *err,
+			    size_t errlen);
+/* "comm", "tracepoint", ... for a field; NULL when out of range. */
+const char *st_io_field_name(unsigned f);
 
 /* Metrics kept for every io node, in this order. */
 enum { ST_IOM_COUNT, ST_IOM_DURATION, ST_IOM_DURATION_TO_PREV, ST_IOM_BYTES, ST_IOM_N };

@@ -2,9 +2,10 @@
 /*
  * iotrace.c - `shardtrie record io`: file I/O syscalls paired in
  * iotrace.bpf.c, one record per pair through the per-CPU rings; each
- * consumer thread builds the ior frames (--fields) and ingests the four
- * counters (count, duration_ns, duration_to_prev_ns, bytes) into its writer;
- * --metric picks the one exported.
+ * consumer thread builds the ior frames (--fields, in the order in force:
+ * order.c, changeable while the run goes on) and ingests the four counters
+ * (count, duration_ns, duration_to_prev_ns, bytes) into its writer; --metric
+ * picks the one exported.
  *
  * Paths: the call's filename, or the (pid, fd) table in BPF (filled by opens
  * and dups seen during the run, and before it starts from /proc/PID/fd of
@@ -28,6 +29,7 @@
 
 #include "common/decode.h"
 #include "iotrace.skel.h"
+#include "order.h"
 #include "tool.h"
 
 #define RING_BYTES ST_BPF_RING_BYTES
@@ -44,21 +46,36 @@ struct fd_entry {
 struct io_tool {
 	struct fd_entry cache[FD_CACHE];
 	struct st_io_frames fr;
+	struct st_io_order_slot *slot; /* the field order (order.c) */
 };
 
-/* Read-only while the consumers run. */
-static const struct st_trace_io_cfg *io_cfg;
+/* Set before the consumers start, read-only while they run. */
+static struct st_io_order *io_order;
 static int io_fds_map = -1;
 
 static void *io_tool_init(struct st_rec_consumer *c)
 {
-	(void)c;
-	return calloc(1, sizeof(struct io_tool));
+	struct io_tool *t = calloc(1, sizeof(struct io_tool));
+	if (t)
+		t->slot = st_io_order_online(io_order, c->cpu);
+	return t;
 }
 
+/* After every pass over the ring: no stack is being built (order.c). */
+static void io_tool_tick(struct st_rec_consumer *c)
+{
+	struct io_tool *t = c->tool;
+	if (t)
+		st_io_order_quiet(t->slot);
+}
+
+/* After the last ingest (the final drain is done). */
 static void io_tool_fini(struct st_rec_consumer *c)
 {
-	free(c->tool);
+	struct io_tool *t = c->tool;
+	if (t)
+		st_io_order_offline(t->slot);
+	free(t);
 }
 
 /* Put (pid, fd) -> path into the BPF table unless it has an entry. */
@@ -127,10 +144,7 @@ static int on_io(struct st_rec_consumer *c, const void *data, size_t size)
 	}
 	if (!path || !plen)
 		c->unresolved++;
-	st_io_frames_build(&r, io_cfg->fields, io_cfg->nfields, path, plen, &t->fr);
-	uint64_t v[ST_IOM_N];
-	st_io_values(&r, v);
-	if (st_writer_ingest_strs(c->w, t->fr.p, t->fr.len, t->fr.n, v))
+	if (st_io_order_ingest(t->slot, c->w, &r, path, plen, &t->fr))
 		c->failed++;
 	return 0;
 }
@@ -203,11 +217,13 @@ struct iotrace_bpf *st_io_skel_open(void)
 	return iotrace_bpf__open();
 }
 
-/* One run: the runner and the skeleton. */
+/* One run: the runner, the skeleton and the field order. */
 struct io_run {
 	struct st_rec rec;
 	struct iotrace_bpf *skel;
 	struct st_rec_skel k;
+	struct st_io_order *own_order; /* made from cfg->fields when cfg->order is NULL */
+	bool order_attached;
 };
 
 static int io_begin(struct io_run *run)
@@ -222,7 +238,15 @@ static int io_begin(struct io_run *run)
 	}
 	int rc = st_rec_begin(&run->rec, &so);
 	run->rec.tool_init = io_tool_init;
+	run->rec.tool_tick = io_tool_tick;
 	run->rec.tool_fini = io_tool_fini;
+	/* Before the consumers (and the sink's started(), whose server may
+	 * set the order) exist. */
+	if (!rc && st_io_order_attach(io_order, run->rec.e, run->rec.ncpu)) {
+		st_rec_say(&run->rec, "cannot set up: %s\n", strerror(ENOMEM));
+		return ST_TRACE_SOFTWARE;
+	}
+	run->order_attached = !rc;
 	return rc;
 }
 
@@ -298,9 +322,14 @@ static int io_trace(struct io_run *run, const struct st_trace_io_cfg *cfg,
 
 static void io_cleanup(struct io_run *run)
 {
+	/* Consumers joined (offline), the sink's server stopped: no set()
+	 * can run, and none waits, when the order lets the engine go. */
 	st_rec_fini(&run->rec);
+	if (run->order_attached)
+		st_io_order_detach(io_order);
+	st_io_order_free(run->own_order);
+	io_order = NULL;
 	io_fds_map = -1;
-	io_cfg = NULL;
 	if (run->skel)
 		st_rec_detach_parallel(run->skel->skeleton);
 	iotrace_bpf__destroy(run->skel);
@@ -313,7 +342,12 @@ int st_trace_io(const struct st_trace_io_cfg *cfg, const struct st_trace_sink *s
 	if (rc)
 		return rc;
 	run.rec.sink = sink; /* started()/stopping(): runner.c */
-	io_cfg = cfg;
+	io_order = cfg->order;
+	if (!io_order && !(io_order = run.own_order = st_io_order_new(cfg->fields, cfg->nfields))) {
+		st_rec_say(&run.rec, "cannot set up the field order: %s\n", strerror(errno));
+		st_rec_fini(&run.rec);
+		return ST_TRACE_SOFTWARE;
+	}
 	if (!(rc = io_begin(&run)) && !(rc = io_load(&run, cfg)) && !(rc = io_attach(&run, cfg)))
 		rc = io_trace(&run, cfg, sink);
 	io_cleanup(&run);

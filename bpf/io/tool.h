@@ -2,6 +2,8 @@
 /*
  * tool.h - what the user-side files of `record io` share (inside bpf/io/):
  *   iotrace.c   the tracer: consumers, fd paths, st_trace_io()
+ *   order.c     the field order in force, its swap and the decode step
+ *               (order.h; no libbpf)
  *   flood.c     --flood: synthetic load through BPF_PROG_TEST_RUN
  *   selftest.c  --selftest: the pairing code through BPF_PROG_TEST_RUN
  */

@@ -20,6 +20,11 @@
  * poller an answer.  A run's figures are the writer's samples over its
  * wall time and over its thread CPU time; a pair is a 0-client run and a
  * loaded run back to back (order alternating), its drop 1 - loaded/idle.
+ * Pinned pairs are triples: a third run has no client but a thread spinning
+ * on CPU 1, touching nothing of the engine -- the control that tells what
+ * any busy neighbouring CPU costs the writer on this host.  Per run the
+ * writer's voluntary context switches (waits: a lock would show here),
+ * involuntary ones (preemption) and the IPIs its CPU took are counted.
  *
  * Placement (2 vCPUs): "pinned" puts the writer alone on CPU 0 and
  * everything else -- the merger, libmicrohttpd's threads, the clients --
@@ -53,6 +58,10 @@ enum { NSSE = 32, NPOLL = 8, NSCRAPE = 2, NCLIENTS = NSSE + NPOLL + NSCRAPE };
 enum { POLL_MS = 100, READY_WAIT_S = 20, DONE_WAIT_S = 30 };
 enum phase { PH_SETUP, PH_TIMED, PH_DONE };
 enum ckind { C_SSE, C_POLL, C_SCRAPE };
+/* A run: server idle, the 42 clients, or (pinned, the control) no client
+ * but a thread spinning on CPU 1 -- what any busy neighbour costs. */
+enum rkind { RK_IDLE, RK_LOAD, RK_SPIN, NRK };
+static const char *const rkname[NRK] = { "0c", "42c", "spin" };
 
 struct live_run;
 
@@ -77,6 +86,7 @@ struct client {
 
 struct live_run {
 	struct live_mode *m;       /* where the figures go */
+	enum rkind kind;
 	bool loaded, pinned;
 	double span;               /* timed seconds */
 	unsigned scrape_s;
@@ -95,6 +105,7 @@ struct live_run {
 	uint64_t warm_samples, samples, errors;
 	double secs, cpu;
 	long vcsw, ivcsw;          /* the writer's context switches, timed span */
+	double ipis;               /* IPIs to CPU 0 per second, timed span */
 	_Atomic pid_t writer_tid;
 };
 
@@ -111,6 +122,23 @@ static void set_cpu(bool pinned, int cpu)
 			CPU_SET(i, &set);
 	}
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* Start fn on a new thread already placed (pinned: on CPU 1), so that no
+ * moment of its life is spent elsewhere. */
+static int start_placed(pthread_t *tid, bool pinned, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (unsigned i = 0; i < cfg.ncpu && i < CPU_SETSIZE; i++)
+		if (!pinned || cfg.ncpu < 2 || i == 1)
+			CPU_SET(i, &set);
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	int rc = pthread_create(tid, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	return rc;
 }
 
 static void signal_flag(struct live_run *r, bool *flag)
@@ -145,6 +173,37 @@ static void fail(struct live_mode *m, const char *what, const struct client *c, 
 
 /* ------------------------------------------------------------ the writer */
 
+/* Function-call and TLB-shootdown interrupts CPU 0 has taken (the first
+ * column of /proc/interrupts' CAL and TLB lines): what another thread of
+ * the process (munmap, madvise, mprotect) makes the writer's CPU do. */
+static unsigned long long cpu0_ipis(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[512];
+	unsigned long long n = 0, v;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = line + strspn(line, " ");
+		if ((!strncmp(p, "CAL:", 4) || !strncmp(p, "TLB:", 4)) &&
+		    sscanf(p + 4, "%llu", &v) == 1)
+			n += v;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The control: a busy thread on CPU 1 that touches nothing of the engine. */
+static void *spin_main(void *arg)
+{
+	struct live_run *r = arg;
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	while (atomic_load(&r->phase) != PH_DONE)
+		for (int i = 0; i < 100000; i++)
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (void *)(uintptr_t)(x & 1);
+}
+
 static void *writer_main(void *arg)
 {
 	struct live_run *r = arg;
@@ -176,6 +235,7 @@ static void *writer_main(void *arg)
 		return NULL;
 	}
 	struct rusage u0, u1;
+	unsigned long long ipi0 = cpu0_ipis(), ipi1;
 	getrusage(RUSAGE_THREAD, &u0);
 	double t0 = bench_now(), c0 = bench_cpu(), t1 = t0, end = t0 + r->span;
 	atomic_store(&r->t_end, end);
@@ -195,6 +255,8 @@ static void *writer_main(void *arg)
 	r->cpu = bench_cpu() - c0;
 	r->secs = t1 - t0;
 	getrusage(RUSAGE_THREAD, &u1);
+	ipi1 = cpu0_ipis();
+	r->ipis = r->secs > 0 ? (double)(ipi1 - ipi0) / r->secs : 0;
 	r->vcsw = u1.ru_nvcsw - u0.ru_nvcsw;
 	r->ivcsw = u1.ru_nivcsw - u0.ru_nivcsw;
 	r->samples = n;
@@ -274,6 +336,8 @@ static int client_init(struct live_run *r, struct client *c, enum ckind kind, un
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
 	if (kind == C_SSE)
 		c->hdrs = curl_slist_append(NULL, "Accept: text/event-stream");
+	else /* bounded: a request the server never answers is a failure */
+		curl_easy_setopt(c->h, CURLOPT_TIMEOUT, (long)(DONE_WAIT_S + r->scrape_s));
 	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
 	/* Pollers start spread over one period, as independent UIs would. */
 	c->next_due = bench_now() + (kind == C_POLL ? idx * POLL_MS * 1e-3 / NPOLL : 0);
@@ -392,7 +456,6 @@ static bool scrapes_active(const struct live_run *r)
 static void *clients_main(void *arg)
 {
 	struct live_run *r = arg;
-	set_cpu(r->pinned, 1);
 	for (unsigned i = 0; i < NSSE; i++)
 		client_start(r, &r->c[i], bench_now());
 	double deadline = 0;
@@ -456,27 +519,57 @@ static void status_of(unsigned port, long long *encodes, long long *sse_dropped)
 	free(buf);
 }
 
-/* Pinned runs: this process's threads allowed on CPU 0 besides the writer
- * and the calling thread (which waits); must be 0.  A thread that exits
- * while it is read counts as nothing. */
-static unsigned off_placement(pid_t writer)
+/* Every thread of this process but the caller and `except`, with its name:
+ * fn(tid, name, arg).  A thread that exits meanwhile is skipped. */
+static void each_thread(pid_t except, void (*fn)(pid_t, const char *, void *), void *arg)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *de;
-	unsigned bad = 0;
 	pid_t self = (pid_t)syscall(SYS_gettid);
 	if (!d)
-		return 0;
+		return;
 	while ((de = readdir(d))) {
 		pid_t tid = (pid_t)atoi(de->d_name);
-		cpu_set_t set;
-		if (tid <= 0 || tid == writer || tid == self)
+		char path[64], name[32] = "?";
+		if (tid <= 0 || tid == except || tid == self)
 			continue;
-		if (sched_getaffinity(tid, sizeof(set), &set) == 0 && CPU_ISSET(0, &set))
-			bad++;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+		FILE *f = fopen(path, "r");
+		if (f) {
+			if (fgets(name, sizeof(name), f))
+				name[strcspn(name, "\n")] = 0;
+			fclose(f);
+		}
+		fn(tid, name, arg);
 	}
 	closedir(d);
-	return bad;
+}
+
+static void count_on_cpu0(pid_t tid, const char *name, void *arg)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(tid, sizeof(set), &set) || !CPU_ISSET(0, &set))
+		return;
+	if ((*(uint64_t *)arg)++ < 4)
+		fprintf(stderr, "bench: live: thread %d (%s) is allowed on CPU 0\n", (int)tid, name);
+}
+
+static void place_thread(pid_t tid, const char *name, void *arg)
+{
+	sched_setaffinity(tid, sizeof(cpu_set_t), arg);
+}
+
+/* Threads made before the run (liburcu's call_rcu thread, which frees the
+ * snapshots readers release, jemalloc's, earlier steps') follow the run's
+ * placement too: CPU 1 when pinned, any CPU otherwise. */
+static void place_others(bool pinned)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (unsigned i = 0; i < cfg.ncpu && i < CPU_SETSIZE; i++)
+		if (!pinned || cfg.ncpu < 2 || i == 1)
+			CPU_SET(i, &set);
+	each_thread(0, place_thread, &set);
 }
 
 /* The clients of a loaded run up to the start of the timed span: 0, or -1
@@ -491,7 +584,7 @@ static int clients_start(struct live_run *r, pthread_t *tid)
 		if (client_init(r, &r->c[i], k, i))
 			return -1;
 	}
-	if (pthread_create(tid, NULL, clients_main, r))
+	if (start_placed(tid, r->pinned, clients_main, r))
 		return -1;
 	r->have_clients = true;
 	if (!wait_flag(r, &r->ready, READY_WAIT_S)) {
@@ -528,8 +621,8 @@ static uint64_t run_lost(struct live_run *r)
  * threads inherit its affinity. */
 static int run_body(struct live_run *r, struct st_live *srv)
 {
-	pthread_t wt, ct;
-	bool clients = false;
+	pthread_t wt, ct, st;
+	bool clients = false, spin = false;
 	int rc = 0;
 	r->port = st_live_port(srv);
 	if (pthread_create(&wt, NULL, writer_main, r))
@@ -542,10 +635,14 @@ static int run_body(struct live_run *r, struct st_live *srv)
 		clients = r->have_clients;
 		status_of(r->port, &enc0, &drop0);
 	}
+	if (!rc && r->kind == RK_SPIN)
+		spin = start_placed(&st, true, spin_main, r) == 0;
 	signal_flag(r, &r->go);
 	if (r->pinned && cfg.ncpu > 1)
-		r->m->off_cpu += off_placement(atomic_load(&r->writer_tid));
+		each_thread(atomic_load(&r->writer_tid), count_on_cpu0, &r->m->off_cpu);
 	pthread_join(wt, NULL);
+	if (spin)
+		pthread_join(st, NULL);
 	if (clients && !wait_flag(r, &r->clients_done, DONE_WAIT_S + 10)) {
 		fprintf(stderr, "bench: live: the client thread did not finish\n");
 		exit(2);
@@ -560,7 +657,7 @@ static int run_body(struct live_run *r, struct st_live *srv)
 	return rc;
 }
 
-static int live_run(struct workload *W, struct live_mode *m, bool loaded, bool pinned,
+static int live_run(struct workload *W, struct live_mode *m, enum rkind kind, bool pinned,
 		    double span, unsigned scrape_s, struct result *res)
 {
 	static struct live_run r; /* big (clients); one run at a time */
@@ -568,12 +665,14 @@ static int live_run(struct workload *W, struct live_mode *m, bool loaded, bool p
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	r.m = m;
-	r.loaded = loaded;
+	r.kind = kind;
+	r.loaded = kind == RK_LOAD;
 	r.pinned = pinned;
 	r.span = span;
 	r.scrape_s = scrape_s;
 	r.W = W;
 	/* The merger and libmicrohttpd's threads start from here. */
+	place_others(pinned);
 	set_cpu(pinned, 1);
 	r.e = bench_engine(W, 10);
 	struct st_live_opts o;
@@ -594,9 +693,9 @@ static int live_run(struct workload *W, struct live_mode *m, bool loaded, bool p
 	res->lost = run_lost(&r);
 	/* The writer's context switches per timed second: voluntary ones are
 	 * waits (a lock, a page fault's I/O), involuntary ones preemption. */
-	double *sw = loaded ? m->load_sw : m->idle_sw;
-	sw[0] += r.secs > 0 ? (double)r.vcsw / r.secs : 0;
-	sw[1] += r.secs > 0 ? (double)r.ivcsw / r.secs : 0;
+	m->vcsw[kind] += r.secs > 0 ? (double)r.vcsw / r.secs : 0;
+	m->ivcsw[kind] += r.secs > 0 ? (double)r.ivcsw / r.secs : 0;
+	m->ipis[kind] += r.ipis;
 	st_engine_destroy(r.e);
 	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.mu);
@@ -605,31 +704,42 @@ static int live_run(struct workload *W, struct live_mode *m, bool loaded, bool p
 
 /* ------------------------------------------------------------ pairs */
 
+static double drop_of(double base, double x)
+{
+	return base > 0 ? 1 - x / base : 0;
+}
+
+/* One pair (pinned: a triple, with the spinning control): the runs back to
+ * back, their order reversed every other time, so that a drift of the
+ * host's speed counts against each side equally often. */
 static int live_pair(struct workload *W, struct live_mode *m, bool pinned, double span,
 		     unsigned scrape_s)
 {
-	struct result idle, load;
+	struct result res[NRK];
 	size_t k = m->n;
 	char kind[32];
+	unsigned nk = pinned ? 3 : 2;
 	if (k >= LIVE_MAX_PAIRS)
 		return 0;
-	/* Alternate which run goes first: a drift of the host's speed then
-	 * counts against each side equally often. */
-	for (int i = 0; i < 2; i++) {
-		bool loaded = (i == 0) == (k % 2 == 1);
-		if (live_run(W, m, loaded, pinned, span, scrape_s, loaded ? &load : &idle))
+	for (unsigned i = 0; i < nk; i++) {
+		enum rkind rk = (enum rkind)(k % 2 ? nk - 1 - i : i);
+		if (live_run(W, m, rk, pinned, span, scrape_s, &res[rk]))
 			return -1;
 		snprintf(kind, sizeof(kind), "live-%s-%s-", pinned ? "pinned" : "unpinned",
-			 loaded ? "42c" : "0c");
-		record(W_HOT, V_BATCH, 1, 10, (unsigned)k + 1, loaded ? &load : &idle, kind);
+			 rkname[rk]);
+		record(W_HOT, V_BATCH, 1, 10, (unsigned)k + 1, &res[rk], kind);
 	}
-	m->idle[k] = mps(&idle);
-	m->load[k] = mps(&load);
-	m->idle_cpu[k] = mps_cpu(&idle);
-	m->load_cpu[k] = mps_cpu(&load);
-	m->drop[k] = m->idle[k] > 0 ? 1 - m->load[k] / m->idle[k] : 0;
-	m->drop_cpu[k] = m->idle_cpu[k] > 0 ? 1 - m->load_cpu[k] / m->idle_cpu[k] : 0;
-	m->loaded_secs += load.secs;
+	m->idle[k] = mps(&res[RK_IDLE]);
+	m->load[k] = mps(&res[RK_LOAD]);
+	m->idle_cpu[k] = mps_cpu(&res[RK_IDLE]);
+	m->load_cpu[k] = mps_cpu(&res[RK_LOAD]);
+	m->drop[k] = drop_of(m->idle[k], m->load[k]);
+	m->drop_cpu[k] = drop_of(m->idle_cpu[k], m->load_cpu[k]);
+	if (pinned) {
+		m->spin_drop[k] = drop_of(m->idle[k], mps(&res[RK_SPIN]));
+		m->spin_drop_cpu[k] = drop_of(m->idle_cpu[k], mps_cpu(&res[RK_SPIN]));
+	}
+	m->loaded_secs += res[RK_LOAD].secs;
 	m->n++;
 	return 0;
 }
@@ -644,6 +754,8 @@ static void mode_done(struct live_mode *m)
 	MED(m->med_load_cpu, load_cpu);
 	MED(m->med_drop_cpu, drop_cpu);
 	MED(m->med_drop, drop);
+	MED(m->med_spin_drop, spin_drop);
+	MED(m->med_spin_drop_cpu, spin_drop_cpu);
 #undef MED
 	m->q1 = bench_pct(m->drop, m->n, 0.25);
 	m->q3 = bench_pct(m->drop, m->n, 0.75);
@@ -716,17 +828,24 @@ int live_load(struct workload *hot, struct live_cost *lc)
 
 /* ------------------------------------------------------------ report */
 
-static void mode_print(const struct live_mode *m, const char *what)
+static void mode_print(const struct live_mode *m, const char *what, bool pinned)
 {
 	printf("  %s: 0 clients %.2f M/s, 42 clients %.2f M/s (medians of %zu pairs); per-pair "
 	       "drop median %.3f, IQR %.3f..%.3f; per writer CPU-second %.2f vs %.2f M/s, "
 	       "drop %.3f\n",
 	       what, m->med_idle, m->med_load, m->n, m->med_drop, m->q1, m->q3, m->med_idle_cpu,
 	       m->med_load_cpu, m->med_drop_cpu);
-	printf("    writer context switches per second, 0 / 42 clients: voluntary %.1f / %.1f, "
-	       "involuntary %.1f / %.1f\n",
-	       m->idle_sw[0] / m->n, m->load_sw[0] / m->n, m->idle_sw[1] / m->n,
-	       m->load_sw[1] / m->n);
+	double n = m->n ? (double)m->n : 1;
+	printf("    per second of the writer, 0 clients / 42 clients / spin control: voluntary "
+	       "context switches %.1f / %.1f / %.1f, involuntary %.1f / %.1f / %.1f, IPIs to "
+	       "CPU 0 %.0f / %.0f / %.0f\n",
+	       m->vcsw[RK_IDLE] / n, m->vcsw[RK_LOAD] / n, m->vcsw[RK_SPIN] / n,
+	       m->ivcsw[RK_IDLE] / n, m->ivcsw[RK_LOAD] / n, m->ivcsw[RK_SPIN] / n,
+	       m->ipis[RK_IDLE] / n, m->ipis[RK_LOAD] / n, m->ipis[RK_SPIN] / n);
+	if (pinned)
+		printf("    control, a thread spinning on CPU 1 instead of the clients: drop %.3f "
+		       "wall, %.3f per writer CPU-second (medians)\n",
+		       m->med_spin_drop, m->med_spin_drop_cpu);
 	printf("    /api/snapshot: %zu answers (%llu 200, %llu 304, %.1f MiB) p50 %.2f ms "
 	       "p99 %.2f ms max %.2f ms; /events: %llu events delivered to 32 clients "
 	       "(%.1f per client-second, %.1f MiB), %llu dropped as slow; encodes %llu; "
@@ -747,10 +866,10 @@ void live_print(const struct live_cost *lc)
 	       "timed per run, scrapes of %u s; 32 SSE + 8 pollers every 100 ms + 2 scrapers):\n",
 	       lc->span, lc->scrape_s);
 	mode_print(&lc->pinned, "pinned (writer on CPU 0, the rest on CPU 1; live_drop = the "
-				"drop per writer CPU-second, live_drop_wall)");
+				"drop per writer CPU-second, live_drop_wall)", true);
 	printf("    threads besides the writer allowed on CPU 0 during the loaded runs: %llu "
 	       "(must be 0)\n", (unsigned long long)lc->pinned.off_cpu);
-	mode_print(&lc->unpinned, "unpinned (live_drop_unpinned, wall clock)");
+	mode_print(&lc->unpinned, "unpinned (live_drop_unpinned, wall clock)", false);
 	printf("  %.1f s in all; load average %.2f before, %.2f after; other processes used "
 	       "%.2f CPUs meanwhile\n",
 	       lc->secs, lc->load0[0], lc->load1[0], lc->other_cpus);
@@ -758,6 +877,7 @@ void live_print(const struct live_cost *lc)
 
 static void json_mode(FILE *js, const struct live_mode *m, const char *name, const char *tail)
 {
+	double n = m->n ? (double)m->n : 1;
 	fprintf(js,
 		"    \"%s\": {\"pairs\": %zu, \"mps_idle\": %.3f, \"mps_loaded\": %.3f, "
 		"\"drop\": %.4f, \"drop_q1\": %.4f, \"drop_q3\": %.4f, \"mps_cpu_idle\": %.3f, "
@@ -766,14 +886,19 @@ static void json_mode(FILE *js, const struct live_mode *m, const char *name, con
 		"\"snap_p50_ms\": %.3f, \"snap_p99_ms\": %.3f, \"snap_max_ms\": %.3f, "
 		"\"sse_events\": %llu, \"sse_bytes\": %llu, \"sse_dropped\": %llu, "
 		"\"encodes\": %llu, \"scrapes\": %llu, \"scrape_bytes\": %llu, "
-		"\"errors\": %llu}%s\n",
+		"\"errors\": %llu, \"spin_drop\": %.4f, \"spin_drop_cpu\": %.4f, "
+		"\"ipis_per_s\": [%.1f, %.1f, %.1f], \"vcsw_per_s\": [%.1f, %.1f, %.1f], "
+		"\"ivcsw_per_s\": [%.1f, %.1f, %.1f]}%s\n",
 		name, m->n, m->med_idle, m->med_load, m->med_drop, m->q1, m->q3, m->med_idle_cpu,
 		m->med_load_cpu, m->med_drop_cpu, m->nlat, (unsigned long long)m->snaps_200,
 		(unsigned long long)m->snaps_304, (unsigned long long)m->snap_bytes, m->p50_ms,
 		m->p99_ms, m->max_ms, (unsigned long long)m->sse_events,
 		(unsigned long long)m->sse_bytes, (unsigned long long)m->sse_dropped,
 		(unsigned long long)m->encodes, (unsigned long long)m->scrapes,
-		(unsigned long long)m->scrape_bytes, (unsigned long long)m->errors, tail);
+		(unsigned long long)m->scrape_bytes, (unsigned long long)m->errors,
+		m->med_spin_drop, m->med_spin_drop_cpu, m->ipis[0] / n, m->ipis[1] / n, m->ipis[2] / n,
+		m->vcsw[0] / n, m->vcsw[1] / n, m->vcsw[2] / n, m->ivcsw[0] / n, m->ivcsw[1] / n,
+		m->ivcsw[2] / n, tail);
 }
 
 void live_json(FILE *js, const struct live_cost *lc)

@@ -28,9 +28,11 @@
  *
  * Placement (2 vCPUs): "pinned" puts the writer alone on CPU 0 and
  * everything else -- the merger, libmicrohttpd's threads, the clients --
- * on CPU 1 (they inherit the affinity of the thread that creates them), so
+ * on CPU 1 (they inherit the affinity of the thread that creates them;
+ * threads made before the run are moved, and every loaded run checks), so
  * a drop can only come from what readers share with the writer (locks,
- * cache lines, memory bandwidth), not from taking its core.  "unpinned"
+ * cache lines, memory bandwidth) or from the host, which the spinning
+ * control measures -- not from taking its core.  "unpinned"
  * lets the scheduler place every thread: readers then also take CPU time
  * from the writer.  Both kinds of pair alternate in one run.
  *
@@ -40,13 +42,12 @@
  * not gzip counts in live.errors (exit 1); every wait is bounded.
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -217,6 +218,7 @@ static void *writer_main(void *arg)
 		if (w)
 			st_writer_close(w);
 		r->errors++;
+		atomic_store(&r->phase, PH_DONE); /* ends the other threads' loops */
 		signal_flag(r, &r->warm);
 		return NULL;
 	}
@@ -230,7 +232,8 @@ static void *writer_main(void *arg)
 	r->warm_samples = W->samples;
 	st_flush(r->e);
 	signal_flag(r, &r->warm);
-	if (!wait_flag(r, &r->go, READY_WAIT_S + 5)) {
+	if (!wait_flag(r, &r->go, READY_WAIT_S + 30)) {
+		atomic_store(&r->phase, PH_DONE);
 		st_writer_close(w);
 		return NULL;
 	}

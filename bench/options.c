@@ -61,7 +61,8 @@ static void usage(void)
 		"             [--variant engine|engine_batch|mutex|floor]\n"
 		"--only runs just that workload's scaling table (for profiling), or with\n"
 		"`snap` just the snapshot-impact runs, with `live` just the live-load\n"
-		"pairs; the SUMMARY then has zeros for what did not run.  --variant limits the scaling tables to one variant.\n");
+		"pairs; the SUMMARY then has zeros for what did not run.  --variant\n"
+		"limits the scaling tables to one variant.\n");
 }
 
 /* True when s is one of names[0..n). */

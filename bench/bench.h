@@ -180,13 +180,16 @@ struct live_mode {
 	double med_idle, med_load, med_drop, q1, q3;       /* wall clock */
 	double med_idle_cpu, med_load_cpu, med_drop_cpu;  /* per writer CPU-second */
 	double loaded_secs;        /* timed seconds of the loaded runs */
-	/* Per run kind (0 clients, 42 clients, spin), summed over the pairs:
+	/* Per run kind (0 clients, 42 clients, spin, stream), summed over the pairs:
 	 * the writer's voluntary and involuntary context switches and the
 	 * IPIs its CPU took, per timed second. */
-	double vcsw[3], ivcsw[3], ipis[3];
+	double vcsw[4], ivcsw[4], ipis[4];
 	/* Pinned only: the control, a spinning thread on CPU 1. */
 	double spin_drop[LIVE_MAX_PAIRS], spin_drop_cpu[LIVE_MAX_PAIRS];
 	double med_spin_drop, med_spin_drop_cpu;
+	/* ... and one copying 2 x 32 MiB back and forth (memory traffic). */
+	double stream_drop[LIVE_MAX_PAIRS], stream_drop_cpu[LIVE_MAX_PAIRS];
+	double med_stream_drop, med_stream_drop_cpu;
 	double *lat;               /* /api/snapshot total times, ms */
 	size_t nlat;
 	double p50_ms, p99_ms, max_ms;

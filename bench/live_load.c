@@ -59,10 +59,12 @@ enum { NSSE = 32, NPOLL = 8, NSCRAPE = 2, NCLIENTS = NSSE + NPOLL + NSCRAPE };
 enum { POLL_MS = 100, READY_WAIT_S = 20, DONE_WAIT_S = 30 };
 enum phase { PH_SETUP, PH_TIMED, PH_DONE };
 enum ckind { C_SSE, C_POLL, C_SCRAPE };
-/* A run: server idle, the 42 clients, or (pinned, the control) no client
- * but a thread spinning on CPU 1 -- what any busy neighbour costs. */
-enum rkind { RK_IDLE, RK_LOAD, RK_SPIN, NRK };
-static const char *const rkname[NRK] = { "0c", "42c", "spin" };
+/* A run: server idle, the 42 clients, or (pinned, the controls) no client
+ * but a thread on CPU 1 that spins -- what any busy neighbour costs -- or
+ * that copies buffers larger than the L3 -- what any memory traffic costs. */
+enum rkind { RK_IDLE, RK_LOAD, RK_SPIN, RK_STREAM, NRK };
+static const char *const rkname[NRK] = { "0c", "42c", "spin", "stream" };
+enum { STREAM_BYTES = 32 << 20 }; /* each of the two buffers */
 
 struct live_run;
 
@@ -203,6 +205,22 @@ static void *spin_main(void *arg)
 		for (int i = 0; i < 100000; i++)
 			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
 	return (void *)(uintptr_t)(x & 1);
+}
+
+/* The other control: copy 32 MiB back and forth (64 MiB > the L3). */
+static void *stream_main(void *arg)
+{
+	struct live_run *r = arg;
+	char *a = malloc(STREAM_BYTES), *b = malloc(STREAM_BYTES);
+	if (a && b) {
+		memset(a, 1, STREAM_BYTES);
+		memset(b, 2, STREAM_BYTES);
+		for (unsigned i = 0; atomic_load(&r->phase) != PH_DONE; i++)
+			memcpy(i % 2 ? a : b, i % 2 ? b : a, STREAM_BYTES);
+	}
+	free(a);
+	free(b);
+	return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -638,8 +656,8 @@ static int run_body(struct live_run *r, struct st_live *srv)
 		clients = r->have_clients;
 		status_of(r->port, &enc0, &drop0);
 	}
-	if (!rc && r->kind == RK_SPIN)
-		spin = start_placed(&st, true, spin_main, r) == 0;
+	if (!rc && (r->kind == RK_SPIN || r->kind == RK_STREAM))
+		spin = start_placed(&st, true, r->kind == RK_SPIN ? spin_main : stream_main, r) == 0;
 	signal_flag(r, &r->go);
 	if (r->pinned && cfg.ncpu > 1)
 		each_thread(atomic_load(&r->writer_tid), count_on_cpu0, &r->m->off_cpu);
@@ -712,7 +730,7 @@ static double drop_of(double base, double x)
 	return base > 0 ? 1 - x / base : 0;
 }
 
-/* One pair (pinned: a triple, with the spinning control): the runs back to
+/* One pair (pinned: with the two controls): the runs back to
  * back, their order reversed every other time, so that a drift of the
  * host's speed counts against each side equally often. */
 static int live_pair(struct workload *W, struct live_mode *m, bool pinned, double span,
@@ -721,7 +739,7 @@ static int live_pair(struct workload *W, struct live_mode *m, bool pinned, doubl
 	struct result res[NRK];
 	size_t k = m->n;
 	char kind[32];
-	unsigned nk = pinned ? 3 : 2;
+	unsigned nk = pinned ? NRK : 2;
 	if (k >= LIVE_MAX_PAIRS)
 		return 0;
 	for (unsigned i = 0; i < nk; i++) {
@@ -741,6 +759,8 @@ static int live_pair(struct workload *W, struct live_mode *m, bool pinned, doubl
 	if (pinned) {
 		m->spin_drop[k] = drop_of(m->idle[k], mps(&res[RK_SPIN]));
 		m->spin_drop_cpu[k] = drop_of(m->idle_cpu[k], mps_cpu(&res[RK_SPIN]));
+		m->stream_drop[k] = drop_of(m->idle[k], mps(&res[RK_STREAM]));
+		m->stream_drop_cpu[k] = drop_of(m->idle_cpu[k], mps_cpu(&res[RK_STREAM]));
 	}
 	m->loaded_secs += res[RK_LOAD].secs;
 	m->n++;
@@ -759,6 +779,8 @@ static void mode_done(struct live_mode *m)
 	MED(m->med_drop, drop);
 	MED(m->med_spin_drop, spin_drop);
 	MED(m->med_spin_drop_cpu, spin_drop_cpu);
+	MED(m->med_stream_drop, stream_drop);
+	MED(m->med_stream_drop_cpu, stream_drop_cpu);
 #undef MED
 	m->q1 = bench_pct(m->drop, m->n, 0.25);
 	m->q3 = bench_pct(m->drop, m->n, 0.75);
@@ -839,16 +861,19 @@ static void mode_print(const struct live_mode *m, const char *what, bool pinned)
 	       what, m->med_idle, m->med_load, m->n, m->med_drop, m->q1, m->q3, m->med_idle_cpu,
 	       m->med_load_cpu, m->med_drop_cpu);
 	double n = m->n ? (double)m->n : 1;
-	printf("    per second of the writer, 0 clients / 42 clients / spin control: voluntary "
-	       "context switches %.1f / %.1f / %.1f, involuntary %.1f / %.1f / %.1f, IPIs to "
-	       "CPU 0 %.0f / %.0f / %.0f\n",
+	printf("    per second of the writer, 0 clients / 42 clients / spin / stream: voluntary "
+	       "context switches %.1f / %.1f / %.1f / %.1f, involuntary %.1f / %.1f / %.1f / "
+	       "%.1f, IPIs to CPU 0 %.0f / %.0f / %.0f / %.0f\n",
 	       m->vcsw[RK_IDLE] / n, m->vcsw[RK_LOAD] / n, m->vcsw[RK_SPIN] / n,
-	       m->ivcsw[RK_IDLE] / n, m->ivcsw[RK_LOAD] / n, m->ivcsw[RK_SPIN] / n,
-	       m->ipis[RK_IDLE] / n, m->ipis[RK_LOAD] / n, m->ipis[RK_SPIN] / n);
+	       m->vcsw[RK_STREAM] / n, m->ivcsw[RK_IDLE] / n, m->ivcsw[RK_LOAD] / n,
+	       m->ivcsw[RK_SPIN] / n, m->ivcsw[RK_STREAM] / n, m->ipis[RK_IDLE] / n,
+	       m->ipis[RK_LOAD] / n, m->ipis[RK_SPIN] / n, m->ipis[RK_STREAM] / n);
 	if (pinned)
-		printf("    control, a thread spinning on CPU 1 instead of the clients: drop %.3f "
-		       "wall, %.3f per writer CPU-second (medians)\n",
-		       m->med_spin_drop, m->med_spin_drop_cpu);
+		printf("    controls instead of the clients, a thread on CPU 1 spinning / copying "
+		       "2 x 32 MiB: drop %.3f / %.3f wall, %.3f / %.3f per writer CPU-second "
+		       "(medians)\n",
+		       m->med_spin_drop, m->med_stream_drop, m->med_spin_drop_cpu,
+		       m->med_stream_drop_cpu);
 	printf("    /api/snapshot: %zu answers (%llu 200, %llu 304, %.1f MiB) p50 %.2f ms "
 	       "p99 %.2f ms max %.2f ms; /events: %llu events delivered to 32 clients "
 	       "(%.1f per client-second, %.1f MiB), %llu dropped as slow; encodes %llu; "
@@ -890,8 +915,10 @@ static void json_mode(FILE *js, const struct live_mode *m, const char *name, con
 		"\"sse_events\": %llu, \"sse_bytes\": %llu, \"sse_dropped\": %llu, "
 		"\"encodes\": %llu, \"scrapes\": %llu, \"scrape_bytes\": %llu, "
 		"\"errors\": %llu, \"spin_drop\": %.4f, \"spin_drop_cpu\": %.4f, "
-		"\"ipis_per_s\": [%.1f, %.1f, %.1f], \"vcsw_per_s\": [%.1f, %.1f, %.1f], "
-		"\"ivcsw_per_s\": [%.1f, %.1f, %.1f]}%s\n",
+		"\"stream_drop\": %.4f, \"stream_drop_cpu\": %.4f, "
+		"\"ipis_per_s\": [%.1f, %.1f, %.1f, %.1f], "
+		"\"vcsw_per_s\": [%.1f, %.1f, %.1f, %.1f], "
+		"\"ivcsw_per_s\": [%.1f, %.1f, %.1f, %.1f]}%s\n",
 		name, m->n, m->med_idle, m->med_load, m->med_drop, m->q1, m->q3, m->med_idle_cpu,
 		m->med_load_cpu, m->med_drop_cpu, m->nlat, (unsigned long long)m->snaps_200,
 		(unsigned long long)m->snaps_304, (unsigned long long)m->snap_bytes, m->p50_ms,
@@ -899,9 +926,10 @@ static void json_mode(FILE *js, const struct live_mode *m, const char *name, con
 		(unsigned long long)m->sse_bytes, (unsigned long long)m->sse_dropped,
 		(unsigned long long)m->encodes, (unsigned long long)m->scrapes,
 		(unsigned long long)m->scrape_bytes, (unsigned long long)m->errors,
-		m->med_spin_drop, m->med_spin_drop_cpu, m->ipis[0] / n, m->ipis[1] / n, m->ipis[2] / n,
-		m->vcsw[0] / n, m->vcsw[1] / n, m->vcsw[2] / n, m->ivcsw[0] / n, m->ivcsw[1] / n,
-		m->ivcsw[2] / n, tail);
+		m->med_spin_drop, m->med_spin_drop_cpu, m->med_stream_drop, m->med_stream_drop_cpu,
+		m->ipis[0] / n, m->ipis[1] / n, m->ipis[2] / n, m->ipis[3] / n, m->vcsw[0] / n,
+		m->vcsw[1] / n, m->vcsw[2] / n, m->vcsw[3] / n, m->ivcsw[0] / n, m->ivcsw[1] / n,
+		m->ivcsw[2] / n, m->ivcsw[3] / n, tail);
 }
 
 void live_json(FILE *js, const struct live_cost *lc)

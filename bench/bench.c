@@ -7,8 +7,8 @@
  * main runs the steps below in order; each builds its workload, runs its
  * scaling table (scaling.c) and what else it measures (costs.c).  --only
  * WORKLOAD stops after that workload's table, --only snap after the
- * snapshot-impact pairs.  Then report.c writes the outputs and, as the
- * last line of stdout, the SUMMARY.
+ * snapshot-impact pairs, --only live after the live-load pairs.  Then
+ * report.c writes the outputs and, as the last line of stdout, the SUMMARY.
  */
 #include <stdio.h>
 #include <sys/stat.h>
@@ -47,7 +47,7 @@ static enum step hot_step(void)
 {
 	if (wl_hot(&F.hot, cfg.depth, 10000, 1.0, cfg.hot_samples, cfg.seed))
 		return build_failed("hot");
-	if (!only_is("snap"))
+	if (!only_is("snap") && !only_is("live"))
 		scaling(W_HOT, &F.hot, all_variants, 4, 2 * cfg.nmax);
 	return stop_if_only(W_HOT);
 }
@@ -56,6 +56,8 @@ static enum step hot_step(void)
  * pairs), then publish latency with a flusher every 10 ms. */
 static enum step snapshot_step(void)
 {
+	if (only_is("live"))
+		return STEP_NEXT;
 	snapshot_impact(&F.hot, &F.snap);
 	if (only_is("snap")) {
 		impact_print(&F.snap.batch, "batch");
@@ -65,6 +67,23 @@ static enum step snapshot_step(void)
 	}
 	hot_latency(&F.hot, &F.snap);
 	return STEP_NEXT;
+}
+
+/* Ingest with 0 clients vs 42 clients of the in-process live server
+ * (live_load.c); --only live stops after it. */
+static enum step live_step(void)
+{
+	if (live_load(&F.hot, &F.live))
+		return STEP_FAIL;
+	if (!only_is("live"))
+		return STEP_NEXT;
+	live_print(&F.live);
+	printf("live_drop %.3f live_drop_wall %.3f live_drop_unpinned %.3f live_snap_p99_ms %.2f "
+	       "lost %llu live_errors %llu\n",
+	       F.live.pinned.med_drop_cpu, F.live.pinned.med_drop, F.live.unpinned.med_drop,
+	       F.live.pinned.p99_ms,
+	       (unsigned long long)lost_total(), (unsigned long long)live_errors(&F.live));
+	return STEP_STOP;
 }
 
 /* cold: node creation, end to end (ingest + final flush); then memory,
@@ -112,7 +131,7 @@ static enum step replay_step(void)
 
 static int exit_status(void)
 {
-	return lost_total() ? 1 : 0;
+	return lost_total() || live_errors(&F.live) ? 1 : 0;
 }
 
 /* The output directory and runs.csv: 0, or -1 after a message. */
@@ -125,8 +144,8 @@ static int open_outputs(void)
 
 int main(int argc, char **argv)
 {
-	static enum step (*const steps[])(void) = { hot_step, snapshot_step, cold_step,
-						     strings_step, replay_step };
+	static enum step (*const steps[])(void) = { hot_step, snapshot_step, live_step,
+						     cold_step, strings_step, replay_step };
 	int rc = options_parse(argc, argv);
 	if (rc != OPTIONS_RUN)
 		return rc;

@@ -8,6 +8,8 @@
  *               flusher thread, the lost-sample check
  *   scaling.c   the scaling tables: runs.csv, the cells and their medians
  *   costs.c     snapshot impact, publish latency, memory and merge cost
+ *   live_load.c ingest with 0 clients vs 42 clients of the live server
+ *               (32 SSE, 8 pollers, 2 pprof scrapers; libcurl)
  *   report.c    results.csv/.json, the plot, the notes and the SUMMARY line
  */
 #ifndef BENCH_BENCH_H
@@ -164,6 +166,59 @@ void hot_latency(struct workload *hot, struct snap_cost *sc);
 void memory_cost(struct workload *cold, struct mem_cost *mc);
 void cold_latency(struct workload *cold, struct snap_cost *sc, struct mem_cost *mc);
 
+/* ------------------------------------------------------------ live_load.c */
+
+#define LIVE_MAX_PAIRS 64
+#define LIVE_MAX_LAT 65536
+
+/* One placement's pairs (0 clients, 42 clients) and what the clients saw
+ * during the timed spans of the loaded runs. */
+struct live_mode {
+	double idle[LIVE_MAX_PAIRS], load[LIVE_MAX_PAIRS], drop[LIVE_MAX_PAIRS];
+	double idle_cpu[LIVE_MAX_PAIRS], load_cpu[LIVE_MAX_PAIRS], drop_cpu[LIVE_MAX_PAIRS];
+	size_t n;
+	double med_idle, med_load, med_drop, q1, q3;       /* wall clock */
+	double med_idle_cpu, med_load_cpu, med_drop_cpu;  /* per writer CPU-second */
+	double loaded_secs;        /* timed seconds of the loaded runs */
+	/* Per run kind (0 clients, 42 clients, spin, stream), summed over the pairs:
+	 * the writer's voluntary and involuntary context switches and the
+	 * IPIs its CPU took, per timed second. */
+	double vcsw[4], ivcsw[4], ipis[4];
+	/* Pinned only: the control, a spinning thread on CPU 1. */
+	double spin_drop[LIVE_MAX_PAIRS], spin_drop_cpu[LIVE_MAX_PAIRS];
+	double med_spin_drop, med_spin_drop_cpu;
+	/* ... and one copying 2 x 32 MiB back and forth (memory traffic). */
+	double stream_drop[LIVE_MAX_PAIRS], stream_drop_cpu[LIVE_MAX_PAIRS];
+	double med_stream_drop, med_stream_drop_cpu;
+	double *lat;               /* /api/snapshot total times, ms */
+	size_t nlat;
+	double p50_ms, p99_ms, max_ms;
+	uint64_t snaps_200, snaps_304, snap_bytes;
+	uint64_t sse_events, sse_bytes, sse_dropped;
+	uint64_t encodes;          /* the server's cache encodings (/api/status) */
+	uint64_t scrapes, scrape_bytes;
+	uint64_t errors;           /* client-side failures: must be 0 */
+	uint64_t off_cpu;          /* pinned: other threads allowed on CPU 0 (0) */
+};
+
+struct live_cost {
+	double span;               /* timed seconds per run */
+	unsigned scrape_s;         /* seconds= of each scrape */
+	struct live_mode pinned, unpinned;
+	double secs;               /* the whole step */
+	double load0[3], load1[3]; /* load averages before and after */
+	double other_cpus;         /* CPUs other processes kept busy meanwhile */
+};
+
+/* cfg.reps (at least 3) pairs pinned and unpinned, interleaved: 0, or -1
+ * after a message (the server or the clients could not be set up). */
+int live_load(struct workload *hot, struct live_cost *lc);
+void live_print(const struct live_cost *lc);
+/* The "live" member of results.json (with its trailing comma). */
+void live_json(FILE *js, const struct live_cost *lc);
+/* Client-side failures over every loaded run. */
+uint64_t live_errors(const struct live_cost *lc);
+
 /* ------------------------------------------------------------ report.c */
 
 /* Everything measured outside the scaling tables, for the report. */
@@ -171,6 +226,7 @@ struct findings {
 	struct workload hot;
 	struct snap_cost snap;
 	struct mem_cost mem;
+	struct live_cost live;
 	size_t str_frames;
 	double t_start;
 };

@@ -13,9 +13,13 @@ BENCH_REPLAY ?= data/sample.folded
 PROBE_BIN  := $(B)/bench/shardtrie_probe
 
 $(B)/bench/%.o: CPPFLAGS_ALL += $(ORACLE_CPPFLAGS)
+# live_load.c serves the engine in process (live/server.h) and loads it with
+# libcurl clients (Debian libcurl4-openssl-dev, scripts/deps.sh).
+$(B)/bench/live_load.o: CPPFLAGS_ALL += -I.
 
-$(BENCH_BIN): $(BENCH_OBJS) $(LIB_ORACLE_A) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIB_ORACLE_A) $(LIB_A) $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
+$(BENCH_BIN): $(BENCH_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) $(LIB_A) \
+		-lmicrohttpd -ljansson -lcurl $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
 
 $(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm

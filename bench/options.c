@@ -60,8 +60,9 @@ static void usage(void)
 		"             [--out DIR] [--seed S] [--max-threads T] [--only WORKLOAD]\n"
 		"             [--variant engine|engine_batch|mutex|floor]\n"
 		"--only runs just that workload's scaling table (for profiling), or with\n"
-		"`snap` just the snapshot-impact runs; the SUMMARY then has zeros for\n"
-		"what did not run.  --variant limits the scaling tables to one variant.\n");
+		"`snap` just the snapshot-impact runs, with `live` just the live-load\n"
+		"pairs; the SUMMARY then has zeros for what did not run.  --variant\n"
+		"limits the scaling tables to one variant.\n");
 }
 
 /* True when s is one of names[0..n). */
@@ -129,8 +130,9 @@ static int check_options(void)
 		usage();
 		return 2;
 	}
-	if (cfg.only && !only_is("snap") && !one_of(cfg.only, wlname, NWL)) {
-		fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay) nor snap\n",
+	if (cfg.only && !only_is("snap") && !only_is("live") && !one_of(cfg.only, wlname, NWL)) {
+		fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay), snap "
+				"nor live\n",
 			cfg.only);
 		return 2;
 	}

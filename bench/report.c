@@ -129,9 +129,13 @@ static void json_summary(FILE *js, const struct keys *k, const struct findings *
 		"  \"summary\": {\"hot_mps_1t\": %.3f, \"hot_single_call_mps_1t\": %.3f, "
 		"\"hot_mps_nt\": %.3f, \"scale_nt\": %.3f, \"vs_mutex_nt\": %.3f, "
 		"\"floor_ratio\": %.3f, \"cold_mps_1t\": %.3f, \"strings_mps_1t\": %.3f, "
-		"\"snap_impact\": %.4f, \"bytes_per_node\": %.2f, \"lost\": %" PRIu64 "}\n}\n",
+		"\"snap_impact\": %.4f, \"bytes_per_node\": %.2f, \"live_drop\": %.4f, "
+		"\"live_drop_wall\": %.4f, \"live_drop_unpinned\": %.4f, "
+		"\"live_snap_p99_ms\": %.3f, \"lost\": %" PRIu64 "}\n}\n",
 		k->hot1, k->hotb1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
-		f->snap.batch.med, f->mem.bytes_per_node, lost_total());
+		f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
+		f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
+		lost_total());
 }
 
 static void write_json(const struct findings *f, const struct keys *k, const struct rusage *ru)
@@ -144,6 +148,7 @@ static void write_json(const struct findings *f, const struct keys *k, const str
 	write_json_cells(js);
 	json_snapshot(js, &f->snap, &f->mem);
 	json_memory(js, &f->mem, ru);
+	live_json(js, &f->live);
 	json_summary(js, k, f);
 	fclose(js);
 }
@@ -182,6 +187,9 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	       cfg.outdir, bench_now() - f->t_start);
 	if (lost_total())
 		fprintf(stderr, "bench: FAILED: %" PRIu64 " samples lost\n", lost_total());
+	if (live_errors(&f->live))
+		fprintf(stderr, "bench: FAILED: %" PRIu64 " live client errors\n",
+			live_errors(&f->live));
 	printf("hot_mps_* / scale / vs_mutex / floor_ratio use engine_batch "
 	       "(st_writer_ingest_batch, 64 per call); one call per sample: 1t %.2f, %ut %.2f M/s; "
 	       "per CPU-second (preemption-proof): batch 1t %.2f, floor 1t %.2f\n",
@@ -194,9 +202,12 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	       k->strb1, cell_med(W_STRINGS, V_ENGINE, 1, RATE_CPU));
 	printf("SUMMARY hot_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f vs_mutex_nt=%.2f "
 	       "floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f snap_impact=%.3f "
-	       "bytes_per_node=%.1f lost=%" PRIu64 "\n",
+	       "bytes_per_node=%.1f live_drop=%.3f live_drop_wall=%.3f live_drop_unpinned=%.3f "
+	       "live_snap_p99_ms=%.1f lost=%" PRIu64 "\n",
 	       k->hot1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
-	       f->snap.batch.med, f->mem.bytes_per_node, lost_total());
+	       f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
+	       f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
+	       lost_total());
 	fflush(stdout);
 }
 
@@ -209,6 +220,7 @@ int report(const struct findings *f)
 	if (write_tables())
 		return 2;
 	print_costs(f, &ru);
+	live_print(&f->live);
 	write_json(f, &k, &ru);
 	runs_close();
 	plot_hot_threads();

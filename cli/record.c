@@ -56,6 +56,10 @@ struct record {
 	char serve_addr[64];       /* ADDR of --serve=ADDR[:PORT] */
 	unsigned live_metric;      /* the metric the live view shows first */
 	struct st_live *srv;       /* from sink.started() to sink.stopping() */
+	/* --push URL (cli/push.c): pushed from sink.started() to .stopping(). */
+	struct st_cli_push push;
+	const char *push_label;    /* the metric= label */
+	uint32_t push_rate;        /* samples per second (cpu: -F) */
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -72,6 +76,7 @@ struct record {
 	{ "help", no_argument, 0, 'h' },                                  \
 	{ "serve", optional_argument, 0, OPT_SERVE },                     \
 	ST_CLI_LIVE_LONGOPTS,                                             \
+	ST_CLI_PUSH_LONGOPTS,                                             \
 	ST_CLI_EXPORT_LONGOPTS
 
 #define OUTPUT_USAGE                                                                \
@@ -87,7 +92,8 @@ struct record {
 	"non-loopback ADDR needs --token-file F (or SHARDTRIE_LIVE_TOKEN) or\n"       \
 	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
 	"at the end as without --serve, but POST /reset empties the recording: the\n" \
-	"output then holds only what came after the last reset.\n"
+	"output then holds only what came after the last reset.\n"                \
+	ST_CLI_PUSH_HELP
 
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
 
@@ -100,6 +106,7 @@ static void record_init(struct record *r, const char *name, void (*usage)(FILE *
 	r->fmt = ST_FMT_FOLDED;
 	st_export_opts_init(&r->eo);
 	st_cli_live_init(&r->live);
+	st_cli_push_init(&r->push);
 	r->sink = (struct st_trace_sink){ .write = write_output, .ctx = r };
 }
 
@@ -168,6 +175,8 @@ static int common_opt(struct record *r, int c, const char *arg)
 	case 'h': r->usage(stdout); return EX_OK_;
 	case OPT_SERVE: r->serve = true; return arg ? parse_serve(r, arg) : NEXT;
 	default:
+		if (c >= ST_OPT_PUSH && c <= ST_OPT_PUSH_AUTH_FILE)
+			return st_cli_push_opt(r->name, c, arg, &r->push);
 		if (c >= ST_OPT_LIVE_ADDR && c <= ST_OPT_LIVE_TIMEOUT) {
 			r->live_opts = true;
 			return st_cli_live_opt(r->name, c, arg, &r->live);
@@ -203,6 +212,9 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 			st_prog, r->name);
 		return EX_USAGE_;
 	}
+	rc = st_cli_push_check(r->name, &r->push);
+	if (rc != NEXT)
+		return rc;
 	return r->serve ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
 }
 
@@ -210,8 +222,13 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 static int live_started(void *ctx, struct st_engine *e)
 {
 	struct record *r = ctx;
-	int rc = EX_SOFTWARE_;
-	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, NULL, stderr, &rc);
+	int rc = st_cli_push_start(r->name, &r->push, e, r->live_metric, r->push_label, r->push_rate,
+				   "ebpfspy");
+	struct st_live_hooks hooks = { .reset = st_cli_push_reset, .arg = &r->push };
+	if (rc != EX_OK_ || !r->serve)
+		return rc;
+	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric,
+				   r->push.p ? &hooks : NULL, stderr, &rc);
 	return r->srv ? EX_OK_ : rc;
 }
 
@@ -221,12 +238,16 @@ static void live_stopping(void *ctx)
 	struct record *r = ctx;
 	st_live_stop(r->srv);
 	r->srv = NULL;
+	st_cli_push_stop(&r->push); /* the last interval */
 }
 
-/* After the options: the sink's live hooks when --serve was given. */
-static void live_setup(struct record *r, unsigned metric)
+/* After the options: the sink's live hooks when --serve or --push was
+ * given; label and rate describe the metric to Pyroscope. */
+static void live_setup(struct record *r, unsigned metric, const char *label, uint32_t rate)
 {
-	if (!r->serve)
+	r->push_label = label;
+	r->push_rate = rate;
+	if (!r->serve && !r->push.o.url)
 		return;
 	r->live_metric = metric;
 	r->sink.started = live_started;
@@ -304,8 +325,10 @@ static int record_prepare(const struct record_parser *p, struct record *r, int a
 	int rc = parse(p, r, argc, argv);
 	if (rc == NEXT)
 		rc = output_open(r);
-	if (rc != NEXT)
+	if (rc != NEXT) {
 		st_cli_live_fini(&r->live);
+		st_cli_push_fini(&r->push);
+	}
 	return rc;
 }
 
@@ -315,6 +338,7 @@ static int record_finish(struct record *r, int rc)
 {
 	output_close(r);
 	st_cli_live_fini(&r->live);
+	st_cli_push_fini(&r->push);
 	return rc;
 }
 
@@ -417,7 +441,7 @@ static int record_cpu(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
-	live_setup(&a.r, 0);
+	live_setup(&a.r, 0, "cpu", a.cfg.hz);
 	return record_finish(&a.r, st_trace_cpu(&a.cfg, &a.r.sink));
 }
 
@@ -522,7 +546,9 @@ static int record_io(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
-	live_setup(&a.r, a.cfg.metric);
+	static const char *const labels[ST_IOM_N] = { "io_count", "io_duration",
+						      "io_duration_to_prev", "io_bytes" };
+	live_setup(&a.r, a.cfg.metric, labels[a.cfg.metric], 0);
 	return record_finish(&a.r, st_trace_io(&a.cfg, &a.r.sink));
 }
 

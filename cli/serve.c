@@ -36,6 +36,7 @@ struct serve_opts {
 	bool perf;
 	const char *path, *metric;
 	struct st_cli_live live; /* --addr --port --tick --token-file --insecure --timeout */
+	struct st_cli_push push; /* --push URL and its options (cli/push.c) */
 	bool follow;
 	struct st_perf_opts po;
 };
@@ -74,7 +75,7 @@ static void usage(FILE *f)
 		"  --timeout S        close a connection idle (or not reading) S seconds (30)\n"
 		"  --follow           at the end of FILE, wait for more (tail -f)\n"
 		"Endpoints: / /events /api/snapshot /api/status /debug/pprof/profile /reset /order\n"
-		"(docs/live.md).\n",
+		"(docs/live.md).\n" ST_CLI_PUSH_HELP,
 		st_prog, st_prog);
 }
 
@@ -113,6 +114,8 @@ static int take(int c, const char *arg, void *ctx)
 {
 	struct serve_opts *o = ctx;
 	int rc = st_cli_live_opt("serve", c, arg, &o->live);
+	if (rc == 1)
+		rc = st_cli_push_opt("serve", c, arg, &o->push);
 	if (rc != 1)
 		return rc;
 	switch (c) {
@@ -139,11 +142,13 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "port", required_argument, 0, ST_OPT_LIVE_PORT },
 		ST_CLI_LIVE_LONGOPTS,
 		{ "follow", no_argument, 0, OPT_FOLLOW },
+		ST_CLI_PUSH_LONGOPTS,
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	*o = (struct serve_opts){ .metric = "count", .path = "-" };
 	st_cli_live_init(&o->live);
+	st_cli_push_init(&o->push);
 	st_perf_opts_init(&o->po);
 	int rc = st_cli_getopt(argc, argv, "f:m:h", lo, take, o);
 	if (rc != ST_CLI_GO_ON)
@@ -331,7 +336,7 @@ static struct st_engine *make_engine(const char *metric)
 	return st_engine_create(&so);
 }
 
-static int serve(const struct serve_opts *o)
+static int serve(struct serve_opts *o)
 {
 	struct feed f = { .name = strcmp(o->path, "-") ? o->path : "<stdin>", .perf = o->perf,
 			  .po = o->po, .stop = { -1, -1 }, .follow = -1 };
@@ -366,8 +371,12 @@ static int serve(const struct serve_opts *o)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
-	int rc = EX_OK_;
-	struct st_live *l = st_cli_live_start("serve", &o->live, f.e, 0, NULL, stdout, &rc);
+	/* --push: started first, so that /reset pushes what came before it. */
+	int rc = st_cli_push_start("serve", &o->push, f.e, 0, o->metric, 0,
+				   o->perf ? "perf_script" : "shardtrie");
+	struct st_live_hooks hooks = { .reset = st_cli_push_reset, .arg = &o->push };
+	struct st_live *l = rc != EX_OK_ ? NULL
+		: st_cli_live_start("serve", &o->live, f.e, 0, o->push.p ? &hooks : NULL, stdout, &rc);
 	pthread_t rt;
 	if (!l) {
 	} else if ((errno = pthread_create(&rt, NULL, reader, &f))) {
@@ -387,6 +396,7 @@ static int serve(const struct serve_opts *o)
 			(unsigned long long)f.ps.samples, (unsigned long long)f.ps.malformed);
 	}
 	st_live_stop(l);
+	st_cli_push_stop(&o->push); /* the last interval, after the last sample */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(f.stop[0]);
 	close(f.stop[1]);
@@ -460,7 +470,10 @@ int cmd_serve(int argc, char **argv)
 		return rc;
 	rc = st_cli_live_check("serve", "--addr", &o.live);
 	if (rc == ST_CLI_GO_ON)
+		rc = st_cli_push_check("serve", &o.push);
+	if (rc == ST_CLI_GO_ON)
 		rc = serve(&o);
 	st_cli_live_fini(&o.live);
+	st_cli_push_fini(&o.push);
 	return rc;
 }

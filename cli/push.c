@@ -36,7 +36,7 @@ void st_cli_push_init(struct st_cli_push *o)
 	st_push_opts_init(&o->o);
 }
 
-/* "250ms", "10s", "2m", "10" (seconds) -> milliseconds in [100, 3600000]. */
+/* "250ms", "10s", "2m", "1h", "10" (seconds) -> milliseconds in [100, 3600000]. */
 static bool parse_interval(const char *s, unsigned *ms)
 {
 	char *end;
@@ -50,6 +50,8 @@ static bool parse_interval(const char *s, unsigned *ms)
 		mul = 1000;
 	else if (!strcmp(end, "m"))
 		mul = 60000;
+	else if (!strcmp(end, "h"))
+		mul = 3600000;
 	else
 		return false;
 	v *= mul;
@@ -100,14 +102,14 @@ int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push 
 	case ST_OPT_PUSH: o->o.url = arg; return ST_CLI_GO_ON;
 	case ST_OPT_PUSH_APP:
 		if (!st_push_app_ok(arg))
-			return st_cli_bad_value(cmd, "--app", "1..128 of [a-zA-Z0-9_.-]", arg), EX_USAGE_;
+			return st_cli_bad_value(cmd, "app", "1..128 of [a-zA-Z0-9_.-]", arg), EX_USAGE_;
 		o->o.app = arg;
 		break;
 	case ST_OPT_PUSH_LABEL: {
 		const char *eq = strchr(arg, '=');
 		if (!eq || !st_push_label_name_ok(arg, (size_t)(eq - arg)) ||
 		    !st_push_label_value_ok(eq + 1, strlen(eq + 1)))
-			return st_cli_bad_value(cmd, "--label",
+			return st_cli_bad_value(cmd, "label",
 						"K=V (K: [a-zA-Z_][a-zA-Z0-9_]*, not __*; V: no {},=\" "
 						"or control characters)",
 						arg),
@@ -128,13 +130,13 @@ int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push 
 	}
 	case ST_OPT_PUSH_INTERVAL:
 		if (!parse_interval(arg, &o->o.interval_ms))
-			return st_cli_bad_value(cmd, "--push-interval",
+			return st_cli_bad_value(cmd, "push-interval",
 						"a duration in [100ms, 1h] (250ms, 10s, 2m)", arg),
 			       EX_USAGE_;
 		break;
 	case ST_OPT_PUSH_QUEUE:
 		if (!parse_queue(arg, &o->o.queue_max, &o->o.queue_bytes))
-			return st_cli_bad_value(cmd, "--push-queue",
+			return st_cli_bad_value(cmd, "push-queue",
 						"N[/SIZE]: N in [1,1000000] intervals, SIZE in "
 						"[1K,64G] bytes (64/64M)",
 						arg),
@@ -142,7 +144,7 @@ int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push 
 		break;
 	case ST_OPT_PUSH_FORMAT:
 		if (strcmp(arg, "pprof") && strcmp(arg, "folded"))
-			return st_cli_bad_value(cmd, "--push-format", "pprof or folded", arg), EX_USAGE_;
+			return st_cli_bad_value(cmd, "push-format", "pprof or folded", arg), EX_USAGE_;
 		o->o.format = strcmp(arg, "pprof") ? ST_PUSH_FOLDED : ST_PUSH_PPROF;
 		break;
 	case ST_OPT_PUSH_AUTH_FILE: o->auth_file = arg; break;

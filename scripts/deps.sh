@@ -12,7 +12,7 @@ pkgs=(
 	build-essential pkg-config clang llvm lld libclang-rt-14-dev
 	liburcu-dev libjemalloc-dev libxxhash-dev zlib1g-dev
 	libcriterion-dev libjansson-dev
-	libmicrohttpd-dev xxd curl
+	libmicrohttpd-dev xxd curl libcurl4-openssl-dev
 	libbpf-dev bpftool libelf-dev libdw-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	gnuplot-nox linux-perf

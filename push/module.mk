@@ -20,3 +20,13 @@ TEST_OBJS += $(PUSH_OBJS)
 TEST_LIBS += -lcurl -lmicrohttpd
 $(TEST_BIN): $(PUSH_OBJS)
 $(B)/tests/test_push.o: CPPFLAGS_ALL += -I.
+
+# The bench key for pushing (bench/push/push_cost.c, docs/push.md):
+#   make BUILD=... bench-push    ingest with and without --push every 1 s
+PUSH_BENCH := $(B)/bench/push/push_cost
+$(B)/bench/push/push_cost.o: CPPFLAGS_ALL += -I. -Itests
+$(PUSH_BENCH): $(B)/bench/push/push_cost.o $(B)/tests/support/pyroscope_rx.o $(PUSH_OBJS) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl -lmicrohttpd $(LIBS_ENGINE) $(LIBS_MALLOC)
+.PHONY: bench-push
+bench-push: $(PUSH_BENCH)
+	$(PUSH_BENCH) $(PUSH_BENCH_ARGS)

@@ -18,7 +18,9 @@
  *     closes the interval (flush, difference) and then resets, a metric
  *     switch through st_push_set_metric() closes the old metric's interval,
  *     st_push_stop() pushes the last (partial) interval.  So the pushes add
- *     up to the whole profile: sent, or counted as dropped.
+ *     up to the whole profile: sent, or counted as dropped.  (For an engine
+ *     without a node cap, as the CLI makes them: folding into [other] moves
+ *     values between nodes, which a difference of snapshots cannot follow.)
  *   - The queue is bounded by count and bytes; when full the oldest interval
  *     is dropped and counted, never the newest.
  *   - Credentials are never printed and never put in a URL; the caller

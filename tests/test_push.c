@@ -670,3 +670,42 @@ Test(push, metric_switch_is_exact)
 	st_engine_destroy(e);
 	prx_stop(rx);
 }
+
+/* ------------------------------------------------------ record --push */
+
+/* `record io --flood` (root + BPF, else skipped): the pushes of a
+ * recording add up to the output file, stack for stack, the last partial
+ * interval included; metric=io_bytes with units=bytes. */
+Test(push, record_io_pushes_add_up_to_the_output, .timeout = 120)
+{
+	if (geteuid() != 0)
+		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
+	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
+		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	struct prx *rx = prx_start(0);
+	cr_assert(rx);
+	int rc = ts_run("'%s' record io --flood 20000 -d 1 --metric bytes --push http://127.0.0.1:%u "
+			"--push-interval 200ms --push-format folded -o '%s' 2>'%s'",
+			CLI, prx_port(rx), ts_path("out.folded"), ts_path("rec.err"));
+	char *err = ts_read_file(ts_path("rec.err"), NULL);
+	cr_assert_eq(rc, 0, "record: exit %d: %s", rc, err);
+	size_t n;
+	char *out = ts_read_file(ts_path("out.folded"), &n);
+	cr_assert(out);
+	struct stacks want = { 0 }, got = { 0 };
+	stacks_add_folded(&want, out, n);
+	cr_assert_gt(stacks_total(&want), 0, "the flood recorded nothing");
+	sum_pushes(rx, &got);
+	stacks_expect_eq(&got, &want, "record io pushes");
+	struct prx_push p = prx_get(rx, 0);
+	cr_expect(p.name && strstr(p.name, "metric=io_bytes"), "%s", p.name);
+	cr_expect_str_eq(p.units, "bytes");
+	cr_expect_str_eq(p.spy_name, "ebpfspy");
+	prx_push_free(&p);
+	cr_expect(strstr(err, "0 dropped") && strstr(err, "0 unsent"), "%s", err);
+	free(err);
+	free(out);
+	stacks_free(&want);
+	stacks_free(&got);
+	prx_stop(rx);
+}

@@ -14,7 +14,9 @@
  * accepted (st_push_stats.sent_value) equal the samples ingested.
  *
  * usage: push_cost [SECONDS [REPS [WRITERS [STACKS]]]]   (defaults 3 5 1 20000)
- * prints one line: PUSH_COST off=... on=... drop=...% pushes=... exact=yes|no
+ * prints one line: PUSH_COST off=... on=... drop=...% (wall clock), the same
+ * per writer CPU second (what a busy machine's noise leaves measurable),
+ * the CPU the rest of the process used per second, pushes, exact=yes|no
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +38,7 @@ struct writer {
 	struct st_engine *e;
 	atomic_int *stop;
 	uint64_t samples;
+	double cpu;       /* the writer thread's CPU seconds */
 	unsigned seed;
 	pthread_t tid;
 };
@@ -65,7 +68,17 @@ static void *writer(void *arg)
 			w->samples += (uint64_t)n;
 	}
 	st_writer_close(sw);
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	w->cpu = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	return NULL;
+}
+
+static double process_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -74,8 +87,14 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* One run: samples per second; with push, *pushes and *exact set. */
-static double run(double secs, unsigned nw, struct prx *rx, uint64_t *pushes, int *exact)
+struct rates {
+	double wall;    /* samples per second */
+	double per_cpu; /* samples per writer CPU second (less noisy on a busy machine) */
+	double other;   /* CPU seconds per second outside the writers (merger, pusher, receiver) */
+};
+
+/* One run; with push, *pushes and *exact set. */
+static struct rates run(double secs, unsigned nw, struct prx *rx, uint64_t *pushes, int *exact)
 {
 	struct st_options so;
 	st_options_init(&so);
@@ -102,7 +121,7 @@ static double run(double secs, unsigned nw, struct prx *rx, uint64_t *pushes, in
 	}
 	atomic_int stop = 0;
 	struct writer w[64];
-	double t0 = now_s();
+	double t0 = now_s(), c0 = process_cpu();
 	for (unsigned i = 0; i < nw; i++) {
 		w[i] = (struct writer){ .e = e, .stop = &stop, .seed = 7 + i };
 		pthread_create(&w[i].tid, NULL, writer, &w[i]);
@@ -111,11 +130,15 @@ static double run(double secs, unsigned nw, struct prx *rx, uint64_t *pushes, in
 	nanosleep(&ts, NULL); /* the measured span, not a synchronisation */
 	atomic_store(&stop, 1);
 	uint64_t total = 0;
+	double wcpu = 0;
 	for (unsigned i = 0; i < nw; i++) {
 		pthread_join(w[i].tid, NULL);
 		total += w[i].samples;
+		wcpu += w[i].cpu;
 	}
-	double rate = (double)total / (now_s() - t0);
+	double span = now_s() - t0;
+	struct rates rate = { (double)total / span, (double)total / wcpu,
+			      (process_cpu() - c0 - wcpu) / span };
 	if (p) {
 		st_push_stop(p);
 		struct st_push_stats st;
@@ -148,23 +171,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "push_cost: cannot start the receiver\n");
 		return 70;
 	}
-	double off[64], on[64];
+	double off[64], on[64], offc[64], onc[64], offo[64], ono[64];
 	uint64_t pushes = 0;
 	int exact = 1;
 	for (unsigned r = 0; r < reps; r++) {
-		off[r] = run(secs, nw, NULL, NULL, NULL);
-		on[r] = run(secs, nw, rx, &pushes, &exact);
-		fprintf(stderr, "push_cost: rep %u: off %.2f M/s, on %.2f M/s\n", r, off[r] / 1e6,
-			on[r] / 1e6);
+		struct rates a = run(secs, nw, NULL, NULL, NULL);
+		struct rates b = run(secs, nw, rx, &pushes, &exact);
+		off[r] = a.wall, offc[r] = a.per_cpu, offo[r] = a.other;
+		on[r] = b.wall, onc[r] = b.per_cpu, ono[r] = b.other;
+		fprintf(stderr, "push_cost: rep %u: off %.2f M/s (%.2f M/cpu-s), on %.2f M/s (%.2f M/cpu-s)\n",
+			r, a.wall / 1e6, a.per_cpu / 1e6, b.wall / 1e6, b.per_cpu / 1e6);
 	}
-	qsort(off, reps, sizeof(*off), cmp_double);
-	qsort(on, reps, sizeof(*on), cmp_double);
-	double mo = off[reps / 2], mn = on[reps / 2];
-	double drop = 100.0 * (mo - mn) / mo;
-	printf("PUSH_COST off=%.3fM/s on=%.3fM/s drop=%.2f%% writers=%u stacks=%u secs=%.1f reps=%u "
+	double *all[] = { off, on, offc, onc, offo, ono };
+	for (size_t i = 0; i < 6; i++)
+		qsort(all[i], reps, sizeof(double), cmp_double);
+	double mo = off[reps / 2], mn = on[reps / 2], co = offc[reps / 2], cn = onc[reps / 2];
+	printf("PUSH_COST off=%.3fM/s on=%.3fM/s drop=%.2f%% per_writer_cpu: off=%.3fM on=%.3fM "
+	       "drop=%.2f%% other_cpu: off=%.3f on=%.3f writers=%u stacks=%u secs=%.1f reps=%u "
 	       "pushes=%llu accepted=%zu exact=%s\n",
-	       mo / 1e6, mn / 1e6, drop, nw, nstacks, secs, reps, (unsigned long long)pushes,
-	       prx_accepted(rx), exact ? "yes" : "no");
+	       mo / 1e6, mn / 1e6, 100.0 * (mo - mn) / mo, co / 1e6, cn / 1e6,
+	       100.0 * (co - cn) / co, offo[reps / 2], ono[reps / 2], nw, nstacks, secs, reps,
+	       (unsigned long long)pushes, prx_accepted(rx), exact ? "yes" : "no");
 	prx_stop(rx);
 	free(frames);
 	return exact ? 0 : 1;

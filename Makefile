@@ -63,6 +63,7 @@ include engine/module.mk
 -include live/module.mk
 include cli/module.mk
 include tests/module.mk
+-include push/module.mk
 -include bench/module.mk
 -include bench/seed/module.mk
 -include fuzz/module.mk

@@ -13,6 +13,7 @@
 
 #include "shardtrie.h"
 #include "shardtrie_export.h"
+#include "push/push.h" /* struct st_push_opts in struct st_cli_push */
 
 /* sysexits-style codes the subcommands use. */
 #define EX_OK_ 0
@@ -72,6 +73,59 @@ struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, 
 				  unsigned metric, const struct st_live_hooks *hooks, FILE *url_out,
 				  int *rc);
 void st_cli_live_fini(struct st_cli_live *o);
+
+/*
+ * The --push options, shared by `serve` and `record` (push.c, push/push.h,
+ * docs/push.md): put ST_CLI_PUSH_LONGOPTS in the getopt_long table and hand
+ * option codes to st_cli_push_opt() (ST_CLI_GO_ON taken, an exit code, or
+ * 1 = not a push option).  st_cli_push_check() after the options (URL
+ * rules, credentials from SHARDTRIE_PUSH_* or --push-auth-file);
+ * st_cli_push_start() once the engine exists (EX_OK_ when --push is not
+ * given); st_cli_push_reset() is a live reset hook (arg: the struct) that
+ * pushes what came before the reset; st_cli_push_stop() pushes the last
+ * interval, drains and reports; st_cli_push_fini() frees.
+ */
+enum st_cli_push_opt_code {
+	ST_OPT_PUSH = 1200,
+	ST_OPT_PUSH_APP,
+	ST_OPT_PUSH_LABEL,
+	ST_OPT_PUSH_INTERVAL,
+	ST_OPT_PUSH_QUEUE,
+	ST_OPT_PUSH_FORMAT,
+	ST_OPT_PUSH_AUTH_FILE,
+};
+#define ST_CLI_PUSH_LONGOPTS                                                 \
+	{ "push", required_argument, 0, ST_OPT_PUSH },                        \
+	{ "app", required_argument, 0, ST_OPT_PUSH_APP },                     \
+	{ "label", required_argument, 0, ST_OPT_PUSH_LABEL },                 \
+	{ "push-interval", required_argument, 0, ST_OPT_PUSH_INTERVAL },      \
+	{ "push-queue", required_argument, 0, ST_OPT_PUSH_QUEUE },            \
+	{ "push-format", required_argument, 0, ST_OPT_PUSH_FORMAT },          \
+	{ "push-auth-file", required_argument, 0, ST_OPT_PUSH_AUTH_FILE }
+#define ST_CLI_PUSH_HELP                                                              \
+	"push options (docs/push.md): --push URL sends the profile to a Pyroscope\n"  \
+	"  server every --push-interval D (10s), each push the exact difference since\n" \
+	"  the last; --app NAME (shardtrie), --label K=V (repeatable; hostname= and\n"  \
+	"  metric= by default), --push-queue N[/SIZE] unsent intervals kept (64/64M,\n" \
+	"  oldest dropped), --push-format pprof|folded, credentials from\n"            \
+	"  SHARDTRIE_PUSH_USER/_PASSWORD (basic), SHARDTRIE_PUSH_TOKEN (bearer),\n"    \
+	"  SHARDTRIE_PUSH_TENANT (X-Scope-OrgID) or --push-auth-file F\n"
+struct st_push;
+struct st_cli_push {
+	struct st_push_opts o;   /* url NULL: no --push */
+	const char *auth_file;
+	bool other;              /* a push option other than --push */
+	char *user, *password, *token, *tenant; /* until st_cli_push_start */
+	struct st_push *p;
+};
+void st_cli_push_init(struct st_cli_push *o);
+int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push *o);
+int st_cli_push_check(const char *cmd, struct st_cli_push *o);
+int st_cli_push_start(const char *cmd, struct st_cli_push *o, struct st_engine *e, unsigned metric,
+		      const char *metric_label, uint32_t sample_rate, const char *spy);
+int st_cli_push_reset(void *arg);
+void st_cli_push_stop(struct st_cli_push *o);
+void st_cli_push_fini(struct st_cli_push *o);
 
 /*
  * An output file (outfile.c): a missing or regular file (symlinks followed)

@@ -57,6 +57,10 @@ struct record {
 	unsigned live_metric;      /* the metric the live view shows first */
 	const struct st_live_hooks *hooks; /* the live view's /order (io), or NULL */
 	struct st_live *srv;       /* from sink.started() to sink.stopping() */
+	/* --push URL (cli/push.c): pushed from sink.started() to .stopping(). */
+	struct st_cli_push push;
+	const char *push_label;    /* the metric= label */
+	uint32_t push_rate;        /* samples per second (cpu: -F) */
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -73,6 +77,7 @@ struct record {
 	{ "help", no_argument, 0, 'h' },                                  \
 	{ "serve", optional_argument, 0, OPT_SERVE },                     \
 	ST_CLI_LIVE_LONGOPTS,                                             \
+	ST_CLI_PUSH_LONGOPTS,                                             \
 	ST_CLI_EXPORT_LONGOPTS
 
 #define OUTPUT_USAGE                                                                \
@@ -88,7 +93,8 @@ struct record {
 	"non-loopback ADDR needs --token-file F (or SHARDTRIE_LIVE_TOKEN) or\n"       \
 	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
 	"at the end as without --serve, but POST /reset empties the recording: the\n" \
-	"output then holds only what came after the last reset.\n"
+	"output then holds only what came after the last reset.\n"                \
+	ST_CLI_PUSH_HELP
 #define IO_SERVE_USAGE                                                              \
 	"record io --serve: GET /order answers {\"fields\":[...]}, the order in force;\n" \
 	"POST /order {\"fields\":[...]} reorders the frames of every event decoded\n"  \
@@ -107,6 +113,7 @@ static void record_init(struct record *r, const char *name, void (*usage)(FILE *
 	r->fmt = ST_FMT_FOLDED;
 	st_export_opts_init(&r->eo);
 	st_cli_live_init(&r->live);
+	st_cli_push_init(&r->push);
 	r->sink = (struct st_trace_sink){ .write = write_output, .ctx = r };
 }
 
@@ -175,6 +182,8 @@ static int common_opt(struct record *r, int c, const char *arg)
 	case 'h': r->usage(stdout); return EX_OK_;
 	case OPT_SERVE: r->serve = true; return arg ? parse_serve(r, arg) : NEXT;
 	default:
+		if (c >= ST_OPT_PUSH && c <= ST_OPT_PUSH_AUTH_FILE)
+			return st_cli_push_opt(r->name, c, arg, &r->push);
 		if (c >= ST_OPT_LIVE_ADDR && c <= ST_OPT_LIVE_TIMEOUT) {
 			r->live_opts = true;
 			return st_cli_live_opt(r->name, c, arg, &r->live);
@@ -210,15 +219,39 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 			st_prog, r->name);
 		return EX_USAGE_;
 	}
+	rc = st_cli_push_check(r->name, &r->push);
+	if (rc != NEXT)
+		return rc;
 	return r->serve ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
 }
 
 /* sink.started(): the live view of the run's engine (--serve). */
+/* POST /reset while pushing: the pusher pushes what came before, then
+ * resets the engine. */
+static int push_reset(void *arg)
+{
+	struct record *r = arg;
+	return st_cli_push_reset(&r->push);
+}
+
 static int live_started(void *ctx, struct st_engine *e)
 {
 	struct record *r = ctx;
-	int rc = EX_SOFTWARE_;
-	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, r->hooks, stderr, &rc);
+	int rc = st_cli_push_start(r->name, &r->push, e, r->live_metric, r->push_label, r->push_rate,
+				   "ebpfspy");
+	if (rc != EX_OK_ || !r->serve)
+		return rc;
+	/* The source's hooks (record io: /order) and /reset through the pusher
+	 * when pushing (the interval before the reset is pushed).  One arg for
+	 * all: the record, first member of the source's own args. */
+	struct st_live_hooks hooks = { 0 };
+	if (r->hooks)
+		hooks = *r->hooks;
+	if (r->push.p)
+		hooks.reset = push_reset;
+	hooks.arg = r;
+	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric,
+				   r->hooks || r->push.p ? &hooks : NULL, stderr, &rc);
 	return r->srv ? EX_OK_ : rc;
 }
 
@@ -228,12 +261,16 @@ static void live_stopping(void *ctx)
 	struct record *r = ctx;
 	st_live_stop(r->srv);
 	r->srv = NULL;
+	st_cli_push_stop(&r->push); /* the last interval */
 }
 
-/* After the options: the sink's live hooks when --serve was given. */
-static void live_setup(struct record *r, unsigned metric)
+/* After the options: the sink's live hooks when --serve or --push was
+ * given; label and rate describe the metric to Pyroscope. */
+static void live_setup(struct record *r, unsigned metric, const char *label, uint32_t rate)
 {
-	if (!r->serve)
+	r->push_label = label;
+	r->push_rate = rate;
+	if (!r->serve && !r->push.o.url)
 		return;
 	r->live_metric = metric;
 	r->live.eo = &r->eo; /* the output options: the answers' defaults too */
@@ -312,8 +349,10 @@ static int record_prepare(const struct record_parser *p, struct record *r, int a
 	int rc = parse(p, r, argc, argv);
 	if (rc == NEXT)
 		rc = output_open(r);
-	if (rc != NEXT)
+	if (rc != NEXT) {
 		st_cli_live_fini(&r->live);
+		st_cli_push_fini(&r->push);
+	}
 	return rc;
 }
 
@@ -323,6 +362,7 @@ static int record_finish(struct record *r, int rc)
 {
 	output_close(r);
 	st_cli_live_fini(&r->live);
+	st_cli_push_fini(&r->push);
 	return rc;
 }
 
@@ -425,7 +465,7 @@ static int record_cpu(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
-	live_setup(&a.r, 0);
+	live_setup(&a.r, 0, "cpu", a.cfg.hz);
 	return record_finish(&a.r, st_trace_cpu(&a.cfg, &a.r.sink));
 }
 
@@ -581,10 +621,12 @@ static int record_io(int argc, char **argv)
 			return record_finish(&a.r, EX_SOFTWARE_);
 		}
 		a.hooks = (struct st_live_hooks){ .order_get = io_order_get,
-						  .order_set = io_order_set, .arg = &a };
+						  .order_set = io_order_set, .arg = &a.r };
 		a.r.hooks = &a.hooks;
 	}
-	live_setup(&a.r, a.cfg.metric);
+	static const char *const labels[ST_IOM_N] = { "io_count", "io_duration",
+						      "io_duration_to_prev", "io_bytes" };
+	live_setup(&a.r, a.cfg.metric, labels[a.cfg.metric], 0);
 	rc = record_finish(&a.r, st_trace_io(&a.cfg, &a.r.sink));
 	st_io_order_free(a.cfg.order);
 	return rc;

@@ -36,6 +36,7 @@ struct serve_opts {
 	bool perf;
 	const char *path, *metric;
 	struct st_cli_live live; /* --addr --port --tick --token-file --insecure --timeout */
+	struct st_cli_push push; /* --push URL and its options (cli/push.c) */
 	bool follow;
 	struct st_perf_opts po;  /* --pid --tid --kernel --jit --all --addrs --event-filter */
 	const char *perf_only;   /* the first of those given, for -f folded */
@@ -83,7 +84,8 @@ static void usage(FILE *f)
 		"Output options (as convert's) are the defaults of the answers:\n"
 		"  --min-fraction F   the page's pruning: /events drops frames below F of the\n"
 		"                     total (default 0.001; /api/snapshot: min_fraction=)\n"
-		ST_CLI_EXPORT_HELP,
+		ST_CLI_EXPORT_HELP
+		ST_CLI_PUSH_HELP,
 		st_prog, st_prog);
 }
 
@@ -123,6 +125,8 @@ static int take(int c, const char *arg, void *ctx)
 {
 	struct serve_opts *o = ctx;
 	int rc = st_cli_live_opt("serve", c, arg, &o->live);
+	if (rc == 1)
+		rc = st_cli_push_opt("serve", c, arg, &o->push);
 	if (rc != 1)
 		return rc;
 	switch (c) {
@@ -156,6 +160,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "port", required_argument, 0, ST_OPT_LIVE_PORT },
 		ST_CLI_LIVE_LONGOPTS,
 		{ "follow", no_argument, 0, OPT_FOLLOW },
+		ST_CLI_PUSH_LONGOPTS,
 		{ "help", no_argument, 0, 'h' },
 		ST_CLI_PERF_LONGOPTS,
 		ST_CLI_MIN_FRACTION_LONGOPT,
@@ -164,6 +169,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 	};
 	*o = (struct serve_opts){ .metric = "count", .path = "-" };
 	st_cli_live_init(&o->live);
+	st_cli_push_init(&o->push);
 	st_perf_opts_init(&o->po);
 	st_export_opts_init(&o->eo);
 	int rc = st_cli_getopt(argc, argv, "f:m:h", lo, take, o);
@@ -357,7 +363,7 @@ static struct st_engine *make_engine(const char *metric)
 	return st_engine_create(&so);
 }
 
-static int serve(const struct serve_opts *o)
+static int serve(struct serve_opts *o)
 {
 	struct feed f = { .name = strcmp(o->path, "-") ? o->path : "<stdin>", .perf = o->perf,
 			  .po = o->po, .stop = { -1, -1 }, .follow = -1 };
@@ -392,8 +398,12 @@ static int serve(const struct serve_opts *o)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
-	int rc = EX_OK_;
-	struct st_live *l = st_cli_live_start("serve", &o->live, f.e, 0, NULL, stdout, &rc);
+	/* --push: started first, so that /reset pushes what came before it. */
+	int rc = st_cli_push_start("serve", &o->push, f.e, 0, o->metric, 0,
+				   o->perf ? "perf_script" : "shardtrie");
+	struct st_live_hooks hooks = { .reset = st_cli_push_reset, .arg = &o->push };
+	struct st_live *l = rc != EX_OK_ ? NULL
+		: st_cli_live_start("serve", &o->live, f.e, 0, o->push.p ? &hooks : NULL, stdout, &rc);
 	pthread_t rt;
 	if (!l) {
 	} else if ((errno = pthread_create(&rt, NULL, reader, &f))) {
@@ -419,6 +429,7 @@ static int serve(const struct serve_opts *o)
 				o->po.event ? "" : " (choose one with --event-filter)");
 	}
 	st_live_stop(l);
+	st_cli_push_stop(&o->push); /* the last interval, after the last sample */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(f.stop[0]);
 	close(f.stop[1]);
@@ -496,7 +507,10 @@ int cmd_serve(int argc, char **argv)
 	o.live.eo = &o.eo;
 	rc = st_cli_live_check("serve", "--addr", &o.live);
 	if (rc == ST_CLI_GO_ON)
+		rc = st_cli_push_check("serve", &o.push);
+	if (rc == ST_CLI_GO_ON)
 		rc = serve(&o);
 	st_cli_live_fini(&o.live);
+	st_cli_push_fini(&o.push);
 	return rc;
 }

@@ -61,6 +61,7 @@ $(B)/%.o: %.c
 include engine/module.mk
 -include bpf/module.mk
 -include live/module.mk
+-include tui/module.mk
 include cli/module.mk
 include tests/module.mk
 -include bench/module.mk

@@ -28,6 +28,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_record(int argc, char **argv); /* record.c: options, then bpf/tracer.h */
 int cmd_diff(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* serve.c: live/server.h over a file or stream */
+int cmd_top(int argc, char **argv);   /* top.c: tui/tui.h attached to a live server */
 
 /*
  * The live server's options, shared by `serve` and `record --serve`

@@ -268,9 +268,11 @@ static void draw(struct view *v)
 		snprintf(top + k, sizeof(top) - (size_t)k, " | PAUSED");
 	put_line(0, top, A_REVERSE);
 
-	char path[2048], l1[2300];
-	tui_model_path_text(v->m.zoom, path, sizeof(path));
-	snprintf(l1, sizeof(l1), "zoom: %s", v->m.zoom ? path : "-");
+	char zpath[1024], spath[1024], l1[2100];
+	tui_model_path_text(v->m.zoom, zpath, sizeof(zpath));
+	tui_model_path_text(v->m.sel, spath, sizeof(spath));
+	snprintf(l1, sizeof(l1), "zoom: %s | selected: %s", v->m.zoom ? zpath : "-",
+		 v->m.sel ? spath : "-");
 	put_line(1, l1, 0);
 
 	int body = LINES - 4;
@@ -296,8 +298,8 @@ static void draw(struct view *v)
 		put_line(LINES - 2, s, 0);
 	}
 	put_line(LINES - 1,
-		 "q quit  jk/hl move  enter zoom  u out  / search  n next  space pause  r mark  "
-		 "w window  m metric  o order  t tree/icicle",
+		 "q quit  hjkl move  enter zoom  u out  / search  n next  space pause  r mark  "
+		 "w window  m metric  o order  t layout",
 		 A_REVERSE);
 	refresh();
 }

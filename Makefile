@@ -65,6 +65,7 @@ include engine/module.mk
 include cli/module.mk
 include tests/module.mk
 -include bench/module.mk
+-include bench/seed/module.mk
 -include fuzz/module.mk
 
 clean:

@@ -2,8 +2,10 @@
 /*
  * api.c - the request/answer endpoints: /api/snapshot (any format, ETag and
  * 304, through the encode-once cache), /api/status, /debug/pprof/profile
- * (a window: the difference of two snapshots, delta.c), and ior's /reset
- * and /order through the source's hooks.
+ * (a window: the difference of two snapshots, delta.c), POST /mark, and
+ * ior's /reset and /order through the source's hooks.  window= on
+ * /api/snapshot differences the current snapshot against a base kept by
+ * window.c; the answer is cached under (version, base version, ...).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -31,38 +33,72 @@ static enum MHD_Result reply_json_owned(struct MHD_Connection *c, char *txt)
 	return st_live_queue(c, MHD_HTTP_OK, r);
 }
 
+/* The window's base for this request (NULL: everything) and its span in
+ * ms, for now. */
+static struct st_live_held *window_base(struct st_live *l, const struct st_live_window *w,
+					uint64_t *span_ms)
+{
+	uint64_t now = st_live_now_ms(), base_ms;
+	struct st_live_held *h = st_live_ring_base(&l->ring, w, now, &base_ms);
+	*span_ms = now > base_ms ? now - base_ms : 0;
+	return h;
+}
+
 enum MHD_Result st_live_api_snapshot(struct st_live *l, struct MHD_Connection *c)
 {
 	struct st_live_params p;
-	if (!st_live_get_params(l, c, P_FORMAT | P_METRIC | P_MIN_FRACTION | P_MAX_NODES, &p))
+	if (!st_live_get_params(l, c, P_FORMAT | P_METRIC | P_MIN_FRACTION | P_MAX_NODES | P_WINDOW,
+				&p))
 		return st_live_reply_text(c, MHD_HTTP_BAD_REQUEST, NULL, NULL, "bad request: %s", p.err);
+	/* The base first: the current snapshot is then at least as new. */
+	bool win = p.window.kind != ST_LIVE_WIN_ALL;
+	uint64_t span_ms = 0;
+	struct st_live_held *h = win ? window_base(l, &p.window, &span_ms) : NULL;
+	uint64_t base = h ? st_snap_version(h->s) : 0;
 	struct st_snap *s = st_snap_acquire(l->e);
 	uint64_t v = st_snap_version(s);
-	char etag[40];
-	snprintf(etag, sizeof(etag), "\"v%llu\"", (unsigned long long)v);
+	char etag[48], from[24], secs[32];
+	if (win)
+		snprintf(etag, sizeof(etag), "\"v%llu-%llu\"", (unsigned long long)v,
+			 (unsigned long long)base);
+	else
+		snprintf(etag, sizeof(etag), "\"v%llu\"", (unsigned long long)v);
+	snprintf(from, sizeof(from), "%llu", (unsigned long long)base);
+	snprintf(secs, sizeof(secs), "%llu.%03u", (unsigned long long)(span_ms / 1000),
+		 (unsigned)(span_ms % 1000));
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+	struct MHD_Response *r;
+	unsigned status;
 	if (inm && (strstr(inm, etag) || !strcmp(inm, "*"))) {
-		st_snap_release(s);
-		struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (!r)
-			return MHD_NO;
-		st_live_common_headers(r, "no-cache");
-		MHD_add_response_header(r, "ETag", etag);
-		return st_live_queue(c, MHD_HTTP_NOT_MODIFIED, r);
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (r)
+			st_live_common_headers(r, "no-cache");
+		status = MHD_HTTP_NOT_MODIFIED;
+	} else {
+		struct st_live_key k = { v, base, p.fmt, p.metric, p.min_fraction, p.max_nodes };
+		struct st_live_blob *b;
+		int err = st_live_cache_get(&l->cache, h ? h->s : NULL, s, &k, &b);
+		if (err) {
+			st_snap_release(s);
+			st_live_held_put(h);
+			return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
+					  "cannot encode the snapshot: %s", strerror(-err));
+		}
+		r = st_live_blob_response(b, st_live_content_type(p.fmt), "no-cache");
+		if (r)
+			st_live_format_headers(r, p.fmt);
+		status = MHD_HTTP_OK;
 	}
-	struct st_live_key k = { v, p.fmt, p.metric, p.min_fraction, p.max_nodes };
-	struct st_live_blob *b;
-	int err = st_live_cache_get(&l->cache, s, &k, &b);
 	st_snap_release(s);
-	if (err)
-		return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
-				  "cannot encode the snapshot: %s", strerror(-err));
-	struct MHD_Response *r = st_live_blob_response(b, st_live_content_type(p.fmt), "no-cache");
+	st_live_held_put(h);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "ETag", etag);
-	st_live_format_headers(r, p.fmt);
-	return st_live_queue(c, MHD_HTTP_OK, r);
+	if (win) {
+		MHD_add_response_header(r, "X-Window-From-Version", from);
+		MHD_add_response_header(r, "X-Window-Seconds", secs);
+	}
+	return st_live_queue(c, status, r);
 }
 
 enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c)
@@ -93,6 +129,17 @@ enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c)
 		"master", (json_int_t)st.mem_master, "shards", (json_int_t)st.mem_shards, "intern",
 		(json_int_t)st.mem_intern, "cache", (json_int_t)cached);
 	st_snap_release(s);
+	struct st_live_ring_stats rs;
+	st_live_ring_stats(&l->ring, &rs);
+	if (j) {
+		json_object_set_new(j, "marks", json_integer((json_int_t)rs.marks));
+		json_object_set_new(j, "mark_version", json_integer((json_int_t)rs.mark_version));
+		json_object_set_new(j, "window_ring",
+				    json_pack("{s:I,s:I,s:I}", "snapshots", (json_int_t)rs.snapshots,
+					      "bytes", (json_int_t)rs.bytes, "max", (json_int_t)rs.max));
+		json_object_set_new(j, "request_timeouts",
+				    json_integer((json_int_t)st_live_deadlines_closed(&l->dl)));
+	}
 	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return reply_json_owned(c, txt);
@@ -108,15 +155,36 @@ enum MHD_Result st_live_reset(struct st_live *l, struct MHD_Connection *c)
 		return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL, "reset failed: %s",
 				  strerror(-err));
 	struct st_snap *s = st_snap_acquire(l->e);
-	struct st_live_key k = { st_snap_version(s), ST_FMT_JSON, l->o.metric,
+	struct st_live_key k = { st_snap_version(s), 0, ST_FMT_JSON, l->o.metric,
 				 l->o.events_min_fraction, -1 };
 	struct st_live_blob *b;
-	err = st_live_cache_get(&l->cache, s, &k, &b);
+	err = st_live_cache_get(&l->cache, NULL, s, &k, &b);
 	st_snap_release(s);
 	if (err)
 		return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
 				  "cannot encode the snapshot: %s", strerror(-err));
 	return st_live_queue(c, MHD_HTTP_OK, st_live_blob_response(b, "application/json", "no-store"));
+}
+
+/* POST /mark: a mark at the current snapshot, for window=mark; nothing is
+ * cleared.  Answers {"mark":ID,"version":V,"t":TOTAL} (metric= chooses
+ * which total; default the server's). */
+enum MHD_Result st_live_mark(struct st_live *l, struct MHD_Connection *c)
+{
+	struct st_live_params p;
+	if (!st_live_get_params(l, c, P_METRIC, &p))
+		return st_live_reply_text(c, MHD_HTTP_BAD_REQUEST, NULL, NULL, "bad request: %s", p.err);
+	struct st_snap *s = st_snap_acquire(l->e);
+	uint64_t v = st_snap_version(s), t = st_snap_total(s, ST_NODE_ROOT, p.metric);
+	uint64_t id = st_live_ring_mark(&l->ring, s, st_live_now_ms()); /* takes s */
+	if (!id)
+		return st_live_reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, NULL,
+				  "mark failed: %s", strerror(ENOMEM));
+	json_t *j = json_pack("{s:I,s:I,s:I}", "mark", (json_int_t)id, "version", (json_int_t)v, "t",
+			      (json_int_t)t);
+	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return reply_json_owned(c, txt);
 }
 
 enum MHD_Result st_live_order(struct st_live *l, struct MHD_Connection *c, const char *method,
@@ -184,9 +252,7 @@ enum MHD_Result st_live_pprof_profile(struct st_live *l, struct MHD_Connection *
 		return st_live_reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "X-Go-Pprof", "1",
 				  "server stopping: the window did not end");
 	}
-	struct st_export_opts o;
-	st_export_opts_init(&o);
-	o.metric = p.metric;
+	struct st_export_opts o = st_live_cache_opts(&l->cache, p.metric);
 	o.duration_ns = (uint64_t)p.seconds * 1000000000u;
 	struct st_live_blob *blob = NULL;
 	int err = st_live_delta_export(a, b, p.fmt, &o, &blob);

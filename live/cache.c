@@ -2,6 +2,8 @@
 /*
  * cache.c - encoded answers (blobs) and the small cache that makes one
  * encoding per snapshot version and parameters serve every client.
+ * A window's answer (window=Ns, mark) is keyed by its base snapshot's
+ * version too: (version, base) names its contents exactly.
  *
  * A blob is immutable once built; the cache and each connection sending it
  * hold a reference, so a client that reads slowly pins one shared buffer,
@@ -30,8 +32,8 @@ static int blob_from_stream(char *buf, size_t len, uint64_t version, struct st_l
 	return 0;
 }
 
-int st_live_blob_export(const struct st_snap *s, int fmt, const struct st_export_opts *o,
-			struct st_live_blob **out)
+int st_live_blob_export(const struct st_snap *s, uint64_t version, int fmt,
+			const struct st_export_opts *o, struct st_live_blob **out)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -42,7 +44,7 @@ int st_live_blob_export(const struct st_snap *s, int fmt, const struct st_export
 	if (fmt == ST_LIVE_FMT_SSE) {
 		/* One event: the JSON is one line (names are escaped), so a
 		 * single data: line carries it. */
-		fprintf(f, "id: %llu\ndata: ", (unsigned long long)st_snap_version(s));
+		fprintf(f, "id: %llu\ndata: ", (unsigned long long)version);
 		r = st_export(s, ST_FMT_JSON, o, f);
 		if (!r) {
 			fflush(f);
@@ -56,7 +58,7 @@ int st_live_blob_export(const struct st_snap *s, int fmt, const struct st_export
 	if (fclose(f) && !r)
 		r = -EIO;
 	if (!r)
-		r = blob_from_stream(buf, len, st_snap_version(s), out);
+		r = blob_from_stream(buf, len, version, out);
 	free(buf);
 	return r;
 }
@@ -76,9 +78,17 @@ void st_live_blob_put(struct st_live_blob *b)
 		free(b);
 }
 
-void st_live_cache_init(struct st_live_cache *c)
+void st_live_cache_init(struct st_live_cache *c, const struct st_export_opts *opts)
 {
 	memset(c, 0, sizeof(*c));
+	st_export_opts_init(&c->opts);
+	if (opts) {
+		/* An older, shorter struct sets its fields; ours keep defaults. */
+		size_t n = opts->size < sizeof(c->opts) ? opts->size : sizeof(c->opts);
+		memcpy(&c->opts, opts, n);
+		c->opts.size = sizeof(c->opts);
+	}
+	c->opts.clamped = NULL; /* an out pointer: not shared between encodings */
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->built, NULL);
 }
@@ -93,22 +103,28 @@ void st_live_cache_fini(struct st_live_cache *c)
 
 static int key_eq(const struct st_live_key *a, const struct st_live_key *b)
 {
-	return a->version == b->version && a->fmt == b->fmt && a->metric == b->metric &&
+	return a->version == b->version && a->base == b->base && a->fmt == b->fmt &&
+	       a->metric == b->metric &&
 	       a->min_fraction == b->min_fraction && a->max_nodes == b->max_nodes;
 }
 
-static struct st_export_opts key_opts(const struct st_live_key *k)
+struct st_export_opts st_live_cache_opts(const struct st_live_cache *c, unsigned m)
 {
-	struct st_export_opts o;
-	st_export_opts_init(&o);
-	o.metric = k->metric;
+	struct st_export_opts o = c->opts;
+	o.metric = m;
+	return o;
+}
+
+static struct st_export_opts key_opts(const struct st_live_cache *c, const struct st_live_key *k)
+{
+	struct st_export_opts o = st_live_cache_opts(c, k->metric);
 	o.min_fraction = k->min_fraction;
 	o.max_nodes = k->max_nodes;
 	return o;
 }
 
-int st_live_cache_get(struct st_live_cache *c, const struct st_snap *s, const struct st_live_key *k,
-		      struct st_live_blob **out)
+int st_live_cache_get(struct st_live_cache *c, const struct st_snap *base, const struct st_snap *s,
+		      const struct st_live_key *k, struct st_live_blob **out)
 {
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
@@ -148,9 +164,10 @@ int st_live_cache_get(struct st_live_cache *c, const struct st_snap *s, const st
 	pthread_mutex_unlock(&c->mu);
 	st_live_blob_put(old);
 
-	struct st_export_opts o = key_opts(k);
+	struct st_export_opts o = key_opts(c, k);
 	struct st_live_blob *b = NULL;
-	int r = st_live_blob_export(s, k->fmt, &o, &b);
+	int r = k->base ? st_live_delta_export(base, s, k->fmt, &o, &b)
+			: st_live_blob_export(s, k->version, k->fmt, &o, &b);
 	if (v < 0) { /* every slot is being built: encode for this asker alone */
 		*out = b;
 		return r;

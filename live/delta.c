@@ -136,7 +136,8 @@ int st_live_delta_export(const struct st_snap *earlier, const struct st_snap *la
 		r = -ENOMEM;
 	if (!r) {
 		struct st_snap *s = st_snap_acquire(pe);
-		r = st_live_blob_export(s, fmt, o, out);
+		/* Named by the later snapshot's version (SSE ids, blob). */
+		r = st_live_blob_export(s, st_snap_version(later), fmt, o, out);
 		st_snap_release(s);
 	}
 	st_engine_destroy(pe);

@@ -11,6 +11,9 @@
  * costs no memory of its own.  One still reading an event sse_slow_ms after
  * a newer version exists is dropped (sse_dropped); one that stops reading
  * altogether never gets the callback again and the idle timeout closes it.
+ * With window=Ns|mark each event is the window's tree, sent again when the
+ * version or the window's base changed (a moving window repeats its frame
+ * each tick it moved, even with no new version).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,8 @@
 
 struct sse {
 	struct st_live *l;
-	struct st_live_key key;   /* version = the last one sent */
+	struct st_live_key key;   /* version, base = the last ones sent */
+	struct st_live_window win;
 	bool started;
 	struct st_live_blob *blob; /* the event being sent, or NULL */
 	const char *p;             /* its unsent bytes (or a static string's) */
@@ -68,22 +72,30 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			s->n = sizeof(sse_retry) - 1;
 			continue;
 		}
+		/* The window's base first: the snapshot is then as new. */
+		uint64_t base_ms;
+		struct st_live_held *h = s->win.kind == ST_LIVE_WIN_ALL
+			? NULL : st_live_ring_base(&l->ring, &s->win, st_live_now_ms(), &base_ms);
 		struct st_snap *snap = st_snap_acquire(l->e);
-		uint64_t v = st_snap_version(snap);
-		if (v != s->key.version) {
+		uint64_t v = st_snap_version(snap), base = h ? st_snap_version(h->s) : 0;
+		if (v != s->key.version || base != s->key.base) {
 			struct st_live_key k = s->key;
 			k.version = v;
-			int err = st_live_cache_get(&l->cache, snap, &k, &s->blob);
+			k.base = base;
+			int err = st_live_cache_get(&l->cache, h ? h->s : NULL, snap, &k, &s->blob);
 			st_snap_release(snap);
+			st_live_held_put(h);
 			if (err)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			s->key.version = v;
+			s->key.base = base;
 			s->p = s->blob->data;
 			s->n = s->blob->len;
 			s->event_ms = st_live_now_ms();
 			continue;
 		}
 		st_snap_release(snap);
+		st_live_held_put(h);
 		uint64_t now = st_live_now_ms();
 		if (l->o.keepalive_ms && now - s->last_ms >= l->o.keepalive_ms) {
 			s->p = sse_keepalive;
@@ -110,7 +122,7 @@ static void sse_free(void *cls)
 enum MHD_Result st_live_events(struct st_live *l, struct MHD_Connection *c)
 {
 	struct st_live_params p;
-	if (!st_live_get_params(l, c, P_METRIC | P_MIN_FRACTION, &p))
+	if (!st_live_get_params(l, c, P_METRIC | P_MIN_FRACTION | P_WINDOW, &p))
 		return st_live_reply_text(c, MHD_HTTP_BAD_REQUEST, NULL, NULL, "bad request: %s", p.err);
 	if (!MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "min_fraction"))
 		p.min_fraction = l->o.events_min_fraction;
@@ -119,8 +131,8 @@ enum MHD_Result st_live_events(struct st_live *l, struct MHD_Connection *c)
 		return MHD_NO;
 	/* Version 0 is never published: the first look always sends the
 	 * current snapshot, also to a client reconnecting with Last-Event-ID. */
-	*s = (struct sse){ .l = l, .key = { 0, ST_LIVE_FMT_SSE, p.metric, p.min_fraction, -1 },
-			   .last_ms = st_live_now_ms() };
+	*s = (struct sse){ .l = l, .key = { 0, 0, ST_LIVE_FMT_SSE, p.metric, p.min_fraction, -1 },
+			   .win = p.window, .last_ms = st_live_now_ms() };
 	st_live_count(&l->sse_clients, 1);
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10,
 								   sse_read, s, sse_free);

@@ -188,6 +188,8 @@ static enum MHD_Result take_param(void *cls, enum MHD_ValueKind kind, const char
 			snprintf(p->err, sizeof(p->err), "max_nodes: wants an integer >= -1, got '%.64s'", val);
 		else
 			p->max_nodes = x;
+	} else if (!strcmp(key, "window") && (p->allowed & P_WINDOW)) {
+		st_live_window_parse(val, &p->window, p->err, sizeof(p->err));
 	} else if (!strcmp(key, "seconds") && (p->allowed & P_SECONDS)) {
 		if (!st_live_whole_long(val, 1, 3600, &x))
 			snprintf(p->err, sizeof(p->err), "seconds: wants an integer in [1,3600], got '%.64s'",

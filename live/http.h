@@ -9,6 +9,8 @@
  *   api.c     /api/snapshot, /api/status, /debug/pprof/profile, /reset,
  *             /order
  *   events.c  /events (Server-Sent Events)
+ *   deadline.c  the request-time limit (a thread closing connections whose
+ *             request did not arrive whole in time)
  *
  * Every endpoint runs on its connection's own thread (libmicrohttpd's
  * thread per connection) and may block it; nothing else.
@@ -24,6 +26,28 @@
 
 #define NHOSTS 3
 
+/* deadline.c: one per open connection (libmicrohttpd's socket context). */
+struct st_live_conn {
+	struct st_live_conn *prev, *next;
+	int fd;
+	uint64_t deadline_ms; /* 0 = none (request received, or no limit) */
+};
+struct st_live_deadlines {
+	uint64_t limit_ms;     /* set before the thread starts */
+	pthread_t thr;
+	pthread_mutex_t mu;    /* protects everything below */
+	pthread_cond_t wake;   /* CLOCK_MONOTONIC */
+	bool stop;
+	struct st_live_conn head; /* circular list of open connections */
+	uint64_t closed;       /* connections closed for their deadline */
+};
+int st_live_deadlines_start(struct st_live_deadlines *d, unsigned limit_s);
+void st_live_deadlines_stop(struct st_live_deadlines *d);
+uint64_t st_live_deadlines_closed(struct st_live_deadlines *d);
+struct st_live_conn *st_live_conn_open(struct st_live_deadlines *d, int fd); /* NULL: no memory */
+void st_live_conn_arm(struct st_live_deadlines *d, struct st_live_conn *c, bool on);
+void st_live_conn_close(struct st_live_deadlines *d, struct st_live_conn *c);
+
 /*
  * The server.  Fields without a note are set by st_live_start() before the
  * daemon runs and only read after (the daemon's thread creation orders them).
@@ -37,6 +61,8 @@ struct st_live {
 	bool loopback;
 	char hosts[NHOSTS][96];  /* Host values naming us (loopback only) */
 	struct st_live_cache cache; /* its own mutex */
+	struct st_live_ring ring;   /* its own mutex and thread */
+	struct st_live_deadlines dl; /* its own mutex and thread */
 	pthread_mutex_t mu;      /* protects stopping; `wake` waits on it */
 	pthread_cond_t wake;     /* CLOCK_MONOTONIC; broadcast by st_live_stop() */
 	bool stopping;
@@ -81,6 +107,7 @@ enum {
 	P_MIN_FRACTION = 1 << 2,
 	P_MAX_NODES = 1 << 3,
 	P_SECONDS = 1 << 4,
+	P_WINDOW = 1 << 5,
 };
 
 struct st_live_params {
@@ -91,6 +118,7 @@ struct st_live_params {
 	double min_fraction;
 	int64_t max_nodes;
 	long seconds;
+	struct st_live_window window; /* default all */
 	char err[256];    /* the first bad parameter, or "" */
 };
 
@@ -106,6 +134,7 @@ enum MHD_Result st_live_api_snapshot(struct st_live *l, struct MHD_Connection *c
 enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c);
 enum MHD_Result st_live_pprof_profile(struct st_live *l, struct MHD_Connection *c);
 enum MHD_Result st_live_reset(struct st_live *l, struct MHD_Connection *c);
+enum MHD_Result st_live_mark(struct st_live *l, struct MHD_Connection *c);
 enum MHD_Result st_live_order(struct st_live *l, struct MHD_Connection *c, const char *method,
 			      const struct st_live_req *q);
 enum MHD_Result st_live_events(struct st_live *l, struct MHD_Connection *c);

@@ -3,7 +3,7 @@
 # The page (live/page/*) is embedded at build time: each file becomes a C
 # array in $(B)/live/assets.c (xxd -i), so the binary serves it without
 # touching the disk and with no CDN.
-LIVE_SRCS   := $(sort $(wildcard live/*.c))
+LIVE_SRCS   := $(sort $(filter-out %_test.c,$(wildcard live/*.c)))
 LIVE_PAGE   := live/page/index.html live/page/app.js live/page/app.css
 LIVE_OBJS   := $(LIVE_SRCS:%.c=$(B)/%.o) $(B)/live/assets.o
 CLI_EXTRA_OBJS += $(LIVE_OBJS)
@@ -29,3 +29,10 @@ $(B)/live/assets.o: $(B)/live/assets.c
 
 # cli/serve.c includes "live/server.h".
 $(B)/cli/serve.o: CPPFLAGS_ALL += -I.
+
+# White-box suites of the window ring (live/window_test.c, simulated clock)
+# and of the cache with windows and base options (live/cache_test.c):
+# linked into the test binary with window.c, cache.c, delta.c (which need only
+# the engine and pthreads), like engine/core's *_test.c suites.
+CORE_TEST_SRCS += live/window_test.c live/window.c live/cache_test.c live/cache.c live/delta.c
+$(B)/live/window_test.o $(B)/live/cache_test.o: CPPFLAGS_ALL += -Ilive

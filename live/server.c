@@ -24,7 +24,10 @@
  *      An /events client still reading an event sse_slow_ms after a newer
  *      one exists is dropped; one that stops reading altogether is closed
  *      by the idle timeout (keep-alives keep healthy clients active).
- *   3. Requests are checked before routing: Host must name this server when
+ *   3. A request must arrive whole within request_timeout_s (deadline.c):
+ *      a client trickling its headers or body cannot keep a slot; once
+ *      received, long answers (/events, pprof windows) are not limited.
+ *   4. Requests are checked before routing: Host must name this server when
  *      it listens on loopback (DNS rebinding), the bearer token when one is
  *      set, and a state-changing request with a foreign Origin (or
  *      Sec-Fetch-Site: cross-site) gets 403.
@@ -160,6 +163,7 @@ static const struct route routes[] = {
 	{ "/api/status", "GET, HEAD" },
 	{ "/debug/pprof/profile", "GET" },
 	{ "/reset", "POST" },
+	{ "/mark", "POST" },
 	{ "/order", "GET, POST" },
 };
 
@@ -207,7 +211,25 @@ static enum MHD_Result route(struct st_live *l, struct MHD_Connection *c, const 
 		return st_live_pprof_profile(l, c);
 	if (!strcmp(rt->path, "/reset"))
 		return st_live_reset(l, c);
+	if (!strcmp(rt->path, "/mark"))
+		return st_live_mark(l, c);
 	return st_live_order(l, c, method, q);
+}
+
+/* The request arrived whole: its deadline no longer applies (answering may
+ * take long: /events, /debug/pprof windows). */
+static struct st_live_conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result received(struct st_live *l, struct MHD_Connection *c, const char *url,
+				const char *method, struct st_live_req *q)
+{
+	st_live_conn_arm(&l->dl, conn_of(c), false);
+	return route(l, c, url, method, q);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -226,7 +248,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			/* Announced too large (or unreadable): 413 now, before
 			 * any of the body is read. */
 			q->too_big = true;
-			return route(l, c, url, method, q);
+			return received(l, c, url, method, q);
 		}
 		return MHD_YES;
 	}
@@ -249,17 +271,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		b[q->len] = '\0';
 		return MHD_YES;
 	}
-	return route(l, c, url, method, q);
+	return received(l, c, url, method, q);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct st_live *l = cls;
 	struct st_live_req *q = *con_cls;
 	if (q) {
 		free(q->body);
 		free(q);
 		*con_cls = NULL;
+	}
+	/* The next request on this connection has its own deadline. */
+	st_live_conn_arm(&l->dl, conn_of(c), true);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct st_live *l = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = ci ? st_live_conn_open(&l->dl, ci->connect_fd) : NULL;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		st_live_conn_close(&l->dl, *socket_context);
+		*socket_context = NULL;
 	}
 }
 
@@ -325,7 +364,26 @@ struct st_live *st_live_start(struct st_engine *e, const struct st_live_opts *o)
 		l->o.keepalive_ms = l->o.timeout_s * 500u;
 	l->o.addr = NULL; /* not kept: the caller's string */
 	l->o.token = NULL;
-	st_live_cache_init(&l->cache);
+	st_live_cache_init(&l->cache, o->export);
+	l->o.export = NULL; /* copied into the cache */
+	int err = st_live_ring_start(&l->ring, e);
+	if (err) {
+		st_live_cache_fini(&l->cache);
+		free(l->token);
+		free(l);
+		errno = -err;
+		return NULL;
+	}
+	err = st_live_deadlines_start(&l->dl, o->request_timeout_s ? o->request_timeout_s
+								  : o->timeout_s);
+	if (err) {
+		st_live_ring_stop(&l->ring);
+		st_live_cache_fini(&l->cache);
+		free(l->token);
+		free(l);
+		errno = -err;
+		return NULL;
+	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -339,9 +397,14 @@ struct st_live *st_live_start(struct st_engine *e, const struct st_live_opts *o)
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 << 10),
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+				MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_END);
 	if (!l->d) {
-		int err = errno ? errno : EADDRINUSE;
+		err = errno ? errno : EADDRINUSE;
+		st_live_deadlines_stop(&l->dl);
+		st_live_ring_stop(&l->ring);
+		pthread_cond_destroy(&l->wake);
+		pthread_mutex_destroy(&l->mu);
 		st_live_cache_fini(&l->cache);
 		free(l->token);
 		free(l);
@@ -376,6 +439,8 @@ void st_live_stop(struct st_live *l)
 	pthread_cond_broadcast(&l->wake);
 	pthread_mutex_unlock(&l->mu);
 	MHD_stop_daemon(l->d);
+	st_live_deadlines_stop(&l->dl);
+	st_live_ring_stop(&l->ring);
 	st_live_cache_fini(&l->cache);
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->mu);

@@ -9,6 +9,10 @@
  *   GET  /api/status            version, totals, clients, scrape windows (JSON)
  *   GET  /debug/pprof/profile   what was ingested during the next N seconds
  *   POST /reset, GET|POST /order   ior's semantics, through hooks
+ *   POST /mark                  a mark for window=mark (nothing cleared)
+ *
+ * /events and /api/snapshot take window=all|Ns|mark: the difference of the
+ * current snapshot and one kept for windows (live/window.c).
  *
  * The server only ever reads snapshots (st_snap_acquire/release): it takes
  * no lock that ingest takes, and a slow or hostile client costs it at most
@@ -23,6 +27,8 @@
 #include <stdint.h>
 
 #include "shardtrie.h"
+
+struct st_export_opts;
 
 /* What a source can do beyond snapshots.  Every hook may be NULL. */
 struct st_live_hooks {
@@ -54,6 +60,17 @@ struct st_live_opts {
 	unsigned keepalive_ms;  /* /events comment keep-alive period (15000) */
 	double events_min_fraction; /* /events default min_fraction (0.001) */
 	struct st_live_hooks hooks;
+	/* --- appended (issue 17, windows): */
+	const struct st_export_opts *export; /* base options of every encoded
+				   answer (units, sample rate...; metric,
+				   min_fraction and max_nodes come from the
+				   request); NULL = defaults.  Copied; its
+				   strings must outlive the server. */
+	unsigned request_timeout_s; /* a request's headers and body must
+				   arrive within this many seconds of the
+				   connection's start or the previous answer's
+				   end, else the connection is closed
+				   (0 = timeout_s) */
 };
 void st_live_opts_init(struct st_live_opts *o);
 

@@ -707,3 +707,275 @@ Test(live, record_cpu_serve_shows_the_run_and_writes_the_output, .timeout = 60)
 	cr_assert(f && strstr(f, ";burn_a "), "the output has no burn_a: %.300s", f ? f : "(none)");
 	free(f);
 }
+
+/* ------------------------------------------------------ windows, marks */
+
+/* /api/status key.sub as an unsigned number. */
+static uint64_t status_sub(const struct srv *s, const char *key, const char *sub)
+{
+	json_t *j = status_json(s);
+	json_t *v = json_object_get(json_object_get(j, key), sub);
+	cr_assert(json_is_integer(v), "/api/status has no %s.%s", key, sub);
+	uint64_t x = (uint64_t)json_integer_value(v);
+	json_decref(j);
+	return x;
+}
+
+/* GET /api/snapshot?format=folded&window=W: the body sorted, the base
+ * version in *from (X-Window-From-Version; 0 when absent). */
+static char *window_folded(const struct srv *s, const char *w, uint64_t *from, double *secs)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/api/snapshot?format=folded&window=%s", w);
+	struct resp r = http(s, "", path);
+	cr_assert_eq(r.status, 200, "%s: %d %s", path, r.status, r.body);
+	const char *h = header(&r, "X-Window-From-Version");
+	*from = h ? strtoull(h, NULL, 10) : 0;
+	h = header(&r, "X-Window-Seconds");
+	if (secs)
+		*secs = h ? strtod(h, NULL) : -1;
+	char *got = sorted_lines(r.body);
+	resp_free(&r);
+	return got;
+}
+
+/* A mark, then the windows: mark = exactly what came after it, all = the
+ * whole, Ns = the difference from the ring's snapshot of N s ago (made
+ * exact by waiting until the ring holds a quiet version for N s). */
+Test(live, windows_mark_and_seconds_are_exact)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;before 5\n");
+	wait_status(&s, "total", 5);
+	uint64_t v1 = status_u(&s, "version");
+	cr_expect_eq(status_u(&s, "marks"), 0);
+	cr_expect_eq(status_u(&s, "mark_version"), 0);
+	/* No mark yet: window=mark is everything. */
+	uint64_t from;
+	char *got = window_folded(&s, "mark", &from, NULL);
+	cr_expect_str_eq(got, "main;before 5\n");
+	cr_expect_eq(from, 0);
+	free(got);
+
+	struct resp r = http(&s, "-X POST", "/mark");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	char want[128];
+	snprintf(want, sizeof(want), "{\"mark\":1,\"version\":%llu,\"t\":5}", (unsigned long long)v1);
+	cr_expect_str_eq(r.body, want);
+	cr_expect_str_eq(header(&r, "Content-Type"), "application/json");
+	resp_free(&r);
+	cr_expect_eq(status_u(&s, "marks"), 1);
+	cr_expect_eq(status_u(&s, "mark_version"), v1);
+
+	feed(&s, "main;after 3\nmain;before 1\n");
+	wait_status(&s, "total", 9);
+	uint64_t v2 = status_u(&s, "version");
+	got = window_folded(&s, "mark", &from, NULL);
+	cr_expect_str_eq(got, "main;after 3\nmain;before 1\n", "the mark window is what came after it");
+	cr_expect_eq(from, v1);
+	free(got);
+	got = window_folded(&s, "all", &from, NULL);
+	cr_expect_str_eq(got, "main;after 3\nmain;before 6\n", "nothing was cleared");
+	free(got);
+	got = window_folded(&s, "mark", &from, NULL);
+	free(got);
+	/* ETag of a window names its base; 304 on it. */
+	r = http(&s, "", "/api/snapshot?window=mark");
+	snprintf(want, sizeof(want), "\"v%llu-%llu\"", (unsigned long long)v2, (unsigned long long)v1);
+	cr_expect_str_eq(header(&r, "ETag"), want);
+	cr_expect(strstr(r.body, "\"t\":4"), "%s", r.body);
+	resp_free(&r);
+	char h[256];
+	snprintf(h, sizeof(h), "-H 'If-None-Match: %s'", want);
+	expect_status(&s, h, "/api/snapshot?window=mark", 304, NULL);
+	/* The same window through another metric spelling: nothing cleared. */
+	expect_status(&s, "", "/api/snapshot?window=mark&metric=count", 200, "\"t\":4");
+	expect_status(&s, "", "/api/snapshot?window=all&metric=0", 200, "\"t\":9");
+	cr_expect_eq(status_u(&s, "total"), 9);
+
+	/* window=2s: once the ring has held v2 for 2 s the window is empty
+	 * and based on v2 (bounded wait: the ring ticks every second). */
+	double secs = 0;
+	for (int i = 0; i < 100; i++) {
+		got = window_folded(&s, "2s", &from, &secs);
+		if (from == v2)
+			break;
+		free(got);
+		got = NULL;
+		pause_ms(100);
+	}
+	cr_assert_eq(from, v2, "the ring never based window=2s on the quiet version");
+	cr_expect_str_eq(got, "", "no change in the last 2 s");
+	cr_expect(secs >= 2.0 && secs < 2.5, "span %.3f", secs);
+	free(got);
+	feed(&s, "main;late 4\n");
+	wait_status(&s, "total", 13);
+	got = window_folded(&s, "2s", &from, &secs);
+	cr_expect_eq(from, v2, "the base is the quiet version of 2 s ago");
+	cr_expect_str_eq(got, "main;late 4\n", "window=2s is what came in the last 2 s");
+	cr_expect(secs >= 2.0, "span %.3f", secs);
+	free(got);
+	got = window_folded(&s, "mark", &from, NULL);
+	cr_expect_str_eq(got, "main;after 3\nmain;before 1\nmain;late 4\n");
+	free(got);
+	/* A window longer than the server's life is everything. */
+	got = window_folded(&s, "86400s", &from, &secs);
+	cr_expect_str_eq(got, "main;after 3\nmain;before 6\nmain;late 4\n");
+	cr_expect_eq(from, 0);
+	free(got);
+
+	uint64_t k = status_sub(&s, "window_ring", "snapshots");
+	uint64_t max = status_sub(&s, "window_ring", "max");
+	cr_expect(k >= 2 && k <= max, "window_ring: %llu snapshots (max %llu)", (unsigned long long)k,
+		  (unsigned long long)max);
+	cr_expect_gt(status_sub(&s, "window_ring", "bytes"), 0);
+
+	/* A second mark moves window=mark; a reset makes a mark from before
+	 * it everything since the reset. */
+	r = http(&s, "-X POST", "/mark");
+	cr_expect(strstr(r.body, "\"mark\":2,") && strstr(r.body, "\"t\":13}"), "%s", r.body);
+	resp_free(&r);
+	got = window_folded(&s, "mark", &from, NULL);
+	cr_expect_str_eq(got, "");
+	free(got);
+	expect_status(&s, "-X POST", "/reset", 200, "\"t\":0");
+	feed(&s, "main;fresh 2\n");
+	wait_status(&s, "total", 2);
+	got = window_folded(&s, "mark", &from, NULL);
+	cr_expect_str_eq(got, "main;fresh 2\n");
+	free(got);
+	srv_stop(&s);
+}
+
+static pid_t events_open_q(const struct srv *s, const char *query, int *fd)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "exec curl -sN -m 30 '%sevents?%s'", s->url, query);
+	return spawn_sh(cmd, -1, fd);
+}
+
+/* /events?window=mark sends the window's tree; window=Ns repeats its frame
+ * when the window moves though the version does not. */
+Test(live, events_windows)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;before 5\n");
+	wait_status(&s, "total", 5);
+	expect_status(&s, "-X POST", "/mark", 200, "\"mark\":1");
+	feed(&s, "main;after 2\n");
+	wait_status(&s, "total", 7);
+	int fd;
+	pid_t pid = events_open_q(&s, "window=mark&min_fraction=0", &fd);
+	uint64_t id;
+	static char data[1 << 16];
+	cr_assert(next_event(fd, &id, data, sizeof(data)));
+	cr_expect_eq(id, status_u(&s, "version"));
+	cr_expect_eq(total_of(data), 2, "the mark window: %s", data);
+	cr_expect(strstr(data, "\"after\"") && !strstr(data, "\"before\""), "%s", data);
+	feed(&s, "main;after 1\nmain;before 1\n");
+	cr_assert(next_event(fd, &id, data, sizeof(data)));
+	cr_expect_eq(total_of(data), 4, "%s", data);
+	events_close(pid, fd);
+
+	/* window=1s: with no new version, the window moves past the last
+	 * change and an empty frame of the same version comes (bounded: a
+	 * few ticks of the ring). */
+	uint64_t v = status_u(&s, "version");
+	pid = events_open_q(&s, "window=1s", &fd);
+	bool empty = false;
+	for (int i = 0; i < 10 && !empty; i++) {
+		cr_assert(next_event(fd, &id, data, sizeof(data)));
+		cr_expect_eq(id, v, "no new version was published");
+		empty = total_of(data) == 0;
+	}
+	cr_expect(empty, "window=1s never became empty: %s", data);
+	events_close(pid, fd);
+	expect_status(&s, "", "/events?window=2m", 400, "window");
+	srv_stop(&s);
+}
+
+Test(live, window_and_mark_errors)
+{
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, known);
+	wait_status(&s, "total", 6);
+	const char *bad[] = { "0s", "86401s", "10m", "", "1.5s", "-1s", "marks", "s" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "/api/snapshot?window=%s", bad[i]);
+		expect_status(&s, "", path, 400, "window");
+		snprintf(path, sizeof(path), "/events?window=%s", bad[i]);
+		expect_status(&s, "", path, 400, "window");
+	}
+	expect_status(&s, "", "/debug/pprof/profile?window=1s", 400, "unknown parameter");
+	struct resp r = http(&s, "", "/mark");
+	cr_expect_eq(r.status, 405);
+	cr_expect_str_eq(header(&r, "Allow"), "POST");
+	resp_free(&r);
+	expect_status(&s, "-X PUT", "/mark", 405, "allowed: POST");
+	expect_status(&s, "-X POST -H 'Origin: http://evil.example'", "/mark", 403, "cross-site");
+	expect_status(&s, "-X POST -H 'Sec-Fetch-Site: cross-site'", "/mark", 403, "cross-site");
+	expect_status(&s, "-X POST -H 'Host: evil.example'", "/mark", 403, "Host");
+	expect_status(&s, "-X POST", "/mark?metric=nope", 400, "metric");
+	cr_expect_eq(status_u(&s, "marks"), 0, "refused marks set nothing");
+	char h[256];
+	snprintf(h, sizeof(h), "-X POST -H 'Origin: %.*s'", (int)strlen(s.url) - 1, s.url);
+	expect_status(&s, h, "/mark", 200, "\"mark\":1");
+	srv_stop(&s);
+}
+
+/* ---------------------------------------------------- request time limit */
+
+/* A client trickling its request headers (a byte every 200 ms: never idle)
+ * is closed once the request time limit (--timeout 2) passes; a longer
+ * answer (a 3 s pprof window) on a request received whole is not. */
+Test(live, slow_request_is_closed_long_answers_are_not)
+{
+	struct srv s;
+	srv_start(&s, "--timeout 2", true);
+	feed(&s, "main;a 1\n");
+	wait_status(&s, "total", 1);
+	pid_t a = scrape_start(&s, "seconds=3&format=folded", ts_path("w"));
+	wait_status(&s, "windows_started", 1);
+
+	unsigned port = (unsigned)atoi(strrchr(s.url, ':') + 1);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", strerror(errno));
+	char head[128];
+	int n = snprintf(head, sizeof(head), "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-Slow: ",
+			 port);
+	cr_assert_eq(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bool closed = false;
+	/* The client's pace: poll for the server's end for 200 ms, then one
+	 * more byte; at most 8 s. */
+	for (int i = 0; i < 40 && !closed; i++) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 200) > 0) {
+			char buf[256];
+			closed = recv(fd, buf, sizeof(buf), 0) <= 0;
+			cr_assert(closed, "the server answered a request it never got whole");
+		} else {
+			closed = send(fd, "x", 1, MSG_NOSIGNAL) != 1;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	close(fd);
+	cr_expect(closed, "a trickling client kept its connection for %.1f s", took);
+	cr_expect(took > 1.5 && took < 4.5, "closed after %.1f s; the limit is 2 s", took);
+	wait_status(&s, "request_timeouts", 1);
+
+	scrape_wait(a);
+	char *got = ts_read_file(ts_path("w"), NULL);
+	cr_expect_str_eq(got, "", "the 3 s window ran to its end (nothing new came)");
+	free(got);
+	srv_stop(&s);
+}

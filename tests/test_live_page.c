@@ -5,6 +5,10 @@
  * real `shardtrie serve -` fed by this test.  Skipped, with the reason,
  * where Chromium is not installed (`scripts/deps.sh test` installs it).
  * Every wait polls the page or /api/status (bounded), never a sleep.
+ *
+ * The page says what it shows on document.body.dataset: events (the
+ * EventSource URL), view (its metric/window parameters), shown/received
+ * (versions), total (the shown tree's total), order, conn, polls.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -15,13 +19,77 @@
 
 TestSuite(live_page, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 90);
 
-#define PAGE_STATUS "document.getElementById('status').textContent"
+#define NO_CHROMIUM "chromium (Debian chromium, `scripts/deps.sh test`) not installed: the page is not run"
+#define DS "document.body.dataset."
+#define CRUMBS "document.getElementById('crumbs').textContent"
+/* The frames drawn, as sorted "depth:label:total" joined by '|'. */
+#define FRAMES                                                                                     \
+	"[...document.querySelectorAll('#chart .f')].map(e => (parseInt(e.style.top) / 18) + ':' + " \
+	"e.textContent + ':' + e.dataset.t).sort().join('|')"
+
+static void key(struct cdp *c, const char *k)
+{
+	char js[160];
+	snprintf(js, sizeof(js), "document.dispatchEvent(new KeyboardEvent('keydown', {key: '%s'}))", k);
+	json_decref(cdp_eval(c, js));
+}
+
+/* Click the frame labelled name (the first one). */
+static void click_frame(struct cdp *c, const char *name)
+{
+	char js[256];
+	snprintf(js, sizeof(js), "[...document.querySelectorAll('#chart .f')].find(e => e.textContent === '%s').click()",
+		 name);
+	json_decref(cdp_eval(c, js));
+}
+
+/* Choose value in the <select id=id> as a user does (a change event). */
+static void choose(struct cdp *c, const char *id, const char *value)
+{
+	char js[256];
+	snprintf(js, sizeof(js),
+		 "(() => { const s = document.getElementById('%s'); s.value = '%s'; "
+		 "s.dispatchEvent(new Event('change')); return s.value; })()",
+		 id, value);
+	char *got = cdp_str(c, js);
+	cr_assert_str_eq(got, value, "#%s has no option %s", id, value);
+	free(got);
+}
+
+static void expect_str(struct cdp *c, const char *expr, const char *want)
+{
+	char *got = cdp_str(c, expr);
+	cr_expect_str_eq(got, want, "%s", expr);
+	free(got);
+}
+
+/* The server's own answer for a window: /api/snapshot's root total. */
+static uint64_t server_total(const struct srv *s, const char *query)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/api/snapshot?%s", query);
+	struct resp r = http(s, "", path);
+	cr_assert_eq(r.status, 200, "%s: %d %s", path, r.status, r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert(json_is_integer(json_object_get(j, "t")), "%s: no total in %s", path, r.body);
+	uint64_t t = (uint64_t)json_integer_value(json_object_get(j, "t"));
+	json_decref(j);
+	resp_free(&r);
+	return t;
+}
+
+/* Wait until the page shows the view `params` with total t. */
+static void wait_view(struct cdp *c, const char *params, uint64_t t)
+{
+	char js[256];
+	snprintf(js, sizeof(js), DS "view === '%s' && " DS "total === '%llu'", params, (unsigned long long)t);
+	cdp_wait(c, js);
+}
 
 Test(live_page, updates_keeps_zoom_and_search_names_stay_text, .timeout = 90)
 {
 	if (!have_chromium())
-		cr_skip_test("chromium (Debian chromium, `scripts/deps.sh test`) not installed: the page "
-			     "is not run");
+		cr_skip_test(NO_CHROMIUM);
 	struct srv s;
 	srv_start(&s, "", true);
 	feed(&s, "main;a;b 3\nmain;<img src=x onerror=alert(1)>;c 2\n");
@@ -39,15 +107,13 @@ Test(live_page, updates_keeps_zoom_and_search_names_stay_text, .timeout = 90)
 	json_decref(v);
 
 	/* Zoom into main;a and search for z, then update. */
-	cdp_eval(&c, "[...document.querySelectorAll('#chart .f')].find(e => e.textContent === 'a').click()");
-	cdp_eval(&c, "(() => { const i = document.getElementById('search'); i.value = 'z'; "
-		     "i.dispatchEvent(new Event('input')); })()");
+	click_frame(&c, "a");
+	json_decref(cdp_eval(&c, "(() => { const i = document.getElementById('search'); i.value = 'z'; "
+				 "i.dispatchEvent(new Event('input')); })()"));
 	feed(&s, "main;a;z 10\n");
 	wait_status(&s, "total", 15);
-	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 15')");
-	st = cdp_str(&c, "document.getElementById('crumbs').textContent");
-	cr_expect_str_eq(st, "zoom: main \u203a a", "zoom lost across an update");
-	free(st);
+	cdp_wait(&c, DS "total === '15'");
+	expect_str(&c, CRUMBS, "zoom: main \u203a a");
 	st = cdp_str(&c, PAGE_STATUS);
 	cr_expect(strstr(st, "matched 10 (66.67%)"), "search lost across an update: %s", st);
 	free(st);
@@ -62,29 +128,172 @@ Test(live_page, updates_keeps_zoom_and_search_names_stay_text, .timeout = 90)
 	json_decref(v);
 
 	/* Pause (space): a new version arrives but is not shown until resume. */
-	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '}))");
+	key(&c, " ");
 	feed(&s, "main;a;z 5\n");
 	wait_status(&s, "total", 20);
 	char want[128];
-	snprintf(want, sizeof(want), "document.body.dataset.received === '%llu'",
-		 (unsigned long long)status_u(&s, "version"));
+	snprintf(want, sizeof(want), DS "received === '%llu'", (unsigned long long)status_u(&s, "version"));
 	cdp_wait(&c, want);
 	st = cdp_str(&c, PAGE_STATUS);
 	cr_expect(strstr(st, "paused") && strstr(st, "total 15"), "paused page changed: %s", st);
 	free(st);
-	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: ' '}))");
-	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 20')");
+	key(&c, " ");
+	cdp_wait(&c, DS "total === '20'");
 
-	/* The zoomed node gone (a reset): the nearest ancestor that exists. */
-	cdp_eval(&c, "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'r'}))");
-	wait_status(&s, "total", 0);
+	/* The zoomed node gone (a confirmed reset): the nearest ancestor that exists. */
+	json_decref(cdp_eval(&c, "document.getElementById('reset').click(); "
+				 "document.getElementById('reset-yes').click()"));
+	wait_status_eq(&s, "total", 0);
 	feed(&s, "main;q 1\n");
 	wait_status(&s, "total", 1);
-	cdp_wait(&c, "document.getElementById('status').textContent.includes('total 1,') || "
-		     "document.getElementById('status').textContent.endsWith('total 1')");
-	st = cdp_str(&c, "document.getElementById('crumbs').textContent");
-	cr_expect_str_eq(st, "zoom: main", "zoom did not fall back to the nearest ancestor");
-	free(st);
+	cdp_wait(&c, DS "total === '1'");
+	expect_str(&c, CRUMBS, "zoom: main");
 	cdp_close(&c);
 	srv_stop(&s);
+}
+
+/*
+ * `r` sets a mark (nothing cleared) and shows what came after it; the
+ * window selector shows what the server answers for each window; the zoom
+ * survives the switches (the nearest ancestor while the node is not in the
+ * window, the node again when it is).
+ */
+Test(live_page, mark_and_window_selector, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;a;b 3\nmain;c 2\n");
+	wait_status(&s, "total", 5);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "total === '5'");
+	click_frame(&c, "b");
+	expect_str(&c, CRUMBS, "zoom: main \u203a a \u203a b");
+
+	key(&c, "r");
+	wait_status(&s, "marks", 1);
+	cr_expect_eq(status_u(&s, "total"), 5, "a mark cleared data");
+	cdp_wait(&c, DS "view === 'window=mark' && " DS "total === '0'");
+	expect_str(&c, "document.getElementById('window').value", "mark");
+	feed(&s, "main;x 4\nmain;a;y 2\n");
+	wait_status(&s, "total", 11);
+	cr_expect_eq(server_total(&s, "window=mark"), 6);
+	wait_view(&c, "window=mark", 6);
+	/* b has nothing since the mark: its nearest ancestor, a, is zoomed. */
+	expect_str(&c, CRUMBS, "zoom: main \u203a a");
+
+	/* Since start: everything, and b is back. */
+	choose(&c, "window", "all");
+	wait_view(&c, "", server_total(&s, "window=all"));
+	expect_str(&c, DS "total", "11");
+	expect_str(&c, CRUMBS, "zoom: main \u203a a \u203a b");
+	cr_expect_eq(status_u(&s, "total"), 11, "a window switch changed the data");
+
+	/* Since the mark again, unzoomed: exactly the frames fed after it. */
+	key(&c, "Escape");
+	choose(&c, "window", "mark");
+	wait_view(&c, "window=mark", 6);
+	expect_str(&c, FRAMES, "0:all:6|1:main:6|2:a:2|2:x:4|3:y:2");
+
+	/* The last 60 s: what the server answers for it. */
+	choose(&c, "window", "60s");
+	wait_view(&c, "window=60s", server_total(&s, "window=60s"));
+	expect_str(&c, DS "events", "events?window=60s");
+	cdp_close(&c);
+	srv_stop(&s);
+}
+
+/*
+ * The metric selector lists the server's metrics (serve has one, named by
+ * -m: a hostile name here, which must stay text); choosing one reopens the
+ * stream with metric=NAME, keeps zoom and search and clears nothing.
+ */
+Test(live_page, metric_selector, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "-m '<i>dur_ns</i>'", true);
+	feed(&s, "main;a;b 7\nmain;c 1\n");
+	wait_status(&s, "total", 8);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "total === '8' && document.getElementById('metric').options.length > 0");
+	json_t *st = status_json(&s);
+	char *names = json_dumps(json_object_get(st, "metrics"), JSON_COMPACT);
+	json_decref(st);
+	expect_str(&c, "JSON.stringify([...document.getElementById('metric').options].map(o => o.textContent))",
+		   names);
+	cr_expect_str_eq(names, "[\"<i>dur_ns</i>\"]");
+	free(names);
+	json_t *v = cdp_eval(&c, "document.querySelectorAll('i').length");
+	cr_expect_eq(json_integer_value(v), 0, "a metric name became markup");
+	json_decref(v);
+
+	click_frame(&c, "a");
+	json_decref(cdp_eval(&c, "(() => { const i = document.getElementById('search'); i.value = 'b'; "
+				 "i.dispatchEvent(new Event('input')); })()"));
+	choose(&c, "metric", "<i>dur_ns</i>");
+	wait_view(&c, "metric=%3Ci%3Edur_ns%3C%2Fi%3E", 8);
+	expect_str(&c, DS "events", "events?metric=%3Ci%3Edur_ns%3C%2Fi%3E");
+	expect_str(&c, CRUMBS, "zoom: main \u203a a");
+	char *text = cdp_str(&c, PAGE_STATUS);
+	cr_expect(strstr(text, "matched 7 (87.50%)") && strstr(text, "<i>dur_ns</i>"), "status: %s", text);
+	free(text);
+	cr_expect_eq(status_u(&s, "total"), 8, "a metric switch changed the data");
+	cdp_close(&c);
+	srv_stop(&s);
+}
+
+/*
+ * serve has no field order: the control stays hidden.  Reset discards data,
+ * so it takes a second click (nothing is posted before it); the live
+ * figures come from /api/status; a server gone shows as such.
+ */
+Test(live_page, order_hidden_reset_confirmed_figures, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;a 3\n");
+	wait_status(&s, "total", 3);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "total === '3' && " DS "order === 'none'");
+	expect_str(&c, "String(document.getElementById('order').hidden && "
+		       "document.getElementById('order').offsetHeight === 0)", "true");
+
+	/* Every POST the page makes, recorded. */
+	json_decref(cdp_eval(&c, "window.posts = []; { const f = window.fetch; window.fetch = function (u, o) { "
+				 "if (o && o.method === 'POST') posts.push(String(u)); "
+				 "return f.apply(this, arguments); }; }"));
+	json_decref(cdp_eval(&c, "document.getElementById('reset').click()"));
+	expect_str(&c, "JSON.stringify(posts) + document.getElementById('reset-yes').hidden", "[]false");
+	key(&c, "Escape");
+	expect_str(&c, "String(document.getElementById('reset-yes').hidden)", "true");
+	json_decref(cdp_eval(&c, "document.getElementById('reset').click()"));
+	json_decref(cdp_eval(&c, "document.getElementById('reset-no').click()"));
+	expect_str(&c, "JSON.stringify(posts)", "[]");
+	cr_expect_eq(status_u(&s, "total"), 3, "reset without confirmation");
+	json_decref(cdp_eval(&c, "document.getElementById('reset').click(); "
+				 "document.getElementById('reset-yes').click()"));
+	expect_str(&c, "JSON.stringify(posts)", "[\"reset\"]");
+	wait_status_eq(&s, "total", 0);
+	cdp_wait(&c, DS "total === '0'");
+
+	/* Live figures: a rate from two polls, the version, the drops. */
+	cdp_wait(&c, DS "polls >= 2 && document.getElementById('figures').textContent.includes('samples/s')");
+	char *f = cdp_str(&c, "document.getElementById('figures').textContent");
+	cr_expect(strstr(f, "dropped 0") && strstr(f, "snapshot "), "figures: %s", f);
+	free(f);
+	expect_str(&c, "document.getElementById('conn').textContent", "live");
+
+	/* The server gone: the page says so (EventSource retries on its own). */
+	srv_stop(&s);
+	cdp_wait(&c, DS "conn !== 'open' && /reconnecting|unreachable|disconnected/"
+		     ".test(document.getElementById('conn').textContent)");
+	cdp_close(&c);
 }

@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: MIT
-// The live flamegraph page: subscribes to /events (ior JSON {n,v,t,c} per
-// new snapshot version) and draws an icicle chart (root on top) that updates
-// in place.  Zoom is kept as the path of names from the root, so it survives
-// updates (falling back to the nearest ancestor that still exists); the
-// search is re-applied to each update.  Names are untrusted: they only ever
-// reach the page through textContent, never as markup.
+// The live flamegraph page.  Invariants:
+// - One EventSource at a time, on events?metric=M&window=W (the view); a
+//   metric or window switch closes it and opens the new one (the server
+//   keeps everything: switching clears nothing).  Each event is the ior JSON
+//   {n,v,t,c} of the view's tree; the tree shown is the last one received
+//   unless paused (then it is kept aside and shown on resume).
+// - Zoom is the path of names from the root and the search a RegExp: both
+//   are the user's, never reset by an update or a switch; the zoomed node
+//   shown is the deepest existing node along the path (its nearest ancestor
+//   while it is gone, the node again when it comes back).
+// - Names (frames, metrics, fields, error reasons) are untrusted: they only
+//   ever reach the page through textContent, never as markup.
+// - /api/status is read once a second, one request at a time, each bounded
+//   by a timeout; state changes are same-origin POSTs (mark, reset, order).
+// - body.dataset says what is shown, for the tests: events (the stream's
+//   URL), view (its parameters), received/shown (versions), total, polls,
+//   boxes and renderMs (the last render's size and time).
 'use strict';
 (function () {
   const q = new URLSearchParams(location.search);
@@ -12,10 +23,13 @@
   const withToken = (u) => token ? u + (u.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : u;
   const $ = (id) => document.getElementById(id);
   const chart = $('chart'), status = $('status'), crumbs = $('crumbs'), tip = $('tip');
-  const ROW = 18, MIN_PX = 0.5, MAX_ELEMS = 20000;
-  let root = null, version = 0, paused = false, pending = null;
+  const selMetric = $('metric'), selWindow = $('window'), ds = document.body.dataset;
+  const ROW = 18, MIN_PX = 0.5, MAX_ELEMS = 20000, LABEL_PX = 24;
+  let root = null, version = 0, shownView = '', paused = false, pending = null;
   let zoomPath = [];           // names from the root to the zoomed node
   let search = null;           // RegExp or null
+  let metric = q.get('metric') || '', win = q.get('window') || 'all';
+  let es = null, showNext = false, retry = null, metricNames = [];
 
   function hue(name) {
     let h = 0;
@@ -27,15 +41,18 @@
     return 'hsl(' + (10 + (h & 0x1f)) + ',' + (70 + ((h >> 5) & 0xf)) + '%,' + (60 + ((h >> 9) & 0xf)) + '%)';
   }
   function fmt(n) { return n.toLocaleString('en-US'); }
+  function bytes(n) { return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : Math.ceil(n / 1024) + ' KiB'; }
+  function note(text) { $('note').textContent = text; }
 
-  // The zoomed node: the deepest node along zoomPath that exists now.
-  // zoomPath itself stays what the user chose, so a node that comes back
-  // (after a reset, say) is zoomed again.
+  // ---------------------------------------------------------------- chart
+
+  // The zoomed node's chain from the root: the deepest along zoomPath that
+  // exists now (a node with nothing in this window counts as gone).
   function resolveZoom() {
     const chain = [root];
     let node = root;
     for (const name of zoomPath) {
-      const next = (node.c || []).find((k) => k.n === name);
+      const next = (node.c || []).find((k) => k.n === name && k.t > 0);
       if (!next) break;
       chain.push(next);
       node = next;
@@ -43,19 +60,22 @@
     return chain;
   }
 
-  function matches(name) {
-    return search !== null && search.test(name);
+  function matches(name) { return search !== null && search.test(name); }
+
+  function windowLabel() {
+    const o = selWindow.selectedOptions[0];
+    return o ? o.textContent : win;
   }
 
   function render() {
     if (!root) return;
+    const t0 = performance.now();
     const chain = resolveZoom();
     const zoom = chain[chain.length - 1];
     const width = chart.clientWidth || 800;
     const frag = document.createDocumentFragment();
     let elems = 0, maxDepth = 0, matched = 0;
     function box(node, depth, x, w, path) {
-      if (elems >= MAX_ELEMS) return;
       const d = document.createElement('div');
       d.className = 'f';
       if (search !== null) d.classList.add(matches(node.n) ? 'm' : 'dim');
@@ -63,8 +83,8 @@
       d.style.top = (depth * ROW) + 'px';
       d.style.width = Math.max(w, 1) + 'px';
       d.style.background = node === root ? '#ccc' : color(node.n);
-      d.textContent = w > 24 ? (node === root ? 'all' : node.n) : '';
-      d.dataset.depth = String(depth);
+      if (w > LABEL_PX) d.textContent = node === root ? 'all' : node.n;
+      d.dataset.t = node.t;
       d._node = node;
       d._path = path;
       frag.appendChild(d);
@@ -75,12 +95,12 @@
     for (let i = 0; i < chain.length - 1; i++) box(chain[i], i, 0, width, chain.slice(1, i + 1).map((k) => k.n));
     const base = chain.length - 1;
     const scale = zoom.t > 0 ? width / zoom.t : 0;
-    // Breadth of the walk is bounded by MIN_PX: narrower subtrees are skipped.
+    // The walk skips subtrees narrower than MIN_PX and stops at MAX_ELEMS boxes.
     const stack = [[zoom, base, 0, chain.slice(1).map((k) => k.n), false]];
     while (stack.length && elems < MAX_ELEMS) {
       const [node, depth, x, path, under] = stack.pop();
       const w = node.t * scale;
-      const hit = !under && matches(node.n) && node !== root;
+      const hit = !under && node !== root && matches(node.n);
       if (hit) matched += node.t;
       box(node, depth, x, w, path);
       let cx = x;
@@ -95,52 +115,228 @@
     crumbs.textContent = chain.length > 1 ? 'zoom: ' + chain.slice(1).map((k) => k.n).join(' \u203a ') : '';
     let s = (paused ? 'paused \u2014 ' : '') + 'version ' + version + ', total ' + fmt(root.t);
     if (search !== null) s += ', matched ' + fmt(matched) + ' (' + (root.t ? (100 * matched / root.t).toFixed(2) : '0') + '%)';
-    status.textContent = s;
+    status.textContent = s + ' \u2014 ' + (selMetric.value || metricNames[0] || 'metric 0') + ', ' + windowLabel();
+    ds.shown = version;
+    ds.total = root.t;
+    ds.view = shownView;
+    ds.renderMs = Math.round(performance.now() - t0);
+    ds.boxes = elems;
   }
 
-  function onSnapshot(data, v) {
+  // At most one render per animation frame, however fast events come.
+  let frame = 0;
+  function schedule() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => { frame = 0; render(); });
+  }
+
+  // ---------------------------------------------------------------- stream
+
+  function viewParams() {
+    const p = new URLSearchParams();
+    if (metric) p.set('metric', metric);
+    if (win !== 'all') p.set('window', win);
+    return p.toString();
+  }
+
+  function setConn(state, text) {
+    ds.conn = state;
+    $('conn').textContent = text;
+    $('conn').className = state;
+  }
+
+  // Open the stream for the current view (closing the previous one).
+  function connect() {
+    if (es) es.close();
+    clearTimeout(retry);
+    const params = viewParams();
+    const url = withToken('events' + (params ? '?' + params : ''));
+    ds.events = url;
+    setConn('connecting', 'connecting\u2026');
+    const mine = es = new EventSource(url);
+    mine.onopen = () => setConn('open', 'live');
+    mine.onmessage = (ev) => onSnapshot(ev.data, ev.lastEventId, params);
+    mine.onerror = () => {
+      if (mine !== es) return;
+      if (mine.readyState === EventSource.CONNECTING) { setConn('connecting', 'reconnecting\u2026'); return; }
+      // Closed for good (an error answer): say why, then try again later.
+      setConn('closed', 'disconnected');
+      explain(url);
+      retry = setTimeout(connect, 5000);
+    };
+  }
+
+  // Why the stream was refused: the same request once more, its reason read.
+  function explain(url) {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 5000);
+    fetch(url, { signal: ac.signal }).then((r) => {
+      if (r.ok) { ac.abort(); return; }
+      return r.text().then((t) => note('events: ' + r.status + ' ' + t.trim()));
+    }).catch(() => {}).finally(() => clearTimeout(timer));
+  }
+
+  function onSnapshot(data, v, params) {
     let tree;
-    try { tree = JSON.parse(data); } catch (e) { status.textContent = 'bad event: ' + e.message; return; }
-    document.body.dataset.received = v; // the last version received, shown or not (tests)
-    if (paused) { pending = [tree, v]; return; }
+    try { tree = JSON.parse(data); } catch (e) { note('bad event: ' + e.message); return; }
+    ds.received = v; // the last version received, shown or not
+    if (paused && !showNext) { pending = [tree, v, params]; return; }
+    showNext = false;
     root = tree;
     version = v;
-    render();
+    shownView = params;
+    schedule();
   }
 
-  function connect() {
-    const es = new EventSource(withToken('events'));
-    es.onmessage = (ev) => onSnapshot(ev.data, ev.lastEventId);
-    es.onerror = () => { status.textContent = 'disconnected; reconnecting\u2026'; };
+  // A metric or window switch: a new stream, its first tree shown even when paused.
+  function switchView() {
+    const u = new URL(location.href);
+    u.searchParams.set('window', win);
+    if (metric) u.searchParams.set('metric', metric);
+    history.replaceState(null, '', u);
+    pending = null;
+    showNext = true;
+    status.textContent = 'loading ' + windowLabel() + '\u2026';
+    connect();
   }
 
   function setPaused(p) {
     paused = p;
     document.body.classList.toggle('paused', p);
     $('pause').textContent = p ? 'resume' : 'pause';
-    if (!p && pending) { const [t, v] = pending; pending = null; root = t; version = v; }
+    if (!p && pending) { [root, version, shownView] = pending; pending = null; }
     render();
   }
 
-  function reset() {
-    fetch(withToken('reset'), { method: 'POST' })
-      .then((r) => r.ok ? r.json() : r.text().then((t) => { throw new Error(t); }))
-      .then((tree) => { root = tree; render(); })
-      .catch((e) => { status.textContent = 'reset failed: ' + e.message; });
+  // ---------------------------------------------------------------- requests
+
+  // fetch, bounded by a timeout: {status, text}, or {status: 0, text: why}.
+  function request(path, opts) {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 10000);
+    return fetch(withToken(path), Object.assign({ signal: ac.signal, cache: 'no-store' }, opts || {}))
+      .then((r) => r.text().then((text) => ({ status: r.status, text })))
+      .catch((e) => ({ status: 0, text: e.name === 'AbortError' ? 'timed out' : e.message }))
+      .finally(() => clearTimeout(timer));
+  }
+  function post(path, body) {
+    const opts = { method: 'POST' };
+    if (body !== undefined) { opts.headers = { 'Content-Type': 'application/json' }; opts.body = JSON.stringify(body); }
+    return request(path, opts).then((r) => {
+      if (r.status !== 200) note(path + ' failed: ' + (r.status || '') + ' ' + r.text.trim());
+      return r;
+    });
   }
 
-  let lastTotal = null, lastTime = 0;
-  function poll() {
-    fetch(withToken('api/status')).then((r) => r.json()).then((s) => {
-      const now = performance.now(), total = s.total[0] || 0;
-      let rate = '';
-      if (lastTotal !== null && now > lastTime && total >= lastTotal) rate = fmt(Math.round((total - lastTotal) * 1000 / (now - lastTime))) + '/s, ';
-      lastTotal = total; lastTime = now;
-      const mem = s.memory.snapshot + s.memory.master + s.memory.shards + s.memory.intern;
-      $('figures').textContent = rate + 'v' + s.version + ', ' + fmt(s.nodes) + ' nodes, dropped ' + fmt(s.dropped) +
-        ', ' + (mem / 1048576).toFixed(1) + ' MiB';
-    }).catch(() => {});
+  function mark() {
+    post('mark').then((r) => {
+      if (r.status !== 200) return;
+      let m = {};
+      try { m = JSON.parse(r.text); } catch (e) { /* the mark is set anyway */ }
+      note('mark ' + m.mark + ' set at version ' + m.version + ': showing what comes after it');
+      win = selWindow.value = 'mark';
+      switchView(); // also when already on "since mark": the new mark's window
+    });
   }
+
+  // Reset discards data (ior's semantics): it takes a second, explicit click.
+  let confirmTimer = null;
+  function askReset(on) {
+    clearTimeout(confirmTimer);
+    $('reset').hidden = on;
+    $('reset-yes').hidden = $('reset-no').hidden = !on;
+    if (on) confirmTimer = setTimeout(() => askReset(false), 8000);
+  }
+  function reset() {
+    askReset(false);
+    post('reset').then((r) => { if (r.status === 200) note('reset: the data recorded so far was discarded'); });
+  }
+
+  // ---------------------------------------------------------------- field order
+
+  let fields = [];
+  function drawFields() {
+    const box = $('fields');
+    box.replaceChildren();
+    fields.forEach((name, i) => {
+      const f = document.createElement('span');
+      f.className = 'field';
+      const left = document.createElement('button');
+      left.type = 'button';
+      left.textContent = '\u25c2';
+      left.title = 'move left';
+      left.disabled = i === 0;
+      left.onclick = () => { [fields[i - 1], fields[i]] = [fields[i], fields[i - 1]]; drawFields(); };
+      const label = document.createElement('span');
+      label.textContent = name;
+      f.append(left, label);
+      box.append(f);
+    });
+  }
+  function showOrder(r) {
+    let j = null;
+    try { j = JSON.parse(r.text); } catch (e) { /* not an order */ }
+    if (r.status !== 200 || !j || !Array.isArray(j.fields)) {
+      $('order').hidden = true;
+      ds.order = r.status === 404 ? 'none' : 'error';
+      return false;
+    }
+    fields = j.fields.map(String);
+    drawFields();
+    $('order').hidden = false;
+    ds.order = 'fields';
+    return true;
+  }
+  function applyOrder() {
+    $('order-why').textContent = '';
+    request('order', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                       body: JSON.stringify({ fields }) }).then((r) => {
+      if (r.status === 200) { showOrder(r); note('field order: ' + fields.join(', ')); }
+      else $('order-why').textContent = (r.status || '') + ' ' + r.text.trim();
+    });
+  }
+
+  // ---------------------------------------------------------------- figures
+
+  function setMetrics(names) {
+    if (names.join('\n') === metricNames.join('\n')) return;
+    metricNames = names;
+    selMetric.replaceChildren(...names.map((n) => { const o = document.createElement('option'); o.textContent = n; o.value = n; return o; }));
+    selMetric.value = names.includes(metric) ? metric : names[0];
+  }
+
+  let last = null, polls = 0;
+  function figures(s) {
+    const now = performance.now(), out = [];
+    if (last && now > last.time && s.ingested >= last.ingested) out.push(fmt(Math.round((s.ingested - last.ingested) * 1000 / (now - last.time))) + ' samples/s');
+    last = { time: now, ingested: s.ingested };
+    out.push('v' + s.version);
+    for (const k of Object.keys(s)) if (/dropped|lost/.test(k) && typeof s[k] === 'number') out.push(k.replace(/_/g, ' ') + ' ' + fmt(s[k]));
+    if (s.memory) out.push('snapshot ' + bytes(s.memory.snapshot));
+    if (s.window_ring) out.push('windows ' + bytes(s.window_ring.bytes) + ' (' + s.window_ring.snapshots + ' kept)');
+    if (s.marks) out.push('marks ' + s.marks);
+    $('figures').textContent = out.join(' \u00b7 ');
+  }
+
+  // One /api/status at a time, about once a second.
+  function poll() {
+    const t0 = performance.now();
+    request('api/status').then((r) => {
+      let s = null;
+      if (r.status === 200) { try { s = JSON.parse(r.text); } catch (e) { /* below */ } }
+      if (s) {
+        if (Array.isArray(s.metrics)) setMetrics(s.metrics.map(String));
+        figures(s);
+        ds.polls = ++polls;
+        if (ds.conn === 'down') setConn(es && es.readyState === EventSource.OPEN ? 'open' : 'connecting', 'live');
+      } else {
+        setConn('down', 'server unreachable' + (r.status ? ' (' + r.status + ')' : '') + '; retrying\u2026');
+      }
+      setTimeout(poll, Math.max(0, 1000 - (performance.now() - t0)));
+    });
+  }
+
+  // ---------------------------------------------------------------- input
 
   chart.addEventListener('click', (ev) => {
     const d = ev.target.closest('.f');
@@ -151,8 +347,8 @@
   chart.addEventListener('mousemove', (ev) => {
     const d = ev.target.closest('.f');
     if (!d) { tip.hidden = true; return; }
-    const n = d._node, self = n.v, pct = root.t ? (100 * n.t / root.t).toFixed(2) : '0';
-    tip.textContent = (n === root ? 'all' : n.n) + '\ntotal ' + fmt(n.t) + ' (' + pct + '%), self ' + fmt(self);
+    const n = d._node, pct = root.t ? (100 * n.t / root.t).toFixed(2) : '0';
+    tip.textContent = (n === root ? 'all' : n.n) + '\ntotal ' + fmt(n.t) + ' (' + pct + '%), self ' + fmt(n.v);
     tip.style.left = Math.min(ev.clientX + 12, innerWidth - 300) + 'px';
     tip.style.top = (ev.clientY + 14) + 'px';
     tip.hidden = false;
@@ -166,17 +362,30 @@
     }
     render();
   });
+  selMetric.addEventListener('change', () => { metric = selMetric.value; switchView(); });
+  selWindow.addEventListener('change', () => { win = selWindow.value; switchView(); });
   $('pause').addEventListener('click', () => setPaused(!paused));
-  $('reset').addEventListener('click', reset);
+  $('mark').addEventListener('click', mark);
+  $('reset').addEventListener('click', () => askReset(true));
+  $('reset-no').addEventListener('click', () => askReset(false));
+  $('reset-yes').addEventListener('click', reset);
+  $('order-apply').addEventListener('click', applyOrder);
   $('unzoom').addEventListener('click', () => { zoomPath = []; render(); });
   document.addEventListener('keydown', (ev) => {
-    if (ev.target && ev.target.tagName === 'INPUT') return;
+    if (ev.target && (ev.target.tagName === 'INPUT' || ev.target.tagName === 'SELECT')) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.key === ' ') { ev.preventDefault(); setPaused(!paused); }
-    else if (ev.key === 'r') reset();
-    else if (ev.key === 'Escape') { zoomPath = []; render(); }
+    else if (ev.key === 'r') mark();
+    else if (ev.key === 'Escape') { zoomPath = []; askReset(false); render(); }
   });
-  addEventListener('resize', render);
+  addEventListener('resize', schedule);
+
+  if (![...selWindow.options].some((o) => o.value === win)) {
+    if (/^[1-9][0-9]*s$/.test(win)) selWindow.add(new Option('last ' + win.slice(0, -1) + ' s', win));
+    else win = 'all';
+  }
+  selWindow.value = win;
   connect();
   poll();
-  setInterval(poll, 1000);
+  request('order').then(showOrder);
 }());

@@ -441,3 +441,43 @@ void cdp_close(struct cdp *c)
 	waitpid(c->pid, NULL, 0);
 }
 
+
+/* ------------------------------------------- added for test_live_page.c */
+
+/* Poll /api/status until `key` is exactly want (bounded: about 10 s). */
+void wait_status_eq(const struct srv *s, const char *key, uint64_t want)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 1000; i++) {
+		if ((v = status_u(s, key)) == want)
+			return;
+		pause_ms(10);
+	}
+	cr_assert_fail("/api/status %s stays %llu, want %llu", key, (unsigned long long)v,
+		       (unsigned long long)want);
+}
+
+/* Any DevTools method: its "result" (caller decrefs); params are stolen. */
+json_t *cdp_call(struct cdp *c, const char *method, json_t *params)
+{
+	json_t *req = json_pack("{s:i,s:s,s:o}", "id", ++c->next_id, "method", method, "params",
+				params ? params : json_object());
+	char *txt = json_dumps(req, JSON_COMPACT);
+	ws_send(c->ws, txt);
+	free(txt);
+	json_decref(req);
+	for (;;) {
+		char *m = ws_recv(c->ws);
+		json_t *j = json_loads(m, 0, NULL);
+		free(m);
+		if (j && json_integer_value(json_object_get(j, "id")) == c->next_id) {
+			json_t *err = json_object_get(j, "error");
+			cr_assert(!err, "DevTools %s failed: %s", method,
+				  json_string_value(json_object_get(err, "message")));
+			json_t *out = json_incref(json_object_get(j, "result"));
+			json_decref(j);
+			return out;
+		}
+		json_decref(j);
+	}
+}

@@ -71,4 +71,10 @@ void cdp_wait(struct cdp *c, const char *expr);
 
 #define PAGE_STATUS "document.getElementById('status').textContent"
 
+/* Added for test_live_page.c: a bounded wait for a status key to equal want
+ * exactly (also downwards, e.g. a total back to 0 after a reset), and any
+ * DevTools method (params stolen; its "result", caller decrefs). */
+void wait_status_eq(const struct srv *s, const char *key, uint64_t want);
+json_t *cdp_call(struct cdp *c, const char *method, json_t *params);
+
 #endif

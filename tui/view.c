@@ -249,8 +249,8 @@ static void draw(struct view *v)
 	char top[1024], cnt[24];
 	size_t mi = metric_index(v);
 	const char *mname = st_metric_name(v, mi);
-	int k = snprintf(top, sizeof(top), "%s | window %s | metric %s", v->o->title, windows[v->win],
-			 mname ? mname : v->metric[0] ? v->metric : "default");
+	int k = snprintf(top, sizeof(top), "%s%s | window %s | metric %s", v->paused ? "PAUSED | " : "",
+			 v->o->title, windows[v->win], mname ? mname : v->metric[0] ? v->metric : "default");
 	if (v->m.tree) {
 		tui_fmt_count(v->m.tree->root->total, cnt, sizeof(cnt));
 		k += snprintf(top + k, sizeof(top) - (size_t)k, " | total %s", cnt);
@@ -264,8 +264,6 @@ static void draw(struct view *v)
 		if (mk >= 0)
 			k += snprintf(top + k, sizeof(top) - (size_t)k, " | marks %lld", mk);
 	}
-	if (v->paused)
-		snprintf(top + k, sizeof(top) - (size_t)k, " | PAUSED");
 	put_line(0, top, A_REVERSE);
 
 	char zpath[1024], spath[1024], l1[2100];

@@ -70,6 +70,15 @@ struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, 
 				  int *rc);
 void st_cli_live_fini(struct st_cli_live *o);
 
+/* record --tui (record_tui.c): a random token unless o has one (an exit
+ * code or ST_CLI_GO_ON); the terminal view attached to the server on port
+ * (NULL: message printed, the recording goes on); stopped before the
+ * server. */
+struct tui_thread;
+int st_cli_tui_prepare(const char *cmd, struct st_cli_live *o);
+struct tui_thread *st_cli_tui_start(const char *cmd, const struct st_cli_live *o, unsigned port);
+void st_cli_tui_stop(struct tui_thread *t);
+
 /*
  * An output file (outfile.c): a missing or regular file (symlinks followed)
  * is written to a temporary file beside it and renamed over it on commit

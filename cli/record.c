@@ -37,6 +37,7 @@ enum record_opt {
 	OPT_SELFTEST,
 	OPT_FLOOD,
 	OPT_SERVE,
+	OPT_TUI,
 };
 
 /* What the options of both subcommands fill. */
@@ -56,6 +57,8 @@ struct record {
 	char serve_addr[64];       /* ADDR of --serve=ADDR[:PORT] */
 	unsigned live_metric;      /* the metric the live view shows first */
 	struct st_live *srv;       /* from sink.started() to sink.stopping() */
+	bool tui;                  /* --tui: the terminal view (record_tui.c) */
+	struct tui_thread *view;
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -71,6 +74,7 @@ struct record {
 	{ "verbose", no_argument, 0, 'v' },                               \
 	{ "help", no_argument, 0, 'h' },                                  \
 	{ "serve", optional_argument, 0, OPT_SERVE },                     \
+	{ "tui", no_argument, 0, OPT_TUI },                               \
 	ST_CLI_LIVE_LONGOPTS,                                             \
 	ST_CLI_EXPORT_LONGOPTS
 
@@ -87,7 +91,9 @@ struct record {
 	"non-loopback ADDR needs --token-file F (or SHARDTRIE_LIVE_TOKEN) or\n"       \
 	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
 	"at the end as without --serve, but POST /reset empties the recording: the\n" \
-	"output then holds only what came after the last reset.\n"
+	"output then holds only what came after the last reset.\n"                    \
+	"--tui: the live profile in this terminal while the run goes on (`shardtrie\n"  \
+	"top`'s view, docs/tui.md; q ends the run as SIGINT does).\n"
 
 static int write_output(void *ctx, const struct st_snap *s, unsigned metric);
 
@@ -167,6 +173,7 @@ static int common_opt(struct record *r, int c, const char *arg)
 	case 'v': r->t.verbose = true; return NEXT;
 	case 'h': r->usage(stdout); return EX_OK_;
 	case OPT_SERVE: r->serve = true; return arg ? parse_serve(r, arg) : NEXT;
+	case OPT_TUI: r->tui = true; return NEXT;
 	default:
 		if (c >= ST_OPT_LIVE_ADDR && c <= ST_OPT_LIVE_TIMEOUT) {
 			r->live_opts = true;
@@ -198,12 +205,13 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 	rc = p->check(r);
 	if (rc != NEXT)
 		return rc;
-	if (r->live_opts && !r->serve) {
+	if (r->live_opts && !r->serve && !r->tui) {
 		fprintf(stderr, "%s %s: --tick, --timeout, --token-file and --insecure need --serve\n",
 			st_prog, r->name);
 		return EX_USAGE_;
 	}
-	return r->serve ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
+	rc = r->serve || r->tui ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
+	return rc == NEXT && r->tui ? st_cli_tui_prepare(r->name, &r->live) : rc;
 }
 
 /* sink.started(): the live view of the run's engine (--serve). */
@@ -211,7 +219,13 @@ static int live_started(void *ctx, struct st_engine *e)
 {
 	struct record *r = ctx;
 	int rc = EX_SOFTWARE_;
-	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, NULL, stderr, &rc);
+	FILE *url_out = r->serve ? stderr : fopen("/dev/null", "we"); /* --tui alone: not said */
+	if (url_out)
+		r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric, NULL, url_out, &rc);
+	if (url_out && url_out != stderr)
+		fclose(url_out);
+	if (r->srv && r->tui)
+		r->view = st_cli_tui_start(r->name, &r->live, st_live_port(r->srv));
 	return r->srv ? EX_OK_ : rc;
 }
 
@@ -219,6 +233,8 @@ static int live_started(void *ctx, struct st_engine *e)
 static void live_stopping(void *ctx)
 {
 	struct record *r = ctx;
+	st_cli_tui_stop(r->view); /* the terminal back before the output */
+	r->view = NULL;
 	st_live_stop(r->srv);
 	r->srv = NULL;
 }
@@ -226,7 +242,7 @@ static void live_stopping(void *ctx)
 /* After the options: the sink's live hooks when --serve was given. */
 static void live_setup(struct record *r, unsigned metric)
 {
-	if (!r->serve)
+	if (!r->serve && !r->tui)
 		return;
 	r->live_metric = metric;
 	r->sink.started = live_started;

@@ -53,14 +53,12 @@ static void need_tmux(void)
 		cr_skip_test("tmux is not installed (Debian: tmux; scripts/deps.sh test)");
 }
 
-/* `top ARGS URL` in a WxH tmux session; after it exits the pane shows
- * TOP_EXIT=<status> and stays open (cat).  SIGINT reaches top alone (the
- * shell around it traps it).  Its pid goes to ts_path("top.pid"). */
-static void top_start(const struct srv *s, const char *args, int w, int h)
+/* `sh -c inner` in a WxH tmux session; after it exits the pane shows
+ * TOP_EXIT=<status> and stays open (cat).  SIGINT reaches the command alone
+ * (the shell around it traps it). */
+static void pane_start(const char *inner, int w, int h)
 {
-	char inner[1024], cmd[2048];
-	snprintf(inner, sizeof(inner), "echo $$ > %s; exec %s top %s %s", ts_path("top.pid"), CLI, args,
-		 s->url);
+	char cmd[2048];
 	snprintf(cmd, sizeof(cmd), "trap : INT; sh -c '%s' 2>%s; echo TOP_EXIT=$?; exec cat", inner,
 		 ts_path("top.err"));
 	tmux_kill();
@@ -72,6 +70,15 @@ static void top_start(const struct srv *s, const char *args, int w, int h)
 	cr_assert_eq(ts_run("tmux -L %s -f /dev/null new-session -d -s t -x %d -y %d 'sh %s'", sock, w,
 			    h, ts_path("pane.sh")),
 		     0, "tmux new-session failed");
+}
+
+/* `top ARGS URL` so; its pid goes to ts_path("top.pid"). */
+static void top_start(const struct srv *s, const char *args, int w, int h)
+{
+	char inner[1024];
+	snprintf(inner, sizeof(inner), "echo $$ > %s; exec %s top %s %s", ts_path("top.pid"), CLI, args,
+		 s->url);
+	pane_start(inner, w, h);
 }
 
 static char *screen(void)
@@ -342,4 +349,38 @@ Test(tui, r_sets_a_mark)
 	keys("q");
 	free(wait_screen("TOP_EXIT=0"));
 	srv_stop(&s);
+}
+
+/* record cpu --tui (root + BPF, skipped otherwise): the view of the run in
+ * the terminal, q ends the run as SIGINT does, the output is written after
+ * the terminal is restored. */
+Test(tui, record_tui_shows_the_run_and_q_ends_it)
+{
+	need_tmux();
+	if (geteuid() != 0)
+		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
+	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
+		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	char spin[600];
+	snprintf(spin, sizeof(spin), "%s", CLI);
+	char *slash = strrchr(spin, '/');
+	snprintf(slash + 1, sizeof(spin) - (size_t)(slash + 1 - spin), "bpf/spin");
+	if (access(spin, X_OK) != 0)
+		cr_skip_test("bundled workload %s not built", spin);
+	char inner[1400];
+	snprintf(inner, sizeof(inner), "exec %s record cpu -F 199 --tui -o %s -- %s 60", CLI,
+		 ts_path("rec.folded"), spin);
+	pane_start(inner, 100, 24);
+	char *txt = wait_screen("burn_a");
+	cr_expect(strstr(txt, "shardtrie record cpu | window all"), "%s", txt);
+	cr_expect(!strstr(txt, "Live flamegraph at"), "--tui alone prints no URL");
+	free(txt);
+	keys("q");
+	free(wait_screen("TOP_EXIT=0"));
+	cr_expect_eq(alternate_on(), 0);
+	char *out = ts_read_file(ts_path("rec.folded"), NULL);
+	cr_assert(out && strstr(out, "burn_a"), "the recording's output: %s", out ? out : "(none)");
+	free(out);
 }

@@ -12,4 +12,4 @@ TUI_MODEL_OBJ := $(B)/tui/model.o
 TEST_EXTRA_OBJS += $(TUI_MODEL_OBJ)
 
 # cli/*.c include "tui/tui.h".
-$(B)/cli/top.o $(B)/cli/record.o: CPPFLAGS_ALL += -I.
+$(B)/cli/top.o $(B)/cli/record_tui.o: CPPFLAGS_ALL += -I.

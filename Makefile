@@ -66,6 +66,7 @@ include cli/module.mk
 include tests/module.mk
 -include bench/module.mk
 -include bench/seed/module.mk
+-include bench/tui/module.mk
 -include fuzz/module.mk
 
 clean:

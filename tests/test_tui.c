@@ -174,6 +174,14 @@ Test(tui, known_input_frames_and_shares)
 	/* bars scale with the terminal: main's fills them (100 columns: 16) */
 	cr_expect(strstr(row(txt, "main"), " ################"));
 	cr_expect(strstr(txt, "q quit"), "the help line");
+	/* serve has one metric and no field order: said, nothing breaks */
+	keys("m");
+	free(txt);
+	txt = wait_screen("one metric only");
+	keys("o");
+	free(txt);
+	txt = wait_screen("this source has no field order");
+	cr_expect(strstr(row(txt, "b"), "  42.9%  60.0%        3        3 "), "%s", txt);
 	/* the icicle */
 	keys("t");
 	free(txt);

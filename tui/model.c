@@ -110,7 +110,8 @@ static struct tui_node *node_from(json_t *j, struct tui_node *parent, unsigned d
 			goto fail;
 		n->nkid++;
 	}
-	qsort(n->kid, n->nkid, sizeof(*n->kid), kid_cmp);
+	if (n->nkid > 1)
+		qsort(n->kid, n->nkid, sizeof(*n->kid), kid_cmp);
 	return n;
 fail:
 	node_free(n);

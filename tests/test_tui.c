@@ -392,3 +392,31 @@ Test(tui, record_tui_shows_the_run_and_q_ends_it)
 	cr_assert(out && strstr(out, "burn_a"), "the recording's output: %s", out ? out : "(none)");
 	free(out);
 }
+
+/* --window Ns: the last N seconds (all the known input is that recent);
+ * w goes on from there (all, 10s, 60s, mark); a bad value is a usage error before any terminal. */
+Test(tui, window_option_and_w)
+{
+	need_tmux();
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, known);
+	wait_status(&s, "total", 7);
+	top_start(&s, "--window 30s", 100, 24);
+	char *txt = wait_screen("total 7");
+	cr_expect(strstr(txt, "| window 30s |"), "%s", txt);
+	free(txt);
+	keys("w"); /* from a window not in w's cycle: all, then 10s */
+	free(wait_screen("| window all |"));
+	keys("w");
+	txt = wait_screen("| window 10s |");
+	cr_expect(strstr(row(txt, "b"), "  42.9%  60.0%        3        3 "), "%s", txt);
+	free(txt);
+	keys("q");
+	free(wait_screen("TOP_EXIT=0"));
+	cr_expect_eq(ts_run("%s top --window 0s %s 2>/dev/null", CLI, s.url), 64);
+	cr_expect_eq(ts_run("%s top --window 86401s %s 2>/dev/null", CLI, s.url), 64);
+	cr_expect_eq(ts_run("%s top --metric 'a&b' %s 2>/dev/null", CLI, s.url), 64);
+	cr_expect_eq(ts_run("%s top 2>/dev/null", CLI), 64);
+	srv_stop(&s);
+}

@@ -45,7 +45,7 @@ struct view {
 	FILE *in, *out;
 	SCREEN *scr;
 	bool paused, colors;
-	unsigned win;  /* index in windows[] */
+	char window[16]; /* streamed: windows[] or --window's Ns */
 	char metric[64]; /* the metric streamed ("" = default) */
 	/* from the last /api/status taken */
 	json_t *status;
@@ -250,7 +250,7 @@ static void draw(struct view *v)
 	size_t mi = metric_index(v);
 	const char *mname = st_metric_name(v, mi);
 	int k = snprintf(top, sizeof(top), "%s%s | window %s | metric %s", v->paused ? "PAUSED | " : "",
-			 v->o->title, windows[v->win], mname ? mname : v->metric[0] ? v->metric : "default");
+			 v->o->title, v->window, mname ? mname : v->metric[0] ? v->metric : "default");
 	if (v->m.tree) {
 		tui_fmt_count(v->m.tree->root->total, cnt, sizeof(cnt));
 		k += snprintf(top + k, sizeof(top) - (size_t)k, " | total %s", cnt);
@@ -306,7 +306,17 @@ static void draw(struct view *v)
 
 static void restream(struct view *v)
 {
-	tui_client_stream(v->cl, windows[v->win], v->metric[0] ? v->metric : NULL);
+	tui_client_stream(v->cl, v->window, v->metric[0] ? v->metric : NULL);
+}
+
+/* w: the next of windows[] (from --window's own Ns: all). */
+static void next_window(struct view *v)
+{
+	size_t next = 0;
+	for (size_t i = 0; i < NWINDOWS; i++)
+		if (!strcmp(v->window, windows[i]))
+			next = (i + 1) % NWINDOWS;
+	snprintf(v->window, sizeof(v->window), "%s", windows[next]);
 }
 
 static void key_mark(struct view *v)
@@ -432,9 +442,9 @@ static bool key(struct view *v, int ch)
 	case ' ': v->paused = !v->paused; break;
 	case 'r': key_mark(v); break;
 	case 'w':
-		v->win = (v->win + 1) % NWINDOWS;
+		next_window(v);
 		restream(v);
-		snprintf(v->msg, sizeof(v->msg), "window %s", windows[v->win]);
+		snprintf(v->msg, sizeof(v->msg), "window %s", v->window);
 		break;
 	case 'm': key_metric(v); break;
 	case 'o': key_order(v); break;
@@ -493,9 +503,7 @@ static int run(const struct tui_opts *o, int stop_fd)
 	v.m.layout = o->layout;
 	if (o->metric)
 		snprintf(v.metric, sizeof(v.metric), "%s", o->metric);
-	for (unsigned i = 0; i < NWINDOWS; i++)
-		if (o->window && !strcmp(o->window, windows[i]))
-			v.win = i;
+	snprintf(v.window, sizeof(v.window), "%s", o->window ? o->window : "all");
 	if (pipe2(v.wake, O_CLOEXEC | O_NONBLOCK)) {
 		snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
 		goto out;
@@ -506,9 +514,7 @@ static int run(const struct tui_opts *o, int stop_fd)
 	}
 	if (!(v.cl = tui_client_start(o->url, o->token, v.wake[1], err, sizeof(err))))
 		goto out;
-	if (o->window && strcmp(o->window, "all"))
-		tui_client_stream(v.cl, o->window, v.metric[0] ? v.metric : NULL);
-	else if (v.metric[0])
+	if (strcmp(v.window, "all") || v.metric[0])
 		restream(&v);
 	setlocale(LC_CTYPE, "");
 	struct saved_sigs saved;

@@ -80,7 +80,8 @@ struct tui_client {
 	/* the client thread's own */
 	CURL *sse, *st;
 	struct buf line, data, stbody, errbody;
-	bool overflow; /* the event being read is too large: skip to its end */
+	bool overflow;  /* the event being read is too large: skip to its end */
+	bool skip_line; /* inside a line longer than the limit: skip to its end */
 	uint64_t dropped;
 	uint64_t retry_at, status_at;
 };
@@ -108,6 +109,19 @@ static void set_state(struct tui_client *c, const char *a, const char *b)
 
 /* ------------------------------------------------------------------ SSE */
 
+/* The event being read is too large: it goes whole, counted. */
+static void drop_event(struct tui_client *c)
+{
+	if (c->overflow)
+		return;
+	c->overflow = true;
+	c->dropped++;
+	buf_free(&c->data);
+	char why[64];
+	snprintf(why, sizeof(why), "%llu", (unsigned long long)c->dropped);
+	set_state(c, "events too large, dropped: ", why);
+}
+
 static void sse_line(struct tui_client *c, const char *l, size_t n)
 {
 	if (!n) { /* the event ends */
@@ -128,14 +142,8 @@ static void sse_line(struct tui_client *c, const char *l, size_t n)
 		if (n && *l == ' ')
 			l++, n--;
 		if ((c->data.len && !buf_add(&c->data, "\n", 1, TUI_MAX_EVENT)) ||
-		    !buf_add(&c->data, l, n, TUI_MAX_EVENT)) {
-			c->overflow = true;
-			c->dropped++;
-			buf_free(&c->data);
-			char why[64];
-			snprintf(why, sizeof(why), "%llu", (unsigned long long)c->dropped);
-			set_state(c, "events too large, dropped: ", why);
-		}
+		    !buf_add(&c->data, l, n, TUI_MAX_EVENT))
+			drop_event(c);
 	}
 	/* id:, event:, retry: and comments: nothing to do */
 }
@@ -154,19 +162,20 @@ static size_t sse_write(char *p, size_t size, size_t nmemb, void *arg)
 	while (done < n) {
 		const char *nl = memchr(p + done, '\n', n - done);
 		size_t k = nl ? (size_t)(nl - (p + done)) : n - done;
-		if (!c->overflow || !nl) {
-			if (!buf_add(&c->line, p + done, k, TUI_MAX_EVENT)) {
-				/* a line past the limit: the whole event goes */
-				c->line.len = 0;
-				if (!c->overflow)
-					c->dropped++;
-				c->overflow = true;
-			}
+		if (!c->skip_line && !buf_add(&c->line, p + done, k, TUI_MAX_EVENT)) {
+			/* a line past the limit: skipped, and its event goes */
+			c->line.len = 0;
+			c->skip_line = true;
+			drop_event(c);
 		}
 		done += k;
 		if (!nl)
 			break;
 		done++; /* the '\n' */
+		if (c->skip_line) {
+			c->skip_line = false;
+			continue;
+		}
 		size_t ll = c->line.len;
 		if (ll && c->line.p[ll - 1] == '\r')
 			ll--;
@@ -218,7 +227,7 @@ static void stream_open(struct tui_client *c)
 	path[k - 1] = '\0'; /* the last '?' or '&' */
 	pthread_mutex_unlock(&c->mu);
 	c->line.len = c->data.len = c->errbody.len = 0;
-	c->overflow = false;
+	c->overflow = c->skip_line = false;
 	if (!(c->sse = easy(c, path))) {
 		c->retry_at = now_ms() + 1000;
 		return;

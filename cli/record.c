@@ -366,7 +366,7 @@ static void cpu_usage(FILE *f)
 	fprintf(f,
 		"usage: shardtrie record cpu [-F HZ] [-p PID | -a] [-d SECONDS]\n"
 		"                            [--kernel-only | --user-only] [-t FORMAT] [-o FILE]\n"
-		"                            [output options] [--serve[=ADDR[:PORT]]] [-v]\n"
+		"                            [output options] [--serve[=ADDR[:PORT]]] [--tui] [-v]\n"
 		"                            [-- COMMAND ARGS...]\n"
 		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
 		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
@@ -445,7 +445,7 @@ static void io_usage(FILE *f)
 		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
 		"                           [--metric count|duration|duration_to_prev|bytes]\n"
 		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [output options]\n"
-		"                           [--serve[=ADDR[:PORT]]] [-v] [-- COMMAND...]\n"
+		"                           [--serve[=ADDR[:PORT]]] [--tui] [-v] [-- COMMAND...]\n"
 		"       shardtrie record io --flood RATE [-d SECONDS] [-v] [-o FILE]\n"
 		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
 		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"

@@ -734,7 +734,8 @@ static char *window_folded(const struct srv *s, const char *w, uint64_t *from, d
 	h = header(&r, "X-Window-Seconds");
 	if (secs)
 		*secs = h ? strtod(h, NULL) : -1;
-	char *got = sorted_lines(r.body);
+	/* (sorted_lines() of "" would qsort a NULL array) */
+	char *got = r.body[0] ? sorted_lines(r.body) : strdup("");
 	resp_free(&r);
 	return got;
 }

@@ -26,6 +26,8 @@ TestSuite(live_page, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 90);
 #define FRAMES                                                                                     \
 	"[...document.querySelectorAll('#chart .f')].map(e => (parseInt(e.style.top) / 18) + ':' + " \
 	"e.textContent + ':' + e.dataset.t).sort().join('|')"
+/* The field order control's fields, in order. */
+#define FIELDS "[...document.querySelectorAll('#fields .field span')].map(e => e.textContent).join()"
 
 static void key(struct cdp *c, const char *k)
 {
@@ -296,4 +298,117 @@ Test(live_page, order_hidden_reset_confirmed_figures, .timeout = 90)
 	cdp_wait(&c, DS "conn !== 'open' && /reconnecting|unreachable|disconnected/"
 		     ".test(document.getElementById('conn').textContent)");
 	cdp_close(&c);
+}
+
+/*
+ * The field order control with fields (`record io --serve` has them; it
+ * needs root and BPF, so /order is answered here inside the page, by a
+ * fetch installed before the page's script runs: the page's side only, the
+ * server's /order is tested in test_live.c).  The fields show as text, move
+ * left, and apply POSTs {"fields":[...]}; a 400's reason is shown.
+ */
+Test(live_page, order_control_with_fields, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	feed(&s, "main;a 3\n");
+	wait_status(&s, "total", 3);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "order === 'none'");
+	const char *stub =
+		"window.posted = []; { const f = window.fetch; window.fetch = function (u, o) { "
+		"if (!String(u).startsWith('order')) return f.apply(this, arguments); "
+		"if (!o || o.method !== 'POST') return Promise.resolve(new Response("
+		"'{\"fields\":[\"pid\",\"comm\",\"<b>file</b>\"]}', {status: 200})); "
+		"posted.push(o.body); return Promise.resolve(posted.length === 1 ? "
+		"new Response('bad request: unknown field \"<b>file</b>\"\\n', {status: 400}) : "
+		"new Response(o.body, {status: 200})); }; }";
+	json_decref(cdp_call(&c, "Page.enable", NULL));
+	json_decref(cdp_call(&c, "Page.addScriptToEvaluateOnNewDocument", json_pack("{s:s}", "source", stub)));
+	json_decref(cdp_call(&c, "Page.reload", NULL));
+	cdp_wait(&c, DS "order === 'fields' && " DS "total === '3'");
+	expect_str(&c, FIELDS, "pid,comm,<b>file</b>");
+	expect_str(&c, "String(document.getElementById('order').offsetHeight > 0 && "
+		       "document.querySelectorAll('b').length === 0)", "true");
+	/* comm left of pid, then apply: the server says no. */
+	json_decref(cdp_eval(&c, "document.querySelectorAll('#fields .field button')[1].click()"));
+	expect_str(&c, FIELDS, "comm,pid,<b>file</b>");
+	json_decref(cdp_eval(&c, "document.getElementById('order-apply').click()"));
+	cdp_wait(&c, "document.getElementById('order-why').textContent !== ''");
+	expect_str(&c, "document.getElementById('order-why').textContent",
+		   "400 bad request: unknown field \"<b>file</b>\"");
+	expect_str(&c, "JSON.stringify(posted)", "[\"{\\\"fields\\\":[\\\"comm\\\",\\\"pid\\\",\\\"<b>file</b>\\\"]}\"]");
+	/* Applied again, accepted: the order shown is the server's answer. */
+	json_decref(cdp_eval(&c, "document.getElementById('order-apply').click()"));
+	cdp_wait(&c, "posted.length === 2 && document.getElementById('note').textContent.startsWith('field order')");
+	expect_str(&c, "document.getElementById('order-why').textContent", "");
+	expect_str(&c, FIELDS, "comm,pid,<b>file</b>");
+	cdp_close(&c);
+	srv_stop(&s);
+}
+
+/*
+ * Frames too narrow for a label are painted on a canvas, not made elements
+ * (a tree of many thin frames stays cheap): they are still there for the
+ * pointer, whose tooltip names one (as text) and whose click zooms into it.
+ */
+Test(live_page, thin_frames_painted_hover_and_click, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	char *text = malloc(300 * 32), *p = text;
+	for (int i = 0; i < 300; i++)
+		p += sprintf(p, "main;<f%03d> 1\n", i);
+	feed(&s, text);
+	free(text);
+	wait_status(&s, "total", 300);
+	struct cdp c;
+	cdp_open(&c, s.url);
+	cdp_wait(&c, DS "total === '300'");
+	/* all, main: elements; the 300 leaves (about 4 px each): painted. */
+	expect_str(&c, DS "boxes + ' ' + " DS "elements", "302 2");
+	json_t *v = cdp_eval(&c, "(() => { const r = document.getElementById('chart').getBoundingClientRect(); "
+				 "const at = {clientX: r.left + r.width / 2, clientY: r.top + 2 * 18 + 9, bubbles: true}; "
+				 "const t = document.getElementById('thin'); "
+				 "t.dispatchEvent(new MouseEvent('mousemove', at)); "
+				 "const tip = document.getElementById('tip'); const name = tip.textContent.split('\\n')[0]; "
+				 "t.dispatchEvent(new MouseEvent('click', at)); "
+				 "return [tip.hidden, tip.textContent, name]; })()");
+	cr_assert(json_is_array(v) && json_array_size(v) == 3);
+	cr_expect(json_is_false(json_array_get(v, 0)), "no tooltip over a painted frame");
+	const char *tip = json_string_value(json_array_get(v, 1)), *name = json_string_value(json_array_get(v, 2));
+	cr_expect(tip && !strncmp(tip, "<f", 2) && strstr(tip, "\ntotal 1 (0.33%), self 1"), "tooltip: %s", tip);
+	char want[64];
+	snprintf(want, sizeof(want), "zoom: main \u203a %s", name ? name : "?");
+	expect_str(&c, CRUMBS, want);
+	/* Zoomed, the leaf fills the width: an element with its name as text. */
+	snprintf(want, sizeof(want), "%s:1", name ? name : "?");
+	expect_str(&c, "(() => { const f = [...document.querySelectorAll('#chart .f')].pop(); "
+		       "return f.textContent + ':' + f.dataset.t; })()", want);
+	json_decref(v);
+	cdp_close(&c);
+	srv_stop(&s);
+}
+
+/* A view the server refuses (400): its reason is shown, the stream closed. */
+Test(live_page, refused_view_reason_shown, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct srv s;
+	srv_start(&s, "", true);
+	char url[200];
+	snprintf(url, sizeof(url), "%s?window=99999999s", s.url);
+	struct cdp c;
+	cdp_open(&c, url);
+	cdp_wait(&c, "document.getElementById('note').textContent.startsWith('events: 400 ')");
+	expect_str(&c, DS "conn + ' ' + document.getElementById('conn').textContent", "closed disconnected");
+	expect_str(&c, DS "events", "events?window=99999999s");
+	cdp_close(&c);
+	srv_stop(&s);
 }

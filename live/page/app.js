@@ -15,16 +15,16 @@
 //   by a timeout; state changes are same-origin POSTs (mark, reset, order).
 // - body.dataset says what is shown, for the tests: events (the stream's
 //   URL), view (its parameters), received/shown (versions), total, polls,
-//   boxes and renderMs (the last render's size and time).
+//   boxes, elements and renderMs (the last render's size and time).
 'use strict';
 (function () {
   const q = new URLSearchParams(location.search);
   const token = q.get('token');
   const withToken = (u) => token ? u + (u.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : u;
   const $ = (id) => document.getElementById(id);
-  const chart = $('chart'), status = $('status'), crumbs = $('crumbs'), tip = $('tip');
+  const chart = $('chart'), boxes = $('boxes'), canvas = $('thin'), status = $('status'), crumbs = $('crumbs'), tip = $('tip');
   const selMetric = $('metric'), selWindow = $('window'), ds = document.body.dataset;
-  const ROW = 18, MIN_PX = 0.5, MAX_ELEMS = 20000, LABEL_PX = 24;
+  const ROW = 18, MIN_PX = 0.3, MAX_BOXES = 200000, LABEL_PX = 24;
   let root = null, version = 0, shownView = '', paused = false, pending = null;
   let zoomPath = [];           // names from the root to the zoomed node
   let search = null;           // RegExp or null
@@ -67,51 +67,62 @@
     return o ? o.textContent : win;
   }
 
+  // Boxes wide enough for a label are elements (.f, text through
+  // textContent); narrower ones are painted on a canvas under them, so a
+  // tree of many thin frames costs rectangles, not elements.  A box is
+  // {n: node, d: depth, x, w, up: parent box or null, path: for the zoomed
+  // node and its ancestors}; rows[depth] lists the painted ones (hover, click).
+  let rows = [];
+  function pathOf(b) {
+    const names = [];
+    for (; b.up; b = b.up) names.push(b.n.n);
+    return b.path.concat(names.reverse());
+  }
+
   function render() {
     if (!root) return;
     const t0 = performance.now();
     const chain = resolveZoom();
     const zoom = chain[chain.length - 1];
     const width = chart.clientWidth || 800;
-    const frag = document.createDocumentFragment();
-    let elems = 0, maxDepth = 0, matched = 0;
-    function box(node, depth, x, w, path) {
+    const frag = document.createDocumentFragment(), thin = [];
+    let count = 0, maxDepth = chain.length - 1, matched = 0;
+    function element(b) {
       const d = document.createElement('div');
       d.className = 'f';
-      if (search !== null) d.classList.add(matches(node.n) ? 'm' : 'dim');
-      d.style.left = x + 'px';
-      d.style.top = (depth * ROW) + 'px';
-      d.style.width = Math.max(w, 1) + 'px';
-      d.style.background = node === root ? '#ccc' : color(node.n);
-      if (w > LABEL_PX) d.textContent = node === root ? 'all' : node.n;
-      d.dataset.t = node.t;
-      d._node = node;
-      d._path = path;
+      if (search !== null) d.classList.add(matches(b.n.n) ? 'm' : 'dim');
+      d.style.left = b.x + 'px';
+      d.style.top = (b.d * ROW) + 'px';
+      d.style.width = b.w + 'px';
+      d.style.background = b.n === root ? '#ccc' : color(b.n.n);
+      d.textContent = b.n === root ? 'all' : b.n.n;
+      d.dataset.t = b.n.t;
+      d._box = b;
       frag.appendChild(d);
-      elems++;
-      if (depth > maxDepth) maxDepth = depth;
     }
     // Ancestors of the zoomed node span the full width.
-    for (let i = 0; i < chain.length - 1; i++) box(chain[i], i, 0, width, chain.slice(1, i + 1).map((k) => k.n));
-    const base = chain.length - 1;
+    for (let i = 0; i < chain.length - 1; i++) element({ n: chain[i], d: i, x: 0, w: width, up: null, path: chain.slice(1, i + 1).map((k) => k.n) });
     const scale = zoom.t > 0 ? width / zoom.t : 0;
-    // The walk skips subtrees narrower than MIN_PX and stops at MAX_ELEMS boxes.
-    const stack = [[zoom, base, 0, chain.slice(1).map((k) => k.n), false]];
-    while (stack.length && elems < MAX_ELEMS) {
-      const [node, depth, x, path, under] = stack.pop();
-      const w = node.t * scale;
-      const hit = !under && node !== root && matches(node.n);
-      if (hit) matched += node.t;
-      box(node, depth, x, w, path);
-      let cx = x;
-      for (const k of node.c || []) {
+    // The walk skips subtrees narrower than MIN_PX and stops at MAX_BOXES.
+    const stack = [[{ n: zoom, d: chain.length - 1, x: 0, w: zoom.t * scale, up: null, path: zoomPath.slice(0, chain.length - 1) }, false]];
+    while (stack.length && count < MAX_BOXES) {
+      const [b, under] = stack.pop();
+      const hit = !under && b.n !== root && matches(b.n.n);
+      if (hit) matched += b.n.t;
+      if (b.w > LABEL_PX) element(b); else thin.push(b);
+      count++;
+      if (b.d > maxDepth) maxDepth = b.d;
+      let cx = b.x;
+      for (const k of b.n.c || []) {
         const kw = k.t * scale;
-        if (kw >= MIN_PX) stack.push([k, depth + 1, cx, path.concat([k.n]), under || hit]);
+        if (kw >= MIN_PX) stack.push([{ n: k, d: b.d + 1, x: cx, w: kw, up: b, path: null }, under || hit]);
         cx += kw;
       }
     }
-    chart.replaceChildren(frag);
-    chart.style.height = ((maxDepth + 1) * ROW + 4) + 'px';
+    const height = (maxDepth + 1) * ROW;
+    paint(thin, width, height);
+    boxes.replaceChildren(frag);
+    chart.style.height = (height + 4) + 'px';
     crumbs.textContent = chain.length > 1 ? 'zoom: ' + chain.slice(1).map((k) => k.n).join(' \u203a ') : '';
     let s = (paused ? 'paused \u2014 ' : '') + 'version ' + version + ', total ' + fmt(root.t);
     if (search !== null) s += ', matched ' + fmt(matched) + ' (' + (root.t ? (100 * matched / root.t).toFixed(2) : '0') + '%)';
@@ -120,7 +131,34 @@
     ds.total = root.t;
     ds.view = shownView;
     ds.renderMs = Math.round(performance.now() - t0);
-    ds.boxes = elems;
+    ds.boxes = count;
+    ds.elements = boxes.childElementCount;
+  }
+
+  // The thin boxes, on the canvas (device pixels); a match is solid magenta.
+  function paint(thin, width, height) {
+    const dpr = devicePixelRatio || 1, ctx = canvas.getContext('2d');
+    canvas.width = Math.ceil(width * dpr);
+    canvas.height = Math.ceil(height * dpr);
+    canvas.style.width = width + 'px';
+    canvas.style.height = height + 'px';
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    rows = [];
+    for (const b of thin) {
+      const m = matches(b.n.n);
+      ctx.globalAlpha = search !== null && !m ? 0.35 : 1;
+      ctx.fillStyle = m ? '#d0f' : color(b.n.n);
+      ctx.fillRect(b.x, b.d * ROW + 1, b.w > 2 ? b.w - 1 : b.w, ROW - 2);
+      (rows[b.d] = rows[b.d] || []).push(b);
+    }
+  }
+
+  // The box under the pointer: an element's, or a painted one's.
+  function boxAt(ev) {
+    const d = ev.target.closest('.f');
+    if (d) return d._box;
+    const r = chart.getBoundingClientRect(), x = ev.clientX - r.left;
+    return (rows[Math.floor((ev.clientY - r.top) / ROW)] || []).find((b) => x >= b.x - 0.5 && x < b.x + b.w + 0.5);
   }
 
   // At most one render per animation frame, however fast events come.
@@ -159,21 +197,22 @@
     mine.onerror = () => {
       if (mine !== es) return;
       if (mine.readyState === EventSource.CONNECTING) { setConn('connecting', 'reconnecting\u2026'); return; }
-      // Closed for good (an error answer): say why, then try again later.
+      // Closed for good: an error answer.  Say why; try again later unless
+      // the server refused this view (4xx: a bad metric or window).
       setConn('closed', 'disconnected');
-      explain(url);
-      retry = setTimeout(connect, 5000);
+      explain(url).then((refused) => { if (!refused && mine === es) retry = setTimeout(connect, 5000); });
     };
   }
 
   // Why the stream was refused: the same request once more, its reason read.
+  // Resolves to true when the server refused the view itself (4xx).
   function explain(url) {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 5000);
-    fetch(url, { signal: ac.signal }).then((r) => {
-      if (r.ok) { ac.abort(); return; }
-      return r.text().then((t) => note('events: ' + r.status + ' ' + t.trim()));
-    }).catch(() => {}).finally(() => clearTimeout(timer));
+    return fetch(url, { signal: ac.signal }).then((r) => {
+      if (r.ok) { ac.abort(); return false; }
+      return r.text().then((t) => { note('events: ' + r.status + ' ' + t.trim()); return r.status < 500; });
+    }).catch(() => false).finally(() => clearTimeout(timer));
   }
 
   function onSnapshot(data, v, params) {
@@ -219,10 +258,9 @@
       .catch((e) => ({ status: 0, text: e.name === 'AbortError' ? 'timed out' : e.message }))
       .finally(() => clearTimeout(timer));
   }
-  function post(path, body) {
-    const opts = { method: 'POST' };
-    if (body !== undefined) { opts.headers = { 'Content-Type': 'application/json' }; opts.body = JSON.stringify(body); }
-    return request(path, opts).then((r) => {
+  // A state change (mark, reset): a same-origin POST; a refusal is shown.
+  function post(path) {
+    return request(path, { method: 'POST' }).then((r) => {
       if (r.status !== 200) note(path + ' failed: ' + (r.status || '') + ' ' + r.text.trim());
       return r;
     });
@@ -305,11 +343,18 @@
     selMetric.value = names.includes(metric) ? metric : names[0];
   }
 
+  // The rate is the shown metric's total per second (folded counts and perf
+  // samples are samples; another metric is named); a reset starts it over.
   let last = null, polls = 0;
   function figures(s) {
     const now = performance.now(), out = [];
-    if (last && now > last.time && s.ingested >= last.ingested) out.push(fmt(Math.round((s.ingested - last.ingested) * 1000 / (now - last.time))) + ' samples/s');
-    last = { time: now, ingested: s.ingested };
+    const mi = Math.max(0, metricNames.indexOf(selMetric.value)), name = metricNames[mi] || 'samples';
+    const total = Array.isArray(s.total) ? Number(s.total[mi]) || 0 : 0;
+    if (last && last.mi === mi && now > last.time && total >= last.total) {
+      out.push(fmt(Math.round((total - last.total) * 1000 / (now - last.time))) + ' ' +
+               (/^(count|samples)$/.test(name) ? 'samples' : name) + '/s');
+    }
+    last = { time: now, total, mi };
     out.push('v' + s.version);
     for (const k of Object.keys(s)) if (/dropped|lost/.test(k) && typeof s[k] === 'number') out.push(k.replace(/_/g, ' ') + ' ' + fmt(s[k]));
     if (s.memory) out.push('snapshot ' + bytes(s.memory.snapshot));
@@ -339,15 +384,15 @@
   // ---------------------------------------------------------------- input
 
   chart.addEventListener('click', (ev) => {
-    const d = ev.target.closest('.f');
-    if (!d) return;
-    zoomPath = d._path;
+    const b = boxAt(ev);
+    if (!b) return;
+    zoomPath = pathOf(b);
     render();
   });
   chart.addEventListener('mousemove', (ev) => {
-    const d = ev.target.closest('.f');
-    if (!d) { tip.hidden = true; return; }
-    const n = d._node, pct = root.t ? (100 * n.t / root.t).toFixed(2) : '0';
+    const b = boxAt(ev);
+    if (!b) { tip.hidden = true; return; }
+    const n = b.n, pct = root.t ? (100 * n.t / root.t).toFixed(2) : '0';
     tip.textContent = (n === root ? 'all' : n.n) + '\ntotal ' + fmt(n.t) + ' (' + pct + '%), self ' + fmt(n.v);
     tip.style.left = Math.min(ev.clientX + 12, innerWidth - 300) + 'px';
     tip.style.top = (ev.clientY + 14) + 'px';
@@ -362,8 +407,9 @@
     }
     render();
   });
-  selMetric.addEventListener('change', () => { metric = selMetric.value; switchView(); });
-  selWindow.addEventListener('change', () => { win = selWindow.value; switchView(); });
+  // A select gives the keyboard back once chosen (space, r, Esc are the page's).
+  selMetric.addEventListener('change', () => { metric = selMetric.value; selMetric.blur(); switchView(); });
+  selWindow.addEventListener('change', () => { win = selWindow.value; selWindow.blur(); switchView(); });
   $('pause').addEventListener('click', () => setPaused(!paused));
   $('mark').addEventListener('click', mark);
   $('reset').addEventListener('click', () => askReset(true));
@@ -372,8 +418,9 @@
   $('order-apply').addEventListener('click', applyOrder);
   $('unzoom').addEventListener('click', () => { zoomPath = []; render(); });
   document.addEventListener('keydown', (ev) => {
-    if (ev.target && (ev.target.tagName === 'INPUT' || ev.target.tagName === 'SELECT')) return;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const tag = ev.target && ev.target.tagName;
+    if (tag === 'INPUT' || tag === 'SELECT' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (tag === 'BUTTON' && (ev.key === ' ' || ev.key === 'Enter')) return; // the button's own click
     if (ev.key === ' ') { ev.preventDefault(); setPaused(!paused); }
     else if (ev.key === 'r') mark();
     else if (ev.key === 'Escape') { zoomPath = []; askReset(false); render(); }

@@ -206,7 +206,8 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 	if (rc != NEXT)
 		return rc;
 	if (r->live_opts && !r->serve && !r->tui) {
-		fprintf(stderr, "%s %s: --tick, --timeout, --token-file and --insecure need --serve\n",
+		fprintf(stderr,
+			"%s %s: --tick, --timeout, --token-file and --insecure need --serve or --tui\n",
 			st_prog, r->name);
 		return EX_USAGE_;
 	}

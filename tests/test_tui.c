@@ -12,10 +12,14 @@
  * tmux.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "support/live_client.h"
@@ -419,4 +423,104 @@ Test(tui, window_option_and_w)
 	cr_expect_eq(ts_run("%s top --metric 'a&b' %s 2>/dev/null", CLI, s.url), 64);
 	cr_expect_eq(ts_run("%s top 2>/dev/null", CLI), 64);
 	srv_stop(&s);
+}
+
+/* ------------------------------------------- a hostile /events stream */
+
+/* A fake live server on 127.0.0.1 (this test's side only): /events gets a
+ * canned stream, each part written when the test says so (a byte on
+ * go[0]); anything else a 404.  Not an HTTP parser: it reads a request up
+ * to its blank line and looks at the first line. */
+struct fake {
+	int lfd, go[2];
+	unsigned short port;
+	const char *const *parts;
+	pthread_t thr;
+};
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	for (;;) {
+		int c = accept(f->lfd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		char req[4096];
+		size_t n = 0;
+		while (n + 1 < sizeof(req) && (n < 4 || memcmp(req + n - 4, "\r\n\r\n", 4))) {
+			ssize_t r = read(c, req + n, 1);
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		req[n] = '\0';
+		if (strncmp(req, "GET /events ", 12)) {
+			static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+						 "Connection: close\r\n\r\n";
+			if (write(c, nf, sizeof(nf) - 1) < 0) {
+			}
+			close(c);
+			continue;
+		}
+		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+					 "Connection: close\r\n\r\n";
+		if (write(c, ok, sizeof(ok) - 1) < 0) {
+		}
+		for (size_t i = 0; f->parts[i]; i++) {
+			char b;
+			if (read(f->go[0], &b, 1) != 1)
+				break;
+			if (write(c, f->parts[i], strlen(f->parts[i])) < 0)
+				break;
+		}
+		char b;
+		while (read(c, &b, 1) > 0) { /* until the client goes */
+		}
+		close(c);
+	}
+}
+
+static void fake_start(struct fake *f, const char *const *parts)
+{
+	f->parts = parts;
+	cr_assert_eq(pipe(f->go), 0);
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(f->lfd, 8), 0);
+	cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+	f->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&f->thr, NULL, fake_main, f), 0);
+}
+
+Test(tui, hostile_stream_is_reported_not_shown)
+{
+	need_tmux();
+	static const char *const parts[] = {
+		": a comment\n\ndata: {not json\n\n",
+		"data: {\"t\":2,\"c\":[{\"n\":\"ok\",\"t\":2,\"c\":[{\"n\":\"neg\",\"t\":-5}]}]}\n\n",
+		/* CRLF lines, an id, data over two lines joined by '\n' */
+		"id: 7\r\ndata: {\"t\":3,\r\ndata: \"c\":[{\"n\":\"good\",\"v\":3,\"t\":3}]}\r\n\r\n",
+		NULL,
+	};
+	struct fake f;
+	fake_start(&f, parts);
+	struct srv s = { .in = -1 };
+	snprintf(s.url, sizeof(s.url), "http://127.0.0.1:%u/", f.port);
+	top_start(&s, "", 100, 24);
+	free(wait_screen("[connected]"));
+	cr_assert_eq(write(f.go[1], "x", 1), 1);
+	free(wait_screen("bad JSON"));
+	cr_assert_eq(write(f.go[1], "x", 1), 1);
+	char *txt = wait_screen("bad snapshot: a value (v, t) is not a non-negative integer");
+	cr_expect(strstr(txt, "waiting for the first snapshot"), "nothing shown from bad data:\n%s", txt);
+	free(txt);
+	cr_assert_eq(write(f.go[1], "x", 1), 1);
+	txt = wait_screen("total 3");
+	cr_expect(strstr(row(txt, "good"), " 100.0% 100.0%        3        3 "), "%s", txt);
+	free(txt);
+	keys("q");
+	free(wait_screen("TOP_EXIT=0"));
 }

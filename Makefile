@@ -61,11 +61,13 @@ $(B)/%.o: %.c
 include engine/module.mk
 -include bpf/module.mk
 -include live/module.mk
+-include tui/module.mk
 include cli/module.mk
 include tests/module.mk
 -include push/module.mk
 -include bench/module.mk
 -include bench/seed/module.mk
+-include bench/tui/module.mk
 -include fuzz/module.mk
 
 clean:

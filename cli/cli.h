@@ -29,6 +29,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_record(int argc, char **argv); /* record.c: options, then bpf/tracer.h */
 int cmd_diff(int argc, char **argv);
 int cmd_serve(int argc, char **argv); /* serve.c: live/server.h over a file or stream */
+int cmd_top(int argc, char **argv);   /* top.c: tui/tui.h attached to a live server */
 
 /*
  * The live server's options, shared by `serve` and `record --serve`
@@ -73,6 +74,15 @@ struct st_live *st_cli_live_start(const char *cmd, const struct st_cli_live *o, 
 				  unsigned metric, const struct st_live_hooks *hooks, FILE *url_out,
 				  int *rc);
 void st_cli_live_fini(struct st_cli_live *o);
+
+/* record --tui (record_tui.c): a random token unless o has one (an exit
+ * code or ST_CLI_GO_ON); the terminal view attached to the server on port
+ * (NULL: message printed, the recording goes on); stopped before the
+ * server. */
+struct tui_thread;
+int st_cli_tui_prepare(const char *cmd, struct st_cli_live *o);
+struct tui_thread *st_cli_tui_start(const char *cmd, const struct st_cli_live *o, unsigned port);
+void st_cli_tui_stop(struct tui_thread *t);
 
 /*
  * The --push options, shared by `serve` and `record` (push.c, push/push.h,

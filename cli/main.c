@@ -18,6 +18,7 @@ static const struct {
 	{ "diff", cmd_diff, "two folded profiles -> differential flamebearer/folded/svg/html" },
 	{ "record", cmd_record, "record cpu|io: BPF tracers straight into the engine" },
 	{ "serve", cmd_serve, "serve a profile (file or stream) live over HTTP" },
+	{ "top", cmd_top, "the live flamegraph of a running server in this terminal" },
 };
 
 static void usage(FILE *f)

@@ -37,6 +37,7 @@ enum record_opt {
 	OPT_SELFTEST,
 	OPT_FLOOD,
 	OPT_SERVE,
+	OPT_TUI,
 };
 
 /* What the options of both subcommands fill. */
@@ -61,6 +62,8 @@ struct record {
 	struct st_cli_push push;
 	const char *push_label;    /* the metric= label */
 	uint32_t push_rate;        /* samples per second (cpu: -F) */
+	bool tui;                  /* --tui: the terminal view (record_tui.c) */
+	struct tui_thread *view;
 };
 
 /* An option handler's "taken, go on" (st_cli_getopt's); anything else is
@@ -76,6 +79,7 @@ struct record {
 	{ "verbose", no_argument, 0, 'v' },                               \
 	{ "help", no_argument, 0, 'h' },                                  \
 	{ "serve", optional_argument, 0, OPT_SERVE },                     \
+	{ "tui", no_argument, 0, OPT_TUI },                               \
 	ST_CLI_LIVE_LONGOPTS,                                             \
 	ST_CLI_PUSH_LONGOPTS,                                             \
 	ST_CLI_EXPORT_LONGOPTS
@@ -94,6 +98,8 @@ struct record {
 	"--insecure; --tick MS and --timeout S as serve's.  The output is written\n"  \
 	"at the end as without --serve, but POST /reset empties the recording: the\n" \
 	"output then holds only what came after the last reset.\n"                \
+	"--tui: the live profile in this terminal while the run goes on (`shardtrie\n"  \
+	"top`'s view, docs/tui.md; q ends the run as SIGINT does).\n"              \
 	ST_CLI_PUSH_HELP
 #define IO_SERVE_USAGE                                                              \
 	"record io --serve: GET /order answers {\"fields\":[...]}, the order in force;\n" \
@@ -181,6 +187,7 @@ static int common_opt(struct record *r, int c, const char *arg)
 	case 'v': r->t.verbose = true; return NEXT;
 	case 'h': r->usage(stdout); return EX_OK_;
 	case OPT_SERVE: r->serve = true; return arg ? parse_serve(r, arg) : NEXT;
+	case OPT_TUI: r->tui = true; return NEXT;
 	default:
 		if (c >= ST_OPT_PUSH && c <= ST_OPT_PUSH_AUTH_FILE)
 			return st_cli_push_opt(r->name, c, arg, &r->push);
@@ -214,15 +221,17 @@ static int parse(const struct record_parser *p, struct record *r, int argc, char
 	rc = p->check(r);
 	if (rc != NEXT)
 		return rc;
-	if (r->live_opts && !r->serve) {
-		fprintf(stderr, "%s %s: --tick, --timeout, --token-file and --insecure need --serve\n",
+	if (r->live_opts && !r->serve && !r->tui) {
+		fprintf(stderr,
+			"%s %s: --tick, --timeout, --token-file and --insecure need --serve or --tui\n",
 			st_prog, r->name);
 		return EX_USAGE_;
 	}
 	rc = st_cli_push_check(r->name, &r->push);
 	if (rc != NEXT)
 		return rc;
-	return r->serve ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
+	rc = r->serve || r->tui ? st_cli_live_check(r->name, "--serve", &r->live) : NEXT;
+	return rc == NEXT && r->tui ? st_cli_tui_prepare(r->name, &r->live) : rc;
 }
 
 /* sink.started(): the live view of the run's engine (--serve). */
@@ -239,7 +248,7 @@ static int live_started(void *ctx, struct st_engine *e)
 	struct record *r = ctx;
 	int rc = st_cli_push_start(r->name, &r->push, e, r->live_metric, r->push_label, r->push_rate,
 				   "ebpfspy");
-	if (rc != EX_OK_ || !r->serve)
+	if (rc != EX_OK_ || (!r->serve && !r->tui))
 		return rc;
 	/* The source's hooks (record io: /order) and /reset through the pusher
 	 * when pushing (the interval before the reset is pushed).  One arg for
@@ -250,8 +259,15 @@ static int live_started(void *ctx, struct st_engine *e)
 	if (r->push.p)
 		hooks.reset = push_reset;
 	hooks.arg = r;
-	r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric,
-				   r->hooks || r->push.p ? &hooks : NULL, stderr, &rc);
+	rc = EX_SOFTWARE_;
+	FILE *url_out = r->serve ? stderr : fopen("/dev/null", "we"); /* --tui alone: not said */
+	if (url_out)
+		r->srv = st_cli_live_start(r->name, &r->live, e, r->live_metric,
+					   r->hooks || r->push.p ? &hooks : NULL, url_out, &rc);
+	if (url_out && url_out != stderr)
+		fclose(url_out);
+	if (r->srv && r->tui)
+		r->view = st_cli_tui_start(r->name, &r->live, st_live_port(r->srv));
 	return r->srv ? EX_OK_ : rc;
 }
 
@@ -259,6 +275,8 @@ static int live_started(void *ctx, struct st_engine *e)
 static void live_stopping(void *ctx)
 {
 	struct record *r = ctx;
+	st_cli_tui_stop(r->view); /* the terminal back before the output */
+	r->view = NULL;
 	st_live_stop(r->srv);
 	r->srv = NULL;
 	st_cli_push_stop(&r->push); /* the last interval */
@@ -270,7 +288,7 @@ static void live_setup(struct record *r, unsigned metric, const char *label, uin
 {
 	r->push_label = label;
 	r->push_rate = rate;
-	if (!r->serve && !r->push.o.url)
+	if (!r->serve && !r->tui && !r->push.o.url)
 		return;
 	r->live_metric = metric;
 	r->live.eo = &r->eo; /* the output options: the answers' defaults too */
@@ -398,7 +416,7 @@ static void cpu_usage(FILE *f)
 	fprintf(f,
 		"usage: shardtrie record cpu [-F HZ] [-p PID | -a] [-d SECONDS]\n"
 		"                            [--kernel-only | --user-only] [-t FORMAT] [-o FILE]\n"
-		"                            [output options] [--serve[=ADDR[:PORT]]] [-v]\n"
+		"                            [output options] [--serve[=ADDR[:PORT]]] [--tui] [-v]\n"
 		"                            [-- COMMAND ARGS...]\n"
 		"Samples on-CPU stacks (kernel and user) on every CPU at HZ (default 99)\n"
 		"and writes them as a flamegraph.  With COMMAND: that command and its\n"
@@ -477,7 +495,7 @@ static void io_usage(FILE *f)
 		"usage: shardtrie record io [-p PID] [--comm NAME] [--fields LIST]\n"
 		"                           [--metric count|duration|duration_to_prev|bytes]\n"
 		"                           [-d SECONDS] [-t FORMAT] [-o FILE] [output options]\n"
-		"                           [--serve[=ADDR[:PORT]]] [-v] [-- COMMAND...]\n"
+		"                           [--serve[=ADDR[:PORT]]] [--tui] [-v] [-- COMMAND...]\n"
 		"       shardtrie record io --flood RATE [-d SECONDS] [-v] [-o FILE]\n"
 		"Traces file I/O syscalls (open*, creat, read/write & co, close, fsync,\n"
 		"fdatasync, lseek, *stat*, rename*, unlink*, mkdir*, getdents64), pairs\n"

@@ -12,13 +12,13 @@ pkgs=(
 	build-essential pkg-config clang llvm lld libclang-rt-14-dev
 	liburcu-dev libjemalloc-dev libxxhash-dev zlib1g-dev
 	libcriterion-dev libjansson-dev
-	libmicrohttpd-dev xxd curl libcurl4-openssl-dev
+	libmicrohttpd-dev xxd curl libcurl4-openssl-dev libncurses-dev
 	libbpf-dev bpftool libelf-dev libdw-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	gnuplot-nox linux-perf
 )
 if [ "${1:-}" = test ]; then
-	pkgs+=(golang-go chromium libxml2-utils nodejs)
+	pkgs+=(golang-go chromium libxml2-utils nodejs tmux)
 	# Debian's npm, unless a nodejs that bundles its own (NodeSource) is there.
 	command -v npm >/dev/null || pkgs+=(npm)
 fi

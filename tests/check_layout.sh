@@ -11,9 +11,10 @@
 #      engine/core/; a formats-internal header only inside engine/formats/.
 #   3. The oracle (engine/oracle/, shardtrie_ref.h) is used only by tests/,
 #      fuzz/, bench/ and itself, and nothing of it is in libshardtrie.
-#   4. Arrows run one way: bpf/, live/ and push/ include no cli/ header,
-#      push/ no live/ or bpf/ header either, engine/ includes no header of
-#      cli/, bpf/, live/, push/, tests/, fuzz/ or bench/.
+#   4. Arrows run one way: bpf/, live/, push/ and tui/ include no cli/
+#      header; push/ none of live/ or bpf/ either, tui/ none of live/ or bpf/
+#      (it is a client of the server, over HTTP); engine/ includes no header
+#      of cli/, bpf/, live/, push/, tui/, tests/, fuzz/ or bench/.
 #
 # Prints one line per violation and exits 1 if there is any.
 set -euo pipefail
@@ -88,8 +89,14 @@ for f in "${files[@]}"; do
 			case "$inc" in *bpf/*|*live/*|live.h|server.h|http.h)
 				bad "$f includes $inc (push uses the public API only)" ;; esac ;;
 		esac
+		case "$f" in tui/*)
+			for h in $cli_hdrs; do
+				[ "$base" = "$h" ] && bad "$f includes CLI header $inc (arrows: cli -> tui)"
+			done
+			case "$inc" in *bpf/*|*live/*) bad "$f includes $inc (tui talks to live over HTTP only)" ;; esac ;;
+		esac
 		case "$f" in engine/*)
-			case "$inc" in *cli/*|*bpf/*|*live/*|*push/*|*tests/*|*fuzz/*|*bench/*)
+			case "$inc" in *cli/*|*bpf/*|*live/*|*push/*|*tui/*|*tests/*|*fuzz/*|*bench/*)
 				bad "$f includes $inc from outside engine/" ;;
 			esac ;;
 		esac

@@ -8,8 +8,8 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(B)/%.o)
 TEST_BIN  := $(B)/tests/shardtrie_tests
 TEST_JOBS ?= 2
 
-$(TEST_BIN): $(TEST_OBJS) $(LIB_ORACLE_A) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(LIB_ORACLE_A) $(LIB_A) -lcriterion -ljansson $(TEST_LIBS) $(LIBS_ENGINE)
+$(TEST_BIN): $(TEST_OBJS) $(TEST_EXTRA_OBJS) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(TEST_OBJS) $(TEST_EXTRA_OBJS) $(LIB_ORACLE_A) $(LIB_A) -lcriterion -ljansson $(TEST_LIBS) $(LIBS_ENGINE)
 
 $(B)/tests/%.o: CPPFLAGS_ALL += -Itests $(ORACLE_CPPFLAGS) -DST_TEST_CLI='"$(CURDIR)/$(CLI)"' -DST_TEST_DATA='"$(CURDIR)/tests/data"'
 

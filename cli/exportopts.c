@@ -47,7 +47,9 @@ bool st_cli_double_in(const char *arg, double lo, double hi, double *v)
 
 int st_cli_bad_value(const char *cmd, const char *opt, const char *want, const char *arg)
 {
-	fprintf(stderr, "%s %s: --%s wants %s, got '%s'\n", st_prog, cmd, opt, want, arg);
+	/* opt is a long option's name ("units") or the option as typed ("-f"). */
+	fprintf(stderr, "%s %s: %s%s wants %s, got '%s'\n", st_prog, cmd, opt[0] == '-' ? "" : "--",
+		opt, want, arg);
 	return -1;
 }
 

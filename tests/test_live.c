@@ -980,3 +980,20 @@ Test(live, slow_request_is_closed_long_answers_are_not)
 	free(got);
 	srv_stop(&s);
 }
+
+/* A bad value names the option once, as the user typed it. */
+Test(live, bad_option_values_name_the_option)
+{
+	static const char *const cases[][2] = {
+		{ "--port 99999", "serve: --port wants a port in [0,65535], got '99999'" },
+		{ "--tick 0", "serve: --tick wants milliseconds in [1,60000], got '0'" },
+		{ "-f xml", "serve: -f wants folded or perf, got 'xml'" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		int rc = ts_run("'%s' serve %s </dev/null 2>'%s'", CLI, cases[i][0], ts_path("err"));
+		cr_expect_eq(rc, 64, "%s: exit %d", cases[i][0], rc);
+		char *err = ts_read_file(ts_path("err"), NULL);
+		cr_expect(strstr(err, cases[i][1]), "%s: stderr: %s", cases[i][0], err);
+		free(err);
+	}
+}

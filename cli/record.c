@@ -555,6 +555,8 @@ static int io_order_set(void *arg, const char *const *names, size_t n, const cha
 	for (unsigned i = 0; i < k; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "",
 			 st_io_field_name(f[i]));
+	if (a->r.tui && !a->r.serve)
+		return err; /* the terminal view is the only client: it says so itself */
 	if (!err)
 		fprintf(stderr, "%s record io: /order: fields now %s; the recording was reset\n",
 			st_prog, list);
@@ -633,7 +635,7 @@ static int record_io(int argc, char **argv)
 	if (rc != NEXT)
 		return rc;
 	a.cfg.t = a.r.t;
-	if (a.r.serve) { /* the field order, changeable through /order */
+	if (a.r.serve || a.r.tui) { /* the field order, changeable through /order (o in the view) */
 		if (!(a.cfg.order = st_io_order_new(a.cfg.fields, a.cfg.nfields))) {
 			fprintf(stderr, "%s record io: %s\n", st_prog, strerror(errno));
 			return record_finish(&a.r, EX_SOFTWARE_);

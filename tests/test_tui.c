@@ -397,6 +397,39 @@ Test(tui, record_tui_shows_the_run_and_q_ends_it)
 	free(out);
 }
 
+/* record io --tui: o reorders the fields through /order (the first field
+ * goes last); the view says so, the output has the new order. */
+Test(tui, record_io_tui_o_reorders_the_fields)
+{
+	need_tmux();
+	if (geteuid() != 0)
+		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
+	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
+		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	char inner[1400];
+	snprintf(inner, sizeof(inner),
+		 "exec %s record io --fields comm,tracepoint --tui -o %s -- sh -c "
+		 "\"while :; do cat /etc/hostname >/dev/null; done\"",
+		 CLI, ts_path("io.folded"));
+	pane_start(inner, 120, 24);
+	free(wait_screen("enter_openat"));
+	keys("o");
+	char *txt = wait_screen("order tracepoint,comm (data reset)");
+	cr_expect(!strstr(txt, "/order: fields now"), "record's stderr line over the view: %s", txt);
+	free(txt);
+	keys("q");
+	free(wait_screen("TOP_EXIT=0"));
+	cr_expect_eq(alternate_on(), 0);
+	char *out = ts_read_file(ts_path("io.folded"), NULL);
+	cr_assert(out && out[0], "no output");
+	/* Every stack is tracepoint first now: no line starts with the comm. */
+	for (char *l = out; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+		cr_expect(!strncmp(l, "sys_enter_", 10), "old order in the output: %.60s", l);
+	free(out);
+}
+
 /* --window Ns: the last N seconds (all the known input is that recent);
  * w goes on from there (all, 10s, 60s, mark); a bad value is a usage error before any terminal. */
 Test(tui, window_option_and_w)

@@ -8,6 +8,7 @@
  *   flamebearer  single/double: the goldens of formats.md, the SimpleTree of
  *                            the Pyroscope article, --max-nodes into "other"
  *   diff         folded "stack before after", --normalize (difffolded -n)
+ *   delta        st_export_delta: what came between two snapshots, across a reset
  *   pprof        read back by `go tool pprof -raw` (skipped without go)
  *   speedscope, d3           exact small goldens
  *   svg          well-formed XML (xmllint), untrusted names as text
@@ -791,6 +792,120 @@ Test(formats, folded_once_name_lengths)
 		  strlen(once), strlen(walk));
 	free(walk);
 	free(once);
+}
+
+/* ------------------------------------------------------------ delta */
+
+/* st_export_delta(earlier, later, metric) as folded text, *total its sum. */
+static char *delta_folded(const struct st_snap *a, const struct st_snap *b, int metric,
+			  unsigned eo_metric, uint64_t *total)
+{
+	struct st_export_opts eo;
+	st_export_opts_init(&eo);
+	eo.metric = eo_metric;
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert(f);
+	cr_assert_eq(st_export_delta(a, b, metric, ST_FMT_FOLDED, &eo, f, total), 0);
+	fclose(f);
+	return buf;
+}
+
+/* Feed n stacks ('|' separates frames) with two-metric values, then flush. */
+static void feed(struct st_engine *e, const char *const *stacks, const uint64_t (*v)[2], size_t n)
+{
+	struct st_writer *w = st_writer_open(e);
+	cr_assert(w);
+	for (size_t i = 0; i < n; i++)
+		ingest_strs(w, stacks[i], v[i]);
+	st_writer_close(w);
+	cr_assert(st_flush(e));
+}
+
+static struct st_engine *two_metric_engine(void)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = 2;
+	so.nmetrics = 2;
+	so.metrics[1].name = "bytes";
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	return e;
+}
+
+/* The delta of two snapshots is what was fed between them, for one metric
+ * (metric m) or all (metric -1, o->metric chosen) alike; across st_reset()
+ * it is everything after the reset; a saturated sum is not wrapped. */
+Test(formats, export_delta_is_what_came_between)
+{
+	static const char *s1[] = { "a|b", "a|c", "x", "d" };
+	static const uint64_t v1[][2] = { { 3, 30 }, { 1, 0 }, { UINT64_MAX, 1 }, { 0, 7 } };
+	static const char *s2[] = { "a|b", "d", "a", "a|b|e", "x" };
+	static const uint64_t v2[][2] = { { 2, 20 }, { 5, 0 }, { 1, 1 }, { 4, 0 }, { 9, 2 } };
+	static const char *s3[] = { "a|c", "q|r" };
+	static const uint64_t v3[][2] = { { 6, 60 }, { 0, 8 } };
+	struct st_engine *e = two_metric_engine();
+	feed(e, s1, v1, 4);
+	struct st_snap *a = st_snap_acquire(e);
+	feed(e, s2, v2, 5);
+	struct st_snap *b = st_snap_acquire(e);
+
+	/* x stuck at UINT64_MAX: its growth of 9 cannot show, and is not wrapped. */
+	static const char *want0 = "a 1\na;b 2\na;b;e 4\nd 5\n";
+	static const char *want1 = "a 1\na;b 20\nx 2\n";
+	uint64_t tot = 0;
+	char *got = delta_folded(a, b, 0, 1, &tot);
+	cr_expect_str_eq(got, want0);
+	cr_expect_eq(tot, 12);
+	free(got);
+	got = delta_folded(a, b, -1, 0, &tot);
+	cr_expect_str_eq(got, want0);
+	cr_expect_eq(tot, 12);
+	free(got);
+	got = delta_folded(a, b, 1, 0, &tot);
+	cr_expect_str_eq(got, want1);
+	cr_expect_eq(tot, 23);
+	free(got);
+	got = delta_folded(a, b, -1, 1, &tot);
+	cr_expect_str_eq(got, want1);
+	cr_expect_eq(tot, 23);
+	free(got);
+	/* Nothing between b and itself; NULL earlier = all of later. */
+	got = delta_folded(b, b, -1, 0, &tot);
+	cr_expect_str_eq(got, "");
+	cr_expect_eq(tot, 0);
+	free(got);
+	got = delta_folded(NULL, a, 0, 0, &tot);
+	cr_expect_str_eq(got, "a;b 3\na;c 1\nx 18446744073709551615\n");
+	free(got);
+
+	/* Across a reset: all of later (s3), not s2 + s3 nor s3 minus s1. */
+	cr_assert(st_reset(e));
+	feed(e, s3, v3, 2);
+	struct st_snap *c = st_snap_acquire(e);
+	cr_assert_neq(st_snap_generation(a), st_snap_generation(c));
+	got = delta_folded(a, c, -1, 0, &tot);
+	cr_expect_str_eq(got, "a;c 6\n");
+	cr_expect_eq(tot, 6);
+	free(got);
+	got = delta_folded(b, c, 1, 0, &tot);
+	cr_expect_str_eq(got, "a;c 60\nq;r 8\n");
+	cr_expect_eq(tot, 68);
+	free(got);
+
+	/* A metric the engine lacks is refused. */
+	FILE *f = fopen("/dev/null", "w");
+	cr_assert(f);
+	cr_expect_eq(st_export_delta(a, b, 2, ST_FMT_FOLDED, NULL, f, NULL), -EINVAL);
+	cr_expect_eq(st_export_delta(a, b, -2, ST_FMT_FOLDED, NULL, f, NULL), -EINVAL);
+	fclose(f);
+	st_snap_release(a);
+	st_snap_release(b);
+	st_snap_release(c);
+	st_engine_destroy(e);
 }
 
 /* ------------------------------------------------------------ flamebearer */

@@ -2,7 +2,7 @@
 /*
  * api.c - the request/answer endpoints: /api/snapshot (any format, ETag and
  * 304, through the encode-once cache), /api/status, /debug/pprof/profile
- * (a window: the difference of two snapshots, delta.c), POST /mark, and
+ * (a window: the difference of two snapshots, st_export_delta()), POST /mark, and
  * ior's /reset and /order through the source's hooks.  window= on
  * /api/snapshot differences the current snapshot against a base kept by
  * window.c; the answer is cached under (version, base version, ...).

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cache_test.c - white-box suite of the encode-once cache (cache.c) with
- * windows (delta.c): the base export options (st_live_opts.export) reach
+ * windows (st_export_delta()): the base export options (st_live_opts.export) reach
  * every encoding, plain and windowed; a window's key names its base, so
  * two bases are two encodings and one base asked twice is one.
  *
- * Linked into the test binary with cache.c and delta.c (live/module.mk).
+ * Linked into the test binary with cache.c (live/module.mk).
  */
 #include <criterion/criterion.h>
 #include <string.h>

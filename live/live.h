@@ -81,10 +81,9 @@ struct st_export_opts st_live_cache_opts(const struct st_live_cache *c, unsigned
 
 /*
  * What `later` holds beyond `earlier` (two snapshots of one engine, earlier
- * first), written as fmt with o.  Each node's self value is later's minus
- * earlier's (a node earlier lacks counts whole); when a reset came between
- * them (generations differ) all of later counts.  The stacks go through a
- * private engine (no merger), so the writer is the ordinary exporter.
+ * first), written as fmt (or ST_LIVE_FMT_SSE) with o into a blob named by
+ * later's version: st_export_delta() with every metric kept (a reset
+ * between them = all of later).  In cache.c.
  */
 int st_live_delta_export(const struct st_snap *earlier, const struct st_snap *later, int fmt,
 			 const struct st_export_opts *o, struct st_live_blob **out);

@@ -32,7 +32,7 @@ $(B)/cli/serve.o: CPPFLAGS_ALL += -I.
 
 # White-box suites of the window ring (live/window_test.c, simulated clock)
 # and of the cache with windows and base options (live/cache_test.c):
-# linked into the test binary with window.c, cache.c, delta.c (which need only
+# linked into the test binary with window.c and cache.c (which need only
 # the engine and pthreads), like engine/core's *_test.c suites.
-CORE_TEST_SRCS += live/window_test.c live/window.c live/cache_test.c live/cache.c live/delta.c
+CORE_TEST_SRCS += live/window_test.c live/window.c live/cache_test.c live/cache.c
 $(B)/live/window_test.o $(B)/live/cache_test.o: CPPFLAGS_ALL += -Ilive

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * window.c - windows instead of destruction: the snapshots kept so that
- * `window=Ns` and `window=mark` can be answered by differencing (delta.c),
+ * `window=Ns` and `window=mark` can be answered by differencing (st_export_delta()),
  * and the mark.
  *
  * The ring.  A server thread wakes every ST_LIVE_RING_PERIOD_MS (1 s; it
@@ -48,7 +48,7 @@
  * is everything when no mark was set.
  *
  * A base from before a reset (its generation differs from the current
- * snapshot's) makes the window everything since the reset (delta.c): the
+ * snapshot's) makes the window everything since the reset (st_export_delta()): the
  * data before it is gone, so "the last N s" or "since the mark" can only
  * show what came after.  The span reported is still now - base time.
  *

@@ -4,7 +4,6 @@
  *
  *   queue   the bounded FIFO of encoded intervals between the ticker and
  *           the sender (queue.c)
- *   delta   one metric's difference of two snapshots, encoded (delta.c)
  *   send    one POST to Pyroscope's /ingest and what its answer means (send.c)
  */
 #ifndef ST_PUSH_INTERNAL_H
@@ -65,18 +64,6 @@ bool st_push_queue_done(struct st_push_queue *q);
 void st_push_queue_stop(struct st_push_queue *q, uint64_t deadline_ns);
 
 uint64_t st_push_now_ns(void); /* CLOCK_MONOTONIC */
-
-/* ------------------------------------------------------------- delta */
-
-/*
- * What metric m of `later` holds beyond `earlier` (two snapshots of one
- * engine; earlier NULL or of another generation = all of later), encoded
- * as fmt (ST_FMT_PPROF or ST_FMT_FOLDED) with eo (eo->metric ignored) into
- * a malloc'd *out of *len bytes; *total = the difference's sum.  A nothing
- * new gives *total 0 and *out NULL.  0 or -errno.
- */
-int st_push_delta(const struct st_snap *earlier, const struct st_snap *later, unsigned m, int fmt,
-		  const struct st_export_opts *eo, char **out, size_t *len, uint64_t *total);
 
 /* ------------------------------------------------------------- send */
 

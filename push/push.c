@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * push.c - the pusher: a ticker thread that closes one interval per period
- * (the exact difference of two snapshots, delta.c) into the bounded queue
+ * (the exact difference of two snapshots, st_export_delta()) into the bounded queue
  * (queue.c), and a sender thread that posts the queue to Pyroscope (send.c)
  * with retries, backoff and jitter.
  *
@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -274,6 +275,30 @@ static double wall_now(void)
 }
 
 /*
+ * Metric m of what `now` holds beyond `last` (st_export_delta(): a reset
+ * between them = all of now) encoded as fmt into it->body, its sum into
+ * it->value.  Nothing new gives value 0 and no body.  0 or -errno.
+ */
+static int encode_delta(const struct st_snap *last, const struct st_snap *now, unsigned m,
+			int fmt, const struct st_export_opts *eo, struct st_push_item *it)
+{
+	FILE *f = open_memstream(&it->body, &it->len);
+	if (!f)
+		return -errno;
+	int r = st_export_delta(last, now, (int)m, fmt, eo, f, &it->value);
+	if (fclose(f) && !r)
+		r = -EIO;
+	if (r || !it->value) {
+		free(it->body);
+		it->body = NULL;
+		it->len = 0;
+		if (r)
+			it->value = 0;
+	}
+	return r;
+}
+
+/*
  * Close the open interval at snapshot `now` (a reference the pusher takes
  * over): its difference with the last one is queued, and `now` becomes
  * where the next interval starts.  Under p->mu.
@@ -290,7 +315,7 @@ static void close_interval_locked(struct st_push *p, struct st_snap *now)
 	struct st_push_item *it = calloc(1, sizeof(*it));
 	int r = it ? 0 : -ENOMEM;
 	if (!r)
-		r = st_push_delta(p->last, now, p->metric, fmt, &eo, &it->body, &it->len, &it->value);
+		r = encode_delta(p->last, now, p->metric, fmt, &eo, it);
 	if (!r && it->value)
 		r = describe(p, it, p->last_time, t);
 	if (r) {

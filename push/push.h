@@ -4,7 +4,7 @@
  * exact interval at a time (issue 18, docs/push.md).
  *
  *   engine --snapshots--> ticker thread: every interval, the difference of
- *                         this snapshot and the last one pushed (delta.c),
+ *                         this snapshot and the last one pushed (st_export_delta()),
  *                         encoded (pprof or folded) -> queue (queue.c)
  *   queue  -------------> sender thread: POST URL/ingest?name=APP{labels}...
  *                         (libcurl), retried with backoff and jitter

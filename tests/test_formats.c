@@ -8,6 +8,7 @@
  *   flamebearer  single/double: the goldens of formats.md, the SimpleTree of
  *                            the Pyroscope article, --max-nodes into "other"
  *   diff         folded "stack before after", --normalize (difffolded -n)
+ *   delta        st_export_delta: what came between two snapshots, across a reset
  *   pprof        read back by `go tool pprof -raw` (skipped without go)
  *   speedscope, d3           exact small goldens
  *   svg          well-formed XML (xmllint), untrusted names as text
@@ -17,6 +18,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,16 +70,24 @@ static char *cli_output(const char *cmd, const char *in, const char *in2)
 /* An engine without a merger thread (merges only in st_flush) and with
  * `nshards` shards up front (0: one per online CPU). */
 
+/* Default export options writing metric `metric`, and a stream into *buf. */
+static FILE *mem_out(struct st_export_opts *eo, unsigned metric, char **buf, size_t *len)
+{
+	st_export_opts_init(eo);
+	eo->metric = metric;
+	*buf = NULL;
+	FILE *f = open_memstream(buf, len);
+	cr_assert(f);
+	return f;
+}
+
 /* Folded bytes of e: by the snapshot walk (flush first) or one-shot. */
 static char *folded_of(struct st_engine *e, bool once, unsigned metric)
 {
 	struct st_export_opts eo;
-	st_export_opts_init(&eo);
-	eo.metric = metric;
-	char *buf = NULL;
+	char *buf;
 	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert(f);
+	FILE *f = mem_out(&eo, metric, &buf, &len);
 	if (once) {
 		cr_assert_eq(st_export_folded_once(e, &eo, f), 0);
 	} else {
@@ -632,6 +642,20 @@ static void ingest_strs(struct st_writer *w, const char *stack, const uint64_t *
 	cr_assert_eq(st_writer_ingest_strs(w, fr, lens, d, v), 0);
 }
 
+/* An engine without a merger thread, metrics "samples" and "bytes". */
+static struct st_engine *two_metric_engine(unsigned nshards)
+{
+	struct st_options so;
+	st_options_init(&so);
+	so.merge_interval_ms = 0;
+	so.nshards = nshards;
+	so.nmetrics = 2;
+	so.metrics[1].name = "bytes";
+	struct st_engine *e = st_engine_create(&so);
+	cr_assert(e);
+	return e;
+}
+
 /* Folded output of metric `metric` for a fixed random mix of edge-case
  * stacks ('|' separates frames) spread over three writers. */
 static char *edge_folded(bool once, unsigned metric)
@@ -639,14 +663,7 @@ static char *edge_folded(bool once, unsigned metric)
 	static const char *stacks[] = { "a;b", "a|b", "a|b|c", "a", "a b", "a\tb", "a|;b", "a;|b",
 					"a|\x01", "", "zz|y", "a;b|c", "a|b;c", "\xff|a" };
 	const size_t ns = sizeof(stacks) / sizeof(stacks[0]);
-	struct st_options so;
-	st_options_init(&so);
-	so.merge_interval_ms = 0;
-	so.nshards = 3;
-	so.nmetrics = 2;
-	so.metrics[1].name = "bytes";
-	struct st_engine *e = st_engine_create(&so);
-	cr_assert(e);
+	struct st_engine *e = two_metric_engine(3);
 	struct st_writer *w[3];
 	for (int i = 0; i < 3; i++)
 		cr_assert(w[i] = st_writer_open(e));
@@ -791,6 +808,84 @@ Test(formats, folded_once_name_lengths)
 		  strlen(once), strlen(walk));
 	free(walk);
 	free(once);
+}
+
+/* ------------------------------------------------------------ delta */
+
+/* st_export_delta(a, b, metric) with o->metric eo_metric, as folded text,
+ * is want and its *total want_total. */
+static void expect_delta(const struct st_snap *a, const struct st_snap *b, int metric,
+			 unsigned eo_metric, const char *want, uint64_t want_total)
+{
+	struct st_export_opts eo;
+	char *buf;
+	size_t len;
+	uint64_t tot = 1234;
+	FILE *f = mem_out(&eo, eo_metric, &buf, &len);
+	cr_assert_eq(st_export_delta(a, b, metric, ST_FMT_FOLDED, &eo, f, &tot), 0);
+	fclose(f);
+	cr_expect_str_eq(buf, want, "delta (metric %d, o->metric %u)", metric, eo_metric);
+	cr_expect_eq(tot, want_total, "total %" PRIu64 " (metric %d)", tot, metric);
+	free(buf);
+}
+
+/* Feed n stacks ('|' separates frames) with two-metric values, then flush. */
+static void feed(struct st_engine *e, const char *const *stacks, const uint64_t (*v)[2], size_t n)
+{
+	struct st_writer *w = st_writer_open(e);
+	cr_assert(w);
+	for (size_t i = 0; i < n; i++)
+		ingest_strs(w, stacks[i], v[i]);
+	st_writer_close(w);
+	cr_assert(st_flush(e));
+}
+
+/* The delta of two snapshots is what was fed between them, for one metric
+ * (metric m) or all (metric -1, o->metric chosen) alike; across st_reset()
+ * it is everything after the reset; a saturated sum is not wrapped. */
+Test(formats, export_delta_is_what_came_between)
+{
+	static const char *s1[] = { "a|b", "a|c", "x", "d" };
+	static const uint64_t v1[][2] = { { 3, 30 }, { 1, 0 }, { UINT64_MAX, 1 }, { 0, 7 } };
+	static const char *s2[] = { "a|b", "d", "a", "a|b|e", "x" };
+	static const uint64_t v2[][2] = { { 2, 20 }, { 5, 0 }, { 1, 1 }, { 4, 0 }, { 9, 2 } };
+	static const char *s3[] = { "a|c", "q|r" };
+	static const uint64_t v3[][2] = { { 6, 60 }, { 0, 8 } };
+	struct st_engine *e = two_metric_engine(2);
+	feed(e, s1, v1, 4);
+	struct st_snap *a = st_snap_acquire(e);
+	feed(e, s2, v2, 5);
+	struct st_snap *b = st_snap_acquire(e);
+
+	/* x stuck at UINT64_MAX: its growth of 9 cannot show, and is not wrapped. */
+	static const char *want0 = "a 1\na;b 2\na;b;e 4\nd 5\n";
+	static const char *want1 = "a 1\na;b 20\nx 2\n";
+	expect_delta(a, b, 0, 1, want0, 12);
+	expect_delta(a, b, -1, 0, want0, 12);
+	expect_delta(a, b, 1, 0, want1, 23);
+	expect_delta(a, b, -1, 1, want1, 23);
+	/* Nothing between b and itself; NULL earlier = all of later. */
+	expect_delta(b, b, -1, 0, "", 0);
+	expect_delta(NULL, a, 0, 0, "a;b 3\na;c 1\nx 18446744073709551615\n", UINT64_MAX);
+
+	/* Across a reset: all of later (s3), not s2 + s3 nor s3 minus s1. */
+	cr_assert(st_reset(e));
+	feed(e, s3, v3, 2);
+	struct st_snap *c = st_snap_acquire(e);
+	cr_assert_neq(st_snap_generation(a), st_snap_generation(c));
+	expect_delta(a, c, -1, 0, "a;c 6\n", 6);
+	expect_delta(b, c, 1, 0, "a;c 60\nq;r 8\n", 68);
+
+	/* A metric the engine lacks is refused. */
+	FILE *f = fopen("/dev/null", "w");
+	cr_assert(f);
+	cr_expect_eq(st_export_delta(a, b, 2, ST_FMT_FOLDED, NULL, f, NULL), -EINVAL);
+	cr_expect_eq(st_export_delta(a, b, -2, ST_FMT_FOLDED, NULL, f, NULL), -EINVAL);
+	fclose(f);
+	st_snap_release(a);
+	st_snap_release(b);
+	st_snap_release(c);
+	st_engine_destroy(e);
 }
 
 /* ------------------------------------------------------------ flamebearer */

@@ -97,6 +97,28 @@ ST_API int st_export_folded_once(struct st_engine *e, const struct st_export_opt
 ST_API int st_export_diff(const struct st_snap *before, const struct st_snap *after, int fmt,
 		   const struct st_export_opts *o, FILE *out);
 
+/*
+ * Write what was ingested between two snapshots of ONE engine (`earlier`
+ * acquired first; NULL = nothing before) in format fmt to out: a profile
+ * whose every stack's self value is later's minus earlier's, exactly (frame
+ * ids are stable within an engine, so nodes are matched by id, no name
+ * compare); a stack earlier lacks counts whole.  When a st_reset() came
+ * between them (st_snap_generation() differs) the whole of `later` is
+ * written: what came after the reset.  Sums saturate in the engine, so a
+ * difference is never wrapped: later <= earlier (a value stuck at
+ * UINT64_MAX) gives 0.
+ *
+ * metric >= 0: that metric alone is written (o->metric is ignored);
+ * metric -1: every metric is kept and o->metric chooses the one written
+ * (formats with several sample types see them all).  o may be NULL.
+ * *total (may be NULL) = the saturated sum of the written metric's
+ * differences: 0 means nothing new (an empty profile was still written).
+ * Returns 0, -EINVAL (bad metric, NULL later/out), -ENOMEM, or st_export()'s
+ * error.  Builds a private one-shard engine: cost O(nodes of later).
+ */
+ST_API int st_export_delta(const struct st_snap *earlier, const struct st_snap *later, int metric,
+			   int fmt, const struct st_export_opts *o, FILE *out, uint64_t *total);
+
 #ifdef __cplusplus
 }
 #endif

@@ -302,26 +302,6 @@ static void need_bpf(void)
 			     ts_read_file(ts_path("probe.err"), NULL));
 }
 
-/* A line from fd within ms milliseconds. */
-static bool line_within(int fd, char *buf, size_t n, int ms)
-{
-	size_t k = 0;
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (k + 1 < n) {
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, buf + k, 1) != 1)
-			return false;
-		if (buf[k] == '\n')
-			break;
-		k++;
-	}
-	buf[k] = '\0';
-	return true;
-}
-
 /* Every line of folded text starts with prefix (and there is one). */
 static bool all_lines_start(const char *text, const char *prefix, const char **bad)
 {
@@ -384,7 +364,7 @@ Test(record_io, order_endpoint_through_record_io_serve, .timeout = 90)
 	struct srv s = { .pid = pid, .in = -1 };
 	char line[512], seen[4096] = "";
 	for (int i = 0; i < 20 && !s.url[0]; i++) {
-		cr_assert(line_within(out, line, sizeof(line), 15000),
+		cr_assert(read_line_within(out, line, sizeof(line), 15000),
 			  "record io --serve printed no URL within 15 s: %s", seen);
 		strncat(seen, line, sizeof(seen) - strlen(seen) - 2);
 		strcat(seen, "\n");

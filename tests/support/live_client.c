@@ -67,6 +67,26 @@ bool read_line(int fd, char *buf, size_t n)
 	return true;
 }
 
+/* A line from fd within ms milliseconds (poll before each read). */
+bool read_line_within(int fd, char *buf, size_t n, int ms)
+{
+	size_t k = 0;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (k + 1 < n) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, buf + k, 1) != 1)
+			return false;
+		if (buf[k] == '\n')
+			break;
+		k++;
+	}
+	buf[k] = '\0';
+	return true;
+}
+
 /* Start `shardtrie serve ARGS -` fed from a pipe (in = its write end), or
  * with ARGS naming a file when feed is false. */
 void srv_start(struct srv *s, const char *args, bool feed)

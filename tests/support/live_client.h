@@ -24,6 +24,8 @@ struct srv {
 pid_t spawn_sh(const char *cmd, int in_fd, int *out);
 /* One line from fd (without its newline); false at EOF. */
 bool read_line(int fd, char *buf, size_t n);
+/* The same within ms milliseconds (poll before each read); false on time-out. */
+bool read_line_within(int fd, char *buf, size_t n, int ms);
 void srv_start(struct srv *s, const char *args, bool feed);
 void srv_stop(struct srv *s);
 /* Write text to the server's stdin. */

@@ -282,6 +282,12 @@ static double wall_now(void)
 static int encode_delta(const struct st_snap *last, const struct st_snap *now, unsigned m,
 			int fmt, const struct st_export_opts *eo, struct st_push_item *it)
 {
+	/* The same published snapshot: nothing came in (no walk, no encode). */
+	if (last && st_snap_version(last) == st_snap_version(now) &&
+	    st_snap_generation(last) == st_snap_generation(now)) {
+		it->value = 0;
+		return 0;
+	}
 	FILE *f = open_memstream(&it->body, &it->len);
 	if (!f)
 		return -errno;

@@ -178,9 +178,12 @@ Test(tui, known_input_frames_and_shares)
 	/* bars scale with the terminal: main's fills them (100 columns: 16) */
 	cr_expect(strstr(row(txt, "main"), " ################"));
 	cr_expect(strstr(txt, "q quit"), "the help line");
-	/* serve has one metric and no field order: said, nothing breaks */
-	keys("m");
+	/* serve has one metric and no field order: said, nothing breaks.  The
+	 * metric list comes with /api/status, which the header shows ("marks"
+	 * is there only once it arrived): wait for it before pressing m. */
 	free(txt);
+	free(wait_screen("| marks 0"));
+	keys("m");
 	txt = wait_screen("one metric only");
 	keys("o");
 	free(txt);

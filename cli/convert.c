@@ -54,6 +54,7 @@ struct convert_opts {
 struct block {
 	struct st_input_block in;
 	const char *event; /* perf: the event filter in force, or NULL */
+	size_t event_len;  /* its bytes (an event name may hold a NUL byte) */
 	struct block *next;
 };
 
@@ -64,6 +65,7 @@ struct job {
 	bool perf;                  /* -f perf (else folded) */
 	struct st_perf_opts popts;  /* perf options; event set per block */
 	char *event;                /* perf: first event seen (or --event-filter) */
+	size_t event_len;           /* its bytes: it may hold a NUL byte */
 	/* perf, for pprof; reader thread only: the first sample's period (0 =
 	 * none) and the earliest and latest sample times met. */
 	uint64_t first_period, t_min, t_max;
@@ -76,7 +78,8 @@ struct job {
 	/* Totals, under mu. */
 	struct st_parse_stats stats;
 	struct ev_count {
-		char *name;
+		char *name; /* len bytes (a NUL byte among them is possible), NUL-terminated */
+		size_t len;
 		uint64_t samples;
 	} *ev; /* perf: samples per event, first seen first */
 	size_t nev;
@@ -151,6 +154,7 @@ static int parse_block(struct worker *w, struct block *b)
 	if (j->perf) {
 		struct st_perf_opts po = j->popts;
 		po.event = b->event;
+		po.event_len = b->event_len;
 		return st_perf_ingest_cached(w->pc, w->w, j->metric, &po, b->in.buf, b->in.len,
 					     on_bad_line, w, &w->st);
 	}
@@ -170,6 +174,34 @@ static void add_stats(struct st_parse_stats *to, const struct st_parse_stats *fr
 	to->truncated += from->truncated;
 }
 
+/* Event names are compared and copied as bytes: one may hold a NUL byte
+ * (perf prints what the event was named), and two names that differ after
+ * it are two events, as stackcollapse-perf.pl sees them. */
+static bool same_event(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+	char *d = malloc(len + 1);
+	if (d) {
+		memcpy(d, s, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
+/* An event name on stderr, a NUL byte in it as "\0". */
+static void put_event(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i])
+			fputc(s[i], stderr);
+		else
+			fputs("\\0", stderr);
+}
+
 /* A worker's per-event sample counts into the job's.  Caller holds mu. */
 static int add_events_locked(struct job *j, const struct st_perf_cache *c)
 {
@@ -178,15 +210,16 @@ static int add_events_locked(struct job *j, const struct st_perf_cache *c)
 	uint64_t n;
 	for (size_t i = 0; st_perf_cache_event(c, i, &name, &len, &n); i++) {
 		size_t k = 0;
-		while (k < j->nev && strcmp(j->ev[k].name, name) != 0)
+		while (k < j->nev && !same_event(j->ev[k].name, j->ev[k].len, name, len))
 			k++;
 		if (k == j->nev) {
 			struct ev_count *ne = realloc(j->ev, (j->nev + 1) * sizeof(*ne));
 			if (!ne)
 				return -ENOMEM;
 			j->ev = ne;
-			if (!(ne[k].name = strdup(name)))
+			if (!(ne[k].name = dup_bytes(name, len)))
 				return -ENOMEM;
+			ne[k].len = len;
 			ne[k].samples = 0;
 			j->nev++;
 		}
@@ -228,8 +261,10 @@ static void note_first_event(struct job *j, const struct st_input_block *ib)
 {
 	const char *ev;
 	size_t evlen;
-	if (j->perf && !j->event && st_perf_first_event(ib->buf, ib->len, &ev, &evlen))
-		j->event = strndup(ev, evlen);
+	if (j->perf && !j->event && st_perf_first_event(ib->buf, ib->len, &ev, &evlen)) {
+		j->event = dup_bytes(ev, evlen); /* NULL: no filter, as before the first */
+		j->event_len = j->event ? evlen : 0;
+	}
 }
 
 /* The unit of perf input's values: the periods of cpu-clock and task-clock
@@ -244,7 +279,8 @@ static const char *perf_unit(const struct job *j)
 		return NULL;
 	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]); i++) {
 		size_t n = strlen(clocks[i]);
-		if (!strncmp(j->event, clocks[i], n) && (!j->event[n] || j->event[n] == ':'))
+		if (j->event_len >= n && !memcmp(j->event, clocks[i], n) &&
+		    (j->event_len == n || j->event[n] == ':'))
 			return "nanoseconds";
 	}
 	return NULL;
@@ -341,7 +377,7 @@ static int enqueue(void *arg, const struct st_input_block *ib)
 	}
 	note_first_event(j, ib);
 	note_times(j, ib);
-	*b = (struct block){ *ib, j->event, NULL };
+	*b = (struct block){ *ib, j->event, j->event_len, NULL };
 	pthread_mutex_lock(&j->mu);
 	while (j->queued >= j->max_queued)
 		pthread_cond_wait(&j->cv_space, &j->mu);
@@ -474,8 +510,10 @@ static int job_start(struct job *j, struct st_engine *e, const struct convert_op
 {
 	*j = (struct job){ .e = e, .metric = 0, .max_queued = 2 * (unsigned)o->threads,
 			   .perf = o->perf, .popts = o->po };
-	if (o->perf && o->po.event && o->po.event[0])
+	if (o->perf && o->po.event && o->po.event[0]) {
 		j->event = strdup(o->po.event);
+		j->event_len = j->event ? strlen(j->event) : 0;
+	}
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->cv_items, NULL);
 	pthread_cond_init(&j->cv_space, NULL);
@@ -572,7 +610,7 @@ static int report_totals(const struct job *j, bool strict, int rc)
 static uint64_t kept_samples(const struct job *j)
 {
 	for (size_t i = 0; j->event && i < j->nev; i++)
-		if (strcmp(j->ev[i].name, j->event) == 0)
+		if (same_event(j->ev[i].name, j->ev[i].len, j->event, j->event_len))
 			return j->ev[i].samples;
 	return 0;
 }
@@ -582,9 +620,11 @@ static void print_other_events(const struct job *j)
 {
 	const char *sep = "";
 	for (size_t i = 0; i < j->nev; i++) {
-		if (j->event && strcmp(j->ev[i].name, j->event) == 0)
+		if (j->event && same_event(j->ev[i].name, j->ev[i].len, j->event, j->event_len))
 			continue;
-		fprintf(stderr, "%s%s %llu", sep, j->ev[i].name, (unsigned long long)j->ev[i].samples);
+		fputs(sep, stderr);
+		put_event(j->ev[i].name, j->ev[i].len);
+		fprintf(stderr, " %llu", (unsigned long long)j->ev[i].samples);
 		sep = ", ";
 	}
 }
@@ -616,9 +656,14 @@ static int report_perf_losses(const struct job *j, const struct convert_opts *o,
 		return EX_DATAERR_;
 	}
 	if (j->stats.other_events) {
-		fprintf(stderr, "%s convert: kept event %s (%llu sample%s); skipped %llu sample%s of other "
-			"events: ", st_prog, j->event ? j->event : "?", (unsigned long long)kept,
-			kept == 1 ? "" : "s", (unsigned long long)j->stats.other_events,
+		fprintf(stderr, "%s convert: kept event ", st_prog);
+		if (j->event)
+			put_event(j->event, j->event_len);
+		else
+			fputc('?', stderr);
+		fprintf(stderr, " (%llu sample%s); skipped %llu sample%s of other events: ",
+			(unsigned long long)kept, kept == 1 ? "" : "s",
+			(unsigned long long)j->stats.other_events,
 			j->stats.other_events == 1 ? "" : "s");
 		print_other_events(j);
 		fprintf(stderr, "%s%s\n", chosen ? "" : " (choose one with --event-filter)",

@@ -245,9 +245,13 @@ static int ingest(struct feed *f, struct st_writer *w, struct st_perf_cache *pc,
 		const char *ev;
 		size_t evlen;
 		if (!f->po.event && st_perf_first_event(buf, len, &ev, &evlen)) {
-			if (!(f->event = strndup(ev, evlen)))
+			/* As bytes: the name may hold a NUL byte. */
+			if (!(f->event = malloc(evlen + 1)))
 				return -ENOMEM;
+			memcpy(f->event, ev, evlen);
+			f->event[evlen] = '\0';
 			f->po.event = f->event;
+			f->po.event_len = evlen;
 		}
 		r = st_perf_ingest_cached(pc, w, 0, &f->po, buf, len, on_bad_line, f, &f->ps);
 	}

@@ -274,6 +274,49 @@ Test(losses, event_counts_do_not_depend_on_threads)
 	free(err[1]);
 }
 
+/* An event name may hold a NUL byte (perf prints what it was given): the
+ * filter is the whole name, not the part before the NUL, whatever the
+ * threads (before: the name was cut there, so every sample was "another
+ * event" and the output was empty; with threads each block chose its own). */
+static void add_nul_samples(FILE *f, char which, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "app 10/11 [000] %d.000001: 10 ev", i);
+		fputc('\0', f);
+		fprintf(f, "%c:\n\t1 leaf%d (/m)\n\t2 main (/m)\n\n", which, i % 3);
+	}
+}
+
+Test(losses, event_name_with_a_nul_byte_is_one_filter)
+{
+	FILE *f = fopen(ts_path("nul.perf"), "w");
+	cr_assert(f);
+	/* Past one 4 MiB block, so that 4 threads parse several. */
+	for (int k = 0; k < 20000; k++) {
+		add_nul_samples(f, 'a', 2);
+		add_nul_samples(f, 'b', 1);
+	}
+	fclose(f);
+	char *out[2], *err[2];
+	for (int t = 0; t < 2; t++) {
+		char args[1024];
+		snprintf(args, sizeof(args), "convert -f perf --threads %d '%s'", t ? 4 : 1,
+			 ts_path("nul.perf"));
+		cr_assert_eq(run(&err[t], args), 0);
+		out[t] = slurp("out");
+	}
+	cr_expect_str_eq(out[0], "app;main;leaf0 200000\napp;main;leaf1 200000\n");
+	cr_expect_str_eq(out[1], out[0], "threads change nothing");
+	cr_expect(has(err[0], "kept event ev\\0a (40000 samples); skipped 20000 samples of other "
+			      "events: ev\\0b 20000"),
+		  "stderr: %s", err[0]);
+	cr_expect_str_eq(err[1], err[0]);
+	for (int t = 0; t < 2; t++) {
+		free(out[t]);
+		free(err[t]);
+	}
+}
+
 Test(losses, event_filter_matching_nothing_fails)
 {
 	char args[1024], *err;

@@ -77,6 +77,8 @@ struct st_perf_opts {
 	bool jit;         /* _[j] on /tmp/perf-N.map frames (--jit, --all) */
 	bool addrs;       /* "[module <addr>]" for unknown symbols (--addrs) */
 	const char *event; /* collapse only this event; NULL/"" = the first seen */
+	size_t event_len;  /* bytes of event: an event name may hold a NUL byte
+			    * (st_perf_first_event() gives its length); 0 = strlen */
 };
 ST_API void st_perf_opts_init(struct st_perf_opts *o);
 

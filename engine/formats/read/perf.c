@@ -63,6 +63,7 @@
  * it): it is ingested as several frames so the joined bytes are the same.
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "perf.h"
 
@@ -351,9 +352,13 @@ int st_perf_ingest_cached(struct st_perf_cache *c, struct st_writer *w, unsigned
 		c->o = *o;
 		c->o.event = NULL;
 	}
-	if (o->event && o->event[0]) {
+	/* event_len: a caller built before it existed passes a smaller size. */
+	size_t evlen = o->size >= offsetof(struct st_perf_opts, event_len) + sizeof(o->event_len)
+			       ? o->event_len
+			       : 0;
+	if (o->event && (evlen || o->event[0])) {
 		ps.ev = o->event;
-		ps.evlen = strlen(o->event);
+		ps.evlen = evlen ? evlen : strlen(o->event);
 	}
 	int rc = 0;
 	uint64_t lineno = 0;

@@ -50,7 +50,7 @@ struct tui_thread *st_cli_tui_start(const char *cmd, const struct st_cli_live *o
 		 any ? (v6 ? "::1" : "127.0.0.1") : o->addr, v6 ? "]" : "", port);
 	snprintf(title, sizeof(title), "%s %s", st_prog, cmd);
 	struct tui_opts t = { .url = url, .token = o->token, .window = "all", .title = title,
-			      .on_quit = quit_recording };
+			      .who = title, .on_quit = quit_recording };
 	struct tui_thread *th = tui_thread_start(&t);
 	if (!th)
 		fprintf(stderr, "%s %s: --tui: cannot start the view: %s\n", st_prog, cmd,

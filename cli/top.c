@@ -152,6 +152,9 @@ int cmd_top(int argc, char **argv)
 	char title[300];
 	snprintf(title, sizeof(title), "%s top %.256s", st_prog, o.t.url);
 	o.t.title = title;
+	char who[64];
+	snprintf(who, sizeof(who), "%s top", st_prog);
+	o.t.who = who;
 	rc = tui_run(&o.t) ? EX_SOFTWARE_ : EX_OK_;
 	free(token);
 	return rc;

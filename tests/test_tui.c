@@ -563,3 +563,20 @@ Test(tui, hostile_stream_is_reported_not_shown)
 	keys("q");
 	free(wait_screen("TOP_EXIT=0"));
 }
+
+/* Without a terminal (no controlling tty: setsid, stdin not a tty) top
+ * says so on one line that names the command, and fails. */
+Test(tui, no_terminal_is_one_named_error)
+{
+	if (ts_run("command -v setsid >/dev/null 2>&1"))
+		cr_skip_test("setsid (util-linux) is not installed");
+	int rc = ts_run("setsid -w %s top http://127.0.0.1:9/ </dev/null >/dev/null 2>'%s'", CLI,
+			ts_path("err"));
+	cr_expect_neq(rc, 0, "top without a terminal must fail");
+	size_t len;
+	char *err = ts_read_file(ts_path("err"), &len);
+	cr_assert(err);
+	cr_expect(!strncmp(err, "shardtrie top: no terminal (/dev/tty): ", 39), "stderr: %s", err);
+	cr_expect_eq(strchr(err, '\n') - err + 1, (long)len, "one line: %s", err);
+	free(err);
+}

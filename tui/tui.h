@@ -170,6 +170,7 @@ struct tui_opts {
 	const char *window; /* "all" (default), "Ns", "mark" */
 	const char *metric; /* name or index, NULL = the server's default */
 	const char *title;  /* shown on the top line */
+	const char *who;    /* prefix of an error line ("shardtrie top"), or NULL */
 	enum tui_layout layout; /* the first one (t switches) */
 	/* The standalone viewer (top) takes SIGINT and SIGTERM to quit;
 	 * inside another program (record --tui) it leaves them to it and

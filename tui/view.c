@@ -588,7 +588,7 @@ out:
 	free(v.cells);
 	tui_model_fini(&v.m);
 	if (rc)
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "%s%s%s\n", o->who ? o->who : "", o->who ? ": " : "", err);
 	return rc;
 }
 

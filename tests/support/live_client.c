@@ -42,10 +42,18 @@ pid_t spawn_sh(const char *cmd, int in_fd, int *out)
 	else
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	/* A process group of its own, killed by ts_dir_fini whatever the
+	 * test's outcome. */
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&at, 0);
 	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
 	pid_t pid;
-	cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ), 0);
+	cr_assert_eq(posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ), 0);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
+	ts_track_group(pid);
 	close(p[1]);
 	*out = p[0];
 	return pid;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,8 +114,23 @@ void ts_dir_init(void)
 		abort(); /* no scratch directory: nothing can run */
 }
 
+enum { MAX_GROUPS = 32 };
+static int groups[MAX_GROUPS];
+static unsigned ngroups;
+
+void ts_track_group(int pgid)
+{
+	if (ngroups < MAX_GROUPS)
+		groups[ngroups++] = pgid;
+}
+
 void ts_dir_fini(void)
 {
+	/* Groups already gone (the test stopped them) give ESRCH: harmless. */
+	for (unsigned i = 0; i < ngroups; i++)
+		if (groups[i] > 1)
+			kill(-groups[i], SIGKILL);
+	ngroups = 0;
 	ts_run("rm -rf '%s'", ts_dir);
 }
 

@@ -40,6 +40,10 @@ void ts_tmpdir(char *buf, size_t n);
 extern char ts_dir[256];
 void ts_dir_init(void);
 void ts_dir_fini(void);
+/* A child process group the test started (a server, a browser): ts_dir_fini
+ * kills what is left of it, so a test that fails half-way (Criterion ends
+ * it at the failed assertion) leaves no process behind. */
+void ts_track_group(int pgid);
 const char *ts_path(const char *name);
 
 /* Run a shell command, return its exit status (or -1). */

@@ -46,6 +46,7 @@ struct config {
 	unsigned max_threads;
 	const char *only;    /* profiling: run just this workload (or "snap") */
 	const char *variant; /* profiling: and just this variant */
+	const char *seed_line; /* --seed-line: a file with bench/seed's SEED line */
 	/* Derived by options_parse(). */
 	unsigned ncpu;       /* online CPUs */
 	unsigned nmax;       /* N: the largest thread count but the oversubscribed 2N */

@@ -281,6 +281,11 @@ static void *writer_main(void *arg)
 	r->vcsw = u1.ru_nvcsw - u0.ru_nvcsw;
 	r->ivcsw = u1.ru_nivcsw - u0.ru_nivcsw;
 	r->samples = n;
+	/* ST_BENCH_SPANS=1: each timed span on stderr (CLOCK_MONOTONIC
+	 * seconds), to line up with `perf record -k CLOCK_MONOTONIC`. */
+	if (getenv("ST_BENCH_SPANS"))
+		fprintf(stderr, "span %s-%s %.6f %.6f\n", r->pinned ? "pinned" : "unpinned",
+			rkname[r->kind], t0, t1);
 	atomic_store(&r->phase, PH_DONE);
 	st_writer_close(w);
 	if (r->multi)

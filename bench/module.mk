@@ -26,7 +26,25 @@ $(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)
 
 .PHONY: bench bench-short bench-build
 bench-build: $(BENCH_BIN) $(PROBE_BIN)
-bench: bench-build
-	$(BENCH_BIN) --replay $(BENCH_REPLAY) --out build/bench $(BENCH_ARGS)
+bench: bench-build bench-seed-line
+	$(BENCH_BIN) --replay $(BENCH_REPLAY) --out build/bench --seed-line $(BENCH_SEED_LINE) \
+		$(BENCH_ARGS)
 bench-short: bench-build
-	$(BENCH_BIN) --short --replay $(BENCH_REPLAY) --out build/bench $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-seed-line BENCH_SEED_ARGS='--events 5000000 --reps 3'
+	$(BENCH_BIN) --short --replay $(BENCH_REPLAY) --out build/bench \
+		--seed-line $(BENCH_SEED_LINE) $(BENCH_ARGS)
+
+# The comparison with the seed's LiveTrie (bench/seed, needs go) runs first;
+# its SEED line goes into the SUMMARY (vs_seed_1t, vs_seed_nt, stalls).
+# Without go the file says so and those keys are 0.
+BENCH_SEED_LINE := build/bench/seed.txt
+BENCH_SEED_ARGS ?=
+.PHONY: bench-seed-line
+bench-seed-line:
+	@mkdir -p $(dir $(BENCH_SEED_LINE))
+	@if command -v go >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory bench-seed SEED_ARGS="$(BENCH_SEED_ARGS)" \
+			> $(BENCH_SEED_LINE).tmp || { cat $(BENCH_SEED_LINE).tmp; exit 1; }; \
+		mv $(BENCH_SEED_LINE).tmp $(BENCH_SEED_LINE); cat $(BENCH_SEED_LINE); \
+	else echo "no go: bench/seed not run (scripts/deps.sh test installs golang-go)" \
+		> $(BENCH_SEED_LINE); cat $(BENCH_SEED_LINE); fi

@@ -36,6 +36,7 @@ enum opt {
 	OPT_HELP = 'h',
 	OPT_ONLY = 'O',
 	OPT_VARIANT = 'V',
+	OPT_SEED_LINE = 256,
 };
 
 static const char short_opts[] = "sr:d:f:o:S:t:hO:V:";
@@ -50,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, 0, OPT_HELP },
 	{ "only", required_argument, 0, OPT_ONLY },
 	{ "variant", required_argument, 0, OPT_VARIANT },
+	{ "seed-line", required_argument, 0, OPT_SEED_LINE },
 	{ 0, 0, 0, 0 }
 };
 
@@ -58,11 +60,12 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: bench [--short] [--reps N] [--depth D] [--replay FILE.folded]\n"
 		"             [--out DIR] [--seed S] [--max-threads T] [--only WORKLOAD]\n"
-		"             [--variant engine|engine_batch|mutex|floor]\n"
+		"             [--variant engine|engine_batch|mutex|floor] [--seed-line FILE]\n"
 		"--only runs just that workload's scaling table (for profiling), or with\n"
 		"`snap` just the snapshot-impact runs, with `live` just the live-load\n"
 		"pairs; the SUMMARY then has zeros for what did not run.  --variant\n"
-		"limits the scaling tables to one variant.\n");
+		"limits the scaling tables to one variant.  --seed-line FILE: the SEED\n"
+		"line of bench/seed (shardtrie_seed) whose keys the SUMMARY carries.\n");
 }
 
 /* True when s is one of names[0..n). */
@@ -112,6 +115,9 @@ static bool take_option(int c, const char *arg, bool *reps_set)
 		return true;
 	case OPT_VARIANT:
 		cfg.variant = arg;
+		return true;
+	case OPT_SEED_LINE:
+		cfg.seed_line = arg;
 		return true;
 	case OPT_MAX_THREADS:
 		cfg.max_threads = (unsigned)strtoul(arg, NULL, 10);

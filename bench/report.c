@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "bench.h"
@@ -181,6 +182,40 @@ static void plot_hot_threads(void)
 
 /* ------------------------------------------------------------ stdout's end */
 
+/* The keys of bench/seed's SEED line (--seed-line FILE), zeros (and a line
+ * saying why) when it was not given or holds no SEED line. */
+struct seed_keys {
+	double vs_1t, vs_nt, seed_stalls, st_stalls;
+};
+
+static void seed_keys_read(struct seed_keys *sk)
+{
+	*sk = (struct seed_keys){ 0 };
+	if (!cfg.seed_line) {
+		printf("vs_seed_*: not measured (no --seed-line; `make bench-short` runs bench/seed "
+		       "first when go is installed)\n");
+		return;
+	}
+	FILE *f = fopen(cfg.seed_line, "r");
+	char line[1024];
+	bool found = false;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SEED ", 5) &&
+		    sscanf(line, "SEED vs_seed_1t=%lf vs_seed_nt=%lf seed_nt=%*u seed_stalls_ps=%lf "
+				 "st_stalls_ps=%lf", &sk->vs_1t, &sk->vs_nt, &sk->seed_stalls,
+			   &sk->st_stalls) == 4)
+			found = true;
+	if (f)
+		fclose(f);
+	if (!found) {
+		*sk = (struct seed_keys){ 0 };
+		printf("vs_seed_*: %s holds no SEED line\n", cfg.seed_line);
+	} else {
+		printf("vs_seed_*: from %s (bench/seed/compare.c, the seed's LiveTrie in Go, same "
+		       "events, reader every 10 ms)\n", cfg.seed_line);
+	}
+}
+
 static void print_summary(const struct keys *k, const struct findings *f)
 {
 	printf("outputs: %s/{runs.csv,results.csv,results.json,hot_threads.svg}; %.1f s\n",
@@ -200,14 +235,17 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	printf("strings_mps_1t uses engine_batch too (st_writer_ingest_strs_batch, 64 per call); "
 	       "one call per sample (st_writer_ingest_strs): 1t %.2f M/s, %.2f M/cpu-s\n",
 	       k->strb1, cell_med(W_STRINGS, V_ENGINE, 1, RATE_CPU));
+	struct seed_keys sk;
+	seed_keys_read(&sk);
 	printf("SUMMARY hot_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f vs_mutex_nt=%.2f "
 	       "floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f snap_impact=%.3f "
 	       "bytes_per_node=%.1f live_drop=%.3f live_drop_wall=%.3f live_drop_unpinned=%.3f "
-	       "live_snap_p99_ms=%.1f lost=%" PRIu64 "\n",
+	       "live_snap_p99_ms=%.1f vs_seed_1t=%.2f vs_seed_nt=%.2f seed_stalls_ps=%.2f "
+	       "st_stalls_ps=%.2f lost=%" PRIu64 "\n",
 	       k->hot1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
 	       f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 	       f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
-	       lost_total());
+	       sk.vs_1t, sk.vs_nt, sk.seed_stalls, sk.st_stalls, lost_total());
 	fflush(stdout);
 }
 

@@ -188,6 +188,17 @@ static void json_str(FILE *f, const char *s)
 	}
 }
 
+/* The same, bytes past ASCII as '?' (messages from libcurl and servers:
+ * not necessarily UTF-8, which a JSON reader would refuse). */
+static void json_ascii(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char one[2] = { c < 0x7f ? (char)c : '?', '\0' };
+		json_str(f, one);
+	}
+}
+
 /* "APP{hostname=H,metric=M,k=v...}": the user's labels replace defaults. */
 static char *series_name(const struct st_push *p)
 {
@@ -393,6 +404,7 @@ static void *sender(void *arg)
 	char why[256];
 	while ((it = st_push_queue_take(&p->q))) {
 		uint64_t value = it->value;
+		size_t len = it->len;
 		enum st_push_outcome out;
 		for (unsigned n = 1;; n++) {
 			long status;
@@ -403,10 +415,13 @@ static void *sender(void *arg)
 			if (out == ST_PUSH_SENT) {
 				p->st.sent++;
 				p->st.sent_value = st_sat_add(p->st.sent_value, value);
+				p->st.sent_bytes = st_sat_add(p->st.sent_bytes, len);
+				p->st.last_success = wall_now();
 				if (p->failing)
 					say(p, "%s: sending again", p->url);
 				p->failing = false;
 			} else if (out == ST_PUSH_REJECTED) {
+				p->st.last_failure = wall_now();
 				p->st.rejected++;
 				p->st.rejected_value = st_sat_add(p->st.rejected_value, value);
 				snprintf(p->st.last_error, sizeof(p->st.last_error), "%s", why);
@@ -415,6 +430,7 @@ static void *sender(void *arg)
 					    p->st.rejected == REJECTS_PRINTED ? " (further refusals not printed)"
 									      : "");
 			} else {
+				p->st.last_failure = wall_now();
 				snprintf(p->st.last_error, sizeof(p->st.last_error), "%s", why);
 				if (!p->failing)
 					say(p, "%s: %s; retrying with backoff", p->url, why);
@@ -439,6 +455,21 @@ static void *sender(void *arg)
 }
 
 /* --------------------------------------------------------------- API */
+
+/* url as scheme://host[:port][/path] into out: user info (credentials),
+ * query and fragment left out, whatever the caller checked. */
+static void url_shown(const char *url, char *out, size_t n)
+{
+	const char *auth = strstr(url, "://");
+	auth = auth ? auth + 3 : url;
+	size_t scheme = (size_t)(auth - url);
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	const char *host = at ? at + 1 : auth;
+	size_t hlen = alen - (size_t)(host - auth);
+	size_t plen = strcspn(auth + alen, "?#");
+	snprintf(out, n, "%.*s%.*s%.*s", (int)scheme, url, (int)hlen, host, (int)plen, auth + alen);
+}
 
 static char *dup_or(const char *s, const char *dflt)
 {
@@ -467,6 +498,8 @@ struct st_push *st_push_start(struct st_engine *e, const struct st_push_opts *o)
 				*c = '_';
 	}
 	p->url = strdup(o->url);
+	url_shown(o->url, p->st.url, sizeof(p->st.url));
+	p->st.interval_ms = o->interval_ms;
 	p->app = dup_or(o->app, "shardtrie");
 	p->hostname = strdup(o->hostname ? o->hostname : host);
 	p->log_prefix = dup_or(o->log_prefix, "push");
@@ -556,6 +589,50 @@ void st_push_get_stats(struct st_push *p, struct st_push_stats *out)
 	out->queued = p->q.count;
 	out->queued_bytes = p->q.bytes;
 	pthread_mutex_unlock(&p->q.mu);
+}
+
+/* JSON number for a wall time, or null. */
+static void json_time(FILE *f, const char *key, double t)
+{
+	if (t > 0)
+		fprintf(f, ",\"%s\":%.3f", key, t);
+	else
+		fprintf(f, ",\"%s\":null", key);
+}
+
+char *st_push_status_json(struct st_push *p)
+{
+	struct st_push_stats s;
+	st_push_get_stats(p, &s);
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!f)
+		return NULL;
+	fputs("{\"push\":{\"url\":\"", f);
+	json_ascii(f, s.url);
+	fprintf(f,
+		"\",\"interval_ms\":%u,\"intervals\":%llu,\"empty\":%llu,\"sent\":%llu,"
+		"\"sent_value\":%llu,\"sent_bytes\":%llu,\"retries\":%llu,\"queued\":%zu,"
+		"\"queued_bytes\":%zu,\"dropped\":%llu,\"dropped_value\":%llu,\"rejected\":%llu,"
+		"\"rejected_value\":%llu,\"unsent\":%llu,\"errors\":%llu,\"last_status\":%ld,"
+		"\"last_error\":\"",
+		s.interval_ms, (unsigned long long)s.intervals, (unsigned long long)s.empty,
+		(unsigned long long)s.sent, (unsigned long long)s.sent_value,
+		(unsigned long long)s.sent_bytes, (unsigned long long)s.retries, s.queued,
+		s.queued_bytes, (unsigned long long)s.dropped, (unsigned long long)s.dropped_value,
+		(unsigned long long)s.rejected, (unsigned long long)s.rejected_value,
+		(unsigned long long)s.unsent, (unsigned long long)s.errors, s.last_status);
+	json_ascii(f, s.last_error);
+	fputc('"', f);
+	json_time(f, "last_success", s.last_success);
+	json_time(f, "last_failure", s.last_failure);
+	fputs("}}", f);
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }
 
 void st_push_stop(struct st_push *p)

@@ -6,8 +6,11 @@
  * with retries, backoff and jitter.
  *
  * Invariants:
+ *   - p->smu guards the figures (p->st, p->failing) and nothing else: it
+ *     is taken inside p->mu, never around it, and never held while
+ *     encoding or sending, so a status page never waits for either.
  *   - p->mu guards the interval state (last snapshot, its wall time, the
- *     metric) and the figures.  Closing an interval, a reset and a metric
+ *     metric).  Closing an interval, a reset and a metric
  *     switch all run under it, so they never interleave: intervals are
  *     consecutive, each starts at the snapshot the previous one ended at.
  *   - The ticker and the sender never take a lock that ingest takes: they
@@ -38,11 +41,13 @@ struct st_push {
 	char *url, *app, *hostname, *log_prefix, *spy;
 	char *labels[ST_PUSH_MAX_LABELS];
 
-	pthread_mutex_t mu;      /* the interval state and the figures */
+	pthread_mutex_t mu;      /* the interval state (held while encoding) */
 	struct st_snap *last;    /* where the open interval starts */
 	double last_time;        /* its wall time (CLOCK_REALTIME, s) */
 	unsigned metric;
 	char *metric_label;
+	pthread_mutex_t smu;     /* the figures: never held while encoding or
+				    sending (a status page does not wait) */
 	struct st_push_stats st; /* queue figures are read from q */
 	bool failing;            /* the last attempt failed (for the log) */
 
@@ -336,16 +341,22 @@ static void close_interval_locked(struct st_push *p, struct st_snap *now)
 	if (!r && it->value)
 		r = describe(p, it, p->last_time, t);
 	if (r) {
+		pthread_mutex_lock(&p->smu);
 		p->st.errors++;
 		snprintf(p->st.last_error, sizeof(p->st.last_error), "cannot encode an interval: %s",
 			 strerror(-r));
+		pthread_mutex_unlock(&p->smu);
 		say(p, "cannot encode an interval: %s (its samples are not pushed)", strerror(-r));
 		st_push_item_free(it);
 	} else if (!it->value) {
+		pthread_mutex_lock(&p->smu);
 		p->st.empty++;
+		pthread_mutex_unlock(&p->smu);
 		st_push_item_free(it);
 	} else {
+		pthread_mutex_lock(&p->smu);
 		p->st.intervals++;
+		pthread_mutex_unlock(&p->smu);
 		st_push_queue_put(&p->q, it);
 	}
 	st_snap_release(p->last);
@@ -410,7 +421,7 @@ static void *sender(void *arg)
 			long status;
 			unsigned ra;
 			out = st_push_send(p->sender, it, &status, &ra, why, sizeof(why));
-			pthread_mutex_lock(&p->mu);
+			pthread_mutex_lock(&p->smu);
 			p->st.last_status = status;
 			if (out == ST_PUSH_SENT) {
 				p->st.sent++;
@@ -437,7 +448,7 @@ static void *sender(void *arg)
 				p->failing = true;
 				p->st.retries++;
 			}
-			pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->smu);
 			if (out != ST_PUSH_RETRY)
 				break;
 			if (!st_push_queue_backoff(&p->q, backoff_ms(p, n, ra)))
@@ -445,10 +456,10 @@ static void *sender(void *arg)
 		}
 		bool abandoned = st_push_queue_done(&p->q);
 		if (out == ST_PUSH_RETRY && !abandoned) { /* the drain time ran out */
-			pthread_mutex_lock(&p->mu);
+			pthread_mutex_lock(&p->smu);
 			p->st.unsent++;
 			p->st.unsent_value = st_sat_add(p->st.unsent_value, value);
-			pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->smu);
 		}
 	}
 	return NULL;
@@ -519,6 +530,7 @@ struct st_push *st_push_start(struct st_engine *e, const struct st_push_opts *o)
 	}
 	p->seed = (unsigned)st_push_now_ns() ^ (unsigned)getpid();
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->smu, NULL);
 	pthread_mutex_init(&p->tmu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -580,9 +592,9 @@ int st_push_set_metric(struct st_push *p, unsigned m, const char *label)
 
 void st_push_get_stats(struct st_push *p, struct st_push_stats *out)
 {
-	pthread_mutex_lock(&p->mu);
+	pthread_mutex_lock(&p->smu);
 	*out = p->st;
-	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->smu);
 	pthread_mutex_lock(&p->q.mu);
 	out->dropped = p->q.dropped;
 	out->dropped_value = p->q.dropped_value;
@@ -668,10 +680,10 @@ void st_push_stop(struct st_push *p)
 		value = st_sat_add(value, it->value);
 	}
 	pthread_mutex_unlock(&p->q.mu);
-	pthread_mutex_lock(&p->mu);
+	pthread_mutex_lock(&p->smu);
 	p->st.unsent += unsent;
 	p->st.unsent_value = st_sat_add(p->st.unsent_value, value);
-	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->smu);
 }
 
 void st_push_report(struct st_push *p)
@@ -698,6 +710,7 @@ void st_push_free(struct st_push *p)
 		pthread_cond_destroy(&p->tcv);
 		pthread_mutex_destroy(&p->tmu);
 		pthread_mutex_destroy(&p->mu);
+		pthread_mutex_destroy(&p->smu);
 		st_push_sender_free(p->sender);
 	}
 	free(p->url);

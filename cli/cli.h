@@ -134,6 +134,7 @@ int st_cli_push_check(const char *cmd, struct st_cli_push *o);
 int st_cli_push_start(const char *cmd, struct st_cli_push *o, struct st_engine *e, unsigned metric,
 		      const char *metric_label, uint32_t sample_rate, const char *spy);
 int st_cli_push_reset(void *arg);
+char *st_cli_push_status(void *arg); /* live status hook: {"push":{...}} */
 void st_cli_push_stop(struct st_cli_push *o);
 void st_cli_push_fini(struct st_cli_push *o);
 

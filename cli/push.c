@@ -325,6 +325,12 @@ int st_cli_push_reset(void *arg)
 	return 0;
 }
 
+char *st_cli_push_status(void *arg)
+{
+	struct st_cli_push *o = arg;
+	return o->p ? st_push_status_json(o->p) : NULL;
+}
+
 void st_cli_push_stop(struct st_cli_push *o)
 {
 	if (!o->p)

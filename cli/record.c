@@ -243,6 +243,13 @@ static int push_reset(void *arg)
 	return st_cli_push_reset(&r->push);
 }
 
+/* GET /api/status while pushing: the pusher's figures. */
+static char *push_status(void *arg)
+{
+	struct record *r = arg;
+	return st_cli_push_status(&r->push);
+}
+
 static int live_started(void *ctx, struct st_engine *e)
 {
 	struct record *r = ctx;
@@ -256,8 +263,10 @@ static int live_started(void *ctx, struct st_engine *e)
 	struct st_live_hooks hooks = { 0 };
 	if (r->hooks)
 		hooks = *r->hooks;
-	if (r->push.p)
+	if (r->push.p) {
 		hooks.reset = push_reset;
+		hooks.status_get = push_status;
+	}
 	hooks.arg = r;
 	rc = EX_SOFTWARE_;
 	FILE *url_out = r->serve ? stderr : fopen("/dev/null", "we"); /* --tui alone: not said */

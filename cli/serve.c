@@ -405,7 +405,9 @@ static int serve(struct serve_opts *o)
 	/* --push: started first, so that /reset pushes what came before it. */
 	int rc = st_cli_push_start("serve", &o->push, f.e, 0, o->metric, 0,
 				   o->perf ? "perf_script" : "shardtrie");
-	struct st_live_hooks hooks = { .reset = st_cli_push_reset, .arg = &o->push };
+	struct st_live_hooks hooks = { .reset = st_cli_push_reset,
+				       .status_get = st_cli_push_status,
+				       .arg = &o->push };
 	struct st_live *l = rc != EX_OK_ ? NULL
 		: st_cli_live_start("serve", &o->live, f.e, 0, o->push.p ? &hooks : NULL, stdout, &rc);
 	pthread_t rt;

@@ -3,7 +3,8 @@
  * api.c - the request/answer endpoints: /api/snapshot (any format, ETag and
  * 304, through the encode-once cache), /api/status, /debug/pprof/profile
  * (a window: the difference of two snapshots, st_export_delta()), POST /mark, and
- * ior's /reset and /order through the source's hooks.  window= on
+ * ior's /reset and /order through the source's hooks; /api/status adds the
+ * source's figures (hooks.status_get: members it does not set itself).  window= on
  * /api/snapshot differences the current snapshot against a base kept by
  * window.c; the answer is cached under (version, base version, ...).
  */
@@ -139,6 +140,15 @@ enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c)
 					      "bytes", (json_int_t)rs.bytes, "max", (json_int_t)rs.max));
 		json_object_set_new(j, "request_timeouts",
 				    json_integer((json_int_t)st_live_deadlines_closed(&l->dl)));
+	}
+	/* The source's own figures (e.g. the pusher's), never replacing ours. */
+	char *extra = j && l->o.hooks.status_get ? l->o.hooks.status_get(l->o.hooks.arg) : NULL;
+	if (extra) {
+		json_t *x = json_loads(extra, JSON_REJECT_DUPLICATES, NULL);
+		if (json_is_object(x))
+			json_object_update_missing(j, x);
+		json_decref(x);
+		free(extra);
 	}
 	char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);

@@ -6,7 +6,8 @@
  *   GET  /                      the live flamegraph page (+ /app.js, /app.css)
  *   GET  /events                Server-Sent Events, ior JSON per new version
  *   GET  /api/snapshot          any export format, ETag "v<version>", cached
- *   GET  /api/status            version, totals, clients, scrape windows (JSON)
+ *   GET  /api/status            version, totals, clients, scrape windows (JSON),
+ *                               + the source's figures (hooks.status_get)
  *   GET  /debug/pprof/profile   what was ingested during the next N seconds
  *   POST /reset, GET|POST /order   ior's semantics, through hooks
  *   POST /mark                  a mark for window=mark (nothing cleared)
@@ -41,6 +42,12 @@ struct st_live_hooks {
 	/* POST /order with fields[0..n): 0, or -EINVAL with *why set (400). */
 	int (*order_set)(void *arg, const char *const *fields, size_t n, const char **why);
 	void *arg;
+	/* --- appended (issue 18): GET /api/status: a malloc'd JSON object
+	 * whose members are added to the answer, e.g. {"push":{...}} (the
+	 * page shows a "push" object's figures).  A member the server sets
+	 * itself is kept; NULL, or not a JSON object: nothing added.  Called
+	 * from the server's threads, any time until st_live_stop. */
+	char *(*status_get)(void *arg);
 };
 
 struct st_live_opts {

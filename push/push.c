@@ -6,8 +6,11 @@
  * with retries, backoff and jitter.
  *
  * Invariants:
+ *   - p->smu guards the figures (p->st, p->failing) and nothing else: it
+ *     is taken inside p->mu, never around it, and never held while
+ *     encoding or sending, so a status page never waits for either.
  *   - p->mu guards the interval state (last snapshot, its wall time, the
- *     metric) and the figures.  Closing an interval, a reset and a metric
+ *     metric).  Closing an interval, a reset and a metric
  *     switch all run under it, so they never interleave: intervals are
  *     consecutive, each starts at the snapshot the previous one ended at.
  *   - The ticker and the sender never take a lock that ingest takes: they
@@ -38,11 +41,13 @@ struct st_push {
 	char *url, *app, *hostname, *log_prefix, *spy;
 	char *labels[ST_PUSH_MAX_LABELS];
 
-	pthread_mutex_t mu;      /* the interval state and the figures */
+	pthread_mutex_t mu;      /* the interval state (held while encoding) */
 	struct st_snap *last;    /* where the open interval starts */
 	double last_time;        /* its wall time (CLOCK_REALTIME, s) */
 	unsigned metric;
 	char *metric_label;
+	pthread_mutex_t smu;     /* the figures: never held while encoding or
+				    sending (a status page does not wait) */
 	struct st_push_stats st; /* queue figures are read from q */
 	bool failing;            /* the last attempt failed (for the log) */
 
@@ -188,6 +193,17 @@ static void json_str(FILE *f, const char *s)
 	}
 }
 
+/* The same, bytes past ASCII as '?' (messages from libcurl and servers:
+ * not necessarily UTF-8, which a JSON reader would refuse). */
+static void json_ascii(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char one[2] = { c < 0x7f ? (char)c : '?', '\0' };
+		json_str(f, one);
+	}
+}
+
 /* "APP{hostname=H,metric=M,k=v...}": the user's labels replace defaults. */
 static char *series_name(const struct st_push *p)
 {
@@ -325,16 +341,22 @@ static void close_interval_locked(struct st_push *p, struct st_snap *now)
 	if (!r && it->value)
 		r = describe(p, it, p->last_time, t);
 	if (r) {
+		pthread_mutex_lock(&p->smu);
 		p->st.errors++;
 		snprintf(p->st.last_error, sizeof(p->st.last_error), "cannot encode an interval: %s",
 			 strerror(-r));
+		pthread_mutex_unlock(&p->smu);
 		say(p, "cannot encode an interval: %s (its samples are not pushed)", strerror(-r));
 		st_push_item_free(it);
 	} else if (!it->value) {
+		pthread_mutex_lock(&p->smu);
 		p->st.empty++;
+		pthread_mutex_unlock(&p->smu);
 		st_push_item_free(it);
 	} else {
+		pthread_mutex_lock(&p->smu);
 		p->st.intervals++;
+		pthread_mutex_unlock(&p->smu);
 		st_push_queue_put(&p->q, it);
 	}
 	st_snap_release(p->last);
@@ -393,20 +415,24 @@ static void *sender(void *arg)
 	char why[256];
 	while ((it = st_push_queue_take(&p->q))) {
 		uint64_t value = it->value;
+		size_t len = it->len;
 		enum st_push_outcome out;
 		for (unsigned n = 1;; n++) {
 			long status;
 			unsigned ra;
 			out = st_push_send(p->sender, it, &status, &ra, why, sizeof(why));
-			pthread_mutex_lock(&p->mu);
+			pthread_mutex_lock(&p->smu);
 			p->st.last_status = status;
 			if (out == ST_PUSH_SENT) {
 				p->st.sent++;
 				p->st.sent_value = st_sat_add(p->st.sent_value, value);
+				p->st.sent_bytes = st_sat_add(p->st.sent_bytes, len);
+				p->st.last_success = wall_now();
 				if (p->failing)
 					say(p, "%s: sending again", p->url);
 				p->failing = false;
 			} else if (out == ST_PUSH_REJECTED) {
+				p->st.last_failure = wall_now();
 				p->st.rejected++;
 				p->st.rejected_value = st_sat_add(p->st.rejected_value, value);
 				snprintf(p->st.last_error, sizeof(p->st.last_error), "%s", why);
@@ -415,13 +441,14 @@ static void *sender(void *arg)
 					    p->st.rejected == REJECTS_PRINTED ? " (further refusals not printed)"
 									      : "");
 			} else {
+				p->st.last_failure = wall_now();
 				snprintf(p->st.last_error, sizeof(p->st.last_error), "%s", why);
 				if (!p->failing)
 					say(p, "%s: %s; retrying with backoff", p->url, why);
 				p->failing = true;
 				p->st.retries++;
 			}
-			pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->smu);
 			if (out != ST_PUSH_RETRY)
 				break;
 			if (!st_push_queue_backoff(&p->q, backoff_ms(p, n, ra)))
@@ -429,16 +456,31 @@ static void *sender(void *arg)
 		}
 		bool abandoned = st_push_queue_done(&p->q);
 		if (out == ST_PUSH_RETRY && !abandoned) { /* the drain time ran out */
-			pthread_mutex_lock(&p->mu);
+			pthread_mutex_lock(&p->smu);
 			p->st.unsent++;
 			p->st.unsent_value = st_sat_add(p->st.unsent_value, value);
-			pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->smu);
 		}
 	}
 	return NULL;
 }
 
 /* --------------------------------------------------------------- API */
+
+/* url as scheme://host[:port][/path] into out: user info (credentials),
+ * query and fragment left out, whatever the caller checked. */
+static void url_shown(const char *url, char *out, size_t n)
+{
+	const char *auth = strstr(url, "://");
+	auth = auth ? auth + 3 : url;
+	size_t scheme = (size_t)(auth - url);
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	const char *host = at ? at + 1 : auth;
+	size_t hlen = alen - (size_t)(host - auth);
+	size_t plen = strcspn(auth + alen, "?#");
+	snprintf(out, n, "%.*s%.*s%.*s", (int)scheme, url, (int)hlen, host, (int)plen, auth + alen);
+}
 
 static char *dup_or(const char *s, const char *dflt)
 {
@@ -467,6 +509,8 @@ struct st_push *st_push_start(struct st_engine *e, const struct st_push_opts *o)
 				*c = '_';
 	}
 	p->url = strdup(o->url);
+	url_shown(o->url, p->st.url, sizeof(p->st.url));
+	p->st.interval_ms = o->interval_ms;
 	p->app = dup_or(o->app, "shardtrie");
 	p->hostname = strdup(o->hostname ? o->hostname : host);
 	p->log_prefix = dup_or(o->log_prefix, "push");
@@ -486,6 +530,7 @@ struct st_push *st_push_start(struct st_engine *e, const struct st_push_opts *o)
 	}
 	p->seed = (unsigned)st_push_now_ns() ^ (unsigned)getpid();
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->smu, NULL);
 	pthread_mutex_init(&p->tmu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -547,15 +592,59 @@ int st_push_set_metric(struct st_push *p, unsigned m, const char *label)
 
 void st_push_get_stats(struct st_push *p, struct st_push_stats *out)
 {
-	pthread_mutex_lock(&p->mu);
+	pthread_mutex_lock(&p->smu);
 	*out = p->st;
-	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->smu);
 	pthread_mutex_lock(&p->q.mu);
 	out->dropped = p->q.dropped;
 	out->dropped_value = p->q.dropped_value;
 	out->queued = p->q.count;
 	out->queued_bytes = p->q.bytes;
 	pthread_mutex_unlock(&p->q.mu);
+}
+
+/* JSON number for a wall time, or null. */
+static void json_time(FILE *f, const char *key, double t)
+{
+	if (t > 0)
+		fprintf(f, ",\"%s\":%.3f", key, t);
+	else
+		fprintf(f, ",\"%s\":null", key);
+}
+
+char *st_push_status_json(struct st_push *p)
+{
+	struct st_push_stats s;
+	st_push_get_stats(p, &s);
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!f)
+		return NULL;
+	fputs("{\"push\":{\"url\":\"", f);
+	json_ascii(f, s.url);
+	fprintf(f,
+		"\",\"interval_ms\":%u,\"intervals\":%llu,\"empty\":%llu,\"sent\":%llu,"
+		"\"sent_value\":%llu,\"sent_bytes\":%llu,\"retries\":%llu,\"queued\":%zu,"
+		"\"queued_bytes\":%zu,\"dropped\":%llu,\"dropped_value\":%llu,\"rejected\":%llu,"
+		"\"rejected_value\":%llu,\"unsent\":%llu,\"errors\":%llu,\"last_status\":%ld,"
+		"\"last_error\":\"",
+		s.interval_ms, (unsigned long long)s.intervals, (unsigned long long)s.empty,
+		(unsigned long long)s.sent, (unsigned long long)s.sent_value,
+		(unsigned long long)s.sent_bytes, (unsigned long long)s.retries, s.queued,
+		s.queued_bytes, (unsigned long long)s.dropped, (unsigned long long)s.dropped_value,
+		(unsigned long long)s.rejected, (unsigned long long)s.rejected_value,
+		(unsigned long long)s.unsent, (unsigned long long)s.errors, s.last_status);
+	json_ascii(f, s.last_error);
+	fputc('"', f);
+	json_time(f, "last_success", s.last_success);
+	json_time(f, "last_failure", s.last_failure);
+	fputs("}}", f);
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }
 
 void st_push_stop(struct st_push *p)
@@ -591,10 +680,10 @@ void st_push_stop(struct st_push *p)
 		value = st_sat_add(value, it->value);
 	}
 	pthread_mutex_unlock(&p->q.mu);
-	pthread_mutex_lock(&p->mu);
+	pthread_mutex_lock(&p->smu);
 	p->st.unsent += unsent;
 	p->st.unsent_value = st_sat_add(p->st.unsent_value, value);
-	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->smu);
 }
 
 void st_push_report(struct st_push *p)
@@ -621,6 +710,7 @@ void st_push_free(struct st_push *p)
 		pthread_cond_destroy(&p->tcv);
 		pthread_mutex_destroy(&p->tmu);
 		pthread_mutex_destroy(&p->mu);
+		pthread_mutex_destroy(&p->smu);
 		st_push_sender_free(p->sender);
 	}
 	free(p->url);

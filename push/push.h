@@ -91,7 +91,15 @@ struct st_push_stats {
 	size_t queued;          /* waiting now */
 	size_t queued_bytes;
 	long last_status;       /* last HTTP status (0: none or no answer) */
-	char last_error[256];   /* last failure, for a status page ("" none) */
+	char last_error[256];   /* last failure, for a status page ("" none; never
+				   a credential: send.c masks them) */
+	/* --- appended (the live page and /api/status, st_push_status_json): */
+	uint64_t sent_bytes;    /* bodies the server accepted, bytes */
+	double last_success;    /* wall time (Unix s) of the last 2xx, 0 none */
+	double last_failure;    /* of the last failed attempt, 0 none */
+	unsigned interval_ms;   /* the push period */
+	char url[256];          /* the server, scheme://host[:port][/path]: no
+				   user info, query or fragment */
 };
 
 struct st_push;
@@ -107,6 +115,14 @@ uint64_t st_push_reset(struct st_push *p);
 int st_push_set_metric(struct st_push *p, unsigned m, const char *label);
 /* A copy of the figures (any thread, any time until st_push_free). */
 void st_push_get_stats(struct st_push *p, struct st_push_stats *out);
+/* The figures as one JSON object, malloc'd:
+ * {"push":{"url":...,"interval_ms":...,"intervals":...,"sent":...,
+ * "sent_value":...,"sent_bytes":...,"retries":...,"queued":...,
+ * "queued_bytes":...,"dropped":...,"dropped_value":...,"rejected":...,
+ * "rejected_value":...,"errors":...,"last_status":...,"last_error":"...",
+ * "last_success":UNIX_S|null,"last_failure":UNIX_S|null}} (a live status
+ * page's extra figures).  No credential is in it.  NULL: out of memory. */
+char *st_push_status_json(struct st_push *p);
 /* Push the last interval, try the queue until it is empty or drain_ms has
  * passed, stop both threads.  The engine may be destroyed afterwards. */
 void st_push_stop(struct st_push *p);

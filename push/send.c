@@ -38,6 +38,7 @@ struct st_push_sender {
 	struct curl_slist *hdrs;
 	char *base;    /* URL without a trailing '/' */
 	char *user, *password;
+	char *secrets[4]; /* user, password, token, tenant: masked in messages */
 	char curl_err[CURL_ERROR_SIZE];
 	char answer[ANSWER_MAX + 1];
 	size_t answer_len;
@@ -89,6 +90,10 @@ struct st_push_sender *st_push_sender_new(const struct st_push_opts *o)
 	while (n && s->base[n - 1] == '/')
 		s->base[--n] = '\0';
 	char line[4200];
+	const char *sec[4] = { o->user, o->password, o->token, o->tenant };
+	for (size_t i = 0; i < 4; i++)
+		if (sec[i] && sec[i][0] && !(s->secrets[i] = strdup(sec[i])))
+			goto fail;
 	if (o->user && o->user[0]) {
 		s->user = strdup(o->user);
 		s->password = strdup(o->password ? o->password : "");
@@ -141,7 +146,22 @@ void st_push_sender_free(struct st_push_sender *s)
 	free(s->base);
 	wipe_free(s->user);
 	wipe_free(s->password);
+	for (size_t i = 0; i < 4; i++)
+		wipe_free(s->secrets[i]);
 	free(s);
+}
+
+/* Every credential in why overwritten by '*'s: a server (or a proxy) may
+ * echo a header back in its answer, and why is printed and shown on status
+ * pages. */
+static void mask_secrets(const struct st_push_sender *s, char *why)
+{
+	for (size_t i = 0; i < 4; i++) {
+		const char *sec = s->secrets[i];
+		size_t k = sec ? strlen(sec) : 0;
+		for (char *at = why; k && (at = strstr(at, sec)); at += k)
+			memset(at, '*', k);
+	}
 }
 
 /* The first line of the answer, printable, for a message. */
@@ -246,6 +266,7 @@ enum st_push_outcome st_push_send(struct st_push_sender *s, const struct st_push
 		out = ST_PUSH_REJECTED;
 	}
 out:
+	mask_secrets(s, why);
 	curl_mime_free(mime);
 	/* hdrs holds copies of the token line */
 	for (struct curl_slist *x = hdrs; x; x = x->next)

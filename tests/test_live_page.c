@@ -412,3 +412,74 @@ Test(live_page, refused_view_reason_shown, .timeout = 90)
 	cdp_close(&c);
 	srv_stop(&s);
 }
+
+/*
+ * `serve --push` to a receiver that always fails (503): with a queue of
+ * one interval, every new interval drops the one before it.  The page
+ * shows the pusher's figures from /api/status's "push" object: the
+ * dropped count /api/status says, in the warning colour, the failure, and
+ * never a credential.
+ */
+#include "support/pyroscope_rx.h"
+
+Test(live_page, push_figures_show_dropped_intervals, .timeout = 90)
+{
+	if (!have_chromium())
+		cr_skip_test(NO_CHROMIUM);
+	struct prx *rx = prx_start(0);
+	cr_assert(rx);
+	struct prx_act fail[400];
+	for (int i = 0; i < 400; i++)
+		fail[i] = (struct prx_act){ .status = 503, .echo_headers = true };
+	prx_script(rx, fail, 400);
+	setenv("SHARDTRIE_PUSH_TOKEN", "pAg3-s3cr3t", 1);
+	char args[256];
+	snprintf(args, sizeof(args),
+		 "--push http://127.0.0.1:%u --push-interval 200ms --push-queue 1 --push-format folded",
+		 prx_port(rx));
+	struct srv s;
+	srv_start(&s, args, true);
+	/* three intervals with samples: the second and third each drop one */
+	uint64_t fed = 0;
+	json_t *j = NULL, *p = NULL;
+	for (unsigned k = 0; k < 3; k++) {
+		char line[64];
+		snprintf(line, sizeof(line), "main;part%u %u\n", k, k + 1);
+		feed(&s, line);
+		fed += k + 1;
+		wait_status(&s, "total", fed);
+		for (int i = 0; i < 200; i++, pause_ms(10)) { /* a curl each: ~10 s */
+			json_decref(j);
+			j = status_json(&s);
+			p = json_object_get(j, "push");
+			if (json_integer_value(json_object_get(p, "intervals")) > k)
+				break;
+		}
+		cr_assert_gt(json_integer_value(json_object_get(p, "intervals")), k, "no interval %u", k);
+	}
+	long long dropped = json_integer_value(json_object_get(p, "dropped"));
+	long long dvalue = json_integer_value(json_object_get(p, "dropped_value"));
+	cr_assert_geq(dropped, 2, "dropped %lld", dropped);
+	json_decref(j);
+
+	struct cdp c;
+	cdp_open(&c, s.url);
+	char js[256], want[96];
+	snprintf(js, sizeof(js), DS "pushDropped === '%lld'", dropped);
+	cdp_wait(&c, js);
+	snprintf(want, sizeof(want), "%lld dropped (%lld)", dropped, dvalue);
+	expect_str(&c, "document.getElementById('push-dropped').textContent", want);
+	expect_str(&c, "document.getElementById('push-dropped').className", "warn");
+	expect_str(&c, "getComputedStyle(document.getElementById('push-dropped')).color",
+		   "rgb(204, 34, 34)");
+	expect_str(&c, "String(document.getElementById('push').offsetHeight > 0)", "true");
+	cdp_wait(&c, "document.getElementById('push').textContent.includes('failing: HTTP 503')");
+	char *t = cdp_str(&c, "document.getElementById('push').textContent + "
+			      "document.getElementById('push').title");
+	cr_expect(strstr(t, "push http://127.0.0.1:") && strstr(t, "0 sent"), "push: %s", t);
+	cr_expect(!strstr(t, "s3cr3t"), "a credential on the page: %s", t);
+	free(t);
+	cdp_close(&c);
+	srv_stop(&s);
+	prx_stop(rx);
+}

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "push/push.h"
@@ -708,4 +709,160 @@ Test(push, record_io_pushes_add_up_to_the_output, .timeout = 120)
 	stacks_free(&want);
 	stacks_free(&got);
 	prx_stop(rx);
+}
+
+/* ------------------------------------------------- figures in /api/status */
+
+/* The pusher's figure key of /api/status ("push" object), -1 when absent. */
+static long long push_fig(const struct srv *s, const char *key)
+{
+	json_t *j = status_json(s);
+	json_t *v = json_object_get(json_object_get(j, "push"), key);
+	long long r = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+	json_decref(j);
+	return r;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Bounded wait until the push figure key is at least want; its value. */
+static long long wait_push_fig(const struct srv *s, const char *key, long long want,
+			       unsigned max_ms)
+{
+	long long v = -1;
+	double end = mono_s() + max_ms / 1000.0;
+	do {
+		if ((v = push_fig(s, key)) >= want)
+			return v;
+		pause_ms(10);
+	} while (mono_s() < end);
+	json_t *j = status_json(s);
+	char *txt = json_dumps(json_object_get(j, "push"), JSON_COMPACT);
+	cr_assert_fail("/api/status push.%s is %lld, want >= %lld: %s", key, v, want, txt);
+	return v;
+}
+
+/*
+ * `serve --push` shows the pusher's figures in /api/status (the live
+ * status hook): while the server fails (503, its answer echoing the
+ * credentials as a careless proxy's would) the queue of 2 overflows, the
+ * oldest intervals are dropped and counted there; the URL is shown
+ * without its credentials, and no credential appears anywhere in the
+ * answer.  Then the server recovers: sent + dropped add up to the input,
+ * and the exit line says the same dropped count.
+ */
+Test(push, status_shows_the_figures_never_the_credentials)
+{
+	struct prx *rx = prx_start(0);
+	cr_assert(rx);
+	struct prx_act fail[200];
+	for (int i = 0; i < 200; i++)
+		fail[i] = (struct prx_act){ .status = 503, .echo_headers = true };
+	prx_script(rx, fail, 200);
+	setenv("SHARDTRIE_PUSH_TOKEN", "s3cr3t-T0KEN-9", 1);
+	setenv("SHARDTRIE_PUSH_TENANT", "s3cr3t-tenant", 1);
+	char args[512], want_url[128];
+	snprintf(want_url, sizeof(want_url), "http://127.0.0.1:%u", prx_port(rx));
+	snprintf(args, sizeof(args),
+		 "--push %s --push-interval 200ms --push-queue 2 --push-format folded", want_url);
+	struct srv s;
+	srv_start(&s, args, true);
+	uint64_t fed = 0;
+	for (unsigned k = 0; k < 5; k++) {
+		struct stacks part = { 0 };
+		char *t = make_input(30 + k, 40, &part);
+		feed(&s, t);
+		fed += stacks_total(&part);
+		wait_status(&s, "total", fed);
+		wait_push_fig(&s, "intervals", k + 1, 10000); /* the next part: a later interval */
+		free(t);
+		stacks_free(&part);
+	}
+	long long dropped = wait_push_fig(&s, "dropped", 3, 10000);
+	wait_push_fig(&s, "retries", 1, 10000);
+
+	struct resp r = http(&s, "", "/api/status");
+	cr_assert_eq(r.status, 200);
+	cr_expect(!strstr(r.body, "s3cr3t"), "a credential in /api/status: %s", r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	json_t *p = json_object_get(j, "push");
+	cr_assert(json_is_object(p), "no push figures: %s", r.body);
+	cr_expect_str_eq(json_string_value(json_object_get(p, "url")), want_url);
+	cr_expect_eq(json_integer_value(json_object_get(p, "interval_ms")), 200);
+	cr_expect_eq(json_integer_value(json_object_get(p, "sent")), 0);
+	cr_expect_eq(json_integer_value(json_object_get(p, "intervals")), 5);
+	cr_expect_eq(json_integer_value(json_object_get(p, "last_status")), 503);
+	cr_expect_geq(json_integer_value(json_object_get(p, "dropped")), 3);
+	cr_expect_leq(json_integer_value(json_object_get(p, "queued")), 2);
+	cr_expect_gt(json_integer_value(json_object_get(p, "dropped_value")), 0);
+	const char *le = json_string_value(json_object_get(p, "last_error"));
+	cr_expect(le && strstr(le, "HTTP 503: scripted failure (Authorization: Bearer ****"),
+		  "last_error: %s", le);
+	cr_expect(json_is_null(json_object_get(p, "last_success")));
+	cr_expect(json_is_number(json_object_get(p, "last_failure")));
+	cr_expect(json_is_integer(json_object_get(j, "version")), "the server's own figures kept");
+	json_decref(j);
+	resp_free(&r);
+
+	/* Recovered: what was queued arrives; sent + dropped = all of it. */
+	prx_script(rx, NULL, 0);
+	wait_push_fig(&s, "sent", 1, 40000);
+	j = NULL;
+	for (double end = mono_s() + 40; !j || mono_s() < end; pause_ms(20)) {
+		json_decref(j);
+		j = status_json(&s);
+		p = json_object_get(j, "push");
+		if (!json_integer_value(json_object_get(p, "queued")))
+			break;
+	}
+	cr_expect_eq(json_integer_value(json_object_get(p, "queued")), 0);
+	cr_expect_eq((uint64_t)json_integer_value(json_object_get(p, "sent_value")) +
+			     (uint64_t)json_integer_value(json_object_get(p, "dropped_value")),
+		     fed);
+	cr_expect_eq(json_integer_value(json_object_get(p, "dropped")), dropped,
+		     "dropped changed after the failures");
+	cr_expect_gt(json_integer_value(json_object_get(p, "sent_bytes")), 0);
+	cr_expect(json_is_number(json_object_get(p, "last_success")));
+	json_decref(j);
+	srv_stop(&s);
+	char want[64];
+	snprintf(want, sizeof(want), "%lld dropped", dropped);
+	char *err = ts_read_file(ts_path("serve.err"), NULL);
+	cr_expect(strstr(err, want), "exit line without '%s': %s", want, err);
+	cr_expect(!strstr(err, "s3cr3t"), "a credential in stderr: %s", err);
+	free(err);
+	prx_stop(rx);
+}
+
+/* The figures' URL leaves out user info, query and fragment whatever the
+ * caller passed (the CLI refuses such a URL; the API does not). */
+Test(push, status_json_url_without_credentials)
+{
+	struct st_engine *e = engine2();
+	struct st_push_opts o;
+	st_push_opts_init(&o);
+	o.url = "https://user:pa55word@127.0.0.1:1/base/path?api_key=k3y#frag";
+	o.interval_ms = 3600000;
+	o.hostname = "testhost";
+	o.log = fopen(ts_path("push.log"), "w");
+	cr_assert(o.log);
+	struct st_push *p = st_push_start(e, &o);
+	cr_assert(p);
+	char *js = st_push_status_json(p);
+	cr_assert(js);
+	json_t *j = json_loads(js, 0, NULL);
+	cr_assert(j, "not JSON: %s", js);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "push"), "url")),
+			 "https://127.0.0.1:1/base/path");
+	cr_expect(!strstr(js, "pa55word") && !strstr(js, "k3y") && !strstr(js, "user"), "%s", js);
+	json_decref(j);
+	free(js);
+	st_push_free(p);
+	fclose(o.log);
+	st_engine_destroy(e);
 }

@@ -15,7 +15,8 @@
 //   by a timeout; state changes are same-origin POSTs (mark, reset, order).
 // - body.dataset says what is shown, for the tests: events (the stream's
 //   URL), view (its parameters), received/shown (versions), total, polls,
-//   boxes, elements and renderMs (the last render's size and time).
+//   boxes, elements and renderMs (the last render's size and time),
+//   pushDropped (the pusher's dropped intervals, when it pushes).
 'use strict';
 (function () {
   const q = new URLSearchParams(location.search);
@@ -361,6 +362,38 @@
     if (s.window_ring) out.push('windows ' + bytes(s.window_ring.bytes) + ' (' + s.window_ring.snapshots + ' kept)');
     if (s.marks) out.push('marks ' + s.marks);
     $('figures').textContent = out.join(' \u00b7 ');
+    pushFigures(s.push);
+  }
+
+  // The pusher's figures when the source pushes (--push: a "push" object in
+  // /api/status): where to, what went, what waits, what was lost.  Dropped
+  // intervals and a failure newer than the last success are warnings.
+  function pushFigures(p) {
+    const el = $('push');
+    if (!p || typeof p !== 'object') { el.hidden = true; el.replaceChildren(); delete ds.pushDropped; return; }
+    const num = (v) => Number(v) || 0, parts = [];
+    const add = (text, warn) => {
+      const e = document.createElement('span');
+      e.textContent = text;
+      if (warn) e.className = 'warn';
+      parts.push(e);
+    };
+    add('push ' + String(p.url || '') + ': ' + fmt(num(p.sent)) + ' sent (' + bytes(num(p.sent_bytes)) + ')');
+    add(fmt(num(p.queued)) + ' queued');
+    add(fmt(num(p.retries)) + ' retries');
+    const dropped = num(p.dropped);
+    add(fmt(dropped) + ' dropped' + (dropped ? ' (' + fmt(num(p.dropped_value)) + ')' : ''), dropped > 0);
+    parts[parts.length - 1].id = 'push-dropped';
+    if (num(p.rejected)) add(fmt(num(p.rejected)) + ' refused', true);
+    const ok = num(p.last_success), bad = num(p.last_failure), now = Date.now() / 1000;
+    if (ok) add('last sent ' + Math.max(0, Math.round(now - ok)) + ' s ago');
+    if (bad > ok && p.last_error) add('failing: ' + String(p.last_error), true);
+    const sep = [];
+    parts.forEach((e, i) => { if (i) sep.push(document.createTextNode(' \u00b7 ')); sep.push(e); });
+    el.replaceChildren(...sep);
+    el.title = p.last_error ? 'last error: ' + String(p.last_error) : '';
+    el.hidden = false;
+    ds.pushDropped = dropped;
   }
 
   // One /api/status at a time, about once a second.

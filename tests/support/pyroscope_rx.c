@@ -258,6 +258,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
 	}
 	int status = 200;
 	const char *text = "";
+	char echo[1024];
 	struct prx_push *p = &c->p;
 	p->authorization = dup_or_null(MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"));
 	p->tenant = dup_or_null(MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Scope-OrgID"));
@@ -293,6 +294,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *mc, const char 
 	} else if (act.status) {
 		status = act.status;
 		text = status == 429 ? "too many requests" : "scripted failure";
+		if (act.echo_headers) { /* a careless proxy: the credentials echoed */
+			snprintf(echo, sizeof(echo), "%s (Authorization: %s, X-Scope-OrgID: %s)", text,
+				 p->authorization ? p->authorization : "-", p->tenant ? p->tenant : "-");
+			text = echo;
+		}
 	} else {
 		if (!p->multipart) {
 			p->profile = c->body;

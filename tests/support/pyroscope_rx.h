@@ -27,11 +27,14 @@ struct prx_push {
 };
 
 /* One scripted answer: status (0 = the normal answer), Retry-After seconds
- * (0 = none), a delay before answering. */
+ * (0 = none), a delay before answering; echo_headers: the answer's text
+ * repeats the request's Authorization and X-Scope-OrgID (as a careless
+ * proxy's error page might). */
 struct prx_act {
 	int status;
 	unsigned retry_after_s;
 	unsigned delay_ms;
+	bool echo_headers;
 };
 
 struct prx;

@@ -12,7 +12,9 @@
  *   1. minVal = the max_nodes-th largest total (diff: of max(left, right)),
  *      0 when max_nodes <= 0 or the tree is smaller.  The server finds it
  *      with a DFS that skips subtrees below the heap minimum; totals shrink
- *      downwards, so that is exactly the k-th largest of all totals.
+ *      downwards, so that is exactly the k-th largest of all totals.  We
+ *      find it best-first (min_value_snap()) on a snapshot, by sorting every
+ *      value on the diff's xtree.
  *   2. LIFO walk from the root; a node's kept children (total >= minVal)
  *      are pushed in name order, the sum of the others as one synthetic
  *      "other" child (self = total = sum) pushed last, so popped first.
@@ -23,6 +25,12 @@
  *   5. x of the first child = parent x + parent self, next children follow;
  *      stored x is the gap since the previous bar's end in that level
  *      (each side its own chain in the double format).
+ *
+ * Cost (issue 17, the live server's max_nodes=1024 polls): a single profile
+ * is walked in the snapshot itself, which already has totals and children
+ * in name order, so an export reads the kept bars, their children and the
+ * frontier of the best-first search, never the whole snapshot; only the
+ * diff builds the xtree (tree.c) of both sides.
  *
  * Units: Pyroscope's UI knows "samples" (shown as time: ticks / sampleRate
  * seconds), "objects", "goroutines", "bytes", "lock_samples",

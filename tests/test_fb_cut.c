@@ -15,6 +15,9 @@
  *                min_fraction * root, the 8-largest fallback at depth <= 1,
  *                t and v of every kept node).
  *
+ * Both also check the root's numbers against printf's decimal (the writers
+ * print numbers their own way), up to UINT64_MAX.
+ *
  * Trees: random stacks over a small name pool ("", "other" and names that
  * share prefixes among them), values with many ties, a second metric that is
  * zero on most nodes, and a variant near UINT64_MAX whose totals saturate.
@@ -155,6 +158,11 @@ static void check_flamebearer(const struct st_snap *s, const char *what)
 			o.metric = m;
 			o.max_nodes = cuts[i];
 			char *single = export(s, NULL, &o, ST_FMT_FLAMEBEARER);
+			/* The root bar, in printf's decimal (numbers up to UINT64_MAX). */
+			char root[96];
+			snprintf(root, sizeof(root), "\"levels\":[[0,%" PRIu64 ",%" PRIu64 ",0]",
+				 st_snap_total(s, ST_NODE_ROOT, m), st_snap_self(s, ST_NODE_ROOT, m));
+			cr_assert(strstr(single, root), "%s: no %s in %s", what, root, single);
 			char *dbl = export(s, s, &o, ST_FMT_FLAMEBEARER);
 			char *want = single_of_double(dbl);
 			cr_assert_str_eq(single, want,
@@ -228,7 +236,7 @@ static void check_json_node(struct jcheck *c, uint32_t node, uint32_t depth, jso
 		cr_assert(k > 0 && k == json_array_size(kids), "node %u: extra children", node);
 }
 
-static void check_json(const struct st_snap *s, const char *what)
+static void check_json(const struct st_snap *s, const char *what, bool big)
 {
 	const double fr[] = { 0, 1e-9, 0.001, 0.01, 0.05, 0.2, 0.5, 1 };
 	for (unsigned m = 0; m < 2; m++)
@@ -238,6 +246,15 @@ static void check_json(const struct st_snap *s, const char *what)
 			o.metric = m;
 			o.min_fraction = fr[i];
 			char *got = export(s, NULL, &o, ST_FMT_JSON);
+			char root[96];
+			snprintf(root, sizeof(root), "{\"n\":\"\",\"v\":%" PRIu64 ",\"t\":%" PRIu64,
+				 st_snap_self(s, ST_NODE_ROOT, m), st_snap_total(s, ST_NODE_ROOT, m));
+			cr_assert(!strncmp(got, root, strlen(root)), "%s: %s does not start with %s",
+				  what, got, root);
+			if (big) { /* jansson reads integers up to INT64_MAX */
+				free(got);
+				continue;
+			}
 			json_error_t err;
 			json_t *j = json_loads(got, 0, &err);
 			cr_assert(j, "%s: %s", what, err.text);
@@ -264,8 +281,7 @@ Test(fbcut, random_trees_match_the_full_tree_path)
 			char what[64];
 			snprintf(what, sizeof(what), "shape %zu%s", i, big ? " (saturating)" : "");
 			check_flamebearer(s, what);
-			if (!big) /* jansson reads integers up to INT64_MAX */
-				check_json(s, what);
+			check_json(s, what, big);
 			st_snap_release(s);
 			st_engine_destroy(e);
 		}

@@ -6,6 +6,8 @@
  *
  *   fb     flamebearer, max_nodes=1024    (/api/snapshot?format=flamebearer&max_nodes=1024)
  *   json   ior json, min_fraction=0.001   (/api/snapshot?format=json&min_fraction=0.001)
+ *   fb16k  flamebearer, max_nodes=16384   (a larger cut)
+ *   fball  flamebearer, no cut            (the whole snapshot written)
  *
  * each into a fresh open_memstream(), as the server's cache does.  Rounds
  * alternate fb, json; per format the median, p99 and max wall time of one
@@ -13,7 +15,7 @@
  * print the same hashes: byte-identical output).
  *
  * usage: export_cut [ROUNDS]        (default 200)
- *        export_cut -1 fb|json      one encode, for
+ *        export_cut -1 NAME         one encode of cut NAME, for
  *            valgrind --tool=callgrind --toggle-collect=st_export export_cut -1 fb
  */
 #include <inttypes.h>
@@ -36,6 +38,8 @@ struct cut {
 static const struct cut cuts[] = {
 	{ "fb", ST_FMT_FLAMEBEARER, 1024, 0 },
 	{ "json", ST_FMT_JSON, -1, 0.001 },
+	{ "fb16k", ST_FMT_FLAMEBEARER, 16384, 0 },
+	{ "fball", ST_FMT_FLAMEBEARER, -1, 0 },
 };
 enum { NCUTS = sizeof(cuts) / sizeof(cuts[0]) };
 
@@ -97,14 +101,14 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[2], cuts[i].name))
 				one = i;
 		if (one < 0) {
-			fprintf(stderr, "usage: export_cut [ROUNDS] | -1 fb|json\n");
+			fprintf(stderr, "usage: export_cut [ROUNDS] | -1 fb|json|fb16k|fball\n");
 			return 2;
 		}
 	} else if (argc == 2) {
 		rounds = strtol(argv[1], NULL, 10);
 	}
 	if (rounds < 1 || argc > 3) {
-		fprintf(stderr, "usage: export_cut [ROUNDS] | -1 fb|json\n");
+		fprintf(stderr, "usage: export_cut [ROUNDS] | -1 fb|json|fb16k|fball\n");
 		return 2;
 	}
 	static struct workload w;
@@ -137,7 +141,7 @@ int main(int argc, char **argv)
 			}
 		for (int i = 0; i < NCUTS; i++) {
 			double med = bench_median(t[i], (size_t)rounds); /* sorts */
-			printf("%-5s median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %8zu bytes  xxh64 %016" PRIx64
+			printf("%-6s median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %8zu bytes  xxh64 %016" PRIx64
 			       "\n",
 			       cuts[i].name, med * 1e3, bench_pct(t[i], (size_t)rounds, 0.99) * 1e3,
 			       t[i][rounds - 1] * 1e3, l0[i], h0[i]);

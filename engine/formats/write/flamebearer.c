@@ -360,7 +360,9 @@ static int write_fb(const struct src *r, const struct st_snap *s, const struct s
 					v = b[k] - prev[side];
 					prev[side] = b[k] + b[k + 1];
 				}
-				fprintf(out, firstv ? "%" PRIu64 : ",%" PRIu64, v);
+				if (!firstv)
+					putc(',', out);
+				st_put_u64(out, v);
 				firstv = false;
 			}
 		}

@@ -186,9 +186,11 @@ static int min_value_snap(const struct st_snap *s, unsigned m, int64_t max_nodes
 	if (!h)
 		return -ENOMEM;
 	h[n++] = (struct hent){ st_snap_total(s, ST_NODE_ROOT, m), ST_NODE_ROOT };
-	for (int64_t popped = 1;; popped++) {
+	for (int64_t popped = 1; n; popped++) {
+		/* n >= 1 while popped <= max_nodes <= node_count: an unpopped node
+		 * or its highest unpopped ancestor is in the heap. */
 		struct hent top = h[0];
-		if (popped == max_nodes) { /* n >= 1: node_count >= max_nodes */
+		if (popped == max_nodes) {
 			*out = top.v;
 			break;
 		}

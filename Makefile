@@ -68,6 +68,7 @@ include tests/module.mk
 -include bench/module.mk
 -include bench/seed/module.mk
 -include bench/tui/module.mk
+-include bench/cut/module.mk
 -include fuzz/module.mk
 
 clean:

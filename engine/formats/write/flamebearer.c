@@ -12,7 +12,9 @@
  *   1. minVal = the max_nodes-th largest total (diff: of max(left, right)),
  *      0 when max_nodes <= 0 or the tree is smaller.  The server finds it
  *      with a DFS that skips subtrees below the heap minimum; totals shrink
- *      downwards, so that is exactly the k-th largest of all totals.
+ *      downwards, so that is exactly the k-th largest of all totals.  We
+ *      find it best-first (min_value_snap()) on a snapshot, by sorting every
+ *      value on the diff's xtree.
  *   2. LIFO walk from the root; a node's kept children (total >= minVal)
  *      are pushed in name order, the sum of the others as one synthetic
  *      "other" child (self = total = sum) pushed last, so popped first.
@@ -23,6 +25,12 @@
  *   5. x of the first child = parent x + parent self, next children follow;
  *      stored x is the gap since the previous bar's end in that level
  *      (each side its own chain in the double format).
+ *
+ * Cost (issue 17, the live server's max_nodes=1024 polls): a single profile
+ * is walked in the snapshot itself, which already has totals and children
+ * in name order, so an export reads the kept bars, their children and the
+ * frontier of the best-first search, never the whole snapshot; only the
+ * diff builds the xtree (tree.c) of both sides.
  *
  * Units: Pyroscope's UI knows "samples" (shown as time: ticks / sampleRate
  * seconds), "objects", "goroutines", "bytes", "lock_samples",
@@ -70,25 +78,159 @@ static int cmp_desc(const void *a, const void *b)
 	return (x < y) - (x > y);
 }
 
-static uint64_t node_val(const struct st_xnode *x, bool diff)
+/*
+ * What the walk reads: an xtree (the diff, two sides aligned by name), or
+ * the snapshot itself (a single profile: its nodes already have totals and
+ * children in name order, so no copy is made).  Node 0 is the root in both.
+ */
+struct src {
+	const struct st_xtree *t; /* NULL: the snapshot s */
+	const struct st_snap *s;
+	unsigned m;
+	bool diff;
+};
+
+/* The value compared with minVal (diff: the larger side). */
+static uint64_t node_val(const struct src *r, uint32_t node)
 {
-	return diff && x->total[1] > x->total[0] ? x->total[1] : x->total[0];
+	if (!r->t)
+		return st_snap_total(r->s, node, r->m);
+	const struct st_xnode *x = &r->t->n[node];
+	return r->diff && x->total[1] > x->total[0] ? x->total[1] : x->total[0];
 }
 
-static int min_value(const struct st_xtree *t, bool diff, int64_t max_nodes, uint64_t *out)
+/* A node's total on both sides (the snapshot has side 0 only). */
+static void node_total(const struct src *r, uint32_t node, uint64_t tot[2])
 {
-	*out = 0;
-	if (max_nodes <= 0 || t->count < (uint64_t)max_nodes)
-		return 0;
+	if (r->t) {
+		tot[0] = r->t->n[node].total[0];
+		tot[1] = r->t->n[node].total[1];
+	} else {
+		tot[0] = st_snap_total(r->s, node, r->m);
+		tot[1] = 0;
+	}
+}
+
+static void node_self(const struct src *r, uint32_t node, uint64_t self[2])
+{
+	if (r->t) {
+		self[0] = r->t->n[node].self[0];
+		self[1] = r->t->n[node].self[1];
+	} else {
+		self[0] = st_snap_self(r->s, node, r->m);
+		self[1] = 0;
+	}
+}
+
+/* The root is "" whatever the snapshot calls it (names[0], rule 4). */
+static const char *node_name(const struct src *r, uint32_t node, size_t *len)
+{
+	if (r->t) {
+		*len = r->t->n[node].len;
+		return r->t->n[node].name;
+	}
+	if (node == ST_NODE_ROOT) {
+		*len = 0;
+		return "";
+	}
+	return st_snap_name(r->s, node, len);
+}
+
+/* Number of children of node; child k is kid(r, *first, k). */
+static uint32_t node_kids(const struct src *r, uint32_t node, uint32_t *first)
+{
+	if (r->t) {
+		*first = r->t->n[node].first;
+		return r->t->n[node].nkids;
+	}
+	return st_snap_children(r->s, node, first);
+}
+
+static uint32_t kid(const struct src *r, uint32_t first, uint32_t k)
+{
+	return r->t ? r->t->kids[first + k] : first + k;
+}
+
+/* Rule 1 over an xtree: sort every node's value (the diff, kept simple). */
+static int min_value_sort(const struct st_xtree *t, bool diff, int64_t max_nodes, uint64_t *out)
+{
 	uint64_t *v = st_malloc(t->count * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->count; i++)
-		v[i] = node_val(&t->n[i], diff);
+		v[i] = diff && t->n[i].total[1] > t->n[i].total[0] ? t->n[i].total[1]
+								     : t->n[i].total[0];
 	qsort(v, t->count, sizeof(*v), cmp_desc);
 	*out = v[max_nodes - 1];
 	st_free(v);
 	return 0;
+}
+
+struct hent {
+	uint64_t v;
+	uint32_t node;
+};
+
+/*
+ * Rule 1 over a snapshot, best first: a max-heap of the frontier, seeded
+ * with the root; pop the largest, push its children.  A child's total is
+ * at most its parent's (saturating sums), so the pops come out in
+ * non-increasing order of total over ALL nodes, and the max_nodes-th pop is
+ * the max_nodes-th largest total.  Cost: max_nodes pops plus the children
+ * of the popped nodes, not the snapshot's size.
+ */
+static int min_value_snap(const struct st_snap *s, unsigned m, int64_t max_nodes, uint64_t *out)
+{
+	size_t cap = 1024, n = 0;
+	struct hent *h = st_malloc(cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h[n++] = (struct hent){ st_snap_total(s, ST_NODE_ROOT, m), ST_NODE_ROOT };
+	for (int64_t popped = 1; n; popped++) {
+		/* n >= 1 while popped <= max_nodes <= node_count: an unpopped node
+		 * or its highest unpopped ancestor is in the heap. */
+		struct hent top = h[0];
+		if (popped == max_nodes) {
+			*out = top.v;
+			break;
+		}
+		/* Pop: the last entry sifts down from the root. */
+		struct hent last = h[--n];
+		size_t i = 0;
+		for (size_t c; (c = 2 * i + 1) < n; i = c) {
+			if (c + 1 < n && h[c + 1].v > h[c].v)
+				c++;
+			if (h[c].v <= last.v)
+				break;
+			h[i] = h[c];
+		}
+		if (n)
+			h[i] = last;
+		uint32_t first, nk = st_snap_children(s, top.node, &first);
+		if (st_grow(&h, &cap, n + nk, sizeof(*h), 1024)) {
+			st_free(h);
+			return -ENOMEM;
+		}
+		for (uint32_t k = 0; k < nk; k++) {
+			struct hent e = { st_snap_total(s, first + k, m), first + k };
+			size_t j = n++;
+			for (; j > 0 && h[(j - 1) / 2].v < e.v; j = (j - 1) / 2)
+				h[j] = h[(j - 1) / 2];
+			h[j] = e;
+		}
+	}
+	st_free(h);
+	return 0;
+}
+
+static int min_value(const struct src *r, int64_t max_nodes, uint64_t *out)
+{
+	size_t count = r->t ? r->t->count : st_snap_node_count(r->s);
+	*out = 0;
+	if (max_nodes <= 0 || count < (uint64_t)max_nodes)
+		return 0;
+	return r->t ? min_value_sort(r->t, r->diff, max_nodes, out)
+		    : min_value_snap(r->s, r->m, max_nodes, out);
 }
 
 struct level {
@@ -103,9 +245,11 @@ struct ent {
 	uint64_t other[2];
 };
 
-int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct st_snap *s,
-			       const struct st_export_opts *o, FILE *out)
+/* Rules 2-5 over r; s gives the units. */
+static int write_fb(const struct src *r, const struct st_snap *s, const struct st_export_opts *o,
+		    FILE *out)
 {
+	const bool diff = r->diff;
 	const unsigned stride = diff ? 7 : 4;
 	struct st_names nm = { 0 };
 	struct level *lv = NULL;
@@ -113,7 +257,7 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 	struct ent *st = NULL;
 	size_t sp = 0, scap = 0;
 	uint64_t minv, maxself = 0;
-	int rc = min_value(t, diff, o->max_nodes, &minv);
+	int rc = min_value(r, o->max_nodes, &minv);
 	if (rc)
 		goto out;
 	scap = 1024;
@@ -125,19 +269,15 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 	st[sp++] = (struct ent){ 0, 0, { 0, 0 }, { 0, 0 } };
 	while (sp) {
 		struct ent e = st[--sp];
-		const struct st_xnode *x = e.node == OTHER ? NULL : &t->n[e.node];
 		uint64_t tot[2], self[2];
 		const char *name;
 		size_t nlen;
-		if (x) {
-			if (node_val(x, diff) < minv)
+		if (e.node != OTHER) {
+			if (node_val(r, e.node) < minv)
 				continue;
-			tot[0] = x->total[0];
-			tot[1] = x->total[1];
-			self[0] = x->self[0];
-			self[1] = x->self[1];
-			name = x->name;
-			nlen = x->len;
+			node_total(r, e.node, tot);
+			node_self(r, e.node, self);
+			name = node_name(r, e.node, &nlen);
 		} else {
 			tot[0] = self[0] = e.other[0];
 			tot[1] = self[1] = e.other[1];
@@ -173,24 +313,26 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 		} else {
 			b[0] = e.x[0], b[1] = tot[0], b[2] = self[0], b[3] = ni;
 		}
-		if (!x)
+		if (e.node == OTHER)
 			continue;
 		uint64_t xo[2] = { e.x[0] + self[0], e.x[1] + self[1] };
 		uint64_t oth[2] = { 0, 0 };
-		if (st_grow(&st, &scap, sp + x->nkids + 1, sizeof(*st), 1024)) {
+		uint32_t first, nk = node_kids(r, e.node, &first);
+		if (st_grow(&st, &scap, sp + nk + 1, sizeof(*st), 1024)) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		for (uint32_t k = 0; k < x->nkids; k++) {
-			const struct st_xnode *c = &t->n[t->kids[x->first + k]];
-			if (node_val(c, diff) >= minv) {
-				st[sp++] = (struct ent){ t->kids[x->first + k], e.level + 1, { xo[0], xo[1] },
-							 { 0, 0 } };
-				xo[0] += c->total[0];
-				xo[1] += c->total[1];
+		for (uint32_t k = 0; k < nk; k++) {
+			uint32_t c = kid(r, first, k);
+			uint64_t ct[2];
+			node_total(r, c, ct);
+			if (node_val(r, c) >= minv) {
+				st[sp++] = (struct ent){ c, e.level + 1, { xo[0], xo[1] }, { 0, 0 } };
+				xo[0] += ct[0];
+				xo[1] += ct[1];
 			} else {
-				oth[0] += c->total[0];
-				oth[1] += c->total[1];
+				oth[0] += ct[0];
+				oth[1] += ct[1];
 			}
 		}
 		if (oth[0] || oth[1])
@@ -220,14 +362,17 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 					v = b[k] - prev[side];
 					prev[side] = b[k] + b[k + 1];
 				}
-				fprintf(out, firstv ? "%" PRIu64 : ",%" PRIu64, v);
+				if (!firstv)
+					putc(',', out);
+				st_put_u64(out, v);
 				firstv = false;
 			}
 		}
 		putc(']', out);
 	}
-	const struct st_xnode *root = &t->n[0];
-	uint64_t ticks = diff ? st_sat_add(root->total[0], root->total[1]) : root->total[0];
+	uint64_t root[2];
+	node_total(r, 0, root);
+	uint64_t ticks = diff ? st_sat_add(root[0], root[1]) : root[0];
 	fprintf(out, "],\"numTicks\":%" PRIu64 ",\"maxSelf\":%" PRIu64 "},\"metadata\":{\"format\":\"%s\",\"units\":\"",
 		ticks, maxself, diff ? "double" : "single");
 	uint32_t rate = o->sample_rate;
@@ -242,7 +387,7 @@ int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct
 	if (diff)
 		fprintf(out, ",\"leftTicks\":%" PRIu64 ",\"rightTicks\":%" PRIu64 "},\"leftTicks\":%" PRIu64
 			",\"rightTicks\":%" PRIu64 "}\n",
-			root->total[0], root->total[1], root->total[0], root->total[1]);
+			root[0], root[1], root[0], root[1]);
 	else
 		fputs("}}\n", out);
 out:
@@ -254,13 +399,17 @@ out:
 	return rc;
 }
 
+int st_export_flamebearer_tree(const struct st_xtree *t, bool diff, const struct st_snap *s,
+			       const struct st_export_opts *o, FILE *out)
+{
+	const struct src r = { t, s, o->metric, diff };
+	return write_fb(&r, s, o, out);
+}
+
+/* A single profile is walked in place: the cost is what is written (the
+ * kept bars and their children), not the snapshot's size. */
 int st_export_flamebearer(const struct st_snap *s, const struct st_export_opts *o, FILE *out)
 {
-	struct st_xtree t;
-	int rc = st_xtree_build(&t, s, NULL, o->metric, false);
-	if (rc)
-		return rc;
-	rc = st_export_flamebearer_tree(&t, false, s, o, out);
-	st_xtree_free(&t);
-	return rc;
+	const struct src r = { NULL, s, o->metric, false };
+	return write_fb(&r, s, o, out);
 }

@@ -86,8 +86,10 @@ static void open_node(const struct jctx *c, struct frame *f, FILE *out)
 	const char *name = st_snap_name(c->s, f->node, &len);
 	fputs("{\"n\":\"", out);
 	st_json_escape(out, name, len);
-	fprintf(out, "\",\"v\":%" PRIu64 ",\"t\":%" PRIu64, st_snap_self(c->s, f->node, c->m),
-		st_snap_total(c->s, f->node, c->m));
+	fputs("\",\"v\":", out);
+	st_put_u64(out, st_snap_self(c->s, f->node, c->m));
+	fputs(",\"t\":", out);
+	st_put_u64(out, st_snap_total(c->s, f->node, c->m));
 	uint32_t first, n = st_snap_children(c->s, f->node, &first);
 	f->next = first;
 	f->end = first + n;

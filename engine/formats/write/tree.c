@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tree.c - the private tree the richer writers (flamebearer, diff,
- * svg, html, speedscope, d3, pprof) work on.
+ * tree.c - the private tree the richer writers (diff, svg, html,
+ * speedscope, d3) work on; flamebearer uses it for a diff only (a single
+ * profile's flamebearer walks the snapshot itself, flamebearer.c).
  *
  *   snapshot(s) --add (side 0/1, optionally reversed)--> st_xtree
  *        node: name, self[2], total[2], kids [first, first+nkids) by name

@@ -29,6 +29,19 @@ void st_json_escape(FILE *out, const char *s, size_t len);
  * are not one (bad lead, truncated, overlong, surrogate, > U+10FFFF). */
 size_t st_utf8_seq(const unsigned char *p, const unsigned char *end, unsigned *cp);
 
+/* v in decimal, the bytes fprintf("%" PRIu64) writes, without its format
+ * parsing (the per-number cost of the flamebearer levels and json nodes). */
+static inline void st_put_u64(FILE *out, uint64_t v)
+{
+	char b[20];
+	size_t i = sizeof(b);
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	fwrite(b + i, 1, sizeof(b) - i, out);
+}
+
 /* 0, or -EIO when the stream has an error. */
 int st_export_status(FILE *out);
 

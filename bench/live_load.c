@@ -700,7 +700,9 @@ static int live_run(struct workload *W, struct live_mode *m, enum rkind kind, bo
 	/* The merger and libmicrohttpd's threads start from here. */
 	place_others(pinned);
 	set_cpu(pinned, 1);
-	r.e = bench_engine(W, 10);
+	/* ST_BENCH_LIVE_MERGE_MS: another merger period, for experiments. */
+	const char *mm = getenv("ST_BENCH_LIVE_MERGE_MS");
+	r.e = bench_engine(W, mm && atoi(mm) > 0 ? (unsigned)atoi(mm) : 10);
 	struct st_live_opts o;
 	st_live_opts_init(&o);
 	struct st_live *srv = st_live_start(r.e, &o);

@@ -34,7 +34,8 @@ static const struct st_metric_desc metric_descs[NM] = {
 	{ "count", "samples" }, { "bytes", "bytes" }, { "duration_ns", "nanoseconds" }
 };
 /* Names that share prefixes (name order is byte-wise, shorter first). */
-static const char *const names[] = { "main", "a", "aa", "ab", "b", "B", "x y", "z;w", "\xc3\xa9", "a\tb" };
+static const char *const names[] = { "main", "a", "aa", "ab", "b",
+				     "B", "x y", "z;w", "\xc3\xa9", "a\tb" };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
 struct sample {
@@ -67,7 +68,9 @@ static void rand_sample(uint64_t *rs, struct sample *s)
 	bool zero = ts_rand(rs) % 10 == 0; /* a stack that gains nothing */
 	for (unsigned k = 0; k < NM; k++) {
 		uint64_t r = ts_rand(rs) % 64;
-		s->v[k] = zero || r < 12 ? 0 : r == 63 ? (1ull << 62) + ts_rand(rs) % 1000 : r % 9 + 1;
+		s->v[k] = zero || r < 12   ? 0
+			  : r == 63 ? (1ull << 62) + ts_rand(rs) % 1000 /* totals saturate */
+				    : r % 9 + 1;
 	}
 }
 
@@ -223,8 +226,8 @@ Test(delta, random_pairs, .timeout = 300)
 
 /* Expectation for the node-cap case: every node of later, its self minus
  * that of the node of the same path in earlier (found by name), fed to a
- * fresh engine of every metric.  Returns how many earlier nodes later lacks
- * (the case the merge walk must skip). */
+ * fresh engine of every metric (flushed).  The match by name is a linear
+ * search over the children, independent of st_snap_child_find(). */
 static struct st_engine *by_name(const struct st_snap *ea, const struct st_snap *eb)
 {
 	struct st_engine *x = engine(NM, metric_descs, 1, 0);
@@ -295,7 +298,8 @@ static size_t lost_nodes(const struct st_snap *ea, const struct st_snap *eb)
 	m[ST_NODE_ROOT] = ST_NODE_ROOT;
 	for (uint32_t i = 1; i < n; i++) { /* BFS: parents first */
 		uint32_t p = m[st_snap_parent(ea, i)];
-		m[i] = p == UINT32_MAX ? UINT32_MAX : st_snap_child_find(eb, p, st_snap_frame(ea, i));
+		uint32_t f = st_snap_frame(ea, i);
+		m[i] = p == UINT32_MAX ? UINT32_MAX : st_snap_child_find(eb, p, f);
 		lost += m[i] == UINT32_MAX;
 	}
 	free(m);
@@ -333,7 +337,8 @@ Test(delta, node_cap_folds_earlier_nodes, .timeout = 120)
 /* Misuse is refused, not answered with nonsense. */
 Test(delta, refuses_bad_arguments)
 {
-	struct st_engine *e = engine(NM, metric_descs, 1, 0), *o = engine(NM, metric_descs, 1, 0);
+	struct st_engine *e = engine(NM, metric_descs, 1, 0);
+	struct st_engine *o = engine(NM, metric_descs, 1, 0);
 	struct st_snap *a = st_snap_acquire(e), *b = st_snap_acquire(o);
 	errno = 0;
 	cr_expect_null(st_snap_delta(a, a, NM));

@@ -36,6 +36,9 @@
  *      call_rcu() callback: after the grace period no reader can still be
  *      between rcu_dereference() and refs++, so refs only goes down.
  *   3. Whoever drops refs to zero frees it.
+ * A snapshot made by st_snap_new_like() (snapdelta.c: the difference of
+ * two) is never published: it starts with its caller's reference, and only
+ * step 3 applies.
  */
 #include <errno.h>
 #include <stdlib.h>

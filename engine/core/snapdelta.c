@@ -28,9 +28,10 @@
  *      earlier counts as empty.  No recursion: BFS order is walked by index,
  *      parents before children, and backwards for the subtrees.
  *
- * Passes over later's n nodes, with two scratch arrays (ix: n + 1 indexes,
- * ds: n * nm gains): top-down, match (ix) and gains (ds); bottom-up, which
- * subtrees gained (ix); prefix sums (ix = pre); the copy of the kept nodes.
+ * Passes over later's n nodes, on the two snapshots' arrays (st_snap_arrays)
+ * and two scratch arrays (ix: n + 1 indexes, ds: n * nm gains): top-down,
+ * match (ix) and gains (ds); bottom-up, which subtrees gained (ix); prefix
+ * sums (ix = pre); the copy of the kept nodes; st_snap_seal's totals.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,25 +40,58 @@
 
 #define NONE UINT32_MAX
 
+/* One snapshot's arrays (st_snap_arrays). */
+struct side {
+	const struct st_snap *s;
+	const uint32_t *frame, *fc;
+	const uint64_t *total;
+	unsigned nm;
+};
+
+static void side_init(struct side *d, const struct st_snap *s)
+{
+	d->s = s;
+	d->nm = st_snap_nmetrics(s);
+	st_snap_arrays(s, &d->frame, &d->fc, &d->total);
+}
+
+/* Node i's self at metric m: its total minus the children's, unless it
+ * saturated (then snapshot.c's side list has it). */
+static inline uint64_t self_of(const struct side *d, uint32_t i, unsigned m)
+{
+	uint64_t t = d->total[(size_t)i * d->nm + m];
+	if (ST_UNLIKELY(t == UINT64_MAX))
+		return st_snap_self(d->s, i, m);
+	for (uint32_t c = d->fc[i]; c < d->fc[i + 1]; c++)
+		t -= d->total[(size_t)c * d->nm + m];
+	return t;
+}
+
 /* Byte-wise name order, shorter first on a tie (the children's order). */
-static int name_cmp(const struct st_snap *a, uint32_t na, const struct st_snap *b, uint32_t nb)
+static int __attribute__((noinline, cold))
+name_cmp(const struct side *a, uint32_t na, const struct side *b, uint32_t nb)
 {
 	size_t la, lb;
-	const char *x = st_snap_name(a, na, &la), *y = st_snap_name(b, nb, &lb);
+	const char *x = st_snap_name(a->s, na, &la), *y = st_snap_name(b->s, nb, &lb);
 	int c = memcmp(x, y, la < lb ? la : lb);
 	return c ? c : (la > lb) - (la < lb);
 }
 
 /* Match later's children of p with earlier's children of q (ix[] of each). */
-static void match_children(const struct st_snap *E, const struct st_snap *L, uint32_t p,
-			   uint32_t q, uint32_t *ix)
+static void match_children(const struct side *E, const struct side *L, uint32_t p, uint32_t q,
+			   uint32_t *ix)
 {
-	uint32_t a, na = st_snap_children(L, p, &a);
-	uint32_t c = 0, nc = q == NONE ? 0 : st_snap_children(E, q, &c), cend = c + nc;
-	for (uint32_t x = a; x < a + na; x++) {
-		uint32_t f = st_snap_frame(L, x), m = NONE;
+	uint32_t a = L->fc[p], aend = L->fc[p + 1];
+	if (q == NONE) {
+		for (uint32_t x = a; x < aend; x++)
+			ix[x] = NONE;
+		return;
+	}
+	uint32_t c = E->fc[q], cend = E->fc[q + 1];
+	for (uint32_t x = a; x < aend; x++) {
+		uint32_t f = L->frame[x], m = NONE;
 		while (c < cend) {
-			if (st_snap_frame(E, c) == f) {
+			if (E->frame[c] == f) {
 				m = c++;
 				break;
 			}
@@ -101,24 +135,27 @@ struct st_snap *st_snap_delta(const struct st_snap *earlier, const struct st_sna
 		goto out;
 	}
 
+	struct side L, E = { 0 };
+	side_init(&L, later);
+	if (earlier)
+		side_init(&E, earlier);
 	/* Top-down: each node's match in earlier (ix) and gains (ds). */
 	ix[ST_NODE_ROOT] = earlier ? ST_NODE_ROOT : NONE;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t q = ix[i];
 		for (unsigned k = 0; k < nm; k++) {
-			uint64_t b = st_snap_self(later, i, m0 + k);
-			uint64_t a = q == NONE ? 0 : st_snap_self(earlier, q, m0 + k);
+			uint64_t b = self_of(&L, i, m0 + k);
+			uint64_t a = q == NONE ? 0 : self_of(&E, q, m0 + k);
 			ds[(size_t)i * nm + k] = b > a ? b - a : 0;
 		}
-		match_children(earlier, later, i, q, ix);
+		match_children(&E, &L, i, q, ix);
 	}
 	/* Bottom-up: did the subtree gain (children come after parents). */
 	for (uint32_t i = n; i-- > 0;) {
 		bool g = i == ST_NODE_ROOT;
 		for (unsigned k = 0; k < nm && !g; k++)
 			g = ds[(size_t)i * nm + k] != 0;
-		uint32_t first, nc = st_snap_children(later, i, &first);
-		for (uint32_t c = first; c < first + nc && !g; c++)
+		for (uint32_t c = L.fc[i]; c < L.fc[i + 1] && !g; c++)
 			g = ix[c] != 0;
 		ix[i] = g;
 	}
@@ -142,11 +179,10 @@ struct st_snap *st_snap_delta(const struct st_snap *earlier, const struct st_sna
 		uint32_t j = ix[i];
 		if (ix[i + 1] == j)
 			continue;
-		uint32_t first;
-		st_snap_children(later, i, &first);
-		frame[j] = st_snap_frame(later, i);
-		fc[j] = ix[first];
-		memcpy(&self[(size_t)j * nm], &ds[(size_t)i * nm], nm * sizeof(*self));
+		frame[j] = L.frame[i];
+		fc[j] = ix[L.fc[i]];
+		for (unsigned k = 0; k < nm; k++)
+			self[(size_t)j * nm + k] = ds[(size_t)i * nm + k];
 	}
 	fc[nk] = nk;
 	s = st_snap_seal(s);

@@ -296,6 +296,14 @@ struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigne
 	return s;
 }
 
+void st_snap_arrays(const struct st_snap *s, const uint32_t **frame, const uint32_t **first_child,
+		    const uint64_t **total)
+{
+	*frame = s->frame;
+	*first_child = s->first_child;
+	*total = s->total;
+}
+
 struct st_snap *st_snap_seal(struct st_snap *s)
 {
 	if (sum_totals(s, NULL, NULL)) {

@@ -39,6 +39,10 @@ struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigne
  * nodes' side list): s, refcounted (st_snap_release), or NULL after
  * freeing s when memory ran out. */
 struct st_snap *st_snap_seal(struct st_snap *s);
+/* s's arrays, read-only, for builders in engine/core (snapdelta.c):
+ * frame[n], first_child[n + 1] and total[n * nm] (node-major). */
+void st_snap_arrays(const struct st_snap *s, const uint32_t **frame, const uint32_t **first_child,
+		    const uint64_t **total);
 /* Free the current snapshot at destroy time (after rcu_barrier). */
 void st_snap_free_now(struct st_snap *s);
 

@@ -11,6 +11,8 @@
  *                  metric -1 and each single metric: the delta snapshot
  *                  node for node (names, self, total), the bytes of every
  *                  export format, *total, and the metric's name and unit.
+ *   alloc_failure  every allocation st_export_delta makes, failed in turn:
+ *                  -ENOMEM, nothing leaked, then the right bytes.
  *   node_cap       an engine with a node cap folds earlier nodes into
  *                  [other]: later lacks children earlier had, so the walk
  *                  that matches the two must skip them by name.  Expected:
@@ -113,6 +115,9 @@ static char *export_bytes(const struct st_snap *s, int fmt, unsigned metric, siz
 	return buf;
 }
 
+/* How many deltas had a saturated total (the side list of snapshot.c). */
+static unsigned saturated_deltas;
+
 /* delta(earlier, later, metric) == the snapshot of x (a fresh engine fed
  * the differences): node for node, in every format, *total, metric names. */
 static void expect_same(const struct st_snap *earlier, const struct st_snap *later, int metric,
@@ -133,6 +138,7 @@ static void expect_same(const struct st_snap *earlier, const struct st_snap *lat
 		cr_assert_str_eq(a->unit, b->unit, "%s: metric %u", where, k);
 	}
 	cr_assert_null(st_snap_metric(d, st_snap_nmetrics(d)));
+	saturated_deltas += st_snap_saturated(d, NULL) > 0;
 	st_snap_release(d);
 
 	for (int fmt = 0; fmt < ST_FMT_COUNT_; fmt++) {
@@ -222,6 +228,7 @@ Test(delta, random_pairs, .timeout = 300)
 	}
 	free(a);
 	free(b);
+	cr_expect_gt(saturated_deltas, 0, "no delta had a saturated total");
 }
 
 /* Expectation for the node-cap case: every node of later, its self minus
@@ -357,4 +364,62 @@ Test(delta, refuses_bad_arguments)
 	st_snap_release(b);
 	st_engine_destroy(e);
 	st_engine_destroy(o);
+}
+
+/* Each allocation failing in turn: -ENOMEM (or a NULL snapshot with errno
+ * ENOMEM), never a crash or wrong bytes; ASan checks nothing leaks. */
+Test(delta, alloc_failure)
+{
+	uint64_t rs = 5;
+	struct sample s[200];
+	for (size_t i = 0; i < 200; i++)
+		rand_sample(&rs, &s[i]);
+	struct st_engine *e = engine(NM, metric_descs, 1, 0);
+	feed(e, s, 100, 0, NM, false);
+	struct st_snap *a = st_snap_acquire(e);
+	feed(e, s + 100, 100, 0, NM, false);
+	struct st_snap *b = st_snap_acquire(e);
+	size_t lw;
+	struct st_snap *d0 = st_snap_delta(a, b, -1);
+	cr_assert(d0);
+	char *want = export_bytes(d0, ST_FMT_PPROF, 1, &lw);
+	st_snap_release(d0);
+	bool done = false;
+	for (long k = 0; k < 1000 && !done; k++) {
+		st_alloc_fail_after(k);
+		errno = 0;
+		struct st_snap *d = st_snap_delta(a, b, -1);
+		int de = errno;
+		st_alloc_fail_after(-1);
+		if (!d) {
+			cr_assert_eq(de, ENOMEM, "after %ld allocations: errno %d", k, de);
+			continue;
+		}
+		st_snap_release(d);
+		char *got = NULL;
+		size_t lg;
+		FILE *f = open_memstream(&got, &lg);
+		cr_assert(f);
+		struct st_export_opts eo;
+		st_export_opts_init(&eo);
+		eo.metric = 1;
+		uint64_t total = 7;
+		st_alloc_fail_after(k);
+		int r = st_export_delta(a, b, -1, ST_FMT_PPROF, &eo, f, &total);
+		st_alloc_fail_after(-1);
+		fclose(f);
+		if (r) {
+			cr_assert_eq(r, -ENOMEM, "after %ld allocations: %d", k, r);
+			cr_assert_eq(total, 0);
+		} else {
+			cr_assert(lg == lw && memcmp(got, want, lw) == 0, "after %ld allocations", k);
+			done = true;
+		}
+		free(got);
+	}
+	cr_expect(done, "st_export_delta never succeeded");
+	free(want);
+	st_snap_release(a);
+	st_snap_release(b);
+	st_engine_destroy(e);
 }

@@ -36,6 +36,9 @@
  *      call_rcu() callback: after the grace period no reader can still be
  *      between rcu_dereference() and refs++, so refs only goes down.
  *   3. Whoever drops refs to zero frees it.
+ * A snapshot made by st_snap_new_like() (snapdelta.c: the difference of
+ * two) is never published: it starts with its caller's reference, and only
+ * step 3 applies.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -62,6 +65,7 @@ struct st_snap {
 	struct st_shape *shp;
 	uint32_t n;
 	unsigned nm;
+	unsigned m0; /* metric k is the engine's metric m0 + k (st_snap_metric) */
 	size_t mem;
 	const uint32_t *frame, *first_child; /* in shp */
 	uint64_t *total;
@@ -180,6 +184,7 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 	s->generation = generation;
 	s->n = n;
 	s->nm = nm;
+	s->m0 = 0;
 	s->total = (uint64_t *)s->data;
 	s->nsat = 0;
 	s->sat_node = NULL;
@@ -258,6 +263,56 @@ totals:
 	return s;
 }
 
+struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigned nm, unsigned m0,
+				 uint32_t **frame, uint32_t **first_child, uint64_t **self)
+{
+	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
+	size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
+	struct st_snap *s = st_malloc(bytes);
+	struct st_shape *shp = s ? st_malloc(sbytes) : NULL;
+	if (!shp) {
+		st_free(s);
+		return NULL;
+	}
+	atomic_init(&shp->refs, 1);
+	shp->shape = 0; /* never a prev of st_snap_build: its shape is shared by none */
+	shp->mem = sbytes;
+	atomic_init(&s->refs, 1);
+	s->e = like->e;
+	s->in = like->in;
+	s->version = like->version;
+	s->generation = like->generation;
+	s->shp = shp;
+	s->n = n;
+	s->nm = nm;
+	s->m0 = like->m0 + m0;
+	s->mem = bytes + sbytes;
+	s->frame = *frame = shp->data;
+	s->first_child = *first_child = shp->data + n;
+	s->total = *self = (uint64_t *)s->data;
+	s->nsat = 0;
+	s->sat_node = NULL;
+	s->sat_self = NULL;
+	return s;
+}
+
+void st_snap_arrays(const struct st_snap *s, const uint32_t **frame, const uint32_t **first_child,
+		    const uint64_t **total)
+{
+	*frame = s->frame;
+	*first_child = s->first_child;
+	*total = s->total;
+}
+
+struct st_snap *st_snap_seal(struct st_snap *s)
+{
+	if (sum_totals(s, NULL, NULL)) {
+		snap_free(s);
+		return NULL;
+	}
+	return s;
+}
+
 void st_snap_free_now(struct st_snap *s)
 {
 	snap_free(s);
@@ -309,6 +364,11 @@ size_t st_snap_node_count(const struct st_snap *s) { return s->n; }
 size_t st_snap_memory(const struct st_snap *s) { return s->mem; }
 unsigned st_snap_nmetrics(const struct st_snap *s) { return s->nm; }
 struct st_engine *st_snap_engine(const struct st_snap *s) { return s->e; }
+
+const struct st_metric_desc *st_snap_metric(const struct st_snap *s, unsigned metric)
+{
+	return metric < s->nm ? st_engine_metric(s->e, s->m0 + metric) : NULL;
+}
 
 uint32_t st_snap_frame(const struct st_snap *s, uint32_t node)
 {

@@ -25,6 +25,24 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 void st_snap_publish(struct st_snap **slot, struct st_snap *s);
 /* Take a reference on the snapshot *slot holds (st_snap_acquire). */
 struct st_snap *st_snap_acquire_slot(struct st_snap **slot);
+/*
+ * An unpublished snapshot of n >= 1 nodes and nm metrics from another
+ * builder (snapdelta.c), naming frames and metrics as `like` does: its
+ * metric k is like's metric m0 + k.  The caller fills *frame (n) and
+ * *first_child (n + 1) in the layout of snapshot.c and every node's self
+ * values in *self (n * nm, node-major), then calls st_snap_seal().  NULL
+ * on allocation failure.
+ */
+struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigned nm, unsigned m0,
+				 uint32_t **frame, uint32_t **first_child, uint64_t **self);
+/* Turn st_snap_new_like()'s self values into totals (with the saturated
+ * nodes' side list): s, refcounted (st_snap_release), or NULL after
+ * freeing s when memory ran out. */
+struct st_snap *st_snap_seal(struct st_snap *s);
+/* s's arrays, read-only, for builders in engine/core (snapdelta.c):
+ * frame[n], first_child[n + 1] and total[n * nm] (node-major). */
+void st_snap_arrays(const struct st_snap *s, const uint32_t **frame, const uint32_t **first_child,
+		    const uint64_t **total);
 /* Free the current snapshot at destroy time (after rcu_barrier). */
 void st_snap_free_now(struct st_snap *s);
 

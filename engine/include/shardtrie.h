@@ -247,6 +247,24 @@ ST_API size_t st_snap_node_count(const struct st_snap *s);
 ST_API size_t st_snap_memory(const struct st_snap *s);
 ST_API unsigned st_snap_nmetrics(const struct st_snap *s);
 ST_API struct st_engine *st_snap_engine(const struct st_snap *s);
+/* What metric i of s counts (name, unit), NULL past st_snap_nmetrics(s).
+ * An engine's snapshot has the engine's metrics; one from st_snap_delta()
+ * of a single metric has that one as its metric 0. */
+ST_API const struct st_metric_desc *st_snap_metric(const struct st_snap *s, unsigned i);
+/*
+ * What was ingested between two snapshots of one engine, as a snapshot of
+ * its own (never published, not the engine's; st_snap_release() it): every
+ * node of `later` with self = later's self - earlier's self (0 where that
+ * would go below 0, e.g. a sum that saturated), totals the saturating sums
+ * of the subtrees, and only the nodes whose subtree gained something in a
+ * kept metric (the root always).  metric -1 keeps every metric, metric
+ * m >= 0 that one alone (the result's metric 0).  earlier NULL, or of
+ * another generation (an st_reset() came between): the whole of `later`.
+ * O(nodes of later); it takes no engine lock.  NULL with errno EINVAL (bad
+ * metric, snapshots of different engines or metrics) or ENOMEM.
+ */
+ST_API struct st_snap *st_snap_delta(const struct st_snap *earlier, const struct st_snap *later,
+				     int metric);
 
 ST_API uint32_t st_snap_frame(const struct st_snap *s, uint32_t node);
 ST_API const char *st_snap_name(const struct st_snap *s, uint32_t node, size_t *len);

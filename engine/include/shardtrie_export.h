@@ -113,8 +113,9 @@ ST_API int st_export_diff(const struct st_snap *before, const struct st_snap *af
  * (formats with several sample types see them all).  o may be NULL.
  * *total (may be NULL) = the saturated sum of the written metric's
  * differences: 0 means nothing new (an empty profile was still written).
- * Returns 0, -EINVAL (bad metric, NULL later/out), -ENOMEM, or st_export()'s
- * error.  Builds a private one-shard engine: cost O(nodes of later).
+ * Returns 0, -EINVAL (bad metric, NULL later/out, snapshots of two
+ * engines), -ENOMEM, or st_export()'s error.  Writes st_snap_delta() (no
+ * engine, no lock): cost O(nodes of later) plus st_export()'s.
  */
 ST_API int st_export_delta(const struct st_snap *earlier, const struct st_snap *later, int metric,
 			   int fmt, const struct st_export_opts *o, FILE *out, uint64_t *total);

@@ -148,7 +148,7 @@ static void pb_str(struct pb *b, unsigned field, const char *s, size_t len)
 static void value_type(const struct st_snap *s, const struct st_export_opts *o, unsigned m,
 		       const char **type, size_t *tlen, const char **unit, uint64_t *period)
 {
-	const struct st_metric_desc *d = st_engine_metric(st_snap_engine(s), m);
+	const struct st_metric_desc *d = st_snap_metric(s, m);
 	*type = d && d->name ? d->name : "samples";
 	*unit = d && d->unit ? d->unit : "count";
 	if (strcmp(*type, "count") == 0)

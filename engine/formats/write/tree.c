@@ -219,7 +219,7 @@ const char *st_export_units(const struct st_snap *s, const struct st_export_opts
 {
 	if (o->units && o->units[0])
 		return o->units;
-	const struct st_metric_desc *d = st_engine_metric(st_snap_engine(s), o->metric);
+	const struct st_metric_desc *d = st_snap_metric(s, o->metric);
 	return d && d->unit ? d->unit : "samples";
 }
 

@@ -8,8 +8,9 @@
  *   cache   the last few blobs, keyed by (version, format, parameters): a
  *           snapshot is encoded once per version and parameters whatever
  *           the number of clients; a second asker waits for the first.
- *   delta   the difference of two snapshots of one engine, written through
- *           a private engine (exact: frame ids are stable within an engine).
+ *   delta   the difference of two snapshots of one engine, as a snapshot
+ *           of its own (st_snap_delta(): exact, frame ids are stable within
+ *           an engine), written by the ordinary exporters.
  *   window  the snapshots kept for window=Ns and window=mark (a bounded
  *           ring, coarser as they age, filled by its own thread) and the
  *           mark; policy and errors at the top of window.c.

@@ -315,7 +315,7 @@ static ssize_t null_write(void *c, const char *buf, size_t n)
  * `push_cost encode REPS`: the pusher's work for one interval of the bench
  * (every stack grown, as after 1 s of ingest), without threads: the CPU
  * time and minor page faults per call of st_export_delta() (what push.c
- * calls: a private engine fed the differences, flushed, written) against
+ * calls: st_snap_delta() of the two snapshots, then written) against
  * st_export() of the later snapshot alone in the same format (the writer
  * and gzip without the private engine).
  */

@@ -10,6 +10,8 @@
  * increase, generations count resets, every snapshot satisfies
  * fz_check_snap(), a held snapshot never changes, rejected samples change
  * nothing, interning is stable, and stats count exactly what was accepted.
+ * Windows: without a node cap, every held snapshot plus st_snap_delta() of
+ * it and the flushed one is the flushed one (folded, summed by stack).
  * THREADED variant (first byte & 0x80): the same samples, decoded up front,
  * are ingested by 2-4 threads (own writers or st_ingest) while those threads
  * also flush, read snapshots and export; after joining, one flush must equal
@@ -200,6 +202,126 @@ static void export_check(const struct st_snap *s, uint8_t k)
 	free(buf);
 }
 
+/* ------------------------------------------------ windows (st_snap_delta) */
+
+/* Text with its length: a frame name may hold a NUL byte. */
+struct text {
+	char *p;
+	size_t len;
+};
+
+static struct text folded_of(const struct st_snap *s, unsigned metric)
+{
+	struct st_export_opts o;
+	st_export_opts_init(&o);
+	o.metric = metric;
+	struct text t = { NULL, 0 };
+	FILE *f = open_memstream(&t.p, &t.len);
+	if (!f)
+		abort();
+	if (st_export(s, ST_FMT_FOLDED, &o, f))
+		fz_fail("folded export of a %s snapshot failed", "window");
+	fclose(f);
+	return t;
+}
+
+struct fline {
+	const char *stack;
+	size_t len;
+	uint64_t n;
+};
+
+static int fline_cmp(const void *a, const void *b)
+{
+	const struct fline *x = a, *y = b;
+	return fz_name_cmp(x->stack, x->len, y->stack, y->len);
+}
+
+/* Folded text (several exports one after the other) as one profile: each
+ * stack once, its counts summed, zero counts left out, sorted. */
+static struct text folded_canon(struct text in)
+{
+	size_t n = 0, cap = 16;
+	struct fline *l = malloc(cap * sizeof(*l));
+	const char *p = in.p, *end = in.p + in.len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			fz_fail("folded export without a final line break");
+		const char *sp = nl;
+		while (sp > p && *sp != ' ')
+			sp--;
+		if (n == cap)
+			l = realloc(l, (cap *= 2) * sizeof(*l));
+		l[n++] = (struct fline){ p, (size_t)(sp - p), strtoull(sp + 1, NULL, 10) };
+		p = nl + 1;
+	}
+	qsort(l, n, sizeof(*l), fline_cmp);
+	struct text out = { NULL, 0 };
+	FILE *f = open_memstream(&out.p, &out.len);
+	if (!f)
+		abort();
+	for (size_t i = 0; i < n;) {
+		uint64_t v = 0;
+		size_t j = i;
+		for (; j < n && !fline_cmp(&l[i], &l[j]); j++)
+			v = fz_sat_add(v, l[j].n);
+		if (v) {
+			fwrite(l[i].stack, 1, l[i].len, f);
+			fprintf(f, " %llu\n", (unsigned long long)v);
+		}
+		i = j;
+	}
+	fclose(f);
+	free(l);
+	return out;
+}
+
+/*
+ * The window from held snapshot h (NULL: from nothing) to s, as
+ * st_snap_delta() gives it, added to h is s: per metric, as one metric
+ * (metric m) and as all of them (-1).  Across a reset the window is s.
+ * Only without a node cap (folding rewrites what h had) and without a
+ * saturated sum (the difference is clamped there, by design).
+ */
+static void window_check(const struct st_snap *h, const struct st_snap *s)
+{
+	if (st_snap_saturated(s, NULL) || (h && st_snap_saturated(h, NULL)))
+		return;
+	bool same = h && st_snap_generation(h) == st_snap_generation(s);
+	struct st_snap *all = st_snap_delta(h, s, -1);
+	if (!all)
+		fz_fail("st_snap_delta(-1): %d", errno);
+	for (unsigned m = 0; m < st_snap_nmetrics(s); m++) {
+		struct st_snap *one = st_snap_delta(h, s, (int)m);
+		if (!one || st_snap_nmetrics(one) != 1)
+			fz_fail("st_snap_delta(%u): %d", m, errno);
+		struct text later = folded_of(s, m), want = folded_canon(later);
+		for (int k = 0; k < 2; k++) {
+			struct text base = same ? folded_of(h, m) : (struct text){ NULL, 0 };
+			struct text win = k ? folded_of(one, 0) : folded_of(all, m);
+			struct text both = { malloc(base.len + win.len + 1), base.len + win.len };
+			if (base.len)
+				memcpy(both.p, base.p, base.len);
+			memcpy(both.p + base.len, win.p, win.len);
+			struct text got = folded_canon(both);
+			if (got.len != want.len || memcmp(got.p, want.p, got.len))
+				fz_fail("window %s + delta (metric %u, %s) is not the later "
+					"snapshot:\n%.*s---\n%.*s", same ? "base" : "(reset)", m,
+					k ? "one metric" : "all metrics", (int)got.len, got.p,
+					(int)want.len, want.p);
+			free(base.p);
+			free(win.p);
+			free(both.p);
+			free(got.p);
+		}
+		free(later.p);
+		free(want.p);
+		st_snap_release(one);
+	}
+	st_snap_release(all);
+}
+
 /*
  * Nodes a flush may leave under node cap `cap` (docs/design.md): the root,
  * K = (cap-2)/2 kept subtrees and at most K+1 [other] buckets, so never more
@@ -297,6 +419,11 @@ static void run_sequential(struct prog *p, struct fz_in *in, uint64_t cap)
 			if (cap && st_snap_node_count(s) > cap_bound(cap))
 				fz_fail("node cap %llu: %zu nodes after a flush",
 					(unsigned long long)cap, st_snap_node_count(s));
+			if (!cap) {
+				window_check(NULL, s);
+				for (size_t k = 0; k < nheld; k++)
+					window_check(held[k].s, s);
+			}
 			st_snap_release(s);
 			break;
 		}

@@ -47,6 +47,7 @@ struct config {
 	const char *only;    /* profiling: run just this workload (or "snap") */
 	const char *variant; /* profiling: and just this variant */
 	const char *seed_line; /* --seed-line: a file with bench/seed's SEED line */
+	const char *push_line; /* --push-line: a file with bench/push's PUSH_COST line */
 	/* Derived by options_parse(). */
 	unsigned ncpu;       /* online CPUs */
 	unsigned nmax;       /* N: the largest thread count but the oversubscribed 2N */

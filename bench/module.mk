@@ -26,13 +26,14 @@ $(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)
 
 .PHONY: bench bench-short bench-build
 bench-build: $(BENCH_BIN) $(PROBE_BIN)
-bench: bench-build bench-seed-line
+bench: bench-build bench-seed-line bench-push-line
 	$(BENCH_BIN) --replay $(BENCH_REPLAY) --out build/bench --seed-line $(BENCH_SEED_LINE) \
-		$(BENCH_ARGS)
+		--push-line $(BENCH_PUSH_LINE) $(BENCH_ARGS)
 bench-short: bench-build
 	$(MAKE) --no-print-directory bench-seed-line BENCH_SEED_ARGS='--events 5000000 --reps 3'
+	$(MAKE) --no-print-directory bench-push-line BENCH_PUSH_ARGS='2 7'
 	$(BENCH_BIN) --short --replay $(BENCH_REPLAY) --out build/bench \
-		--seed-line $(BENCH_SEED_LINE) $(BENCH_ARGS)
+		--seed-line $(BENCH_SEED_LINE) --push-line $(BENCH_PUSH_LINE) $(BENCH_ARGS)
 
 # The comparison with the seed's LiveTrie (bench/seed, needs go) runs first;
 # its SEED line goes into the SUMMARY (vs_seed_1t, vs_seed_nt, stalls).
@@ -48,3 +49,14 @@ bench-seed-line:
 		mv $(BENCH_SEED_LINE).tmp $(BENCH_SEED_LINE); cat $(BENCH_SEED_LINE); \
 	else echo "no go: bench/seed not run (scripts/deps.sh test installs golang-go)" \
 		> $(BENCH_SEED_LINE); cat $(BENCH_SEED_LINE); fi
+
+# The cost of pushing (bench/push/push_cost.c: ingest with --push every 1 s
+# against none, pinned pairs): its PUSH_COST line gives push_drop and
+# push_drop_wall.  BENCH_PUSH_ARGS: SECONDS PAIRS (short: 2 s x 7 pairs).
+BENCH_PUSH_LINE := build/bench/push.txt
+BENCH_PUSH_ARGS ?=
+.PHONY: bench-push-line
+bench-push-line: $(PUSH_BENCH)
+	@mkdir -p $(dir $(BENCH_PUSH_LINE))
+	$(PUSH_BENCH) $(BENCH_PUSH_ARGS) > $(BENCH_PUSH_LINE).tmp
+	@mv $(BENCH_PUSH_LINE).tmp $(BENCH_PUSH_LINE); cat $(BENCH_PUSH_LINE)

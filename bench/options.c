@@ -37,6 +37,7 @@ enum opt {
 	OPT_ONLY = 'O',
 	OPT_VARIANT = 'V',
 	OPT_SEED_LINE = 256,
+	OPT_PUSH_LINE,
 };
 
 static const char short_opts[] = "sr:d:f:o:S:t:hO:V:";
@@ -52,6 +53,7 @@ static const struct option long_opts[] = {
 	{ "only", required_argument, 0, OPT_ONLY },
 	{ "variant", required_argument, 0, OPT_VARIANT },
 	{ "seed-line", required_argument, 0, OPT_SEED_LINE },
+	{ "push-line", required_argument, 0, OPT_PUSH_LINE },
 	{ 0, 0, 0, 0 }
 };
 
@@ -61,11 +63,13 @@ static void usage(void)
 		"usage: bench [--short] [--reps N] [--depth D] [--replay FILE.folded]\n"
 		"             [--out DIR] [--seed S] [--max-threads T] [--only WORKLOAD]\n"
 		"             [--variant engine|engine_batch|mutex|floor] [--seed-line FILE]\n"
+		"             [--push-line FILE]\n"
 		"--only runs just that workload's scaling table (for profiling), or with\n"
 		"`snap` just the snapshot-impact runs, with `live` just the live-load\n"
 		"pairs; the SUMMARY then has zeros for what did not run.  --variant\n"
 		"limits the scaling tables to one variant.  --seed-line FILE: the SEED\n"
-		"line of bench/seed (shardtrie_seed) whose keys the SUMMARY carries.\n");
+		"line of bench/seed (shardtrie_seed) whose keys the SUMMARY carries;\n"
+		"--push-line FILE: the PUSH_COST line of bench/push (push_cost).\n");
 }
 
 /* True when s is one of names[0..n). */
@@ -118,6 +122,9 @@ static bool take_option(int c, const char *arg, bool *reps_set)
 		return true;
 	case OPT_SEED_LINE:
 		cfg.seed_line = arg;
+		return true;
+	case OPT_PUSH_LINE:
+		cfg.push_line = arg;
 		return true;
 	case OPT_MAX_THREADS:
 		cfg.max_threads = (unsigned)strtoul(arg, NULL, 10);

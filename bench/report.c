@@ -216,6 +216,31 @@ static void seed_keys_read(struct seed_keys *sk)
 	}
 }
 
+/* push_drop, push_drop_wall from bench/push's PUSH_COST line (--push-line),
+ * in fractions like live_drop; zeros (and a line saying why) without it. */
+static void push_keys_read(double *drop, double *drop_wall)
+{
+	*drop = *drop_wall = 0;
+	FILE *f = cfg.push_line ? fopen(cfg.push_line, "r") : NULL;
+	char line[1024];
+	bool found = false;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "PUSH_COST drop=%lf%% drop_wall=%lf%%", drop, drop_wall) == 2)
+			found = true;
+	if (f)
+		fclose(f);
+	if (!found) {
+		*drop = *drop_wall = 0;
+		printf("push_drop: not measured (%s)\n",
+		       cfg.push_line ? "no PUSH_COST line in --push-line" : "no --push-line");
+		return;
+	}
+	*drop /= 100;
+	*drop_wall /= 100;
+	printf("push_drop: from %s (bench/push/push_cost.c: --push every 1 s vs none, pinned "
+	       "pairs)\n", cfg.push_line);
+}
+
 static void print_summary(const struct keys *k, const struct findings *f)
 {
 	printf("outputs: %s/{runs.csv,results.csv,results.json,hot_threads.svg}; %.1f s\n",
@@ -237,15 +262,18 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	       k->strb1, cell_med(W_STRINGS, V_ENGINE, 1, RATE_CPU));
 	struct seed_keys sk;
 	seed_keys_read(&sk);
+	double push_drop, push_drop_wall;
+	push_keys_read(&push_drop, &push_drop_wall);
 	printf("SUMMARY hot_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f vs_mutex_nt=%.2f "
 	       "floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f snap_impact=%.3f "
 	       "bytes_per_node=%.1f live_drop=%.3f live_drop_wall=%.3f live_drop_unpinned=%.3f "
 	       "live_snap_p99_ms=%.1f vs_seed_1t=%.2f vs_seed_nt=%.2f seed_stalls_ps=%.2f "
-	       "st_stalls_ps=%.2f lost=%" PRIu64 "\n",
+	       "st_stalls_ps=%.2f push_drop=%.3f push_drop_wall=%.3f lost=%" PRIu64 "\n",
 	       k->hot1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
 	       f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 	       f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
-	       sk.vs_1t, sk.vs_nt, sk.seed_stalls, sk.st_stalls, lost_total());
+	       sk.vs_1t, sk.vs_nt, sk.seed_stalls, sk.st_stalls, push_drop, push_drop_wall,
+	       lost_total());
 	fflush(stdout);
 }
 

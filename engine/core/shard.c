@@ -297,8 +297,8 @@ static inline void touch_add(struct st_stab *t, struct st_srec *r, const uint64_
 }
 
 /* Room for one more record in the touched list and last[] (the new last[]
- * entries zero).  On -ENOMEM the capacity is unchanged: the touched list
- * may have grown alone, and is then only reallocated again. */
+ * entries zero, by the kernel or the region's memset).  On -ENOMEM tcap is
+ * unchanged: the touched list may have grown alone (ttcap), and keeps it. */
 static int grow_lists(struct st_stab *t)
 {
 	size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;

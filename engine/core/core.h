@@ -3,7 +3,7 @@
  * core.h - what every file of libshardtrie's core shares: the public API,
  * branch hints and the cache line size.  Each concept has its own header
  * beside its .c file (intern.h, shard.h, scache.h, master.h, snapshot.h,
- * rcu.h, engine.h); nothing outside engine/core/ includes any of them
+ * rcu.h, engine.h, region.h); nothing outside engine/core/ includes any of them
  * (tests/check_layout.sh enforces it).
  *
  *   engine.c    the engine's lifetime: create/destroy, options, stats
@@ -16,7 +16,9 @@
  *   intern.c    frame strings <-> ids (RCU hash table, lock-free lookups)
  *   master.c    the merger's private mutable trie (+ node-cap folding)
  *   snapshot.c  immutable published tries, RCU publication, queries
- *   alloc.c     the one allocator (failure injection for tests)
+ *   alloc.c     the one allocator (failure injection for tests), and the
+ *               big regions (region.h): 2 MiB-aligned huge-page mappings
+ *               grown by mremap, for every big table and array
  *   rcu.c       liburcu flavour choice and implicit thread registration
  *
  * Arrows run one way: engine -> merger -> snapshot/master -> shard/intern;

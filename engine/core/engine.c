@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "rcu.h"
+#include "region.h"
 #include "snapshot.h"
 
 void st_options_init(struct st_options *o)
@@ -42,7 +43,7 @@ static void engine_free(struct st_engine *e)
 	for (unsigned i = 0; i < n; i++)
 		st_shard_free(e->shards[i]);
 	st_master_destroy(e->master);
-	st_free(e->walk);
+	st_region_free(e->walk, e->walk_cap * sizeof(*e->walk));
 	if (e->snap) {
 		/* Wait for pending retire callbacks, then drop our reference. */
 		st_rcu_barrier();
@@ -226,4 +227,5 @@ void st_engine_stats(struct st_engine *e, struct st_stats *out)
 	out->mem_master = st_master_memory(e->master);
 	out->mem_snapshot = st_snap_memory(e->snap);
 	pthread_mutex_unlock(&e->merge_lock);
+	out->mem_regions = st_region_mapped();
 }

@@ -31,15 +31,24 @@
  *      record's (leaf, epoch) is exact when epoch == m->epoch.
  *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
  *      added to its parent's [other] child.
+ *   5. Memory (region.h): each node array, the edge table and the dirty
+ *      list is a region of acap[i] (ecap, dcap) entries; node arrays grow
+ *      by mremap, not by copy, and their fresh parts are written before
+ *      they are read (node_add, the snapshot builder's order).  The edge
+ *      table is probed as it is filled, so a new one is prefaulted.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "master.h"
+#include "region.h"
 
 #define NONE UINT32_MAX
 #define F_DIRTY 1u
 #define F_NEW 2u
+
+/* The node arrays, in struct st_master order. */
+enum { A_FRAME, A_PARENT, A_FIRST_CHILD, A_NEXT_SIBLING, A_SELF, A_FLAGS, A_ORDER, NARRAYS };
 
 struct st_master {
 	unsigned nm;
@@ -57,7 +66,23 @@ struct st_master {
 	uint64_t shape;       /* bumped by every structural change */
 	uint64_t order_shape; /* shape `order` was filled for (0 = none) */
 	uint32_t *order;      /* capn entries, snapshot builder scratch */
+	uint32_t acap[NARRAYS]; /* each node array's entries (>= capn; one may
+				   be ahead after a failed growth) */
 };
+
+/* Node array i of m: where its pointer is, and its entry size. */
+static void **node_array(struct st_master *m, unsigned i, size_t *esize)
+{
+	switch (i) {
+	case A_FRAME: *esize = sizeof(uint32_t); return (void **)&m->frame;
+	case A_PARENT: *esize = sizeof(uint32_t); return (void **)&m->parent;
+	case A_FIRST_CHILD: *esize = sizeof(uint32_t); return (void **)&m->first_child;
+	case A_NEXT_SIBLING: *esize = sizeof(uint32_t); return (void **)&m->next_sibling;
+	case A_SELF: *esize = m->nm * sizeof(uint64_t); return (void **)&m->self;
+	case A_FLAGS: *esize = 1; return (void **)&m->flags;
+	default: *esize = sizeof(uint32_t); return (void **)&m->order;
+	}
+}
 
 /* Path hash: ph(root) = PH_ROOT, ph(child) = ph_next(ph(parent), frame). */
 #define PH_ROOT 0x243f6a8885a308d3ULL
@@ -86,25 +111,19 @@ static void add_root(struct st_master *m)
 
 static int alloc_nodes(struct st_master *m, uint32_t capn)
 {
-	uint32_t **u32s[] = { &m->frame, &m->parent, &m->first_child, &m->next_sibling };
-	for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++) {
-		void *p = st_realloc(*u32s[i], (size_t)capn * sizeof(uint32_t));
+	for (unsigned i = 0; i < NARRAYS; i++) {
+		size_t es;
+		void **pp = node_array(m, i, &es);
+		if (m->acap[i] >= capn)
+			continue; /* grew already, before a failure */
+		/* Every entry is written before it is read (invariant 5). */
+		void *p = st_region_grow(*pp, (size_t)m->acap[i] * es, (size_t)capn * es,
+					 ST_REGION_UNINIT);
 		if (!p)
 			return -ENOMEM;
-		*u32s[i] = p;
+		*pp = p;
+		m->acap[i] = capn;
 	}
-	void *p = st_realloc(m->self, (size_t)capn * m->nm * sizeof(uint64_t));
-	if (!p)
-		return -ENOMEM;
-	m->self = p;
-	p = st_realloc(m->flags, capn);
-	if (!p)
-		return -ENOMEM;
-	m->flags = p;
-	p = st_realloc(m->order, (size_t)capn * sizeof(uint32_t));
-	if (!p)
-		return -ENOMEM;
-	m->order = p;
 	/* Only now are all arrays at least capn long. */
 	m->capn = capn;
 	return 0;
@@ -122,11 +141,14 @@ static int edges_resize(struct st_master *m, size_t nslots)
 {
 	enum { AHEAD = 8 };
 	const size_t emask = nslots - 1;
-	uint32_t *e = st_calloc(nslots, sizeof(*e));
-	uint64_t *ph = st_malloc(((size_t)m->n + 1) * sizeof(*ph)); /* n is 0 at create */
+	/* Zero and prefaulted: edge_put reads a slot before writing it, and
+	 * a read of a fresh page would map the zero page first. */
+	uint32_t *e = st_region_alloc(nslots * sizeof(*e), ST_REGION_PREFAULT);
+	const size_t phb = ((size_t)m->n + 1) * sizeof(uint64_t); /* n is 0 at create */
+	uint64_t *ph = st_region_alloc(phb, ST_REGION_UNINIT);
 	if (!e || !ph) {
-		st_free(e);
-		st_free(ph);
+		st_region_free(e, nslots * sizeof(*e));
+		st_region_free(ph, phb);
 		return -ENOMEM;
 	}
 	/* Parents come first (invariant 1), so each ph is one step from its
@@ -140,8 +162,9 @@ static int edges_resize(struct st_master *m, size_t nslots)
 			__builtin_prefetch(&e[ph[i + AHEAD] & emask], 1);
 		edge_put(e, emask, ph[i], i);
 	}
-	st_free(ph);
-	st_free(m->edges);
+	st_region_free(ph, phb);
+	if (m->edges)
+		st_region_free(m->edges, (m->emask + 1) * sizeof(*m->edges));
 	m->edges = e;
 	m->emask = emask;
 	return 0;
@@ -170,15 +193,14 @@ void st_master_destroy(struct st_master *m)
 {
 	if (!m)
 		return;
-	st_free(m->frame);
-	st_free(m->parent);
-	st_free(m->first_child);
-	st_free(m->next_sibling);
-	st_free(m->self);
-	st_free(m->flags);
-	st_free(m->edges);
-	st_free(m->dirty);
-	st_free(m->order);
+	for (unsigned i = 0; i < NARRAYS; i++) {
+		size_t es;
+		void **pp = node_array(m, i, &es);
+		st_region_free(*pp, (size_t)m->acap[i] * es);
+	}
+	if (m->edges)
+		st_region_free(m->edges, (m->emask + 1) * sizeof(*m->edges));
+	st_region_free(m->dirty, m->dcap * sizeof(*m->dirty));
 	st_free(m);
 }
 
@@ -218,9 +240,15 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, u
 	if ((size_t)(m->n + 1) * 4 > (m->emask + 1) * 3 && edges_resize(m, (m->emask + 1) * 2))
 		return NONE;
 	if (!(m->flags[parent] & F_DIRTY)) {
-		if (m->ndirty == m->dcap &&
-		    st_grow(&m->dirty, &m->dcap, m->ndirty + 1, sizeof(*m->dirty), 256))
-			return NONE;
+		if (m->ndirty == m->dcap) {
+			size_t nc = m->dcap ? m->dcap * 2 : 256;
+			uint32_t *d = st_region_grow(m->dirty, m->dcap * sizeof(*d),
+						     nc * sizeof(*d), ST_REGION_UNINIT);
+			if (!d)
+				return NONE;
+			m->dirty = d;
+			m->dcap = nc;
+		}
 		m->dirty[m->ndirty++] = parent;
 		m->flags[parent] |= F_DIRTY;
 	}
@@ -383,13 +411,16 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *max
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
-	uint32_t *key = st_malloc(n * 2 * sizeof(uint32_t));
-	struct st_srec **tr = st_malloc(n * sizeof(*tr));
+	/* Scratch written before read: big ones come back from the region
+	 * cache merge after merge, already faulted. */
+	const size_t keyb = n * 2 * sizeof(uint32_t), trb = n * sizeof(struct st_srec *);
+	uint32_t *key = st_region_alloc(keyb, ST_REGION_UNINIT);
+	struct st_srec **tr = st_region_alloc(trb, ST_REGION_UNINIT);
 	size_t scap = 64, ns = 0;
 	struct sort_range *st = st_malloc(scap * sizeof(*st));
 	if (!key || !tr || !st) {
-		st_free(key);
-		st_free(tr);
+		st_region_free(key, keyb);
+		st_region_free(tr, trb);
 		st_free(st);
 		return -ENOMEM;
 	}
@@ -484,8 +515,8 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *max
 			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
 		}
 	}
-	st_free(key);
-	st_free(tr);
+	st_region_free(key, keyb);
+	st_region_free(tr, trb);
 	st_free(st);
 	*maxd = md;
 	return 0;

@@ -27,6 +27,7 @@
 
 #include "engine.h"
 #include "rcu.h"
+#include "region.h"
 #include "snapshot.h"
 
 /* ------------------------------------------------------------ merging */
@@ -54,6 +55,20 @@ static void fold_drain(struct fold_ctx *c)
 	c->n = 0;
 }
 
+/* Double the walk list: a region (merger.c's one big buffer), grown by
+ * mremap once it is big; it is written before it is read.  0/-ENOMEM. */
+static int walk_grow(struct st_engine *e)
+{
+	size_t nc = e->walk_cap ? e->walk_cap * 2 : 4096;
+	struct st_srec **w = st_region_grow(e->walk, e->walk_cap * sizeof(*w), nc * sizeof(*w),
+					    ST_REGION_UNINIT);
+	if (!w)
+		return -ENOMEM;
+	e->walk = w;
+	e->walk_cap = nc;
+	return 0;
+}
+
 static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
@@ -63,8 +78,7 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 		/* New (or stale) stack: walked later, in sorted order, with
 		 * its values made what it gained (the walk writes it anyway). */
 		st_stab_rebase(t, r);
-		if (e->nwalk == e->walk_cap &&
-		    st_grow(&e->walk, &e->walk_cap, e->nwalk + 1, sizeof(*e->walk), 4096)) {
+		if (e->nwalk == e->walk_cap && walk_grow(e)) {
 			/* Walk it alone now rather than lose it. */
 			if (st_master_add_rec(e->master, r, st_srec_values(r)))
 				e->merge_dropped++;
@@ -227,7 +241,8 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 	size_t total = 0;
 	for (unsigned i = 0; i < n; i++)
 		total += st_stab_count(old[i]);
-	struct st_stack_view *views = st_malloc((total ? total : 1) * sizeof(*views));
+	const size_t vbytes = (total ? total : 1) * sizeof(struct st_stack_view);
+	struct st_stack_view *views = st_region_alloc(vbytes, ST_REGION_UNINIT);
 	if (!views) {
 		/* Keep every sample: the full tables go back as spares, the
 		 * first merge makes them active again (folding what came in
@@ -253,7 +268,7 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 	}
 	e->merges++;
 	pthread_mutex_unlock(&e->merge_lock);
-	st_free(views);
+	st_region_free(views, vbytes);
 	return rc;
 }
 

@@ -41,6 +41,13 @@
  * the touched list, so ingest never allocates it separately) and zeroed by
  * the merger when the table is cleared.
  *
+ * Memory (region.h): the slots, the touched list, last[] and the arena
+ * chunks are regions, so the big ones are 2 MiB pages faulted once.  Slot
+ * tables and last[] are probed / read-modify-written before every byte is
+ * written, so their fresh memory is prefaulted by writing (never the zero
+ * page); arena chunks grow from 256 KiB (a small table stays small) to one
+ * 2 MiB page and are written record by record.
+ *
  * Invariants
  *   1. Exactly one thread mutates a table at a time: the shard's owner while
  *      the table is `active`, the merger after it flipped the table out and
@@ -58,16 +65,18 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "region.h"
 #include "shard.h"
 
-#define ARENA_CHUNK (256u * 1024)
+#define ARENA_CHUNK_MIN (256u * 1024)  /* the first chunks: malloc blocks */
+#define ARENA_CHUNK_MAX ST_REGION_HUGE /* later ones: one big page each */
 #define INITIAL_SLOTS 1024u
 #define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
 #define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
 
 struct chunk {
 	struct chunk *next;
-	size_t size, used;
+	size_t size, used; /* usable bytes after the header (region: + header) */
 	_Alignas(8) unsigned char mem[];
 };
 
@@ -84,7 +93,7 @@ struct st_stab {
 	 * these instead of every slot of a kept table.  Capacity >= count,
 	 * so adding to the list never allocates on the hit path. */
 	struct st_srec **touched;
-	size_t ntouched, tcap;
+	size_t ntouched, tcap, ttcap; /* ttcap >= tcap: touched's own capacity */
 	uint32_t seq; /* fold sequence: r listed for the next fold iff r->tseq == seq */
 	/* Merger-owned (see "Who writes what"): tcap * nm values folded so
 	 * far, per record index; the writer only grows it. */
@@ -108,7 +117,7 @@ struct st_stab *st_stab_create(unsigned nmetrics)
 	if (!t)
 		return NULL;
 	t->nm = nmetrics;
-	t->slots = st_calloc(INITIAL_SLOTS, sizeof(*t->slots));
+	t->slots = st_region_alloc(INITIAL_SLOTS * sizeof(*t->slots), ST_REGION_PREFAULT);
 	if (!t->slots) {
 		st_free(t);
 		return NULL;
@@ -123,9 +132,14 @@ static void free_chunks(struct chunk *c)
 {
 	while (c) {
 		struct chunk *n = c->next;
-		st_free(c);
+		st_region_free(c, sizeof(*c) + c->size);
 		c = n;
 	}
+}
+
+static size_t slots_bytes(size_t mask)
+{
+	return (mask + 1) * sizeof(struct st_hslot);
 }
 
 void st_stab_destroy(struct st_stab *t)
@@ -134,9 +148,9 @@ void st_stab_destroy(struct st_stab *t)
 		return;
 	free_chunks(t->chunks);
 	free_chunks(t->free_chunks);
-	st_free(t->touched);
-	st_free(t->last);
-	st_free(t->slots);
+	st_region_free(t->touched, t->ttcap * sizeof(*t->touched));
+	st_region_free(t->last, t->tcap * t->nm * sizeof(*t->last));
+	st_region_free(t->slots, slots_bytes(t->mask));
 	st_free(t);
 }
 
@@ -157,12 +171,19 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 		c = *pp;
 		*pp = c->next;
 	} else {
-		size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-		c = st_malloc(sizeof(*c) + size);
+		/* As big as the arena so far, from 256 KiB up to one big page:
+		 * a table that stays small does not pin (nor fault) 2 MiB. */
+		size_t want = t->arena_bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : t->arena_bytes;
+		if (want > ARENA_CHUNK_MAX)
+			want = ARENA_CHUNK_MAX;
+		if (want < sizeof(*c) + n)
+			want = sizeof(*c) + n;
+		want = st_region_size(want); /* all of a mapping */
+		c = st_region_alloc(want, ST_REGION_UNINIT);
 		if (!c)
 			return NULL;
-		c->size = size;
-		t->arena_bytes += sizeof(*c) + size;
+		c->size = want - sizeof(*c);
+		t->arena_bytes += want;
 	}
 	c->used = n;
 	c->next = t->chunks;
@@ -193,6 +214,29 @@ int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 	st_free(*slots);
 	*slots = ns;
 	*mask = nslots - 1;
+	return 0;
+}
+
+/* The shard table's own growth (st_hslots_grow is the malloc'd one the
+ * string cache uses): a region, prefaulted since the rehash probes it. */
+static int stab_slots_grow(struct st_stab *t)
+{
+	size_t nslots = (t->mask + 1) * 2;
+	struct st_hslot *ns = st_region_alloc(nslots * sizeof(*ns), ST_REGION_PREFAULT);
+	if (!ns)
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct st_hslot s = t->slots[i];
+		if (!s.hash)
+			continue;
+		size_t j = s.hash & (nslots - 1);
+		while (ns[j].hash)
+			j = (j + 1) & (nslots - 1);
+		ns[j] = s;
+	}
+	st_region_free(t->slots, slots_bytes(t->mask));
+	t->slots = ns;
+	t->mask = nslots - 1;
 	return 0;
 }
 
@@ -253,16 +297,29 @@ static inline void touch_add(struct st_stab *t, struct st_srec *r, const uint64_
 }
 
 /* Room for one more record in the touched list and last[] (the new last[]
- * entries zero).  On -ENOMEM the capacity is unchanged: the touched list
- * may have grown alone, and is then only reallocated again. */
+ * entries zero, by the kernel or the region's memset).  On -ENOMEM tcap is
+ * unchanged: the touched list may have grown alone (ttcap), and keeps it. */
 static int grow_lists(struct st_stab *t)
 {
-	size_t ct = t->tcap, cl = t->tcap;
-	if (st_grow(&t->touched, &ct, t->count + 1, sizeof(*t->touched), INITIAL_SLOTS) ||
-	    st_grow(&t->last, &cl, t->count + 1, t->nm * sizeof(*t->last), INITIAL_SLOTS))
+	size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
+	const size_t lb = t->nm * sizeof(*t->last);
+	if (nc > SIZE_MAX / 2 / lb)
 		return -ENOMEM;
-	memset(t->last + t->tcap * t->nm, 0, (cl - t->tcap) * t->nm * sizeof(*t->last));
-	t->tcap = cl;
+	/* touched is written before it is read; last[] is read first (the
+	 * merger's delta), so its fresh part is prefaulted. */
+	if (t->ttcap < nc) {
+		void *p = st_region_grow(t->touched, t->ttcap * sizeof(*t->touched),
+					 nc * sizeof(*t->touched), ST_REGION_UNINIT);
+		if (!p)
+			return -ENOMEM;
+		t->touched = p;
+		t->ttcap = nc;
+	}
+	void *p = st_region_grow(t->last, t->tcap * lb, nc * lb, ST_REGION_PREFAULT);
+	if (!p)
+		return -ENOMEM; /* touched may have grown alone: ttcap > tcap */
+	t->last = p;
+	t->tcap = nc;
 	return 0;
 }
 
@@ -290,7 +347,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	}
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
-		if (st_hslots_grow(&t->slots, &t->mask))
+		if (stab_slots_grow(t))
 			return NULL;
 		i = hash & t->mask;
 		while (t->slots[i].hash)
@@ -426,32 +483,33 @@ void st_stab_clear(struct st_stab *t)
 	while (want < t->count * 4 && want <= t->mask)
 		want *= 2;
 	if (want < t->mask + 1) {
-		struct st_hslot *ns = st_calloc(want, sizeof(*ns));
+		struct st_hslot *ns = st_region_alloc(want * sizeof(*ns), ST_REGION_PREFAULT);
 		if (ns) {
-			st_free(t->slots);
+			st_region_free(t->slots, slots_bytes(t->mask));
 			t->slots = ns;
 			t->mask = want - 1;
 		} else {
-			memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+			memset(t->slots, 0, slots_bytes(t->mask));
 		}
 	} else {
-		memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+		memset(t->slots, 0, slots_bytes(t->mask));
 	}
 	t->count = 0;
 	if (t->tcap > want) {
 		/* The lists shrink with the slots (capacity >= count still);
 		 * both or neither, so the capacity holds for both. */
-		struct st_srec **p = st_malloc(want * sizeof(*p));
-		uint64_t *l = st_calloc(want * t->nm, sizeof(*l));
+		const size_t lb = t->nm * sizeof(*t->last);
+		struct st_srec **p = st_region_alloc(want * sizeof(*p), ST_REGION_UNINIT);
+		uint64_t *l = st_region_alloc(want * lb, ST_REGION_PREFAULT);
 		if (p && l) {
-			st_free(t->touched);
-			st_free(t->last);
+			st_region_free(t->touched, t->ttcap * sizeof(*t->touched));
+			st_region_free(t->last, t->tcap * lb);
 			t->touched = p;
 			t->last = l;
-			t->tcap = want;
+			t->tcap = t->ttcap = want;
 		} else {
-			st_free(p);
-			st_free(l);
+			st_region_free(p, want * sizeof(*p));
+			st_region_free(l, want * lb);
 		}
 	}
 	/* Keep up to 4 MiB of arena for the next period, free the rest. */
@@ -466,7 +524,7 @@ void st_stab_clear(struct st_stab *t)
 			t->free_chunks = c;
 		} else {
 			t->arena_bytes -= sizeof(*c) + c->size;
-			st_free(c);
+			st_region_free(c, sizeof(*c) + c->size);
 		}
 		c = n;
 	}
@@ -474,8 +532,8 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + (t->mask + 1) * sizeof(struct st_hslot) + t->arena_bytes +
-	       t->tcap * (sizeof(*t->touched) + t->nm * sizeof(*t->last));
+	return sizeof(*t) + slots_bytes(t->mask) + t->arena_bytes +
+	       t->ttcap * sizeof(*t->touched) + t->tcap * t->nm * sizeof(*t->last);
 }
 
 struct st_shard *st_shard_new(unsigned nmetrics, unsigned index)

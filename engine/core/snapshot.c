@@ -26,6 +26,11 @@
  * it, so a publish writes 8 bytes per node (one metric), not 16, and reads
  * no structure but the child ranges for the totals.
  *
+ * Both are regions (region.h) written in full before they are read, so a
+ * big one comes from the region cache: the snapshot freed a publish or two
+ * ago, already faulted in big pages, without a munmap (a TLB shootdown on
+ * every writer's CPU) per publish.
+ *
  * Lifetime (rule S1 of docs/concurrency.md), in three steps:
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
  *      rcu_dereference() it inside a read-side section and take a reference
@@ -45,6 +50,7 @@
 
 #include "intern.h"
 #include "rcu.h"
+#include "region.h"
 #include "snapshot.h"
 
 /* The structure of one or more snapshots of the same master shape.
@@ -52,7 +58,7 @@
 struct st_shape {
 	atomic_long refs;
 	uint64_t shape; /* master shape it was built from */
-	size_t mem;
+	size_t mem;     /* its region's bytes */
 	uint32_t data[]; /* frame[n], first_child[n + 1] */
 };
 
@@ -67,6 +73,7 @@ struct st_snap {
 	unsigned nm;
 	unsigned m0; /* metric k is the engine's metric m0 + k (st_snap_metric) */
 	size_t mem;
+	size_t bytes; /* this region's own bytes (header + totals) */
 	const uint32_t *frame, *first_child; /* in shp */
 	uint64_t *total;
 	/* The nodes whose total saturated at some metric, in descending order
@@ -83,7 +90,7 @@ static void shape_put(struct st_shape *sh)
 {
 	/* acq_rel: the last dropper must see every other user's reads done. */
 	if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1)
-		st_free(sh);
+		st_region_free(sh, sh->mem);
 }
 
 static void snap_free(struct st_snap *s)
@@ -91,7 +98,7 @@ static void snap_free(struct st_snap *s)
 	shape_put(s->shp);
 	st_free(s->sat_node);
 	st_free(s->sat_self);
-	st_free(s);
+	st_region_free(s, s->bytes);
 }
 
 /* Remember node i's self values sv (its total saturated); 0 or -ENOMEM. */
@@ -173,9 +180,10 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 	const uint32_t n = v->n;
 	const unsigned nm = v->nm;
 	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
-	struct st_snap *s = st_malloc(bytes);
+	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
 	if (!s)
 		return NULL;
+	s->bytes = bytes;
 	uint32_t *old_of = v->order; /* new -> master, master-owned scratch */
 	atomic_init(&s->refs, 1);
 	s->e = e;
@@ -205,9 +213,9 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed);
 	} else {
 		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
-		shp = st_malloc(sbytes);
+		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
 		if (!shp) {
-			st_free(s);
+			st_region_free(s, bytes);
 			return NULL;
 		}
 		atomic_init(&shp->refs, 1);

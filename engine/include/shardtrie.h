@@ -225,6 +225,9 @@ struct st_stats {
 	size_t mem_shards;    /* bytes held by shard tables */
 	size_t mem_snapshot;  /* bytes held by the current snapshot */
 	size_t mem_intern;    /* bytes held by the frame table */
+	size_t mem_regions;   /* bytes mapped as big-page regions (the big
+				 tables and arrays above, and freed ones kept
+				 for reuse): process-wide, every engine */
 };
 ST_API void st_engine_stats(struct st_engine *e, struct st_stats *out);
 

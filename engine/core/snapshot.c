@@ -276,12 +276,15 @@ struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigne
 {
 	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
 	size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
-	struct st_snap *s = st_malloc(bytes);
-	struct st_shape *shp = s ? st_malloc(sbytes) : NULL;
+	/* The same allocations as st_snap_build's (snap_free frees both). */
+	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	struct st_shape *shp = s ? st_region_alloc(sbytes, ST_REGION_UNINIT) : NULL;
 	if (!shp) {
-		st_free(s);
+		if (s)
+			st_region_free(s, bytes);
 		return NULL;
 	}
+	s->bytes = bytes;
 	atomic_init(&shp->refs, 1);
 	shp->shape = 0; /* never a prev of st_snap_build: its shape is shared by none */
 	shp->mem = sbytes;

@@ -32,6 +32,10 @@
  * (ratios are events/s of the engine over the seed's, reader on).
  *
  * Usage: shardtrie_seed [--events N] [--reps R] [--peer PATH] [--dir DIR]
+ *        shardtrie_seed --profile single|batch [--events N]
+ *   --profile: one engine cell only (one writer, no reader, no peer, no
+ *   events file), for valgrind --tool=callgrind: writer_main's inclusive
+ *   cost over --events is the writer's instructions per event.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -380,8 +384,10 @@ int main(int argc, char **argv)
 	size_t n = 20000000;
 	unsigned reps = 3;
 	const char *peer = "build/release/bench/seed/livetrie", *dir = "build/bench";
+	const char *profile = NULL;
 	static const struct option lo[] = { { "events", 1, 0, 'n' }, { "reps", 1, 0, 'r' },
-		{ "peer", 1, 0, 'p' }, { "dir", 1, 0, 'd' }, { 0, 0, 0, 0 } };
+		{ "peer", 1, 0, 'p' }, { "dir", 1, 0, 'd' }, { "profile", 1, 0, 'P' },
+		{ 0, 0, 0, 0 } };
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
 		if (c == 'n')
 			n = strtoull(optarg, NULL, 0);
@@ -391,8 +397,11 @@ int main(int argc, char **argv)
 			peer = optarg;
 		else if (c == 'd')
 			dir = optarg;
+		else if (c == 'P' && (!strcmp(optarg, "single") || !strcmp(optarg, "batch")))
+			profile = optarg;
 		else {
-			fprintf(stderr, "usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n"
+					"       %s --profile single|batch [--events N]\n", argv[0], argv[0]);
 			return 2;
 		}
 	}
@@ -403,6 +412,16 @@ int main(int argc, char **argv)
 	long nc = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned nt = nc >= 2 ? (unsigned)(nc > 64 ? 64 : nc) : 2;
 	gen_events(n, 0x5eedf00dULL);
+	if (profile) {
+		struct cell c;
+		int perr = engine_cell(1, false, !strcmp(profile, "batch"), &c);
+		if (perr) {
+			fprintf(stderr, "seed: profile %s: %s\n", profile, strerror(-perr));
+			return 2;
+		}
+		printf("PROFILE %s events=%zu meps=%.2f\n", profile, nev, c.meps);
+		return 0;
+	}
 	char evfile[4096];
 	snprintf(evfile, sizeof(evfile), "%s/seed-events.bin", dir);
 	int err = write_events(evfile);

@@ -7,8 +7,11 @@
  *   st_writer_ingest_batch(ids): groups of 8,        |   rcu_read_lock
  *     hash + prefetch slot, prefetch record, add     +-> t = active (E1)
  *   st_writer_ingest_strs(strings) --> stack cache --+   st_stab_add(t)
- *     hit: the cached record of t (one add)              rcu_read_unlock
+ *     hit: one hash pass (lengths checked in it),        rcu_read_unlock
+ *     one inline probe + compare, one add to the cached record of t
  *     miss: intern frame by frame (per-writer name cache), cache the stack
+ *   st_writer_ingest_strs_batch: groups of 8, hash + prefetch slot,
+ *     prefetch entry, find + prefetch record, add: one section per group
  *
  * Invariants
  *   1. A writer is used by one thread at a time; it owns its shard from
@@ -266,36 +269,55 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
 }
 
 /*
- * A sample found in the writer's stack cache (scache.c): add to the record
- * it names in the current table when that is still valid (one store, no
- * hashing of ids, no table probe), else upsert by the cached ids and
- * remember the record for this table's epoch.  Ids came from interning, so
- * check_frames() has nothing to find.
+ * A sample found in the writer's stack cache (scache.c) whose cached record
+ * is not valid for t (t's epoch is ep): upsert by the cached ids and
+ * remember the record for this epoch.  Inside the caller's read-side
+ * section on t.  Ids came from interning, so check_frames() has nothing to
+ * find.
  */
-static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t *values)
+static int __attribute__((noinline))
+cached_upsert(struct st_writer *w, struct st_stab *t, struct st_scent *c, uint64_t ep,
+	      const uint64_t *values)
 {
-	int r = 0;
+	struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
+	if (ST_UNLIKELY(!rec)) {
+		counter_bump(&w->sh->dropped, 1);
+		return -ENOMEM;
+	}
+	/* Replace the older pair: the other table's (if any) is the newer one
+	 * and may still be valid. */
+	int k = c->epoch[0] < c->epoch[1] ? 0 : 1;
+	c->rec[k] = rec;
+	c->epoch[k] = ep;
+	return 0;
+}
+
+/* Add a cached sample to t (epoch ep) inside the caller's read-side section:
+ * to the record the entry names for t when it is still valid (no hashing of
+ * ids, no table probe), else through cached_upsert(). */
+static inline int add_cached(struct st_writer *w, struct st_stab *t, uint64_t ep,
+			     struct st_scent *c, const uint64_t *values)
+{
+	if (ST_LIKELY(c->epoch[0] == ep)) {
+		st_stab_add_rec(t, c->rec[0], values);
+		return 0;
+	}
+	if (ST_LIKELY(c->epoch[1] == ep)) {
+		st_stab_add_rec(t, c->rec[1], values);
+		return 0;
+	}
+	return cached_upsert(w, t, c, ep, values);
+}
+
+/* One cached sample in its own read-side section. */
+static inline int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t *values)
+{
 	st_rcu_read_lock();
 	struct st_stab *t = rcu_dereference(w->sh->active);
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	/* The epoch is read like the rest of t: the merger wrote it while it
 	 * owned t, before the flip that made t active again (rule E1). */
-	uint64_t ep = st_stab_epoch(t);
-	if (ST_LIKELY(c->epoch[0] == ep || c->epoch[1] == ep)) {
-		st_stab_add_rec(t, c->rec[c->epoch[0] == ep ? 0 : 1], values);
-	} else {
-		struct st_srec *rec = st_stab_upsert(t, st_scent_ids(c), c->depth, c->id_hash, values);
-		if (ST_LIKELY(rec)) {
-			/* Replace the older pair: the other table's (if any) is
-			 * the newer one and may still be valid. */
-			int k = c->epoch[0] < c->epoch[1] ? 0 : 1;
-			c->rec[k] = rec;
-			c->epoch[k] = ep;
-		} else {
-			counter_bump(&w->sh->dropped, 1);
-			r = -ENOMEM;
-		}
-	}
+	int r = add_cached(w, t, st_stab_epoch(t), c, values);
 	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
 	st_rcu_read_unlock();
 	if (ST_LIKELY(!r))
@@ -303,14 +325,10 @@ static int ingest_cached(struct st_writer *w, struct st_scent *c, const uint64_t
 	return r;
 }
 
-/* Checks a string sample and sizes the writer's scratch arrays for it. */
-static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
+/* The miss path's scratch arrays sized for depth, and the stack cache made
+ * on first use.  0 or -ENOMEM (counted as a drop). */
+static int strs_prepare(struct st_writer *w, size_t depth)
 {
-	if (depth > ST_MAX_DEPTH)
-		return -E2BIG;
-	for (size_t i = 0; i < depth; i++)
-		if (ST_UNLIKELY(lens[i] > ST_MAX_FRAME_LEN))
-			return -ENAMETOOLONG;
 	if (depth > w->ids_cap) {
 		/* ids and fh grow together: the capacity is the one both have
 		 * (one that grew alone is only reallocated again). */
@@ -329,11 +347,16 @@ static int strs_prepare(struct st_writer *w, const size_t *lens, size_t depth)
 	return 0;
 }
 
-/* A stack the stack cache does not hold: intern frame by frame (through
- * the per-name cache), then cache the stack under its hash sh. */
-static int strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens,
-		     size_t depth, uint64_t sh, const uint64_t *values)
+/* A stack the stack cache does not hold (lengths already checked): intern
+ * frame by frame (through the per-name cache), then cache the stack under
+ * its hash sh. */
+static int __attribute__((noinline))
+strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, size_t depth,
+	  uint64_t sh, const uint64_t *values)
 {
+	int r = strs_prepare(w, depth);
+	if (ST_UNLIKELY(r))
+		return r;
 	/* All hashes first: independent calls, their misses overlap. */
 	for (size_t i = 0; i < depth; i++)
 		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
@@ -378,26 +401,33 @@ static int strs_miss(struct st_writer *w, const char *const *frames, const size_
 	return st_writer_ingest(w, w->ids, depth, values);
 }
 
+/*
+ * The hit path: one pass over the strings (hash + length check), one probe
+ * of the stack cache with an inline byte compare, one add to the record the
+ * entry names.  Errors in the order of the checks: -E2BIG, -ENAMETOOLONG,
+ * then what the miss path finds.
+ */
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
 			  size_t depth, const uint64_t *values)
 {
-	int r = strs_prepare(w, lens, depth);
-	if (ST_UNLIKELY(r))
-		return r;
-	/* Whole stack first: a repeated sample interns nothing. */
+	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
+		return -E2BIG;
 	uint64_t sh = st_scache_hash(frames, lens, depth);
-	struct st_scent *c = w->sc ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
-	if (c)
-		return ingest_cached(w, c, values);
-	return strs_miss(w, frames, lens, depth, sh, values);
+	if (ST_UNLIKELY(!sh))
+		return -ENAMETOOLONG;
+	struct st_scent *c = ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	if (ST_UNLIKELY(!c))
+		return strs_miss(w, frames, lens, depth, sh, values);
+	return ingest_cached(w, c, values);
 }
 
 /*
  * String samples go in groups of BATCH_GROUP, four passes each: check and
- * hash, prefetching the stack cache slot; prefetch the entry it names; find
- * the entries (byte compare) and prefetch the shard records they name for
- * the current table; add.  A miss (a stack not cached) takes the one-sample
- * path, which may reset the cache: entries found earlier in the group are
+ * hash, prefetching the stack cache slot; prefetch the entry it names; then,
+ * inside one read-side section for the group, find the entries (inline byte
+ * compare) and prefetch the shard records they name for the current table;
+ * add.  A miss (a stack not cached) leaves the section and takes the
+ * one-sample path, which may reset the cache: the group's later entries are
  * then looked up again.  Semantics are those of a loop of
  * st_writer_ingest_strs(): samples before the first failing one are
  * ingested, nothing after it.
@@ -411,54 +441,68 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
 		const struct st_str_sample *g = s + base;
 		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
-		/* The caller's memory misses too: the pointer and length arrays
-		 * two groups ahead, the strings (their first line) of the next
-		 * group, whose arrays the previous group prefetched. */
-		for (size_t x = base + 2 * BATCH_GROUP; x < n && x < base + 3 * BATCH_GROUP; x++) {
+		/* The caller's pointer and length arrays of the next group.
+		 * (Not its strings: loading each pointer to prefetch its name
+		 * cost more than the misses it hid when the names are cached,
+		 * and the hash pass's loads of 8 independent samples already
+		 * overlap when they are not.) */
+		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++) {
 			__builtin_prefetch(s[x].frames);
 			__builtin_prefetch(s[x].lens);
 		}
-		for (size_t x = base + BATCH_GROUP; x < n && x < base + 2 * BATCH_GROUP; x++)
-			for (size_t i = 0; i < s[x].depth && i < 16; i++)
-				__builtin_prefetch(s[x].frames[i]);
 		for (size_t x = 0; x < k; x++) {
-			r = strs_prepare(w, g[x].lens, g[x].depth);
+			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH)) {
+				r = -E2BIG;
+			} else {
+				h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
+				if (ST_UNLIKELY(!h[x]))
+					r = -ENAMETOOLONG;
+			}
 			if (ST_UNLIKELY(r)) {
 				ok = x;
 				break;
 			}
-			h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
-			if (w->sc)
+			if (ST_LIKELY(w->sc))
 				st_scache_prefetch_slot(w->sc, h[x]);
 		}
-		if (w->sc) {
+		if (ST_LIKELY(w->sc))
 			for (size_t x = 0; x < ok; x++)
 				st_scache_prefetch_ent(w->sc, h[x]);
-			st_rcu_read_lock();
-			struct st_stab *t = rcu_dereference(w->sh->active);
-			TSAN_ACQUIRE(t); /* the epoch is the merger's write (E1) */
-			/* Only for the hint: ingest_cached() reads it again. */
-			uint64_t ep = st_stab_epoch(t);
-			for (size_t x = 0; x < ok; x++) {
-				c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
-				if (c[x] && (c[x]->epoch[0] == ep || c[x]->epoch[1] == ep))
-					__builtin_prefetch(c[x]->rec[c[x]->epoch[0] == ep ? 0 : 1]);
-			}
-			st_rcu_read_unlock();
-		} else {
-			memset(c, 0, sizeof(c));
+		st_rcu_read_lock();
+		struct st_stab *t = rcu_dereference(w->sh->active);
+		TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+		uint64_t ep = st_stab_epoch(t);
+		for (size_t x = 0; x < ok; x++) {
+			struct st_scent *e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens,
+								  g[x].depth) : NULL;
+			c[x] = e;
+			if (ST_LIKELY(e && (e->epoch[0] == ep || e->epoch[1] == ep)))
+				__builtin_prefetch(e->rec[e->epoch[0] == ep ? 0 : 1]);
 		}
-		bool stale = false; /* the cache changed since c[] was filled */
+		uint64_t added = 0;   /* in this section, for `ingested` */
+		bool stale = false;   /* the cache changed since c[] was filled */
 		for (size_t x = 0; x < ok; x++) {
 			struct st_scent *e = c[x];
-			if (stale && w->sc)
-				e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth);
+			if (ST_UNLIKELY(stale))
+				e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens,
+							   g[x].depth) : NULL;
 			int rr;
-			if (e) {
-				rr = ingest_cached(w, e, g[x].values);
+			if (ST_LIKELY(e)) {
+				rr = add_cached(w, t, ep, e, g[x].values);
+				added += !rr;
 			} else {
-				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x], g[x].values);
+				/* The miss path has its own sections. */
+				TSAN_RELEASE(t);
+				st_rcu_read_unlock();
+				counter_bump(&w->sh->ingested, added);
+				added = 0;
+				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x],
+					       g[x].values);
 				stale = true;
+				st_rcu_read_lock();
+				t = rcu_dereference(w->sh->active);
+				TSAN_ACQUIRE(t);
+				ep = st_stab_epoch(t);
 			}
 			if (ST_UNLIKELY(rr)) {
 				r = rr;
@@ -466,6 +510,9 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 			}
 			done++;
 		}
+		TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+		st_rcu_read_unlock();
+		counter_bump(&w->sh->ingested, added);
 	}
 	return r ? r : done;
 }

@@ -7,7 +7,7 @@
  * (a hash and a lookup per frame, each a likely cache miss once the names
  * outgrow the L2).  Samples repeat far more than frames are new, so the
  * writer first looks the whole stack up here, by one hash over its frames;
- * a hit is checked byte for byte against the stored copy (a hash is never
+ * a hit is checked name for name against the stored key (a hash is never
  * trusted) and hands back the ids, their shard-table hash, and the stack's
  * record in the writer's current table when it is still valid.
  *
@@ -17,15 +17,18 @@
  *   +------------+------------+-----+
  *                   |
  *                   v  arena chunk (bump allocated, recycled on reset)
- *   [st_scent | lens[depth] | name bytes, pad | ids[depth]] [st_scent ...]
+ *   [st_scent | words[2 depth] | lens[depth] | ids[depth] | long names' heads]
  *
- * The lookup (hash, probe, compare) is inline in scache.h: per frame the
- * hash and the compare each take at most two word loads for a name of up
- * to 16 bytes, no call.
+ * A stack is stored as its key (scache.h, st_scache_key): per frame its
+ * length and two words that hold all the bytes of a name of up to 16
+ * bytes, or the last 16 of a longer one, whose leading bytes are kept too.
+ * The lookup (key + hash, probe, compare) is inline in scache.h: one pass
+ * over the caller's strings; the compare reads only the key just built and
+ * the entry, with no branch per frame.
  *
  * Invariants
  *   1. Private to one writer (one thread at a time): nothing is atomic.
- *   2. An entry's hash, ids, lens and bytes never change; ids stay valid for
+ *   2. An entry's hash, key, ids and bytes never change; ids stay valid for
  *      the engine's life (interned ids are never freed or reused).
  *   3. rec[k] may be dereferenced only while epoch[k] equals the epoch of
  *      the table it is used with (shard.c: every table clear takes a new,
@@ -133,16 +136,20 @@ static void *arena_alloc(struct st_scache *c, size_t n)
 }
 
 struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char *const *frames,
-				  const size_t *lens, size_t depth, const uint32_t *ids,
-				  uint64_t id_hash)
+				  const size_t *lens, size_t depth, const uint64_t *kw,
+				  const uint32_t *ids, uint64_t id_hash)
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1;
 	size_t nbytes = 0;
 	for (size_t i = 0; i < depth && nbytes <= SCACHE_MAX_ENT; i++)
-		nbytes += lens[i];
-	size_t size = sizeof(struct st_scent) + depth * 2 * sizeof(uint32_t) + (nbytes + 3) / 4 * 4;
-	if (nbytes > SCACHE_MAX_ENT || size > SCACHE_MAX_ENT)
+		if (lens[i] > ST_SCACHE_LONG)
+			nbytes += lens[i] - ST_SCACHE_LONG;
+	if (depth > SCACHE_MAX_ENT || nbytes > SCACHE_MAX_ENT)
+		return NULL;
+	size_t size = sizeof(struct st_scent) + depth * (2 * sizeof(uint64_t) + 2 * sizeof(uint32_t)) +
+		      nbytes;
+	if (size > SCACHE_MAX_ENT)
 		return NULL;
 	if ((c->count + 1) * 2 > c->mask + 1) {
 		/* Full at the largest size, or no memory to grow: start over
@@ -162,15 +169,19 @@ struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char
 	e->epoch[0] = e->epoch[1] = 0; /* no table has epoch 0 */
 	e->depth = (uint32_t)depth;
 	e->nbytes = (uint32_t)nbytes;
-	char *b = (char *)(e->data + depth);
-	for (size_t i = 0; i < depth; i++) {
-		e->data[i] = (uint32_t)lens[i];
-		if (lens[i])
-			memcpy(b, frames[i], lens[i]);
-		b += lens[i];
-	}
-	if (depth)
+	if (depth) {
+		memcpy(e->data, kw, 2 * depth * sizeof(*kw));
 		memcpy((uint32_t *)st_scent_ids(e), ids, depth * sizeof(*ids));
+	}
+	uint32_t *el = (uint32_t *)st_scent_lens(e);
+	char *b = (char *)st_scent_bytes(e);
+	for (size_t i = 0; i < depth; i++) {
+		el[i] = (uint32_t)lens[i];
+		if (lens[i] > ST_SCACHE_LONG) {
+			memcpy(b, frames[i], lens[i] - ST_SCACHE_LONG);
+			b += lens[i] - ST_SCACHE_LONG;
+		}
+	}
 	size_t i = hash & c->mask;
 	while (c->slots[i].hash)
 		i = (i + 1) & c->mask;

@@ -7,10 +7,11 @@
  *   st_writer_ingest_batch(ids): groups of 8,        |   rcu_read_lock
  *     hash + prefetch slot, prefetch record, add     +-> t = active (E1)
  *   st_writer_ingest_strs(strings) --> stack cache --+   st_stab_add(t)
- *     hit: one hash pass (lengths checked in it),        rcu_read_unlock
- *     one inline probe + compare, one add to the cached record of t
+ *     hit: one pass over the strings (key, hash,         rcu_read_unlock
+ *     length check), one probe comparing the key, one add to the cached
+ *     record of t
  *     miss: intern frame by frame (per-writer name cache), cache the stack
- *   st_writer_ingest_strs_batch: groups of 8, hash + prefetch slot,
+ *   st_writer_ingest_strs_batch: groups of 8, key + prefetch slot,
  *     prefetch entry, find + prefetch record, add: one section per group
  *
  * Invariants
@@ -56,6 +57,8 @@ struct st_writer {
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
 	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
+	uint64_t *kw;          /* stack keys (st_scache_key), 2 words a frame */
+	size_t kw_cap;         /* frames */
 	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
 	bool sc_failed;        /* st_scache_create() failed: do without */
 	/* A lower bound of the intern count (ids only grow): a frame below
@@ -133,6 +136,7 @@ void st_writer_close(struct st_writer *w)
 	/* Release: our table writes before the next owner's (rule E3). */
 	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
 	st_scache_destroy(w->sc);
+	st_free(w->kw);
 	st_free(w->fh);
 	st_free(w->ids);
 	st_free(w->ic);
@@ -298,12 +302,11 @@ cached_upsert(struct st_writer *w, struct st_stab *t, struct st_scent *c, uint64
 static inline int add_cached(struct st_writer *w, struct st_stab *t, uint64_t ep,
 			     struct st_scent *c, const uint64_t *values)
 {
-	if (ST_LIKELY(c->epoch[0] == ep)) {
-		st_stab_add_rec(t, c->rec[0], values);
-		return 0;
-	}
-	if (ST_LIKELY(c->epoch[1] == ep)) {
-		st_stab_add_rec(t, c->rec[1], values);
+	/* Which of the two is t's varies from entry to entry: a select, not
+	 * a branch that mispredicts. */
+	int k = c->epoch[1] == ep;
+	if (ST_LIKELY(c->epoch[k] == ep)) {
+		st_stab_add_rec(t, c->rec[k], values);
 		return 0;
 	}
 	return cached_upsert(w, t, c, ep, values);
@@ -349,10 +352,10 @@ static int strs_prepare(struct st_writer *w, size_t depth)
 
 /* A stack the stack cache does not hold (lengths already checked): intern
  * frame by frame (through the per-name cache), then cache the stack under
- * its hash sh. */
+ * its hash sh and key kw (st_scache_key). */
 static int __attribute__((noinline))
 strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, size_t depth,
-	  uint64_t sh, const uint64_t *values)
+	  uint64_t sh, const uint64_t *kw, const uint64_t *values)
 {
 	int r = strs_prepare(w, depth);
 	if (ST_UNLIKELY(r))
@@ -394,7 +397,7 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 	}
 	if (w->sc) {
 		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
-		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, w->ids, idh);
+		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
 		if (c)
 			return ingest_cached(w, c, values);
 	}
@@ -402,22 +405,50 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 }
 
 /*
- * The hit path: one pass over the strings (hash + length check), one probe
- * of the stack cache with an inline byte compare, one add to the record the
- * entry names.  Errors in the order of the checks: -E2BIG, -ENAMETOOLONG,
- * then what the miss path finds.
+ * Room for `frames` frames of stack keys (w->kw), for a sample of depth
+ * frames with these lengths.  A failed allocation still refuses a sample
+ * with a name that is too long (the check the key pass would have made,
+ * and a refusal is not a drop); otherwise it drops it.
+ */
+static int __attribute__((noinline))
+kw_reserve(struct st_writer *w, size_t frames, const size_t *lens, size_t depth)
+{
+	size_t cap = w->kw_cap * 2;
+	if (st_grow(&w->kw, &cap, frames * 2, sizeof(*w->kw), 128) == 0) {
+		w->kw_cap = cap / 2;
+		return 0;
+	}
+	for (size_t i = 0; i < depth; i++)
+		if (lens[i] > ST_MAX_FRAME_LEN)
+			return -ENAMETOOLONG;
+	counter_bump(&w->sh->dropped, 1);
+	return -ENOMEM;
+}
+
+/*
+ * The hit path: one pass over the strings (key, hash and length check), one
+ * probe of the stack cache comparing the key just built, one add to the
+ * record the entry names.  Errors in the order of the checks: -E2BIG,
+ * -ENAMETOOLONG, then what the miss path finds.
  */
 int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const size_t *lens,
 			  size_t depth, const uint64_t *values)
 {
 	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
 		return -E2BIG;
-	uint64_t sh = st_scache_hash(frames, lens, depth);
+	if (ST_UNLIKELY(depth > w->kw_cap)) {
+		int r = kw_reserve(w, depth, lens, depth);
+		if (r)
+			return r;
+	}
+	bool lng;
+	uint64_t sh = st_scache_key(frames, lens, depth, w->kw, &lng);
 	if (ST_UNLIKELY(!sh))
 		return -ENAMETOOLONG;
-	struct st_scent *c = ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth) : NULL;
+	struct st_scent *c = ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng)
+					       : NULL;
 	if (ST_UNLIKELY(!c))
-		return strs_miss(w, frames, lens, depth, sh, values);
+		return strs_miss(w, frames, lens, depth, sh, w->kw, values);
 	return ingest_cached(w, c, values);
 }
 
@@ -438,6 +469,8 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 	int r = 0;
 	uint64_t h[BATCH_GROUP];
 	struct st_scent *c[BATCH_GROUP];
+	size_t ko[BATCH_GROUP]; /* sample x's key: w->kw + 2 * ko[x] */
+	bool lng[BATCH_GROUP];
 	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
 		const struct st_str_sample *g = s + base;
 		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP, ok = k;
@@ -450,13 +483,19 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 			__builtin_prefetch(s[x].frames);
 			__builtin_prefetch(s[x].lens);
 		}
+		size_t off = 0;
 		for (size_t x = 0; x < k; x++) {
-			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH)) {
+			size_t d = g[x].depth;
+			if (ST_UNLIKELY(d > ST_MAX_DEPTH))
 				r = -E2BIG;
-			} else {
-				h[x] = st_scache_hash(g[x].frames, g[x].lens, g[x].depth);
+			else if (ST_UNLIKELY(off + d > w->kw_cap))
+				r = kw_reserve(w, off + d, g[x].lens, d);
+			if (ST_LIKELY(!r)) {
+				ko[x] = off;
+				h[x] = st_scache_key(g[x].frames, g[x].lens, d, w->kw + 2 * off, &lng[x]);
 				if (ST_UNLIKELY(!h[x]))
 					r = -ENAMETOOLONG;
+				off += d;
 			}
 			if (ST_UNLIKELY(r)) {
 				ok = x;
@@ -474,10 +513,13 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 		uint64_t ep = st_stab_epoch(t);
 		for (size_t x = 0; x < ok; x++) {
 			struct st_scent *e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens,
-								  g[x].depth) : NULL;
+								  g[x].depth, w->kw + 2 * ko[x],
+								  lng[x]) : NULL;
 			c[x] = e;
-			if (ST_LIKELY(e && (e->epoch[0] == ep || e->epoch[1] == ep)))
-				__builtin_prefetch(e->rec[e->epoch[0] == ep ? 0 : 1]);
+			/* Any pointer may be prefetched: no need to check that
+			 * this one is valid for t. */
+			if (ST_LIKELY(e))
+				__builtin_prefetch(e->rec[e->epoch[1] == ep]);
 		}
 		uint64_t added = 0;   /* in this section, for `ingested` */
 		bool stale = false;   /* the cache changed since c[] was filled */
@@ -485,7 +527,8 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 			struct st_scent *e = c[x];
 			if (ST_UNLIKELY(stale))
 				e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens,
-							   g[x].depth) : NULL;
+							   g[x].depth, w->kw + 2 * ko[x], lng[x])
+					  : NULL;
 			int rr;
 			if (ST_LIKELY(e)) {
 				rr = add_cached(w, t, ep, e, g[x].values);
@@ -497,7 +540,7 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 				counter_bump(&w->sh->ingested, added);
 				added = 0;
 				rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x],
-					       g[x].values);
+					       w->kw + 2 * ko[x], g[x].values);
 				stale = true;
 				st_rcu_read_lock();
 				t = rcu_dereference(w->sh->active);

@@ -380,36 +380,40 @@ Test(scache, allocation_failures_lose_nothing_silently)
 	}
 }
 
-/* Big stacks (~12 KiB of names each) fill the cache's 32 MiB bound within a
- * few thousand distinct stacks, so it resets many times, also in the middle
- * of a batch group whose entries were already looked up.  The names share
- * all but the leaf, so the tries (and their dumps) stay small. */
-Test(scache, engine_exact_across_cache_resets, .timeout = 120)
+/* Big stacks fill the cache's 32 MiB bound within a few thousand distinct
+ * stacks, so it resets many times, also in the middle of a batch group
+ * whose entries were already looked up.  The names share all but the
+ * leaf, so the tries (and their dumps) stay small.  len: each name's
+ * length; with 1900 (~15 KiB entries) the cache resets below the batch's
+ * prefetching size (PREFETCH_MIN entries in writer.c), with 700 above it,
+ * so both ways of a batch group meet resets. */
+static void exact_across_cache_resets(size_t len, unsigned distinct, int samples)
 {
 	struct st_engine *e = mk(1);
 	struct st_ref *r = st_ref_create(2, 0);
 	struct st_writer *w = st_writer_open(e);
-	enum { D = 8, L = 1900, B = 8, DISTINCT = 4000, SAMPLES = 16000 };
+	enum { D = 8, L = 1900, B = 8 };
 	static char names[B][D][L];
 	static const char *fr[B][D];
 	static size_t ln[B][D];
 	uint64_t v[2] = { 1, 5 }, seed = 3;
 	struct st_str_sample batch[B];
-	for (int i = 0; i < SAMPLES; i += B) {
+	cr_assert_leq(len, L);
+	for (int i = 0; i < samples; i += B) {
 		for (int b = 0; b < B; b++) {
 			/* Every other sample repeats a recent stack (a cache hit
 			 * unless a reset came in between). */
-			unsigned k = (unsigned)(ts_rand(&seed) % DISTINCT);
+			unsigned k = (unsigned)(ts_rand(&seed) % distinct);
 			if (b & 1)
-				k = (unsigned)(i / 2 % DISTINCT);
+				k = (unsigned)(i / 2 % distinct);
 			for (int f = 0; f < D; f++) {
-				memset(names[b][f], 'a' + f, L);
+				memset(names[b][f], 'a' + f, len);
 				if (f == D - 1)
-					snprintf(names[b][f], L, "leaf%u.", k);
-				names[b][f][L - 1] = 'z';
+					snprintf(names[b][f], len, "leaf%u.", k);
+				names[b][f][len - 1] = 'z';
 				fr[b][f] = names[b][f];
 				/* The leaf's length also varies with k. */
-				ln[b][f] = f == D - 1 ? L - k % 3 : L - (size_t)f;
+				ln[b][f] = f == D - 1 ? len - k % 3 : len - (size_t)f;
 			}
 			batch[b] = (struct st_str_sample){ fr[b], ln[b], D, v };
 			cr_assert_eq(st_ref_add(r, fr[b], ln[b], D, v), 0);
@@ -418,8 +422,18 @@ Test(scache, engine_exact_across_cache_resets, .timeout = 120)
 		if (i % 4000 == 0)
 			ts_assert_matches_ref(e, r, "flush at sample %d", i);
 	}
-	ts_assert_matches_ref(e, r, "end at sample %d", SAMPLES);
+	ts_assert_matches_ref(e, r, "end at sample %d", samples);
 	st_writer_close(w);
 	st_ref_destroy(r);
 	st_engine_destroy(e);
+}
+
+Test(scache, engine_exact_across_cache_resets, .timeout = 120)
+{
+	exact_across_cache_resets(1900, 4000, 16000);
+}
+
+Test(scache, engine_exact_across_cache_resets_prefetched_groups, .timeout = 120)
+{
+	exact_across_cache_resets(700, 12000, 40000);
 }

@@ -384,7 +384,8 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 			w->ic_misses = 0;
 			ic = &w->ic[h & w->ic_mask];
 		}
-		int64_t id = st_intern_get(w->e->intern, frames[i], len, h);
+		const char *name = NULL;
+		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, h, &name);
 		if (id < 0) {
 			if (id == -ENOMEM)
 				counter_bump(&w->sh->dropped, 1);
@@ -394,7 +395,7 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 		ic->hash = h;
 		ic->len = (uint32_t)len;
 		ic->id = (uint32_t)id;
-		ic->name = st_intern_name(w->e->intern, (uint32_t)id, NULL);
+		ic->name = name;
 	}
 	if (w->sc) {
 		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));

@@ -40,6 +40,8 @@
  * working set of frame names is larger than the cache. */
 #define ICACHE_SLOTS 4096u
 #define ICACHE_MAX (1u << 18)
+/* Stack key room allocated at open (frames; grows on demand). */
+#define KW_FRAMES 64u
 
 struct icache_ent {
 	uint64_t hash;
@@ -88,7 +90,12 @@ struct st_writer *st_writer_open(struct st_engine *e)
 		return NULL;
 	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
 	w->ic_mask = ICACHE_SLOTS - 1;
-	if (!w->ic) {
+	/* Never NULL, so a key's place w->kw + 2 * off is always defined. */
+	w->kw = st_malloc(KW_FRAMES * 2 * sizeof(*w->kw));
+	w->kw_cap = KW_FRAMES;
+	if (!w->ic || !w->kw) {
+		st_free(w->kw);
+		st_free(w->ic);
 		st_free(w);
 		return NULL;
 	}
@@ -120,6 +127,7 @@ struct st_writer *st_writer_open(struct st_engine *e)
 		}
 		pthread_mutex_unlock(&e->shard_lock);
 		if (!sh) {
+			st_free(w->kw);
 			st_free(w->ic);
 			st_free(w);
 			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;

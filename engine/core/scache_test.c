@@ -437,3 +437,19 @@ Test(scache, engine_exact_across_cache_resets_prefetched_groups, .timeout = 120)
 {
 	exact_across_cache_resets(700, 12000, 40000);
 }
+
+/* Root samples (depth 0, no arrays) through both string calls, first thing
+ * on a fresh writer (under UBSan its key place w->kw + 0 was NULL + 0). */
+Test(scache, root_samples_through_both_calls)
+{
+	struct st_engine *e = mk(1);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t v[2] = { 3, 0 };
+	struct st_str_sample s[2] = { { NULL, NULL, 0, v }, { NULL, NULL, 0, v } };
+	cr_expect_eq(st_writer_ingest_strs_batch(w, s, 2), 2);
+	cr_expect_eq(st_writer_ingest_strs(w, NULL, NULL, 0, v), 0);
+	st_flush(e);
+	cr_expect_eq(ts_root_total(e, 0), 9);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}

@@ -427,8 +427,9 @@ int main(int argc, char **argv)
 		else if (c == 'S')
 			NSTACKS = (unsigned)strtoul(optarg, NULL, 0);
 		else {
-			fprintf(stderr, "usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n"
-					"       %s --profile single|batch [--events N] [--stacks N]\n",
+			fprintf(stderr,
+				"usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n"
+				"       %s --profile single|batch [--events N] [--stacks N]\n",
 				argv[0], argv[0]);
 			return 2;
 		}
@@ -451,8 +452,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "seed: profile %s: %s\n", profile, strerror(-perr));
 			return 2;
 		}
-		printf("PROFILE %s events=%zu meps=%.2f writer_cpu_ns_per_event=%.1f\n", profile, nev,
-		       c.meps, c.cpu_ns);
+		printf("PROFILE %s events=%zu meps=%.2f writer_cpu_ns_per_event=%.1f\n", profile,
+		       nev, c.meps, c.cpu_ns);
 		return 0;
 	}
 	char evfile[4096];
@@ -470,7 +471,8 @@ int main(int argc, char **argv)
 	struct cell med[NPEERS][2][2];
 	for (int ti = 0; ti < 2; ti++)
 		for (int rd = 0; rd < 2; rd++) {
-			double meps[NPEERS][15], sps[NPEERS][15], snaps[NPEERS][15], cpu[NPEERS][15];
+			double meps[NPEERS][15], sps[NPEERS][15], snaps[NPEERS][15];
+			double cpu[NPEERS][15];
 			for (unsigned r = 0; r < reps; r++)
 				for (int p = 0; p < NPEERS; p++) {
 					struct cell c = { 0 };

@@ -147,8 +147,8 @@ struct st_scent *st_scache_insert(struct st_scache *c, uint64_t hash, const char
 			nbytes += lens[i] - ST_SCACHE_LONG;
 	if (depth > SCACHE_MAX_ENT || nbytes > SCACHE_MAX_ENT)
 		return NULL;
-	size_t size = sizeof(struct st_scent) + depth * (2 * sizeof(uint64_t) + 2 * sizeof(uint32_t)) +
-		      nbytes;
+	size_t size = sizeof(struct st_scent) +
+		      depth * (2 * sizeof(uint64_t) + 2 * sizeof(uint32_t)) + nbytes;
 	if (size > SCACHE_MAX_ENT)
 		return NULL;
 	if ((c->count + 1) * 2 > c->mask + 1) {

@@ -138,7 +138,8 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 			a = st_scache_load32(p) | st_scache_load32(p + q) << 32;
 			b = st_scache_load32(p + len - 4) | st_scache_load32(p + len - 4 - q) << 32;
 		} else if (len < 4) {
-			a = len ? (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16
+			a = len ? (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 |
+					  (uint64_t)p[len - 1] << 16
 				: 0;
 			b = 0;
 		} else {

@@ -407,7 +407,8 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 	}
 	if (w->sc) {
 		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
-		struct st_scent *c = st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
+		struct st_scent *c =
+			st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
 		if (c)
 			return ingest_cached(w, c, values);
 	}
@@ -455,8 +456,8 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 	uint64_t sh = st_scache_key(frames, lens, depth, w->kw, &lng);
 	if (ST_UNLIKELY(!sh))
 		return -ENAMETOOLONG;
-	struct st_scent *c = ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng)
-					       : NULL;
+	struct st_scent *c =
+		ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng) : NULL;
 	if (ST_UNLIKELY(!c))
 		return strs_miss(w, frames, lens, depth, sh, w->kw, values);
 	return ingest_cached(w, c, values);

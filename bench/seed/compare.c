@@ -32,6 +32,14 @@
  * (ratios are events/s of the engine over the seed's, reader on).
  *
  * Usage: shardtrie_seed [--events N] [--reps R] [--peer PATH] [--dir DIR]
+ *        shardtrie_seed --profile single|batch [--events N] [--stacks N]
+ *   --profile: one engine cell only (one writer, no reader, no peer, no
+ *   events file), for valgrind --tool=callgrind: writer_main's inclusive
+ *   cost over --events is the writer's instructions per event.  Also prints
+ *   the writer thread's CPU time per event (on a shared machine steadier
+ *   than wall time: it leaves out the time the thread was not running).
+ *   --stacks: that many distinct stacks instead of 2000 (each with its own
+ *   leaf name): a fresh engine's first sightings dominate.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -49,7 +57,7 @@
 #include "shardtrie.h"
 #include "shardtrie_export.h"
 
-enum { NSTACKS = 2000, TBATCH = 1024, SBATCH = 64, READER_MS = 10 };
+enum { NSTACKS_SEED = 2000, TBATCH = 1024, SBATCH = 64, READER_MS = 10 };
 static const double STALL_S = 1e-3;
 
 struct stack {
@@ -58,7 +66,9 @@ struct stack {
 	size_t len[5];
 };
 
-static struct stack stacks[NSTACKS];
+/* NSTACKS_SEED (the comparison), or --stacks N in --profile mode. */
+static unsigned NSTACKS = NSTACKS_SEED;
+static struct stack *stacks;
 static uint32_t *ev_idx, *ev_val;
 static size_t nev;
 static uint64_t ev_sum;
@@ -103,6 +113,12 @@ static char *xstrdup(const char *s)
 static void gen_events(size_t n, uint64_t seed)
 {
 	uint64_t s = seed;
+	stacks = calloc(NSTACKS, sizeof(*stacks));
+	double *cdf = malloc(NSTACKS * sizeof(*cdf)), acc = 0;
+	if (!stacks || !cdf) {
+		perror("seed: stacks");
+		exit(2);
+	}
 	for (unsigned i = 0; i < NSTACKS; i++) {
 		struct stack *st = &stacks[i];
 		st->depth = 3 + (unsigned)(rnd(&s) % 3);
@@ -122,7 +138,6 @@ static void gen_events(size_t n, uint64_t seed)
 			st->len[d] = strlen(st->f[d]);
 	}
 	/* Zipf(1.0) over the stacks by inverse CDF. */
-	double cdf[NSTACKS], acc = 0;
 	for (unsigned i = 0; i < NSTACKS; i++)
 		cdf[i] = (acc += 1.0 / (i + 1));
 	ev_idx = malloc(n * sizeof(*ev_idx));
@@ -145,6 +160,7 @@ static void gen_events(size_t n, uint64_t seed)
 		ev_val[k] = 1 + (uint32_t)(rnd(&s) % 5000); /* ns-like duration */
 		ev_sum += ev_val[k];
 	}
+	free(cdf);
 	nev = n;
 }
 
@@ -188,6 +204,7 @@ static int write_events(const char *path)
 struct cell {
 	double meps, stalls_ps;
 	unsigned long snaps;
+	double cpu_ns; /* writers' thread CPU time per event */
 };
 
 struct wctx {
@@ -196,7 +213,15 @@ struct wctx {
 	bool batch;
 	unsigned long stalls;
 	int err;
+	double cpu_s; /* this writer's thread CPU time */
 };
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void *writer_main(void *arg)
 {
@@ -208,6 +233,7 @@ static void *writer_main(void *arg)
 	}
 	uint64_t vals[TBATCH];
 	struct st_str_sample ss[SBATCH];
+	double cpu0 = thread_cpu();
 	for (size_t b = c->lo; b < c->hi; b += TBATCH) {
 		size_t end = b + TBATCH < c->hi ? b + TBATCH : c->hi;
 		double t0 = now();
@@ -235,6 +261,7 @@ static void *writer_main(void *arg)
 		if (now() - t0 > STALL_S)
 			c->stalls++;
 	}
+	c->cpu_s = thread_cpu() - cpu0;
 	st_writer_close(w);
 	return NULL;
 }
@@ -291,14 +318,16 @@ static int engine_cell(unsigned nthr, bool reader, bool batch, struct cell *out)
 		pthread_create(&rt, NULL, reader_main, &rc);
 	double t0 = now();
 	for (unsigned t = 0; t < nthr; t++) {
-		wc[t] = (struct wctx){ e, nev * t / nthr, nev * (t + 1) / nthr, batch, 0, 0 };
+		wc[t] = (struct wctx){ e, nev * t / nthr, nev * (t + 1) / nthr, batch, 0, 0, 0 };
 		pthread_create(&wt[t], NULL, writer_main, &wc[t]);
 	}
 	unsigned long stalls = 0;
 	int err = 0;
+	double cpu = 0;
 	for (unsigned t = 0; t < nthr; t++) {
 		pthread_join(wt[t], NULL);
 		stalls += wc[t].stalls;
+		cpu += wc[t].cpu_s;
 		if (wc[t].err && !err)
 			err = wc[t].err;
 	}
@@ -319,7 +348,7 @@ static int engine_cell(unsigned nthr, bool reader, bool batch, struct cell *out)
 		fprintf(stderr, "seed: engine total %" PRIu64 " != events' sum %" PRIu64 "\n", total, ev_sum);
 		return -EIO;
 	}
-	*out = (struct cell){ nev / secs / 1e6, stalls / secs, rc.snaps };
+	*out = (struct cell){ nev / secs / 1e6, stalls / secs, rc.snaps, cpu / nev * 1e9 };
 	return 0;
 }
 
@@ -354,7 +383,7 @@ static int seed_cell(const char *peer, const char *evfile, unsigned nthr, bool r
 		fprintf(stderr, "seed: peer total %" PRIu64 " != events' sum %" PRIu64 "\n", total, ev_sum);
 		return -EIO;
 	}
-	*out = (struct cell){ meps, sps, snaps };
+	*out = (struct cell){ meps, sps, snaps, 0 };
 	return 0;
 }
 
@@ -380,8 +409,10 @@ int main(int argc, char **argv)
 	size_t n = 20000000;
 	unsigned reps = 3;
 	const char *peer = "build/release/bench/seed/livetrie", *dir = "build/bench";
+	const char *profile = NULL;
 	static const struct option lo[] = { { "events", 1, 0, 'n' }, { "reps", 1, 0, 'r' },
-		{ "peer", 1, 0, 'p' }, { "dir", 1, 0, 'd' }, { 0, 0, 0, 0 } };
+		{ "peer", 1, 0, 'p' }, { "dir", 1, 0, 'd' }, { "profile", 1, 0, 'P' },
+		{ "stacks", 1, 0, 'S' }, { 0, 0, 0, 0 } };
 	for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
 		if (c == 'n')
 			n = strtoull(optarg, NULL, 0);
@@ -391,8 +422,15 @@ int main(int argc, char **argv)
 			peer = optarg;
 		else if (c == 'd')
 			dir = optarg;
+		else if (c == 'P' && (!strcmp(optarg, "single") || !strcmp(optarg, "batch")))
+			profile = optarg;
+		else if (c == 'S')
+			NSTACKS = (unsigned)strtoul(optarg, NULL, 0);
 		else {
-			fprintf(stderr, "usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [--events N] [--reps R] [--peer PATH] [--dir DIR]\n"
+				"       %s --profile single|batch [--events N] [--stacks N]\n",
+				argv[0], argv[0]);
 			return 2;
 		}
 	}
@@ -400,9 +438,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "seed: --events must be > 0 and --reps 1..15\n");
 		return 2;
 	}
+	if (!NSTACKS || NSTACKS > 10000000 || (NSTACKS != NSTACKS_SEED && !profile)) {
+		fprintf(stderr, "seed: --stacks is 1..10000000, and only with --profile\n");
+		return 2;
+	}
 	long nc = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned nt = nc >= 2 ? (unsigned)(nc > 64 ? 64 : nc) : 2;
 	gen_events(n, 0x5eedf00dULL);
+	if (profile) {
+		struct cell c;
+		int perr = engine_cell(1, false, !strcmp(profile, "batch"), &c);
+		if (perr) {
+			fprintf(stderr, "seed: profile %s: %s\n", profile, strerror(-perr));
+			return 2;
+		}
+		printf("PROFILE %s events=%zu meps=%.2f writer_cpu_ns_per_event=%.1f\n", profile,
+		       nev, c.meps, c.cpu_ns);
+		return 0;
+	}
 	char evfile[4096];
 	snprintf(evfile, sizeof(evfile), "%s/seed-events.bin", dir);
 	int err = write_events(evfile);
@@ -419,6 +472,7 @@ int main(int argc, char **argv)
 	for (int ti = 0; ti < 2; ti++)
 		for (int rd = 0; rd < 2; rd++) {
 			double meps[NPEERS][15], sps[NPEERS][15], snaps[NPEERS][15];
+			double cpu[NPEERS][15];
 			for (unsigned r = 0; r < reps; r++)
 				for (int p = 0; p < NPEERS; p++) {
 					struct cell c = { 0 };
@@ -432,13 +486,19 @@ int main(int argc, char **argv)
 					meps[p][r] = c.meps;
 					sps[p][r] = c.stalls_ps;
 					snaps[p][r] = (double)c.snaps;
+					cpu[p][r] = c.cpu_ns;
 				}
 			for (int p = 0; p < NPEERS; p++) {
 				med[p][ti][rd] = (struct cell){ median(meps[p], reps), median(sps[p], reps),
-								(unsigned long)median(snaps[p], reps) };
-				printf("  %-22s threads=%-2u reader=%-3s %8.2f M events/s  stalls/s %7.2f  snapshots %lu\n",
+								(unsigned long)median(snaps[p], reps),
+								median(cpu[p], reps) };
+				printf("  %-22s threads=%-2u reader=%-3s %8.2f M events/s  stalls/s %7.2f  snapshots %lu",
 				       peer_name[p], thr[ti], rd ? "on" : "off", med[p][ti][rd].meps,
 				       med[p][ti][rd].stalls_ps, med[p][ti][rd].snaps);
+				/* The peer's CPU time is not measured (its own process). */
+				if (p != PEER_SEED)
+					printf("  writer CPU %.1f ns/event", med[p][ti][rd].cpu_ns);
+				putchar('\n');
 			}
 			fflush(stdout);
 		}

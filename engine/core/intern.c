@@ -143,6 +143,12 @@ static struct ent *lookup(struct st_intern *in, const char *s, size_t len, uint6
 
 int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
 {
+	return st_intern_get_name(in, s, len, hash, NULL);
+}
+
+int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
+			   const char **name)
+{
 	struct ent *e;
 	int64_t id;
 
@@ -156,8 +162,12 @@ int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t 
 	e = lookup(in, s, len, hash);
 	id = e ? (int64_t)e->id : -1;
 	st_rcu_read_unlock();
-	if (id >= 0)
+	if (id >= 0) {
+		/* The entry outlives the section (invariant 3). */
+		if (name)
+			*name = e->name;
 		return id;
+	}
 
 	pthread_mutex_lock(&in->lock);
 	if (atomic_load_explicit(&in->added, memory_order_relaxed) != seen) {
@@ -217,6 +227,8 @@ int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t 
 	id = n;
 out:
 	pthread_mutex_unlock(&in->lock);
+	if (id >= 0 && name)
+		*name = e->name;
 	return id;
 }
 

@@ -44,6 +44,27 @@ static void split(struct stk *s, const char *spec)
 	}
 }
 
+/* The cache's own key pass (what the writer does) before each lookup. */
+static uint64_t kw_buf[2 * 64];
+
+static struct st_scent *find(struct st_scache *c, uint64_t h, const char *const *fr,
+			     const size_t *ln, size_t d)
+{
+	bool lng;
+	cr_assert_leq(d, 64);
+	cr_assert_neq(st_scache_key(fr, ln, d, kw_buf, &lng), 0);
+	return st_scache_find(c, h, fr, ln, d, kw_buf, lng);
+}
+
+static struct st_scent *insert(struct st_scache *c, uint64_t h, const char *const *fr,
+			       const size_t *ln, size_t d, const uint32_t *ids, uint64_t idh)
+{
+	bool lng;
+	cr_assert_leq(d, 64);
+	cr_assert_neq(st_scache_key(fr, ln, d, kw_buf, &lng), 0);
+	return st_scache_insert(c, h, fr, ln, d, kw_buf, ids, idh);
+}
+
 Test(scache, equal_hashes_are_told_apart_by_bytes)
 {
 	/* Same hash for all; they differ in a byte, in length, in where the
@@ -55,33 +76,33 @@ Test(scache, equal_hashes_are_told_apart_by_bytes)
 	struct stk s;
 	for (unsigned i = 0; i < N; i++) {
 		split(&s, specs[i]);
-		cr_assert_null(st_scache_find(c, 42, s.fr, s.ln, s.d), "%s before insert", specs[i]);
+		cr_assert_null(find(c, 42, s.fr, s.ln, s.d), "%s before insert", specs[i]);
 		uint32_t ids[32];
 		for (size_t k = 0; k < s.d; k++)
 			ids[k] = 100 * i + (uint32_t)k;
-		struct st_scent *e = st_scache_insert(c, 42, s.fr, s.ln, s.d, ids, 1000 + i);
+		struct st_scent *e = insert(c, 42, s.fr, s.ln, s.d, ids, 1000 + i);
 		cr_assert_not_null(e);
 	}
 	cr_expect_eq(st_scache_count(c), N);
 	for (unsigned i = 0; i < N; i++) {
 		split(&s, specs[i]);
-		struct st_scent *e = st_scache_find(c, 42, s.fr, s.ln, s.d);
+		struct st_scent *e = find(c, 42, s.fr, s.ln, s.d);
 		cr_assert_not_null(e, "%s", specs[i]);
 		cr_expect_eq(e->id_hash, 1000 + i, "%s found another entry", specs[i]);
 		cr_expect_eq(e->depth, s.d);
 		for (size_t k = 0; k < s.d; k++)
 			cr_expect_eq(st_scent_ids(e)[k], 100 * i + k);
 		/* The right bytes under another hash are not found. */
-		cr_expect_null(st_scache_find(c, 43, s.fr, s.ln, s.d));
+		cr_expect_null(find(c, 43, s.fr, s.ln, s.d));
 	}
 	/* Never inserted, same hash. */
 	split(&s, "ab;e");
-	cr_expect_null(st_scache_find(c, 42, s.fr, s.ln, s.d));
+	cr_expect_null(find(c, 42, s.fr, s.ln, s.d));
 	st_scache_reset(c);
 	cr_expect_eq(st_scache_count(c), 0);
 	for (unsigned i = 0; i < N; i++) {
 		split(&s, specs[i]);
-		cr_expect_null(st_scache_find(c, 42, s.fr, s.ln, s.d), "%s after reset", specs[i]);
+		cr_expect_null(find(c, 42, s.fr, s.ln, s.d), "%s after reset", specs[i]);
 	}
 	st_scache_destroy(c);
 }
@@ -92,16 +113,86 @@ Test(scache, hash_zero_and_null_empty_frames)
 	const char *fr[2] = { NULL, "x" };
 	size_t ln[2] = { 0, 1 };
 	uint32_t ids[2] = { 7, 8 };
-	cr_assert_not_null(st_scache_insert(c, 0, fr, ln, 2, ids, 5));
-	struct st_scent *e = st_scache_find(c, 0, fr, ln, 2);
+	cr_assert_not_null(insert(c, 0, fr, ln, 2, ids, 5));
+	struct st_scent *e = find(c, 0, fr, ln, 2);
 	cr_assert_not_null(e);
 	cr_expect_eq(st_scent_ids(e)[1], 8);
 	const char *fr2[2] = { "", "x" };
-	cr_expect_not_null(st_scache_find(c, 0, fr2, ln, 2));
+	cr_expect_not_null(find(c, 0, fr2, ln, 2));
 	/* The root sample: depth 0. */
-	cr_assert_not_null(st_scache_insert(c, 9, NULL, NULL, 0, NULL, 6));
-	cr_expect_not_null(st_scache_find(c, 9, NULL, NULL, 0));
+	cr_assert_not_null(insert(c, 9, NULL, NULL, 0, NULL, 6));
+	cr_expect_not_null(find(c, 9, NULL, NULL, 0));
 	st_scache_destroy(c);
+}
+
+/*
+ * The key holds every byte: for each name length 0..80 (the load patterns
+ * of 1-3, 4-7, 8-16 bytes, and long names' heads and tails) and each byte
+ * position, a name differing from a cached one in that byte alone -- under
+ * the same forced hash, so only the compare can tell -- is not found, and
+ * the cached one is.  The same name in a second frame and behind a long
+ * frame too, so the compare is checked at every offset of the key.
+ */
+Test(scache, every_byte_of_every_name_length_is_compared)
+{
+	static char base[96], other[96], lead[40];
+	memset(lead, 'L', sizeof(lead));
+	for (size_t len = 0; len <= 80; len++) {
+		for (size_t i = 0; i < len; i++)
+			base[i] = (char)('a' + (i * 7 + len) % 26);
+		for (int shape = 0; shape < 3; shape++) {
+			/* shape 0: the name alone; 1: after a short frame;
+			 * 2: after a long frame (its head is in the entry). */
+			struct st_scache *c = st_scache_create();
+			cr_assert_not_null(c);
+			const char *fr[2];
+			size_t ln[2], d = shape ? 2 : 1;
+			fr[0] = shape == 1 ? "ab" : lead;
+			ln[0] = shape == 1 ? 2 : sizeof(lead);
+			fr[d - 1] = base;
+			ln[d - 1] = len;
+			uint32_t ids[2] = { 1, 2 };
+			cr_assert_not_null(insert(c, 7, fr, ln, d, ids, 3));
+			for (size_t pos = 0; pos < len; pos++) {
+				memcpy(other, base, len);
+				other[pos] ^= 0x20;
+				fr[d - 1] = other;
+				cr_assert_null(find(c, 7, fr, ln, d),
+					       "len %zu shape %d: byte %zu differs, still found", len,
+					       shape, pos);
+			}
+			/* A copy at another address is found. */
+			memcpy(other, base, len);
+			fr[d - 1] = other;
+			cr_assert_not_null(find(c, 7, fr, ln, d), "len %zu shape %d: copy not found",
+					   len, shape);
+			if (shape == 2) {
+				/* The long frame's head differs: not found. */
+				char lead2[sizeof(lead)];
+				memcpy(lead2, lead, sizeof(lead));
+				lead2[3] = 'M';
+				fr[0] = lead2;
+				cr_assert_null(find(c, 7, fr, ln, d), "len %zu: long head differs", len);
+			}
+			st_scache_destroy(c);
+		}
+	}
+}
+
+/* A name longer than ST_MAX_FRAME_LEN makes the key pass answer 0 (the
+ * writer refuses the sample with -ENAMETOOLONG) whatever frame it is. */
+Test(scache, key_refuses_names_too_long)
+{
+	const char *fr[3] = { "a", "b", "c" };
+	size_t ln[3] = { 1, 1, 1 };
+	bool lng;
+	cr_expect_neq(st_scache_key(fr, ln, 3, kw_buf, &lng), 0);
+	cr_expect(!lng);
+	for (int i = 0; i < 3; i++) {
+		ln[0] = ln[1] = ln[2] = 1;
+		ln[i] = ST_MAX_FRAME_LEN + 1;
+		cr_expect_eq(st_scache_key(fr, ln, 3, kw_buf, &lng), 0, "frame %d", i);
+	}
 }
 
 /* Many distinct stacks, most hashes colliding in a few groups: growth and
@@ -118,9 +209,9 @@ Test(scache, many_stacks_stay_exact_through_growth_and_resets)
 		size_t ln[2] = { 4, (size_t)l };
 		/* Every 997th stack shares one of 8 hashes with ~40 others. */
 		uint64_t h = i % 997 ? (uint64_t)i * 0x9e3779b97f4a7c15ULL : (i / 997) % 8;
-		cr_assert_null(st_scache_find(c, h, fr, ln, 2));
+		cr_assert_null(find(c, h, fr, ln, 2));
 		uint32_t ids[2] = { 1, i };
-		cr_assert_not_null(st_scache_insert(c, h, fr, ln, 2, ids, i));
+		cr_assert_not_null(insert(c, h, fr, ln, 2, ids, i));
 		if (st_scache_count(c) < last)
 			resets++;
 		last = st_scache_count(c);
@@ -129,7 +220,7 @@ Test(scache, many_stacks_stay_exact_through_growth_and_resets)
 		l = snprintf(name, sizeof(name), "frame%u", j);
 		ln[1] = (size_t)l;
 		uint64_t hj = j % 997 ? (uint64_t)j * 0x9e3779b97f4a7c15ULL : (j / 997) % 8;
-		struct st_scent *e = st_scache_find(c, hj, fr, ln, 2);
+		struct st_scent *e = find(c, hj, fr, ln, 2);
 		if (e)
 			cr_assert_eq(st_scent_ids(e)[1], j);
 	}
@@ -289,36 +380,40 @@ Test(scache, allocation_failures_lose_nothing_silently)
 	}
 }
 
-/* Big stacks (~12 KiB of names each) fill the cache's 32 MiB bound within a
- * few thousand distinct stacks, so it resets many times, also in the middle
- * of a batch group whose entries were already looked up.  The names share
- * all but the leaf, so the tries (and their dumps) stay small. */
-Test(scache, engine_exact_across_cache_resets, .timeout = 120)
+/* Big stacks fill the cache's 32 MiB bound within a few thousand distinct
+ * stacks, so it resets many times, also in the middle of a batch group
+ * whose entries were already looked up.  The names share all but the
+ * leaf, so the tries (and their dumps) stay small.  len: each name's
+ * length; with 1900 (~15 KiB entries) the cache resets below the batch's
+ * prefetching size (PREFETCH_MIN entries in writer.c), with 700 above it,
+ * so both ways of a batch group meet resets. */
+static void exact_across_cache_resets(size_t len, unsigned distinct, int samples)
 {
 	struct st_engine *e = mk(1);
 	struct st_ref *r = st_ref_create(2, 0);
 	struct st_writer *w = st_writer_open(e);
-	enum { D = 8, L = 1900, B = 8, DISTINCT = 4000, SAMPLES = 16000 };
+	enum { D = 8, L = 1900, B = 8 };
 	static char names[B][D][L];
 	static const char *fr[B][D];
 	static size_t ln[B][D];
 	uint64_t v[2] = { 1, 5 }, seed = 3;
 	struct st_str_sample batch[B];
-	for (int i = 0; i < SAMPLES; i += B) {
+	cr_assert_leq(len, L);
+	for (int i = 0; i < samples; i += B) {
 		for (int b = 0; b < B; b++) {
 			/* Every other sample repeats a recent stack (a cache hit
 			 * unless a reset came in between). */
-			unsigned k = (unsigned)(ts_rand(&seed) % DISTINCT);
+			unsigned k = (unsigned)(ts_rand(&seed) % distinct);
 			if (b & 1)
-				k = (unsigned)(i / 2 % DISTINCT);
+				k = (unsigned)(i / 2 % distinct);
 			for (int f = 0; f < D; f++) {
-				memset(names[b][f], 'a' + f, L);
+				memset(names[b][f], 'a' + f, len);
 				if (f == D - 1)
-					snprintf(names[b][f], L, "leaf%u.", k);
-				names[b][f][L - 1] = 'z';
+					snprintf(names[b][f], len, "leaf%u.", k);
+				names[b][f][len - 1] = 'z';
 				fr[b][f] = names[b][f];
 				/* The leaf's length also varies with k. */
-				ln[b][f] = f == D - 1 ? L - k % 3 : L - (size_t)f;
+				ln[b][f] = f == D - 1 ? len - k % 3 : len - (size_t)f;
 			}
 			batch[b] = (struct st_str_sample){ fr[b], ln[b], D, v };
 			cr_assert_eq(st_ref_add(r, fr[b], ln[b], D, v), 0);
@@ -327,8 +422,34 @@ Test(scache, engine_exact_across_cache_resets, .timeout = 120)
 		if (i % 4000 == 0)
 			ts_assert_matches_ref(e, r, "flush at sample %d", i);
 	}
-	ts_assert_matches_ref(e, r, "end at sample %d", SAMPLES);
+	ts_assert_matches_ref(e, r, "end at sample %d", samples);
 	st_writer_close(w);
 	st_ref_destroy(r);
+	st_engine_destroy(e);
+}
+
+Test(scache, engine_exact_across_cache_resets, .timeout = 120)
+{
+	exact_across_cache_resets(1900, 4000, 16000);
+}
+
+Test(scache, engine_exact_across_cache_resets_prefetched_groups, .timeout = 120)
+{
+	exact_across_cache_resets(700, 12000, 40000);
+}
+
+/* Root samples (depth 0, no arrays) through both string calls, first thing
+ * on a fresh writer (under UBSan its key place w->kw + 0 was NULL + 0). */
+Test(scache, root_samples_through_both_calls)
+{
+	struct st_engine *e = mk(1);
+	struct st_writer *w = st_writer_open(e);
+	uint64_t v[2] = { 3, 0 };
+	struct st_str_sample s[2] = { { NULL, NULL, 0, v }, { NULL, NULL, 0, v } };
+	cr_expect_eq(st_writer_ingest_strs_batch(w, s, 2), 2);
+	cr_expect_eq(st_writer_ingest_strs(w, NULL, NULL, 0, v), 0);
+	st_flush(e);
+	cr_expect_eq(ts_root_total(e, 0), 9);
+	st_writer_close(w);
 	st_engine_destroy(e);
 }

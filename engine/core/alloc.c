@@ -42,6 +42,9 @@
  *   4. Each region call takes one tick of the failure-injection counter,
  *      whatever path it takes; a failed call changes nothing.
  *   5. region_mapped counts the bytes of every live or cached mapping.
+ *   6. Nothing here waits for a lock: the cache's lock is only tried (a
+ *      writer may allocate an arena chunk here); when it is busy the
+ *      request maps afresh, or the freed mapping is unmapped.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -212,7 +215,10 @@ static void prefault(char *p, size_t n)
 static void *cache_take(size_t size)
 {
 	void *p = NULL;
-	pthread_mutex_lock(&cache.lock);
+	/* Never wait for it: a writer growing its arena may be here while the
+	 * merger frees a snapshot (invariant 6).  Busy: map afresh. */
+	if (pthread_mutex_trylock(&cache.lock))
+		return NULL;
 	for (size_t i = cache.n; i-- > 0;) { /* newest first: warmest */
 		if (cache.e[i].size != size)
 			continue;
@@ -232,7 +238,10 @@ static void cache_put(void *p, size_t size)
 {
 	void *drop[CACHE_SLOTS + 1];
 	size_t dsize[CACHE_SLOTS + 1], nd = 0;
-	pthread_mutex_lock(&cache.lock);
+	if (pthread_mutex_trylock(&cache.lock)) { /* busy: not kept (invariant 6) */
+		unmap(p, size);
+		return;
+	}
 	if (size > CACHE_BYTES) {
 		drop[nd] = p;
 		dsize[nd++] = size;

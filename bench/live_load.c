@@ -176,26 +176,6 @@ static void fail(struct live_mode *m, const char *what, const struct client *c, 
 
 /* ------------------------------------------------------------ the writer */
 
-/* Function-call and TLB-shootdown interrupts CPU 0 has taken (the first
- * column of /proc/interrupts' CAL and TLB lines): what another thread of
- * the process (munmap, madvise, mprotect) makes the writer's CPU do. */
-static unsigned long long cpu0_ipis(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[512];
-	unsigned long long n = 0, v;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = line + strspn(line, " ");
-		if ((!strncmp(p, "CAL:", 4) || !strncmp(p, "TLB:", 4)) &&
-		    sscanf(p + 4, "%llu", &v) == 1)
-			n += v;
-	}
-	fclose(f);
-	return n;
-}
-
 /* The control: a busy thread on CPU 1 that touches nothing of the engine. */
 static void *spin_main(void *arg)
 {

@@ -9,6 +9,8 @@
 #define BENCH_UTIL_H
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -111,6 +113,26 @@ static inline struct st_engine *bench_engine(const struct workload *W, unsigned 
 	if (!e)
 		exit(2);
 	return e;
+}
+
+/* Function-call and TLB-shootdown interrupts CPU 0 has taken (the first
+ * column of /proc/interrupts' CAL and TLB lines): what another thread of
+ * the process (munmap, madvise, mprotect) makes the writer's CPU do. */
+static inline unsigned long long cpu0_ipis(void)
+{
+	FILE *f = fopen("/proc/interrupts", "r");
+	char line[512];
+	unsigned long long n = 0, v;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = line + strspn(line, " ");
+		if ((!strncmp(p, "CAL:", 4) || !strncmp(p, "TLB:", 4)) &&
+		    sscanf(p + 4, "%llu", &v) == 1)
+			n += v;
+	}
+	fclose(f);
+	return n;
 }
 
 #endif

@@ -55,6 +55,7 @@
 #include "push/push.h"
 #include "shardtrie_export.h"
 #include "support/pyroscope_rx.h"
+#include "bench/util.h"
 
 #define DEPTH 12
 #define BATCH 256
@@ -129,24 +130,6 @@ static double process_cpu(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Function-call and TLB-shootdown interrupts CPU 0 has taken. */
-static unsigned long long cpu0_ipis(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[512];
-	unsigned long long n = 0, v;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = line + strspn(line, " ");
-		if ((!strncmp(p, "CAL:", 4) || !strncmp(p, "TLB:", 4)) &&
-		    sscanf(p + 4, "%llu", &v) == 1)
-			n += v;
-	}
-	fclose(f);
-	return n;
 }
 
 /* CPU set: only `cpu`, or every CPU when not pinned. */

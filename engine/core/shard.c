@@ -191,6 +191,22 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 	return c->mem;
 }
 
+/* Put the used slots of old[0..mask] into the zeroed table ns of nslots
+ * (a power of two) by linear probing: both slot tables grow through it. */
+static void hslots_rehash(const struct st_hslot *old, size_t mask, struct st_hslot *ns,
+			  size_t nslots)
+{
+	for (size_t i = 0; i <= mask; i++) {
+		struct st_hslot s = old[i];
+		if (!s.hash)
+			continue;
+		size_t j = s.hash & (nslots - 1);
+		while (ns[j].hash)
+			j = (j + 1) & (nslots - 1);
+		ns[j] = s;
+	}
+}
+
 int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 {
 	size_t nslots = (*mask + 1) * 2;
@@ -202,15 +218,7 @@ int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 	if (!ns)
 		return -ENOMEM;
 	memset(ns, 0, nslots * sizeof(*ns));
-	for (size_t i = 0; i <= *mask; i++) {
-		struct st_hslot s = (*slots)[i];
-		if (!s.hash)
-			continue;
-		size_t j = s.hash & (nslots - 1);
-		while (ns[j].hash)
-			j = (j + 1) & (nslots - 1);
-		ns[j] = s;
-	}
+	hslots_rehash(*slots, *mask, ns, nslots);
 	st_free(*slots);
 	*slots = ns;
 	*mask = nslots - 1;
@@ -225,15 +233,7 @@ static int stab_slots_grow(struct st_stab *t)
 	struct st_hslot *ns = st_region_alloc(nslots * sizeof(*ns), ST_REGION_PREFAULT);
 	if (!ns)
 		return -ENOMEM;
-	for (size_t i = 0; i <= t->mask; i++) {
-		struct st_hslot s = t->slots[i];
-		if (!s.hash)
-			continue;
-		size_t j = s.hash & (nslots - 1);
-		while (ns[j].hash)
-			j = (j + 1) & (nslots - 1);
-		ns[j] = s;
-	}
+	hslots_rehash(t->slots, t->mask, ns, nslots);
 	st_region_free(t->slots, slots_bytes(t->mask));
 	t->slots = ns;
 	t->mask = nslots - 1;

@@ -77,7 +77,8 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	struct st_engine *e = st_calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	memcpy(&e->opt, o, sizeof(e->opt));
+	/* An older caller's struct is shorter: its missing fields stay 0. */
+	memcpy(&e->opt, o, o->size < sizeof(e->opt) ? o->size : sizeof(e->opt));
 	e->opt.size = sizeof(e->opt);
 	pthread_mutex_init(&e->shard_lock, NULL);
 	pthread_mutex_init(&e->merge_lock, NULL);
@@ -223,6 +224,9 @@ void st_engine_stats(struct st_engine *e, struct st_stats *out)
 	out->merges = e->merges;
 	out->folded = e->folded;
 	out->version = e->version;
+	out->merge_records = e->merge_records;
+	out->merge_fold_ns = e->merge_fold_ns;
+	out->publish_ns = e->publish_ns;
 	out->nodes = st_master_nodes(e->master);
 	out->mem_master = st_master_memory(e->master);
 	out->mem_snapshot = st_snap_memory(e->snap);

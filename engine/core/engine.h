@@ -40,6 +40,7 @@ struct st_engine {
 	uint64_t merges;
 	uint64_t folded;
 	uint64_t merge_dropped;
+	uint64_t merge_records, merge_fold_ns, publish_ns; /* st_stats */
 	struct st_srec **walk;    /* merger: unlinked records of one fold */
 	size_t nwalk, walk_cap;
 	bool unpublished;         /* folded since the last publish */

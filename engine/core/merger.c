@@ -123,8 +123,11 @@ static unsigned flip_all(struct st_engine *e)
  * stack instead of at the root (st_master_link_sorted).  Tables are cleared
  * only after that, since the walk reads their records.
  */
+static uint64_t now_ns(void);
+
 static uint64_t merge_locked(struct st_engine *e, bool discard)
 {
+	uint64_t t0 = now_ns();
 	struct st_stab **old = e->flipped;
 	unsigned n = flip_all(e);
 	struct fold_ctx c = { .e = e };
@@ -147,6 +150,8 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 		e->shards[i]->spare = old[i];
 	}
 	e->merges++;
+	e->merge_records += c.records;
+	e->merge_fold_ns += now_ns() - t0;
 	return c.records;
 }
 
@@ -160,6 +165,7 @@ static uint64_t now_ns(void)
 /* Build and publish a snapshot of the master.  Caller holds merge_lock. */
 static uint64_t publish_locked(struct st_engine *e)
 {
+	const uint64_t t0 = now_ns();
 	e->folded += st_master_apply_cap(e->master);
 	if (st_master_sort(e->master, e->intern))
 		return 0;
@@ -172,6 +178,7 @@ static uint64_t publish_locked(struct st_engine *e)
 	e->version++;
 	st_snap_publish(&e->snap, s);
 	e->unpublished = false;
+	e->publish_ns += now_ns() - t0;
 	return e->version;
 }
 

@@ -73,6 +73,9 @@ struct st_options {
 	unsigned nmetrics;            /* 1..ST_MAX_METRICS */
 	struct st_metric_desc metrics[ST_MAX_METRICS];
 	uint64_t node_cap;            /* 0 = unlimited; else fold into [other] */
+	unsigned merge_workers;       /* threads folding shards into the master in
+					 parallel (a flush lets writers help); 0 =
+					 the engine's choice */
 };
 
 /* Fill *o with defaults: online-CPU shards, 10 ms merges, one metric
@@ -228,6 +231,10 @@ struct st_stats {
 	size_t mem_regions;   /* bytes mapped as big-page regions (the big
 				 tables and arrays above, and freed ones kept
 				 for reuse): process-wide, every engine */
+	uint64_t merge_records; /* shard records folded into the master */
+	uint64_t merge_fold_ns; /* wall time spent folding them (flip and grace
+				   period included, snapshot builds not) */
+	uint64_t publish_ns;  /* wall time spent building snapshots */
 };
 ST_API void st_engine_stats(struct st_engine *e, struct st_stats *out);
 

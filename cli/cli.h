@@ -103,6 +103,8 @@ enum st_cli_push_opt_code {
 	ST_OPT_PUSH_QUEUE,
 	ST_OPT_PUSH_FORMAT,
 	ST_OPT_PUSH_AUTH_FILE,
+	ST_OPT_PUSH_TIMEOUT,
+	ST_OPT_PUSH_DRAIN,
 };
 #define ST_CLI_PUSH_LONGOPTS                                                 \
 	{ "push", required_argument, 0, ST_OPT_PUSH },                        \
@@ -111,13 +113,17 @@ enum st_cli_push_opt_code {
 	{ "push-interval", required_argument, 0, ST_OPT_PUSH_INTERVAL },      \
 	{ "push-queue", required_argument, 0, ST_OPT_PUSH_QUEUE },            \
 	{ "push-format", required_argument, 0, ST_OPT_PUSH_FORMAT },          \
-	{ "push-auth-file", required_argument, 0, ST_OPT_PUSH_AUTH_FILE }
+	{ "push-auth-file", required_argument, 0, ST_OPT_PUSH_AUTH_FILE },    \
+	{ "push-timeout", required_argument, 0, ST_OPT_PUSH_TIMEOUT },        \
+	{ "push-drain", required_argument, 0, ST_OPT_PUSH_DRAIN }
 #define ST_CLI_PUSH_HELP                                                              \
 	"push options (docs/push.md): --push URL sends the profile to a Pyroscope\n"  \
 	"  server every --push-interval D (10s), each push the exact difference since\n" \
 	"  the last; --app NAME (shardtrie), --label K=V (repeatable; hostname= and\n"  \
 	"  metric= by default), --push-queue N[/SIZE] unsent intervals kept (64/64M,\n" \
-	"  oldest dropped), --push-format pprof|folded, credentials from\n"            \
+	"  oldest dropped), --push-format pprof|folded, --push-timeout D one\n"       \
+	"  request's limit (10s), --push-drain D how long unsent intervals are still\n" \
+	"  tried at exit (10s; 0 = not at all), credentials from\n"                   \
 	"  SHARDTRIE_PUSH_USER/_PASSWORD (basic), SHARDTRIE_PUSH_TOKEN (bearer),\n"    \
 	"  SHARDTRIE_PUSH_TENANT (X-Scope-OrgID) or --push-auth-file F\n"
 struct st_push;

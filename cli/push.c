@@ -11,6 +11,10 @@
  *   --push-interval D     one push per D (100ms..1h; 10s)
  *   --push-queue N[/SIZE] unsent intervals kept: count and bytes (64/64M)
  *   --push-format F       pprof (default) or folded
+ *   --push-timeout D      one request's time limit (100ms..10m; 10s)
+ *   --push-drain D        at exit, how long unsent intervals are still tried
+ *                         (0..1h; 10s; 0 = what is unsent at exit is
+ *                         counted, not sent)
  *   --push-auth-file F    credentials, `key=value` lines: user, password,
  *                         token, tenant (else SHARDTRIE_PUSH_USER,
  *                         SHARDTRIE_PUSH_PASSWORD, SHARDTRIE_PUSH_TOKEN,
@@ -36,8 +40,9 @@ void st_cli_push_init(struct st_cli_push *o)
 	st_push_opts_init(&o->o);
 }
 
-/* "250ms", "10s", "2m", "1h", "10" (seconds) -> milliseconds in [100, 3600000]. */
-static bool parse_interval(const char *s, unsigned *ms)
+/* A duration: "250ms", "10s", "2m", "1h", a bare number is seconds; in
+ * [lo, hi] milliseconds. */
+static bool parse_duration(const char *s, unsigned *ms, double lo, double hi)
 {
 	char *end;
 	double v = strtod(s, &end);
@@ -55,7 +60,7 @@ static bool parse_interval(const char *s, unsigned *ms)
 	else
 		return false;
 	v *= mul;
-	if (!(v >= 100 && v <= 3600000))
+	if (!(v >= lo && v <= hi))
 		return false;
 	*ms = (unsigned)v;
 	return true;
@@ -129,7 +134,7 @@ int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push 
 		break;
 	}
 	case ST_OPT_PUSH_INTERVAL:
-		if (!parse_interval(arg, &o->o.interval_ms))
+		if (!parse_duration(arg, &o->o.interval_ms, 100, 3600000))
 			return st_cli_bad_value(cmd, "push-interval",
 						"a duration in [100ms, 1h] (250ms, 10s, 2m)", arg),
 			       EX_USAGE_;
@@ -146,6 +151,18 @@ int st_cli_push_opt(const char *cmd, int c, const char *arg, struct st_cli_push 
 		if (strcmp(arg, "pprof") && strcmp(arg, "folded"))
 			return st_cli_bad_value(cmd, "push-format", "pprof or folded", arg), EX_USAGE_;
 		o->o.format = strcmp(arg, "pprof") ? ST_PUSH_FOLDED : ST_PUSH_PPROF;
+		break;
+	case ST_OPT_PUSH_TIMEOUT:
+		if (!parse_duration(arg, &o->o.timeout_ms, 100, 600000))
+			return st_cli_bad_value(cmd, "push-timeout",
+						"a duration in [100ms, 10m] (500ms, 10s, 1m)", arg),
+			       EX_USAGE_;
+		break;
+	case ST_OPT_PUSH_DRAIN:
+		if (!parse_duration(arg, &o->o.drain_ms, 0, 3600000))
+			return st_cli_bad_value(cmd, "push-drain",
+						"a duration in [0, 1h] (0, 500ms, 10s, 2m)", arg),
+			       EX_USAGE_;
 		break;
 	case ST_OPT_PUSH_AUTH_FILE: o->auth_file = arg; break;
 	default: return 1;

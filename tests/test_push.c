@@ -418,6 +418,44 @@ Test(push, failures_are_retried_until_delivered)
 
 /* A 4xx other than 429 is an error naming the server's answer, not retried;
  * the credentials sent are never printed. */
+/* --push-drain and --push-timeout: with nothing listening, the exit waits
+ * for the drain time given (not the default 10 s), and what was not sent is
+ * counted in the exit report, with its value. */
+Test(push, drain_time_bounds_the_exit_and_counts_unsent)
+{
+	struct prx *tmp = prx_start(0); /* a port with nothing listening */
+	cr_assert(tmp);
+	unsigned port = prx_port(tmp);
+	prx_stop(tmp);
+	char args[512];
+	snprintf(args, sizeof(args),
+		 "--push http://127.0.0.1:%u --push-interval 1h --push-format folded "
+		 "--push-timeout 300ms --push-drain 500ms",
+		 port);
+	struct srv s;
+	srv_start(&s, args, true);
+	struct stacks want = { 0 };
+	char *t = make_input(7, 40, &want);
+	feed(&s, t);
+	wait_status(&s, "total", stacks_total(&want));
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	srv_stop(&s); /* the last interval is pushed, refused, retried for 500 ms */
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double took = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	cr_expect_geq(took, 0.45, "exit %.3f s: the drain time was not used", took);
+	cr_expect_lt(took, 5.0, "exit %.3f s: --push-drain 500ms not honoured (default 10 s)", took);
+	char *err = ts_read_file(ts_path("serve.err"), NULL);
+	char want_unsent[96];
+	snprintf(want_unsent, sizeof(want_unsent), "1 unsent at exit (%llu)",
+		 (unsigned long long)stacks_total(&want));
+	cr_expect(strstr(err, want_unsent), "want '%s' in: %s", want_unsent, err);
+	cr_expect(strstr(err, "0 intervals sent"), "%s", err);
+	free(err);
+	free(t);
+	stacks_free(&want);
+}
+
 Test(push, client_error_is_reported_not_retried)
 {
 	struct prx *rx = prx_start(0);
@@ -464,6 +502,11 @@ Test(push, bad_options_are_usage_errors)
 		"--push http://127.0.0.1:1 --push-queue 0",
 		"--push http://127.0.0.1:1 --push-queue 8/10",
 		"--push http://127.0.0.1:1 --push-format json",
+		"--push http://127.0.0.1:1 --push-timeout 50ms",
+		"--push http://127.0.0.1:1 --push-timeout 11m",
+		"--push http://127.0.0.1:1 --push-drain 2h",
+		"--push http://127.0.0.1:1 --push-drain -1s",
+		"--push http://127.0.0.1:1 --push-drain soon",
 		"--push http://127.0.0.1:1/?x=1",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {

@@ -39,21 +39,6 @@
 
 TestSuite(bpf_record, .init = ts_dir_init, .fini = ts_dir_fini, .timeout = 180);
 
-/* Skip unless BPF tracing works here: root, BTF, and the pairing program
- * loads (which also proves the build had the BPF toolchain). */
-static void need_bpf(void)
-{
-	if (geteuid() != 0)
-		cr_skip_test("BPF tests need root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, ts_path("probe.err"));
-	if (rc != 0) {
-		char *err = ts_read_file(ts_path("probe.err"), NULL);
-		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc, err ? err : "");
-	}
-}
-
 /* Value of the folded line whose stack is exactly `stack` (0 if none). */
 static unsigned long long folded_get(const char *text, const char *stack)
 {
@@ -136,7 +121,7 @@ Test(bpf_record, output_options_like_convert)
 		  "--width 5: message '%s'", err ? err : "");
 	free(err);
 
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	rc = ts_run("'%s' record io -t svg --title 'io of cat' --width 640 -o '%s' -- cat /etc/hostname "
 		    ">/dev/null 2>'%s'", CLI, ts_path("o.svg"), ts_path("o.err"));
 	err = ts_read_file(ts_path("o.err"), NULL);
@@ -150,7 +135,7 @@ Test(bpf_record, output_options_like_convert)
 
 Test(bpf_record, io_pairing_prog_test_run)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	int rc = ts_run("'%s' record io --selftest >'%s' 2>&1", CLI, ts_path("st.out"));
 	char *out = ts_read_file(ts_path("st.out"), NULL);
 	cr_assert_eq(rc, 0, "record io --selftest failed (exit %d):\n%s", rc, out ? out : "");
@@ -160,7 +145,7 @@ Test(bpf_record, io_pairing_prog_test_run)
 
 Test(bpf_record, io_dd_counts_and_bytes)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	const unsigned long long N = 200000;
 	int rc = ts_run("'%s' record io -t folded -o '%s' -- dd if=/dev/zero of=/dev/null bs=1 count=%llu "
 			"2>'%s'", CLI, ts_path("count.folded"), N, ts_path("count.err"));
@@ -210,7 +195,7 @@ Test(bpf_record, io_dd_counts_and_bytes)
 
 Test(bpf_record, cpu_shares_match_perf)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	char cli[512], spin[600];
 	snprintf(cli, sizeof(cli), "%s", CLI);
 	snprintf(spin, sizeof(spin), "%s/bpf/spin", dirname(cli));
@@ -258,7 +243,7 @@ Test(bpf_record, cpu_shares_match_perf)
 
 Test(bpf_record, sigint_writes_output)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	char out[600];
 	snprintf(out, sizeof(out), "%s", ts_path("sig.folded"));
 	int pfd[2];
@@ -302,7 +287,7 @@ Test(bpf_record, sigint_writes_output)
  * is still written; a command ended by -d is not a failure. */
 Test(bpf_record, command_exit_status_passed_on)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	int rc = ts_run("'%s' record io -o '%s' -- sh -c 'cat /etc/hostname >/dev/null; exit 3' 2>'%s'",
 			CLI, ts_path("st3.folded"), ts_path("st3.err"));
 	char *err = ts_read_file(ts_path("st3.err"), NULL);
@@ -329,7 +314,7 @@ Test(bpf_record, command_exit_status_passed_on)
  * reported dropped (the rate itself is the benchmark's business). */
 Test(bpf_record, io_flood_accounts_every_call)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	int rc = ts_run("'%s' record io --flood 200000 -d 1 -v -o '%s' 2>'%s'", CLI, ts_path("fl.folded"),
 			ts_path("fl.err"));
 	char *err = ts_read_file(ts_path("fl.err"), NULL);
@@ -455,7 +440,7 @@ static bool json_file_ok(const char *path, char *why, size_t n)
  * -m): the host's tracefs, which concurrent tests use, is never touched. */
 Test(bpf_record, cpu_mounts_missing_tracefs, .timeout = 60)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	if (ts_run("command -v unshare >/dev/null 2>&1") != 0)
 		cr_skip_test("unshare(1) (util-linux) missing: cannot unmount tracefs privately");
 	static const char script[] =
@@ -485,7 +470,7 @@ Test(bpf_record, cpu_mounts_missing_tracefs, .timeout = 60)
  * and exits 0. */
 Test(bpf_record, pid_exit_ends_run, .timeout = 60)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	int go[2];
 	cr_assert_eq(pipe(go), 0);
 	pid_t target = fork();
@@ -524,7 +509,7 @@ Test(bpf_record, pid_exit_ends_run, .timeout = 60)
  * stderr: stdout is the profile and nothing else. */
 Test(bpf_record, command_stdout_kept_out_of_profile, .timeout = 60)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	int rc = ts_run("'%s' record cpu -F 999 -t json -- sh -c 'echo hello; " SH_BURN "' >'%s' 2>'%s'", CLI,
 			ts_path("so.json"), ts_path("so.err"));
 	char *err = ts_read_file(ts_path("so.err"), NULL), *out = ts_read_file(ts_path("so.json"), NULL);
@@ -574,7 +559,7 @@ Test(bpf_record, bad_output_fails_before_run, .timeout = 60)
  * written (valid JSON here) and the exit code is 0. */
 Test(bpf_record, hup_and_quit_write_output, .timeout = 90)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	static const int sigs[] = { SIGHUP, SIGQUIT };
 	for (size_t i = 0; i < 2; i++) {
 		char name[64];
@@ -605,7 +590,7 @@ Test(bpf_record, hup_and_quit_write_output, .timeout = 90)
  * directory; /dev/full itself is not touched). */
 Test(bpf_record, write_error_named, .timeout = 60)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	const char *full = ts_path("full");
 	if (ts_run("mknod '%s' c 1 7 2>/dev/null", full) != 0)
 		cr_skip_test("mknod of a full device failed here");
@@ -718,7 +703,7 @@ static bool ufr_flash(char *buf, size_t n)
  * of the next is taken). */
 Test(bpf_record, cpu_exited_command_frames_resolve, .timeout = 120)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	char flash[600];
 	if (!ufr_flash(flash, sizeof(flash)))
 		cr_skip_test("workload %s not built", flash);
@@ -745,7 +730,7 @@ Test(bpf_record, cpu_exited_command_frames_resolve, .timeout = 120)
  * every sample is read after its process has gone or is about to. */
 Test(bpf_record, cpu_exited_pid_frames_resolve, .timeout = 120)
 {
-	need_bpf();
+	ts_need_bpf("BPF tests");
 	char flash[600], out[600], pid_s[32];
 	if (!ufr_flash(flash, sizeof(flash)))
 		cr_skip_test("workload %s not built", flash);

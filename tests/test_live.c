@@ -627,15 +627,7 @@ Test(live, follow_a_growing_file)
 
 Test(live, record_cpu_serve_shows_the_run_and_writes_the_output, .timeout = 60)
 {
-	if (geteuid() != 0)
-		cr_skip_test("record --serve needs root (or CAP_BPF+CAP_PERFMON): running as uid %u",
-			     geteuid());
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, ts_path("probe.err"));
-	if (rc != 0)
-		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc,
-			     ts_read_file(ts_path("probe.err"), NULL));
+	ts_need_bpf("record --serve");
 	char spin[600];
 	snprintf(spin, sizeof(spin), "%s", CLI);
 	char *slash = strrchr(spin, '/');
@@ -650,19 +642,9 @@ Test(live, record_cpu_serve_shows_the_run_and_writes_the_output, .timeout = 60)
 	snprintf(cmd, sizeof(cmd), "exec '%s' record cpu -F 499 --serve -o '%s' -- '%s' 4 2>&1 >/dev/null",
 		 CLI, ts_path("rec.folded"), spin);
 	int out;
-	pid_t pid = spawn_sh(cmd, -1, &out);
-	struct srv s = { .pid = pid, .in = -1 };
-	char line[512], seen[4096] = "";
-	for (int i = 0; i < 20 && !s.url[0]; i++) {
-		cr_assert(read_line_within(out, line, sizeof(line), 15000),
-			  "record --serve printed no URL on stderr within 15 s; it said: %s", seen);
-		strncat(seen, line, sizeof(seen) - strlen(seen) - 2);
-		strcat(seen, "\n");
-		const char *u = strstr(line, "http://127.0.0.1:");
-		if (!strncmp(line, "Live flamegraph at ", 19) && u)
-			snprintf(s.url, sizeof(s.url), "%s", u);
-	}
-	cr_assert(s.url[0], "no 'Live flamegraph at http://127.0.0.1:PORT/' line: %s", seen);
+	struct srv s;
+	char seen[8192];
+	srv_spawn_record(&s, cmd, &out, seen, sizeof(seen));
 
 	/* While the workload runs: its frames show in the live snapshot. */
 	bool found = false;
@@ -675,14 +657,8 @@ Test(live, record_cpu_serve_shows_the_run_and_writes_the_output, .timeout = 60)
 	}
 	cr_expect(found, "burn_a never showed in the live snapshot while recording");
 	cr_expect(status_u(&s, "ingested") > 0, "/api/status ingested nothing");
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	char rest[8192];
-	ssize_t n = read(out, rest, sizeof(rest) - 1); /* the writer has exited: no wait */
-	rest[n > 0 ? n : 0] = '\0';
-	close(out);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record --serve: status %d: %s%s", st, seen,
-		  rest);
+	int st = srv_wait_record(&s, out, seen, sizeof(seen));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record --serve: status %d: %s", st, seen);
 	char *f = ts_read_file(ts_path("rec.folded"), NULL);
 	cr_assert(f && strstr(f, ";burn_a "), "the output has no burn_a: %.300s", f ? f : "(none)");
 	free(f);

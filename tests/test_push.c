@@ -722,10 +722,7 @@ Test(push, metric_switch_is_exact)
  * interval included; metric=io_bytes with units=bytes. */
 Test(push, record_io_pushes_add_up_to_the_output, .timeout = 120)
 {
-	if (geteuid() != 0)
-		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
-	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
-		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	ts_need_bpf("record --push");
 	struct prx *rx = prx_start(0);
 	cr_assert(rx);
 	int rc = ts_run("'%s' record io --flood 20000 -d 1 --metric bytes --push http://127.0.0.1:%u "
@@ -908,4 +905,51 @@ Test(push, status_json_url_without_credentials)
 	st_push_free(p);
 	fclose(o.log);
 	st_engine_destroy(e);
+}
+
+/* `record io --serve --push` (root + BPF, else skipped): the recording's
+ * page shows the pusher's figures (the same status hook as `serve --push`),
+ * and the pushes add up to the output file. */
+Test(push, record_serve_push_shows_the_figures, .timeout = 120)
+{
+	ts_need_bpf("record --serve --push");
+	struct prx *rx = prx_start(0);
+	cr_assert(rx);
+	char run[512]; /* ts_path()'s buffer is reused by every call */
+	snprintf(run, sizeof(run), "%s", ts_path("running"));
+	cr_assert_eq(ts_write_file(run, "", 0), 0);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "exec '%s' record io --serve --push http://127.0.0.1:%u --push-interval 200ms "
+		 "--push-format folded -o '%s' -- sh -c 'while [ -e \"%s\" ]; do "
+		 "dd if=/dev/zero of=/dev/null bs=1 count=20 status=none; done' 2>&1 >/dev/null",
+		 CLI, prx_port(rx), ts_path("rec.folded"), run);
+	int out;
+	struct srv s;
+	char seen[16384];
+	srv_spawn_record(&s, cmd, &out, seen, sizeof(seen));
+	cr_expect_geq(wait_push_fig(&s, "sent", 2, 15000), 2);
+	json_t *j = status_json(&s);
+	json_t *p = json_object_get(j, "push");
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", prx_port(rx));
+	const char *u = json_string_value(json_object_get(p, "url"));
+	cr_expect(u && !strncmp(u, url, strlen(url)), "push.url %s, want %s", u ? u : "(none)", url);
+	cr_expect_eq(json_integer_value(json_object_get(p, "dropped")), 0);
+	json_decref(j);
+	cr_assert_eq(unlink(run), 0);
+	int st = srv_wait_record(&s, out, seen, sizeof(seen));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record: status %d: %s", st, seen);
+	size_t n;
+	char *f = ts_read_file(ts_path("rec.folded"), &n);
+	cr_assert(f);
+	struct stacks want = { 0 }, got = { 0 };
+	stacks_add_folded(&want, f, n);
+	cr_assert_gt(stacks_total(&want), 0, "the recording is empty");
+	sum_pushes(rx, &got);
+	stacks_expect_eq(&got, &want, "record --serve --push");
+	free(f);
+	stacks_free(&want);
+	stacks_free(&got);
+	prx_stop(rx);
 }

@@ -288,20 +288,6 @@ Test(record_io, order_names_follow_ior_rules)
 
 /* ------------------------------------------------------- record io --serve */
 
-/* Skip unless BPF tracing works here. */
-static void need_bpf(void)
-{
-	if (geteuid() != 0)
-		cr_skip_test("record io --serve needs root (or CAP_BPF+CAP_PERFMON): running as uid %u",
-			     geteuid());
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", CLI, ts_path("probe.err"));
-	if (rc != 0)
-		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc,
-			     ts_read_file(ts_path("probe.err"), NULL));
-}
-
 /* Every line of folded text starts with prefix (and there is one). */
 static bool all_lines_start(const char *text, const char *prefix, const char **bad)
 {
@@ -349,7 +335,7 @@ static void wait_folded(const struct srv *s, const char *want, const char *prefi
 
 Test(record_io, order_endpoint_through_record_io_serve, .timeout = 90)
 {
-	need_bpf();
+	ts_need_bpf("record io --serve");
 	/* dd reads /dev/zero and writes /dev/null until the run file goes. */
 	char run[512]; /* ts_path()'s buffer is reused by every call */
 	snprintf(run, sizeof(run), "%s", ts_path("running"));
@@ -360,19 +346,9 @@ Test(record_io, order_endpoint_through_record_io_serve, .timeout = 90)
 		 "dd if=/dev/zero of=/dev/null bs=1 count=20 status=none; done' 2>&1 >/dev/null",
 		 CLI, ts_path("rec.folded"), run);
 	int out;
-	pid_t pid = spawn_sh(cmd, -1, &out);
-	struct srv s = { .pid = pid, .in = -1 };
-	char line[512], seen[4096] = "";
-	for (int i = 0; i < 20 && !s.url[0]; i++) {
-		cr_assert(read_line_within(out, line, sizeof(line), 15000),
-			  "record io --serve printed no URL within 15 s: %s", seen);
-		strncat(seen, line, sizeof(seen) - strlen(seen) - 2);
-		strcat(seen, "\n");
-		const char *u = strstr(line, "http://127.0.0.1:");
-		if (!strncmp(line, "Live flamegraph at ", 19) && u)
-			snprintf(s.url, sizeof(s.url), "%s", u);
-	}
-	cr_assert(s.url[0], "no 'Live flamegraph at' line: %s", seen);
+	struct srv s;
+	char seen[16384];
+	srv_spawn_record(&s, cmd, &out, seen, sizeof(seen));
 
 	/* GET: --fields' default order; the stacks follow it. */
 	struct resp r = http(&s, "", "/order");
@@ -426,23 +402,10 @@ Test(record_io, order_endpoint_through_record_io_serve, .timeout = 90)
 
 	/* The end: the output has the order in force at the end. */
 	cr_assert_eq(unlink(run), 0);
-	int st = 0;
-	pid_t w = 0;
-	for (int i = 0; i < 1500 && !(w = waitpid(pid, &st, WNOHANG)); i++)
-		pause_ms(10);
-	if (!w) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-		cr_assert_fail("record io did not end within 15 s of its command's end");
-	}
-	char rest[8192];
-	ssize_t n = read(out, rest, sizeof(rest) - 1);
-	rest[n > 0 ? n : 0] = '\0';
-	close(out);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record io --serve: status %d: %s%s", st,
-		  seen, rest);
-	cr_expect(strstr(rest, "/order: fields now tracepoint,comm,path; the recording was reset"),
-		  "the change is not said on stderr: %s", rest);
+	int st = srv_wait_record(&s, out, seen, sizeof(seen));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "record io --serve: status %d: %s", st, seen);
+	cr_expect(strstr(seen, "/order: fields now tracepoint,comm,path; the recording was reset"),
+		  "the change is not said on stderr: %s", seen);
 	char *f = ts_read_file(ts_path("rec.folded"), NULL);
 	const char *badl;
 	cr_assert(f && strstr(f, "sys_enter_read;dd;/dev;/zero "), "output: %.300s", f ? f : "(none)");

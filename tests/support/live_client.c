@@ -131,6 +131,41 @@ void srv_stop(struct srv *s)
 		  st, ts_read_file(ts_path("serve.err"), NULL));
 }
 
+void srv_spawn_record(struct srv *s, const char *cmd, int *out, char *seen, size_t n)
+{
+	*s = (struct srv){ .pid = spawn_sh(cmd, -1, out), .in = -1 };
+	char line[512];
+	seen[0] = '\0';
+	for (int i = 0; i < 20 && !s->url[0]; i++) {
+		cr_assert(read_line_within(*out, line, sizeof(line), 15000),
+			  "record --serve printed no URL within 15 s; it said: %s", seen);
+		size_t l = strlen(seen);
+		snprintf(seen + l, n - l, "%s\n", line);
+		const char *u = strstr(line, "http://127.0.0.1:");
+		if (!strncmp(line, "Live flamegraph at ", 19) && u)
+			snprintf(s->url, sizeof(s->url), "%s", u);
+	}
+	cr_assert(s->url[0], "no 'Live flamegraph at http://127.0.0.1:PORT/' line: %s", seen);
+}
+
+int srv_wait_record(struct srv *s, int out, char *seen, size_t n)
+{
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 1500 && !(w = waitpid(s->pid, &st, WNOHANG)); i++)
+		pause_ms(10);
+	if (!w) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &st, 0);
+		cr_assert_fail("record did not end within 15 s: %s", seen);
+	}
+	size_t l = strlen(seen);
+	ssize_t r = read(out, seen + l, n - l - 1); /* it has exited: no wait */
+	seen[l + (size_t)(r > 0 ? r : 0)] = '\0';
+	close(out);
+	return st;
+}
+
 void feed(struct srv *s, const char *text)
 {
 	size_t n = strlen(text);

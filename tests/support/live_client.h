@@ -28,6 +28,13 @@ bool read_line(int fd, char *buf, size_t n);
 bool read_line_within(int fd, char *buf, size_t n, int ms);
 void srv_start(struct srv *s, const char *args, bool feed);
 void srv_stop(struct srv *s);
+/* Spawn `sh -c cmd` (a `record ... --serve` whose stderr goes to stdout)
+ * and read its lines until "Live flamegraph at http://127.0.0.1:PORT/"
+ * (bounded); *out is the pipe, seen (n bytes) what it printed so far. */
+void srv_spawn_record(struct srv *s, const char *cmd, int *out, char *seen, size_t n);
+/* Wait (bounded, 15 s) for a spawned record to end; its exit status, the
+ * rest of its output appended to seen.  Killed and failed when it does not. */
+int srv_wait_record(struct srv *s, int out, char *seen, size_t n);
 /* Write text to the server's stdin. */
 void feed(struct srv *s, const char *text);
 

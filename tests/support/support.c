@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "support/support.h"
 
@@ -163,4 +164,19 @@ struct st_engine *ts_engine_no_merger(unsigned nshards)
 	struct st_engine *e = st_engine_create(&so);
 	cr_assert(e, "st_engine_create: %s", strerror(errno));
 	return e;
+}
+
+void ts_need_bpf(const char *what)
+{
+	if (geteuid() != 0)
+		cr_skip_test("%s needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", what,
+			     geteuid());
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
+		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
+	int rc = ts_run("'%s' record io --selftest >/dev/null 2>'%s'", ST_TEST_CLI,
+			ts_path("probe.err"));
+	if (rc != 0) {
+		char *err = ts_read_file(ts_path("probe.err"), NULL);
+		cr_skip_test("BPF unusable here (record io --selftest exit %d): %s", rc, err ? err : "");
+	}
 }

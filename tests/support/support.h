@@ -49,4 +49,9 @@ const char *ts_path(const char *name);
 /* Run a shell command, return its exit status (or -1). */
 int ts_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Skip the test unless BPF tracing works here: root, BTF, and `record io
+ * --selftest` loads (which also proves the build had the BPF toolchain);
+ * what names the test's need in the skip reason. */
+void ts_need_bpf(const char *what);
+
 #endif

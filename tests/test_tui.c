@@ -115,6 +115,13 @@ static char *wait_screen(const char *want)
 }
 
 /* The screen line whose text starts (after the indentation) with `name `. */
+/* q, and the view's shell line saying it exited. */
+static void quit_view(void)
+{
+	keys("q");
+	free(wait_screen("TOP_EXIT=0"));
+}
+
 static char *row(const char *txt, const char *name)
 {
 	static char line[512];
@@ -197,8 +204,7 @@ Test(tui, known_input_frames_and_shares)
 	cr_expect(strstr(txt, "|c"), "%s", txt);
 	cr_expect(strstr(txt, "\n|main"), "%s", txt);
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -227,8 +233,7 @@ Test(tui, zoom_and_search_survive_an_update)
 	/* u zooms out, the selection stays */
 	keys("u");
 	free(wait_screen("zoom: main | selected: main;a;c"));
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -257,8 +262,7 @@ Test(tui, pause_freezes_the_screen)
 	cr_expect(strstr(row(txt, "b"), "        8        8 "), "%s", txt);
 	cr_expect(!strstr(txt, "PAUSED"));
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -278,8 +282,7 @@ Test(tui, resize_redraws)
 	txt = wait_screen("0        7 ################\n");
 	cr_expect(!strstr(txt, "too small"));
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -328,14 +331,12 @@ Test(tui, token_from_a_file)
 	/* without the token: the reason is on the screen */
 	top_start(&s, "", 100, 24);
 	free(wait_screen("HTTP 401"));
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	tmux_kill();
 	snprintf(args, sizeof(args), "--token-file '%s'", ts_path("tok"));
 	top_start(&s, args, 100, 24);
 	free(wait_screen("total 7"));
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -348,8 +349,7 @@ Test(tui, r_sets_a_mark)
 	bool has_marks = json_object_get(st, "marks") != NULL;
 	json_decref(st);
 	if (!has_marks) {
-		keys("q");
-		free(wait_screen("TOP_EXIT=0"));
+		quit_view();
 		srv_stop(&s);
 		cr_skip_test("the server has no marks yet (the window API, docs: windows-api)");
 	}
@@ -364,8 +364,7 @@ Test(tui, r_sets_a_mark)
 	char *txt = wait_screen("total 2 ");
 	cr_expect(strstr(row(txt, "z"), " 100.0% 100.0%        2        2 "), "%s", txt);
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	srv_stop(&s);
 }
 
@@ -375,12 +374,7 @@ Test(tui, r_sets_a_mark)
 Test(tui, record_tui_shows_the_run_and_q_ends_it)
 {
 	need_tmux();
-	if (geteuid() != 0)
-		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
-		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	ts_need_bpf("record --tui");
 	char spin[600];
 	snprintf(spin, sizeof(spin), "%s", CLI);
 	char *slash = strrchr(spin, '/');
@@ -395,8 +389,7 @@ Test(tui, record_tui_shows_the_run_and_q_ends_it)
 	cr_expect(strstr(txt, "shardtrie record cpu | window all"), "%s", txt);
 	cr_expect(!strstr(txt, "Live flamegraph at"), "--tui alone prints no URL");
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	cr_expect_eq(alternate_on(), 0);
 	char *out = ts_read_file(ts_path("rec.folded"), NULL);
 	cr_assert(out && strstr(out, "burn_a"), "the recording's output: %s", out ? out : "(none)");
@@ -408,12 +401,7 @@ Test(tui, record_tui_shows_the_run_and_q_ends_it)
 Test(tui, record_io_tui_o_reorders_the_fields)
 {
 	need_tmux();
-	if (geteuid() != 0)
-		cr_skip_test("record needs root (or CAP_BPF+CAP_PERFMON): running as uid %u", geteuid());
-	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
-		cr_skip_test("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE tracers cannot run");
-	if (ts_run("'%s' record io --selftest >/dev/null 2>&1", CLI) != 0)
-		cr_skip_test("BPF unusable here (record io --selftest failed)");
+	ts_need_bpf("record --tui");
 	char inner[1400];
 	snprintf(inner, sizeof(inner),
 		 "exec %s record io --fields comm,tracepoint --tui -o %s -- sh -c "
@@ -425,8 +413,7 @@ Test(tui, record_io_tui_o_reorders_the_fields)
 	char *txt = wait_screen("order tracepoint,comm (data reset)");
 	cr_expect(!strstr(txt, "/order: fields now"), "record's stderr line over the view: %s", txt);
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	cr_expect_eq(alternate_on(), 0);
 	char *out = ts_read_file(ts_path("io.folded"), NULL);
 	cr_assert(out && out[0], "no output");
@@ -455,8 +442,7 @@ Test(tui, window_option_and_w)
 	txt = wait_screen("| window 10s |");
 	cr_expect(strstr(row(txt, "b"), "  42.9%  60.0%        3        3 "), "%s", txt);
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 	cr_expect_eq(ts_run("%s top --window 0s %s 2>/dev/null", CLI, s.url), 64);
 	cr_expect_eq(ts_run("%s top --window 86401s %s 2>/dev/null", CLI, s.url), 64);
 	cr_expect_eq(ts_run("%s top --metric 'a&b' %s 2>/dev/null", CLI, s.url), 64);
@@ -560,8 +546,7 @@ Test(tui, hostile_stream_is_reported_not_shown)
 	txt = wait_screen("total 3");
 	cr_expect(strstr(row(txt, "good"), " 100.0% 100.0%        3        3 "), "%s", txt);
 	free(txt);
-	keys("q");
-	free(wait_screen("TOP_EXIT=0"));
+	quit_view();
 }
 
 /* Without a terminal (no controlling tty: setsid, stdin not a tty) top

@@ -45,7 +45,7 @@ void st_rcu_thread_online(void)
 	pthread_setspecific(reg_key, (void *)1);
 }
 
-#if defined(__SANITIZE_THREAD__)
+#ifdef ST_TSAN
 
 /*
  * T2/T3 of rcu.h: a call_rcu() seen by ThreadSanitizer.  The trampoline is

@@ -3,7 +3,7 @@
  * rcu.h - the liburcu flavour the core uses (urcu-memb: no signals, readers
  * pay one compiler barrier thanks to membarrier) and implicit registration.
  *
- * Under -fsanitize=thread (only there) this header also tells
+ * Under -fsanitize=thread (only there: ST_TSAN) this header also tells
  * ThreadSanitizer the happens-before edges liburcu makes but TSan cannot
  * see, because liburcu is not instrumented (docs/testing.md):
  *   T1. Publication.  rcu_xchg_pointer()/rcu_set_pointer() are inline-asm
@@ -39,7 +39,16 @@ void st_rcu_thread_online(void);
 #define st_rcu_read_unlock() urcu_memb_read_unlock()
 #define st_rcu_synchronize() urcu_memb_synchronize_rcu()
 
+/* gcc defines __SANITIZE_THREAD__; clang (before 18) only has the feature. */
 #if defined(__SANITIZE_THREAD__)
+#define ST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ST_TSAN 1
+#endif
+#endif
+
+#ifdef ST_TSAN
 #include <sanitizer/tsan_interface.h>
 #define TSAN_ACQUIRE(p) __tsan_acquire(p)
 #define TSAN_RELEASE(p) __tsan_release(p)

@@ -31,8 +31,8 @@
  *     makes it exact again).
  *
  * The writers never touch the reference: its mutex would order them and
- * hide races between them.  Readers, the merger and writers' flushes are
- * in no barrier, so only the engine orders them.  Every configuration of
+ * hide races between them.  The readers and the merger take part in no
+ * barrier, so only the engine orders them.  Every configuration of
  * `configs` runs in turn: merge_workers 0 (the engine's choice), 2 and 4,
  * with fewer and with more shards than writers.
  *
@@ -203,7 +203,8 @@ static void *writer(void *arg)
 				ib[nb] = (struct st_sample){ s->id, (uint32_t)s->d, s->v };
 				break;
 			case K_STRS_BATCH:
-				sb[nb] = (struct st_str_sample){ s->fr, s->ln, (uint32_t)s->d, s->v };
+				sb[nb] = (struct st_str_sample){ s->fr, s->ln, (uint32_t)s->d,
+								 s->v };
 				break;
 			}
 			if (r)
@@ -213,7 +214,8 @@ static void *writer(void *arg)
 				long n = kind == K_BATCH ? st_writer_ingest_batch(w, ib, nb)
 							 : st_writer_ingest_strs_batch(w, sb, nb);
 				if (n != (long)nb)
-					fz_fail("%s: batch of %u returned %ld", kind_name[kind], nb, n);
+					fz_fail("%s: batch of %u returned %ld", kind_name[kind],
+						nb, n);
 				nb = 0;
 			}
 			if ((kind == K_BATCH || kind == K_IMPLICIT) && nb == 0 &&
@@ -247,9 +249,10 @@ static void *reader(void *arg)
 				(unsigned long long)last_v, (unsigned long long)last_g);
 		if (g == last_g && t < last_t)
 			fz_fail("reader: generation %llu went from %llu to %llu samples",
-				(unsigned long long)g, (unsigned long long)last_t, (unsigned long long)t);
+				(unsigned long long)g, (unsigned long long)last_t,
+				(unsigned long long)t);
 		if (g > PHASES || t > gen_max[g])
-			fz_fail("reader: generation %llu holds %llu samples, at most %llu were made",
+			fz_fail("reader: generation %llu holds %llu samples, at most %llu made",
 				(unsigned long long)g, (unsigned long long)t,
 				(unsigned long long)(g > PHASES ? 0 : gen_max[g]));
 		fz_check_snap(s);
@@ -286,7 +289,7 @@ static void check_delta(const struct st_snap *prev, const struct st_snap *cur)
 			fz_fail("delta: metric %u went down in generation %llu", m,
 				(unsigned long long)st_snap_generation(cur));
 		if (got != want)
-			fz_fail("delta: versions %llu..%llu (%s generation) metric %u: %llu, want %llu",
+			fz_fail("delta: versions %llu..%llu (%s gen) metric %u: %llu not %llu",
 				(unsigned long long)st_snap_version(prev),
 				(unsigned long long)st_snap_version(cur), same ? "same" : "new", m,
 				(unsigned long long)got, (unsigned long long)want);
@@ -425,7 +428,8 @@ static void run(unsigned cfg)
 			 c->merge_workers, ph, (unsigned long long)g);
 		if (reset_during[ph]) {
 			fz_check_snap(s);
-			if (g != phase_gen[ph] + 1 || root_total(s, 0) > (uint64_t)KINDS * per_phase)
+			uint64_t most = (uint64_t)KINDS * per_phase;
+			if (g != phase_gen[ph] + 1 || root_total(s, 0) > most)
 				fz_fail("%s: after a racing reset: %llu samples", what,
 					(unsigned long long)root_total(s, 0));
 		} else {

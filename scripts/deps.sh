@@ -10,6 +10,7 @@
 set -euo pipefail
 pkgs=(
 	build-essential pkg-config clang llvm lld libclang-rt-14-dev
+	libtsan2	# gcc's ThreadSanitizer runtime (`make tsan`; gcc-12 pulls it in too)
 	liburcu-dev libjemalloc-dev libxxhash-dev zlib1g-dev
 	libcriterion-dev libjansson-dev
 	libmicrohttpd-dev xxd curl libcurl4-openssl-dev libncurses-dev

@@ -221,6 +221,7 @@ struct merge_one {
 	double fixed_ns;            /* one empty fold: flips and a grace period */
 	double pub_first_ns, pub_ns; /* publish ns/node: first build, rebuild */
 	double flush1_s;            /* the first flush, wall */
+	double flush1_cpu_s;        /* ... and the process's CPU meanwhile */
 };
 struct merge_cost {
 	size_t n;                   /* pairs */

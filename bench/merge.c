@@ -266,7 +266,8 @@ void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
 	       "model\"):\n", MODEL_T_MS, MODEL_P);
 	if (hot)
 		printf("  hot:  writer %.1f ns/sample (merger idle); %.0f records per writer per "
-		       "period x %.1f ns (linked) -> d_h = %.4f cores per writer; fixed g/T = %.4f; "
+		       "period x %.1f ns (linked) -> d_h = %.4f cores per writer; "
+		       "fixed g/T = %.4f; "
 		       "publish p_h = min(%.1f ns x %zu nodes / T, 0.25) = %.3f\n",
 		       sc->med_off_ns, rh, m->linked_ns, dh, gh, m->pub_ns, sc->nodes, ph);
 	else
@@ -275,7 +276,8 @@ void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
 	printf("  cold: writer %.0f ns/sample, merger %.0f ns per new record -> d_c = %.3f cores "
 	       "per writer; publish p_c = 0.25 (throttled)\n", m->wc_ns, m->new_ns, dc);
 	if (hot)
-		printf("  check: 1 writer predicts a merger share of %.3f, measured merger_cpu_share "
+		printf("  check: 1 writer predicts a merger share of %.3f, measured "
+		       "merger_cpu_share "
 		       "%.3f\n", dh + gh + ph, sc->med_share);
 	printf("  merge workers: Amdahl serial fraction f = 2/s2 - 1 = %.2f from the measured "
 	       "merge_scale s2 = %.2f (%.2f at the target s2 = 1.6); one merger saturates at "

@@ -128,7 +128,8 @@ static void json_snapcpu(FILE *js, const struct snap_cpu *sc)
 		"\"merger_cpu_share_q3\": %.4f, \"merger_fold_wall_share\": %.4f, "
 		"\"merger_publish_wall_share\": %.4f, \"records_per_merge\": %.1f, "
 		"\"publishes_per_s\": %.2f, \"nodes\": %zu},\n",
-		sc->n, sc->passes, sc->pinned, sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1, sc->q3,
+		sc->n, sc->passes, sc->pinned, sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1,
+		sc->q3,
 		sc->med_share, sc->share_q1, sc->share_q3, sc->med_fold_share, sc->med_pub_share,
 		sc->med_recs_per_merge, sc->med_pubs_ps, sc->nodes);
 }
@@ -137,7 +138,8 @@ static void json_merge_one(FILE *js, const char *name, const struct merge_one *m
 {
 	fprintf(js,
 		"\"%s\": {\"mrps\": %.4f, \"fold_ns_new\": %.2f, \"fold_ns_known\": %.2f, "
-		"\"fold_ns_linked\": %.3f, \"fixed_ns\": %.0f, \"publish_ns_per_node_first\": %.3f, "
+		"\"fold_ns_linked\": %.3f, \"fixed_ns\": %.0f, "
+		"\"publish_ns_per_node_first\": %.3f, "
 		"\"publish_ns_per_node\": %.3f, \"writer_ns_cold\": %.2f, \"flush1_s\": %.4f, "
 		"\"flush1_cpu_s\": %.4f}",
 		name, m->mrps, m->new_ns, m->known_ns, m->linked_ns, m->fixed_ns, m->pub_first_ns,

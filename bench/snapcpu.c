@@ -172,6 +172,9 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	size_t nold = threads_named("st-merger", old), nhelp = 0;
 	struct st_engine *e = bench_engine(W, merge_ms);
 	pid_t mtid = merge_ms ? new_thread_named("st-merger", old, nold) : 0;
+	if (merge_ms && !mtid)
+		fprintf(stderr, "bench: snapcpu: no new \"st-merger\" thread: its CPU is not "
+				"measured, nor is it pinned\n");
 	if (mtid && cfg.ncpu > 1)
 		out->pinned = pin_tid(mtid, 1) == 0;
 	bench_pin(0);
@@ -302,7 +305,8 @@ void snapshot_cpu_print(const struct snap_cpu *sc)
 {
 	if (!sc->n)
 		return;
-	printf("  writer CPU (snap_impact; writer on CPU 0, merger %s, %u timed passes per run, %zu "
+	printf("  writer CPU (snap_impact; writer on CPU 0, merger %s, %u timed passes per run, "
+	       "%zu "
 	       "pairs, ~%.2f s timed each): %.1f ns/sample with the merger every 10 ms, %.1f "
 	       "idle; per-pair increase median %.3f, IQR %.3f..%.3f\n",
 	       sc->pinned ? "pinned to CPU 1" : "NOT pinned", sc->passes, sc->n, sc->med_wall_s,

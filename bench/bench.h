@@ -217,9 +217,9 @@ void snapshot_cpu_print(const struct snap_cpu *sc);
 struct merge_one {
 	double wc_ns;               /* writer CPU ns/sample, cold (new stacks) */
 	double mrps;                /* new records folded per second (fold) */
-	double new_ns, known_ns, linked_ns; /* fold ns/record, fixed cost out */
-	double fixed_ns;            /* one empty fold: flips and a grace period */
-	double pub_first_ns, pub_ns; /* publish ns/node: first build, rebuild */
+	double new_ns, known_ns, linked_ns; /* fold CPU ns/record, fixed cost out */
+	double fixed_ns;            /* one empty fold (wall): flips, a grace period */
+	double pub_first_ns, pub_ns; /* publish CPU ns/node: first build, rebuild */
 	double flush1_s;            /* the first flush, wall */
 	double flush1_cpu_s;        /* ... and the process's CPU meanwhile */
 };

@@ -18,8 +18,14 @@
  *      round on each record is added through its master link      (linked)
  *   4. 3 empty flushes: the fixed cost of a fold (flips, a grace period)
  *
- * Per record: (fold ns - fixed) / records of the step; publish ns per node
- * from step 1 (first build) and step 3 (rebuilds of a known shape).  The
+ * merge_mrps: records / the engine's fold wall clock (merge_fold_ns) of
+ * step 1: what a flush achieves, workers in parallel included.  The costs
+ * per record are CPU: the process's CPU over each step's flushes, split
+ * between fold and publish in the proportion of the engine's two wall
+ * clocks, less the fixed fold's CPU, per record (publish: per node, from
+ * step 1's first build and step 3's rebuilds of a known shape).  CPU is not
+ * inflated by preemption on a shared host, and with several workers it is
+ * their summed work, which the model divides among workers itself.  The
  * 1w and 2w engines alternate (pairs, the order swapped every pair); the
  * figures are medians, merge_scale the median of per-pair ratios.
  * Invariant: every engine's root total equals what it ingested (`lost`,
@@ -36,19 +42,32 @@
 enum { MERGE_LINKED = 50000, MERGE_LINKED_ROUNDS = 8, MERGE_EMPTY = 3 };
 
 struct fold_delta {
-	uint64_t records, fold_ns, publish_ns;
+	uint64_t records, fold_ns, publish_ns; /* st_stats: the engine's wall clocks */
+	double cpu_ns;                         /* the process's CPU meanwhile */
 };
 
-/* st_flush(e) and what it folded and published: st_stats deltas. */
+/* st_flush(e) and what it folded and published: st_stats deltas, and the
+ * process's CPU time (every merge worker's; the writer is this thread). */
 static void flush_delta(struct st_engine *e, struct fold_delta *d, uint64_t *errs)
 {
 	struct st_stats a, b;
 	st_engine_stats(e, &a);
+	double c0 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
 	*errs += !st_flush(e);
+	double c1 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
 	st_engine_stats(e, &b);
 	d->records += b.merge_records - a.merge_records;
 	d->fold_ns += b.merge_fold_ns - a.merge_fold_ns;
 	d->publish_ns += b.publish_ns - a.publish_ns;
+	d->cpu_ns += (c1 - c0) * 1e9;
+}
+
+/* The CPU of the fold (part = 0) or of the publish (1): the flushes' CPU
+ * split in the proportion of the engine's fold and publish wall clocks. */
+static double cpu_part(const struct fold_delta *d, int part)
+{
+	double all = (double)d->fold_ns + (double)d->publish_ns;
+	return all > 0 ? d->cpu_ns * (double)(part ? d->publish_ns : d->fold_ns) / all : 0;
 }
 
 static double per(double ns, uint64_t n)
@@ -56,10 +75,10 @@ static double per(double ns, uint64_t n)
 	return n ? ns / (double)n : 0;
 }
 
-/* (fold - fixed per fold x folds) per record. */
+/* Fold CPU (less the fixed CPU of each fold) per record. */
 static double per_rec(const struct fold_delta *d, unsigned folds, double fixed)
 {
-	double ns = (double)d->fold_ns - fixed * folds;
+	double ns = cpu_part(d, 0) - fixed * folds;
 	return per(ns > 0 ? ns : 0, d->records);
 }
 
@@ -102,11 +121,12 @@ static void merge_engine(struct workload *W, unsigned workers, unsigned rep, str
 		errs += bench_ingest_pass(W, w, d, nl, true);
 		flush_delta(e, r < 2 ? &fwarm : &flinked, &errs);
 	}
-	double fixed[MERGE_EMPTY];
+	double fixed[MERGE_EMPTY], fixed_cpu[MERGE_EMPTY];
 	for (unsigned r = 0; r < MERGE_EMPTY; r++) {
 		struct fold_delta z = { 0 };
 		flush_delta(e, &z, &errs);
 		fixed[r] = (double)z.fold_ns;
+		fixed_cpu[r] = cpu_part(&z, 0);
 	}
 	st_writer_close(w);
 	pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
@@ -123,13 +143,14 @@ static void merge_engine(struct workload *W, unsigned workers, unsigned rep, str
 	st_engine_destroy(e);
 
 	o->fixed_ns = bench_median(fixed, MERGE_EMPTY);
+	double fcpu = bench_median(fixed_cpu, MERGE_EMPTY);
 	o->wc_ns = per(res.cpu_secs * 1e9, n);
 	o->mrps = fnew.fold_ns ? (double)fnew.records * 1e3 / (double)fnew.fold_ns : 0;
-	o->new_ns = per_rec(&fnew, 1, o->fixed_ns);
-	o->known_ns = per_rec(&fknown, 1, o->fixed_ns);
-	o->linked_ns = per_rec(&flinked, MERGE_LINKED_ROUNDS, o->fixed_ns);
-	o->pub_first_ns = per((double)fnew.publish_ns, nodes1);
-	o->pub_ns = per((double)flinked.publish_ns, (uint64_t)nodes1 * MERGE_LINKED_ROUNDS);
+	o->new_ns = per_rec(&fnew, 1, fcpu);
+	o->known_ns = per_rec(&fknown, 1, fcpu);
+	o->linked_ns = per_rec(&flinked, MERGE_LINKED_ROUNDS, fcpu);
+	o->pub_first_ns = per(cpu_part(&fnew, 1), nodes1);
+	o->pub_ns = per(cpu_part(&flinked, 1), (uint64_t)nodes1 * MERGE_LINKED_ROUNDS);
 	o->flush1_s = res.flush_secs;
 	o->flush1_cpu_s = p2 - p1;
 	*nodes = nodes1;
@@ -183,9 +204,9 @@ void merge_scaling(struct workload *cold, struct merge_cost *mc)
 
 static void merge_one_print(const struct merge_one *m, const char *what)
 {
-	printf("  %s: %.2f M records/s folded (new); fold ns/record: new %.0f, known %.0f, "
-	       "linked %.1f; fixed %.0f us per fold; publish ns/node: first build %.1f, rebuild "
-	       "%.1f; writer %.0f ns/sample (cold); first flush %.0f ms wall, %.0f ms CPU (all "
+	printf("  %s: %.2f M records/s folded (new); fold CPU ns/record: new %.0f, known "
+	       "%.0f, linked %.1f; fixed %.0f us per fold (wall); publish CPU ns/node: first "
+	       "build %.1f, rebuild %.1f; writer %.0f ns/sample (cold); first flush %.0f ms wall, %.0f ms CPU (all "
 	       "threads)\n",
 	       what, m->mrps, m->new_ns, m->known_ns, m->linked_ns, m->fixed_ns * 1e-3,
 	       m->pub_first_ns, m->pub_ns, m->wc_ns, m->flush1_s * 1e3, m->flush1_cpu_s * 1e3);

@@ -137,10 +137,10 @@ static void json_snapcpu(FILE *js, const struct snap_cpu *sc)
 static void json_merge_one(FILE *js, const char *name, const struct merge_one *m)
 {
 	fprintf(js,
-		"\"%s\": {\"mrps\": %.4f, \"fold_ns_new\": %.2f, \"fold_ns_known\": %.2f, "
-		"\"fold_ns_linked\": %.3f, \"fixed_ns\": %.0f, "
-		"\"publish_ns_per_node_first\": %.3f, "
-		"\"publish_ns_per_node\": %.3f, \"writer_ns_cold\": %.2f, \"flush1_s\": %.4f, "
+		"\"%s\": {\"mrps\": %.4f, \"fold_cpu_ns_new\": %.2f, \"fold_cpu_ns_known\": %.2f, "
+		"\"fold_cpu_ns_linked\": %.3f, \"fixed_wall_ns\": %.0f, "
+		"\"publish_cpu_ns_per_node_first\": %.3f, "
+		"\"publish_cpu_ns_per_node\": %.3f, \"writer_ns_cold\": %.2f, \"flush1_s\": %.4f, "
 		"\"flush1_cpu_s\": %.4f}",
 		name, m->mrps, m->new_ns, m->known_ns, m->linked_ns, m->fixed_ns, m->pub_first_ns,
 		m->pub_ns, m->wc_ns, m->flush1_s, m->flush1_cpu_s);

@@ -190,13 +190,19 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 		errs += !st_flush(e);
 	}
 	/* The merger's helpers (the call_rcu thread freeing its snapshots,
-	 * named after it): off the writer's CPU too, their CPU reported. */
+	 * named after it): off the writer's CPU too, their CPU reported; they
+	 * outlive the engine, so their placement is given back afterwards. */
+	cpu_set_t help_aff[MAX_NAMED];
 	if (mtid) {
 		pid_t t[MAX_NAMED];
 		size_t n = threads_named("st-merger", t);
-		for (size_t i = 0; i < n; i++)
-			if (t[i] != mtid && (cfg.ncpu < 2 || pin_tid(t[i], 1) == 0))
+		for (size_t i = 0; i < n; i++) {
+			if (t[i] == mtid ||
+			    sched_getaffinity(t[i], sizeof(cpu_set_t), &help_aff[nhelp]))
+				continue;
+			if (cfg.ncpu < 2 || pin_tid(t[i], 1) == 0)
 				helpers[nhelp++] = t[i];
+		}
 	}
 	double h0 = 0, h1 = 0;
 	for (size_t i = 0; i < nhelp; i++)
@@ -209,8 +215,10 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 		errs += bench_ingest_pass(W, w, d, W->samples, true);
 	double c1 = bench_cpu(), t1 = bench_now();
 	double m1 = mtid ? tid_cpu(mtid) : 0;
-	for (size_t i = 0; i < nhelp; i++)
+	for (size_t i = 0; i < nhelp; i++) {
 		h1 += tid_cpu(helpers[i]);
+		sched_setaffinity(helpers[i], sizeof(cpu_set_t), &help_aff[i]);
+	}
 	st_engine_stats(e, &s1);
 	st_writer_close(w);
 	pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);

@@ -195,10 +195,12 @@ struct snap_cpu {
 	double ratio[SNAPCPU_MAX];  /* on / off - 1, per pair */
 	double share[SNAPCPU_MAX];  /* merger CPU / wall, merger-on runs */
 	double helper_share[SNAPCPU_MAX]; /* its call_rcu thread's CPU / wall */
+	double ipis_on[SNAPCPU_MAX], ipis_off[SNAPCPU_MAX]; /* IPIs to CPU 0 per second */
 	double fold_share[SNAPCPU_MAX], pub_share[SNAPCPU_MAX]; /* merger wall shares */
 	double recs_per_merge[SNAPCPU_MAX], pubs_ps[SNAPCPU_MAX], wall_s[SNAPCPU_MAX];
 	double med, q1, q3;         /* of ratio[]: the SUMMARY's snap_impact */
 	double med_on_ns, med_off_ns, med_share, share_q1, share_q3, med_helper_share;
+	double med_ipis_on, med_ipis_off;
 	double med_fold_share, med_pub_share, med_recs_per_merge, med_pubs_ps, med_wall_s;
 	size_t nodes;               /* hot trie */
 	int pinned;                 /* merger found and pinned to CPU 1 */

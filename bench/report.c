@@ -127,11 +127,13 @@ static void json_snapcpu(FILE *js, const struct snap_cpu *sc)
 		"\"merger_cpu_share\": %.4f, \"merger_cpu_share_q1\": %.4f, "
 		"\"merger_cpu_share_q3\": %.4f, \"merger_fold_wall_share\": %.4f, "
 		"\"merger_publish_wall_share\": %.4f, \"records_per_merge\": %.1f, "
-		"\"publishes_per_s\": %.2f, \"nodes\": %zu},\n",
+		"\"publishes_per_s\": %.2f, \"nodes\": %zu, \"cpu0_ipis_ps_merger_10ms\": %.1f, "
+		"\"cpu0_ipis_ps_merger_idle\": %.1f},\n",
 		sc->n, sc->passes, sc->pinned, sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1,
 		sc->q3,
 		sc->med_share, sc->share_q1, sc->share_q3, sc->med_fold_share, sc->med_pub_share,
-		sc->med_recs_per_merge, sc->med_pubs_ps, sc->nodes);
+		sc->med_recs_per_merge, sc->med_pubs_ps, sc->nodes, sc->med_ipis_on,
+		sc->med_ipis_off);
 }
 
 static void json_merge_one(FILE *js, const char *name, const struct merge_one *m)

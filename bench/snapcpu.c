@@ -151,6 +151,7 @@ struct cpu_run {
 	double ns;            /* writer CPU ns/sample */
 	double wall, share;   /* timed span; merger CPU / wall */
 	double helper_share;  /* its call_rcu helper's CPU / wall */
+	double ipis_ps;       /* IPIs CPU 0 (the writer's) took per second */
 	double fold_share, pub_share, recs_per_merge, pubs_ps;
 	size_t nodes;
 	int pinned;
@@ -210,10 +211,12 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	struct st_stats s0, s1;
 	st_engine_stats(e, &s0);
 	double m0 = mtid ? tid_cpu(mtid) : 0;
+	unsigned long long i0 = cpu0_ipis();
 	double t0 = bench_now(), c0 = bench_cpu();
 	for (unsigned p = 0; p < passes; p++)
 		errs += bench_ingest_pass(W, w, d, W->samples, true);
 	double c1 = bench_cpu(), t1 = bench_now();
+	unsigned long long i1 = cpu0_ipis();
 	double m1 = mtid ? tid_cpu(mtid) : 0;
 	for (size_t i = 0; i < nhelp; i++) {
 		h1 += tid_cpu(helpers[i]);
@@ -234,6 +237,7 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	out->ns = r.samples ? r.cpu_secs * 1e9 / (double)r.samples : 0;
 	out->wall = r.secs;
 	out->nodes = r.st.nodes;
+	out->ipis_ps = r.secs > 0 ? (double)(i1 - i0) / r.secs : 0;
 	if (merge_ms && r.secs > 0) {
 		out->share = (m1 - m0) / r.secs;
 		out->helper_share = (h1 - h0) / r.secs;
@@ -282,6 +286,8 @@ void snapshot_cpu(struct workload *hot, struct snap_cpu *sc)
 		sc->on_ns[k] = on.ns;
 		sc->off_ns[k] = off.ns;
 		sc->ratio[k] = off.ns > 0 ? on.ns / off.ns - 1 : 0;
+		sc->ipis_on[k] = on.ipis_ps;
+		sc->ipis_off[k] = off.ipis_ps;
 		sc->share[k] = on.share;
 		sc->helper_share[k] = on.helper_share;
 		sc->fold_share[k] = on.fold_share;
@@ -299,6 +305,8 @@ void snapshot_cpu(struct workload *hot, struct snap_cpu *sc)
 	sc->med_on_ns = med_of(sc->on_ns, sc->n);
 	sc->med_off_ns = med_of(sc->off_ns, sc->n);
 	sc->med_share = med_of(sc->share, sc->n);
+	sc->med_ipis_on = med_of(sc->ipis_on, sc->n);
+	sc->med_ipis_off = med_of(sc->ipis_off, sc->n);
 	sc->med_helper_share = med_of(sc->helper_share, sc->n);
 	sc->share_q1 = pct_of(sc->share, sc->n, 0.25);
 	sc->share_q3 = pct_of(sc->share, sc->n, 0.75);
@@ -316,9 +324,11 @@ void snapshot_cpu_print(const struct snap_cpu *sc)
 	printf("  writer CPU (snap_impact; writer on CPU 0, merger %s, %u timed passes per run, "
 	       "%zu "
 	       "pairs, ~%.2f s timed each): %.1f ns/sample with the merger every 10 ms, %.1f "
-	       "idle; per-pair increase median %.3f, IQR %.3f..%.3f\n",
+	       "idle; per-pair increase median %.3f, IQR %.3f..%.3f; IPIs to CPU 0 %.0f/s vs "
+	       "%.0f/s\n",
 	       sc->pinned ? "pinned to CPU 1" : "NOT pinned", sc->passes, sc->n, sc->med_wall_s,
-	       sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1, sc->q3);
+	       sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1, sc->q3, sc->med_ipis_on,
+	       sc->med_ipis_off);
 	printf("  merger (merger_cpu_share; %s): %.3f of one core (IQR %.3f..%.3f), its call_rcu "
 	       "helper %.3f; wall shares: folding %.3f, publishing %.3f; %.0f records per merge, "
 	       "%.1f publishes/s of %zu nodes\n",

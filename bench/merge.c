@@ -292,8 +292,7 @@ void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
 		       "publish p_h = min(%.1f ns x %zu nodes / T, 0.25) = %.3f\n",
 		       sc->med_off_ns, rh, m->linked_ns, dh, gh, m->pub_ns, sc->nodes, ph);
 	else
-		printf("  hot:  not measured (needs the snap_impact pairs: --only snap or a full "
-		       "run)\n");
+		printf("  hot:  not measured (the snap_impact pairs did not run)\n");
 	printf("  cold: writer %.0f ns/sample, merger %.0f ns per new record -> d_c = %.3f cores "
 	       "per writer; publish p_c = 0.25 (throttled)\n", m->wc_ns, m->new_ns, dc);
 	if (hot)

@@ -5,9 +5,11 @@
  * docs/benchmarking.md, the files' roles in bench.h.
  *
  * main runs the steps below in order; each builds its workload, runs its
- * scaling table (scaling.c) and what else it measures (costs.c).  --only
- * WORKLOAD stops after that workload's table, --only snap after the
- * snapshot-impact pairs, --only live after the live-load pairs.  Then
+ * scaling table (scaling.c) and what else it measures (costs.c, snapcpu.c,
+ * merge.c).  --only WORKLOAD runs just that workload's table, --only snap
+ * just the snapshot-impact pairs, --only live just the live-load pairs,
+ * --only merge just the merge scaling (and the CPU pairs the model needs),
+ * each then printing its figures and stopping.  Then
  * report.c writes the outputs and, as the last line of stdout, the SUMMARY.
  */
 #include <stdio.h>
@@ -52,17 +54,34 @@ static enum step hot_step(void)
 	return stop_if_only(W_HOT);
 }
 
+/* --only WHAT names another step: skip this one. */
+static bool skip_for_only(const char *mine, const char *also)
+{
+	return cfg.only && !only_is(mine) && !(also && only_is(also));
+}
+
 /* Snapshot impact (merger every 10 ms vs idle, 1 writer, back-to-back
- * pairs), then publish latency with a flusher every 10 ms. */
+ * pairs): the wall-clock rate drop, then the writer's CPU per sample with
+ * the merger pinned apart (snapcpu.c); then publish latency with a flusher
+ * every 10 ms.  --only merge takes just the CPU pairs (the model's hot
+ * inputs). */
 static enum step snapshot_step(void)
 {
-	if (only_is("live"))
+	if (skip_for_only("snap", "merge"))
 		return STEP_NEXT;
+	if (only_is("merge")) {
+		snapshot_cpu(&F.hot, &F.snapcpu);
+		return STEP_NEXT;
+	}
 	snapshot_impact(&F.hot, &F.snap);
+	snapshot_cpu(&F.hot, &F.snapcpu);
 	if (only_is("snap")) {
-		impact_print(&F.snap.batch, "batch");
+		impact_print(&F.snap.batch, "batch (snap_impact_wall)");
 		impact_print(&F.snap.one_call, "one call per sample");
-		printf("snap_impact %.3f\n", F.snap.batch.med);
+		snapshot_cpu_print(&F.snapcpu);
+		printf("snap_impact %.3f snap_impact_wall %.3f merger_cpu_share %.3f lost %llu\n",
+		       F.snapcpu.med, F.snap.batch.med, F.snapcpu.med_share,
+		       (unsigned long long)lost_total());
 		return STEP_STOP;
 	}
 	hot_latency(&F.hot, &F.snap);
@@ -73,6 +92,8 @@ static enum step snapshot_step(void)
  * (live_load.c); --only live stops after it. */
 static enum step live_step(void)
 {
+	if (skip_for_only("live", NULL))
+		return STEP_NEXT;
 	if (live_load(&F.hot, &F.live))
 		return STEP_FAIL;
 	if (!only_is("live"))
@@ -87,26 +108,42 @@ static enum step live_step(void)
 }
 
 /* cold: node creation, end to end (ingest + final flush); then memory,
- * merge cost and the publish latency of a growing trie. */
+ * merge cost, the publish latency of a growing trie and merge scaling
+ * (merge.c); --only merge runs just the last and prints the model. */
 static enum step cold_step(void)
 {
 	struct workload cold;
+	if (skip_for_only("cold", "merge"))
+		return STEP_NEXT;
 	if (wl_cold(&cold, cfg.cold_samples, cfg.seed))
 		return build_failed("cold");
-	/* Each cold run folds 1 M records in its final flush (seconds): the
-	 * short mode measures one thread only. */
-	scaling(W_COLD, &cold, cold_variants, 3, cfg.short_mode ? 1 : cfg.nmax);
-	if (stop_if_only(W_COLD) == STEP_STOP)
-		return STEP_STOP;
-	memory_cost(&cold, &F.mem);
-	cold_latency(&cold, &F.snap, &F.mem);
+	if (!only_is("merge")) {
+		/* Each cold run folds 1 M records in its final flush (seconds):
+		 * the short mode measures one thread only. */
+		scaling(W_COLD, &cold, cold_variants, 3, cfg.short_mode ? 1 : cfg.nmax);
+		if (stop_if_only(W_COLD) == STEP_STOP)
+			return STEP_STOP;
+		memory_cost(&cold, &F.mem);
+		cold_latency(&cold, &F.snap, &F.mem);
+	}
+	merge_scaling(&cold, &F.merge);
 	wl_free(&cold);
-	return STEP_NEXT;
+	if (!only_is("merge"))
+		return STEP_NEXT;
+	snapshot_cpu_print(&F.snapcpu);
+	merge_print(&F.merge);
+	merge_model_print(&F.merge, &F.snapcpu);
+	printf("merge_mrps_1w %.3f merge_mrps_2w %.3f merge_scale %.3f lost %llu\n",
+	       F.merge.m1.mrps, F.merge.m2.mrps, F.merge.med_scale,
+	       (unsigned long long)lost_total());
+	return STEP_STOP;
 }
 
 static enum step strings_step(void)
 {
 	struct workload str;
+	if (skip_for_only("strings", NULL))
+		return STEP_NEXT;
 	if (wl_strings(&str, 100000, 1.0, cfg.str_samples, cfg.seed))
 		return build_failed("strings");
 	scaling(W_STRINGS, &str, all_variants, 4, cfg.nmax);
@@ -120,13 +157,13 @@ static enum step strings_step(void)
 /* replay (--replay FILE): wl_replay says what is wrong with the file. */
 static enum step replay_step(void)
 {
-	if (!cfg.replay)
+	if (!cfg.replay || skip_for_only("replay", NULL))
 		return STEP_NEXT;
 	if (wl_replay(&replay_wl, cfg.replay, cfg.hot_samples, cfg.seed))
 		return STEP_FAIL;
 	have_replay = 1;
 	scaling(W_REPLAY, &replay_wl, all_variants, 4, cfg.nmax);
-	return STEP_NEXT;
+	return stop_if_only(W_REPLAY);
 }
 
 static int exit_status(void)

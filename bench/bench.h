@@ -7,7 +7,12 @@
  *   run.c       one run: pinned threads, the variants' ingest loops, the
  *               flusher thread, the lost-sample check
  *   scaling.c   the scaling tables: runs.csv, the cells and their medians
- *   costs.c     snapshot impact, publish latency, memory and merge cost
+ *   costs.c     snapshot impact (wall clock), publish latency, memory and
+ *               merge cost
+ *   snapcpu.c   snapshot impact on the writer's CPU: writer and merger
+ *               pinned apart, the merger's CPU as a share of one core
+ *   merge.c     merge scaling (1 and 2 merge workers), per-record costs
+ *               and the scaling model printed from them
  *   live_load.c ingest with 0 clients vs 42 clients of the live server
  *               (32 SSE, 8 pollers, 2 pprof scrapers; libcurl)
  *   report.c    results.csv/.json, the plot, the notes and the SUMMARY line
@@ -100,6 +105,13 @@ void run_warm(struct workload *W, enum variant v, unsigned nthreads, unsigned me
 	      unsigned warm, unsigned passes, struct flusher *fl, struct result *res);
 void run_once(struct workload *W, enum variant v, unsigned nthreads, unsigned merge_ms,
 	      unsigned passes, struct flusher *fl, struct result *res);
+/* One walk of d[0..n) of W through writer w: the batch API (64 per call)
+ * or one call per sample.  Returns the samples not taken. */
+uint64_t bench_ingest_pass(struct workload *W, struct st_writer *w, const uint32_t *d, size_t n,
+			   bool batch);
+/* st_flush(e), then the root total and st_engine_stats() (into *st)
+ * against `expected` samples: what is missing, extra or dropped. */
+uint64_t bench_engine_check(struct st_engine *e, uint64_t expected, struct st_stats *st);
 
 /* ------------------------------------------------------------ scaling.c */
 
@@ -120,6 +132,9 @@ void scaling(enum wl_id wi, struct workload *W, const enum variant *vs, size_t n
 enum cell_rate { RATE_WALL, RATE_E2E, RATE_CPU };
 /* Median of one cell's repetitions (0 when it did not run). */
 double cell_med(enum wl_id wi, enum variant v, unsigned t, enum cell_rate what);
+/* The same for workload wi's steady-state cell (engine_batch, 1 thread,
+ * two flushed warm passes first), run in each repetition of its table. */
+double ss_med(enum wl_id wi, enum cell_rate what);
 /* The table on stdout, and the medians as CSV rows when rc is not NULL. */
 void print_table(FILE *rc);
 /* hot_threads.dat: the hot medians, one column per variant. */
@@ -167,6 +182,60 @@ void impact_print(const struct impact *im, const char *what);
 void hot_latency(struct workload *hot, struct snap_cost *sc);
 void memory_cost(struct workload *cold, struct mem_cost *mc);
 void cold_latency(struct workload *cold, struct snap_cost *sc, struct mem_cost *mc);
+
+/* ------------------------------------------------------------ snapcpu.c */
+
+/* Writer CPU per sample, merger every 10 ms (pinned to CPU 1) against
+ * merger idle, 1 pinned writer on CPU 0, pairs in alternating order. */
+#define SNAPCPU_MAX 64
+struct snap_cpu {
+	unsigned passes;            /* timed passes per run */
+	size_t n;                   /* pairs */
+	double on_ns[SNAPCPU_MAX], off_ns[SNAPCPU_MAX]; /* writer CPU ns/sample */
+	double ratio[SNAPCPU_MAX];  /* on / off - 1, per pair */
+	double share[SNAPCPU_MAX];  /* merger CPU / wall, merger-on runs */
+	double helper_share[SNAPCPU_MAX]; /* its call_rcu thread's CPU / wall */
+	double ipis_on[SNAPCPU_MAX], ipis_off[SNAPCPU_MAX]; /* IPIs to CPU 0 per second */
+	double fold_share[SNAPCPU_MAX], pub_share[SNAPCPU_MAX]; /* merger wall shares */
+	double recs_per_merge[SNAPCPU_MAX], pubs_ps[SNAPCPU_MAX], wall_s[SNAPCPU_MAX];
+	double med, q1, q3;         /* of ratio[]: the SUMMARY's snap_impact */
+	double med_on_ns, med_off_ns, med_share, share_q1, share_q3, med_helper_share;
+	double med_ipis_on, med_ipis_off;
+	double med_fold_share, med_pub_share, med_recs_per_merge, med_pubs_ps, med_wall_s;
+	size_t nodes;               /* hot trie */
+	int pinned;                 /* merger found and pinned to CPU 1 */
+	const char *clock;          /* how the merger's CPU was read */
+};
+void snapshot_cpu(struct workload *hot, struct snap_cpu *sc);
+void snapshot_cpu_print(const struct snap_cpu *sc);
+
+/* ------------------------------------------------------------ merge.c */
+
+/* Merge scaling: per engine (merge_workers k, merger idle, 1 pinned
+ * writer), 1 M cold stacks then one st_flush (new records, new nodes), the
+ * same again (new records onto known nodes), then a kept table's records
+ * (linked: one add each), then empty flushes (the fixed cost). */
+#define MERGE_MAX_PAIRS 16
+struct merge_one {
+	double wc_ns;               /* writer CPU ns/sample, cold (new stacks) */
+	double mrps;                /* new records folded per second (fold) */
+	double new_ns, known_ns, linked_ns; /* fold CPU ns/record, fixed cost out */
+	double fixed_ns;            /* one empty fold (wall): flips, a grace period */
+	double pub_first_ns, pub_ns; /* publish CPU ns/node: first build, rebuild */
+	double flush1_s;            /* the first flush, wall */
+	double flush1_cpu_s;        /* ... and the process's CPU meanwhile */
+};
+struct merge_cost {
+	size_t n;                   /* pairs */
+	struct merge_one w1[MERGE_MAX_PAIRS], w2[MERGE_MAX_PAIRS];
+	struct merge_one m1, m2;    /* medians, field by field */
+	double scale[MERGE_MAX_PAIRS], med_scale, q1, q3; /* 2w / 1w per pair */
+	size_t nodes, records, linked_stacks;
+};
+void merge_scaling(struct workload *cold, struct merge_cost *mc);
+void merge_print(const struct merge_cost *mc);
+/* The scaling model from the measured costs (hot inputs from sc when it ran). */
+void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc);
 
 /* ------------------------------------------------------------ live_load.c */
 
@@ -227,6 +296,8 @@ uint64_t live_errors(const struct live_cost *lc);
 struct findings {
 	struct workload hot;
 	struct snap_cost snap;
+	struct snap_cpu snapcpu;
+	struct merge_cost merge;
 	struct mem_cost mem;
 	struct live_cost live;
 	size_t str_frames;

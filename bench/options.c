@@ -66,7 +66,8 @@ static void usage(void)
 		"             [--push-line FILE]\n"
 		"--only runs just that workload's scaling table (for profiling), or with\n"
 		"`snap` just the snapshot-impact runs, with `live` just the live-load\n"
-		"pairs; the SUMMARY then has zeros for what did not run.  --variant\n"
+		"pairs, with `merge` just the merge scaling and its model (after the\n"
+		"writer-CPU pairs it needs); each prints its figures, no SUMMARY.  --variant\n"
 		"limits the scaling tables to one variant.  --seed-line FILE: the SEED\n"
 		"line of bench/seed (shardtrie_seed) whose keys the SUMMARY carries;\n"
 		"--push-line FILE: the PUSH_COST line of bench/push (push_cost).\n");
@@ -143,9 +144,10 @@ static int check_options(void)
 		usage();
 		return 2;
 	}
-	if (cfg.only && !only_is("snap") && !only_is("live") && !one_of(cfg.only, wlname, NWL)) {
-		fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay), snap "
-				"nor live\n",
+	if (cfg.only && !only_is("snap") && !only_is("live") && !only_is("merge") &&
+	    !one_of(cfg.only, wlname, NWL)) {
+		fprintf(stderr, "bench: --only %s: not a workload (hot cold strings replay), snap, "
+				"live nor merge\n",
 			cfg.only);
 		return 2;
 	}

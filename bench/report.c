@@ -23,6 +23,7 @@ struct keys {
 	double mutn, floor1;
 	double cold1, coldb1;     /* end to end */
 	double str1, strb1;
+	double hot_ss1, str_ss1;  /* steady state: engine_batch, 1 thread, warmed */
 	double scale, vs_mutex, floor_ratio;
 };
 
@@ -39,6 +40,8 @@ static void compute_keys(struct keys *k)
 	k->coldb1 = cell_med(W_COLD, V_ENGINE, 1, RATE_E2E);
 	k->str1 = cell_med(W_STRINGS, V_BATCH, 1, RATE_WALL);
 	k->strb1 = cell_med(W_STRINGS, V_ENGINE, 1, RATE_WALL);
+	k->hot_ss1 = ss_med(W_HOT, RATE_WALL);
+	k->str_ss1 = ss_med(W_STRINGS, RATE_WALL);
 	k->scale = k->hot1 > 0 ? k->hotn / k->hot1 : 0;
 	k->vs_mutex = k->mutn > 0 ? k->hotn / k->mutn : 0;
 	k->floor_ratio = k->hot1 > 0 ? k->floor1 / k->hot1 : 0;
@@ -75,8 +78,9 @@ static void print_costs(const struct findings *f, const struct rusage *ru)
 	const struct mem_cost *mc = &f->mem;
 	printf("\nsnapshot cost (hot, 1 writer, %u x %zu samples per run):\n", sc->passes,
 	       f->hot.samples);
-	impact_print(&sc->batch, "batch (snap_impact)");
+	impact_print(&sc->batch, "batch (snap_impact_wall)");
 	impact_print(&sc->one_call, "one call per sample");
+	snapshot_cpu_print(&f->snapcpu);
 	printf("  publish latency (st_flush every 10 ms): hot %zu nodes p50 %.3f ms p99 %.3f ms "
 	       "(%zu publishes, ingest %.2f M/s); cold growing to %zu nodes p50 %.3f ms "
 	       "p99 %.3f ms (%zu publishes)\n",
@@ -92,6 +96,8 @@ static void print_costs(const struct findings *f, const struct rusage *ru)
 	       mc->records, mc->flush_s * 1e3, mc->merge_ns_per_node);
 	printf("strings: %zu distinct frame strings; hot: %zu stacks, depth %u\n", f->str_frames,
 	       f->hot.nstacks, cfg.depth);
+	merge_print(&f->merge);
+	merge_model_print(&f->merge, &f->snapcpu);
 }
 
 /* ------------------------------------------------------------ results.json */
@@ -112,6 +118,47 @@ static void json_snapshot(FILE *js, const struct snap_cost *sc, const struct mem
 		e->q1, e->q3, sc->hot.p50_ms, sc->hot.p99_ms, mc->cold.p50_ms, mc->cold.p99_ms);
 }
 
+static void json_snapcpu(FILE *js, const struct snap_cpu *sc)
+{
+	fprintf(js,
+		"  \"snapshot_cpu\": {\"pairs\": %zu, \"passes\": %u, \"merger_pinned\": %d, "
+		"\"writer_ns_merger_10ms\": %.3f, \"writer_ns_merger_idle\": %.3f, "
+		"\"snap_impact\": %.4f, \"snap_impact_q1\": %.4f, \"snap_impact_q3\": %.4f, "
+		"\"merger_cpu_share\": %.4f, \"merger_cpu_share_q1\": %.4f, "
+		"\"merger_cpu_share_q3\": %.4f, \"merger_fold_wall_share\": %.4f, "
+		"\"merger_publish_wall_share\": %.4f, \"records_per_merge\": %.1f, "
+		"\"publishes_per_s\": %.2f, \"nodes\": %zu, \"cpu0_ipis_ps_merger_10ms\": %.1f, "
+		"\"cpu0_ipis_ps_merger_idle\": %.1f},\n",
+		sc->n, sc->passes, sc->pinned, sc->med_on_ns, sc->med_off_ns, sc->med, sc->q1,
+		sc->q3,
+		sc->med_share, sc->share_q1, sc->share_q3, sc->med_fold_share, sc->med_pub_share,
+		sc->med_recs_per_merge, sc->med_pubs_ps, sc->nodes, sc->med_ipis_on,
+		sc->med_ipis_off);
+}
+
+static void json_merge_one(FILE *js, const char *name, const struct merge_one *m)
+{
+	fprintf(js,
+		"\"%s\": {\"mrps\": %.4f, \"fold_cpu_ns_new\": %.2f, \"fold_cpu_ns_known\": %.2f, "
+		"\"fold_cpu_ns_linked\": %.3f, \"fixed_wall_ns\": %.0f, "
+		"\"publish_cpu_ns_per_node_first\": %.3f, "
+		"\"publish_cpu_ns_per_node\": %.3f, \"writer_ns_cold\": %.2f, \"flush1_s\": %.4f, "
+		"\"flush1_cpu_s\": %.4f}",
+		name, m->mrps, m->new_ns, m->known_ns, m->linked_ns, m->fixed_ns, m->pub_first_ns,
+		m->pub_ns, m->wc_ns, m->flush1_s, m->flush1_cpu_s);
+}
+
+static void json_merge(FILE *js, const struct merge_cost *mc)
+{
+	fprintf(js, "  \"merge\": {\"pairs\": %zu, \"records\": %zu, \"nodes\": %zu, ", mc->n,
+		mc->records, mc->nodes);
+	json_merge_one(js, "w1", &mc->m1);
+	fprintf(js, ", ");
+	json_merge_one(js, "w2", &mc->m2);
+	fprintf(js, ", \"merge_scale\": %.4f, \"merge_scale_q1\": %.4f, "
+		    "\"merge_scale_q3\": %.4f},\n", mc->med_scale, mc->q1, mc->q3);
+}
+
 static void json_memory(FILE *js, const struct mem_cost *mc, const struct rusage *ru)
 {
 	fprintf(js,
@@ -127,14 +174,20 @@ static void json_memory(FILE *js, const struct mem_cost *mc, const struct rusage
 static void json_summary(FILE *js, const struct keys *k, const struct findings *f)
 {
 	fprintf(js,
-		"  \"summary\": {\"hot_mps_1t\": %.3f, \"hot_single_call_mps_1t\": %.3f, "
+		"  \"summary\": {\"hot_mps_1t\": %.3f, \"hot_ss_mps_1t\": %.3f, "
+		"\"hot_single_call_mps_1t\": %.3f, "
 		"\"hot_mps_nt\": %.3f, \"scale_nt\": %.3f, \"vs_mutex_nt\": %.3f, "
 		"\"floor_ratio\": %.3f, \"cold_mps_1t\": %.3f, \"strings_mps_1t\": %.3f, "
-		"\"snap_impact\": %.4f, \"bytes_per_node\": %.2f, \"live_drop\": %.4f, "
+		"\"strings_ss_mps_1t\": %.3f, \"snap_impact\": %.4f, \"snap_impact_wall\": %.4f, "
+		"\"merger_cpu_share\": %.4f, \"merge_mrps_1w\": %.4f, \"merge_mrps_2w\": %.4f, "
+		"\"merge_scale\": %.4f, "
+		"\"bytes_per_node\": %.2f, \"live_drop\": %.4f, "
 		"\"live_drop_wall\": %.4f, \"live_drop_unpinned\": %.4f, "
 		"\"live_snap_p99_ms\": %.3f, \"lost\": %" PRIu64 "}\n}\n",
-		k->hot1, k->hotb1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
-		f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
+		k->hot1, k->hot_ss1, k->hotb1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio,
+		k->cold1, k->str1, k->str_ss1, f->snapcpu.med, f->snap.batch.med,
+		f->snapcpu.med_share, f->merge.m1.mrps, f->merge.m2.mrps, f->merge.med_scale,
+		f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 		f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
 		lost_total());
 }
@@ -148,6 +201,8 @@ static void write_json(const struct findings *f, const struct keys *k, const str
 		cfg.short_mode ? "short" : "full", cfg.ncpu, cfg.reps, cfg.depth);
 	write_json_cells(js);
 	json_snapshot(js, &f->snap, &f->mem);
+	json_snapcpu(js, &f->snapcpu);
+	json_merge(js, &f->merge);
 	json_memory(js, &f->mem, ru);
 	live_json(js, &f->live);
 	json_summary(js, k, f);
@@ -264,13 +319,20 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	seed_keys_read(&sk);
 	double push_drop, push_drop_wall;
 	push_keys_read(&push_drop, &push_drop_wall);
-	printf("SUMMARY hot_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f vs_mutex_nt=%.2f "
-	       "floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f snap_impact=%.3f "
+	printf("hot_ss_mps_1t / strings_ss_mps_1t: the same engine_batch 1-thread runs after two "
+	       "flushed warm passes (every stack known); snap_impact: writer CPU per sample, "
+	       "merger pinned apart; snap_impact_wall: the older wall-clock rate drop\n");
+	printf("SUMMARY hot_mps_1t=%.2f hot_ss_mps_1t=%.2f hot_mps_nt=%.2f scale_nt=%.2f "
+	       "vs_mutex_nt=%.2f floor_ratio=%.2f cold_mps_1t=%.2f strings_mps_1t=%.2f "
+	       "strings_ss_mps_1t=%.2f snap_impact=%.3f snap_impact_wall=%.3f "
+	       "merger_cpu_share=%.3f merge_mrps_1w=%.3f merge_mrps_2w=%.3f merge_scale=%.2f "
 	       "bytes_per_node=%.1f live_drop=%.3f live_drop_wall=%.3f live_drop_unpinned=%.3f "
 	       "live_snap_p99_ms=%.1f vs_seed_1t=%.2f vs_seed_nt=%.2f seed_stalls_ps=%.2f "
 	       "st_stalls_ps=%.2f push_drop=%.3f push_drop_wall=%.3f lost=%" PRIu64 "\n",
-	       k->hot1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1, k->str1,
-	       f->snap.batch.med, f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
+	       k->hot1, k->hot_ss1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1,
+	       k->str1, k->str_ss1, f->snapcpu.med, f->snap.batch.med, f->snapcpu.med_share,
+	       f->merge.m1.mrps, f->merge.m2.mrps, f->merge.med_scale,
+	       f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 	       f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
 	       sk.vs_1t, sk.vs_nt, sk.seed_stalls, sk.st_stalls, push_drop, push_drop_wall,
 	       lost_total());

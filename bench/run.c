@@ -287,6 +287,26 @@ static uint64_t absdiff(uint64_t a, uint64_t b)
 	return a > b ? a - b : b - a;
 }
 
+uint64_t bench_ingest_pass(struct workload *W, struct st_writer *w, const uint32_t *d, size_t n,
+			   bool batch)
+{
+	return batch ? loop_batch(W, w, d, n) : loop_engine(W, w, d, n);
+}
+
+uint64_t bench_engine_check(struct st_engine *e, uint64_t expected, struct st_stats *st)
+{
+	uint64_t bad = 0;
+	if (!st_flush(e)) {
+		fprintf(stderr, "bench: st_flush failed\n");
+		bad++;
+	}
+	struct st_snap *s = st_snap_acquire(e);
+	uint64_t got = st_snap_total(s, ST_NODE_ROOT, 0);
+	st_snap_release(s);
+	st_engine_stats(e, st);
+	return bad + st->dropped + absdiff(got, expected) + absdiff(st->ingested, expected);
+}
+
 /* The engine's final flush (timed: the end-to-end rate) and its root
  * total; stats that disagree with `expected` add to *errors. */
 static uint64_t engine_total(struct st_engine *e, double t0, uint64_t expected,

@@ -18,6 +18,8 @@ struct cell {
 	size_t n;
 };
 static struct cell cells[NWL][NVARIANTS][MAXT + 1];
+/* Steady state: engine_batch, 1 thread, two flushed warm passes first. */
+static struct cell ss_cells[NWL];
 
 static FILE *runs_csv;
 static uint64_t lost;
@@ -46,6 +48,15 @@ uint64_t lost_total(void)
 	return lost;
 }
 
+static void cell_add(struct cell *c, const struct result *r)
+{
+	if (c->n < MAXT) {
+		c->rate[RATE_E2E][c->n] = mps_e2e(r);
+		c->rate[RATE_CPU][c->n] = mps_cpu(r);
+		c->rate[RATE_WALL][c->n++] = mps(r);
+	}
+}
+
 void record(enum wl_id wi, enum variant v, unsigned t, unsigned merge_ms, unsigned rep,
 	    const struct result *r, const char *kind)
 {
@@ -55,23 +66,42 @@ void record(enum wl_id wi, enum variant v, unsigned t, unsigned merge_ms, unsign
 		r->e2e_secs, mps(r), mps_e2e(r), mps_cpu(r), r->lost);
 	if (kind)
 		return;
-	struct cell *c = &cells[wi][v][t];
-	if (c->n < MAXT) {
-		c->rate[RATE_E2E][c->n] = mps_e2e(r);
-		c->rate[RATE_CPU][c->n] = mps_cpu(r);
-		c->rate[RATE_WALL][c->n++] = mps(r);
-	}
+	cell_add(&cells[wi][v][t], r);
 	if (r->lost)
 		fprintf(stderr, "bench: LOST %" PRIu64 " samples in %s/%s/%ut\n", r->lost,
 			wlname[wi], vname[v], t);
 }
 
-double cell_med(enum wl_id wi, enum variant v, unsigned t, enum cell_rate what)
+static double med_of_cell(const struct cell *c, enum cell_rate what)
 {
-	const struct cell *c = &cells[wi][v][t];
 	double tmp[MAXT];
 	memcpy(tmp, c->rate[what], c->n * sizeof(double));
 	return bench_median(tmp, c->n);
+}
+
+double cell_med(enum wl_id wi, enum variant v, unsigned t, enum cell_rate what)
+{
+	return med_of_cell(&cells[wi][v][t], what);
+}
+
+double ss_med(enum wl_id wi, enum cell_rate what)
+{
+	return med_of_cell(&ss_cells[wi], what);
+}
+
+/* The steady-state cell of hot and strings: the same runs as the table's
+ * engine_batch 1-thread cell (merger every 10 ms, one timed pass) after
+ * two untimed passes, each flushed, so that every stack is known (hot: the
+ * trie and both shard tables exist; strings: every name interned, every
+ * stack in the writer's cache).  One per repetition, after the table's. */
+static void steady_rep(enum wl_id wi, struct workload *W, unsigned rep)
+{
+	struct result r;
+	if ((wi != W_HOT && wi != W_STRINGS) || !variant_wanted(V_BATCH))
+		return;
+	run_warm(W, V_BATCH, 1, 10, 2, 1, NULL, &r);
+	record(wi, V_BATCH, 1, 10, rep, &r, "ss");
+	cell_add(&ss_cells[wi], &r);
 }
 
 /* One run of variant v on t threads (the mutex trie on 1/mutex_div of the
@@ -109,29 +139,36 @@ void scaling(enum wl_id wi, struct workload *W, const enum variant *vs, size_t n
 				record(wi, vs[k], t, 10, rep, &r, NULL);
 			}
 		}
+		steady_rep(wi, W, rep);
 		fprintf(stderr, "bench: %s rep %u/%u done\n", wlname[wi], rep, cfg.reps);
 	}
 }
 
 /* One row of the table, and of results.csv when rc is not NULL. */
-static void print_cell(FILE *rc, enum wl_id wi, enum variant v, unsigned t)
+static void print_row(FILE *rc, enum wl_id wi, const char *vn, unsigned t, const struct cell *ce)
 {
-	const struct cell *ce = &cells[wi][v][t];
 	double tmp[MAXT];
 	memcpy(tmp, ce->rate[RATE_WALL], ce->n * sizeof(double));
 	double med = bench_median(tmp, ce->n); /* tmp now sorted: min, max */
-	double e2e = cell_med(wi, v, t, RATE_E2E), cpu = cell_med(wi, v, t, RATE_CPU);
+	double e2e = med_of_cell(ce, RATE_E2E), cpu = med_of_cell(ce, RATE_CPU);
 	double spread = med > 0 ? (tmp[ce->n - 1] - tmp[0]) / med * 100 : 0;
-	printf("%-8s %-13s %7u %10.2f %12.2f %10.2f %10.2f %9.1f\n", wlname[wi], vname[v], t,
-	       med, med / t, e2e, cpu, spread);
+	printf("%-8s %-16s %4u %10.2f %12.2f %10.2f %10.2f %9.1f\n", wlname[wi], vn, t, med,
+	       med / t, e2e, cpu, spread);
 	if (rc)
-		fprintf(rc, "%s,%s,%u,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n", wlname[wi], vname[v], t,
+		fprintf(rc, "%s,%s,%u,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n", wlname[wi], vn, t,
 			ce->n, med, med / t, e2e, cpu, tmp[0], tmp[ce->n - 1]);
+}
+
+static void print_cell(FILE *rc, enum wl_id wi, enum variant v, unsigned t)
+{
+	print_row(rc, wi, vname[v], t, &cells[wi][v][t]);
+	if (v == V_BATCH && t == 1 && ss_cells[wi].n)
+		print_row(rc, wi, "engine_batch_ss", 1, &ss_cells[wi]);
 }
 
 void print_table(FILE *rc)
 {
-	printf("\n%-8s %-13s %7s %10s %12s %10s %10s %9s\n", "workload", "variant", "threads",
+	printf("\n%-8s %-16s %4s %10s %12s %10s %10s %9s\n", "workload", "variant", "thr",
 	       "Msamples/s", "M/s/thread", "e2e M/s", "M/cpu-s", "spread%");
 	for (int wi = 0; wi < NWL; wi++)
 		for (int v = 0; v < NVARIANTS; v++)

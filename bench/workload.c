@@ -598,7 +598,12 @@ struct st_engine *wl_engine(const struct workload *w, unsigned merge_ms)
 	struct st_options o;
 	st_options_init(&o);
 	o.merge_interval_ms = merge_ms;
-	struct st_engine *e = st_engine_create(&o);
+	return wl_engine_opts(w, &o);
+}
+
+struct st_engine *wl_engine_opts(const struct workload *w, const struct st_options *o)
+{
+	struct st_engine *e = st_engine_create(o);
 	if (!e) {
 		fprintf(stderr, "workload: st_engine_create: %s\n", strerror(errno));
 		return NULL;

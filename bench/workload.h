@@ -81,7 +81,10 @@ int wl_replay(struct workload *w, const char *path, size_t samples, uint64_t see
  * workload given as strings, whose interning is part of what it times.
  * NULL after a message on stderr. */
 struct st_engine;
+struct st_options;
 struct st_engine *wl_engine(const struct workload *w, unsigned merge_ms);
+/* The same with the caller's options (from st_options_init()). */
+struct st_engine *wl_engine_opts(const struct workload *w, const struct st_options *o);
 
 /* Draw stream for thread t (made on first use, kept). */
 const uint32_t *wl_draws(struct workload *w, unsigned t);

@@ -7,6 +7,11 @@
  *
  *   ent = { lfht node | hash | id | len | name bytes + NUL }   (never freed
  *                                                               before destroy)
+ *
+ * Entries are bump-allocated (under `lock`) from arena chunks that are
+ * regions (region.h): 64 KiB first, doubling to one 2 MiB page each, freed
+ * only at destroy.  A malloc per name took a 4 KiB page fault every ~70
+ * new names, and a first sighting of a stack usually brings a new name.
  * Invariants
  *   1. An id is handed out only after its entry is fully written and stored
  *      in the id table; the id table slot and the chunk pointer are published
@@ -33,10 +38,20 @@
 
 #include "intern.h"
 #include "rcu.h"
+#include "region.h"
 
 #define CHUNK_BITS 16
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define NCHUNKS (1u << 16) /* 2^32 ids in all; the last id is ST_FRAME_ROOT */
+#define ARENA_MIN (64u * 1024)
+#define ARENA_MAX ST_REGION_HUGE
+
+/* A chunk of entries; `size` bytes in all, the header included. */
+struct arena {
+	struct arena *next;
+	size_t size, used;
+	_Alignas(8) unsigned char mem[];
+};
 
 struct ent {
 	struct cds_lfht_node node;
@@ -56,6 +71,7 @@ struct st_intern {
 	_Atomic uint64_t added;
 	_Atomic size_t mem;
 	struct ent *_Atomic *_Atomic *chunks; /* NCHUNKS chunk pointers */
+	struct arena *arena;                  /* entries (under lock), current first */
 	/* Some name holds a line break ('\n' or '\r'): line-based writers
 	 * must escape (export_folded.c).  Set before the count that makes
 	 * the name visible, so whoever sees the name sees the flag. */
@@ -100,7 +116,7 @@ void st_intern_destroy(struct st_intern *in)
 	if (!in)
 		return;
 	/* No other thread uses the table now: unlink every node, then free
-	 * entries through the id table (lfht nodes need no grace period here
+	 * the id table and the arena (lfht nodes need no grace period here
 	 * because there are no readers left). */
 	st_rcu_thread_online();
 	st_rcu_read_lock();
@@ -111,9 +127,12 @@ void st_intern_destroy(struct st_intern *in)
 	uint32_t count = atomic_load(&in->count);
 	for (uint32_t c = 0; c < NCHUNKS && (uint64_t)c * CHUNK_SIZE < count; c++) {
 		struct ent *_Atomic *chunk = atomic_load(&in->chunks[c]);
-		for (uint32_t i = 0; i < CHUNK_SIZE && (uint64_t)c * CHUNK_SIZE + i < count; i++)
-			st_free(atomic_load(&chunk[i]));
 		st_free(chunk);
+	}
+	while (in->arena) {
+		struct arena *a = in->arena;
+		in->arena = a->next;
+		st_region_free(a, a->size);
 	}
 	st_free(in->chunks);
 	pthread_mutex_destroy(&in->lock);
@@ -141,13 +160,40 @@ static struct ent *lookup(struct st_intern *in, const char *s, size_t len, uint6
 	return n ? caa_container_of(n, struct ent, node) : NULL;
 }
 
+/* Room for an entry of n bytes (8-aligned), under `lock`; NULL when out of
+ * memory. */
+static struct ent *ent_alloc(struct st_intern *in, size_t n)
+{
+	struct arena *a = in->arena;
+	n = (n + 7) & ~(size_t)7;
+	if (!a || a->size - sizeof(*a) - a->used < n) {
+		size_t want = a ? a->size * 2 : ARENA_MIN;
+		if (want > ARENA_MAX)
+			want = ARENA_MAX;
+		if (want < sizeof(*a) + n)
+			want = sizeof(*a) + n;
+		want = st_region_size(want);
+		a = st_region_alloc(want, ST_REGION_UNINIT);
+		if (!a)
+			return NULL;
+		a->size = want;
+		a->used = 0;
+		a->next = in->arena;
+		in->arena = a;
+		atomic_fetch_add_explicit(&in->mem, want, memory_order_relaxed);
+	}
+	struct ent *e = (struct ent *)(a->mem + a->used);
+	a->used += n;
+	return e;
+}
+
 int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
 {
-	return st_intern_get_name(in, s, len, hash, NULL);
+	return st_intern_get_name(in, s, len, hash, NULL, NULL);
 }
 
 int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
-			   const char **name)
+			   const char **name, bool *added)
 {
 	struct ent *e;
 	int64_t id;
@@ -198,7 +244,7 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 		atomic_fetch_add_explicit(&in->mem, CHUNK_SIZE * sizeof(*chunk),
 					  memory_order_relaxed);
 	}
-	e = st_malloc(sizeof(*e) + len + 1);
+	e = ent_alloc(in, sizeof(*e) + len + 1);
 	if (!e) {
 		id = -ENOMEM;
 		goto out;
@@ -215,7 +261,6 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	atomic_store_explicit(&chunk[n & (CHUNK_SIZE - 1)], e, memory_order_release);
 	/* Release: ids below count are readable; pairs with st_intern_count(). */
 	atomic_store_explicit(&in->count, n + 1, memory_order_release);
-	atomic_fetch_add_explicit(&in->mem, sizeof(*e) + len + 1, memory_order_relaxed);
 	st_rcu_read_lock();
 	/* Under `lock` nobody else inserts, so add_unique cannot lose. */
 	cds_lfht_add_unique(in->ht, (unsigned long)hash, match,
@@ -225,6 +270,8 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	atomic_store_explicit(&in->added, atomic_load_explicit(&in->added, memory_order_relaxed) + 1,
 			      memory_order_release);
 	id = n;
+	if (added)
+		*added = true;
 out:
 	pthread_mutex_unlock(&in->lock);
 	if (id >= 0 && name)

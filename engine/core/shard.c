@@ -209,34 +209,17 @@ static void hslots_rehash(const struct st_hslot *old, size_t mask, struct st_hsl
 
 int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 {
+	/* A region, prefaulted by writing: the rehash probes it before every
+	 * slot is written (read first, fresh pages would map the zero page,
+	 * then take a copy-on-write fault with a TLB shootdown). */
 	size_t nslots = (*mask + 1) * 2;
-	/* malloc + memset, not calloc: fresh calloc'd pages are the shared
-	 * zero page until written, and the probes below read before they
-	 * write, so each page would take a second (copy-on-write) fault with
-	 * a TLB shootdown to the other CPUs. */
-	struct st_hslot *ns = st_malloc(nslots * sizeof(*ns));
-	if (!ns)
-		return -ENOMEM;
-	memset(ns, 0, nslots * sizeof(*ns));
-	hslots_rehash(*slots, *mask, ns, nslots);
-	st_free(*slots);
-	*slots = ns;
-	*mask = nslots - 1;
-	return 0;
-}
-
-/* The shard table's own growth (st_hslots_grow is the malloc'd one the
- * string cache uses): a region, prefaulted since the rehash probes it. */
-static int stab_slots_grow(struct st_stab *t)
-{
-	size_t nslots = (t->mask + 1) * 2;
 	struct st_hslot *ns = st_region_alloc(nslots * sizeof(*ns), ST_REGION_PREFAULT);
 	if (!ns)
 		return -ENOMEM;
-	hslots_rehash(t->slots, t->mask, ns, nslots);
-	st_region_free(t->slots, slots_bytes(t->mask));
-	t->slots = ns;
-	t->mask = nslots - 1;
+	hslots_rehash(*slots, *mask, ns, nslots);
+	st_region_free(*slots, slots_bytes(*mask));
+	*slots = ns;
+	*mask = nslots - 1;
 	return 0;
 }
 
@@ -347,7 +330,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	}
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
-		if (stab_slots_grow(t))
+		if (st_hslots_grow(&t->slots, &t->mask))
 			return NULL;
 		i = hash & t->mask;
 		while (t->slots[i].hash)

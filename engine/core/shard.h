@@ -40,7 +40,8 @@ struct st_hslot {
 	uint64_t hash;
 	void *p; /* struct st_srec * (shard.c) or struct st_scent * (scache.c) */
 };
-/* Double a slot table and rehash it; on -ENOMEM the table is unchanged. */
+/* Double a slot table (a region of (mask + 1) slots, region.h) and rehash
+ * it; on -ENOMEM the table is unchanged. */
 int st_hslots_grow(struct st_hslot **slots, size_t *mask);
 
 struct st_stab;

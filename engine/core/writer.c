@@ -33,22 +33,36 @@
 
 #include "engine.h"
 #include "rcu.h"
+#include "region.h"
 #include "scache.h"
 
 /* Per-writer intern cache: starts small, doubles (up to ICACHE_MAX) when the
- * misses since the last resize exceed 4x its size, i.e. when the writer's
- * working set of frame names is larger than the cache. */
+ * misses on names the engine already knew, since the last resize, exceed
+ * its size, i.e. when the writer's working set of frame names is larger
+ * than the cache.  (A name seen for the first time misses whatever the
+ * size: counting those grew the cache on every burst of new names.)  A
+ * region, prefaulted: it is probed before it is written. */
 #define ICACHE_SLOTS 4096u
 #define ICACHE_MAX (1u << 18)
 /* Stack key room allocated at open (frames; grows on demand). */
 #define KW_FRAMES 64u
 
+/* A name by its stack-key words (scache.h, st_scache_key: with the length
+ * they are all of a name of up to 16 bytes, else its last 16), its
+ * interned copy (for the leading bytes of a longer one) and its id. */
 struct icache_ent {
-	uint64_t hash;
-	const char *name;
+	uint64_t a, b;
+	const char *name; /* NULL: empty */
 	uint32_t len;
 	uint32_t id;
 };
+
+/* Where a name of up to ST_SCACHE_LONG bytes goes in the intern cache:
+ * from its key words, without reading its bytes again. */
+static inline uint64_t icache_hash(uint64_t a, uint64_t b, size_t len)
+{
+	return st_scache_fold(a ^ ST_SCACHE_K1 ^ len, b ^ ST_SCACHE_K2);
+}
 
 struct st_writer {
 	struct st_engine *e;
@@ -59,7 +73,6 @@ struct st_writer {
 	struct icache_ent *ic; /* per-writer intern cache, no sharing */
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
-	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
 	uint64_t *kw;          /* stack keys (st_scache_key), 2 words a frame */
 	size_t kw_cap;         /* frames */
 	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
@@ -88,14 +101,14 @@ struct st_writer *st_writer_open(struct st_engine *e)
 	struct st_writer *w = st_calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
+	w->ic = st_region_alloc(ICACHE_SLOTS * sizeof(*w->ic), ST_REGION_PREFAULT);
 	w->ic_mask = ICACHE_SLOTS - 1;
 	/* Never NULL, so a key's place w->kw + 2 * off is always defined. */
 	w->kw = st_malloc(KW_FRAMES * 2 * sizeof(*w->kw));
 	w->kw_cap = KW_FRAMES;
 	if (!w->ic || !w->kw) {
 		st_free(w->kw);
-		st_free(w->ic);
+		st_region_free(w->ic, ICACHE_SLOTS * sizeof(*w->ic));
 		st_free(w);
 		return NULL;
 	}
@@ -128,7 +141,7 @@ struct st_writer *st_writer_open(struct st_engine *e)
 		pthread_mutex_unlock(&e->shard_lock);
 		if (!sh) {
 			st_free(w->kw);
-			st_free(w->ic);
+			st_region_free(w->ic, ICACHE_SLOTS * sizeof(*w->ic));
 			st_free(w);
 			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;
 			return NULL;
@@ -146,9 +159,8 @@ void st_writer_close(struct st_writer *w)
 	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
 	st_scache_destroy(w->sc);
 	st_free(w->kw);
-	st_free(w->fh);
 	st_free(w->ids);
-	st_free(w->ic);
+	st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
 	st_free(w);
 }
 
@@ -342,11 +354,8 @@ static inline int ingest_cached(struct st_writer *w, struct st_scent *c, const u
 static int strs_prepare(struct st_writer *w, size_t depth)
 {
 	if (depth > w->ids_cap) {
-		/* ids and fh grow together: the capacity is the one both have
-		 * (one that grew alone is only reallocated again). */
-		size_t ci = w->ids_cap, cf = w->ids_cap;
-		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64) ||
-		    st_grow(&w->fh, &cf, depth, sizeof(*w->fh), 64)) {
+		size_t ci = w->ids_cap;
+		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64)) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
@@ -369,38 +378,47 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 	int r = strs_prepare(w, depth);
 	if (ST_UNLIKELY(r))
 		return r;
-	/* All hashes first: independent calls, their misses overlap. */
-	for (size_t i = 0; i < depth; i++)
-		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
-		uint64_t h = w->fh[i];
+		uint64_t a = kw[2 * i], b = kw[2 * i + 1];
+		bool lng = len > ST_SCACHE_LONG;
+		/* The name's XXH3 (the intern table's hash) is needed only on a
+		 * miss, and for a long name, whose key words are only its last
+		 * 16 bytes. */
+		uint64_t xh = lng ? st_hash_bytes(frames[i], len) : 0;
+		uint64_t h = lng ? xh : icache_hash(a, b, len);
 		struct icache_ent *ic = &w->ic[h & w->ic_mask];
-		if (ic->name && ic->hash == h && ic->len == len &&
-		    (!len || memcmp(ic->name, frames[i], len) == 0)) {
+		if (ic->name && ic->len == len && ic->a == a && ic->b == b &&
+		    (!lng || st_scache_bytes_equal(ic->name, frames[i], len - ST_SCACHE_LONG))) {
 			w->ids[i] = ic->id;
 			continue;
 		}
-		if (ST_UNLIKELY(++w->ic_misses > w->ic_mask + 1) && w->ic_mask + 1 < ICACHE_MAX) {
-			/* Grow; a failed allocation just keeps the old cache. */
-			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
-			if (nc) {
-				st_free(w->ic);
-				w->ic = nc;
-				w->ic_mask = w->ic_mask * 2 + 1;
-			}
-			w->ic_misses = 0;
-			ic = &w->ic[h & w->ic_mask];
-		}
+		if (!lng)
+			xh = st_hash_bytes(frames[i], len);
 		const char *name = NULL;
-		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, h, &name);
+		bool added = false;
+		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, xh, &name, &added);
 		if (id < 0) {
 			if (id == -ENOMEM)
 				counter_bump(&w->sh->dropped, 1);
 			return (int)id;
 		}
 		w->ids[i] = (uint32_t)id;
-		ic->hash = h;
+		if (ST_UNLIKELY(!added && ++w->ic_misses > w->ic_mask + 1) &&
+		    w->ic_mask + 1 < ICACHE_MAX) {
+			/* Grow (empty); a failed allocation keeps the old cache. */
+			size_t nb = (w->ic_mask + 1) * 2 * sizeof(*w->ic);
+			struct icache_ent *nc = st_region_alloc(nb, ST_REGION_PREFAULT);
+			if (nc) {
+				st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
+				w->ic = nc;
+				w->ic_mask = w->ic_mask * 2 + 1;
+			}
+			w->ic_misses = 0;
+			ic = &w->ic[h & w->ic_mask];
+		}
+		ic->a = a;
+		ic->b = b;
 		ic->len = (uint32_t)len;
 		ic->id = (uint32_t)id;
 		ic->name = name;

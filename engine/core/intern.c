@@ -19,7 +19,7 @@
  * add_unique, which was most of a first sighting's interning.
  *
  * Entries are bump-allocated (under `lock`) from arena chunks that are
- * regions (region.h): 64 KiB first, doubling to one 2 MiB page each, freed
+ * regions (region.h): 64 KiB first, then 2 MiB pages (st_region_early), freed
  * only at destroy.  A malloc per name took a 4 KiB page fault every ~70
  * new names, and a first sighting of a stack usually brings a new name.
  *
@@ -59,7 +59,7 @@
 #define NCHUNKS (1u << 16) /* 2^32 ids in all; the last id is ST_FRAME_ROOT */
 #define ARENA_MIN (64u * 1024)
 #define ARENA_MAX ST_REGION_HUGE
-#define INITIAL_SLOTS 4096u
+#define INITIAL_SLOTS 2048u
 
 struct ent {
 	uint64_t hash;
@@ -73,11 +73,12 @@ struct slot {
 	struct ent *_Atomic e; /* NULL: empty */
 };
 
-/* A slot table: mask + 1 slots; prev is the one it replaced (kept). */
+/* A slot table: mask + 1 slots (a region); prev is the one it replaced
+ * (kept). */
 struct table {
 	size_t mask;
 	struct table *prev;
-	struct slot s[];
+	struct slot *s;
 };
 
 /* A chunk of entries; `size` bytes in all, the header included. */
@@ -115,12 +116,29 @@ static size_t table_bytes(size_t nslots)
 	return sizeof(struct table) + nslots * sizeof(struct slot);
 }
 
-/* An empty table of nslots slots (prefaulted: probes read it first). */
+static void table_free(struct table *t)
+{
+	if (t) {
+		st_region_free(t->s, (t->mask + 1) * sizeof(*t->s));
+		st_free(t);
+	}
+}
+
+/* An empty table of at least nslots slots: past 64 KiB a whole big page
+ * (st_region_early), prefaulted (probes read it first). */
 static struct table *table_new(size_t nslots)
 {
-	struct table *t = st_region_alloc(table_bytes(nslots), ST_REGION_PREFAULT);
-	if (t)
-		t->mask = nslots - 1;
+	struct table *t = st_malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	nslots = st_region_early(nslots * sizeof(*t->s)) / sizeof(*t->s);
+	t->s = st_region_alloc(nslots * sizeof(*t->s), ST_REGION_PREFAULT);
+	if (!t->s) {
+		st_free(t);
+		return NULL;
+	}
+	t->mask = nslots - 1;
+	t->prev = NULL;
 	return t;
 }
 
@@ -132,14 +150,14 @@ struct st_intern *st_intern_create(void)
 	in->chunks = st_calloc(NCHUNKS, sizeof(*in->chunks));
 	struct table *t = table_new(INITIAL_SLOTS);
 	if (!in->chunks || !t) {
-		st_region_free(t, table_bytes(INITIAL_SLOTS));
+		table_free(t);
 		st_free(in->chunks);
 		st_free(in);
 		errno = ENOMEM;
 		return NULL;
 	}
 	atomic_init(&in->tab, t);
-	in->mem = table_bytes(INITIAL_SLOTS);
+	in->mem = table_bytes(t->mask + 1);
 	pthread_mutex_init(&in->lock, NULL);
 	return in;
 }
@@ -153,7 +171,7 @@ void st_intern_destroy(struct st_intern *in)
 	struct table *t = atomic_load_explicit(&in->tab, memory_order_relaxed);
 	while (t) {
 		struct table *p = t->prev;
-		st_region_free(t, table_bytes(t->mask + 1));
+		table_free(t);
 		t = p;
 	}
 	uint32_t count = atomic_load(&in->count);
@@ -218,8 +236,7 @@ static int table_reserve(struct st_intern *in)
 	struct table *t = atomic_load_explicit(&in->tab, memory_order_relaxed);
 	if ((in->n + 1) * 2 <= t->mask + 1)
 		return 0;
-	size_t nslots = (t->mask + 1) * 2;
-	struct table *nt = table_new(nslots);
+	struct table *nt = table_new((t->mask + 1) * 2);
 	if (!nt)
 		return -ENOMEM;
 	for (size_t i = 0; i <= t->mask; i++) {
@@ -230,7 +247,7 @@ static int table_reserve(struct st_intern *in)
 	nt->prev = t;
 	/* Release: the filled slots before the table (invariant 3). */
 	atomic_store_explicit(&in->tab, nt, memory_order_release);
-	atomic_fetch_add_explicit(&in->mem, table_bytes(nslots), memory_order_relaxed);
+	atomic_fetch_add_explicit(&in->mem, table_bytes(nt->mask + 1), memory_order_relaxed);
 	return 0;
 }
 
@@ -246,7 +263,7 @@ static struct ent *ent_alloc(struct st_intern *in, size_t n)
 			want = ARENA_MAX;
 		if (want < sizeof(*a) + n)
 			want = sizeof(*a) + n;
-		want = st_region_size(want);
+		want = st_region_early(want);
 		a = st_region_alloc(want, ST_REGION_UNINIT);
 		if (!a)
 			return NULL;

@@ -40,9 +40,9 @@
  * Memory (region.h).  A fresh engine fills the cache at the rate of first
  * sightings, so its memory is regions, as the shard table's: the slots are
  * prefaulted as they grow (probes read before they write), the arena
- * chunks grow from 256 KiB to one 2 MiB page each and are written entry by
- * entry.  4 KiB faults on malloc'd chunks and slot tables were ~1/4 of a
- * first sighting's cost.
+ * chunks grow from 64 KiB to one 2 MiB page each and are written entry by
+ * entry; both take their big page early (st_region_early).  4 KiB faults
+ * on malloc'd chunks and slot tables were ~1/4 of a first sighting's cost.
  */
 #include <errno.h>
 
@@ -53,7 +53,7 @@
 #define SCACHE_MAX_SLOTS (1u << 19)              /* 256 Ki entries at load 1/2 */
 #define SCACHE_MAX_BYTES (32u * 1024 * 1024)     /* arena */
 #define SCACHE_MAX_ENT (16u * 1024)              /* one entry's bytes */
-#define ARENA_CHUNK_MIN (256u * 1024)   /* the first chunks: malloc blocks */
+#define ARENA_CHUNK_MIN (64u * 1024)    /* the first chunk: a malloc block */
 #define ARENA_CHUNK_MAX ST_REGION_HUGE   /* later ones: one big page each */
 
 struct st_scache_chunk {
@@ -141,11 +141,12 @@ static void *arena_alloc(struct st_scache *c, size_t n)
 		k = *pp;
 		*pp = k->next;
 	} else {
-		/* As big as the arena so far, from 256 KiB to one big page. */
+		/* As big as the arena so far, from 64 KiB to one big page
+		 * (taken early: st_region_early). */
 		size_t want = c->arena_bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : c->arena_bytes;
 		if (want > ARENA_CHUNK_MAX)
 			want = ARENA_CHUNK_MAX;
-		want = st_region_size(want); /* all of a mapping */
+		want = st_region_early(want); /* all of a mapping */
 		if (c->arena_bytes + want > SCACHE_MAX_BYTES)
 			return NULL; /* full: the caller resets */
 		k = st_region_alloc(want, ST_REGION_UNINIT);

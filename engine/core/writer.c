@@ -70,7 +70,8 @@ struct st_writer {
 	unsigned nm;
 	uint32_t *ids;
 	size_t ids_cap;
-	struct icache_ent *ic; /* per-writer intern cache, no sharing */
+	struct icache_ent *ic; /* per-writer intern cache, no sharing; made on
+				* the first string sample */
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
 	uint64_t *kw;          /* stack keys (st_scache_key), 2 words a frame */
@@ -101,14 +102,10 @@ struct st_writer *st_writer_open(struct st_engine *e)
 	struct st_writer *w = st_calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->ic = st_region_alloc(ICACHE_SLOTS * sizeof(*w->ic), ST_REGION_PREFAULT);
-	w->ic_mask = ICACHE_SLOTS - 1;
 	/* Never NULL, so a key's place w->kw + 2 * off is always defined. */
 	w->kw = st_malloc(KW_FRAMES * 2 * sizeof(*w->kw));
 	w->kw_cap = KW_FRAMES;
-	if (!w->ic || !w->kw) {
-		st_free(w->kw);
-		st_region_free(w->ic, ICACHE_SLOTS * sizeof(*w->ic));
+	if (!w->kw) {
 		st_free(w);
 		return NULL;
 	}
@@ -141,7 +138,6 @@ struct st_writer *st_writer_open(struct st_engine *e)
 		pthread_mutex_unlock(&e->shard_lock);
 		if (!sh) {
 			st_free(w->kw);
-			st_region_free(w->ic, ICACHE_SLOTS * sizeof(*w->ic));
 			st_free(w);
 			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;
 			return NULL;
@@ -160,7 +156,8 @@ void st_writer_close(struct st_writer *w)
 	st_scache_destroy(w->sc);
 	st_free(w->kw);
 	st_free(w->ids);
-	st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
+	if (w->ic)
+		st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
 	st_free(w);
 }
 
@@ -349,10 +346,21 @@ static inline int ingest_cached(struct st_writer *w, struct st_scent *c, const u
 	return r;
 }
 
-/* The miss path's scratch arrays sized for depth, and the stack cache made
- * on first use.  0 or -ENOMEM (counted as a drop). */
+/* The miss path's scratch arrays sized for depth, the name cache and the
+ * stack cache made on first use.  0 or -ENOMEM (counted as a drop). */
 static int strs_prepare(struct st_writer *w, size_t depth)
 {
+	if (ST_UNLIKELY(!w->ic)) {
+		/* All of what st_region_early gives: 64 Ki names in one big
+		 * page, faulted at once rather than 4 KiB by 4 KiB. */
+		size_t n = st_region_early(ICACHE_SLOTS * sizeof(*w->ic)) / sizeof(*w->ic);
+		w->ic = st_region_alloc(n * sizeof(*w->ic), ST_REGION_PREFAULT);
+		if (!w->ic) {
+			counter_bump(&w->sh->dropped, 1);
+			return -ENOMEM;
+		}
+		w->ic_mask = n - 1;
+	}
 	if (depth > w->ids_cap) {
 		size_t ci = w->ids_cap;
 		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64)) {

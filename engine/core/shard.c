@@ -292,6 +292,11 @@ static int grow_lists(struct st_stab *t)
 {
 	size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
 	const size_t lb = t->nm * sizeof(*t->last);
+	/* Past 64 KiB of list, both take big pages at once (as
+	 * st_region_early; lb >= the touched list's 8 bytes a record). */
+	const size_t big = ST_REGION_BIG / sizeof(*t->touched);
+	if (nc * sizeof(*t->touched) > ST_REGION_EARLY && nc < big)
+		nc = big;
 	if (nc > SIZE_MAX / 2 / lb)
 		return -ENOMEM;
 	/* touched is written before it is read; last[] is read first (the
@@ -312,28 +317,52 @@ static int grow_lists(struct st_stab *t)
 	return 0;
 }
 
-struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
-			       uint64_t hash, const uint64_t *values)
+/* a[0..n) == b[0..n) for frame ids, inline (a libc memcmp of the 128-byte
+ * key was a visible part of the hot path): 16 bytes at a time, or-ed into
+ * one accumulator, no branch until the end. */
+static inline bool ids_equal(const uint32_t *a, const uint32_t *b, uint32_t n)
 {
-	const unsigned nm = t->nm;
-	if (ST_UNLIKELY(!hash))
-		hash = 1; /* 0 marks an empty slot */
+	typedef uint64_t v2u64 __attribute__((vector_size(16)));
+	v2u64 d = { 0, 0 };
+	uint32_t i = 0, r = 0;
+	for (; i + 4 <= n; i += 4) {
+		v2u64 x, y;
+		memcpy(&x, a + i, sizeof(x));
+		memcpy(&y, b + i, sizeof(y));
+		d |= x ^ y;
+	}
+	for (; i < n; i++)
+		r |= a[i] ^ b[i];
+	return !(r | d[0] | d[1]);
+}
+
+/* The record of this stack in t, or NULL; *slot is where a new one goes. */
+static inline struct st_srec *find(const struct st_stab *t, const uint32_t *frames,
+				   uint32_t depth, uint64_t hash, size_t *slot)
+{
 	size_t i = hash & t->mask;
 	for (;;) {
-		struct st_hslot *s = &t->slots[i];
+		const struct st_hslot *s = &t->slots[i];
 		if (!s->hash)
 			break;
 		if (s->hash == hash) {
 			struct st_srec *r = s->p;
 			if (ST_LIKELY(r->depth == depth &&
-				      (!depth || memcmp(st_srec_frames(r, nm), frames,
-							(size_t)depth * sizeof(*frames)) == 0))) {
-				touch_add(t, r, values);
+				      ids_equal(st_srec_frames(r, t->nm), frames, depth)))
 				return r;
-			}
 		}
 		i = (i + 1) & t->mask;
 	}
+	*slot = i;
+	return NULL;
+}
+
+/* A new record for a stack find() missed (its free slot i). */
+static struct st_srec *__attribute__((noinline))
+insert(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint64_t hash,
+       const uint64_t *values, size_t i)
+{
+	const unsigned nm = t->nm;
 	/* New stack: keep load <= 1/2 so probes stay short. */
 	if ((t->count + 1) * 2 > t->mask + 1) {
 		if (st_hslots_grow(&t->slots, &t->mask))
@@ -364,10 +393,39 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 	return r;
 }
 
-int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
-		uint64_t hash, const uint64_t *values)
+struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+			       uint64_t hash, const uint64_t *values)
 {
-	return st_stab_upsert(t, frames, depth, hash, values) ? 0 : -ENOMEM;
+	if (ST_UNLIKELY(!hash))
+		hash = 1; /* 0 marks an empty slot */
+	size_t i;
+	struct st_srec *r = find(t, frames, depth, hash, &i);
+	if (ST_LIKELY(r)) {
+		touch_add(t, r, values);
+		return r;
+	}
+	return insert(t, frames, depth, hash, values, i);
+}
+
+int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint64_t hash,
+		const uint64_t *values, uint32_t bound)
+{
+	if (ST_UNLIKELY(!hash))
+		hash = 1; /* 0 marks an empty slot */
+	size_t i;
+	struct st_srec *r = find(t, frames, depth, hash, &i);
+	if (ST_LIKELY(r)) {
+		/* Equal to a record's frames, which were checked when it was
+		 * made: valid (ids are never withdrawn). */
+		touch_add(t, r, values);
+		return 0;
+	}
+	uint32_t m = 0;
+	for (uint32_t k = 0; k < depth; k++)
+		m = frames[k] > m ? frames[k] : m;
+	if (depth && m >= bound)
+		return -EINVAL;
+	return insert(t, frames, depth, hash, values, i) ? 0 : -ENOMEM;
 }
 
 uint64_t st_stab_epoch(const struct st_stab *t)

@@ -31,6 +31,9 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "engine.h"
 #include "rcu.h"
 #include "region.h"
@@ -168,30 +171,32 @@ static inline void counter_bump(_Atomic uint64_t *c, uint64_t by)
 			      memory_order_relaxed);
 }
 
-/* Every id must be below the intern count: the same as testing the largest
- * id, which four independent max chains compute without a per-element
- * branch or a loop-carried dependency on one register.  The count is the
- * writer's cached bound, re-read from the intern table only when an id
- * passes it (the table only grows, so a bound once read stays valid). */
-static inline int check_frames(struct st_writer *w, const uint32_t *frames, size_t depth)
+/* The stack hash of ids (st_hash_bytes: XXH3), inline here: the hot path
+ * called through st_hash_bytes into the shared library. */
+static inline uint64_t ids_hash(const uint32_t *frames, size_t depth)
 {
-	uint32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-	size_t i = 0;
-	for (; i + 4 <= depth; i += 4) {
-		m0 = frames[i] > m0 ? frames[i] : m0;
-		m1 = frames[i + 1] > m1 ? frames[i + 1] : m1;
-		m2 = frames[i + 2] > m2 ? frames[i + 2] : m2;
-		m3 = frames[i + 3] > m3 ? frames[i + 3] : m3;
+	return XXH3_64bits(frames, depth * sizeof(*frames));
+}
+
+/* Add a sample by ids to t (inside the caller's section).  The frames are
+ * checked only when the stack is new to t (st_stab_add): every id must be
+ * below the intern count, which the writer caches as ids_known and re-reads
+ * only when a new stack passes it (the table only grows, so a bound once
+ * read stays valid).  0, -EINVAL, or -ENOMEM counted as a drop. */
+static inline int add_ids(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
+			  uint32_t depth, uint64_t h, const uint64_t *values)
+{
+	int r = st_stab_add(t, frames, depth, h, values, w->ids_known);
+	if (ST_UNLIKELY(r == -EINVAL)) {
+		uint32_t n = st_intern_count(w->e->intern);
+		if (n != w->ids_known) {
+			w->ids_known = n;
+			r = st_stab_add(t, frames, depth, h, values, n);
+		}
 	}
-	for (; i < depth; i++)
-		m0 = frames[i] > m0 ? frames[i] : m0;
-	m0 = m0 > m1 ? m0 : m1;
-	m2 = m2 > m3 ? m2 : m3;
-	m0 = m0 > m2 ? m0 : m2;
-	if (ST_LIKELY(m0 < w->ids_known || !depth))
-		return 0;
-	w->ids_known = st_intern_count(w->e->intern);
-	return m0 < w->ids_known ? 0 : -EINVAL;
+	if (ST_UNLIKELY(r == -ENOMEM))
+		counter_bump(&w->sh->dropped, 1);
+	return r;
 }
 
 static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
@@ -199,14 +204,7 @@ static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint3
 {
 	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
 		return -E2BIG;
-	int r = check_frames(w, frames, depth);
-	if (ST_UNLIKELY(r))
-		return r;
-	uint64_t h = st_hash_bytes(frames, depth * sizeof(*frames));
-	r = st_stab_add(t, frames, (uint32_t)depth, h, values);
-	if (ST_UNLIKELY(r))
-		counter_bump(&w->sh->dropped, 1);
-	return r;
+	return add_ids(w, t, frames, (uint32_t)depth, ids_hash(frames, depth), values);
 }
 
 int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
@@ -260,23 +258,19 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
 				__builtin_prefetch(f + o);
 		}
 		for (size_t x = 0; x < k; x++) {
-			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH))
+			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH)) {
 				r = -E2BIG;
-			else
-				r = check_frames(w, g[x].frames, g[x].depth);
-			if (ST_UNLIKELY(r)) {
 				ok = x;
 				break;
 			}
-			h[x] = st_hash_bytes(g[x].frames, g[x].depth * sizeof(*g[x].frames));
+			h[x] = ids_hash(g[x].frames, g[x].depth);
 			st_stab_prefetch_slot(t, h[x]);
 		}
 		for (size_t x = 0; x < ok; x++)
 			st_stab_prefetch_rec(t, h[x], g[x].depth);
 		for (size_t x = 0; x < ok; x++) {
-			int rr = st_stab_add(t, g[x].frames, g[x].depth, h[x], g[x].values);
+			int rr = add_ids(w, t, g[x].frames, g[x].depth, h[x], g[x].values);
 			if (ST_UNLIKELY(rr)) {
-				counter_bump(&w->sh->dropped, 1);
 				r = rr;
 				break;
 			}
@@ -294,8 +288,7 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
  * A sample found in the writer's stack cache (scache.c) whose cached record
  * is not valid for t (t's epoch is ep): upsert by the cached ids and
  * remember the record for this epoch.  Inside the caller's read-side
- * section on t.  Ids came from interning, so check_frames() has nothing to
- * find.
+ * section on t.  Ids came from interning: there is nothing to check.
  */
 static int __attribute__((noinline))
 cached_upsert(struct st_writer *w, struct st_stab *t, struct st_scent *c, uint64_t ep,
@@ -432,7 +425,7 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 		ic->name = name;
 	}
 	if (w->sc) {
-		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
+		uint64_t idh = ids_hash(w->ids, depth);
 		struct st_scent *c =
 			st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
 		if (c)

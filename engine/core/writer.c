@@ -525,6 +525,29 @@ group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *
 	return h;
 }
 
+/*
+ * A group's sample g missed the stack cache (its hash h, its key kw): leave
+ * the group's read-side section on *t (counting the *added samples it
+ * took), take the miss path, which has its own sections, and enter a new
+ * section on the then active table (*t, its epoch *ep).  What strs_miss()
+ * returns.
+ */
+static inline int group_miss(struct st_writer *w, const struct st_str_sample *g, uint64_t h,
+			     const uint64_t *kw, struct st_stab **t, uint64_t *ep,
+			     uint64_t *added)
+{
+	TSAN_RELEASE(*t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	counter_bump(&w->sh->ingested, *added);
+	*added = 0;
+	int r = strs_miss(w, g->frames, g->lens, g->depth, h, kw, g->values);
+	st_rcu_read_lock();
+	*t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(*t); /* the merger's last writes to t (E1) */
+	*ep = st_stab_epoch(*t);
+	return r;
+}
+
 static int group_direct(struct st_writer *w, const struct st_str_sample *g, size_t k,
 			long *done)
 {
@@ -547,16 +570,7 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 			r = add_cached(w, t, ep, e, g[x].values);
 			added += !r;
 		} else {
-			/* The miss path has its own sections. */
-			TSAN_RELEASE(t);
-			st_rcu_read_unlock();
-			counter_bump(&w->sh->ingested, added);
-			added = 0;
-			r = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h, w->kw, g[x].values);
-			st_rcu_read_lock();
-			t = rcu_dereference(w->sh->active);
-			TSAN_ACQUIRE(t);
-			ep = st_stab_epoch(t);
+			r = group_miss(w, &g[x], h, w->kw, &t, &ep, &added);
 		}
 		if (ST_UNLIKELY(r))
 			break;
@@ -614,18 +628,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			rr = add_cached(w, t, ep, e, g[x].values);
 			added += !rr;
 		} else {
-			/* The miss path has its own sections. */
-			TSAN_RELEASE(t);
-			st_rcu_read_unlock();
-			counter_bump(&w->sh->ingested, added);
-			added = 0;
-			rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x],
-				       w->kw + 2 * ko[x], g[x].values);
+			rr = group_miss(w, &g[x], h[x], w->kw + 2 * ko[x], &t, &ep, &added);
 			stale = true;
-			st_rcu_read_lock();
-			t = rcu_dereference(w->sh->active);
-			TSAN_ACQUIRE(t);
-			ep = st_stab_epoch(t);
 		}
 		if (ST_UNLIKELY(rr)) {
 			r = rr;

@@ -264,3 +264,57 @@ Test(writer_paths, unknown_ids_refused_only_new_stacks_checked)
 	st_writer_close(w);
 	st_engine_destroy(e);
 }
+
+/* ------------------------------------------------ batch across a reset */
+
+/* The stack cache empties itself when full (256 Ki stacks at its largest
+ * slot table) and reuses its oldest memory first.  In a prefetched batch
+ * group, a stack found before another sample's miss reset the cache must
+ * be looked up again: its entry's memory may hold the stack just added. */
+Test(writer_paths, batch_group_refinds_entries_after_a_cache_reset, .timeout = 120)
+{
+	enum { FULL = 1 << 18 }; /* entries that fill the largest table */
+	struct st_engine *e = mk();
+	struct st_writer *w = st_writer_open(e);
+	cr_assert_not_null(w);
+	uint64_t v[1] = { 1 };
+	char buf[32];
+	const char *fr[1] = { buf };
+	size_t ln[1];
+	/* s0 first: the oldest entry, at the start of the oldest chunk. */
+	for (int k = 0; k < FULL; k++) {
+		ln[0] = (size_t)snprintf(buf, sizeof(buf), "s%d", k);
+		cr_assert_eq(st_writer_ingest_strs(w, fr, ln, 1, v), 0);
+	}
+	/* A group of 8: a new stack (its insert resets the cache), then s0,
+	 * found when the group was keyed. */
+	const char *fn[1] = { "new" }, *f0[1] = { "s0" };
+	size_t lnew[1] = { 3 }, l0[1] = { 2 };
+	struct st_str_sample g[8];
+	for (int x = 0; x < 8; x++)
+		g[x] = (struct st_str_sample){ .frames = f0, .lens = l0, .depth = 1, .values = v };
+	g[0].frames = fn;
+	g[0].lens = lnew;
+	cr_assert_eq(st_writer_ingest_strs_batch(w, g, 8), 8);
+	cr_assert_gt(st_flush(e), 0);
+	struct st_snap *s = st_snap_acquire(e);
+	cr_assert_eq(st_snap_total(s, ST_NODE_ROOT, 0), (uint64_t)FULL + 8);
+	uint32_t first, n = st_snap_children(s, ST_NODE_ROOT, &first);
+	cr_assert_eq(n, (uint32_t)FULL + 1);
+	int checked = 0;
+	for (uint32_t i = first; i < first + n; i++) {
+		size_t l;
+		const char *nm = st_snap_name(s, i, &l);
+		if (l == 3 && memcmp(nm, "new", 3) == 0) {
+			cr_assert_eq(st_snap_total(s, i, 0), 1, "new");
+			checked++;
+		} else if (l == 2 && memcmp(nm, "s0", 2) == 0) {
+			cr_assert_eq(st_snap_total(s, i, 0), 8, "s0");
+			checked++;
+		}
+	}
+	cr_assert_eq(checked, 2);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_engine_destroy(e);
+}

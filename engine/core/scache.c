@@ -104,6 +104,7 @@ void st_scache_reset(struct st_scache *c)
 {
 	memset(c->slots, 0, slots_bytes(c->mask));
 	c->count = 0;
+	c->resets++;
 	/* Keep the chunks (bounded by SCACHE_MAX_BYTES) for the refill. */
 	while (c->chunks) {
 		struct st_scache_chunk *k = c->chunks;

@@ -60,6 +60,8 @@ struct st_scache {
 	struct st_scache_chunk *chunks; /* in use, current first */
 	struct st_scache_chunk *free_chunks;
 	size_t arena_bytes;             /* all chunks, in use or free */
+	uint64_t resets;                /* st_scache_reset() calls: entries
+					   found before one are gone */
 };
 
 struct st_scache *st_scache_create(void);

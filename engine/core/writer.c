@@ -616,20 +616,22 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			__builtin_prefetch(c[x]->rec[c[x]->epoch[1] == ep]);
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */
-	bool stale = false;   /* the cache changed since c[] was filled */
+	bool missed = false;  /* the cache took a stack since c[] was filled */
+	const uint64_t resets = w->sc->resets;
 	for (size_t x = 0; x < ok; x++) {
 		struct st_scent *e = c[x];
-		if (ST_UNLIKELY(stale))
-			e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-						   w->kw + 2 * ko[x], lng[x])
-				  : NULL;
+		/* After a miss: entries found stay valid unless the cache was
+		 * reset; one not found may be the stack just added. */
+		if (ST_UNLIKELY(missed) && (!e || w->sc->resets != resets))
+			e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+					   w->kw + 2 * ko[x], lng[x]);
 		int rr;
 		if (ST_LIKELY(e)) {
 			rr = add_cached(w, t, ep, e, g[x].values);
 			added += !rr;
 		} else {
 			rr = group_miss(w, &g[x], h[x], w->kw + 2 * ko[x], &t, &ep, &added);
-			stale = true;
+			missed = true;
 		}
 		if (ST_UNLIKELY(rr)) {
 			r = rr;

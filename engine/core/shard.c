@@ -398,7 +398,7 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* 0 marks an empty slot */
-	size_t i;
+	size_t i = 0; /* set by find() when it misses */
 	struct st_srec *r = find(t, frames, depth, hash, &i);
 	if (ST_LIKELY(r)) {
 		touch_add(t, r, values);
@@ -412,7 +412,7 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint6
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* 0 marks an empty slot */
-	size_t i;
+	size_t i = 0; /* set by find() when it misses */
 	struct st_srec *r = find(t, frames, depth, hash, &i);
 	if (ST_LIKELY(r)) {
 		/* Equal to a record's frames, which were checked when it was

@@ -223,8 +223,9 @@ int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 
 /*
  * Samples go in groups of BATCH_GROUP in three passes (after prefetching
- * the next group's frames): validate, hash and prefetch the slot; prefetch
- * the record the slot names; add.  The misses of
+ * the next group's frames): depth check, hash and prefetch the slot;
+ * prefetch the record the slot names; add (the frames are checked there,
+ * when the stack is new to the table).  The misses of
  * one group overlap instead of being paid one after the other.  Semantics
  * are those of a loop of ingest_one(): samples before the first failing one
  * are ingested, nothing after it.

@@ -2,60 +2,104 @@
 /*
  * intern.c - frame names <-> dense 32-bit ids.
  *
- *   name bytes --XXH3--> hash --cds_lfht (RCU, lock-free lookup)--> ent
- *   id ---------> chunks[id >> 16][id & 0xffff] ----------------------> ent
+ *   name bytes --XXH3--> hash --slot table (open addressing)--> ent
+ *   id ---------> chunks[id >> 16][id & 0xffff] ----------------> ent
  *
- *   ent = { lfht node | hash | id | len | name bytes + NUL }   (never freed
- *                                                               before destroy)
+ *   slot = { hash | ent }      ent = { hash | id | len | name bytes + NUL }
+ *
+ * The name table is open addressing with linear probing, load <= 1/2, and
+ * grows by doubling under `lock`: the new slots are filled, then published
+ * (release); the old ones are kept, unchanged, until destroy (together at
+ * most as big as the current ones), so a lookup needs no lock and no RCU
+ * read-side section and may finish on a table that has been replaced (it
+ * then misses a name added since, which invariant 4 catches).  A lookup of
+ * a known name is one probe (the slot's hash, then the entry), a miss one
+ * probe to an empty slot; the lfht this replaces walked split-ordered
+ * bucket chains (a miss per node) twice per new name, its lookup and its
+ * add_unique, which was most of a first sighting's interning.
+ *
+ * Entries are bump-allocated (under `lock`) from arena chunks that are
+ * regions (region.h): 64 KiB first, then 2 MiB pages (st_region_early), freed
+ * only at destroy.  A malloc per name took a 4 KiB page fault every ~70
+ * new names, and a first sighting of a stack usually brings a new name.
+ *
  * Invariants
  *   1. An id is handed out only after its entry is fully written and stored
  *      in the id table; the id table slot and the chunk pointer are published
  *      with release stores, so any thread that got an id (from st_intern or
  *      from a snapshot built after it) can read the name with acquire loads.
  *   2. Ids are dense: 0 .. count-1, assigned under `lock` in insertion order.
- *   3. Entries are immutable after insertion and live until destroy, so the
- *      name pointers handed out need no read-side section.
- *   4. `added` counts completed insertions.  A lookup that missed after
- *      reading added == n (acquire) saw every name whose insertion bumped it
- *      to n or below; if added is still n under `lock`, no name was inserted
- *      since, so the miss stands and the insert needs no second lookup.
+ *   3. Entries, slot tables (current and replaced) and the arena are never
+ *      freed before destroy, and an entry never changes once its slot names
+ *      it: name pointers and lookups need no read-side section.  A slot is
+ *      written once, under `lock`: its hash, then its entry pointer
+ *      (release); a reader loads the pointer (acquire), then the hash.
+ *   4. `added` counts completed insertions (bumped, release, after the slot
+ *      is written).  A lookup that missed after reading added == n
+ *      (acquire, before it loads the table pointer) saw every name whose
+ *      insertion bumped it to n or below; if added is still n under `lock`,
+ *      no name was inserted since, so the miss stands and the insert needs
+ *      no second lookup.
  * Progress
- *   Lookup of a known name: wait-free apart from the lfht bucket walk, inside
- *   an RCU read-side section; no lock.  Insert: a mutex (new names are rare
- *   compared to lookups), with a second lookup under it (unless invariant 4
- *   makes it moot) so two threads interning the same new name get the same
- *   id.
+ *   Lookup: lock-free and wait-free (a bounded probe of a table that only
+ *   fills to 1/2).  Insert: a mutex taken only by interning callers (new
+ *   names are rare compared to lookups; the merger and readers never take
+ *   it), with a second lookup under it (unless invariant 4 makes it moot) so
+ *   two threads interning the same new name get the same id.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <xxhash.h>
 
-#include <urcu/rculfhash.h>
-
 #include "intern.h"
-#include "rcu.h"
+#include "region.h"
 
 #define CHUNK_BITS 16
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define NCHUNKS (1u << 16) /* 2^32 ids in all; the last id is ST_FRAME_ROOT */
+#define ARENA_MIN (64u * 1024)
+#define ARENA_MAX ST_REGION_HUGE
+#define INITIAL_SLOTS 2048u
 
 struct ent {
-	struct cds_lfht_node node;
 	uint64_t hash;
 	uint32_t id;
 	uint32_t len;
 	char name[];
 };
 
+struct slot {
+	_Atomic uint64_t hash;
+	struct ent *_Atomic e; /* NULL: empty */
+};
+
+/* A slot table: mask + 1 slots (a region); prev is the one it replaced
+ * (kept). */
+struct table {
+	size_t mask;
+	struct table *prev;
+	struct slot *s;
+};
+
+/* A chunk of entries; `size` bytes in all, the header included. */
+struct arena {
+	struct arena *next;
+	size_t size, used;
+	_Alignas(8) unsigned char mem[];
+};
+
 struct st_intern {
-	struct cds_lfht *ht;
+	struct table *_Atomic tab; /* current; replaced (release) under lock */
 	pthread_mutex_t lock;
+	size_t n;                  /* names in tab (under lock) */
 	_Atomic uint32_t count;
-	/* Names fully inserted (lfht node added); bumped under `lock` after
-	 * cds_lfht_add_unique().  Lets an insert skip its second lookup when
-	 * nothing was added since its lock-free one (invariant 4). */
+	/* Names fully inserted; bumped under `lock` after the slot is written.
+	 * Lets an insert skip its second lookup when nothing was added since
+	 * its lock-free one (invariant 4). */
 	_Atomic uint64_t added;
 	_Atomic size_t mem;
 	struct ent *_Atomic *_Atomic *chunks; /* NCHUNKS chunk pointers */
+	struct arena *arena;                  /* entries (under lock), current first */
 	/* Some name holds a line break ('\n' or '\r'): line-based writers
 	 * must escape (export_folded.c).  Set before the count that makes
 	 * the name visible, so whoever sees the name sees the flag. */
@@ -67,114 +111,201 @@ uint64_t st_hash_bytes(const void *p, size_t len)
 	return XXH3_64bits(p, len);
 }
 
+static size_t table_bytes(size_t nslots)
+{
+	return sizeof(struct table) + nslots * sizeof(struct slot);
+}
+
+static void table_free(struct table *t)
+{
+	if (t) {
+		st_region_free(t->s, (t->mask + 1) * sizeof(*t->s));
+		st_free(t);
+	}
+}
+
+/* An empty table of at least nslots slots: past 64 KiB a whole big page
+ * (st_region_early), prefaulted (probes read it first). */
+static struct table *table_new(size_t nslots)
+{
+	struct table *t = st_malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	nslots = st_region_early(nslots * sizeof(*t->s)) / sizeof(*t->s);
+	t->s = st_region_alloc(nslots * sizeof(*t->s), ST_REGION_PREFAULT);
+	if (!t->s) {
+		st_free(t);
+		return NULL;
+	}
+	t->mask = nslots - 1;
+	t->prev = NULL;
+	return t;
+}
+
 struct st_intern *st_intern_create(void)
 {
 	struct st_intern *in = st_calloc(1, sizeof(*in));
 	if (!in)
 		return NULL;
 	in->chunks = st_calloc(NCHUNKS, sizeof(*in->chunks));
-	/* 16 Ki buckets up front (256 KiB): auto-resize runs from the call_rcu
-	 * thread and lags a burst of new names, and lookups that miss walk
-	 * the long chains meanwhile (the strings benchmark interns 60 k names
-	 * in ~0.1 s; starting at 1 Ki doubled its lookup cost). */
-	in->ht = cds_lfht_new_flavor(1u << 14, 1024, 0,
-				     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-				     &urcu_memb_flavor, NULL);
-	if (!in->chunks || !in->ht) {
-		if (in->ht)
-			cds_lfht_destroy(in->ht, NULL);
+	struct table *t = table_new(INITIAL_SLOTS);
+	if (!in->chunks || !t) {
+		table_free(t);
 		st_free(in->chunks);
 		st_free(in);
 		errno = ENOMEM;
 		return NULL;
 	}
+	atomic_init(&in->tab, t);
+	in->mem = table_bytes(t->mask + 1);
 	pthread_mutex_init(&in->lock, NULL);
 	return in;
 }
 
 void st_intern_destroy(struct st_intern *in)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *n;
-
 	if (!in)
 		return;
-	/* No other thread uses the table now: unlink every node, then free
-	 * entries through the id table (lfht nodes need no grace period here
-	 * because there are no readers left). */
-	st_rcu_thread_online();
-	st_rcu_read_lock();
-	cds_lfht_for_each(in->ht, &it, n)
-		cds_lfht_del(in->ht, n);
-	st_rcu_read_unlock();
-	cds_lfht_destroy(in->ht, NULL);
+	/* No other thread uses the table now (invariant 3: nothing to wait
+	 * for). */
+	struct table *t = atomic_load_explicit(&in->tab, memory_order_relaxed);
+	while (t) {
+		struct table *p = t->prev;
+		table_free(t);
+		t = p;
+	}
 	uint32_t count = atomic_load(&in->count);
-	for (uint32_t c = 0; c < NCHUNKS && (uint64_t)c * CHUNK_SIZE < count; c++) {
-		struct ent *_Atomic *chunk = atomic_load(&in->chunks[c]);
-		for (uint32_t i = 0; i < CHUNK_SIZE && (uint64_t)c * CHUNK_SIZE + i < count; i++)
-			st_free(atomic_load(&chunk[i]));
-		st_free(chunk);
+	for (uint32_t c = 0; c < NCHUNKS && (uint64_t)c * CHUNK_SIZE < count; c++)
+		st_free(atomic_load(&in->chunks[c]));
+	while (in->arena) {
+		struct arena *a = in->arena;
+		in->arena = a->next;
+		st_region_free(a, a->size);
 	}
 	st_free(in->chunks);
 	pthread_mutex_destroy(&in->lock);
 	st_free(in);
 }
 
-struct key {
-	const char *s;
-	size_t len;
-};
-
-static int match(struct cds_lfht_node *node, const void *arg)
+/* a[0..n) == b[0..n) without a libc call for short names: 8 bytes at a
+ * time, the tail by one overlapping load. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n)
 {
-	const struct ent *e = caa_container_of(node, struct ent, node);
-	const struct key *k = arg;
-	return e->len == k->len && memcmp(e->name, k->s, k->len) == 0;
+	uint64_t x, y, d = 0;
+	if (n < 8)
+		return memcmp(a, b, n) == 0;
+	size_t i = 0;
+	for (; i + 8 < n; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		d |= x ^ y;
+	}
+	memcpy(&x, a + n - 8, 8);
+	memcpy(&y, b + n - 8, 8);
+	return !(d | (x ^ y));
 }
 
-static struct ent *lookup(struct st_intern *in, const char *s, size_t len, uint64_t hash)
+/* The entry of name s in table t, or NULL (invariant 3's reader side). */
+static struct ent *lookup(const struct table *t, const char *s, size_t len, uint64_t hash)
 {
-	struct cds_lfht_iter it;
-	struct key k = { s, len };
-	cds_lfht_lookup(in->ht, (unsigned long)hash, match, &k, &it);
-	struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-	return n ? caa_container_of(n, struct ent, node) : NULL;
+	for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+		const struct slot *sl = &t->s[i];
+		struct ent *e = atomic_load_explicit(&sl->e, memory_order_acquire);
+		if (!e)
+			return NULL;
+		if (atomic_load_explicit(&sl->hash, memory_order_relaxed) == hash &&
+		    e->len == len && bytes_equal(e->name, s, len))
+			return e;
+	}
+}
+
+/* Put e into t's first free slot of its probe sequence (under lock). */
+static void slot_put(struct table *t, struct ent *e)
+{
+	size_t i = e->hash & t->mask;
+	while (atomic_load_explicit(&t->s[i].e, memory_order_relaxed))
+		i = (i + 1) & t->mask;
+	atomic_store_explicit(&t->s[i].hash, e->hash, memory_order_relaxed);
+	atomic_store_explicit(&t->s[i].e, e, memory_order_release);
+}
+
+/* Room for one more name in the current table (under lock): double it
+ * when the load would pass 1/2.  0 or -ENOMEM (nothing changed). */
+static int table_reserve(struct st_intern *in)
+{
+	struct table *t = atomic_load_explicit(&in->tab, memory_order_relaxed);
+	if ((in->n + 1) * 2 <= t->mask + 1)
+		return 0;
+	struct table *nt = table_new((t->mask + 1) * 2);
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct ent *e = atomic_load_explicit(&t->s[i].e, memory_order_relaxed);
+		if (e)
+			slot_put(nt, e);
+	}
+	nt->prev = t;
+	/* Release: the filled slots before the table (invariant 3). */
+	atomic_store_explicit(&in->tab, nt, memory_order_release);
+	atomic_fetch_add_explicit(&in->mem, table_bytes(nt->mask + 1), memory_order_relaxed);
+	return 0;
+}
+
+/* Room for an entry of n bytes (8-aligned), under `lock`; NULL when out of
+ * memory. */
+static struct ent *ent_alloc(struct st_intern *in, size_t n)
+{
+	struct arena *a = in->arena;
+	n = (n + 7) & ~(size_t)7;
+	if (!a || a->size - sizeof(*a) - a->used < n) {
+		size_t want = a ? a->size * 2 : ARENA_MIN;
+		if (want > ARENA_MAX)
+			want = ARENA_MAX;
+		if (want < sizeof(*a) + n)
+			want = sizeof(*a) + n;
+		want = st_region_early(want);
+		a = st_region_alloc(want, ST_REGION_UNINIT);
+		if (!a)
+			return NULL;
+		a->size = want;
+		a->used = 0;
+		a->next = in->arena;
+		in->arena = a;
+		atomic_fetch_add_explicit(&in->mem, want, memory_order_relaxed);
+	}
+	struct ent *e = (struct ent *)(a->mem + a->used);
+	a->used += n;
+	return e;
 }
 
 int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
 {
-	return st_intern_get_name(in, s, len, hash, NULL);
+	return st_intern_get_name(in, s, len, hash, NULL, NULL);
 }
 
 int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
-			   const char **name)
+			   const char **name, bool *added)
 {
 	struct ent *e;
 	int64_t id;
 
 	if (len > ST_MAX_FRAME_LEN)
 		return -ENAMETOOLONG;
-	st_rcu_thread_online();
-	/* Acquire: pairs with the release bump after an insertion, so the
-	 * lookup below sees every node counted here (invariant 4). */
+	/* Acquire, before the table: pairs with the release bump after an
+	 * insertion, so the lookup below sees every name counted here, in
+	 * this table or the one that replaced it (invariant 4). */
 	uint64_t seen = atomic_load_explicit(&in->added, memory_order_acquire);
-	st_rcu_read_lock();
-	e = lookup(in, s, len, hash);
-	id = e ? (int64_t)e->id : -1;
-	st_rcu_read_unlock();
-	if (id >= 0) {
-		/* The entry outlives the section (invariant 3). */
+	e = lookup(atomic_load_explicit(&in->tab, memory_order_acquire), s, len, hash);
+	if (e) {
 		if (name)
 			*name = e->name;
-		return id;
+		return e->id;
 	}
 
 	pthread_mutex_lock(&in->lock);
 	if (atomic_load_explicit(&in->added, memory_order_relaxed) != seen) {
 		/* Someone inserted since our lookup: maybe this very name. */
-		st_rcu_read_lock();
-		e = lookup(in, s, len, hash);
-		st_rcu_read_unlock();
+		e = lookup(atomic_load_explicit(&in->tab, memory_order_relaxed), s, len, hash);
 		if (e) {
 			id = e->id;
 			goto out;
@@ -183,6 +314,10 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	uint32_t n = atomic_load_explicit(&in->count, memory_order_relaxed);
 	if (n >= ST_FRAME_ROOT) {
 		id = -ENOSPC;
+		goto out;
+	}
+	if (table_reserve(in)) {
+		id = -ENOMEM;
 		goto out;
 	}
 	uint32_t c = n >> CHUNK_BITS;
@@ -198,12 +333,11 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 		atomic_fetch_add_explicit(&in->mem, CHUNK_SIZE * sizeof(*chunk),
 					  memory_order_relaxed);
 	}
-	e = st_malloc(sizeof(*e) + len + 1);
+	e = ent_alloc(in, sizeof(*e) + len + 1);
 	if (!e) {
 		id = -ENOMEM;
 		goto out;
 	}
-	cds_lfht_node_init(&e->node);
 	e->hash = hash;
 	e->id = n;
 	e->len = (uint32_t)len;
@@ -215,16 +349,15 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	atomic_store_explicit(&chunk[n & (CHUNK_SIZE - 1)], e, memory_order_release);
 	/* Release: ids below count are readable; pairs with st_intern_count(). */
 	atomic_store_explicit(&in->count, n + 1, memory_order_release);
-	atomic_fetch_add_explicit(&in->mem, sizeof(*e) + len + 1, memory_order_relaxed);
-	st_rcu_read_lock();
-	/* Under `lock` nobody else inserts, so add_unique cannot lose. */
-	cds_lfht_add_unique(in->ht, (unsigned long)hash, match,
-			    &(struct key){ e->name, len }, &e->node);
-	st_rcu_read_unlock();
-	/* Release: the node before the count of added names (invariant 4). */
+	/* Room reserved above: cannot fail now. */
+	slot_put(atomic_load_explicit(&in->tab, memory_order_relaxed), e);
+	in->n++;
+	/* Release: the slot before the count of added names (invariant 4). */
 	atomic_store_explicit(&in->added, atomic_load_explicit(&in->added, memory_order_relaxed) + 1,
 			      memory_order_release);
 	id = n;
+	if (added)
+		*added = true;
 out:
 	pthread_mutex_unlock(&in->lock);
 	if (id >= 0 && name)

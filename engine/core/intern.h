@@ -11,9 +11,11 @@ void st_intern_destroy(struct st_intern *in);
 /* Lookup-or-insert; hash must be st_hash_bytes(s, len). */
 int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash);
 /* The same, also giving the name's interned copy (valid until destroy): a
- * caller caching it needs no st_intern_name() lookup through the id table. */
+ * caller caching it needs no st_intern_name() lookup through the id table;
+ * *added (when not NULL) is set true when this call inserted the name and
+ * left alone otherwise. */
 int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
-			   const char **name);
+			   const char **name, bool *added);
 const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len);
 uint32_t st_intern_count(const struct st_intern *in);
 /* True once some interned name holds '\n' or '\r'. */

@@ -36,29 +36,43 @@
  *   4. Memory is bounded: at SCACHE_MAX_SLOTS slots or SCACHE_MAX_BYTES of
  *      arena the whole cache is emptied (st_scache_reset) and refills with
  *      the working set; an entry bigger than SCACHE_MAX_ENT is not cached.
+ *
+ * Memory (region.h).  A fresh engine fills the cache at the rate of first
+ * sightings, so its memory is regions, as the shard table's: the slots are
+ * prefaulted as they grow (probes read before they write), the arena
+ * chunks grow from 64 KiB to one 2 MiB page each and are written entry by
+ * entry; both take their big page early (st_region_early).  4 KiB faults
+ * on malloc'd chunks and slot tables were ~1/4 of a first sighting's cost.
  */
 #include <errno.h>
 
+#include "region.h"
 #include "scache.h"
 
 #define INITIAL_SLOTS 1024u
 #define SCACHE_MAX_SLOTS (1u << 19)              /* 256 Ki entries at load 1/2 */
 #define SCACHE_MAX_BYTES (32u * 1024 * 1024)     /* arena */
 #define SCACHE_MAX_ENT (16u * 1024)              /* one entry's bytes */
-#define ARENA_CHUNK (256u * 1024)
+#define ARENA_CHUNK_MIN (64u * 1024)    /* the first chunk: a malloc block */
+#define ARENA_CHUNK_MAX ST_REGION_HUGE   /* later ones: one big page each */
 
 struct st_scache_chunk {
 	struct st_scache_chunk *next;
-	size_t used;
-	_Alignas(8) unsigned char mem[ARENA_CHUNK];
+	size_t size, used; /* usable bytes after the header */
+	_Alignas(8) unsigned char mem[];
 };
+
+static size_t slots_bytes(size_t mask)
+{
+	return (mask + 1) * sizeof(struct st_hslot);
+}
 
 struct st_scache *st_scache_create(void)
 {
 	struct st_scache *c = st_calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->slots = st_calloc(INITIAL_SLOTS, sizeof(*c->slots));
+	c->slots = st_region_alloc(slots_bytes(INITIAL_SLOTS - 1), ST_REGION_PREFAULT);
 	if (!c->slots) {
 		st_free(c);
 		return NULL;
@@ -71,7 +85,7 @@ static void free_chunks(struct st_scache_chunk *k)
 {
 	while (k) {
 		struct st_scache_chunk *n = k->next;
-		st_free(k);
+		st_region_free(k, sizeof(*k) + k->size);
 		k = n;
 	}
 }
@@ -82,14 +96,15 @@ void st_scache_destroy(struct st_scache *c)
 		return;
 	free_chunks(c->chunks);
 	free_chunks(c->free_chunks);
-	st_free(c->slots);
+	st_region_free(c->slots, slots_bytes(c->mask));
 	st_free(c);
 }
 
 void st_scache_reset(struct st_scache *c)
 {
-	memset(c->slots, 0, (c->mask + 1) * sizeof(*c->slots));
+	memset(c->slots, 0, slots_bytes(c->mask));
 	c->count = 0;
+	c->resets++;
 	/* Keep the chunks (bounded by SCACHE_MAX_BYTES) for the refill. */
 	while (c->chunks) {
 		struct st_scache_chunk *k = c->chunks;
@@ -106,28 +121,40 @@ size_t st_scache_count(const struct st_scache *c)
 
 size_t st_scache_memory(const struct st_scache *c)
 {
-	return sizeof(*c) + (c->mask + 1) * sizeof(struct st_hslot) + c->arena_bytes;
+	return sizeof(*c) + slots_bytes(c->mask) + c->arena_bytes;
 }
 
 static void *arena_alloc(struct st_scache *c, size_t n)
 {
 	struct st_scache_chunk *k = c->chunks;
 	n = (n + 7) & ~(size_t)7;
-	if (ST_LIKELY(k && ARENA_CHUNK - k->used >= n)) {
+	if (ST_LIKELY(k && k->size - k->used >= n)) {
 		void *p = k->mem + k->used;
 		k->used += n;
 		return p;
 	}
-	if (c->free_chunks) {
-		k = c->free_chunks;
-		c->free_chunks = k->next;
+	/* A recycled chunk big enough (entries are <= SCACHE_MAX_ENT, every
+	 * chunk holds one), else a new one. */
+	struct st_scache_chunk **pp = &c->free_chunks;
+	while (*pp && (*pp)->size < n)
+		pp = &(*pp)->next;
+	if (*pp) {
+		k = *pp;
+		*pp = k->next;
 	} else {
-		if (c->arena_bytes + sizeof(*k) > SCACHE_MAX_BYTES)
+		/* As big as the arena so far, from 64 KiB to one big page
+		 * (taken early: st_region_early). */
+		size_t want = c->arena_bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : c->arena_bytes;
+		if (want > ARENA_CHUNK_MAX)
+			want = ARENA_CHUNK_MAX;
+		want = st_region_early(want); /* all of a mapping */
+		if (c->arena_bytes + want > SCACHE_MAX_BYTES)
 			return NULL; /* full: the caller resets */
-		k = st_malloc(sizeof(*k));
+		k = st_region_alloc(want, ST_REGION_UNINIT);
 		if (!k)
 			return NULL;
-		c->arena_bytes += sizeof(*k);
+		k->size = want - sizeof(*k);
+		c->arena_bytes += want;
 	}
 	k->used = n;
 	k->next = c->chunks;

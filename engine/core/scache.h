@@ -60,6 +60,8 @@ struct st_scache {
 	struct st_scache_chunk *chunks; /* in use, current first */
 	struct st_scache_chunk *free_chunks;
 	size_t arena_bytes;             /* all chunks, in use or free */
+	uint64_t resets;                /* st_scache_reset() calls: entries
+					   found before one are gone */
 };
 
 struct st_scache *st_scache_create(void);
@@ -94,6 +96,28 @@ static inline uint64_t st_scache_load32(const unsigned char *p)
 	uint32_t v;
 	memcpy(&v, p, sizeof(v));
 	return v;
+}
+
+/* a[0..n) == b[0..n), inline: 8 bytes at a time, the tail by one
+ * overlapping load (no libc call, no loop over single bytes). */
+static inline bool st_scache_bytes_equal(const void *a, const void *b, size_t n)
+{
+	const unsigned char *p = a, *q = b;
+	if (n >= 8) {
+		uint64_t d = 0;
+		size_t i = 0;
+		for (; i + 8 < n; i += 8)
+			d |= st_scache_load64(p + i) ^ st_scache_load64(q + i);
+		d |= st_scache_load64(p + n - 8) ^ st_scache_load64(q + n - 8);
+		return !d;
+	}
+	if (n >= 4)
+		return !((st_scache_load32(p) ^ st_scache_load32(q)) |
+			 (st_scache_load32(p + n - 4) ^ st_scache_load32(q + n - 4)));
+	uint64_t d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= (uint64_t)(p[i] ^ q[i]);
+	return !d;
 }
 
 #define ST_SCACHE_K0 0xa0761d6478bd642fULL
@@ -195,7 +219,7 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 		if (lens[i] <= ST_SCACHE_LONG)
 			continue;
 		size_t n = lens[i] - ST_SCACHE_LONG;
-		if (memcmp(b, frames[i], n) != 0)
+		if (!st_scache_bytes_equal(b, frames[i], n))
 			return false;
 		b += n;
 	}

@@ -40,15 +40,19 @@ struct st_hslot {
 	uint64_t hash;
 	void *p; /* struct st_srec * (shard.c) or struct st_scent * (scache.c) */
 };
-/* Double a slot table and rehash it; on -ENOMEM the table is unchanged. */
+/* Double a slot table (a region of (mask + 1) slots, region.h) and rehash
+ * it; on -ENOMEM the table is unchanged. */
 int st_hslots_grow(struct st_hslot **slots, size_t *mask);
 
 struct st_stab;
 struct st_stab *st_stab_create(unsigned nmetrics);
 void st_stab_destroy(struct st_stab *t);
-/* Add values to the stack's record, creating it.  Single writer.  0/-ENOMEM */
+/* Add values to the stack's record, creating it.  Single writer.  The
+ * frames are checked only when the stack is new (a record's frames were
+ * checked when it was made): -EINVAL, nothing added, when some frame is
+ * >= bound.  0, -EINVAL or -ENOMEM. */
 int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
-		uint64_t hash, const uint64_t *values);
+		uint64_t hash, const uint64_t *values, uint32_t bound);
 /* The same, returning the record (valid until the table's epoch changes),
  * or NULL when out of memory. */
 struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,

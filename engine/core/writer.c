@@ -31,24 +31,41 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "engine.h"
 #include "rcu.h"
+#include "region.h"
 #include "scache.h"
 
 /* Per-writer intern cache: starts small, doubles (up to ICACHE_MAX) when the
- * misses since the last resize exceed 4x its size, i.e. when the writer's
- * working set of frame names is larger than the cache. */
+ * misses on names the engine already knew, since the last resize, exceed
+ * its size, i.e. when the writer's working set of frame names is larger
+ * than the cache.  (A name seen for the first time misses whatever the
+ * size: counting those grew the cache on every burst of new names.)  A
+ * region, prefaulted: it is probed before it is written. */
 #define ICACHE_SLOTS 4096u
 #define ICACHE_MAX (1u << 18)
 /* Stack key room allocated at open (frames; grows on demand). */
 #define KW_FRAMES 64u
 
+/* A name by its stack-key words (scache.h, st_scache_key: with the length
+ * they are all of a name of up to 16 bytes, else its last 16), its
+ * interned copy (for the leading bytes of a longer one) and its id. */
 struct icache_ent {
-	uint64_t hash;
-	const char *name;
+	uint64_t a, b;
+	const char *name; /* NULL: empty */
 	uint32_t len;
 	uint32_t id;
 };
+
+/* Where a name of up to ST_SCACHE_LONG bytes goes in the intern cache:
+ * from its key words, without reading its bytes again. */
+static inline uint64_t icache_hash(uint64_t a, uint64_t b, size_t len)
+{
+	return st_scache_fold(a ^ ST_SCACHE_K1 ^ len, b ^ ST_SCACHE_K2);
+}
 
 struct st_writer {
 	struct st_engine *e;
@@ -56,10 +73,10 @@ struct st_writer {
 	unsigned nm;
 	uint32_t *ids;
 	size_t ids_cap;
-	struct icache_ent *ic; /* per-writer intern cache, no sharing */
+	struct icache_ent *ic; /* per-writer intern cache, no sharing; made on
+				* the first string sample */
 	size_t ic_mask;
 	size_t ic_misses;      /* since the last resize */
-	uint64_t *fh;          /* per-frame name hashes, ids_cap of them */
 	uint64_t *kw;          /* stack keys (st_scache_key), 2 words a frame */
 	size_t kw_cap;         /* frames */
 	struct st_scache *sc;  /* whole string stacks (scache.c), made on first use */
@@ -88,14 +105,10 @@ struct st_writer *st_writer_open(struct st_engine *e)
 	struct st_writer *w = st_calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->ic = st_calloc(ICACHE_SLOTS, sizeof(*w->ic));
-	w->ic_mask = ICACHE_SLOTS - 1;
 	/* Never NULL, so a key's place w->kw + 2 * off is always defined. */
 	w->kw = st_malloc(KW_FRAMES * 2 * sizeof(*w->kw));
 	w->kw_cap = KW_FRAMES;
-	if (!w->ic || !w->kw) {
-		st_free(w->kw);
-		st_free(w->ic);
+	if (!w->kw) {
 		st_free(w);
 		return NULL;
 	}
@@ -128,7 +141,6 @@ struct st_writer *st_writer_open(struct st_engine *e)
 		pthread_mutex_unlock(&e->shard_lock);
 		if (!sh) {
 			st_free(w->kw);
-			st_free(w->ic);
 			st_free(w);
 			errno = n < ST_SHARDS_MAX ? ENOMEM : EAGAIN;
 			return NULL;
@@ -146,9 +158,9 @@ void st_writer_close(struct st_writer *w)
 	atomic_store_explicit(&w->sh->owner, 0, memory_order_release);
 	st_scache_destroy(w->sc);
 	st_free(w->kw);
-	st_free(w->fh);
 	st_free(w->ids);
-	st_free(w->ic);
+	if (w->ic)
+		st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
 	st_free(w);
 }
 
@@ -159,30 +171,32 @@ static inline void counter_bump(_Atomic uint64_t *c, uint64_t by)
 			      memory_order_relaxed);
 }
 
-/* Every id must be below the intern count: the same as testing the largest
- * id, which four independent max chains compute without a per-element
- * branch or a loop-carried dependency on one register.  The count is the
- * writer's cached bound, re-read from the intern table only when an id
- * passes it (the table only grows, so a bound once read stays valid). */
-static inline int check_frames(struct st_writer *w, const uint32_t *frames, size_t depth)
+/* The stack hash of ids (st_hash_bytes: XXH3), inline here: the hot path
+ * called through st_hash_bytes into the shared library. */
+static inline uint64_t ids_hash(const uint32_t *frames, size_t depth)
 {
-	uint32_t m0 = 0, m1 = 0, m2 = 0, m3 = 0;
-	size_t i = 0;
-	for (; i + 4 <= depth; i += 4) {
-		m0 = frames[i] > m0 ? frames[i] : m0;
-		m1 = frames[i + 1] > m1 ? frames[i + 1] : m1;
-		m2 = frames[i + 2] > m2 ? frames[i + 2] : m2;
-		m3 = frames[i + 3] > m3 ? frames[i + 3] : m3;
+	return XXH3_64bits(frames, depth * sizeof(*frames));
+}
+
+/* Add a sample by ids to t (inside the caller's section).  The frames are
+ * checked only when the stack is new to t (st_stab_add): every id must be
+ * below the intern count, which the writer caches as ids_known and re-reads
+ * only when a new stack passes it (the table only grows, so a bound once
+ * read stays valid).  0, -EINVAL, or -ENOMEM counted as a drop. */
+static inline int add_ids(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
+			  uint32_t depth, uint64_t h, const uint64_t *values)
+{
+	int r = st_stab_add(t, frames, depth, h, values, w->ids_known);
+	if (ST_UNLIKELY(r == -EINVAL)) {
+		uint32_t n = st_intern_count(w->e->intern);
+		if (n != w->ids_known) {
+			w->ids_known = n;
+			r = st_stab_add(t, frames, depth, h, values, n);
+		}
 	}
-	for (; i < depth; i++)
-		m0 = frames[i] > m0 ? frames[i] : m0;
-	m0 = m0 > m1 ? m0 : m1;
-	m2 = m2 > m3 ? m2 : m3;
-	m0 = m0 > m2 ? m0 : m2;
-	if (ST_LIKELY(m0 < w->ids_known || !depth))
-		return 0;
-	w->ids_known = st_intern_count(w->e->intern);
-	return m0 < w->ids_known ? 0 : -EINVAL;
+	if (ST_UNLIKELY(r == -ENOMEM))
+		counter_bump(&w->sh->dropped, 1);
+	return r;
 }
 
 static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint32_t *frames,
@@ -190,14 +204,7 @@ static inline int ingest_one(struct st_writer *w, struct st_stab *t, const uint3
 {
 	if (ST_UNLIKELY(depth > ST_MAX_DEPTH))
 		return -E2BIG;
-	int r = check_frames(w, frames, depth);
-	if (ST_UNLIKELY(r))
-		return r;
-	uint64_t h = st_hash_bytes(frames, depth * sizeof(*frames));
-	r = st_stab_add(t, frames, (uint32_t)depth, h, values);
-	if (ST_UNLIKELY(r))
-		counter_bump(&w->sh->dropped, 1);
-	return r;
+	return add_ids(w, t, frames, (uint32_t)depth, ids_hash(frames, depth), values);
 }
 
 int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
@@ -216,8 +223,9 @@ int st_writer_ingest(struct st_writer *w, const uint32_t *frames, size_t depth,
 
 /*
  * Samples go in groups of BATCH_GROUP in three passes (after prefetching
- * the next group's frames): validate, hash and prefetch the slot; prefetch
- * the record the slot names; add.  The misses of
+ * the next group's frames): depth check, hash and prefetch the slot;
+ * prefetch the record the slot names; add (the frames are checked there,
+ * when the stack is new to the table).  The misses of
  * one group overlap instead of being paid one after the other.  Semantics
  * are those of a loop of ingest_one(): samples before the first failing one
  * are ingested, nothing after it.
@@ -251,23 +259,19 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
 				__builtin_prefetch(f + o);
 		}
 		for (size_t x = 0; x < k; x++) {
-			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH))
+			if (ST_UNLIKELY(g[x].depth > ST_MAX_DEPTH)) {
 				r = -E2BIG;
-			else
-				r = check_frames(w, g[x].frames, g[x].depth);
-			if (ST_UNLIKELY(r)) {
 				ok = x;
 				break;
 			}
-			h[x] = st_hash_bytes(g[x].frames, g[x].depth * sizeof(*g[x].frames));
+			h[x] = ids_hash(g[x].frames, g[x].depth);
 			st_stab_prefetch_slot(t, h[x]);
 		}
 		for (size_t x = 0; x < ok; x++)
 			st_stab_prefetch_rec(t, h[x], g[x].depth);
 		for (size_t x = 0; x < ok; x++) {
-			int rr = st_stab_add(t, g[x].frames, g[x].depth, h[x], g[x].values);
+			int rr = add_ids(w, t, g[x].frames, g[x].depth, h[x], g[x].values);
 			if (ST_UNLIKELY(rr)) {
-				counter_bump(&w->sh->dropped, 1);
 				r = rr;
 				break;
 			}
@@ -285,8 +289,7 @@ int st_writer_ingest_batch_done(struct st_writer *w, const struct st_sample *s, 
  * A sample found in the writer's stack cache (scache.c) whose cached record
  * is not valid for t (t's epoch is ep): upsert by the cached ids and
  * remember the record for this epoch.  Inside the caller's read-side
- * section on t.  Ids came from interning, so check_frames() has nothing to
- * find.
+ * section on t.  Ids came from interning: there is nothing to check.
  */
 static int __attribute__((noinline))
 cached_upsert(struct st_writer *w, struct st_stab *t, struct st_scent *c, uint64_t ep,
@@ -337,16 +340,24 @@ static inline int ingest_cached(struct st_writer *w, struct st_scent *c, const u
 	return r;
 }
 
-/* The miss path's scratch arrays sized for depth, and the stack cache made
- * on first use.  0 or -ENOMEM (counted as a drop). */
+/* The miss path's scratch arrays sized for depth, the name cache and the
+ * stack cache made on first use.  0 or -ENOMEM (counted as a drop). */
 static int strs_prepare(struct st_writer *w, size_t depth)
 {
+	if (ST_UNLIKELY(!w->ic)) {
+		/* All of what st_region_early gives: 64 Ki names in one big
+		 * page, faulted at once rather than 4 KiB by 4 KiB. */
+		size_t n = st_region_early(ICACHE_SLOTS * sizeof(*w->ic)) / sizeof(*w->ic);
+		w->ic = st_region_alloc(n * sizeof(*w->ic), ST_REGION_PREFAULT);
+		if (!w->ic) {
+			counter_bump(&w->sh->dropped, 1);
+			return -ENOMEM;
+		}
+		w->ic_mask = n - 1;
+	}
 	if (depth > w->ids_cap) {
-		/* ids and fh grow together: the capacity is the one both have
-		 * (one that grew alone is only reallocated again). */
-		size_t ci = w->ids_cap, cf = w->ids_cap;
-		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64) ||
-		    st_grow(&w->fh, &cf, depth, sizeof(*w->fh), 64)) {
+		size_t ci = w->ids_cap;
+		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64)) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
@@ -369,44 +380,53 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 	int r = strs_prepare(w, depth);
 	if (ST_UNLIKELY(r))
 		return r;
-	/* All hashes first: independent calls, their misses overlap. */
-	for (size_t i = 0; i < depth; i++)
-		w->fh[i] = st_hash_bytes(frames[i], lens[i]);
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
-		uint64_t h = w->fh[i];
+		uint64_t a = kw[2 * i], b = kw[2 * i + 1];
+		bool lng = len > ST_SCACHE_LONG;
+		/* The name's XXH3 (the intern table's hash) is needed only on a
+		 * miss, and for a long name, whose key words are only its last
+		 * 16 bytes. */
+		uint64_t xh = lng ? st_hash_bytes(frames[i], len) : 0;
+		uint64_t h = lng ? xh : icache_hash(a, b, len);
 		struct icache_ent *ic = &w->ic[h & w->ic_mask];
-		if (ic->name && ic->hash == h && ic->len == len &&
-		    (!len || memcmp(ic->name, frames[i], len) == 0)) {
+		if (ic->name && ic->len == len && ic->a == a && ic->b == b &&
+		    (!lng || st_scache_bytes_equal(ic->name, frames[i], len - ST_SCACHE_LONG))) {
 			w->ids[i] = ic->id;
 			continue;
 		}
-		if (ST_UNLIKELY(++w->ic_misses > w->ic_mask + 1) && w->ic_mask + 1 < ICACHE_MAX) {
-			/* Grow; a failed allocation just keeps the old cache. */
-			struct icache_ent *nc = st_calloc((w->ic_mask + 1) * 2, sizeof(*nc));
-			if (nc) {
-				st_free(w->ic);
-				w->ic = nc;
-				w->ic_mask = w->ic_mask * 2 + 1;
-			}
-			w->ic_misses = 0;
-			ic = &w->ic[h & w->ic_mask];
-		}
+		if (!lng)
+			xh = st_hash_bytes(frames[i], len);
 		const char *name = NULL;
-		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, h, &name);
+		bool added = false;
+		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, xh, &name, &added);
 		if (id < 0) {
 			if (id == -ENOMEM)
 				counter_bump(&w->sh->dropped, 1);
 			return (int)id;
 		}
 		w->ids[i] = (uint32_t)id;
-		ic->hash = h;
+		if (ST_UNLIKELY(!added && ++w->ic_misses > w->ic_mask + 1) &&
+		    w->ic_mask + 1 < ICACHE_MAX) {
+			/* Grow (empty); a failed allocation keeps the old cache. */
+			size_t nb = (w->ic_mask + 1) * 2 * sizeof(*w->ic);
+			struct icache_ent *nc = st_region_alloc(nb, ST_REGION_PREFAULT);
+			if (nc) {
+				st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
+				w->ic = nc;
+				w->ic_mask = w->ic_mask * 2 + 1;
+			}
+			w->ic_misses = 0;
+			ic = &w->ic[h & w->ic_mask];
+		}
+		ic->a = a;
+		ic->b = b;
 		ic->len = (uint32_t)len;
 		ic->id = (uint32_t)id;
 		ic->name = name;
 	}
 	if (w->sc) {
-		uint64_t idh = st_hash_bytes(w->ids, depth * sizeof(*w->ids));
+		uint64_t idh = ids_hash(w->ids, depth);
 		struct st_scent *c =
 			st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
 		if (c)
@@ -506,6 +526,29 @@ group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *
 	return h;
 }
 
+/*
+ * A group's sample g missed the stack cache (its hash h, its key kw): leave
+ * the group's read-side section on *t (counting the *added samples it
+ * took), take the miss path, which has its own sections, and enter a new
+ * section on the then active table (*t, its epoch *ep).  What strs_miss()
+ * returns.
+ */
+static inline int group_miss(struct st_writer *w, const struct st_str_sample *g, uint64_t h,
+			     const uint64_t *kw, struct st_stab **t, uint64_t *ep,
+			     uint64_t *added)
+{
+	TSAN_RELEASE(*t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	counter_bump(&w->sh->ingested, *added);
+	*added = 0;
+	int r = strs_miss(w, g->frames, g->lens, g->depth, h, kw, g->values);
+	st_rcu_read_lock();
+	*t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(*t); /* the merger's last writes to t (E1) */
+	*ep = st_stab_epoch(*t);
+	return r;
+}
+
 static int group_direct(struct st_writer *w, const struct st_str_sample *g, size_t k,
 			long *done)
 {
@@ -528,16 +571,7 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 			r = add_cached(w, t, ep, e, g[x].values);
 			added += !r;
 		} else {
-			/* The miss path has its own sections. */
-			TSAN_RELEASE(t);
-			st_rcu_read_unlock();
-			counter_bump(&w->sh->ingested, added);
-			added = 0;
-			r = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h, w->kw, g[x].values);
-			st_rcu_read_lock();
-			t = rcu_dereference(w->sh->active);
-			TSAN_ACQUIRE(t);
-			ep = st_stab_epoch(t);
+			r = group_miss(w, &g[x], h, w->kw, &t, &ep, &added);
 		}
 		if (ST_UNLIKELY(r))
 			break;
@@ -583,30 +617,22 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			__builtin_prefetch(c[x]->rec[c[x]->epoch[1] == ep]);
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */
-	bool stale = false;   /* the cache changed since c[] was filled */
+	bool missed = false;  /* the cache took a stack since c[] was filled */
+	const uint64_t resets = w->sc->resets;
 	for (size_t x = 0; x < ok; x++) {
 		struct st_scent *e = c[x];
-		if (ST_UNLIKELY(stale))
-			e = w->sc ? st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-						   w->kw + 2 * ko[x], lng[x])
-				  : NULL;
+		/* After a miss: entries found stay valid unless the cache was
+		 * reset; one not found may be the stack just added. */
+		if (ST_UNLIKELY(missed) && (!e || w->sc->resets != resets))
+			e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+					   w->kw + 2 * ko[x], lng[x]);
 		int rr;
 		if (ST_LIKELY(e)) {
 			rr = add_cached(w, t, ep, e, g[x].values);
 			added += !rr;
 		} else {
-			/* The miss path has its own sections. */
-			TSAN_RELEASE(t);
-			st_rcu_read_unlock();
-			counter_bump(&w->sh->ingested, added);
-			added = 0;
-			rr = strs_miss(w, g[x].frames, g[x].lens, g[x].depth, h[x],
-				       w->kw + 2 * ko[x], g[x].values);
-			stale = true;
-			st_rcu_read_lock();
-			t = rcu_dereference(w->sh->active);
-			TSAN_ACQUIRE(t);
-			ep = st_stab_epoch(t);
+			rr = group_miss(w, &g[x], h[x], w->kw + 2 * ko[x], &t, &ep, &added);
+			missed = true;
 		}
 		if (ST_UNLIKELY(rr)) {
 			r = rr;

@@ -7,6 +7,9 @@
 #include "shard.h"
 
 struct st_master;
+/* At most this many master partitions (merger.c splits the master by stack
+ * hash when it has several merge workers). */
+#define ST_PARTS_MAX 64
 struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
 void st_master_destroy(struct st_master *m);
 /* Fold one shard record: add v (what it gained since its last fold) to its

@@ -49,7 +49,7 @@ static void fold_drain(struct fold_ctx *c)
 	uint64_t d[ST_MAX_METRICS];
 	for (size_t k = 0; k < c->n; k++) {
 		st_stab_delta(c->t, c->q[k], d);
-		if (st_master_add_rec(c->e->master, c->q[k], d))
+		if (st_master_add_rec(c->e->part[0], c->q[k], d))
 			c->e->merge_dropped++;
 	}
 	c->n = 0;
@@ -74,23 +74,179 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct fold_ctx *c = arg;
 	struct st_engine *e = c->e;
 	c->records++;
-	if (!st_master_rec_linked(e->master, r)) {
+	if (!st_master_rec_linked(e->part[0], r)) {
 		/* New (or stale) stack: walked later, in sorted order, with
 		 * its values made what it gained (the walk writes it anyway). */
 		st_stab_rebase(t, r);
 		if (e->nwalk == e->walk_cap && walk_grow(e)) {
 			/* Walk it alone now rather than lose it. */
-			if (st_master_add_rec(e->master, r, st_srec_values(r)))
+			if (st_master_add_rec(e->part[0], r, st_srec_values(r)))
 				e->merge_dropped++;
 			return;
 		}
 		e->walk[e->nwalk++] = r;
 		return;
 	}
-	st_master_prefetch_rec(e->master, r);
+	st_master_prefetch_rec(e->part[0], r);
 	c->q[c->n++] = r;
 	if (c->n == FOLD_GROUP)
 		fold_drain(c);
+}
+
+/* ------------------------------------------------------------ partitions */
+
+/*
+ * With several merge workers the master is nparts tries (engine.c picks
+ * nparts); a record belongs to part[r->hash >> part_shift]: the hash's top
+ * bits, while shard slot tables index by its low bits.  Its hash never
+ * changes, so its (leaf, epoch) link always names a node of that one
+ * partition (master.c invariant 3 holds per partition).
+ *
+ * A merge (one flip, one grace period, as with one partition) first
+ * distributes the touched records, in one pass by the merge_lock holder:
+ * linked ones with their delta (st_stab_delta, so the workers never touch
+ * a table's last[]), unlinked ones rebased.  Then the pool folds: each
+ * worker takes partitions from pool_next until none is left, and only the
+ * taker touches a partition, its st_pwork and its records (a record is in
+ * one partition's lists).  The merge_lock holder works too, then waits for
+ * pool_busy to drop to 0: when merge_locked returns, no worker runs.
+ */
+static int pwork_grow(void **p, size_t *cap, size_t esize)
+{
+	size_t nc = *cap ? *cap * 2 : 1024;
+	void *q = st_region_grow(*p, *cap * esize, nc * esize, ST_REGION_UNINIT);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+struct dist_ctx {
+	struct st_engine *e;
+	uint64_t records;
+};
+
+static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
+{
+	struct dist_ctx *c = arg;
+	struct st_engine *e = c->e;
+	const unsigned nm = e->opt.nmetrics;
+	const unsigned p = (unsigned)(r->hash >> e->part_shift);
+	struct st_master *m = e->part[p];
+	struct st_pwork *w = &e->pwork[p];
+	c->records++;
+	if (!st_master_rec_linked(m, r)) {
+		st_stab_rebase(t, r);
+		if (w->nunl == w->unlcap &&
+		    pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
+			/* No worker runs yet: walk it alone now. */
+			if (st_master_add_rec(m, r, st_srec_values(r)))
+				e->merge_dropped++;
+			return;
+		}
+		w->unl[w->nunl++] = r;
+		return;
+	}
+	if (w->nlk == w->lkcap &&
+	    pwork_grow((void **)&w->lk, &w->lkcap, (1 + nm) * sizeof(uint64_t))) {
+		uint64_t d[ST_MAX_METRICS];
+		st_stab_delta(t, r, d);
+		st_master_add_rec(m, r, d); /* linked: cannot fail */
+		return;
+	}
+	uint64_t *x = &w->lk[w->nlk++ * (1 + nm)];
+	x[0] = (uint64_t)(uintptr_t)r;
+	st_stab_delta(t, r, x + 1);
+}
+
+/* Fold partition p's lists into it: linked adds, then the sorted walk,
+ * then its child lists sorted for the next publish.  By the worker that
+ * took p only. */
+static void fold_part(struct st_engine *e, unsigned p)
+{
+	enum { AHEAD = 8 };
+	const unsigned nm = e->opt.nmetrics;
+	struct st_master *m = e->part[p];
+	struct st_pwork *w = &e->pwork[p];
+	const size_t st = 1 + nm;
+	for (size_t i = 0; i < w->nlk; i++) {
+		if (i + AHEAD < w->nlk)
+			st_master_prefetch_rec(m, (struct st_srec *)(uintptr_t)w->lk[(i + AHEAD) * st]);
+		struct st_srec *r = (struct st_srec *)(uintptr_t)w->lk[i * st];
+		w->dropped += st_master_add_rec(m, r, &w->lk[i * st + 1]) != 0;
+	}
+	w->dropped += st_master_link_sorted(m, w->unl, w->nunl);
+	w->nlk = w->nunl = 0;
+	/* Failure leaves the lists valid: publish_locked sorts again. */
+	(void)st_master_sort(m, e->intern);
+}
+
+static void pool_work(struct st_engine *e)
+{
+	unsigned p;
+	while ((p = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < e->nparts)
+		fold_part(e, p);
+}
+
+/* Fold every partition's lists with the pool's help; returns when all are
+ * folded and no pool thread works.  Caller holds merge_lock. */
+static void pool_run(struct st_engine *e)
+{
+	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
+	if (e->npool) {
+		/* The mutex orders the lists' writes before the workers' reads. */
+		pthread_mutex_lock(&e->pool_mu);
+		e->pool_gen++;
+		e->pool_busy = e->npool;
+		pthread_cond_broadcast(&e->pool_cv);
+		pthread_mutex_unlock(&e->pool_mu);
+	}
+	pool_work(e);
+	if (e->npool) {
+		pthread_mutex_lock(&e->pool_mu);
+		while (e->pool_busy)
+			pthread_cond_wait(&e->pool_done, &e->pool_mu);
+		pthread_mutex_unlock(&e->pool_mu);
+	}
+	for (unsigned p = 0; p < e->nparts; p++) {
+		e->merge_dropped += e->pwork[p].dropped;
+		e->pwork[p].dropped = 0;
+	}
+}
+
+static void *pool_main(void *arg)
+{
+	struct st_engine *e = arg;
+	uint64_t seen = 0; /* pool_gen at start: no run before the pool is up */
+	pthread_mutex_lock(&e->pool_mu);
+	for (;;) {
+		while (!e->pool_stop && e->pool_gen == seen)
+			pthread_cond_wait(&e->pool_cv, &e->pool_mu);
+		if (e->pool_stop)
+			break;
+		seen = e->pool_gen;
+		pthread_mutex_unlock(&e->pool_mu);
+		pool_work(e);
+		pthread_mutex_lock(&e->pool_mu);
+		if (--e->pool_busy == 0)
+			pthread_cond_signal(&e->pool_done);
+	}
+	pthread_mutex_unlock(&e->pool_mu);
+	return NULL;
+}
+
+static void pool_stop(struct st_engine *e)
+{
+	if (!e->npool)
+		return;
+	pthread_mutex_lock(&e->pool_mu);
+	e->pool_stop = true;
+	pthread_cond_broadcast(&e->pool_cv);
+	pthread_mutex_unlock(&e->pool_mu);
+	for (unsigned i = 0; i < e->npool; i++)
+		pthread_join(e->pool[i], NULL);
+	e->npool = 0;
 }
 
 /*
@@ -130,16 +286,24 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	uint64_t t0 = now_ns();
 	struct st_stab **old = e->flipped;
 	unsigned n = flip_all(e);
-	struct fold_ctx c = { .e = e };
+	uint64_t records = 0;
 	e->nwalk = 0;
-	if (!discard) {
+	if (!discard && e->nparts > 1) {
+		struct dist_ctx c = { .e = e };
+		for (unsigned i = 0; i < n; i++)
+			st_stab_foreach_touched(old[i], dist_cb, &c);
+		pool_run(e);
+		records = c.records;
+	} else if (!discard) {
+		struct fold_ctx c = { .e = e };
 		for (unsigned i = 0; i < n; i++) {
 			c.t = old[i];
 			st_stab_foreach_touched(old[i], fold_cb, &c);
 			fold_drain(&c); /* the queue holds records of c.t only */
 		}
-		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
+		e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk);
 		e->nwalk = 0;
+		records = c.records;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		/* A reset discards everything; otherwise keep the records (and
@@ -150,9 +314,9 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 		e->shards[i]->spare = old[i];
 	}
 	e->merges++;
-	e->merge_records += c.records;
+	e->merge_records += records;
 	e->merge_fold_ns += now_ns() - t0;
-	return c.records;
+	return records;
 }
 
 static uint64_t now_ns(void)
@@ -162,24 +326,62 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A snapshot of the master (every partition); NULL when out of memory. */
+static struct st_snap *build_locked(struct st_engine *e)
+{
+	if (e->nparts == 1) {
+		e->folded += st_master_apply_cap(e->part[0]);
+		if (st_master_sort(e->part[0], e->intern))
+			return NULL;
+		struct st_master_view v;
+		st_master_view(e->part[0], &v);
+		struct st_snap *s = st_snap_build(&v, e->snap, e, e->intern, e->version + 1,
+						  e->generation);
+		if (s)
+			st_master_order_done(e->part[0]);
+		return s;
+	}
+	struct st_master_view v[ST_PARTS_MAX];
+	for (unsigned p = 0; p < e->nparts; p++) {
+		if (st_master_sort(e->part[p], e->intern))
+			return NULL;
+		st_master_view(e->part[p], &v[p]);
+	}
+	return st_snap_build_parts(v, e->nparts, &e->pmap, e->snap, e, e->intern,
+				   e->version + 1, e->generation);
+}
+
 /* Build and publish a snapshot of the master.  Caller holds merge_lock. */
 static uint64_t publish_locked(struct st_engine *e)
 {
 	const uint64_t t0 = now_ns();
-	e->folded += st_master_apply_cap(e->master);
-	if (st_master_sort(e->master, e->intern))
-		return 0;
-	struct st_master_view v;
-	st_master_view(e->master, &v);
-	struct st_snap *s = st_snap_build(&v, e->snap, e, e->intern, e->version + 1, e->generation);
+	struct st_snap *s = build_locked(e);
 	if (!s)
 		return 0;
-	st_master_order_done(e->master);
+	e->merged_nodes = (uint32_t)st_snap_node_count(s);
 	e->version++;
 	st_snap_publish(&e->snap, s);
 	e->unpublished = false;
 	e->publish_ns += now_ns() - t0;
 	return e->version;
+}
+
+/* Engine creation: the first (empty) snapshot, version 1.  0/-ENOMEM. */
+int st_merger_first_snapshot(struct st_engine *e)
+{
+	struct st_snap *s = build_locked(e);
+	if (!s)
+		return -ENOMEM;
+	e->merged_nodes = (uint32_t)st_snap_node_count(s);
+	e->snap = s;
+	e->version = 1;
+	return 0;
+}
+
+/* Nodes of the master's merged view (st_stats.nodes); merge_lock held. */
+uint64_t st_merger_nodes(const struct st_engine *e)
+{
+	return e->nparts == 1 ? st_master_nodes(e->part[0]) : e->merged_nodes;
 }
 
 uint64_t st_flush(struct st_engine *e)
@@ -199,7 +401,8 @@ uint64_t st_reset(struct st_engine *e)
 	st_rcu_thread_online();
 	pthread_mutex_lock(&e->merge_lock);
 	merge_locked(e, true);
-	st_master_clear(e->master);
+	for (unsigned p = 0; p < e->nparts; p++)
+		st_master_clear(e->part[p]);
 	e->generation++;
 	uint64_t v = publish_locked(e);
 	pthread_mutex_unlock(&e->merge_lock);
@@ -237,7 +440,10 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 {
 	st_rcu_thread_online();
 	pthread_mutex_lock(&e->merge_lock);
-	if (st_master_nodes(e->master) > 1) {
+	uint64_t nodes = 0;
+	for (unsigned p = 0; p < e->nparts; p++)
+		nodes += st_master_nodes(e->part[p]) - 1;
+	if (nodes) {
 		/* Some stacks are in the master already: the shards alone do
 		 * not hold the whole profile. */
 		pthread_mutex_unlock(&e->merge_lock);
@@ -319,31 +525,46 @@ static void *merger_main(void *arg)
 
 int st_merger_start(struct st_engine *e)
 {
-	if (!e->opt.merge_interval_ms)
-		return 0;
 	/* A library thread takes none of the application's signals: it starts
 	 * with all blocked (it inherits the creator's mask). */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int err = pthread_create(&e->merger, NULL, merger_main, e);
+	int err = 0;
+	const unsigned npool = e->nparts > 1 ? e->nworkers - 1 : 0;
+	while (!err && e->npool < npool) {
+		err = pthread_create(&e->pool[e->npool], NULL, pool_main, e);
+		if (!err) {
+			char name[16];
+			snprintf(name, sizeof(name), "st-merge-%u", e->npool + 1);
+			pthread_setname_np(e->pool[e->npool], name);
+			e->npool++;
+		}
+	}
+	if (!err && e->opt.merge_interval_ms)
+		err = pthread_create(&e->merger, NULL, merger_main, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
+	if (err) {
+		pool_stop(e);
 		return -err;
-	/* Named for top -H / perf: a busy merger is worth spotting. */
-	pthread_setname_np(e->merger, "st-merger");
-	e->merger_running = true;
+	}
+	if (e->opt.merge_interval_ms) {
+		/* Named for top -H / perf: a busy merger is worth spotting. */
+		pthread_setname_np(e->merger, "st-merger");
+		e->merger_running = true;
+	}
 	return 0;
 }
 
 void st_merger_stop(struct st_engine *e)
 {
-	if (!e->merger_running)
-		return;
-	pthread_mutex_lock(&e->merger_mu);
-	e->merger_stop = true;
-	pthread_cond_signal(&e->merger_cv);
-	pthread_mutex_unlock(&e->merger_mu);
-	pthread_join(e->merger, NULL);
-	e->merger_running = false;
+	if (e->merger_running) {
+		pthread_mutex_lock(&e->merger_mu);
+		e->merger_stop = true;
+		pthread_cond_signal(&e->merger_cv);
+		pthread_mutex_unlock(&e->merger_mu);
+		pthread_join(e->merger, NULL);
+		e->merger_running = false;
+	}
+	pool_stop(e); /* after the merger: no merge runs any more */
 }

@@ -271,6 +271,185 @@ totals:
 	return s;
 }
 
+/* ------------------------------------------------------------ partitions */
+
+/*
+ * st_snap_build_parts: the partitions' tries merged by name, breadth-first
+ * as above.  Node i of the output is a group of partition nodes (one per
+ * partition at most: a partition has one node per path); its children are
+ * the name-ordered merge of the group's child lists, equal frame ids (equal
+ * names: frames are interned) making one group.  A group of one (below the
+ * top levels, almost every node: each stack lives in one partition) copies
+ * its list.  The mapping is kept in map, so a publish of the same shapes
+ * only sums each group's self values.
+ */
+static int pmap_push(struct st_pmap *m, uint32_t frame, size_t nmem)
+{
+	const size_t need = (size_t)m->n + 2;
+	if (need > UINT32_MAX - 1 || st_grow(&m->mstart, &m->mscap, need, 4, 1024) ||
+	    st_grow(&m->frame, &m->frcap, need, 4, 1024) || st_grow(&m->fc, &m->fccap, need, 4, 1024) ||
+	    st_grow(&m->mem, &m->mcap, nmem + ST_PARTS_MAX, 8, 1024))
+		return -ENOMEM;
+	m->frame[m->n++] = frame;
+	return 0;
+}
+
+static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned np,
+		     const struct st_intern *in)
+{
+	uint32_t cur[ST_PARTS_MAX];
+	unsigned cp[ST_PARTS_MAX];
+	size_t k = 0; /* members so far */
+	m->n = 0;
+	if (pmap_push(m, ST_FRAME_ROOT, 0))
+		return -ENOMEM;
+	m->mstart[0] = 0;
+	for (unsigned p = 0; p < np; p++)
+		m->mem[k++] = (uint64_t)p << 32;
+	m->mstart[1] = (uint32_t)k;
+	for (uint32_t i = 0; i < m->n; i++) {
+		const uint32_t a = m->mstart[i], b = m->mstart[i + 1];
+		m->fc[i] = m->n;
+		if (b - a == 1) {
+			const unsigned p = (unsigned)(m->mem[a] >> 32);
+			const struct st_master_view *pv = &v[p];
+			for (uint32_t c = pv->first_child[(uint32_t)m->mem[a]]; c != UINT32_MAX;
+			     c = pv->next_sibling[c]) {
+				if (pmap_push(m, pv->frame[c], k))
+					return -ENOMEM;
+				m->mem[k++] = (uint64_t)p << 32 | c;
+				m->mstart[m->n] = (uint32_t)k;
+			}
+			continue;
+		}
+		/* k-way merge of the group's sorted lists. */
+		unsigned w = 0;
+		for (uint32_t j = a; j < b; j++) {
+			const unsigned p = (unsigned)(m->mem[j] >> 32);
+			uint32_t c = v[p].first_child[(uint32_t)m->mem[j]];
+			if (c != UINT32_MAX) {
+				cp[w] = p;
+				cur[w++] = c;
+			}
+		}
+		while (w) {
+			uint32_t best = v[cp[0]].frame[cur[0]];
+			for (unsigned j = 1; j < w; j++) {
+				uint32_t f = v[cp[j]].frame[cur[j]];
+				if (f != best && st_intern_cmp(in, f, best) < 0)
+					best = f;
+			}
+			if (pmap_push(m, best, k))
+				return -ENOMEM;
+			unsigned keep = 0;
+			for (unsigned j = 0; j < w; j++) {
+				const struct st_master_view *pv = &v[cp[j]];
+				uint32_t c = cur[j];
+				if (pv->frame[c] == best) {
+					m->mem[k++] = (uint64_t)cp[j] << 32 | c;
+					c = pv->next_sibling[c];
+				}
+				if (c != UINT32_MAX) {
+					cp[keep] = cp[j];
+					cur[keep++] = c;
+				}
+			}
+			w = keep;
+			m->mstart[m->n] = (uint32_t)k;
+		}
+	}
+	m->fc[m->n] = m->n;
+	return 0;
+}
+
+void st_pmap_free(struct st_pmap *m)
+{
+	st_free(m->mstart);
+	st_free(m->frame);
+	st_free(m->fc);
+	st_free(m->mem);
+	memset(m, 0, sizeof(*m));
+}
+
+struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
+				    struct st_pmap *map, const struct st_snap *prev,
+				    struct st_engine *e, const struct st_intern *in,
+				    uint64_t version, uint64_t generation)
+{
+	const unsigned nm = v[0].nm;
+	uint64_t shape = 0;
+	for (unsigned p = 0; p < np; p++)
+		shape += v[p].shape; /* each only grows: the sum changes when one does */
+	const bool same = map->shape == shape && prev && prev->shp->shape == shape &&
+			  prev->n == map->n && prev->nm == nm;
+	if (!same) {
+		map->shape = 0;
+		if (pmap_fill(map, v, np, in))
+			return NULL;
+	}
+	const uint32_t n = map->n;
+	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
+	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	if (!s)
+		return NULL;
+	s->bytes = bytes;
+	atomic_init(&s->refs, 1);
+	s->e = e;
+	s->in = in;
+	s->version = version;
+	s->generation = generation;
+	s->n = n;
+	s->nm = nm;
+	s->m0 = 0;
+	s->total = (uint64_t *)s->data;
+	s->nsat = 0;
+	s->sat_node = NULL;
+	s->sat_self = NULL;
+	struct st_shape *shp;
+	if (same) {
+		shp = prev->shp;
+		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed); /* as above */
+	} else {
+		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
+		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
+		if (!shp) {
+			st_region_free(s, bytes);
+			return NULL;
+		}
+		atomic_init(&shp->refs, 1);
+		shp->shape = shape;
+		shp->mem = sbytes;
+		memcpy(shp->data, map->frame, (size_t)n * sizeof(uint32_t));
+		memcpy(shp->data + n, map->fc, ((size_t)n + 1) * sizeof(uint32_t));
+	}
+	s->shp = shp;
+	s->mem = bytes + shp->mem;
+	s->frame = shp->data;
+	s->first_child = shp->data + n;
+	/* Each node's self: its group's, summed (saturating, as one sum). */
+	enum { AHEAD = 16 };
+	const uint64_t *mem = map->mem;
+	const uint32_t nmem = map->mstart[n];
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t *t = &s->total[(size_t)i * nm];
+		memset(t, 0, nm * sizeof(*t));
+		for (uint32_t j = map->mstart[i]; j < map->mstart[i + 1]; j++) {
+			if (j + AHEAD < nmem)
+				__builtin_prefetch(&v[mem[j + AHEAD] >> 32]
+							    .self[(size_t)(uint32_t)mem[j + AHEAD] * nm]);
+			const uint64_t *sv = &v[mem[j] >> 32].self[(size_t)(uint32_t)mem[j] * nm];
+			for (unsigned x = 0; x < nm; x++)
+				t[x] = st_sat_add(t[x], sv[x]);
+		}
+	}
+	if (sum_totals(s, NULL, NULL)) {
+		snap_free(s);
+		return NULL;
+	}
+	map->shape = shape;
+	return s;
+}
+
 struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigned nm, unsigned m0,
 				 uint32_t **frame, uint32_t **first_child, uint64_t **self)
 {

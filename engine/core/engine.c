@@ -71,13 +71,12 @@ static void engine_free(struct st_engine *e)
 	unsigned n = atomic_load(&e->nshards);
 	for (unsigned i = 0; i < n; i++)
 		st_shard_free(e->shards[i]);
-	for (unsigned p = 0; p < e->nparts; p++) {
+	for (unsigned p = 0; p < e->nparts; p++)
 		st_master_destroy(e->part[p]);
-		if (e->pwork) {
-			const size_t lkb = (1 + e->opt.nmetrics) * sizeof(uint64_t);
-			st_region_free(e->pwork[p].lk, e->pwork[p].lkcap * lkb);
-			st_region_free(e->pwork[p].unl, e->pwork[p].unlcap * sizeof(*e->pwork[p].unl));
-		}
+	for (size_t i = 0; e->pwork && i < (size_t)e->nworkers * e->nparts; i++) {
+		struct st_pwork *w = &e->pwork[i];
+		st_region_free(w->lk, w->lkcap * (1 + e->opt.nmetrics) * sizeof(uint64_t));
+		st_region_free(w->unl, w->unlcap * sizeof(*w->unl));
 	}
 	st_free(e->pwork);
 	st_pmap_free(&e->pmap);
@@ -164,7 +163,7 @@ struct st_engine *st_engine_create(const struct st_options *o)
 			goto fail;
 	}
 	if (e->nparts > 1) {
-		e->pwork = st_calloc(e->nparts, sizeof(*e->pwork));
+		e->pwork = st_calloc((size_t)e->nworkers * e->nparts, sizeof(*e->pwork));
 		if (!e->pwork)
 			goto fail;
 	}

@@ -16,16 +16,15 @@
 
 #define ST_SHARDS_MAX 4096
 
-/* One partition's work of one merge (merger.c): its linked records with
- * what they gained, (record, delta[nm]) in 1 + nm words each, and its
- * unlinked records (rebased).  Filled by the merge_lock holder before the
- * pool starts, read by the one worker folding the partition. */
+/* One worker's records of one partition in one merge (merger.c): linked
+ * ones with what they gained, (record, delta[nm]) in 1 + nm words each, and
+ * unlinked ones (rebased).  Filled by the worker in phase A, read by the
+ * partition's taker in phase B. */
 struct st_pwork {
 	uint64_t *lk;
 	size_t nlk, lkcap; /* entries */
 	struct st_srec **unl;
 	size_t nunl, unlcap;
-	uint64_t dropped; /* records the worker failed to fold */
 };
 
 struct st_implicit;
@@ -52,7 +51,8 @@ struct st_engine {
 	 * nparts is 1 (part_shift unused) with one merge worker or a node cap. */
 	struct st_master *part[ST_PARTS_MAX];
 	unsigned nparts, part_shift;
-	struct st_pwork *pwork;   /* nparts of them (nparts > 1) */
+	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
+				     list for partition p at [w * nparts + p] */
 	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
 	uint32_t merged_nodes;    /* nodes of the last snapshot built */
 	uint64_t version;
@@ -89,7 +89,12 @@ struct st_engine {
 	uint64_t pool_gen;
 	unsigned pool_busy;
 	bool pool_stop;
+	/* Set by the merge_lock holder before a phase starts (merger.c). */
+	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions */
+	unsigned pool_ntables; /* flipped[0..pool_ntables) */
 	atomic_uint pool_next;
+	/* Per worker, summed after a merge by the merge_lock holder. */
+	uint64_t pool_records[ST_PARTS_MAX], pool_dropped[ST_PARTS_MAX];
 
 	/* Implicit writers made by st_ingest (writer.c), under implicit_mu. */
 	struct st_implicit *implicit_head;

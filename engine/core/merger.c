@@ -102,14 +102,21 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  * changes, so its (leaf, epoch) link always names a node of that one
  * partition (master.c invariant 3 holds per partition).
  *
- * A merge (one flip, one grace period, as with one partition) first
- * distributes the touched records, in one pass by the merge_lock holder:
- * linked ones with their delta (st_stab_delta, so the workers never touch
- * a table's last[]), unlinked ones rebased.  Then the pool folds: each
- * worker takes partitions from pool_next until none is left, and only the
- * taker touches a partition, its st_pwork and its records (a record is in
- * one partition's lists).  The merge_lock holder works too, then waits for
- * pool_busy to drop to 0: when merge_locked returns, no worker runs.
+ * A merge is still one flip and one grace period (rule E1): after it the
+ * merge_lock holder owns every flipped table, and hands them to the pool
+ * (worker 0 is itself, pool thread i is worker i) for two phases, each
+ * started under pool_mu and ended when pool_busy is 0 (mutex + condvar:
+ * what a phase wrote is visible to the next):
+ *   A. distribute: workers take TABLES from pool_next; worker w lists each
+ *      touched record of its tables in pwork[w * nparts + partition]:
+ *      linked ones with their delta (st_stab_delta: only the table's taker
+ *      writes its last[]), unlinked ones rebased.
+ *   B. fold: workers take PARTITIONS from pool_next; the taker of p alone
+ *      touches part[p], the lists pwork[w * nparts + p] of every w and their
+ *      records (a record is listed once): linked adds, then the unlinked
+ *      ones of all lists in one st_master_link_sorted, then st_master_sort
+ *      (so the publish finds the lists in name order).
+ * When merge_locked returns no worker runs, and the tables go back as spares.
  */
 static int pwork_grow(void **p, size_t *cap, size_t esize)
 {
@@ -124,7 +131,8 @@ static int pwork_grow(void **p, size_t *cap, size_t esize)
 
 struct dist_ctx {
 	struct st_engine *e;
-	uint64_t records;
+	struct st_pwork *pw; /* this worker's row: nparts lists */
+	uint64_t records, dropped;
 };
 
 static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
@@ -133,16 +141,14 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct st_engine *e = c->e;
 	const unsigned nm = e->opt.nmetrics;
 	const unsigned p = (unsigned)(r->hash >> e->part_shift);
-	struct st_master *m = e->part[p];
-	struct st_pwork *w = &e->pwork[p];
+	struct st_pwork *w = &c->pw[p];
 	c->records++;
-	if (!st_master_rec_linked(m, r)) {
+	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
+	if (!st_master_rec_linked(e->part[p], r)) {
 		st_stab_rebase(t, r);
 		if (w->nunl == w->unlcap &&
 		    pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
-			/* No worker runs yet: walk it alone now. */
-			if (st_master_add_rec(m, r, st_srec_values(r)))
-				e->merge_dropped++;
+			c->dropped++; /* part[p] is not ours here: counted, not folded */
 			return;
 		}
 		w->unl[w->nunl++] = r;
@@ -151,8 +157,8 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	if (w->nlk == w->lkcap &&
 	    pwork_grow((void **)&w->lk, &w->lkcap, (1 + nm) * sizeof(uint64_t))) {
 		uint64_t d[ST_MAX_METRICS];
-		st_stab_delta(t, r, d);
-		st_master_add_rec(m, r, d); /* linked: cannot fail */
+		st_stab_delta(t, r, d); /* what it gained is dropped, and counted */
+		c->dropped++;
 		return;
 	}
 	uint64_t *x = &w->lk[w->nlk++ * (1 + nm)];
@@ -160,64 +166,117 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	st_stab_delta(t, r, x + 1);
 }
 
-/* Fold partition p's lists into it: linked adds, then the sorted walk,
- * then its child lists sorted for the next publish.  By the worker that
- * took p only. */
-static void fold_part(struct st_engine *e, unsigned p)
+/* Phase B for partition p (its taker only).  Returns records dropped. */
+static uint64_t fold_part(struct st_engine *e, unsigned p)
 {
 	enum { AHEAD = 8 };
-	const unsigned nm = e->opt.nmetrics;
-	struct st_master *m = e->part[p];
-	struct st_pwork *w = &e->pwork[p];
+	const unsigned nm = e->opt.nmetrics, np = e->nparts;
 	const size_t st = 1 + nm;
-	for (size_t i = 0; i < w->nlk; i++) {
-		if (i + AHEAD < w->nlk)
-			st_master_prefetch_rec(m, (struct st_srec *)(uintptr_t)w->lk[(i + AHEAD) * st]);
-		struct st_srec *r = (struct st_srec *)(uintptr_t)w->lk[i * st];
-		w->dropped += st_master_add_rec(m, r, &w->lk[i * st + 1]) != 0;
+	struct st_master *m = e->part[p];
+	struct st_pwork *own = &e->pwork[p]; /* row 0's: holds the joined list */
+	uint64_t dropped = 0;
+	size_t nunl = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++) {
+		struct st_pwork *w = &e->pwork[wk * np + p];
+		for (size_t i = 0; i < w->nlk; i++) {
+			if (i + AHEAD < w->nlk)
+				st_master_prefetch_rec(
+					m, (struct st_srec *)(uintptr_t)w->lk[(i + AHEAD) * st]);
+			struct st_srec *r = (struct st_srec *)(uintptr_t)w->lk[i * st];
+			dropped += st_master_add_rec(m, r, &w->lk[i * st + 1]) != 0;
+		}
+		w->nlk = 0;
+		nunl += w->nunl;
 	}
-	w->dropped += st_master_link_sorted(m, w->unl, w->nunl);
-	w->nlk = w->nunl = 0;
+	/* One sorted walk over every worker's unlinked records of p: row 0's
+	 * list gets the others appended (or, short of memory, each walks its
+	 * own list: the same result, more walking). */
+	while (own->unlcap < nunl &&
+	       !pwork_grow((void **)&own->unl, &own->unlcap, sizeof(*own->unl)))
+		;
+	for (unsigned wk = 1; wk < e->nworkers; wk++) {
+		struct st_pwork *w = &e->pwork[wk * np + p];
+		if (own->unlcap >= nunl) {
+			memcpy(own->unl + own->nunl, w->unl, w->nunl * sizeof(*w->unl));
+			own->nunl += w->nunl;
+		} else {
+			dropped += st_master_link_sorted(m, w->unl, w->nunl);
+		}
+		w->nunl = 0;
+	}
+	dropped += st_master_link_sorted(m, own->unl, own->nunl);
+	own->nunl = 0;
 	/* Failure leaves the lists valid: publish_locked sorts again. */
 	(void)st_master_sort(m, e->intern);
+	return dropped;
 }
 
-static void pool_work(struct st_engine *e)
+/* Worker wk's share of the current phase (pool_phase). */
+static void pool_work(struct st_engine *e, unsigned wk)
 {
-	unsigned p;
-	while ((p = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < e->nparts)
-		fold_part(e, p);
+	const unsigned phase = e->pool_phase;
+	const unsigned n = phase == 0 ? e->pool_ntables : e->nparts;
+	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
+	unsigned i;
+	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
+		if (phase == 0)
+			st_stab_foreach_touched(e->flipped[i], dist_cb, &c);
+		else
+			c.dropped += fold_part(e, i);
+	}
+	e->pool_records[wk] += c.records;
+	e->pool_dropped[wk] += c.dropped;
 }
 
-/* Fold every partition's lists with the pool's help; returns when all are
- * folded and no pool thread works.  Caller holds merge_lock. */
-static void pool_run(struct st_engine *e)
+/* Run one phase on every worker; returns when no pool thread works.
+ * Caller holds merge_lock. */
+static void pool_phase(struct st_engine *e, unsigned phase)
 {
+	e->pool_phase = phase;
 	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
 	if (e->npool) {
-		/* The mutex orders the lists' writes before the workers' reads. */
+		/* The mutex orders everything before it (the flipped tables,
+		 * phase A's lists) before the workers' reads. */
 		pthread_mutex_lock(&e->pool_mu);
 		e->pool_gen++;
 		e->pool_busy = e->npool;
 		pthread_cond_broadcast(&e->pool_cv);
 		pthread_mutex_unlock(&e->pool_mu);
 	}
-	pool_work(e);
+	pool_work(e, 0);
 	if (e->npool) {
 		pthread_mutex_lock(&e->pool_mu);
 		while (e->pool_busy)
 			pthread_cond_wait(&e->pool_done, &e->pool_mu);
 		pthread_mutex_unlock(&e->pool_mu);
 	}
-	for (unsigned p = 0; p < e->nparts; p++) {
-		e->merge_dropped += e->pwork[p].dropped;
-		e->pwork[p].dropped = 0;
-	}
 }
+
+/* Distribute and fold the n flipped tables; returns records folded. */
+static uint64_t pool_merge(struct st_engine *e, unsigned n)
+{
+	e->pool_ntables = n;
+	pool_phase(e, 0);
+	pool_phase(e, 1);
+	uint64_t records = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++) {
+		records += e->pool_records[wk];
+		e->merge_dropped += e->pool_dropped[wk];
+		e->pool_records[wk] = e->pool_dropped[wk] = 0;
+	}
+	return records;
+}
+
+struct pool_arg {
+	struct st_engine *e;
+	unsigned wk;
+};
 
 static void *pool_main(void *arg)
 {
-	struct st_engine *e = arg;
+	struct st_engine *e = ((struct pool_arg *)arg)->e;
+	const unsigned wk = ((struct pool_arg *)arg)->wk;
+	st_free(arg);
 	uint64_t seen = 0; /* pool_gen at start: no run before the pool is up */
 	pthread_mutex_lock(&e->pool_mu);
 	for (;;) {
@@ -227,7 +286,7 @@ static void *pool_main(void *arg)
 			break;
 		seen = e->pool_gen;
 		pthread_mutex_unlock(&e->pool_mu);
-		pool_work(e);
+		pool_work(e, wk);
 		pthread_mutex_lock(&e->pool_mu);
 		if (--e->pool_busy == 0)
 			pthread_cond_signal(&e->pool_done);
@@ -289,11 +348,7 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	uint64_t records = 0;
 	e->nwalk = 0;
 	if (!discard && e->nparts > 1) {
-		struct dist_ctx c = { .e = e };
-		for (unsigned i = 0; i < n; i++)
-			st_stab_foreach_touched(old[i], dist_cb, &c);
-		pool_run(e);
-		records = c.records;
+		records = pool_merge(e, n);
 	} else if (!discard) {
 		struct fold_ctx c = { .e = e };
 		for (unsigned i = 0; i < n; i++) {
@@ -533,8 +588,16 @@ int st_merger_start(struct st_engine *e)
 	int err = 0;
 	const unsigned npool = e->nparts > 1 ? e->nworkers - 1 : 0;
 	while (!err && e->npool < npool) {
-		err = pthread_create(&e->pool[e->npool], NULL, pool_main, e);
-		if (!err) {
+		struct pool_arg *a = st_malloc(sizeof(*a));
+		if (!a) {
+			err = ENOMEM;
+			break;
+		}
+		*a = (struct pool_arg){ e, e->npool + 1 };
+		err = pthread_create(&e->pool[e->npool], NULL, pool_main, a);
+		if (err) {
+			st_free(a);
+		} else {
 			char name[16];
 			snprintf(name, sizeof(name), "st-merge-%u", e->npool + 1);
 			pthread_setname_np(e->pool[e->npool], name);

@@ -283,12 +283,41 @@ totals:
  * its list.  The mapping is kept in map, so a publish of the same shapes
  * only sums each group's self values.
  */
-static int pmap_push(struct st_pmap *m, uint32_t frame, size_t nmem)
+/* Room for node n + 1 (and its first fc/mstart entries) and for the members
+ * up to nmem + ST_PARTS_MAX; grown rarely, checked once per node. */
+static int grow_region(void *pp, size_t *cap, size_t need, size_t esize)
+{
+	if (need <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap : 4096;
+	while (nc < need)
+		nc *= 2;
+	void **p = pp;
+	/* Grown by mremap, not copied, once big; written before read. */
+	void *q = st_region_grow(*p, *cap * esize, nc * esize, ST_REGION_UNINIT);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+static int __attribute__((noinline)) pmap_grow(struct st_pmap *m, size_t nmem)
 {
 	const size_t need = (size_t)m->n + 2;
-	if (need > UINT32_MAX - 1 || st_grow(&m->mstart, &m->mscap, need, 4, 1024) ||
-	    st_grow(&m->frame, &m->frcap, need, 4, 1024) || st_grow(&m->fc, &m->fccap, need, 4, 1024) ||
-	    st_grow(&m->mem, &m->mcap, nmem + ST_PARTS_MAX, 8, 1024))
+	if (need > UINT32_MAX - 1 || grow_region(&m->mstart, &m->mscap, need, 4) ||
+	    grow_region(&m->frame, &m->frcap, need, 4) || grow_region(&m->fc, &m->fccap, need, 4) ||
+	    grow_region(&m->mem, &m->mcap, nmem + ST_PARTS_MAX, 8))
+		return -ENOMEM;
+	return 0;
+}
+
+static inline int pmap_push(struct st_pmap *m, uint32_t frame, size_t nmem)
+{
+	const size_t need = (size_t)m->n + 2;
+	if (ST_UNLIKELY(need > m->mscap || need > m->frcap || need > m->fccap ||
+			nmem + ST_PARTS_MAX > m->mcap) &&
+	    pmap_grow(m, nmem))
 		return -ENOMEM;
 	m->frame[m->n++] = frame;
 	return 0;
@@ -307,8 +336,24 @@ static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned
 	for (unsigned p = 0; p < np; p++)
 		m->mem[k++] = (uint64_t)p << 32;
 	m->mstart[1] = (uint32_t)k;
+	enum { AHEAD = 16 };
 	for (uint32_t i = 0; i < m->n; i++) {
 		const uint32_t a = m->mstart[i], b = m->mstart[i + 1];
+		/* The queue is known ahead, as in st_snap_build: a queued
+		 * node's child list head, then its first child's fields. */
+		if (i + 2 * AHEAD < m->n) {
+			const uint64_t x = m->mem[m->mstart[i + 2 * AHEAD]];
+			__builtin_prefetch(&v[x >> 32].first_child[(uint32_t)x]);
+		}
+		if (i + AHEAD < m->n) {
+			const uint64_t x = m->mem[m->mstart[i + AHEAD]];
+			const struct st_master_view *pv = &v[x >> 32];
+			uint32_t c1 = pv->first_child[(uint32_t)x];
+			if (c1 != UINT32_MAX) {
+				__builtin_prefetch(&pv->frame[c1]);
+				__builtin_prefetch(&pv->next_sibling[c1]);
+			}
+		}
 		m->fc[i] = m->n;
 		if (b - a == 1) {
 			const unsigned p = (unsigned)(m->mem[a] >> 32);
@@ -364,10 +409,10 @@ static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned
 
 void st_pmap_free(struct st_pmap *m)
 {
-	st_free(m->mstart);
-	st_free(m->frame);
-	st_free(m->fc);
-	st_free(m->mem);
+	st_region_free(m->mstart, m->mscap * sizeof(*m->mstart));
+	st_region_free(m->frame, m->frcap * sizeof(*m->frame));
+	st_region_free(m->fc, m->fccap * sizeof(*m->fc));
+	st_region_free(m->mem, m->mcap * sizeof(*m->mem));
 	memset(m, 0, sizeof(*m));
 }
 
@@ -432,8 +477,17 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 	const uint32_t nmem = map->mstart[n];
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t *t = &s->total[(size_t)i * nm];
+		const uint32_t a = map->mstart[i], b = map->mstart[i + 1];
+		if (a + AHEAD < nmem)
+			__builtin_prefetch(
+				&v[mem[a + AHEAD] >> 32].self[(size_t)(uint32_t)mem[a + AHEAD] * nm]);
+		if (ST_LIKELY(b - a == 1)) { /* below the top levels, nearly all */
+			memcpy(t, &v[mem[a] >> 32].self[(size_t)(uint32_t)mem[a] * nm],
+			       nm * sizeof(*t));
+			continue;
+		}
 		memset(t, 0, nm * sizeof(*t));
-		for (uint32_t j = map->mstart[i]; j < map->mstart[i + 1]; j++) {
+		for (uint32_t j = a; j < b; j++) {
 			if (j + AHEAD < nmem)
 				__builtin_prefetch(&v[mem[j + AHEAD] >> 32]
 							    .self[(size_t)(uint32_t)mem[j + AHEAD] * nm]);

@@ -3,10 +3,11 @@
  * engine.c - the engine's lifetime: options, create/destroy, metrics, frame
  * names, stats.  The hot path is writer.c, merging is merger.c.
  *
- *   st_engine_create: intern table ([other] interned first), master trie,
- *     one shard per online CPU (rule E4), snapshot version 1 (empty, so
- *     st_snap_acquire() never sees NULL), then the merger thread
- *   st_engine_destroy: merger stopped, implicit writers closed, every
+ *   st_engine_create: intern table ([other] interned first), the master's
+ *     partitions (merge_layout), one shard per online CPU (rule E4),
+ *     snapshot version 1 (empty, so st_snap_acquire() never sees NULL),
+ *     then the merge pool and the merger thread
+ *   st_engine_destroy: merger and pool stopped, implicit writers closed, every
  *     retire callback run (rcu_barrier), then everything freed
  *
  * Invariants
@@ -75,7 +76,6 @@ static void engine_free(struct st_engine *e)
 		st_master_destroy(e->part[p]);
 	for (size_t i = 0; e->pwork && i < (size_t)e->nworkers * e->nparts; i++) {
 		struct st_pwork *w = &e->pwork[i];
-		st_region_free(w->lk, w->lkcap * (1 + e->opt.nmetrics) * sizeof(uint64_t));
 		st_region_free(w->unl, w->unlcap * sizeof(*w->unl));
 	}
 	st_free(e->pwork);

@@ -16,13 +16,10 @@
 
 #define ST_SHARDS_MAX 4096
 
-/* One worker's records of one partition in one merge (merger.c): linked
- * ones with what they gained, (record, delta[nm]) in 1 + nm words each, and
- * unlinked ones (rebased).  Filled by the worker in phase A, read by the
- * partition's taker in phase B. */
+/* One worker's unlinked records (rebased) of one partition in one merge
+ * (merger.c): listed by the worker in phase A, walked by the partition's
+ * taker in phase B. */
 struct st_pwork {
-	uint64_t *lk;
-	size_t nlk, lkcap; /* entries */
 	struct st_srec **unl;
 	size_t nunl, unlcap;
 };

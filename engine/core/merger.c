@@ -14,10 +14,15 @@
  * thread every merge_interval_ms, by st_flush(), st_reset(),
  * st_engine_take_stacks() and st_engine_stats().  Ingest never takes it.
  *
+ * With merge_workers > 1 the master is partitioned by stack hash and a pool
+ * of threads helps the merge_lock holder fold (section "partitions" below);
+ * the publish merges the partitions by name (st_snap_build_parts).
+ *
  * Rules (docs/concurrency.md): E1 every sample is folded exactly once (the
  * flip + grace period hands each table to the merger alone); E2 a flush
  * contains every sample whose ingest returned before it; E4 the merger reads
- * nshards with acquire, after the shards it counts are published.
+ * nshards with acquire, after the shards it counts are published; P1 during
+ * a merge each table, then each partition, has exactly one worker.
  */
 #include <errno.h>
 #include <signal.h>
@@ -107,15 +112,17 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  * (worker 0 is itself, pool thread i is worker i) for two phases, each
  * started under pool_mu and ended when pool_busy is 0 (mutex + condvar:
  * what a phase wrote is visible to the next):
- *   A. distribute: workers take TABLES from pool_next; worker w lists each
- *      touched record of its tables in pwork[w * nparts + partition]:
- *      linked ones with their delta (st_stab_delta: only the table's taker
- *      writes its last[]), unlinked ones rebased.
- *   B. fold: workers take PARTITIONS from pool_next; the taker of p alone
- *      touches part[p], the lists pwork[w * nparts + p] of every w and their
- *      records (a record is listed once): linked adds, then the unlinked
- *      ones of all lists in one st_master_link_sorted, then st_master_sort
- *      (so the publish finds the lists in name order).
+ *   A. tables: workers take TABLES from pool_next (only the taker writes a
+ *      table's last[] and records).  A linked record's gain is added to its
+ *      leaf right away, with an atomic add (st_master_add_linked_shared:
+ *      two tables may hold the same stack; nothing else changes a trie in
+ *      this phase); an unlinked one is rebased and listed in
+ *      pwork[w * nparts + partition] for phase B.
+ *   B. partitions: workers take PARTITIONS from pool_next; the taker of p
+ *      alone touches part[p], the lists pwork[w * nparts + p] of every w and
+ *      their records (a record is listed once): the unlinked ones of all
+ *      lists in one st_master_link_sorted, then st_master_sort (so the
+ *      publish finds the lists in name order).
  * When merge_locked returns no worker runs, and the tables go back as spares.
  */
 static int pwork_grow(void **p, size_t *cap, size_t esize)
@@ -133,61 +140,59 @@ struct dist_ctx {
 	struct st_engine *e;
 	struct st_pwork *pw; /* this worker's row: nparts lists */
 	uint64_t records, dropped;
+	struct st_stab *t;   /* the table being distributed */
+	size_t n;            /* linked records queued, their leaves prefetched */
+	struct st_srec *q[FOLD_GROUP];
+	unsigned qp[FOLD_GROUP];
 };
+
+/* Add what the queued linked records gained to their leaves, at once with
+ * the other workers (atomically: two tables may hold one stack). */
+static void dist_drain(struct dist_ctx *c)
+{
+	uint64_t d[ST_MAX_METRICS];
+	for (size_t k = 0; k < c->n; k++) {
+		st_stab_delta(c->t, c->q[k], d);
+		st_master_add_linked_shared(c->e->part[c->qp[k]], c->q[k], d);
+	}
+	c->n = 0;
+}
 
 static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct dist_ctx *c = arg;
 	struct st_engine *e = c->e;
-	const unsigned nm = e->opt.nmetrics;
 	const unsigned p = (unsigned)(r->hash >> e->part_shift);
-	struct st_pwork *w = &c->pw[p];
+	struct st_master *m = e->part[p];
 	c->records++;
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
-	if (!st_master_rec_linked(e->part[p], r)) {
-		st_stab_rebase(t, r);
-		if (w->nunl == w->unlcap &&
-		    pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
-			c->dropped++; /* part[p] is not ours here: counted, not folded */
-			return;
-		}
-		w->unl[w->nunl++] = r;
+	if (st_master_rec_linked(m, r)) {
+		st_master_prefetch_rec(m, r);
+		c->q[c->n] = r;
+		c->qp[c->n++] = p;
+		if (c->n == FOLD_GROUP)
+			dist_drain(c);
 		return;
 	}
-	if (w->nlk == w->lkcap &&
-	    pwork_grow((void **)&w->lk, &w->lkcap, (1 + nm) * sizeof(uint64_t))) {
-		uint64_t d[ST_MAX_METRICS];
-		st_stab_delta(t, r, d); /* what it gained is dropped, and counted */
-		c->dropped++;
+	struct st_pwork *w = &c->pw[p];
+	st_stab_rebase(t, r);
+	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
+		c->dropped++; /* part[p] cannot be walked here: counted, not folded */
 		return;
 	}
-	uint64_t *x = &w->lk[w->nlk++ * (1 + nm)];
-	x[0] = (uint64_t)(uintptr_t)r;
-	st_stab_delta(t, r, x + 1);
+	w->unl[w->nunl++] = r;
 }
 
 /* Phase B for partition p (its taker only).  Returns records dropped. */
 static uint64_t fold_part(struct st_engine *e, unsigned p)
 {
-	enum { AHEAD = 8 };
-	const unsigned nm = e->opt.nmetrics, np = e->nparts;
-	const size_t st = 1 + nm;
+	const unsigned np = e->nparts;
 	struct st_master *m = e->part[p];
 	struct st_pwork *own = &e->pwork[p]; /* row 0's: holds the joined list */
 	uint64_t dropped = 0;
 	size_t nunl = 0;
-	for (unsigned wk = 0; wk < e->nworkers; wk++) {
-		struct st_pwork *w = &e->pwork[wk * np + p];
-		for (size_t i = 0; i < w->nlk; i++) {
-			if (i + AHEAD < w->nlk)
-				st_master_prefetch_rec(
-					m, (struct st_srec *)(uintptr_t)w->lk[(i + AHEAD) * st]);
-			struct st_srec *r = (struct st_srec *)(uintptr_t)w->lk[i * st];
-			dropped += st_master_add_rec(m, r, &w->lk[i * st + 1]) != 0;
-		}
-		w->nlk = 0;
-		nunl += w->nunl;
-	}
+	for (unsigned wk = 0; wk < e->nworkers; wk++)
+		nunl += e->pwork[wk * np + p].nunl;
 	/* One sorted walk over every worker's unlinked records of p: row 0's
 	 * list gets the others appended (or, short of memory, each walks its
 	 * own list: the same result, more walking). */
@@ -219,10 +224,13 @@ static void pool_work(struct st_engine *e, unsigned wk)
 	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
-		if (phase == 0)
-			st_stab_foreach_touched(e->flipped[i], dist_cb, &c);
-		else
+		if (phase == 0) {
+			c.t = e->flipped[i];
+			st_stab_foreach_touched(c.t, dist_cb, &c);
+			dist_drain(&c); /* the queue holds records of c.t only */
+		} else {
 			c.dropped += fold_part(e, i);
+		}
 	}
 	e->pool_records[wk] += c.records;
 	e->pool_dropped[wk] += c.dropped;
@@ -257,7 +265,11 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 {
 	e->pool_ntables = n;
 	pool_phase(e, 0);
-	pool_phase(e, 1);
+	size_t unlinked = 0;
+	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
+		unlinked += e->pwork[i].nunl;
+	if (unlinked) /* else only known stacks came: nothing to walk or sort */
+		pool_phase(e, 1);
 	uint64_t records = 0;
 	for (unsigned wk = 0; wk < e->nworkers; wk++) {
 		records += e->pool_records[wk];

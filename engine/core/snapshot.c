@@ -31,6 +31,11 @@
  * ago, already faulted in big pages, without a munmap (a TLB shootdown on
  * every writer's CPU) per publish.
  *
+ * A partitioned master (merger.c) is built by st_snap_build_parts: the
+ * same layout, from the union of the partitions' tries (equal-named
+ * children merged), with a kept map from snapshot node to partition nodes
+ * standing in for `order` on the same-shape path.
+ *
  * Lifetime (rule S1 of docs/concurrency.md), in three steps:
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
  *      rcu_dereference() it inside a read-side section and take a reference

@@ -41,6 +41,9 @@ struct st_engine {
 	unsigned ncpu_shards;
 	pthread_mutex_t shard_lock; /* serialises adding shards */
 
+	/* st_flush/st_reset callers waiting for merge_lock (merger.c). */
+	atomic_uint publish_waiting;
+
 	/* Everything below is protected by merge_lock. */
 	pthread_mutex_t merge_lock;
 	/* The master, split by stack hash into nparts = 2^k partitions

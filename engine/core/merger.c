@@ -201,6 +201,8 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 		;
 	for (unsigned wk = 1; wk < e->nworkers; wk++) {
 		struct st_pwork *w = &e->pwork[wk * np + p];
+		if (!w->nunl)
+			continue;
 		if (own->unlcap >= nunl) {
 			memcpy(own->unl + own->nunl, w->unl, w->nunl * sizeof(*w->unl));
 			own->nunl += w->nunl;
@@ -451,10 +453,20 @@ uint64_t st_merger_nodes(const struct st_engine *e)
 	return e->nparts == 1 ? st_master_nodes(e->part[0]) : e->merged_nodes;
 }
 
+/* Take merge_lock for a flush or reset, which publishes itself: while it
+ * waits the merger thread skips its own publish (one the caller's would
+ * supersede at once), so the caller waits for a fold at most, not a build. */
+static void lock_to_publish(struct st_engine *e)
+{
+	atomic_fetch_add_explicit(&e->publish_waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&e->merge_lock);
+	atomic_fetch_sub_explicit(&e->publish_waiting, 1, memory_order_relaxed);
+}
+
 uint64_t st_flush(struct st_engine *e)
 {
 	st_rcu_thread_online();
-	pthread_mutex_lock(&e->merge_lock);
+	lock_to_publish(e);
 	merge_locked(e, false);
 	uint64_t v = publish_locked(e);
 	pthread_mutex_unlock(&e->merge_lock);
@@ -466,7 +478,7 @@ uint64_t st_flush(struct st_engine *e)
 uint64_t st_reset(struct st_engine *e)
 {
 	st_rcu_thread_online();
-	pthread_mutex_lock(&e->merge_lock);
+	lock_to_publish(e);
 	merge_locked(e, true);
 	for (unsigned p = 0; p < e->nparts; p++)
 		st_master_clear(e->part[p]);
@@ -578,7 +590,10 @@ static void *merger_main(void *arg)
 		if (merge_locked(e, false))
 			e->unpublished = true;
 		uint64_t now = now_ns();
-		if (e->unpublished && now >= e->next_publish_ns) {
+		/* A flush or reset waiting for the lock publishes right after
+		 * (relaxed: a stale read only costs or spares one publish). */
+		if (e->unpublished && now >= e->next_publish_ns &&
+		    !atomic_load_explicit(&e->publish_waiting, memory_order_relaxed)) {
 			publish_locked(e);
 			uint64_t took = now_ns() - now;
 			e->next_publish_ns = now + 4 * took;

@@ -64,7 +64,8 @@ struct st_shape {
 	atomic_long refs;
 	uint64_t shape; /* master shape it was built from */
 	size_t mem;     /* its region's bytes */
-	uint32_t data[]; /* frame[n], first_child[n + 1] */
+	uint32_t data[]; /* frame[n], first_child[n + 1]; st_snap_build_parts
+			    puts first_child after an upper bound of n */
 };
 
 struct st_snap {
@@ -310,32 +311,34 @@ static int grow_region(void *pp, size_t *cap, size_t need, size_t esize)
 static int __attribute__((noinline)) pmap_grow(struct st_pmap *m, size_t nmem)
 {
 	const size_t need = (size_t)m->n + 2;
-	if (need > UINT32_MAX - 1 || grow_region(&m->mstart, &m->mscap, need, 4) ||
-	    grow_region(&m->frame, &m->frcap, need, 4) || grow_region(&m->fc, &m->fccap, need, 4) ||
+	if (grow_region(&m->mstart, &m->mscap, need, 4) ||
 	    grow_region(&m->mem, &m->mcap, nmem + ST_PARTS_MAX, 8))
 		return -ENOMEM;
 	return 0;
 }
 
-static inline int pmap_push(struct st_pmap *m, uint32_t frame, size_t nmem)
+/* Append a node named frame (its members follow, from mem[nmem] on). */
+static inline int pmap_push(struct st_pmap *m, uint32_t *frame, uint32_t nmax, uint32_t name,
+			    size_t nmem)
 {
 	const size_t need = (size_t)m->n + 2;
-	if (ST_UNLIKELY(need > m->mscap || need > m->frcap || need > m->fccap ||
-			nmem + ST_PARTS_MAX > m->mcap) &&
-	    pmap_grow(m, nmem))
+	if (ST_UNLIKELY(m->n == nmax)) /* cannot be: each node has its own members */
+		return -EINVAL;
+	if (ST_UNLIKELY(need > m->mscap || nmem + ST_PARTS_MAX > m->mcap) && pmap_grow(m, nmem))
 		return -ENOMEM;
-	m->frame[m->n++] = frame;
+	frame[m->n++] = name;
 	return 0;
 }
 
+/* Fill m and the output's frame[] and fc[] (room for nmax nodes). */
 static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned np,
-		     const struct st_intern *in)
+		     const struct st_intern *in, uint32_t *frame, uint32_t *fc, uint32_t nmax)
 {
 	uint32_t cur[ST_PARTS_MAX];
 	unsigned cp[ST_PARTS_MAX];
 	size_t k = 0; /* members so far */
 	m->n = 0;
-	if (pmap_push(m, ST_FRAME_ROOT, 0))
+	if (pmap_push(m, frame, nmax, ST_FRAME_ROOT, 0))
 		return -ENOMEM;
 	m->mstart[0] = 0;
 	for (unsigned p = 0; p < np; p++)
@@ -359,13 +362,13 @@ static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned
 				__builtin_prefetch(&pv->next_sibling[c1]);
 			}
 		}
-		m->fc[i] = m->n;
+		fc[i] = m->n;
 		if (b - a == 1) {
 			const unsigned p = (unsigned)(m->mem[a] >> 32);
 			const struct st_master_view *pv = &v[p];
 			for (uint32_t c = pv->first_child[(uint32_t)m->mem[a]]; c != UINT32_MAX;
 			     c = pv->next_sibling[c]) {
-				if (pmap_push(m, pv->frame[c], k))
+				if (pmap_push(m, frame, nmax, pv->frame[c], k))
 					return -ENOMEM;
 				m->mem[k++] = (uint64_t)p << 32 | c;
 				m->mstart[m->n] = (uint32_t)k;
@@ -389,7 +392,7 @@ static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned
 				if (f != best && st_intern_cmp(in, f, best) < 0)
 					best = f;
 			}
-			if (pmap_push(m, best, k))
+			if (pmap_push(m, frame, nmax, best, k))
 				return -ENOMEM;
 			unsigned keep = 0;
 			for (unsigned j = 0; j < w; j++) {
@@ -408,15 +411,13 @@ static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned
 			m->mstart[m->n] = (uint32_t)k;
 		}
 	}
-	m->fc[m->n] = m->n;
+	fc[m->n] = m->n;
 	return 0;
 }
 
 void st_pmap_free(struct st_pmap *m)
 {
 	st_region_free(m->mstart, m->mscap * sizeof(*m->mstart));
-	st_region_free(m->frame, m->frcap * sizeof(*m->frame));
-	st_region_free(m->fc, m->fccap * sizeof(*m->fc));
 	st_region_free(m->mem, m->mcap * sizeof(*m->mem));
 	memset(m, 0, sizeof(*m));
 }
@@ -432,16 +433,44 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 		shape += v[p].shape; /* each only grows: the sum changes when one does */
 	const bool same = map->shape == shape && prev && prev->shp->shape == shape &&
 			  prev->n == map->n && prev->nm == nm;
-	if (!same) {
-		map->shape = 0;
-		if (pmap_fill(map, v, np, in))
+	struct st_shape *shp;
+	const uint32_t *frame, *first_child;
+	if (same) {
+		shp = prev->shp;
+		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed); /* as above */
+		frame = prev->frame;
+		first_child = prev->first_child;
+	} else {
+		/* The BFS writes the shape block itself, so its size is known
+		 * only after: room for every partition node (the roots are one
+		 * node), first_child placed after that bound. */
+		uint64_t nmax = 1;
+		for (unsigned p = 0; p < np; p++)
+			nmax += v[p].n - 1;
+		if (nmax > UINT32_MAX - 1)
 			return NULL;
+		size_t sbytes = sizeof(struct st_shape) + ((size_t)nmax * 2 + 1) * sizeof(uint32_t);
+		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
+		if (!shp)
+			return NULL;
+		atomic_init(&shp->refs, 1);
+		shp->shape = shape;
+		shp->mem = sbytes;
+		map->shape = 0;
+		if (pmap_fill(map, v, np, in, shp->data, shp->data + nmax, (uint32_t)nmax)) {
+			st_region_free(shp, sbytes);
+			return NULL;
+		}
+		frame = shp->data;
+		first_child = shp->data + nmax;
 	}
 	const uint32_t n = map->n;
 	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
 	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
-	if (!s)
+	if (!s) {
+		shape_put(shp);
 		return NULL;
+	}
 	s->bytes = bytes;
 	atomic_init(&s->refs, 1);
 	s->e = e;
@@ -455,27 +484,10 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 	s->nsat = 0;
 	s->sat_node = NULL;
 	s->sat_self = NULL;
-	struct st_shape *shp;
-	if (same) {
-		shp = prev->shp;
-		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed); /* as above */
-	} else {
-		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
-		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
-		if (!shp) {
-			st_region_free(s, bytes);
-			return NULL;
-		}
-		atomic_init(&shp->refs, 1);
-		shp->shape = shape;
-		shp->mem = sbytes;
-		memcpy(shp->data, map->frame, (size_t)n * sizeof(uint32_t));
-		memcpy(shp->data + n, map->fc, ((size_t)n + 1) * sizeof(uint32_t));
-	}
 	s->shp = shp;
 	s->mem = bytes + shp->mem;
-	s->frame = shp->data;
-	s->first_child = shp->data + n;
+	s->frame = frame;
+	s->first_child = first_child;
 	/* Each node's self: its group's, summed (saturating, as one sum). */
 	enum { AHEAD = 16 };
 	const uint64_t *mem = map->mem;

@@ -31,9 +31,9 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
  * (map->shape) and prev was built from it, only the counts are gathered.
  */
 struct st_pmap {
-	uint32_t *mstart, *frame, *fc; /* n + 2 entries */
+	uint32_t *mstart; /* n + 1 entries */
 	uint64_t *mem;
-	size_t mscap, frcap, fccap, mcap; /* each array's entries (st_grow) */
+	size_t mscap, mcap; /* each array's entries (regions) */
 	uint32_t n;
 	uint64_t shape; /* the partitions' summed shapes it maps; 0 = none */
 };

@@ -499,8 +499,9 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 			__builtin_prefetch(
 				&v[mem[a + AHEAD] >> 32].self[(size_t)(uint32_t)mem[a + AHEAD] * nm]);
 		if (ST_LIKELY(b - a == 1)) { /* below the top levels, nearly all */
-			memcpy(t, &v[mem[a] >> 32].self[(size_t)(uint32_t)mem[a] * nm],
-			       nm * sizeof(*t));
+			const uint64_t *sv = &v[mem[a] >> 32].self[(size_t)(uint32_t)mem[a] * nm];
+			for (unsigned x = 0; x < nm; x++)
+				t[x] = sv[x];
 			continue;
 		}
 		memset(t, 0, nm * sizeof(*t));

@@ -24,18 +24,23 @@
 
 enum { WRITERS = 3, MAXD = 24, HOT = 400 };
 
-static struct st_engine *mk_workers(unsigned workers, unsigned interval_ms)
+static struct st_engine *mk_workers_nm(unsigned workers, unsigned interval_ms, unsigned nm)
 {
 	struct st_options o;
 	st_options_init(&o);
 	o.merge_interval_ms = interval_ms;
 	o.nshards = 4;
-	o.nmetrics = 2;
+	o.nmetrics = nm;
 	o.metrics[1].name = "bytes";
 	o.merge_workers = workers;
 	struct st_engine *e = st_engine_create(&o);
 	cr_assert_not_null(e, "st_engine_create(workers %u): %s", workers, strerror(errno));
 	return e;
+}
+
+static struct st_engine *mk_workers(unsigned workers, unsigned interval_ms)
+{
+	return mk_workers_nm(workers, interval_ms, 2);
 }
 
 /* Frame name for level d, choice x: few choices near the root. */
@@ -178,12 +183,12 @@ static void check_stats_match(struct st_engine *e, struct st_ref *ref, uint64_t 
 	st_snap_release(s);
 }
 
-static void workload(unsigned workers, uint64_t seed)
+static void workload_nm(unsigned workers, uint64_t seed, unsigned nm)
 {
 	struct wl wl = { .seed = seed, .per_writer = 6000 };
-	wl.e[0] = mk_workers(workers, 0);
-	wl.e[1] = mk_workers(1, 0); /* the one-worker engine, for the export */
-	wl.ref = st_ref_create(2, 0);
+	wl.e[0] = mk_workers_nm(workers, 0, nm);
+	wl.e[1] = mk_workers_nm(1, 0, nm); /* the one-worker engine, for the export */
+	wl.ref = st_ref_create(nm, 0);
 	cr_assert_not_null(wl.ref);
 	cr_expect_eq(threads_named("st-merge-"), workers - 1, "workers %u: pool threads", workers);
 	uint64_t base = 0;
@@ -201,7 +206,7 @@ static void workload(unsigned workers, uint64_t seed)
 		run_phase(&wl);
 		wl.hot_only = false;
 		ts_assert_matches_ref(wl.e[0], wl.ref, "%s (same shape)", where);
-		for (unsigned m = 0; m < 2; m++) {
+		for (unsigned m = 0; m < nm; m++) {
 			char *a = export_folded(wl.e[0], m), *b = export_folded(wl.e[1], m);
 			cr_assert_str_eq(a, b, "%s metric %u: folded export differs from one worker's",
 					 where, m);
@@ -222,7 +227,13 @@ static void workload(unsigned workers, uint64_t seed)
 	st_ref_destroy(wl.ref);
 }
 
+static void workload(unsigned workers, uint64_t seed)
+{
+	workload_nm(workers, seed, 2);
+}
+
 Test(pmerge, one_worker_matches_reference) { workload(1, 11); }
+Test(pmerge, two_workers_one_metric_match_reference) { workload_nm(2, 15, 1); }
 Test(pmerge, two_workers_match_reference) { workload(2, 12); }
 Test(pmerge, three_workers_match_reference) { workload(3, 13); }
 Test(pmerge, four_workers_match_reference) { workload(4, 14); }

@@ -488,31 +488,42 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 	s->mem = bytes + shp->mem;
 	s->frame = frame;
 	s->first_child = first_child;
-	/* Each node's self: its group's, summed (saturating, as one sum). */
+	/* Each node's self: its group's, summed (saturating, as one sum).
+	 * Groups are consecutive in mem[], every one non-empty. */
 	enum { AHEAD = 16 };
+	const uint64_t *selfp[ST_PARTS_MAX];
+	for (unsigned p = 0; p < np; p++)
+		selfp[p] = v[p].self;
 	const uint64_t *mem = map->mem;
-	const uint32_t nmem = map->mstart[n];
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t *t = &s->total[(size_t)i * nm];
-		const uint32_t a = map->mstart[i], b = map->mstart[i + 1];
-		if (a + AHEAD < nmem)
-			__builtin_prefetch(
-				&v[mem[a + AHEAD] >> 32].self[(size_t)(uint32_t)mem[a + AHEAD] * nm]);
-		if (ST_LIKELY(b - a == 1)) { /* below the top levels, nearly all */
-			const uint64_t *sv = &v[mem[a] >> 32].self[(size_t)(uint32_t)mem[a] * nm];
-			for (unsigned x = 0; x < nm; x++)
-				t[x] = sv[x];
-			continue;
+	const uint32_t *ms = map->mstart;
+	const uint32_t nmem = ms[n];
+	uint64_t *total = s->total;
+	for (uint32_t i = 0, a = 0; nm == 1 && i < n; i++) { /* the common case */
+		const uint32_t b = ms[i + 1];
+		if (a + AHEAD < nmem) {
+			const uint64_t y = mem[a + AHEAD];
+			__builtin_prefetch(selfp[y >> 32] + (uint32_t)y);
 		}
-		memset(t, 0, nm * sizeof(*t));
+		uint64_t t = selfp[mem[a] >> 32][(uint32_t)mem[a]];
+		for (uint32_t j = a + 1; j < b; j++) /* the top levels' groups */
+			t = st_sat_add(t, selfp[mem[j] >> 32][(uint32_t)mem[j]]);
+		total[i] = t;
+		a = b;
+	}
+	for (uint32_t i = 0, a = 0; nm > 1 && i < n; i++) {
+		const uint32_t b = ms[i + 1];
+		uint64_t *t = &total[(size_t)i * nm];
 		for (uint32_t j = a; j < b; j++) {
-			if (j + AHEAD < nmem)
-				__builtin_prefetch(&v[mem[j + AHEAD] >> 32]
-							    .self[(size_t)(uint32_t)mem[j + AHEAD] * nm]);
-			const uint64_t *sv = &v[mem[j] >> 32].self[(size_t)(uint32_t)mem[j] * nm];
-			for (unsigned x = 0; x < nm; x++)
-				t[x] = st_sat_add(t[x], sv[x]);
+			if (j + AHEAD < nmem) {
+				const uint64_t y = mem[j + AHEAD];
+				__builtin_prefetch(selfp[y >> 32] + (size_t)(uint32_t)y * nm);
+			}
+			const uint64_t x = mem[j];
+			const uint64_t *sv = selfp[x >> 32] + (size_t)(uint32_t)x * nm;
+			for (unsigned k = 0; k < nm; k++)
+				t[k] = j == a ? sv[k] : st_sat_add(t[k], sv[k]);
 		}
+		a = b;
 	}
 	if (sum_totals(s, NULL, NULL)) {
 		snap_free(s);

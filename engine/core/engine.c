@@ -3,10 +3,11 @@
  * engine.c - the engine's lifetime: options, create/destroy, metrics, frame
  * names, stats.  The hot path is writer.c, merging is merger.c.
  *
- *   st_engine_create: intern table ([other] interned first), master trie,
- *     one shard per online CPU (rule E4), snapshot version 1 (empty, so
- *     st_snap_acquire() never sees NULL), then the merger thread
- *   st_engine_destroy: merger stopped, implicit writers closed, every
+ *   st_engine_create: intern table ([other] interned first), the master's
+ *     partitions (merge_layout), one shard per online CPU (rule E4),
+ *     snapshot version 1 (empty, so st_snap_acquire() never sees NULL),
+ *     then the merge pool and the merger thread
+ *   st_engine_destroy: merger and pool stopped, implicit writers closed, every
  *     retire callback run (rcu_barrier), then everything freed
  *
  * Invariants
@@ -37,12 +38,48 @@ void st_options_init(struct st_options *o)
 
 /* ------------------------------------------------------------ lifetime */
 
+/*
+ * Merge workers and master partitions (merger.c has the design).  Workers:
+ * the option, or min(online CPUs / 8, 8) and at least 1: the writers own
+ * most CPUs, and a fold is memory-bound.  Partitions: one per worker is
+ * the least, but stacks are not equally costly (a partition with many new
+ * stacks walks, one of known stacks only adds), so 4 per worker, taken
+ * one at a time, let a worker that drew cheap ones take more; beyond that
+ * every partition repeats the trie's top levels (the publish merges them
+ * by name) and adds its fixed cost.  A power of two (the hash's top bits),
+ * at most ST_PARTS_MAX.  A node cap needs the whole trie to choose what to
+ * keep (st_master_apply_cap), so it keeps one partition and one worker.
+ */
+static void merge_layout(struct st_engine *e, long ncpu)
+{
+	unsigned w = e->opt.merge_workers;
+	if (!w) {
+		long c = ncpu / 8;
+		w = c < 1 ? 1 : c > 8 ? 8 : (unsigned)c;
+	}
+	if (w > ST_PARTS_MAX / 4)
+		w = ST_PARTS_MAX / 4;
+	e->nworkers = e->opt.node_cap ? 1 : w;
+	unsigned bits = 0;
+	while (e->nworkers > 1 && (1u << bits) < 4 * e->nworkers)
+		bits++;
+	e->nparts = 1u << bits;
+	e->part_shift = 64 - bits; /* unused when bits is 0 */
+}
+
 static void engine_free(struct st_engine *e)
 {
 	unsigned n = atomic_load(&e->nshards);
 	for (unsigned i = 0; i < n; i++)
 		st_shard_free(e->shards[i]);
-	st_master_destroy(e->master);
+	for (unsigned p = 0; p < e->nparts; p++)
+		st_master_destroy(e->part[p]);
+	for (size_t i = 0; e->pwork && i < (size_t)e->nworkers * e->nparts; i++) {
+		struct st_pwork *w = &e->pwork[i];
+		st_region_free(w->unl, w->unlcap * sizeof(*w->unl));
+	}
+	st_free(e->pwork);
+	st_pmap_free(&e->pmap);
 	st_region_free(e->walk, e->walk_cap * sizeof(*e->walk));
 	if (e->snap) {
 		/* Wait for pending retire callbacks, then drop our reference. */
@@ -58,6 +95,9 @@ static void engine_free(struct st_engine *e)
 	pthread_mutex_destroy(&e->merge_lock);
 	pthread_mutex_destroy(&e->merger_mu);
 	pthread_cond_destroy(&e->merger_cv);
+	pthread_mutex_destroy(&e->pool_mu);
+	pthread_cond_destroy(&e->pool_cv);
+	pthread_cond_destroy(&e->pool_done);
 	st_free(e);
 }
 
@@ -83,6 +123,9 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	pthread_mutex_init(&e->shard_lock, NULL);
 	pthread_mutex_init(&e->merge_lock, NULL);
 	pthread_mutex_init(&e->merger_mu, NULL);
+	pthread_mutex_init(&e->pool_mu, NULL);
+	pthread_cond_init(&e->pool_cv, NULL);
+	pthread_cond_init(&e->pool_done, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -112,11 +155,19 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	if (other < 0)
 		goto fail;
 	e->other_id = (uint32_t)other;
-	e->master = st_master_create(o->nmetrics, o->node_cap, e->other_id);
-	if (!e->master)
-		goto fail;
-
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	merge_layout(e, ncpu);
+	for (unsigned p = 0; p < e->nparts; p++) {
+		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id);
+		if (!e->part[p])
+			goto fail;
+	}
+	if (e->nparts > 1) {
+		e->pwork = st_calloc((size_t)e->nworkers * e->nparts, sizeof(*e->pwork));
+		if (!e->pwork)
+			goto fail;
+	}
+
 	unsigned ns = o->nshards ? o->nshards : (unsigned)(ncpu > 0 ? ncpu : 1);
 	if (ns > ST_SHARDS_MAX / 2)
 		ns = ST_SHARDS_MAX / 2;
@@ -130,13 +181,8 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->ncpu_shards = ns;
 
 	/* Version 1: the empty trie, so st_snap_acquire() never sees NULL. */
-	struct st_master_view v;
-	st_master_view(e->master, &v);
-	e->snap = st_snap_build(&v, NULL, e, e->intern, 1, 0);
-	if (!e->snap)
+	if (st_merger_first_snapshot(e))
 		goto fail;
-	st_master_order_done(e->master);
-	e->version = 1;
 
 	int err = st_merger_start(e);
 	if (err) {
@@ -227,8 +273,9 @@ void st_engine_stats(struct st_engine *e, struct st_stats *out)
 	out->merge_records = e->merge_records;
 	out->merge_fold_ns = e->merge_fold_ns;
 	out->publish_ns = e->publish_ns;
-	out->nodes = st_master_nodes(e->master);
-	out->mem_master = st_master_memory(e->master);
+	out->nodes = st_merger_nodes(e);
+	for (unsigned p = 0; p < e->nparts; p++)
+		out->mem_master += st_master_memory(e->part[p]);
 	out->mem_snapshot = st_snap_memory(e->snap);
 	pthread_mutex_unlock(&e->merge_lock);
 	out->mem_regions = st_region_mapped();

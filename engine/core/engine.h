@@ -12,8 +12,17 @@
 #include "intern.h"
 #include "master.h"
 #include "shard.h"
+#include "snapshot.h"
 
 #define ST_SHARDS_MAX 4096
+
+/* One worker's unlinked records (rebased) of one partition in one merge
+ * (merger.c): listed by the worker in phase A, walked by the partition's
+ * taker in phase B. */
+struct st_pwork {
+	struct st_srec **unl;
+	size_t nunl, unlcap;
+};
 
 struct st_implicit;
 
@@ -32,9 +41,20 @@ struct st_engine {
 	unsigned ncpu_shards;
 	pthread_mutex_t shard_lock; /* serialises adding shards */
 
+	/* st_flush/st_reset callers waiting for merge_lock (merger.c). */
+	atomic_uint publish_waiting;
+
 	/* Everything below is protected by merge_lock. */
 	pthread_mutex_t merge_lock;
-	struct st_master *master;
+	/* The master, split by stack hash into nparts = 2^k partitions
+	 * (merger.c): record r belongs to part[r->hash >> part_shift] forever.
+	 * nparts is 1 (part_shift unused) with one merge worker or a node cap. */
+	struct st_master *part[ST_PARTS_MAX];
+	unsigned nparts, part_shift;
+	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
+				     list for partition p at [w * nparts + p] */
+	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
+	uint32_t merged_nodes;    /* nodes of the last snapshot built */
 	uint64_t version;
 	uint64_t generation;
 	uint64_t merges;
@@ -58,14 +78,37 @@ struct st_engine {
 	pthread_cond_t merger_cv;
 	bool merger_stop;
 
+	/* Merge pool (merger.c): nworkers - 1 threads; the merge_lock holder
+	 * is the other worker.  pool_gen/pool_busy/pool_stop under pool_mu;
+	 * pool_next hands out partitions (atomic, during a run only). */
+	unsigned nworkers;
+	pthread_t pool[ST_PARTS_MAX];
+	unsigned npool;
+	pthread_mutex_t pool_mu;
+	pthread_cond_t pool_cv, pool_done;
+	uint64_t pool_gen;
+	unsigned pool_busy;
+	bool pool_stop;
+	/* Set by the merge_lock holder before a phase starts (merger.c). */
+	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions */
+	unsigned pool_ntables; /* flipped[0..pool_ntables) */
+	atomic_uint pool_next;
+	/* Per worker, summed after a merge by the merge_lock holder. */
+	uint64_t pool_records[ST_PARTS_MAX], pool_dropped[ST_PARTS_MAX];
+
 	/* Implicit writers made by st_ingest (writer.c), under implicit_mu. */
 	struct st_implicit *implicit_head;
 };
 
 /* ---- merger.c */
-/* Start the merger thread (opt.merge_interval_ms > 0).  0 or -errno. */
+/* The first snapshot (version 1, empty) at creation.  0 or -ENOMEM. */
+int st_merger_first_snapshot(struct st_engine *e);
+/* Nodes of the master's merged view (st_stats.nodes).  merge_lock held. */
+uint64_t st_merger_nodes(const struct st_engine *e);
+/* Start the merge pool (nworkers > 1) and the merger thread
+ * (opt.merge_interval_ms > 0).  0 or -errno (nothing left running). */
 int st_merger_start(struct st_engine *e);
-/* Stop and join it, if it runs. */
+/* Stop and join them, if they run. */
 void st_merger_stop(struct st_engine *e);
 
 /* ---- writer.c */

@@ -2,8 +2,12 @@
 /*
  * master.c - the merger's private, mutable trie.
  *
- * Only the thread holding engine->merge_lock touches it, so nothing here is
- * atomic.  Shard records are folded in; snapshots are built from it.
+ * Only the thread holding engine->merge_lock touches it, or one merge
+ * worker it handed it to (docs/concurrency.md, rule P1), so nothing here is
+ * atomic but st_master_add_linked_shared: the pool's table phase, where
+ * several workers add to linked leaves of one trie that nothing else
+ * changes meanwhile.  Shard records are folded in; snapshots are built from
+ * it.
  *
  *   node i:  frame[i] parent[i] first_child[i] next_sibling[i] self[i*nm..]
  *            flags[i] (DIRTY: its child list needs sorting; NEW: not yet
@@ -293,6 +297,20 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 	for (unsigned i = 0; i < nm; i++)
 		s[i] = st_sat_add(s[i], v[i]);
 	return 0;
+}
+
+void st_master_add_linked_shared(struct st_master *m, const struct st_srec *r, const uint64_t *v)
+{
+	uint64_t *s = &m->self[(size_t)r->leaf * m->nm];
+	for (unsigned i = 0; i < m->nm; i++) {
+		if (!v[i])
+			continue;
+		/* Saturating, so a CAS loop; relaxed: the phase's end orders it. */
+		uint64_t old = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(&s[i], &old, st_sat_add(old, v[i]), true,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
 }
 
 bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)

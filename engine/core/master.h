@@ -7,12 +7,18 @@
 #include "shard.h"
 
 struct st_master;
+/* At most this many master partitions (merger.c splits the master by stack
+ * hash when it has several merge workers). */
+#define ST_PARTS_MAX 64
 struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
 void st_master_destroy(struct st_master *m);
 /* Fold one shard record: add v (what it gained since its last fold) to its
  * leaf, walking (and creating) the path only when the record's (leaf, epoch)
  * link is stale; refreshes the link.  0 or -ENOMEM. */
 int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v);
+/* The same for a linked r, with atomic read-modify-writes of its leaf's
+ * values: several threads may add at once, while nothing else writes m. */
+void st_master_add_linked_shared(struct st_master *m, const struct st_srec *r, const uint64_t *v);
 /* True when r's (leaf, epoch) link is valid: folding it needs no walk. */
 bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r);
 /* Fold n unlinked records, rebased (st_stab_rebase: their values are what

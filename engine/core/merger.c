@@ -14,10 +14,15 @@
  * thread every merge_interval_ms, by st_flush(), st_reset(),
  * st_engine_take_stacks() and st_engine_stats().  Ingest never takes it.
  *
+ * With merge_workers > 1 the master is partitioned by stack hash and a pool
+ * of threads helps the merge_lock holder fold (section "partitions" below);
+ * the publish merges the partitions by name (st_snap_build_parts).
+ *
  * Rules (docs/concurrency.md): E1 every sample is folded exactly once (the
  * flip + grace period hands each table to the merger alone); E2 a flush
  * contains every sample whose ingest returned before it; E4 the merger reads
- * nshards with acquire, after the shards it counts are published.
+ * nshards with acquire, after the shards it counts are published; P1 during
+ * a merge each table, then each partition, has exactly one worker.
  */
 #include <errno.h>
 #include <signal.h>
@@ -49,7 +54,7 @@ static void fold_drain(struct fold_ctx *c)
 	uint64_t d[ST_MAX_METRICS];
 	for (size_t k = 0; k < c->n; k++) {
 		st_stab_delta(c->t, c->q[k], d);
-		if (st_master_add_rec(c->e->master, c->q[k], d))
+		if (st_master_add_rec(c->e->part[0], c->q[k], d))
 			c->e->merge_dropped++;
 	}
 	c->n = 0;
@@ -74,23 +79,247 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct fold_ctx *c = arg;
 	struct st_engine *e = c->e;
 	c->records++;
-	if (!st_master_rec_linked(e->master, r)) {
+	if (!st_master_rec_linked(e->part[0], r)) {
 		/* New (or stale) stack: walked later, in sorted order, with
 		 * its values made what it gained (the walk writes it anyway). */
 		st_stab_rebase(t, r);
 		if (e->nwalk == e->walk_cap && walk_grow(e)) {
 			/* Walk it alone now rather than lose it. */
-			if (st_master_add_rec(e->master, r, st_srec_values(r)))
+			if (st_master_add_rec(e->part[0], r, st_srec_values(r)))
 				e->merge_dropped++;
 			return;
 		}
 		e->walk[e->nwalk++] = r;
 		return;
 	}
-	st_master_prefetch_rec(e->master, r);
+	st_master_prefetch_rec(e->part[0], r);
 	c->q[c->n++] = r;
 	if (c->n == FOLD_GROUP)
 		fold_drain(c);
+}
+
+/* ------------------------------------------------------------ partitions */
+
+/*
+ * With several merge workers the master is nparts tries (engine.c picks
+ * nparts); a record belongs to part[r->hash >> part_shift]: the hash's top
+ * bits, while shard slot tables index by its low bits.  Its hash never
+ * changes, so its (leaf, epoch) link always names a node of that one
+ * partition (master.c invariant 3 holds per partition).
+ *
+ * A merge is still one flip and one grace period (rule E1): after it the
+ * merge_lock holder owns every flipped table, and hands them to the pool
+ * (worker 0 is itself, pool thread i is worker i) for two phases, each
+ * started under pool_mu and ended when pool_busy is 0 (mutex + condvar:
+ * what a phase wrote is visible to the next):
+ *   A. tables: workers take TABLES from pool_next (only the taker writes a
+ *      table's last[] and records).  A linked record's gain is added to its
+ *      leaf right away, with an atomic add (st_master_add_linked_shared:
+ *      two tables may hold the same stack; nothing else changes a trie in
+ *      this phase); an unlinked one is rebased and listed in
+ *      pwork[w * nparts + partition] for phase B.
+ *   B. partitions: workers take PARTITIONS from pool_next; the taker of p
+ *      alone touches part[p], the lists pwork[w * nparts + p] of every w and
+ *      their records (a record is listed once): the unlinked ones of all
+ *      lists in one st_master_link_sorted, then st_master_sort (so the
+ *      publish finds the lists in name order).
+ * When merge_locked returns no worker runs, and the tables go back as spares.
+ */
+static int pwork_grow(void **p, size_t *cap, size_t esize)
+{
+	size_t nc = *cap ? *cap * 2 : 1024;
+	void *q = st_region_grow(*p, *cap * esize, nc * esize, ST_REGION_UNINIT);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+struct dist_ctx {
+	struct st_engine *e;
+	struct st_pwork *pw; /* this worker's row: nparts lists */
+	uint64_t records, dropped;
+	struct st_stab *t;   /* the table being distributed */
+	size_t n;            /* linked records queued, their leaves prefetched */
+	struct st_srec *q[FOLD_GROUP];
+	unsigned qp[FOLD_GROUP];
+};
+
+/* Add what the queued linked records gained to their leaves, at once with
+ * the other workers (atomically: two tables may hold one stack). */
+static void dist_drain(struct dist_ctx *c)
+{
+	uint64_t d[ST_MAX_METRICS];
+	for (size_t k = 0; k < c->n; k++) {
+		st_stab_delta(c->t, c->q[k], d);
+		st_master_add_linked_shared(c->e->part[c->qp[k]], c->q[k], d);
+	}
+	c->n = 0;
+}
+
+static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
+{
+	struct dist_ctx *c = arg;
+	struct st_engine *e = c->e;
+	const unsigned p = (unsigned)(r->hash >> e->part_shift);
+	struct st_master *m = e->part[p];
+	c->records++;
+	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
+	if (st_master_rec_linked(m, r)) {
+		st_master_prefetch_rec(m, r);
+		c->q[c->n] = r;
+		c->qp[c->n++] = p;
+		if (c->n == FOLD_GROUP)
+			dist_drain(c);
+		return;
+	}
+	struct st_pwork *w = &c->pw[p];
+	st_stab_rebase(t, r);
+	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
+		c->dropped++; /* part[p] cannot be walked here: counted, not folded */
+		return;
+	}
+	w->unl[w->nunl++] = r;
+}
+
+/* Phase B for partition p (its taker only).  Returns records dropped. */
+static uint64_t fold_part(struct st_engine *e, unsigned p)
+{
+	const unsigned np = e->nparts;
+	struct st_master *m = e->part[p];
+	struct st_pwork *own = &e->pwork[p]; /* row 0's: holds the joined list */
+	uint64_t dropped = 0;
+	size_t nunl = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++)
+		nunl += e->pwork[wk * np + p].nunl;
+	/* One sorted walk over every worker's unlinked records of p: row 0's
+	 * list gets the others appended (or, short of memory, each walks its
+	 * own list: the same result, more walking). */
+	while (own->unlcap < nunl &&
+	       !pwork_grow((void **)&own->unl, &own->unlcap, sizeof(*own->unl)))
+		;
+	for (unsigned wk = 1; wk < e->nworkers; wk++) {
+		struct st_pwork *w = &e->pwork[wk * np + p];
+		if (!w->nunl)
+			continue;
+		if (own->unlcap >= nunl) {
+			memcpy(own->unl + own->nunl, w->unl, w->nunl * sizeof(*w->unl));
+			own->nunl += w->nunl;
+		} else {
+			dropped += st_master_link_sorted(m, w->unl, w->nunl);
+		}
+		w->nunl = 0;
+	}
+	dropped += st_master_link_sorted(m, own->unl, own->nunl);
+	own->nunl = 0;
+	/* Failure leaves the lists valid: publish_locked sorts again. */
+	(void)st_master_sort(m, e->intern);
+	return dropped;
+}
+
+/* Worker wk's share of the current phase (pool_phase). */
+static void pool_work(struct st_engine *e, unsigned wk)
+{
+	const unsigned phase = e->pool_phase;
+	const unsigned n = phase == 0 ? e->pool_ntables : e->nparts;
+	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
+	unsigned i;
+	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
+		if (phase == 0) {
+			c.t = e->flipped[i];
+			st_stab_foreach_touched(c.t, dist_cb, &c);
+			dist_drain(&c); /* the queue holds records of c.t only */
+		} else {
+			c.dropped += fold_part(e, i);
+		}
+	}
+	e->pool_records[wk] += c.records;
+	e->pool_dropped[wk] += c.dropped;
+}
+
+/* Run one phase on every worker; returns when no pool thread works.
+ * Caller holds merge_lock. */
+static void pool_phase(struct st_engine *e, unsigned phase)
+{
+	e->pool_phase = phase;
+	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
+	if (e->npool) {
+		/* The mutex orders everything before it (the flipped tables,
+		 * phase A's lists) before the workers' reads. */
+		pthread_mutex_lock(&e->pool_mu);
+		e->pool_gen++;
+		e->pool_busy = e->npool;
+		pthread_cond_broadcast(&e->pool_cv);
+		pthread_mutex_unlock(&e->pool_mu);
+	}
+	pool_work(e, 0);
+	if (e->npool) {
+		pthread_mutex_lock(&e->pool_mu);
+		while (e->pool_busy)
+			pthread_cond_wait(&e->pool_done, &e->pool_mu);
+		pthread_mutex_unlock(&e->pool_mu);
+	}
+}
+
+/* Distribute and fold the n flipped tables; returns records folded. */
+static uint64_t pool_merge(struct st_engine *e, unsigned n)
+{
+	e->pool_ntables = n;
+	pool_phase(e, 0);
+	size_t unlinked = 0;
+	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
+		unlinked += e->pwork[i].nunl;
+	if (unlinked) /* else only known stacks came: nothing to walk or sort */
+		pool_phase(e, 1);
+	uint64_t records = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++) {
+		records += e->pool_records[wk];
+		e->merge_dropped += e->pool_dropped[wk];
+		e->pool_records[wk] = e->pool_dropped[wk] = 0;
+	}
+	return records;
+}
+
+struct pool_arg {
+	struct st_engine *e;
+	unsigned wk;
+};
+
+static void *pool_main(void *arg)
+{
+	struct st_engine *e = ((struct pool_arg *)arg)->e;
+	const unsigned wk = ((struct pool_arg *)arg)->wk;
+	st_free(arg);
+	uint64_t seen = 0; /* pool_gen at start: no run before the pool is up */
+	pthread_mutex_lock(&e->pool_mu);
+	for (;;) {
+		while (!e->pool_stop && e->pool_gen == seen)
+			pthread_cond_wait(&e->pool_cv, &e->pool_mu);
+		if (e->pool_stop)
+			break;
+		seen = e->pool_gen;
+		pthread_mutex_unlock(&e->pool_mu);
+		pool_work(e, wk);
+		pthread_mutex_lock(&e->pool_mu);
+		if (--e->pool_busy == 0)
+			pthread_cond_signal(&e->pool_done);
+	}
+	pthread_mutex_unlock(&e->pool_mu);
+	return NULL;
+}
+
+static void pool_stop(struct st_engine *e)
+{
+	if (!e->npool)
+		return;
+	pthread_mutex_lock(&e->pool_mu);
+	e->pool_stop = true;
+	pthread_cond_broadcast(&e->pool_cv);
+	pthread_mutex_unlock(&e->pool_mu);
+	for (unsigned i = 0; i < e->npool; i++)
+		pthread_join(e->pool[i], NULL);
+	e->npool = 0;
 }
 
 /*
@@ -130,16 +359,20 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 	uint64_t t0 = now_ns();
 	struct st_stab **old = e->flipped;
 	unsigned n = flip_all(e);
-	struct fold_ctx c = { .e = e };
+	uint64_t records = 0;
 	e->nwalk = 0;
-	if (!discard) {
+	if (!discard && e->nparts > 1) {
+		records = pool_merge(e, n);
+	} else if (!discard) {
+		struct fold_ctx c = { .e = e };
 		for (unsigned i = 0; i < n; i++) {
 			c.t = old[i];
 			st_stab_foreach_touched(old[i], fold_cb, &c);
 			fold_drain(&c); /* the queue holds records of c.t only */
 		}
-		e->merge_dropped += st_master_link_sorted(e->master, e->walk, e->nwalk);
+		e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk);
 		e->nwalk = 0;
+		records = c.records;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		/* A reset discards everything; otherwise keep the records (and
@@ -150,9 +383,9 @@ static uint64_t merge_locked(struct st_engine *e, bool discard)
 		e->shards[i]->spare = old[i];
 	}
 	e->merges++;
-	e->merge_records += c.records;
+	e->merge_records += records;
 	e->merge_fold_ns += now_ns() - t0;
-	return c.records;
+	return records;
 }
 
 static uint64_t now_ns(void)
@@ -162,19 +395,39 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A snapshot of the master (every partition); NULL when out of memory. */
+static struct st_snap *build_locked(struct st_engine *e)
+{
+	if (e->nparts == 1) {
+		e->folded += st_master_apply_cap(e->part[0]);
+		if (st_master_sort(e->part[0], e->intern))
+			return NULL;
+		struct st_master_view v;
+		st_master_view(e->part[0], &v);
+		struct st_snap *s = st_snap_build(&v, e->snap, e, e->intern, e->version + 1,
+						  e->generation);
+		if (s)
+			st_master_order_done(e->part[0]);
+		return s;
+	}
+	struct st_master_view v[ST_PARTS_MAX];
+	for (unsigned p = 0; p < e->nparts; p++) {
+		if (st_master_sort(e->part[p], e->intern))
+			return NULL;
+		st_master_view(e->part[p], &v[p]);
+	}
+	return st_snap_build_parts(v, e->nparts, &e->pmap, e->snap, e, e->intern,
+				   e->version + 1, e->generation);
+}
+
 /* Build and publish a snapshot of the master.  Caller holds merge_lock. */
 static uint64_t publish_locked(struct st_engine *e)
 {
 	const uint64_t t0 = now_ns();
-	e->folded += st_master_apply_cap(e->master);
-	if (st_master_sort(e->master, e->intern))
-		return 0;
-	struct st_master_view v;
-	st_master_view(e->master, &v);
-	struct st_snap *s = st_snap_build(&v, e->snap, e, e->intern, e->version + 1, e->generation);
+	struct st_snap *s = build_locked(e);
 	if (!s)
 		return 0;
-	st_master_order_done(e->master);
+	e->merged_nodes = (uint32_t)st_snap_node_count(s);
 	e->version++;
 	st_snap_publish(&e->snap, s);
 	e->unpublished = false;
@@ -182,10 +435,38 @@ static uint64_t publish_locked(struct st_engine *e)
 	return e->version;
 }
 
+/* Engine creation: the first (empty) snapshot, version 1.  0/-ENOMEM. */
+int st_merger_first_snapshot(struct st_engine *e)
+{
+	struct st_snap *s = build_locked(e);
+	if (!s)
+		return -ENOMEM;
+	e->merged_nodes = (uint32_t)st_snap_node_count(s);
+	e->snap = s;
+	e->version = 1;
+	return 0;
+}
+
+/* Nodes of the master's merged view (st_stats.nodes); merge_lock held. */
+uint64_t st_merger_nodes(const struct st_engine *e)
+{
+	return e->nparts == 1 ? st_master_nodes(e->part[0]) : e->merged_nodes;
+}
+
+/* Take merge_lock for a flush or reset, which publishes itself: while it
+ * waits the merger thread skips its own publish (one the caller's would
+ * supersede at once), so the caller waits for a fold at most, not a build. */
+static void lock_to_publish(struct st_engine *e)
+{
+	atomic_fetch_add_explicit(&e->publish_waiting, 1, memory_order_relaxed);
+	pthread_mutex_lock(&e->merge_lock);
+	atomic_fetch_sub_explicit(&e->publish_waiting, 1, memory_order_relaxed);
+}
+
 uint64_t st_flush(struct st_engine *e)
 {
 	st_rcu_thread_online();
-	pthread_mutex_lock(&e->merge_lock);
+	lock_to_publish(e);
 	merge_locked(e, false);
 	uint64_t v = publish_locked(e);
 	pthread_mutex_unlock(&e->merge_lock);
@@ -197,9 +478,10 @@ uint64_t st_flush(struct st_engine *e)
 uint64_t st_reset(struct st_engine *e)
 {
 	st_rcu_thread_online();
-	pthread_mutex_lock(&e->merge_lock);
+	lock_to_publish(e);
 	merge_locked(e, true);
-	st_master_clear(e->master);
+	for (unsigned p = 0; p < e->nparts; p++)
+		st_master_clear(e->part[p]);
 	e->generation++;
 	uint64_t v = publish_locked(e);
 	pthread_mutex_unlock(&e->merge_lock);
@@ -237,7 +519,10 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 {
 	st_rcu_thread_online();
 	pthread_mutex_lock(&e->merge_lock);
-	if (st_master_nodes(e->master) > 1) {
+	uint64_t nodes = 0;
+	for (unsigned p = 0; p < e->nparts; p++)
+		nodes += st_master_nodes(e->part[p]) - 1;
+	if (nodes) {
 		/* Some stacks are in the master already: the shards alone do
 		 * not hold the whole profile. */
 		pthread_mutex_unlock(&e->merge_lock);
@@ -305,7 +590,10 @@ static void *merger_main(void *arg)
 		if (merge_locked(e, false))
 			e->unpublished = true;
 		uint64_t now = now_ns();
-		if (e->unpublished && now >= e->next_publish_ns) {
+		/* A flush or reset waiting for the lock publishes right after
+		 * (relaxed: a stale read only costs or spares one publish). */
+		if (e->unpublished && now >= e->next_publish_ns &&
+		    !atomic_load_explicit(&e->publish_waiting, memory_order_relaxed)) {
 			publish_locked(e);
 			uint64_t took = now_ns() - now;
 			e->next_publish_ns = now + 4 * took;
@@ -319,31 +607,54 @@ static void *merger_main(void *arg)
 
 int st_merger_start(struct st_engine *e)
 {
-	if (!e->opt.merge_interval_ms)
-		return 0;
 	/* A library thread takes none of the application's signals: it starts
 	 * with all blocked (it inherits the creator's mask). */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int err = pthread_create(&e->merger, NULL, merger_main, e);
+	int err = 0;
+	const unsigned npool = e->nparts > 1 ? e->nworkers - 1 : 0;
+	while (!err && e->npool < npool) {
+		struct pool_arg *a = st_malloc(sizeof(*a));
+		if (!a) {
+			err = ENOMEM;
+			break;
+		}
+		*a = (struct pool_arg){ e, e->npool + 1 };
+		err = pthread_create(&e->pool[e->npool], NULL, pool_main, a);
+		if (err) {
+			st_free(a);
+		} else {
+			char name[16];
+			snprintf(name, sizeof(name), "st-merge-%u", e->npool + 1);
+			pthread_setname_np(e->pool[e->npool], name);
+			e->npool++;
+		}
+	}
+	if (!err && e->opt.merge_interval_ms)
+		err = pthread_create(&e->merger, NULL, merger_main, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
+	if (err) {
+		pool_stop(e);
 		return -err;
-	/* Named for top -H / perf: a busy merger is worth spotting. */
-	pthread_setname_np(e->merger, "st-merger");
-	e->merger_running = true;
+	}
+	if (e->opt.merge_interval_ms) {
+		/* Named for top -H / perf: a busy merger is worth spotting. */
+		pthread_setname_np(e->merger, "st-merger");
+		e->merger_running = true;
+	}
 	return 0;
 }
 
 void st_merger_stop(struct st_engine *e)
 {
-	if (!e->merger_running)
-		return;
-	pthread_mutex_lock(&e->merger_mu);
-	e->merger_stop = true;
-	pthread_cond_signal(&e->merger_cv);
-	pthread_mutex_unlock(&e->merger_mu);
-	pthread_join(e->merger, NULL);
-	e->merger_running = false;
+	if (e->merger_running) {
+		pthread_mutex_lock(&e->merger_mu);
+		e->merger_stop = true;
+		pthread_cond_signal(&e->merger_cv);
+		pthread_mutex_unlock(&e->merger_mu);
+		pthread_join(e->merger, NULL);
+		e->merger_running = false;
+	}
+	pool_stop(e); /* after the merger: no merge runs any more */
 }

@@ -31,6 +31,11 @@
  * ago, already faulted in big pages, without a munmap (a TLB shootdown on
  * every writer's CPU) per publish.
  *
+ * A partitioned master (merger.c) is built by st_snap_build_parts: the
+ * same layout, from the union of the partitions' tries (equal-named
+ * children merged), with a kept map from snapshot node to partition nodes
+ * standing in for `order` on the same-shape path.
+ *
  * Lifetime (rule S1 of docs/concurrency.md), in three steps:
  *   1. Published with rcu_assign_pointer() by the merge_lock holder; readers
  *      rcu_dereference() it inside a read-side section and take a reference
@@ -59,7 +64,8 @@ struct st_shape {
 	atomic_long refs;
 	uint64_t shape; /* master shape it was built from */
 	size_t mem;     /* its region's bytes */
-	uint32_t data[]; /* frame[n], first_child[n + 1] */
+	uint32_t data[]; /* frame[n], first_child[n + 1]; st_snap_build_parts
+			    puts first_child after an upper bound of n */
 };
 
 struct st_snap {
@@ -268,6 +274,262 @@ totals:
 		snap_free(s);
 		return NULL;
 	}
+	return s;
+}
+
+/* ------------------------------------------------------------ partitions */
+
+/*
+ * st_snap_build_parts: the partitions' tries merged by name, breadth-first
+ * as above.  Node i of the output is a group of partition nodes (one per
+ * partition at most: a partition has one node per path); its children are
+ * the name-ordered merge of the group's child lists, equal frame ids (equal
+ * names: frames are interned) making one group.  A group of one (below the
+ * top levels, almost every node: each stack lives in one partition) copies
+ * its list.  The mapping is kept in map, so a publish of the same shapes
+ * only sums each group's self values.
+ */
+/* Room for node n + 1 (and its first fc/mstart entries) and for the members
+ * up to nmem + ST_PARTS_MAX; grown rarely, checked once per node. */
+static int grow_region(void *pp, size_t *cap, size_t need, size_t esize)
+{
+	if (need <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap : 4096;
+	while (nc < need)
+		nc *= 2;
+	void **p = pp;
+	/* Grown by mremap, not copied, once big; written before read. */
+	void *q = st_region_grow(*p, *cap * esize, nc * esize, ST_REGION_UNINIT);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+static int __attribute__((noinline)) pmap_grow(struct st_pmap *m, size_t nmem)
+{
+	const size_t need = (size_t)m->n + 2;
+	if (grow_region(&m->mstart, &m->mscap, need, 4) ||
+	    grow_region(&m->mem, &m->mcap, nmem + ST_PARTS_MAX, 8))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Append a node named frame (its members follow, from mem[nmem] on). */
+static inline int pmap_push(struct st_pmap *m, uint32_t *frame, uint32_t nmax, uint32_t name,
+			    size_t nmem)
+{
+	const size_t need = (size_t)m->n + 2;
+	if (ST_UNLIKELY(m->n == nmax)) /* cannot be: each node has its own members */
+		return -EINVAL;
+	if (ST_UNLIKELY(need > m->mscap || nmem + ST_PARTS_MAX > m->mcap) && pmap_grow(m, nmem))
+		return -ENOMEM;
+	frame[m->n++] = name;
+	return 0;
+}
+
+/* Fill m and the output's frame[] and fc[] (room for nmax nodes). */
+static int pmap_fill(struct st_pmap *m, const struct st_master_view *v, unsigned np,
+		     const struct st_intern *in, uint32_t *frame, uint32_t *fc, uint32_t nmax)
+{
+	uint32_t cur[ST_PARTS_MAX];
+	unsigned cp[ST_PARTS_MAX];
+	size_t k = 0; /* members so far */
+	m->n = 0;
+	if (pmap_push(m, frame, nmax, ST_FRAME_ROOT, 0))
+		return -ENOMEM;
+	m->mstart[0] = 0;
+	for (unsigned p = 0; p < np; p++)
+		m->mem[k++] = (uint64_t)p << 32;
+	m->mstart[1] = (uint32_t)k;
+	enum { AHEAD = 16 };
+	for (uint32_t i = 0; i < m->n; i++) {
+		const uint32_t a = m->mstart[i], b = m->mstart[i + 1];
+		/* The queue is known ahead, as in st_snap_build: a queued
+		 * node's child list head, then its first child's fields. */
+		if (i + 2 * AHEAD < m->n) {
+			const uint64_t x = m->mem[m->mstart[i + 2 * AHEAD]];
+			__builtin_prefetch(&v[x >> 32].first_child[(uint32_t)x]);
+		}
+		if (i + AHEAD < m->n) {
+			const uint64_t x = m->mem[m->mstart[i + AHEAD]];
+			const struct st_master_view *pv = &v[x >> 32];
+			uint32_t c1 = pv->first_child[(uint32_t)x];
+			if (c1 != UINT32_MAX) {
+				__builtin_prefetch(&pv->frame[c1]);
+				__builtin_prefetch(&pv->next_sibling[c1]);
+			}
+		}
+		fc[i] = m->n;
+		if (b - a == 1) {
+			const unsigned p = (unsigned)(m->mem[a] >> 32);
+			const struct st_master_view *pv = &v[p];
+			for (uint32_t c = pv->first_child[(uint32_t)m->mem[a]]; c != UINT32_MAX;
+			     c = pv->next_sibling[c]) {
+				if (pmap_push(m, frame, nmax, pv->frame[c], k))
+					return -ENOMEM;
+				m->mem[k++] = (uint64_t)p << 32 | c;
+				m->mstart[m->n] = (uint32_t)k;
+			}
+			continue;
+		}
+		/* k-way merge of the group's sorted lists. */
+		unsigned w = 0;
+		for (uint32_t j = a; j < b; j++) {
+			const unsigned p = (unsigned)(m->mem[j] >> 32);
+			uint32_t c = v[p].first_child[(uint32_t)m->mem[j]];
+			if (c != UINT32_MAX) {
+				cp[w] = p;
+				cur[w++] = c;
+			}
+		}
+		while (w) {
+			uint32_t best = v[cp[0]].frame[cur[0]];
+			for (unsigned j = 1; j < w; j++) {
+				uint32_t f = v[cp[j]].frame[cur[j]];
+				if (f != best && st_intern_cmp(in, f, best) < 0)
+					best = f;
+			}
+			if (pmap_push(m, frame, nmax, best, k))
+				return -ENOMEM;
+			unsigned keep = 0;
+			for (unsigned j = 0; j < w; j++) {
+				const struct st_master_view *pv = &v[cp[j]];
+				uint32_t c = cur[j];
+				if (pv->frame[c] == best) {
+					m->mem[k++] = (uint64_t)cp[j] << 32 | c;
+					c = pv->next_sibling[c];
+				}
+				if (c != UINT32_MAX) {
+					cp[keep] = cp[j];
+					cur[keep++] = c;
+				}
+			}
+			w = keep;
+			m->mstart[m->n] = (uint32_t)k;
+		}
+	}
+	fc[m->n] = m->n;
+	return 0;
+}
+
+void st_pmap_free(struct st_pmap *m)
+{
+	st_region_free(m->mstart, m->mscap * sizeof(*m->mstart));
+	st_region_free(m->mem, m->mcap * sizeof(*m->mem));
+	memset(m, 0, sizeof(*m));
+}
+
+struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
+				    struct st_pmap *map, const struct st_snap *prev,
+				    struct st_engine *e, const struct st_intern *in,
+				    uint64_t version, uint64_t generation)
+{
+	const unsigned nm = v[0].nm;
+	uint64_t shape = 0;
+	for (unsigned p = 0; p < np; p++)
+		shape += v[p].shape; /* each only grows: the sum changes when one does */
+	const bool same = map->shape == shape && prev && prev->shp->shape == shape &&
+			  prev->n == map->n && prev->nm == nm;
+	struct st_shape *shp;
+	const uint32_t *frame, *first_child;
+	if (same) {
+		shp = prev->shp;
+		atomic_fetch_add_explicit(&shp->refs, 1, memory_order_relaxed); /* as above */
+		frame = prev->frame;
+		first_child = prev->first_child;
+	} else {
+		/* The BFS writes the shape block itself, so its size is known
+		 * only after: room for every partition node (the roots are one
+		 * node), first_child placed after that bound. */
+		uint64_t nmax = 1;
+		for (unsigned p = 0; p < np; p++)
+			nmax += v[p].n - 1;
+		if (nmax > UINT32_MAX - 1)
+			return NULL;
+		size_t sbytes = sizeof(struct st_shape) + ((size_t)nmax * 2 + 1) * sizeof(uint32_t);
+		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
+		if (!shp)
+			return NULL;
+		atomic_init(&shp->refs, 1);
+		shp->shape = shape;
+		shp->mem = sbytes;
+		map->shape = 0;
+		if (pmap_fill(map, v, np, in, shp->data, shp->data + nmax, (uint32_t)nmax)) {
+			st_region_free(shp, sbytes);
+			return NULL;
+		}
+		frame = shp->data;
+		first_child = shp->data + nmax;
+	}
+	const uint32_t n = map->n;
+	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
+	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	if (!s) {
+		shape_put(shp);
+		return NULL;
+	}
+	s->bytes = bytes;
+	atomic_init(&s->refs, 1);
+	s->e = e;
+	s->in = in;
+	s->version = version;
+	s->generation = generation;
+	s->n = n;
+	s->nm = nm;
+	s->m0 = 0;
+	s->total = (uint64_t *)s->data;
+	s->nsat = 0;
+	s->sat_node = NULL;
+	s->sat_self = NULL;
+	s->shp = shp;
+	s->mem = bytes + shp->mem;
+	s->frame = frame;
+	s->first_child = first_child;
+	/* Each node's self: its group's, summed (saturating, as one sum).
+	 * Groups are consecutive in mem[], every one non-empty. */
+	enum { AHEAD = 16 };
+	const uint64_t *selfp[ST_PARTS_MAX];
+	for (unsigned p = 0; p < np; p++)
+		selfp[p] = v[p].self;
+	const uint64_t *mem = map->mem;
+	const uint32_t *ms = map->mstart;
+	const uint32_t nmem = ms[n];
+	uint64_t *total = s->total;
+	for (uint32_t i = 0, a = 0; nm == 1 && i < n; i++) { /* the common case */
+		const uint32_t b = ms[i + 1];
+		if (a + AHEAD < nmem) {
+			const uint64_t y = mem[a + AHEAD];
+			__builtin_prefetch(selfp[y >> 32] + (uint32_t)y);
+		}
+		uint64_t t = selfp[mem[a] >> 32][(uint32_t)mem[a]];
+		for (uint32_t j = a + 1; j < b; j++) /* the top levels' groups */
+			t = st_sat_add(t, selfp[mem[j] >> 32][(uint32_t)mem[j]]);
+		total[i] = t;
+		a = b;
+	}
+	for (uint32_t i = 0, a = 0; nm > 1 && i < n; i++) {
+		const uint32_t b = ms[i + 1];
+		uint64_t *t = &total[(size_t)i * nm];
+		for (uint32_t j = a; j < b; j++) {
+			if (j + AHEAD < nmem) {
+				const uint64_t y = mem[j + AHEAD];
+				__builtin_prefetch(selfp[y >> 32] + (size_t)(uint32_t)y * nm);
+			}
+			const uint64_t x = mem[j];
+			const uint64_t *sv = selfp[x >> 32] + (size_t)(uint32_t)x * nm;
+			for (unsigned k = 0; k < nm; k++)
+				t[k] = j == a ? sv[k] : st_sat_add(t[k], sv[k]);
+		}
+		a = b;
+	}
+	if (sum_totals(s, NULL, NULL)) {
+		snap_free(s);
+		return NULL;
+	}
+	map->shape = shape;
 	return s;
 }
 

@@ -20,6 +20,28 @@
 struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_snap *prev,
 			      struct st_engine *e, const struct st_intern *in, uint64_t version,
 			      uint64_t generation);
+/*
+ * The partitioned master's builder (merger.c splits the master by stack
+ * hash): one snapshot of the union of np partitions' tries, equal-named
+ * children merged recursively.  Every child list must be in name order
+ * (st_master_sort).  map is the builder's scratch, owned by the caller:
+ * snapshot node i is the union of the partition nodes
+ * mem[mstart[i] .. mstart[i + 1]), each (partition << 32 | node), in
+ * partition order; when no partition's shape changed since it was filled
+ * (map->shape) and prev was built from it, only the counts are gathered.
+ */
+struct st_pmap {
+	uint32_t *mstart; /* n + 1 entries */
+	uint64_t *mem;
+	size_t mscap, mcap; /* each array's entries (regions) */
+	uint32_t n;
+	uint64_t shape; /* the partitions' summed shapes it maps; 0 = none */
+};
+struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
+				    struct st_pmap *map, const struct st_snap *prev,
+				    struct st_engine *e, const struct st_intern *in,
+				    uint64_t version, uint64_t generation);
+void st_pmap_free(struct st_pmap *map);
 /* Publish s in *slot; the old one's reference is dropped after a grace
  * period.  Caller is the only publisher of *slot. */
 void st_snap_publish(struct st_snap **slot, struct st_snap *s);

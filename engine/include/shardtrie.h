@@ -74,8 +74,10 @@ struct st_options {
 	struct st_metric_desc metrics[ST_MAX_METRICS];
 	uint64_t node_cap;            /* 0 = unlimited; else fold into [other] */
 	unsigned merge_workers;       /* threads folding shards into the master in
-					 parallel (a flush lets writers help); 0 =
-					 the engine's choice */
+					 parallel (the master is split into
+					 partitions; a flush's caller is one of
+					 them); 0 = min(online CPUs / 8, 8), at
+					 least 1; at most 16; 1 with a node_cap */
 };
 
 /* Fill *o with defaults: online-CPU shards, 10 ms merges, one metric

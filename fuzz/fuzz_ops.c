@@ -19,7 +19,8 @@
  * must be well formed with versions never going back and totals never above
  * the final ones.  No node cap there: folding depends on flush timing.
  *
- * Input layout: 3 header bytes (metrics/writers/mode, node cap, shards),
+ * Input layout: 3 header bytes (metrics/writers/mode, node cap and merge
+ * workers, shards),
  * then one opcode byte per operation followed by its operands.  Missing
  * bytes read as 0 (fz.h), so every input is a program.
  */
@@ -152,7 +153,7 @@ static void engine_add(struct prog *p, struct st_writer *w, const struct sample 
 		fz_fail("ingest (api %u, depth %u) failed: %d", s->api, s->depth, r);
 }
 
-static struct st_engine *make_engine(unsigned nm, unsigned nshards, uint64_t cap)
+static struct st_engine *make_engine(unsigned nm, unsigned nshards, uint64_t cap, unsigned workers)
 {
 	struct st_options o;
 	st_options_init(&o);
@@ -160,6 +161,7 @@ static struct st_engine *make_engine(unsigned nm, unsigned nshards, uint64_t cap
 	o.nshards = nshards;
 	o.nmetrics = nm;
 	o.node_cap = cap;
+	o.merge_workers = workers; /* the partitioned merge (a cap forces one) */
 	for (unsigned m = 1; m < nm; m++) {
 		static const char *names[] = { "count", "m1", "m2", "m3", "m4", "m5", "m6", "m7" };
 		o.metrics[m].name = names[m];
@@ -703,7 +705,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t cap = !threaded && (h1 & 0x80) ? 4 + (h1 & 0x3f) : 0;
 	memcpy(p.pool, initial_names, sizeof(initial_names));
 	p.npool = sizeof(initial_names) / sizeof(initial_names[0]);
-	p.e = make_engine(p.nm, 1 + (h2 & 3u), cap);
+	/* h1 bits 5-6: 1..4 merge workers (bit 5 is also the cap's, which
+	 * forces one worker anyway). */
+	p.e = make_engine(p.nm, 1 + (h2 & 3u), cap, 1 + ((h1 >> 5) & 3u));
 	p.ref = st_ref_create(p.nm, cap);
 	if (!p.ref)
 		fz_fail("st_ref_create");

@@ -25,6 +25,7 @@
  * a merge each table, then each partition, has exactly one worker.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,10 +103,20 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 
 /*
  * With several merge workers the master is nparts tries (engine.c picks
- * nparts); a record belongs to part[r->hash >> part_shift]: the hash's top
- * bits, while shard slot tables index by its low bits.  Its hash never
- * changes, so its (leaf, epoch) link always names a node of that one
- * partition (master.c invariant 3 holds per partition).
+ * nparts).  An unlinked record goes to the partition of part_key: the hash
+ * of its first part_depth frames (all of them when it is shorter).  A
+ * prefix, not the whole stack: stacks in different partitions duplicate
+ * their shared nodes (each partition walks and creates them, the publish
+ * merges them by name), so splitting by the whole stack's hash made 2.65x
+ * the nodes of one trie on the cold bench workload.  Below depth
+ * part_depth a subtree lives in one partition.  part_depth is the least
+ * depth whose prefixes spread a sample of the records evenly over the
+ * partitions (choose_depth), chosen while every partition is empty (no
+ * record links to a node but a root, whose key no depth changes), so it
+ * changes only after st_reset.  A linked record's epoch names its
+ * partition (master.h): linked ones are not hashed again.  So a stack's
+ * records always meet in one partition, and master.c invariant 3 holds
+ * per partition.
  *
  * A merge is still one flip and one grace period (rule E1): after it the
  * merge_lock holder owns every flipped table, and hands them to the pool
@@ -136,6 +147,104 @@ static int pwork_grow(void **p, size_t *cap, size_t esize)
 	return 0;
 }
 
+enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
+
+static inline uint64_t key_step(uint64_t h, uint32_t f)
+{
+	return (h ^ f) * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+}
+
+static inline unsigned key_part(const struct st_engine *e, uint64_t h)
+{
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (unsigned)(h >> e->part_shift);
+}
+
+/* The partition of an unlinked record. */
+static unsigned part_key(const struct st_engine *e, struct st_srec *r)
+{
+	const uint32_t *f = st_srec_frames(r, e->opt.nmetrics);
+	const uint32_t k = r->depth < e->part_depth ? r->depth : e->part_depth;
+	uint64_t h = 0;
+	for (uint32_t d = 0; d < k; d++)
+		h = key_step(h, f[d]);
+	return key_part(e, h);
+}
+
+/* Pick part_depth from a sample of the unlinked records listed in phase A
+ * (every partition empty: all are in the lists of partition 0): the least
+ * depth at which no partition gets much over its share (binomial noise
+ * allowed for), else the most even one. */
+static void choose_depth(struct st_engine *e, size_t unlinked)
+{
+	uint32_t(*hist)[ST_PARTS_MAX] = st_calloc(PART_DEPTH_MAX, sizeof(*hist));
+	if (!hist) {
+		e->part_depth = PART_DEPTH_MAX; /* still exact, only less shared */
+		return;
+	}
+	const size_t stride = unlinked / PART_SAMPLE + 1;
+	size_t total = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++) {
+		const struct st_pwork *w = &e->pwork[wk * e->nparts];
+		for (size_t i = 0; i < w->nunl; i += stride) {
+			const struct st_srec *r = w->unl[i];
+			const uint32_t *f = st_srec_frames((struct st_srec *)r, e->opt.nmetrics);
+			uint64_t h = 0;
+			for (uint32_t d = 0; d < PART_DEPTH_MAX; d++) {
+				if (d < r->depth)
+					h = key_step(h, f[d]);
+				hist[d][key_part(e, h)]++;
+			}
+			total++;
+		}
+	}
+	const double mean = (double)total / e->nparts;
+	const double ok = mean * 1.15 + 3 * sqrt(mean) + 1;
+	unsigned best = PART_DEPTH_MAX;
+	uint32_t bestmax = UINT32_MAX;
+	for (unsigned d = 0; d < PART_DEPTH_MAX; d++) {
+		uint32_t mx = 0;
+		for (unsigned p = 0; p < e->nparts; p++)
+			mx = hist[d][p] > mx ? hist[d][p] : mx;
+		if (mx < bestmax) {
+			bestmax = mx;
+			best = d + 1;
+		}
+		if (mx <= ok)
+			break;
+	}
+	e->part_depth = best;
+	st_free(hist);
+}
+
+/* Phase S for worker row wk (its taker only): move the records of its
+ * partition-0 list to their partitions' lists.  Returns records dropped. */
+static uint64_t split_row(struct st_engine *e, unsigned wk)
+{
+	struct st_pwork *row = &e->pwork[wk * e->nparts];
+	uint64_t dropped = 0;
+	size_t keep = 0;
+	for (size_t i = 0; i < row[0].nunl; i++) {
+		struct st_srec *r = row[0].unl[i];
+		const unsigned p = part_key(e, r);
+		if (!p) {
+			row[0].unl[keep++] = r;
+			continue;
+		}
+		struct st_pwork *w = &row[p];
+		if (w->nunl == w->unlcap &&
+		    pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
+			dropped++; /* as in dist_cb: counted, not folded */
+			continue;
+		}
+		w->unl[w->nunl++] = r;
+	}
+	row[0].nunl = keep;
+	return dropped;
+}
+
 struct dist_ctx {
 	struct st_engine *e;
 	struct st_pwork *pw; /* this worker's row: nparts lists */
@@ -162,7 +271,7 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct dist_ctx *c = arg;
 	struct st_engine *e = c->e;
-	const unsigned p = (unsigned)(r->hash >> e->part_shift);
+	unsigned p = st_master_epoch_part(r, e->nparts);
 	struct st_master *m = e->part[p];
 	c->records++;
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
@@ -174,6 +283,9 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 			dist_drain(c);
 		return;
 	}
+	/* part_depth 0: every partition is empty, this merge chooses it after
+	 * phase A from what came; listed in partition 0 meanwhile. */
+	p = e->part_depth ? part_key(e, r) : 0;
 	struct st_pwork *w = &c->pw[p];
 	st_stab_rebase(t, r);
 	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
@@ -222,7 +334,7 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
-	const unsigned n = phase == 0 ? e->pool_ntables : e->nparts;
+	const unsigned n = phase == 0 ? e->pool_ntables : phase == 1 ? e->nparts : e->nworkers;
 	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
@@ -230,8 +342,10 @@ static void pool_work(struct st_engine *e, unsigned wk)
 			c.t = e->flipped[i];
 			st_stab_foreach_touched(c.t, dist_cb, &c);
 			dist_drain(&c); /* the queue holds records of c.t only */
-		} else {
+		} else if (phase == 1) {
 			c.dropped += fold_part(e, i);
+		} else {
+			c.dropped += split_row(e, i);
 		}
 	}
 	e->pool_records[wk] += c.records;
@@ -266,10 +380,19 @@ static void pool_phase(struct st_engine *e, unsigned phase)
 static uint64_t pool_merge(struct st_engine *e, unsigned n)
 {
 	e->pool_ntables = n;
+	bool empty = true;
+	for (unsigned p = 0; p < e->nparts && empty; p++)
+		empty = st_master_nodes(e->part[p]) == 1;
+	if (empty) /* no record links below a root: the depth may change */
+		e->part_depth = 0;
 	pool_phase(e, 0);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;
+	if (!e->part_depth && unlinked) {
+		choose_depth(e, unlinked);
+		pool_phase(e, 2);
+	}
 	if (unlinked) /* else only known stacks came: nothing to walk or sort */
 		pool_phase(e, 1);
 	uint64_t records = 0;

@@ -148,6 +148,9 @@ static int pwork_grow(void **p, size_t *cap, size_t esize)
 }
 
 enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
+/* Below these many records in the tables (phase A, ~30 ns each when linked)
+ * or to walk (phases S and B, ~300 ns each) the caller works alone. */
+enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
 {
@@ -352,13 +355,15 @@ static void pool_work(struct st_engine *e, unsigned wk)
 	e->pool_dropped[wk] += c.dropped;
 }
 
-/* Run one phase on every worker; returns when no pool thread works.
- * Caller holds merge_lock. */
-static void pool_phase(struct st_engine *e, unsigned phase)
+/* Run one phase on every worker (on the caller alone when solo: too little
+ * work to pay for waking the pool, ~50-100 us on a busy host); returns when
+ * no pool thread works.  Caller holds merge_lock. */
+static void pool_phase(struct st_engine *e, unsigned phase, bool solo)
 {
+	const bool wake = e->npool && !solo;
 	e->pool_phase = phase;
 	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
-	if (e->npool) {
+	if (wake) {
 		/* The mutex orders everything before it (the flipped tables,
 		 * phase A's lists) before the workers' reads. */
 		pthread_mutex_lock(&e->pool_mu);
@@ -368,7 +373,7 @@ static void pool_phase(struct st_engine *e, unsigned phase)
 		pthread_mutex_unlock(&e->pool_mu);
 	}
 	pool_work(e, 0);
-	if (e->npool) {
+	if (wake) {
 		pthread_mutex_lock(&e->pool_mu);
 		while (e->pool_busy)
 			pthread_cond_wait(&e->pool_done, &e->pool_mu);
@@ -385,16 +390,19 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		empty = st_master_nodes(e->part[p]) == 1;
 	if (empty) /* no record links below a root: the depth may change */
 		e->part_depth = 0;
-	pool_phase(e, 0);
+	size_t held = 0; /* records in the tables: at least those to fold */
+	for (unsigned i = 0; i < n; i++)
+		held += st_stab_count(e->flipped[i]);
+	pool_phase(e, 0, held < POOL_MIN_TABLE);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;
 	if (!e->part_depth && unlinked) {
 		choose_depth(e, unlinked);
-		pool_phase(e, 2);
+		pool_phase(e, 2, unlinked < POOL_MIN_WALK);
 	}
 	if (unlinked) /* else only known stacks came: nothing to walk or sort */
-		pool_phase(e, 1);
+		pool_phase(e, 1, unlinked < POOL_MIN_WALK);
 	uint64_t records = 0;
 	for (unsigned wk = 0; wk < e->nworkers; wk++) {
 		records += e->pool_records[wk];

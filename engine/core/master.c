@@ -72,7 +72,8 @@ struct st_master {
 	uint32_t estep;       /* by this: a power of two, epoch % estep is fixed */
 	uint64_t shape;       /* bumped by every structural change */
 	uint64_t order_shape; /* shape `order` was filled for (0 = none) */
-	uint32_t *order;      /* capn entries, snapshot builder scratch */
+	uint32_t *order;      /* capn entries, snapshot builder scratch; NULL in
+				 a partition (estep > 1): never used there */
 	uint32_t acap[NARRAYS]; /* each node array's entries (>= capn; one may
 				   be ahead after a failed growth) */
 };
@@ -123,6 +124,8 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 		void **pp = node_array(m, i, &es);
 		if (m->acap[i] >= capn)
 			continue; /* grew already, before a failure */
+		if (i == A_ORDER && m->estep > 1)
+			continue; /* a partition: st_snap_build_parts keeps its own map */
 		/* Every entry is written before it is read (invariant 5). */
 		void *p = st_region_grow(*pp, (size_t)m->acap[i] * es, (size_t)capn * es,
 					 ST_REGION_UNINIT);
@@ -193,6 +196,8 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	m->nm = nmetrics;
 	m->cap = node_cap;
 	m->other_id = other_id;
+	m->epoch = epoch0;
+	m->estep = estep;
 	if (alloc_nodes(m, 1024) || edges_resize(m, 2048)) {
 		st_master_destroy(m);
 		errno = ENOMEM;
@@ -200,8 +205,6 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	}
 	add_root(m);
 	m->shape = 1;
-	m->epoch = epoch0;
-	m->estep = estep;
 	return m;
 }
 
@@ -704,7 +707,8 @@ uint32_t st_master_nodes(const struct st_master *m)
 
 size_t st_master_memory(const struct st_master *m)
 {
-	return sizeof(*m) + (size_t)m->capn * (5 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
+	const size_t order = m->estep > 1 ? 0 : sizeof(uint32_t);
+	return sizeof(*m) + (size_t)m->capn * (4 * sizeof(uint32_t) + order + m->nm * sizeof(uint64_t) + 1) +
 	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t);
 }
 

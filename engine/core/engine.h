@@ -93,6 +93,7 @@ struct st_engine {
 	bool pool_stop;
 	/* Set by the merge_lock holder before a phase starts (merger.c). */
 	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions, 2 split rows */
+	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
 	atomic_uint pool_next;
 	/* Per worker, summed after a merge by the merge_lock holder. */

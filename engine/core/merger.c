@@ -147,9 +147,22 @@ static int pwork_grow(void **p, size_t *cap, size_t esize)
 	return 0;
 }
 
+/* Start the pool threads on the current phase (once per phase).  The mutex
+ * orders everything before it (the flipped tables, the lists of earlier
+ * phases) before the workers' reads.  Caller holds merge_lock. */
+static void pool_wake(struct st_engine *e)
+{
+	e->pool_woken = true;
+	pthread_mutex_lock(&e->pool_mu);
+	e->pool_gen++;
+	e->pool_busy = e->npool;
+	pthread_cond_broadcast(&e->pool_cv);
+	pthread_mutex_unlock(&e->pool_mu);
+}
+
 enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
-/* Below these many records in the tables (phase A, ~30 ns each when linked)
- * or to walk (phases S and B, ~300 ns each) the caller works alone. */
+/* Below these many records seen in the tables (phase A, ~30 ns each when
+ * linked) or to walk (phases S and B, ~300 ns each) the caller works alone. */
 enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
@@ -251,6 +264,7 @@ static uint64_t split_row(struct st_engine *e, unsigned wk)
 struct dist_ctx {
 	struct st_engine *e;
 	struct st_pwork *pw; /* this worker's row: nparts lists */
+	unsigned wk;
 	uint64_t records, dropped;
 	struct st_stab *t;   /* the table being distributed */
 	size_t n;            /* linked records queued, their leaves prefetched */
@@ -276,7 +290,8 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct st_engine *e = c->e;
 	unsigned p = st_master_epoch_part(r, e->nparts);
 	struct st_master *m = e->part[p];
-	c->records++;
+	if (++c->records == POOL_MIN_TABLE && e->pool_lazy && c->wk == 0)
+		pool_wake(e); /* enough work for the pool (pool_phase) */
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
 	if (st_master_rec_linked(m, r)) {
 		st_master_prefetch_rec(m, r);
@@ -338,7 +353,7 @@ static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
 	const unsigned n = phase == 0 ? e->pool_ntables : phase == 1 ? e->nparts : e->nworkers;
-	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
+	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts], .wk = wk };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
 		if (phase == 0) {
@@ -355,25 +370,21 @@ static void pool_work(struct st_engine *e, unsigned wk)
 	e->pool_dropped[wk] += c.dropped;
 }
 
-/* Run one phase on every worker (on the caller alone when solo: too little
- * work to pay for waking the pool, ~50-100 us on a busy host); returns when
- * no pool thread works.  Caller holds merge_lock. */
-static void pool_phase(struct st_engine *e, unsigned phase, bool solo)
+/* Run one phase; returns when no pool thread works.  The pool is woken at
+ * once unless lazy; when lazy, worker 0 (the caller) wakes it once it has
+ * seen POOL_MIN_TABLE records in phase A (dist_cb): waking costs ~50-100 us
+ * on a busy host, more than a small fold.  Caller holds merge_lock. */
+static void pool_phase(struct st_engine *e, unsigned phase, bool lazy)
 {
-	const bool wake = e->npool && !solo;
 	e->pool_phase = phase;
+	e->pool_woken = false;
+	e->pool_lazy = e->npool && lazy;
 	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
-	if (wake) {
-		/* The mutex orders everything before it (the flipped tables,
-		 * phase A's lists) before the workers' reads. */
-		pthread_mutex_lock(&e->pool_mu);
-		e->pool_gen++;
-		e->pool_busy = e->npool;
-		pthread_cond_broadcast(&e->pool_cv);
-		pthread_mutex_unlock(&e->pool_mu);
-	}
+	if (e->npool && !lazy)
+		pool_wake(e);
 	pool_work(e, 0);
-	if (wake) {
+	e->pool_lazy = false;
+	if (e->pool_woken) {
 		pthread_mutex_lock(&e->pool_mu);
 		while (e->pool_busy)
 			pthread_cond_wait(&e->pool_done, &e->pool_mu);
@@ -390,10 +401,7 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		empty = st_master_nodes(e->part[p]) == 1;
 	if (empty) /* no record links below a root: the depth may change */
 		e->part_depth = 0;
-	size_t held = 0; /* records in the tables: at least those to fold */
-	for (unsigned i = 0; i < n; i++)
-		held += st_stab_count(e->flipped[i]);
-	pool_phase(e, 0, held < POOL_MIN_TABLE);
+	pool_phase(e, 0, true);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;

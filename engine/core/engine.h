@@ -92,7 +92,8 @@ struct st_engine {
 	unsigned pool_busy;
 	bool pool_stop;
 	/* Set by the merge_lock holder before a phase starts (merger.c). */
-	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions, 2 split rows */
+	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions,
+				  2 split rows, 3 sort partitions */
 	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
 	atomic_uint pool_next;

@@ -744,6 +744,11 @@ static int cmp_nodes(const void *a, const void *b, void *arg)
 	return st_intern_cmp(c->in, c->frame[x], c->frame[y]);
 }
 
+size_t st_master_dirty(const struct st_master *m)
+{
+	return m->ndirty;
+}
+
 int st_master_sort(struct st_master *m, const struct st_intern *in)
 {
 	uint32_t *tmp = NULL;

@@ -42,6 +42,8 @@ void st_master_clear(struct st_master *m);
 uint64_t st_master_apply_cap(struct st_master *m);
 /* Put every dirty child list in name order (before a snapshot build). */
 int st_master_sort(struct st_master *m, const struct st_intern *in);
+/* Child lists st_master_sort has to sort. */
+size_t st_master_dirty(const struct st_master *m);
 uint32_t st_master_nodes(const struct st_master *m);
 size_t st_master_memory(const struct st_master *m);
 

@@ -132,8 +132,14 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  *   B. partitions: workers take PARTITIONS from pool_next; the taker of p
  *      alone touches part[p], the lists pwork[w * nparts + p] of every w and
  *      their records (a record is listed once): the unlinked ones of all
- *      lists in one st_master_link_sorted, then st_master_sort (so the
- *      publish finds the lists in name order).
+ *      lists in one st_master_link_sorted.
+ * Between them, only in a merge that found every partition empty, S: the
+ * merger picks part_depth from the lists (all under partition 0 in A), and
+ * workers take worker ROWS and move each row's records to their partitions.
+ * A publish (build_locked) runs one more, 3: workers take PARTITIONS and
+ * put their dirty child lists in name order (st_master_sort), once for all
+ * the folds since the last publish.  A phase with little work runs on the
+ * merge_lock holder alone (pool_phase).
  * When merge_locked returns no worker runs, and the tables go back as spares.
  */
 static int pwork_grow(void **p, size_t *cap, size_t esize)
@@ -343,8 +349,8 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 	}
 	dropped += st_master_link_sorted(m, own->unl, own->nunl);
 	own->nunl = 0;
-	/* Failure leaves the lists valid: publish_locked sorts again. */
-	(void)st_master_sort(m, e->intern);
+	/* Child lists are sorted by the publish (build_locked, phase 3), once
+	 * for all the folds since the last one, as with one partition. */
 	return dropped;
 }
 
@@ -352,7 +358,7 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
-	const unsigned n = phase == 0 ? e->pool_ntables : phase == 1 ? e->nparts : e->nworkers;
+	const unsigned n = phase == 0 ? e->pool_ntables : phase == 2 ? e->nworkers : e->nparts;
 	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts], .wk = wk };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
@@ -362,8 +368,11 @@ static void pool_work(struct st_engine *e, unsigned wk)
 			dist_drain(&c); /* the queue holds records of c.t only */
 		} else if (phase == 1) {
 			c.dropped += fold_part(e, i);
-		} else {
+		} else if (phase == 2) {
 			c.dropped += split_row(e, i);
+		} else {
+			/* Failure leaves the lists valid: build_locked retries. */
+			(void)st_master_sort(e->part[i], e->intern);
 		}
 	}
 	e->pool_records[wk] += c.records;
@@ -550,6 +559,11 @@ static struct st_snap *build_locked(struct st_engine *e)
 		return s;
 	}
 	struct st_master_view v[ST_PARTS_MAX];
+	size_t dirty = 0;
+	for (unsigned p = 0; p < e->nparts; p++)
+		dirty += st_master_dirty(e->part[p]);
+	if (dirty) /* each partition's lists in name order, by the pool */
+		pool_phase(e, 3, dirty < POOL_MIN_WALK);
 	for (unsigned p = 0; p < e->nparts; p++) {
 		if (st_master_sort(e->part[p], e->intern))
 			return NULL;

@@ -96,6 +96,8 @@ struct st_engine {
 				  2 split rows, 3 sort partitions */
 	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
+	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */
+	struct st_pwork ssrc[ST_PARTS_MAX]; /* phase S: each row's list 0, detached */
 	atomic_uint pool_next;
 	/* Per worker, summed after a merge by the merge_lock holder. */
 	uint64_t pool_records[ST_PARTS_MAX], pool_dropped[ST_PARTS_MAX];

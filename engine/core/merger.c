@@ -134,8 +134,9 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  *      their records (a record is listed once): the unlinked ones of all
  *      lists in one st_master_link_sorted.
  * Between them, only in a merge that found every partition empty, S: the
- * merger picks part_depth from the lists (all under partition 0 in A), and
- * workers take worker ROWS and move each row's records to their partitions.
+ * merger picks part_depth from the lists (all under partition 0 in A) and
+ * detaches them (e->ssrc); workers take CHUNKS of them and list each record
+ * under its partition in their own row.
  * A publish (build_locked) runs one more, 3: workers take PARTITIONS and
  * put their dirty child lists in name order (st_master_sort), once for all
  * the folds since the last publish.  A phase with little work runs on the
@@ -170,6 +171,8 @@ enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
 /* Below these many records seen in the tables (phase A, ~30 ns each when
  * linked) or to walk (phases S and B, ~300 ns each) the caller works alone. */
 enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
+/* Phase S hands out the listed records in chunks of this many. */
+enum { SPLIT_CHUNK = 16384 };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
 {
@@ -241,30 +244,54 @@ static void choose_depth(struct st_engine *e, size_t unlinked)
 	st_free(hist);
 }
 
-/* Phase S for worker row wk (its taker only): move the records of its
- * partition-0 list to their partitions' lists.  Returns records dropped. */
-static uint64_t split_row(struct st_engine *e, unsigned wk)
+/* Phase S, chunk i of the records listed in A (detached into e->ssrc[] by
+ * split_begin): worker wk moves them to its own row's lists of their
+ * partitions.  Returns records dropped. */
+static uint64_t split_chunk(struct st_engine *e, unsigned wk, unsigned i)
 {
+	unsigned w = 0;
+	size_t off = (size_t)i * SPLIT_CHUNK;
+	while (off >= e->ssrc[w].nunl) { /* rows with records: each has a chunk */
+		off -= (e->ssrc[w].nunl + SPLIT_CHUNK - 1) / SPLIT_CHUNK * SPLIT_CHUNK;
+		w++;
+	}
+	const struct st_pwork *src = &e->ssrc[w];
+	const size_t end = off + SPLIT_CHUNK < src->nunl ? off + SPLIT_CHUNK : src->nunl;
 	struct st_pwork *row = &e->pwork[wk * e->nparts];
 	uint64_t dropped = 0;
-	size_t keep = 0;
-	for (size_t i = 0; i < row[0].nunl; i++) {
-		struct st_srec *r = row[0].unl[i];
-		const unsigned p = part_key(e, r);
-		if (!p) {
-			row[0].unl[keep++] = r;
-			continue;
-		}
-		struct st_pwork *w = &row[p];
-		if (w->nunl == w->unlcap &&
-		    pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
+	for (size_t j = off; j < end; j++) {
+		struct st_srec *r = src->unl[j];
+		struct st_pwork *l = &row[part_key(e, r)];
+		if (l->nunl == l->unlcap &&
+		    pwork_grow((void **)&l->unl, &l->unlcap, sizeof(*l->unl))) {
 			dropped++; /* as in dist_cb: counted, not folded */
 			continue;
 		}
-		w->unl[w->nunl++] = r;
+		l->unl[l->nunl++] = r;
 	}
-	row[0].nunl = keep;
 	return dropped;
+}
+
+/* Before phase S: detach every row's partition-0 list (where A listed all)
+ * into e->ssrc[]; returns the number of chunks. */
+static unsigned split_begin(struct st_engine *e)
+{
+	unsigned chunks = 0;
+	for (unsigned w = 0; w < e->nworkers; w++) {
+		struct st_pwork *l = &e->pwork[w * e->nparts];
+		e->ssrc[w] = *l;
+		*l = (struct st_pwork){ 0 };
+		chunks += (unsigned)((e->ssrc[w].nunl + SPLIT_CHUNK - 1) / SPLIT_CHUNK);
+	}
+	return chunks;
+}
+
+static void split_end(struct st_engine *e)
+{
+	for (unsigned w = 0; w < e->nworkers; w++) {
+		st_region_free(e->ssrc[w].unl, e->ssrc[w].unlcap * sizeof(*e->ssrc[w].unl));
+		e->ssrc[w] = (struct st_pwork){ 0 };
+	}
 }
 
 struct dist_ctx {
@@ -358,7 +385,7 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
-	const unsigned n = phase == 0 ? e->pool_ntables : phase == 2 ? e->nworkers : e->nparts;
+	const unsigned n = phase == 0 ? e->pool_ntables : phase == 2 ? e->pool_nchunks : e->nparts;
 	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts], .wk = wk };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
@@ -369,7 +396,7 @@ static void pool_work(struct st_engine *e, unsigned wk)
 		} else if (phase == 1) {
 			c.dropped += fold_part(e, i);
 		} else if (phase == 2) {
-			c.dropped += split_row(e, i);
+			c.dropped += split_chunk(e, wk, i);
 		} else {
 			/* Failure leaves the lists valid: build_locked retries. */
 			(void)st_master_sort(e->part[i], e->intern);
@@ -416,7 +443,9 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		unlinked += e->pwork[i].nunl;
 	if (!e->part_depth && unlinked) {
 		choose_depth(e, unlinked);
+		e->pool_nchunks = split_begin(e);
 		pool_phase(e, 2, unlinked < POOL_MIN_WALK);
+		split_end(e);
 	}
 	if (unlinked) /* else only known stacks came: nothing to walk or sort */
 		pool_phase(e, 1, unlinked < POOL_MIN_WALK);

@@ -97,6 +97,7 @@ struct st_engine {
 	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
 	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */
+	uint8_t pool_order[ST_PARTS_MAX]; /* phase B: partitions, biggest first */
 	struct st_pwork ssrc[ST_PARTS_MAX]; /* phase S: each row's list 0, detached */
 	atomic_uint pool_next;
 	/* Per worker, summed after a merge by the merge_lock holder. */

@@ -394,7 +394,7 @@ static void pool_work(struct st_engine *e, unsigned wk)
 			st_stab_foreach_touched(c.t, dist_cb, &c);
 			dist_drain(&c); /* the queue holds records of c.t only */
 		} else if (phase == 1) {
-			c.dropped += fold_part(e, i);
+			c.dropped += fold_part(e, e->pool_order[i]);
 		} else if (phase == 2) {
 			c.dropped += split_chunk(e, wk, i);
 		} else {
@@ -447,8 +447,20 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		pool_phase(e, 2, unlinked < POOL_MIN_WALK);
 		split_end(e);
 	}
-	if (unlinked) /* else only known stacks came: nothing to walk or sort */
+	if (unlinked) { /* else only known stacks came: nothing to walk */
+		/* The biggest partitions first, so no worker is left with a big
+		 * one at the end while the others wait (list length ~ work). */
+		size_t len[ST_PARTS_MAX] = { 0 };
+		for (unsigned p = 0; p < e->nparts; p++) {
+			for (unsigned wk = 0; wk < e->nworkers; wk++)
+				len[p] += e->pwork[wk * e->nparts + p].nunl;
+			unsigned j = p;
+			for (; j > 0 && len[e->pool_order[j - 1]] < len[p]; j--)
+				e->pool_order[j] = e->pool_order[j - 1];
+			e->pool_order[j] = (uint8_t)p;
+		}
 		pool_phase(e, 1, unlinked < POOL_MIN_WALK);
+	}
 	uint64_t records = 0;
 	for (unsigned wk = 0; wk < e->nworkers; wk++) {
 		records += e->pool_records[wk];

@@ -201,7 +201,8 @@ static unsigned part_key(const struct st_engine *e, struct st_srec *r)
 /* Pick part_depth from a sample of the unlinked records listed in phase A
  * (every partition empty: all are in the lists of partition 0): the least
  * depth at which no partition gets much over its share (binomial noise
- * allowed for), else the most even one. */
+ * allowed for), else the most even one; the deepest when the sample is too
+ * small to tell. */
 static void choose_depth(struct st_engine *e, size_t unlinked)
 {
 	uint32_t(*hist)[ST_PARTS_MAX] = st_calloc(PART_DEPTH_MAX, sizeof(*hist));
@@ -224,6 +225,13 @@ static void choose_depth(struct st_engine *e, size_t unlinked)
 			}
 			total++;
 		}
+	}
+	if (total < 4 * (size_t)e->nparts) {
+		/* Too few to judge a prefix by: split by (nearly) the whole
+		 * stack, evenly, until a reset (shared nodes are repeated). */
+		e->part_depth = PART_DEPTH_MAX;
+		st_free(hist);
+		return;
 	}
 	const double mean = (double)total / e->nparts;
 	const double ok = mean * 1.15 + 3 * sqrt(mean) + 1;

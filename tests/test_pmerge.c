@@ -305,3 +305,49 @@ Test(pmerge, allocation_failure_keeps_totals_exact)
 	}
 	cr_expect_gt(failures, 0, "no injected failure hit the merge");
 }
+
+/* The partitions split the trie below a shared prefix, not stack by stack:
+ * stacks that share nodes mostly land in one partition, so two workers'
+ * master holds about the nodes of one trie (the whole-stack hash made each
+ * shared node once per partition: 2-3x the memory on this workload). */
+Test(pmerge, partitions_do_not_duplicate_shared_prefixes)
+{
+	enum { NSTACKS = 60000, DEPTH = 20, NF = 512 };
+	size_t mem[2];
+	uint64_t nodes[2];
+	for (unsigned k = 0; k < 2; k++) {
+		struct st_engine *e = mk_workers_nm(k + 1, 0, 1);
+		char b[32];
+		for (unsigned i = 0; i < NF; i++)
+			cr_assert_eq(st_intern(e, b, (size_t)snprintf(b, sizeof(b), "f%u", i)),
+				     (int64_t)i + 1);
+		struct st_writer *w = st_writer_open(e);
+		cr_assert_not_null(w);
+		uint32_t f[DEPTH];
+		for (uint64_t i = 0; i < NSTACKS; i++) {
+			/* Three frames every stack has, then a tree splitting
+			 * ~10 ways every 4 levels. */
+			for (uint32_t d = 0; d < DEPTH; d++) {
+				uint64_t p = d < 3 ? 0 : i / (uint64_t)(d < 7 ? 6000 : d < 11 ? 600 : d < 15 ? 60 : d < 19 ? 6 : 1);
+				uint64_t s = p * 0x9e3779b97f4a7c15ULL + d;
+				f[d] = 1 + (uint32_t)(ts_rand(&s) % NF);
+			}
+			cr_assert_eq(st_writer_ingest(w, f, DEPTH, (uint64_t[]){ 1 }), 0);
+		}
+		st_writer_close(w);
+		cr_assert_neq(st_flush(e), 0);
+		struct st_stats st;
+		st_engine_stats(e, &st);
+		cr_assert_eq(st.dropped, 0);
+		struct st_snap *s = st_snap_acquire(e);
+		cr_assert_eq(st_snap_total(s, ST_NODE_ROOT, 0), NSTACKS);
+		nodes[k] = st_snap_node_count(s);
+		st_snap_release(s);
+		mem[k] = st.mem_master;
+		st_engine_destroy(e);
+	}
+	cr_expect_eq(nodes[1], nodes[0]);
+	cr_expect_leq(mem[1], mem[0] + mem[0] / 2,
+		      "two workers' master %zu bytes, one worker's %zu (%llu nodes)", mem[1], mem[0],
+		      (unsigned long long)nodes[0]);
+}

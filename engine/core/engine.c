@@ -158,7 +158,8 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	merge_layout(e, ncpu);
 	for (unsigned p = 0; p < e->nparts; p++) {
-		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id);
+		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id,
+					      e->nparts + p, e->nparts);
 		if (!e->part[p])
 			goto fail;
 	}

@@ -46,11 +46,13 @@ struct st_engine {
 
 	/* Everything below is protected by merge_lock. */
 	pthread_mutex_t merge_lock;
-	/* The master, split by stack hash into nparts = 2^k partitions
-	 * (merger.c): record r belongs to part[r->hash >> part_shift] forever.
-	 * nparts is 1 (part_shift unused) with one merge worker or a node cap. */
+	/* The master, split into nparts = 2^k partitions by the hash of each
+	 * stack's first part_depth frames (merger.c, "partitions"): part_depth
+	 * is chosen while every partition is empty, a linked record's epoch
+	 * names its partition.  nparts is 1 (part_shift, part_depth unused)
+	 * with one merge worker or a node cap. */
 	struct st_master *part[ST_PARTS_MAX];
-	unsigned nparts, part_shift;
+	unsigned nparts, part_shift, part_depth;
 	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
 				     list for partition p at [w * nparts + p] */
 	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
@@ -90,8 +92,13 @@ struct st_engine {
 	unsigned pool_busy;
 	bool pool_stop;
 	/* Set by the merge_lock holder before a phase starts (merger.c). */
-	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions */
+	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions,
+				  2 split rows, 3 sort partitions */
+	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
+	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */
+	uint8_t pool_order[ST_PARTS_MAX]; /* phase B: partitions, biggest first */
+	struct st_pwork ssrc[ST_PARTS_MAX]; /* phase S: each row's list 0, detached */
 	atomic_uint pool_next;
 	/* Per worker, summed after a merge by the merge_lock holder. */
 	uint64_t pool_records[ST_PARTS_MAX], pool_dropped[ST_PARTS_MAX];

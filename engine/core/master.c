@@ -32,7 +32,9 @@
  *   2. A child list is: the NEW children (any order) first, then the others
  *      in name order.  st_master_sort() restores full order on DIRTY parents.
  *   3. Within one epoch a node index always names the same path, so a
- *      record's (leaf, epoch) is exact when epoch == m->epoch.
+ *      record's (leaf, epoch) is exact when epoch == m->epoch.  Epochs step
+      by estep (a power of two) and are never 0, so epoch % estep is fixed:
+      a record's epoch also names the partition it is linked into (merger.c).
  *   4. Node-cap folding conserves every metric: a dropped subtree's totals are
  *      added to its parent's [other] child.
  *   5. Memory (region.h): each node array, the edge table and the dirty
@@ -67,9 +69,11 @@ struct st_master {
 	uint32_t *dirty;
 	size_t ndirty, dcap;
 	uint32_t epoch;       /* bumped when node indexes stop meaning paths */
+	uint32_t estep;       /* by this: a power of two, epoch % estep is fixed */
 	uint64_t shape;       /* bumped by every structural change */
 	uint64_t order_shape; /* shape `order` was filled for (0 = none) */
-	uint32_t *order;      /* capn entries, snapshot builder scratch */
+	uint32_t *order;      /* capn entries, snapshot builder scratch; NULL in
+				 a partition (estep > 1): never used there */
 	uint32_t acap[NARRAYS]; /* each node array's entries (>= capn; one may
 				   be ahead after a failed growth) */
 };
@@ -120,6 +124,8 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 		void **pp = node_array(m, i, &es);
 		if (m->acap[i] >= capn)
 			continue; /* grew already, before a failure */
+		if (i == A_ORDER && m->estep > 1)
+			continue; /* a partition: st_snap_build_parts keeps its own map */
 		/* Every entry is written before it is read (invariant 5). */
 		void *p = st_region_grow(*pp, (size_t)m->acap[i] * es, (size_t)capn * es,
 					 ST_REGION_UNINIT);
@@ -174,7 +180,15 @@ static int edges_resize(struct st_master *m, size_t nslots)
 	return 0;
 }
 
-struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id)
+/* The next epoch: same residue mod estep, never 0 (a record's initial epoch). */
+static uint32_t epoch_next(uint32_t epoch, uint32_t estep)
+{
+	epoch += estep;
+	return epoch ? epoch : estep;
+}
+
+struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id,
+				   uint32_t epoch0, uint32_t estep)
 {
 	struct st_master *m = st_calloc(1, sizeof(*m));
 	if (!m)
@@ -182,6 +196,8 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	m->nm = nmetrics;
 	m->cap = node_cap;
 	m->other_id = other_id;
+	m->epoch = epoch0;
+	m->estep = estep;
 	if (alloc_nodes(m, 1024) || edges_resize(m, 2048)) {
 		st_master_destroy(m);
 		errno = ENOMEM;
@@ -189,7 +205,6 @@ struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_
 	}
 	add_root(m);
 	m->shape = 1;
-	m->epoch = 1;
 	return m;
 }
 
@@ -212,7 +227,7 @@ void st_master_clear(struct st_master *m)
 {
 	memset(m->edges, 0, (m->emask + 1) * sizeof(*m->edges));
 	m->ndirty = 0;
-	m->epoch++;
+	m->epoch = epoch_next(m->epoch, m->estep);
 	add_root(m);
 	m->shape++;
 }
@@ -692,7 +707,8 @@ uint32_t st_master_nodes(const struct st_master *m)
 
 size_t st_master_memory(const struct st_master *m)
 {
-	return sizeof(*m) + (size_t)m->capn * (5 * sizeof(uint32_t) + m->nm * sizeof(uint64_t) + 1) +
+	const size_t order = m->estep > 1 ? 0 : sizeof(uint32_t);
+	return sizeof(*m) + (size_t)m->capn * (4 * sizeof(uint32_t) + order + m->nm * sizeof(uint64_t) + 1) +
 	       (m->emask + 1) * sizeof(uint32_t) + m->dcap * sizeof(uint32_t);
 }
 
@@ -726,6 +742,11 @@ static int cmp_nodes(const void *a, const void *b, void *arg)
 	const struct sort_ctx *c = arg;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return st_intern_cmp(c->in, c->frame[x], c->frame[y]);
+}
+
+size_t st_master_dirty(const struct st_master *m)
+{
+	return m->ndirty;
 }
 
 int st_master_sort(struct st_master *m, const struct st_intern *in)
@@ -809,7 +830,7 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	uint64_t *sorted = st_malloc((size_t)n * sizeof(uint64_t));
 	uint32_t *map = st_malloc((size_t)n * sizeof(uint32_t));
 	uint64_t *nph = st_malloc((size_t)n * sizeof(uint64_t));
-	struct st_master *nw = st_master_create(nm, m->cap, m->other_id);
+	struct st_master *nw = st_master_create(nm, m->cap, m->other_id, m->epoch, m->estep);
 	uint64_t folded = 0;
 	if (!tot || !sorted || !map || !nph || !nw)
 		goto out; /* over the cap until memory allows; totals unaffected */
@@ -866,7 +887,8 @@ uint64_t st_master_apply_cap(struct st_master *m)
 	*nw = tmpm;
 	m->shape = tmpm.shape + 1;
 	m->order_shape = 0;
-	m->epoch = tmpm.epoch + 1; /* indexes moved: records must walk again */
+	m->estep = tmpm.estep;
+	m->epoch = epoch_next(tmpm.epoch, tmpm.estep); /* indexes moved: records must walk again */
 out_free_new:
 	st_master_destroy(nw);
 	nw = NULL;

@@ -10,7 +10,11 @@ struct st_master;
 /* At most this many master partitions (merger.c splits the master by stack
  * hash when it has several merge workers). */
 #define ST_PARTS_MAX 64
-struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id);
+/* Its epochs are epoch0, epoch0 + estep, ... (estep a power of two, epoch0
+ * nonzero): partition p of P uses epoch0 = P + p, estep = P, so a linked
+ * record's epoch % P is its partition (invariant 3 in master.c). */
+struct st_master *st_master_create(unsigned nmetrics, uint64_t node_cap, uint32_t other_id,
+				   uint32_t epoch0, uint32_t estep);
 void st_master_destroy(struct st_master *m);
 /* Fold one shard record: add v (what it gained since its last fold) to its
  * leaf, walking (and creating) the path only when the record's (leaf, epoch)
@@ -21,6 +25,11 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 void st_master_add_linked_shared(struct st_master *m, const struct st_srec *r, const uint64_t *v);
 /* True when r's (leaf, epoch) link is valid: folding it needs no walk. */
 bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r);
+/* The partition (of estep) r's epoch names, linked or not. */
+static inline unsigned st_master_epoch_part(const struct st_srec *r, unsigned estep)
+{
+	return r->epoch & (estep - 1);
+}
 /* Fold n unlinked records, rebased (st_stab_rebase: their values are what
  * they gained): sorts recs by frames, then walks each from where it
  * diverges from the previous one, links it and adds its values.  Returns how many
@@ -33,6 +42,8 @@ void st_master_clear(struct st_master *m);
 uint64_t st_master_apply_cap(struct st_master *m);
 /* Put every dirty child list in name order (before a snapshot build). */
 int st_master_sort(struct st_master *m, const struct st_intern *in);
+/* Child lists st_master_sort has to sort. */
+size_t st_master_dirty(const struct st_master *m);
 uint32_t st_master_nodes(const struct st_master *m);
 size_t st_master_memory(const struct st_master *m);
 

@@ -25,6 +25,7 @@
  * a merge each table, then each partition, has exactly one worker.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,10 +103,20 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 
 /*
  * With several merge workers the master is nparts tries (engine.c picks
- * nparts); a record belongs to part[r->hash >> part_shift]: the hash's top
- * bits, while shard slot tables index by its low bits.  Its hash never
- * changes, so its (leaf, epoch) link always names a node of that one
- * partition (master.c invariant 3 holds per partition).
+ * nparts).  An unlinked record goes to the partition of part_key: the hash
+ * of its first part_depth frames (all of them when it is shorter).  A
+ * prefix, not the whole stack: stacks in different partitions duplicate
+ * their shared nodes (each partition walks and creates them, the publish
+ * merges them by name), so splitting by the whole stack's hash made 2.65x
+ * the nodes of one trie on the cold bench workload.  Below depth
+ * part_depth a subtree lives in one partition.  part_depth is the least
+ * depth whose prefixes spread a sample of the records evenly over the
+ * partitions (choose_depth), chosen while every partition is empty (no
+ * record links to a node but a root, whose key no depth changes), so it
+ * changes only after st_reset.  A linked record's epoch names its
+ * partition (master.h): linked ones are not hashed again.  So a stack's
+ * records always meet in one partition, and master.c invariant 3 holds
+ * per partition.
  *
  * A merge is still one flip and one grace period (rule E1): after it the
  * merge_lock holder owns every flipped table, and hands them to the pool
@@ -121,8 +132,15 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  *   B. partitions: workers take PARTITIONS from pool_next; the taker of p
  *      alone touches part[p], the lists pwork[w * nparts + p] of every w and
  *      their records (a record is listed once): the unlinked ones of all
- *      lists in one st_master_link_sorted, then st_master_sort (so the
- *      publish finds the lists in name order).
+ *      lists in one st_master_link_sorted.
+ * Between them, only in a merge that found every partition empty, S: the
+ * merger picks part_depth from the lists (all under partition 0 in A) and
+ * detaches them (e->ssrc); workers take CHUNKS of them and list each record
+ * under its partition in their own row.
+ * A publish (build_locked) runs one more, 3: workers take PARTITIONS and
+ * put their dirty child lists in name order (st_master_sort), once for all
+ * the folds since the last publish.  A phase with little work runs on the
+ * merge_lock holder alone (pool_phase).
  * When merge_locked returns no worker runs, and the tables go back as spares.
  */
 static int pwork_grow(void **p, size_t *cap, size_t esize)
@@ -136,9 +154,158 @@ static int pwork_grow(void **p, size_t *cap, size_t esize)
 	return 0;
 }
 
+/* Start the pool threads on the current phase (once per phase).  The mutex
+ * orders everything before it (the flipped tables, the lists of earlier
+ * phases) before the workers' reads.  Caller holds merge_lock. */
+static void pool_wake(struct st_engine *e)
+{
+	e->pool_woken = true;
+	pthread_mutex_lock(&e->pool_mu);
+	e->pool_gen++;
+	e->pool_busy = e->npool;
+	pthread_cond_broadcast(&e->pool_cv);
+	pthread_mutex_unlock(&e->pool_mu);
+}
+
+enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
+/* Below these many records seen in the tables (phase A, ~30 ns each when
+ * linked) or to walk (phases S and B, ~300 ns each) the caller works alone. */
+enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
+/* Phase S hands out the listed records in chunks of this many. */
+enum { SPLIT_CHUNK = 16384 };
+
+static inline uint64_t key_step(uint64_t h, uint32_t f)
+{
+	return (h ^ f) * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+}
+
+static inline unsigned key_part(const struct st_engine *e, uint64_t h)
+{
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (unsigned)(h >> e->part_shift);
+}
+
+/* The partition of an unlinked record. */
+static unsigned part_key(const struct st_engine *e, struct st_srec *r)
+{
+	const uint32_t *f = st_srec_frames(r, e->opt.nmetrics);
+	const uint32_t k = r->depth < e->part_depth ? r->depth : e->part_depth;
+	uint64_t h = 0;
+	for (uint32_t d = 0; d < k; d++)
+		h = key_step(h, f[d]);
+	return key_part(e, h);
+}
+
+/* Pick part_depth from a sample of the unlinked records listed in phase A
+ * (every partition empty: all are in the lists of partition 0): the least
+ * depth at which no partition gets much over its share (binomial noise
+ * allowed for), else the most even one; the deepest when the sample is too
+ * small to tell. */
+static void choose_depth(struct st_engine *e, size_t unlinked)
+{
+	uint32_t(*hist)[ST_PARTS_MAX] = st_calloc(PART_DEPTH_MAX, sizeof(*hist));
+	if (!hist) {
+		e->part_depth = PART_DEPTH_MAX; /* still exact, only less shared */
+		return;
+	}
+	const size_t stride = unlinked / PART_SAMPLE + 1;
+	size_t total = 0;
+	for (unsigned wk = 0; wk < e->nworkers; wk++) {
+		const struct st_pwork *w = &e->pwork[wk * e->nparts];
+		for (size_t i = 0; i < w->nunl; i += stride) {
+			const struct st_srec *r = w->unl[i];
+			const uint32_t *f = st_srec_frames((struct st_srec *)r, e->opt.nmetrics);
+			uint64_t h = 0;
+			for (uint32_t d = 0; d < PART_DEPTH_MAX; d++) {
+				if (d < r->depth)
+					h = key_step(h, f[d]);
+				hist[d][key_part(e, h)]++;
+			}
+			total++;
+		}
+	}
+	if (total < 4 * (size_t)e->nparts) {
+		/* Too few to judge a prefix by: split by (nearly) the whole
+		 * stack, evenly, until a reset (shared nodes are repeated). */
+		e->part_depth = PART_DEPTH_MAX;
+		st_free(hist);
+		return;
+	}
+	const double mean = (double)total / e->nparts;
+	const double ok = mean * 1.15 + 3 * sqrt(mean) + 1;
+	unsigned best = PART_DEPTH_MAX;
+	uint32_t bestmax = UINT32_MAX;
+	for (unsigned d = 0; d < PART_DEPTH_MAX; d++) {
+		uint32_t mx = 0;
+		for (unsigned p = 0; p < e->nparts; p++)
+			mx = hist[d][p] > mx ? hist[d][p] : mx;
+		if (mx < bestmax) {
+			bestmax = mx;
+			best = d + 1;
+		}
+		if (mx <= ok)
+			break;
+	}
+	e->part_depth = best;
+	st_free(hist);
+}
+
+/* Phase S, chunk i of the records listed in A (detached into e->ssrc[] by
+ * split_begin): worker wk moves them to its own row's lists of their
+ * partitions.  Returns records dropped. */
+static uint64_t split_chunk(struct st_engine *e, unsigned wk, unsigned i)
+{
+	unsigned w = 0;
+	size_t off = (size_t)i * SPLIT_CHUNK;
+	while (off >= e->ssrc[w].nunl) { /* rows with records: each has a chunk */
+		off -= (e->ssrc[w].nunl + SPLIT_CHUNK - 1) / SPLIT_CHUNK * SPLIT_CHUNK;
+		w++;
+	}
+	const struct st_pwork *src = &e->ssrc[w];
+	const size_t end = off + SPLIT_CHUNK < src->nunl ? off + SPLIT_CHUNK : src->nunl;
+	struct st_pwork *row = &e->pwork[wk * e->nparts];
+	uint64_t dropped = 0;
+	for (size_t j = off; j < end; j++) {
+		struct st_srec *r = src->unl[j];
+		struct st_pwork *l = &row[part_key(e, r)];
+		if (l->nunl == l->unlcap &&
+		    pwork_grow((void **)&l->unl, &l->unlcap, sizeof(*l->unl))) {
+			dropped++; /* as in dist_cb: counted, not folded */
+			continue;
+		}
+		l->unl[l->nunl++] = r;
+	}
+	return dropped;
+}
+
+/* Before phase S: detach every row's partition-0 list (where A listed all)
+ * into e->ssrc[]; returns the number of chunks. */
+static unsigned split_begin(struct st_engine *e)
+{
+	unsigned chunks = 0;
+	for (unsigned w = 0; w < e->nworkers; w++) {
+		struct st_pwork *l = &e->pwork[w * e->nparts];
+		e->ssrc[w] = *l;
+		*l = (struct st_pwork){ 0 };
+		chunks += (unsigned)((e->ssrc[w].nunl + SPLIT_CHUNK - 1) / SPLIT_CHUNK);
+	}
+	return chunks;
+}
+
+static void split_end(struct st_engine *e)
+{
+	for (unsigned w = 0; w < e->nworkers; w++) {
+		st_region_free(e->ssrc[w].unl, e->ssrc[w].unlcap * sizeof(*e->ssrc[w].unl));
+		e->ssrc[w] = (struct st_pwork){ 0 };
+	}
+}
+
 struct dist_ctx {
 	struct st_engine *e;
 	struct st_pwork *pw; /* this worker's row: nparts lists */
+	unsigned wk;
 	uint64_t records, dropped;
 	struct st_stab *t;   /* the table being distributed */
 	size_t n;            /* linked records queued, their leaves prefetched */
@@ -162,9 +329,10 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct dist_ctx *c = arg;
 	struct st_engine *e = c->e;
-	const unsigned p = (unsigned)(r->hash >> e->part_shift);
+	unsigned p = st_master_epoch_part(r, e->nparts);
 	struct st_master *m = e->part[p];
-	c->records++;
+	if (++c->records == POOL_MIN_TABLE && e->pool_lazy && c->wk == 0)
+		pool_wake(e); /* enough work for the pool (pool_phase) */
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
 	if (st_master_rec_linked(m, r)) {
 		st_master_prefetch_rec(m, r);
@@ -174,6 +342,9 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 			dist_drain(c);
 		return;
 	}
+	/* part_depth 0: every partition is empty, this merge chooses it after
+	 * phase A from what came; listed in partition 0 meanwhile. */
+	p = e->part_depth ? part_key(e, r) : 0;
 	struct st_pwork *w = &c->pw[p];
 	st_stab_rebase(t, r);
 	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
@@ -213,8 +384,8 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 	}
 	dropped += st_master_link_sorted(m, own->unl, own->nunl);
 	own->nunl = 0;
-	/* Failure leaves the lists valid: publish_locked sorts again. */
-	(void)st_master_sort(m, e->intern);
+	/* Child lists are sorted by the publish (build_locked, phase 3), once
+	 * for all the folds since the last one, as with one partition. */
 	return dropped;
 }
 
@@ -222,39 +393,42 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
-	const unsigned n = phase == 0 ? e->pool_ntables : e->nparts;
-	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts] };
+	const unsigned n = phase == 0 ? e->pool_ntables : phase == 2 ? e->pool_nchunks : e->nparts;
+	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts], .wk = wk };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
 		if (phase == 0) {
 			c.t = e->flipped[i];
 			st_stab_foreach_touched(c.t, dist_cb, &c);
 			dist_drain(&c); /* the queue holds records of c.t only */
+		} else if (phase == 1) {
+			c.dropped += fold_part(e, e->pool_order[i]);
+		} else if (phase == 2) {
+			c.dropped += split_chunk(e, wk, i);
 		} else {
-			c.dropped += fold_part(e, i);
+			/* Failure leaves the lists valid: build_locked retries. */
+			(void)st_master_sort(e->part[i], e->intern);
 		}
 	}
 	e->pool_records[wk] += c.records;
 	e->pool_dropped[wk] += c.dropped;
 }
 
-/* Run one phase on every worker; returns when no pool thread works.
- * Caller holds merge_lock. */
-static void pool_phase(struct st_engine *e, unsigned phase)
+/* Run one phase; returns when no pool thread works.  The pool is woken at
+ * once unless lazy; when lazy, worker 0 (the caller) wakes it once it has
+ * seen POOL_MIN_TABLE records in phase A (dist_cb): waking costs ~50-100 us
+ * on a busy host, more than a small fold.  Caller holds merge_lock. */
+static void pool_phase(struct st_engine *e, unsigned phase, bool lazy)
 {
 	e->pool_phase = phase;
+	e->pool_woken = false;
+	e->pool_lazy = e->npool && lazy;
 	atomic_store_explicit(&e->pool_next, 0, memory_order_relaxed);
-	if (e->npool) {
-		/* The mutex orders everything before it (the flipped tables,
-		 * phase A's lists) before the workers' reads. */
-		pthread_mutex_lock(&e->pool_mu);
-		e->pool_gen++;
-		e->pool_busy = e->npool;
-		pthread_cond_broadcast(&e->pool_cv);
-		pthread_mutex_unlock(&e->pool_mu);
-	}
+	if (e->npool && !lazy)
+		pool_wake(e);
 	pool_work(e, 0);
-	if (e->npool) {
+	e->pool_lazy = false;
+	if (e->pool_woken) {
 		pthread_mutex_lock(&e->pool_mu);
 		while (e->pool_busy)
 			pthread_cond_wait(&e->pool_done, &e->pool_mu);
@@ -266,12 +440,35 @@ static void pool_phase(struct st_engine *e, unsigned phase)
 static uint64_t pool_merge(struct st_engine *e, unsigned n)
 {
 	e->pool_ntables = n;
-	pool_phase(e, 0);
+	bool empty = true;
+	for (unsigned p = 0; p < e->nparts && empty; p++)
+		empty = st_master_nodes(e->part[p]) == 1;
+	if (empty) /* no record links below a root: the depth may change */
+		e->part_depth = 0;
+	pool_phase(e, 0, true);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;
-	if (unlinked) /* else only known stacks came: nothing to walk or sort */
-		pool_phase(e, 1);
+	if (!e->part_depth && unlinked) {
+		choose_depth(e, unlinked);
+		e->pool_nchunks = split_begin(e);
+		pool_phase(e, 2, unlinked < POOL_MIN_WALK);
+		split_end(e);
+	}
+	if (unlinked) { /* else only known stacks came: nothing to walk */
+		/* The biggest partitions first, so no worker is left with a big
+		 * one at the end while the others wait (list length ~ work). */
+		size_t len[ST_PARTS_MAX] = { 0 };
+		for (unsigned p = 0; p < e->nparts; p++) {
+			for (unsigned wk = 0; wk < e->nworkers; wk++)
+				len[p] += e->pwork[wk * e->nparts + p].nunl;
+			unsigned j = p;
+			for (; j > 0 && len[e->pool_order[j - 1]] < len[p]; j--)
+				e->pool_order[j] = e->pool_order[j - 1];
+			e->pool_order[j] = (uint8_t)p;
+		}
+		pool_phase(e, 1, unlinked < POOL_MIN_WALK);
+	}
 	uint64_t records = 0;
 	for (unsigned wk = 0; wk < e->nworkers; wk++) {
 		records += e->pool_records[wk];
@@ -411,6 +608,11 @@ static struct st_snap *build_locked(struct st_engine *e)
 		return s;
 	}
 	struct st_master_view v[ST_PARTS_MAX];
+	size_t dirty = 0;
+	for (unsigned p = 0; p < e->nparts; p++)
+		dirty += st_master_dirty(e->part[p]);
+	if (dirty) /* each partition's lists in name order, by the pool */
+		pool_phase(e, 3, dirty < POOL_MIN_WALK);
 	for (unsigned p = 0; p < e->nparts; p++) {
 		if (st_master_sort(e->part[p], e->intern))
 			return NULL;

@@ -39,7 +39,7 @@ CFLAGS_ALL  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 LDFLAGS_ALL += -fsanitize=$(SANITIZE)
 endif
 
-LIBS_ENGINE := -lurcu-memb -lurcu-cds -lurcu-common -lxxhash -lm
+LIBS_ENGINE := -lurcu-memb -lurcu-common -lxxhash -lm
 # jemalloc only where nothing else intercepts malloc (sanitizers do).
 ifeq ($(SANITIZE),)
 LIBS_MALLOC := -ljemalloc

@@ -57,7 +57,7 @@ $(LIB_ORACLE_A): $(ORACLE_OBJS)
 
 $(LIB_CORE_SO): $(CORE_OBJS)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie.so -o $@ $^ \
-		-lurcu-memb -lurcu-cds -lurcu-common -lxxhash
+		-lurcu-memb -lurcu-common -lxxhash
 $(LIB_FORMATS_SO): $(FORMATS_OBJS) $(LIB_CORE_SO)
 	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie-formats.so -o $@ $(FORMATS_OBJS) \
 		-L$(B) -lshardtrie -lz -lm

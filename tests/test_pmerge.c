@@ -351,3 +351,35 @@ Test(pmerge, partitions_do_not_duplicate_shared_prefixes)
 		      "two workers' master %zu bytes, one worker's %zu (%llu nodes)", mem[1], mem[0],
 		      (unsigned long long)nodes[0]);
 }
+
+/* One busy shard: a single writer's table lists ~20 K records per fold, so
+ * phase A hands it out in pieces to every worker (merger.c TABLE_CHUNK);
+ * the first fold walks them all, the second adds them linked (atomic adds
+ * from several workers).  Exact against the reference both times, for 2 and
+ * 4 workers. */
+Test(pmerge, one_busy_table_is_shared_by_the_workers)
+{
+	enum { NSTACKS = 20000, ROUNDS = 2 };
+	for (unsigned workers = 2; workers <= 4; workers += 2) {
+		struct st_engine *e = mk_workers_nm(workers, 0, 2);
+		struct st_ref *ref = st_ref_create(2, 0);
+		cr_assert_not_null(ref);
+		struct st_writer *w = st_writer_open(e);
+		cr_assert_not_null(w);
+		char names[MAXD][48];
+		const char *fr[MAXD];
+		size_t ln[MAXD];
+		for (unsigned round = 0; round < ROUNDS; round++) {
+			for (uint64_t k = 0; k < NSTACKS; k++) {
+				size_t d = make_stack(77, HOT + k, names, fr, ln);
+				uint64_t v[2] = { 1 + round, k % 97 };
+				cr_assert_eq(st_writer_ingest_strs(w, fr, ln, d, v), 0);
+				cr_assert_eq(st_ref_add(ref, fr, ln, d, v), 0);
+			}
+			ts_assert_matches_ref(e, ref, "workers %u round %u", workers, round);
+		}
+		st_writer_close(w);
+		st_ref_destroy(ref);
+		st_engine_destroy(e);
+	}
+}

@@ -92,10 +92,12 @@ struct st_engine {
 	unsigned pool_busy;
 	bool pool_stop;
 	/* Set by the merge_lock holder before a phase starts (merger.c). */
-	unsigned pool_phase;   /* 0 distribute tables, 1 fold partitions,
+	unsigned pool_phase;   /* 0 distribute tables' pieces, 1 fold partitions,
 				  2 split rows, 3 sort partitions */
 	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
+	unsigned pool_nachunks; /* phase A: pieces of the flipped tables' lists */
+	uint32_t pool_tchunk[ST_SHARDS_MAX + 1]; /* phase A: table i's first piece */
 	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */
 	uint8_t pool_order[ST_PARTS_MAX]; /* phase B: partitions, biggest first */
 	struct st_pwork ssrc[ST_PARTS_MAX]; /* phase S: each row's list 0, detached */

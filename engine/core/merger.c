@@ -123,8 +123,10 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  * (worker 0 is itself, pool thread i is worker i) for two phases, each
  * started under pool_mu and ended when pool_busy is 0 (mutex + condvar:
  * what a phase wrote is visible to the next):
- *   A. tables: workers take TABLES from pool_next (only the taker writes a
- *      table's last[] and records).  A linked record's gain is added to its
+ *   A. tables: workers take PIECES of the flipped tables' touched lists
+ *      (TABLE_CHUNK records each) from pool_next: a record is listed once
+ *      per fold, so only the taker of its piece writes it and its last[]
+ *      entries; the merge_lock holder empties the lists after the phase.  A linked record's gain is added to its
  *      leaf right away, with an atomic add (st_master_add_linked_shared:
  *      two tables may hold the same stack; nothing else changes a trie in
  *      this phase); an unlinked one is rebased and listed in
@@ -171,8 +173,10 @@ enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
 /* Below these many records seen in the tables (phase A, ~30 ns each when
  * linked) or to walk (phases S and B, ~300 ns each) the caller works alone. */
 enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
-/* Phase S hands out the listed records in chunks of this many. */
-enum { SPLIT_CHUNK = 16384 };
+/* Phase S hands out the listed records in chunks of this many; phase A
+ * hands out each flipped table's list in pieces of this many (one busy
+ * shard's records are then listed by every worker, not by one). */
+enum { SPLIT_CHUNK = 16384, TABLE_CHUNK = 4096 };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
 {
@@ -393,13 +397,26 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 static void pool_work(struct st_engine *e, unsigned wk)
 {
 	const unsigned phase = e->pool_phase;
-	const unsigned n = phase == 0 ? e->pool_ntables : phase == 2 ? e->pool_nchunks : e->nparts;
+	const unsigned n = phase == 0 ? e->pool_nachunks : phase == 2 ? e->pool_nchunks : e->nparts;
 	struct dist_ctx c = { .e = e, .pw = &e->pwork[wk * e->nparts], .wk = wk };
 	unsigned i;
 	while ((i = atomic_fetch_add_explicit(&e->pool_next, 1, memory_order_relaxed)) < n) {
 		if (phase == 0) {
-			c.t = e->flipped[i];
-			st_stab_foreach_touched(c.t, dist_cb, &c);
+			/* Piece i: the table whose first piece is the last <= i. */
+			unsigned lo = 0, hi = e->pool_ntables - 1;
+			while (lo < hi) {
+				unsigned mid = (lo + hi + 1) / 2;
+				if (e->pool_tchunk[mid] <= i)
+					lo = mid;
+				else
+					hi = mid - 1;
+			}
+			c.t = e->flipped[lo];
+			size_t from = (size_t)(i - e->pool_tchunk[lo]) * TABLE_CHUNK;
+			size_t to = st_stab_touched(c.t);
+			if (to > from + TABLE_CHUNK)
+				to = from + TABLE_CHUNK;
+			st_stab_visit_touched(c.t, from, to, dist_cb, &c);
 			dist_drain(&c); /* the queue holds records of c.t only */
 		} else if (phase == 1) {
 			c.dropped += fold_part(e, e->pool_order[i]);
@@ -445,7 +462,16 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		empty = st_master_nodes(e->part[p]) == 1;
 	if (empty) /* no record links below a root: the depth may change */
 		e->part_depth = 0;
+	unsigned pieces = 0;
+	for (unsigned i = 0; i < n; i++) {
+		e->pool_tchunk[i] = pieces;
+		pieces += (unsigned)((st_stab_touched(e->flipped[i]) + TABLE_CHUNK - 1) / TABLE_CHUNK);
+	}
+	e->pool_tchunk[n] = pieces;
+	e->pool_nachunks = pieces;
 	pool_phase(e, 0, true);
+	for (unsigned i = 0; i < n; i++) /* every piece was visited */
+		st_stab_touched_done(e->flipped[i]);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;

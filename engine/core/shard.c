@@ -462,25 +462,40 @@ void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *value
 	touch_add(t, r, values);
 }
 
-void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
+size_t st_stab_touched(const struct st_stab *t)
+{
+	return t->ntouched;
+}
+
+void st_stab_visit_touched(struct st_stab *t, size_t from, size_t to, st_srec_fn fn, void *arg)
 {
 	/* The records were last written by the writer's core: fetch a few
 	 * ahead, their header and values (8-aligned: up to two lines). */
 	enum { AHEAD = 8 };
 	const size_t hv = sizeof(struct st_srec) + t->nm * sizeof(uint64_t) - 1;
-	for (size_t i = 0; i < t->ntouched; i++) {
-		if (i + AHEAD < t->ntouched) {
+	for (size_t i = from; i < to; i++) {
+		if (i + AHEAD < to) {
 			const char *p = (const char *)t->touched[i + AHEAD];
 			__builtin_prefetch(p);
 			__builtin_prefetch(p + hv);
 		}
 		fn(arg, t, t->touched[i]);
 	}
+}
+
+void st_stab_touched_done(struct st_stab *t)
+{
 	t->ntouched = 0;
 	/* Every record now has tseq != seq: unlisted, without a write to it.
 	 * (A sequence never comes round again: st_stab_keep clears the table
 	 * long before seq could wrap.) */
 	t->seq++;
+}
+
+void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
+{
+	st_stab_visit_touched(t, 0, t->ntouched, fn, arg);
+	st_stab_touched_done(t);
 }
 
 void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d)

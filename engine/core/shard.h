@@ -72,6 +72,14 @@ void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *value
  * table for st_stab_delta / st_stab_rebase. */
 typedef void (*st_srec_fn)(void *arg, struct st_stab *t, struct st_srec *r);
 void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg);
+/* The same in pieces, for several merge workers on one table: the number
+ * of records listed; visit listed records [from, to) (distinct pieces may
+ * be visited at once by different threads: fn touches only its record and
+ * that record's folded values); then, once every piece is visited and by
+ * one thread, empty the list and start a new fold sequence. */
+size_t st_stab_touched(const struct st_stab *t);
+void st_stab_visit_touched(struct st_stab *t, size_t from, size_t to, st_srec_fn fn, void *arg);
+void st_stab_touched_done(struct st_stab *t);
 /* Merger: what r gained since it was last folded, into d[nmetrics], and
  * remember r's values as folded.  Reads r, writes only merger memory. */
 void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d);

@@ -335,7 +335,8 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct st_engine *e = c->e;
 	unsigned p = st_master_epoch_part(r, e->nparts);
 	struct st_master *m = e->part[p];
-	if (++c->records == POOL_MIN_TABLE && e->pool_lazy && c->wk == 0)
+	/* pool_lazy is worker 0's own (pool_phase): no other worker reads it. */
+	if (++c->records == POOL_MIN_TABLE && c->wk == 0 && e->pool_lazy)
 		pool_wake(e); /* enough work for the pool (pool_phase) */
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
 	if (st_master_rec_linked(m, r)) {

@@ -140,11 +140,6 @@ static void free_chunks(struct chunk *c)
 	}
 }
 
-static size_t slots_bytes(size_t mask)
-{
-	return (mask + 1) * sizeof(struct st_hslot);
-}
-
 void st_stab_destroy(struct st_stab *t)
 {
 	if (!t)
@@ -153,7 +148,7 @@ void st_stab_destroy(struct st_stab *t)
 	free_chunks(t->free_chunks);
 	st_region_free(t->touched, t->ttcap * sizeof(*t->touched));
 	st_region_free(t->last, t->tcap * t->nm * sizeof(*t->last));
-	st_region_free(t->slots, slots_bytes(t->mask));
+	st_region_free(t->slots, st_hslots_bytes(t->mask));
 	st_free(t);
 }
 
@@ -223,7 +218,7 @@ int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 	if (!ns)
 		return -ENOMEM;
 	hslots_rehash(*slots, *mask, ns, nslots);
-	st_region_free(*slots, slots_bytes(*mask));
+	st_region_free(*slots, st_hslots_bytes(*mask));
 	*slots = ns;
 	*mask = nslots - 1;
 	return 0;
@@ -292,10 +287,14 @@ static int grow_lists(struct st_stab *t)
 {
 	size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
 	const size_t lb = t->nm * sizeof(*t->last);
-	/* Past 64 KiB of list, both take big pages at once (as
-	 * st_region_early; lb >= the touched list's 8 bytes a record). */
-	const size_t big = ST_REGION_BIG / sizeof(*t->touched);
-	if (nc * sizeof(*t->touched) > ST_REGION_EARLY && nc < big)
+	/* Past 64 KiB of last[] (the bigger list: lb >= the touched list's 8
+	 * bytes a record), both jump to what fills one big page of last[] (as
+	 * st_region_early), a power of two: sized by the touched list, last[]
+	 * would be nm big pages, prefaulted, for every table. */
+	size_t big = 1;
+	while (big * 2 * lb <= ST_REGION_BIG)
+		big *= 2;
+	if (nc * lb > ST_REGION_EARLY && nc < big)
 		nc = big;
 	if (nc > SIZE_MAX / 2 / lb)
 		return -ENOMEM;
@@ -547,14 +546,14 @@ void st_stab_clear(struct st_stab *t)
 	if (want < t->mask + 1) {
 		struct st_hslot *ns = st_region_alloc(want * sizeof(*ns), ST_REGION_PREFAULT);
 		if (ns) {
-			st_region_free(t->slots, slots_bytes(t->mask));
+			st_region_free(t->slots, st_hslots_bytes(t->mask));
 			t->slots = ns;
 			t->mask = want - 1;
 		} else {
-			memset(t->slots, 0, slots_bytes(t->mask));
+			memset(t->slots, 0, st_hslots_bytes(t->mask));
 		}
 	} else {
-		memset(t->slots, 0, slots_bytes(t->mask));
+		memset(t->slots, 0, st_hslots_bytes(t->mask));
 	}
 	t->count = 0;
 	if (t->tcap > want) {
@@ -594,7 +593,7 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + slots_bytes(t->mask) + t->arena_bytes +
+	return sizeof(*t) + st_hslots_bytes(t->mask) + t->arena_bytes +
 	       t->ttcap * sizeof(*t->touched) + t->tcap * t->nm * sizeof(*t->last);
 }
 

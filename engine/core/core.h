@@ -38,4 +38,42 @@
 #define ST_LIKELY(x) __builtin_expect(!!(x), 1)
 #define ST_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Unaligned loads and an inline byte compare (the writer's string caches
+ * and the name table: no libc call on their hit paths). */
+static inline uint64_t st_load64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t st_load32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* a[0..n) == b[0..n), inline: 8 bytes at a time, the tail by one
+ * overlapping load (no libc call, no loop over single bytes). */
+static inline bool st_bytes_equal(const void *a, const void *b, size_t n)
+{
+	const unsigned char *p = a, *q = b;
+	if (n >= 8) {
+		uint64_t d = 0;
+		size_t i = 0;
+		for (; i + 8 < n; i += 8)
+			d |= st_load64(p + i) ^ st_load64(q + i);
+		d |= st_load64(p + n - 8) ^ st_load64(q + n - 8);
+		return !d;
+	}
+	if (n >= 4)
+		return !((st_load32(p) ^ st_load32(q)) |
+			 (st_load32(p + n - 4) ^ st_load32(q + n - 4)));
+	uint64_t d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= (uint64_t)(p[i] ^ q[i]);
+	return !d;
+}
+
 #endif /* ST_CORE_H */

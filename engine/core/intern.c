@@ -187,24 +187,6 @@ void st_intern_destroy(struct st_intern *in)
 	st_free(in);
 }
 
-/* a[0..n) == b[0..n) without a libc call for short names: 8 bytes at a
- * time, the tail by one overlapping load. */
-static inline bool bytes_equal(const char *a, const char *b, size_t n)
-{
-	uint64_t x, y, d = 0;
-	if (n < 8)
-		return memcmp(a, b, n) == 0;
-	size_t i = 0;
-	for (; i + 8 < n; i += 8) {
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		d |= x ^ y;
-	}
-	memcpy(&x, a + n - 8, 8);
-	memcpy(&y, b + n - 8, 8);
-	return !(d | (x ^ y));
-}
-
 /* The entry of name s in table t, or NULL (invariant 3's reader side). */
 static struct ent *lookup(const struct table *t, const char *s, size_t len, uint64_t hash)
 {
@@ -214,7 +196,7 @@ static struct ent *lookup(const struct table *t, const char *s, size_t len, uint
 		if (!e)
 			return NULL;
 		if (atomic_load_explicit(&sl->hash, memory_order_relaxed) == hash &&
-		    e->len == len && bytes_equal(e->name, s, len))
+		    e->len == len && st_bytes_equal(e->name, s, len))
 			return e;
 	}
 }

@@ -62,17 +62,12 @@ struct st_scache_chunk {
 	_Alignas(8) unsigned char mem[];
 };
 
-static size_t slots_bytes(size_t mask)
-{
-	return (mask + 1) * sizeof(struct st_hslot);
-}
-
 struct st_scache *st_scache_create(void)
 {
 	struct st_scache *c = st_calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->slots = st_region_alloc(slots_bytes(INITIAL_SLOTS - 1), ST_REGION_PREFAULT);
+	c->slots = st_region_alloc(st_hslots_bytes(INITIAL_SLOTS - 1), ST_REGION_PREFAULT);
 	if (!c->slots) {
 		st_free(c);
 		return NULL;
@@ -96,13 +91,13 @@ void st_scache_destroy(struct st_scache *c)
 		return;
 	free_chunks(c->chunks);
 	free_chunks(c->free_chunks);
-	st_region_free(c->slots, slots_bytes(c->mask));
+	st_region_free(c->slots, st_hslots_bytes(c->mask));
 	st_free(c);
 }
 
 void st_scache_reset(struct st_scache *c)
 {
-	memset(c->slots, 0, slots_bytes(c->mask));
+	memset(c->slots, 0, st_hslots_bytes(c->mask));
 	c->count = 0;
 	c->resets++;
 	/* Keep the chunks (bounded by SCACHE_MAX_BYTES) for the refill. */
@@ -121,7 +116,7 @@ size_t st_scache_count(const struct st_scache *c)
 
 size_t st_scache_memory(const struct st_scache *c)
 {
-	return sizeof(*c) + slots_bytes(c->mask) + c->arena_bytes;
+	return sizeof(*c) + st_hslots_bytes(c->mask) + c->arena_bytes;
 }
 
 static void *arena_alloc(struct st_scache *c, size_t n)

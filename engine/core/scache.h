@@ -84,41 +84,6 @@ static inline uint64_t st_scache_fold(uint64_t a, uint64_t b)
 	return (uint64_t)m ^ (uint64_t)(m >> 64);
 }
 
-static inline uint64_t st_scache_load64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint64_t st_scache_load32(const unsigned char *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* a[0..n) == b[0..n), inline: 8 bytes at a time, the tail by one
- * overlapping load (no libc call, no loop over single bytes). */
-static inline bool st_scache_bytes_equal(const void *a, const void *b, size_t n)
-{
-	const unsigned char *p = a, *q = b;
-	if (n >= 8) {
-		uint64_t d = 0;
-		size_t i = 0;
-		for (; i + 8 < n; i += 8)
-			d |= st_scache_load64(p + i) ^ st_scache_load64(q + i);
-		d |= st_scache_load64(p + n - 8) ^ st_scache_load64(q + n - 8);
-		return !d;
-	}
-	if (n >= 4)
-		return !((st_scache_load32(p) ^ st_scache_load32(q)) |
-			 (st_scache_load32(p + n - 4) ^ st_scache_load32(q + n - 4)));
-	uint64_t d = 0;
-	for (size_t i = 0; i < n; i++)
-		d |= (uint64_t)(p[i] ^ q[i]);
-	return !d;
-}
 
 #define ST_SCACHE_K0 0xa0761d6478bd642fULL
 #define ST_SCACHE_K1 0xe7037ed1a0b428dbULL
@@ -159,8 +124,8 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 		uint64_t a, b, m = ST_SCACHE_K2;
 		if (ST_LIKELY(len - 4 <= 12)) {
 			size_t q = (len >> 3) << 2;
-			a = st_scache_load32(p) | st_scache_load32(p + q) << 32;
-			b = st_scache_load32(p + len - 4) | st_scache_load32(p + len - 4 - q) << 32;
+			a = st_load32(p) | st_load32(p + q) << 32;
+			b = st_load32(p + len - 4) | st_load32(p + len - 4 - q) << 32;
 		} else if (len < 4) {
 			a = len ? (uint64_t)p[0] | (uint64_t)p[len / 2] << 8 |
 					  (uint64_t)p[len - 1] << 16
@@ -171,10 +136,10 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 				return 0;
 			any_long = true;
 			for (size_t o = 0; o + 16 < len; o += 16)
-				m = st_scache_fold(st_scache_load64(p + o) ^ ST_SCACHE_K1,
-						   st_scache_load64(p + o + 8) ^ m);
-			a = st_scache_load64(p + len - 16);
-			b = st_scache_load64(p + len - 8);
+				m = st_scache_fold(st_load64(p + o) ^ ST_SCACHE_K1,
+						   st_load64(p + o + 8) ^ m);
+			a = st_load64(p + len - 16);
+			b = st_load64(p + len - 8);
 		}
 		kw[2 * i] = a;
 		kw[2 * i + 1] = b;
@@ -219,7 +184,7 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 		if (lens[i] <= ST_SCACHE_LONG)
 			continue;
 		size_t n = lens[i] - ST_SCACHE_LONG;
-		if (!st_scache_bytes_equal(b, frames[i], n))
+		if (!st_bytes_equal(b, frames[i], n))
 			return false;
 		b += n;
 	}

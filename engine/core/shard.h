@@ -43,6 +43,11 @@ struct st_hslot {
 /* Double a slot table (a region of (mask + 1) slots, region.h) and rehash
  * it; on -ENOMEM the table is unchanged. */
 int st_hslots_grow(struct st_hslot **slots, size_t *mask);
+/* Bytes of a slot table of mask + 1 slots (its region's size). */
+static inline size_t st_hslots_bytes(size_t mask)
+{
+	return (mask + 1) * sizeof(struct st_hslot);
+}
 
 struct st_stab;
 struct st_stab *st_stab_create(unsigned nmetrics);

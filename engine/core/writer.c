@@ -391,7 +391,7 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 		uint64_t h = lng ? xh : icache_hash(a, b, len);
 		struct icache_ent *ic = &w->ic[h & w->ic_mask];
 		if (ic->name && ic->len == len && ic->a == a && ic->b == b &&
-		    (!lng || st_scache_bytes_equal(ic->name, frames[i], len - ST_SCACHE_LONG))) {
+		    (!lng || st_bytes_equal(ic->name, frames[i], len - ST_SCACHE_LONG))) {
 			w->ids[i] = ic->id;
 			continue;
 		}

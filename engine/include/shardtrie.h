@@ -223,7 +223,9 @@ struct st_stats {
 	uint64_t merges;      /* merge passes done */
 	uint64_t folded;      /* nodes folded into [other] by the node cap */
 	uint64_t version;     /* latest published version */
-	size_t nodes;         /* nodes in the master trie */
+	size_t nodes;         /* nodes in the profile: the master trie's (with
+				 several merge workers, the last published
+				 snapshot's: partitions repeat upper nodes) */
 	size_t shards;        /* shards in use (per-CPU + extra) */
 	size_t frames;        /* interned frames */
 	size_t mem_master;    /* bytes held by the master trie */

@@ -412,7 +412,20 @@ Test(tui, record_io_tui_o_reorders_the_fields)
 	keys("o");
 	char *txt = wait_screen("order tracepoint,comm (data reset)");
 	cr_expect(!strstr(txt, "/order: fields now"), "record's stderr line over the view: %s", txt);
+	/* Quit only once the view's total has moved since the reset was
+	 * said: samples came after it (under a sanitizer the tracer is slow,
+	 * and a q right away could end a run with nothing after the reset). */
+	const char *tp = strstr(txt, "total ");
+	unsigned long long t0 = tp ? strtoull(tp + 6, NULL, 10) : 0, t = t0;
 	free(txt);
+	for (int i = 0; i < 500 && (!t || t == t0); i++) { /* ~10 s at most */
+		pause_ms(20);
+		txt = screen();
+		tp = strstr(txt, "total ");
+		t = tp ? strtoull(tp + 6, NULL, 10) : 0;
+		free(txt);
+	}
+	cr_assert(t && t != t0, "the view's total never moved after the reset (%llu)", t);
 	quit_view();
 	cr_expect_eq(alternate_on(), 0);
 	char *out = ts_read_file(ts_path("io.folded"), NULL);

@@ -67,7 +67,10 @@ struct st_engine {
 	size_t nwalk, walk_cap;
 	bool unpublished;         /* folded since the last publish */
 	uint64_t next_publish_ns; /* merger thread: earliest next publish */
-	struct st_stab *flipped[ST_SHARDS_MAX]; /* merger scratch */
+	/* Merger scratch: each shard's table of this merge, and whether it
+	 * was swapped out (merger.c choose_tables). */
+	struct st_stab *flipped[ST_SHARDS_MAX];
+	bool flipped_out[ST_SHARDS_MAX];
 
 	/* Current snapshot: published under merge_lock, rcu_dereference by
 	 * readers (rule S1). */
@@ -98,6 +101,7 @@ struct st_engine {
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
 	unsigned pool_nachunks; /* phase A: pieces of the flipped tables' lists */
 	uint32_t pool_tchunk[ST_SHARDS_MAX + 1]; /* phase A: table i's first piece */
+	size_t pool_tgroups[ST_SHARDS_MAX];      /* phase A: table i's groups */
 	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */
 	uint8_t pool_order[ST_PARTS_MAX]; /* phase B: partitions, biggest first */
 	struct st_pwork ssrc[ST_PARTS_MAX]; /* phase S: each row's list 0, detached */

@@ -303,7 +303,8 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 			ph = ph_next(ph, frames[d]);
 			node = child_get(m, node, frames[d], ph);
 			if (node == NONE)
-				return -ENOMEM; /* r stays unlinked; retried next time */
+				return -ENOMEM; /* r stays unlinked: the caller took
+						   its gain, counted as dropped */
 		}
 		r->leaf = node;
 		r->epoch = m->epoch;
@@ -630,8 +631,11 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		st_free(path);
 		st_free(phs);
 		/* No room for the path: walk each from the root. */
-		for (size_t k = 0; k < n; k++)
-			failed += st_master_add_rec(m, recs[k], st_srec_values(recs[k])) != 0;
+		for (size_t k = 0; k < n; k++) {
+			uint64_t d[ST_MAX_METRICS];
+			st_srec_take(recs[k], nm, d); /* what it gained, now folded */
+			failed += st_master_add_rec(m, recs[k], d) != 0;
+		}
 		return failed;
 	}
 	struct link_stage ring[LINK_RING];
@@ -677,6 +681,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 			path[d] = node;
 		}
 		if (node == NONE) {
+			uint64_t lost[ST_MAX_METRICS];
+			st_srec_take(r, nm, lost); /* dropped, counted by the caller */
 			failed++;
 			chained = false;
 			fresh = m->n;
@@ -685,8 +691,10 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		r->leaf = node;
 		r->epoch = m->epoch;
 		chained = true;
-		/* Linked now: the common path adds the values. */
-		if (st_master_add_rec(m, r, st_srec_values(r)))
+		/* Linked now: the common path adds what it gained. */
+		uint64_t d[ST_MAX_METRICS];
+		st_srec_take(r, nm, d);
+		if (st_master_add_rec(m, r, d))
 			failed++;
 	}
 	st_free(path);

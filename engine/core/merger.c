@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * merger.c - the merger: flip every shard's table, wait one grace period,
- * fold what was flipped out into the master trie, publish a snapshot.
+ * merger.c - the merger: fold what every shard's table gained into the
+ * master trie, publish a snapshot.
  *
- *   writer A --owns--> shard 0: active table  (spare table)
- *   writer B --owns--> shard 1: active table  (spare table)
- *                          |  flip active<->spare on every shard, ONE grace
- *                          |  period, fold the flipped-out tables, keep them
- *                          v  (or clear them) as the next spares
+ *   writer A --owns--> shard 0: active table  (empty spare)
+ *   writer B --owns--> shard 1: active table  (empty spare)
+ *                          |  fold each table in place (its flagged groups,
+ *                          |  shard.c) while its writer goes on; a table too
+ *                          |  big to keep is swapped for its spare instead,
+ *                          |  ONE grace period for all such, folded, cleared
+ *                          v  and made the next spare
  *                    master trie --st_snap_build--> snapshot --publish (RCU)
  *
  * The merge step (merge_locked) runs under merge_lock, taken by the merger
@@ -18,8 +20,9 @@
  * of threads helps the merge_lock holder fold (section "partitions" below);
  * the publish merges the partitions by name (st_snap_build_parts).
  *
- * Rules (docs/concurrency.md): E1 every sample is folded exactly once (the
- * flip + grace period hands each table to the merger alone); E2 a flush
+ * Rules (docs/concurrency.md): E1 every sample is folded exactly once
+ * (cumulative values, group flags taken by exchange, `last` the merger's;
+ * a swap + grace period hands a table to clear to the merger alone); E2 a flush
  * contains every sample whose ingest returned before it; E4 the merger reads
  * nshards with acquire, after the shards it counts are published; P1 during
  * a merge each table, then each partition, has exactly one worker.
@@ -42,7 +45,6 @@
 
 struct fold_ctx {
 	struct st_engine *e;
-	struct st_stab *t; /* the table being folded */
 	uint64_t records;
 	size_t n; /* linked records queued, their self slots prefetched */
 	struct st_srec *q[FOLD_GROUP];
@@ -53,11 +55,10 @@ struct fold_ctx {
 static void fold_drain(struct fold_ctx *c)
 {
 	uint64_t d[ST_MAX_METRICS];
-	for (size_t k = 0; k < c->n; k++) {
-		st_stab_delta(c->t, c->q[k], d);
-		if (st_master_add_rec(c->e->part[0], c->q[k], d))
+	const unsigned nm = c->e->opt.nmetrics;
+	for (size_t k = 0; k < c->n; k++)
+		if (st_srec_take(c->q[k], nm, d) && st_master_add_rec(c->e->part[0], c->q[k], d))
 			c->e->merge_dropped++;
-	}
 	c->n = 0;
 }
 
@@ -75,18 +76,31 @@ static int walk_grow(struct st_engine *e)
 	return 0;
 }
 
+/* A record of a visited group (shard.c): fold it if it gained something,
+ * walk it if it never was folded.  A stack whose link went stale (the
+ * master moved its nodes) is walked again only once it gains. */
+static inline bool to_fold(const struct st_srec *r, bool linked, unsigned nm)
+{
+	return st_srec_changed(r, nm) || (!linked && !r->epoch);
+}
+
 static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
 	struct st_engine *e = c->e;
+	(void)t;
+	const bool linked = st_master_rec_linked(e->part[0], r);
+	if (!to_fold(r, linked, e->opt.nmetrics))
+		return;
 	c->records++;
-	if (!st_master_rec_linked(e->part[0], r)) {
-		/* New (or stale) stack: walked later, in sorted order, with
-		 * its values made what it gained (the walk writes it anyway). */
-		st_stab_rebase(t, r);
+	if (!linked) {
+		/* New (or stale) stack: walked later, in sorted order; the
+		 * walk takes what it gained. */
 		if (e->nwalk == e->walk_cap && walk_grow(e)) {
 			/* Walk it alone now rather than lose it. */
-			if (st_master_add_rec(e->part[0], r, st_srec_values(r)))
+			uint64_t d[ST_MAX_METRICS];
+			st_srec_take(r, e->opt.nmetrics, d);
+			if (st_master_add_rec(e->part[0], r, d))
 				e->merge_dropped++;
 			return;
 		}
@@ -118,19 +132,19 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  * records always meet in one partition, and master.c invariant 3 holds
  * per partition.
  *
- * A merge is still one flip and one grace period (rule E1): after it the
- * merge_lock holder owns every flipped table, and hands them to the pool
- * (worker 0 is itself, pool thread i is worker i) for two phases, each
- * started under pool_mu and ended when pool_busy is 0 (mutex + condvar:
- * what a phase wrote is visible to the next):
- *   A. tables: workers take PIECES of the flipped tables' touched lists
- *      (TABLE_CHUNK records each) from pool_next: a record is listed once
- *      per fold, so only the taker of its piece writes it and its last[]
- *      entries; the merge_lock holder empties the lists after the phase.  A linked record's gain is added to its
- *      leaf right away, with an atomic add (st_master_add_linked_shared:
- *      two tables may hold the same stack; nothing else changes a trie in
- *      this phase); an unlinked one is rebased and listed in
- *      pwork[w * nparts + partition] for phase B.
+ * A merge still chooses its tables once (rule E1, choose_tables), and the
+ * merge_lock holder hands them to the pool (worker 0 is itself, pool thread
+ * i is worker i) for two phases, each started under pool_mu and ended when
+ * pool_busy is 0 (mutex + condvar: what a phase wrote is visible to the
+ * next):
+ *   A. tables: workers take PIECES of the tables' groups (TABLE_GROUPS
+ *      groups, TABLE_CHUNK records, each) from pool_next: a record is in
+ *      one group, so only the taker of its piece writes its `last`.  A
+ *      linked record's gain is added to its leaf right away, with an atomic
+ *      add (st_master_add_linked_shared: two tables may hold the same
+ *      stack; nothing else changes a trie in this phase); an unlinked one
+ *      is listed in pwork[w * nparts + partition] for phase B, whose walk
+ *      takes its gain.
  *   B. partitions: workers take PARTITIONS from pool_next; the taker of p
  *      alone touches part[p], the lists pwork[w * nparts + p] of every w and
  *      their records (a record is listed once): the unlinked ones of all
@@ -143,7 +157,8 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
  * put their dirty child lists in name order (st_master_sort), once for all
  * the folds since the last publish.  A phase with little work runs on the
  * merge_lock holder alone (pool_phase).
- * When merge_locked returns no worker runs, and the tables go back as spares.
+ * When merge_locked returns no worker runs, and the swapped tables go back
+ * as spares.
  */
 static int pwork_grow(void **p, size_t *cap, size_t esize)
 {
@@ -176,7 +191,7 @@ enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
 /* Phase S hands out the listed records in chunks of this many; phase A
  * hands out each flipped table's list in pieces of this many (one busy
  * shard's records are then listed by every worker, not by one). */
-enum { SPLIT_CHUNK = 16384, TABLE_CHUNK = 4096 };
+enum { SPLIT_CHUNK = 16384, TABLE_CHUNK = 4096, TABLE_GROUPS = TABLE_CHUNK / ST_STAB_GROUP };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
 {
@@ -311,7 +326,6 @@ struct dist_ctx {
 	struct st_pwork *pw; /* this worker's row: nparts lists */
 	unsigned wk;
 	uint64_t records, dropped;
-	struct st_stab *t;   /* the table being distributed */
 	size_t n;            /* linked records queued, their leaves prefetched */
 	struct st_srec *q[FOLD_GROUP];
 	unsigned qp[FOLD_GROUP];
@@ -322,10 +336,10 @@ struct dist_ctx {
 static void dist_drain(struct dist_ctx *c)
 {
 	uint64_t d[ST_MAX_METRICS];
-	for (size_t k = 0; k < c->n; k++) {
-		st_stab_delta(c->t, c->q[k], d);
-		st_master_add_linked_shared(c->e->part[c->qp[k]], c->q[k], d);
-	}
+	const unsigned nm = c->e->opt.nmetrics;
+	for (size_t k = 0; k < c->n; k++)
+		if (st_srec_take(c->q[k], nm, d))
+			st_master_add_linked_shared(c->e->part[c->qp[k]], c->q[k], d);
 	c->n = 0;
 }
 
@@ -333,13 +347,17 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct dist_ctx *c = arg;
 	struct st_engine *e = c->e;
+	(void)t;
 	unsigned p = st_master_epoch_part(r, e->nparts);
 	struct st_master *m = e->part[p];
+	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
+	const bool linked = st_master_rec_linked(m, r);
+	if (!to_fold(r, linked, e->opt.nmetrics))
+		return;
 	/* pool_lazy is worker 0's own (pool_phase): no other worker reads it. */
 	if (++c->records == POOL_MIN_TABLE && c->wk == 0 && e->pool_lazy)
 		pool_wake(e); /* enough work for the pool (pool_phase) */
-	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
-	if (st_master_rec_linked(m, r)) {
+	if (linked) {
 		st_master_prefetch_rec(m, r);
 		c->q[c->n] = r;
 		c->qp[c->n++] = p;
@@ -351,9 +369,10 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	 * phase A from what came; listed in partition 0 meanwhile. */
 	p = e->part_depth ? part_key(e, r) : 0;
 	struct st_pwork *w = &c->pw[p];
-	st_stab_rebase(t, r);
 	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
-		c->dropped++; /* part[p] cannot be walked here: counted, not folded */
+		uint64_t d[ST_MAX_METRICS]; /* part[p] cannot be walked here */
+		st_srec_take(r, e->opt.nmetrics, d);
+		c->dropped++; /* counted, not folded */
 		return;
 	}
 	w->unl[w->nunl++] = r;
@@ -412,13 +431,12 @@ static void pool_work(struct st_engine *e, unsigned wk)
 				else
 					hi = mid - 1;
 			}
-			c.t = e->flipped[lo];
-			size_t from = (size_t)(i - e->pool_tchunk[lo]) * TABLE_CHUNK;
-			size_t to = st_stab_touched(c.t);
-			if (to > from + TABLE_CHUNK)
-				to = from + TABLE_CHUNK;
-			st_stab_visit_touched(c.t, from, to, dist_cb, &c);
-			dist_drain(&c); /* the queue holds records of c.t only */
+			size_t from = (size_t)(i - e->pool_tchunk[lo]) * TABLE_GROUPS;
+			size_t to = e->pool_tgroups[lo];
+			if (to > from + TABLE_GROUPS)
+				to = from + TABLE_GROUPS;
+			st_stab_visit(e->flipped[lo], from, to, dist_cb, &c);
+			dist_drain(&c);
 		} else if (phase == 1) {
 			c.dropped += fold_part(e, e->pool_order[i]);
 		} else if (phase == 2) {
@@ -465,14 +483,15 @@ static uint64_t pool_merge(struct st_engine *e, unsigned n)
 		e->part_depth = 0;
 	unsigned pieces = 0;
 	for (unsigned i = 0; i < n; i++) {
+		/* The groups there are now: later ones wait for the next merge
+		 * (their flags stay set). */
+		e->pool_tgroups[i] = st_stab_groups(e->flipped[i]);
 		e->pool_tchunk[i] = pieces;
-		pieces += (unsigned)((st_stab_touched(e->flipped[i]) + TABLE_CHUNK - 1) / TABLE_CHUNK);
+		pieces += (unsigned)((e->pool_tgroups[i] + TABLE_GROUPS - 1) / TABLE_GROUPS);
 	}
 	e->pool_tchunk[n] = pieces;
 	e->pool_nachunks = pieces;
 	pool_phase(e, 0, true);
-	for (unsigned i = 0; i < n; i++) /* every piece was visited */
-		st_stab_touched_done(e->flipped[i]);
 	size_t unlinked = 0;
 	for (size_t i = 0; i < (size_t)e->nworkers * e->nparts; i++)
 		unlinked += e->pwork[i].nunl;
@@ -547,65 +566,87 @@ static void pool_stop(struct st_engine *e)
 }
 
 /*
- * Swap every shard's active table for its spare and wait one grace period:
- * afterwards the caller (holding merge_lock) owns e->flipped[0..n) (rule E1).  Returns n.
+ * Choose the tables of this merge: every shard's active table, folded in
+ * place while its writer goes on (shard.c, "Who writes what"), except those
+ * to clear (too big to keep, or all of them when `all`): those are swapped
+ * for their (empty) spares, and after one grace period the caller (holding
+ * merge_lock) owns them (rule E1).  e->flipped[i] is shard i's table to
+ * fold, e->flipped_out[i] says it was swapped out.  Returns the number of
+ * shards.  With nothing to swap there is no grace period at all.
  */
-static unsigned flip_all(struct st_engine *e)
+static unsigned choose_tables(struct st_engine *e, bool all)
 {
-	struct st_stab **old = e->flipped;
 	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
+	bool any = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct st_shard *sh = e->shards[i];
-		/* Full barrier inside; pairs with the writers' rcu_dereference. */
-		old[i] = rcu_xchg_pointer(&sh->active, sh->spare);
-		sh->spare = NULL;
+		/* Only merge_lock holders store sh->active. */
+		struct st_stab *t = sh->active;
+		e->flipped_out[i] = all || !st_stab_keep(t);
+		if (e->flipped_out[i]) {
+			/* Full barrier inside; pairs with the writers'
+			 * rcu_dereference. */
+			t = rcu_xchg_pointer(&sh->active, sh->spare);
+			sh->spare = NULL;
+			any = true;
+		}
+		e->flipped[i] = t;
 	}
-	st_rcu_synchronize(); /* rule E1: now we own every old[i] */
-	for (unsigned i = 0; i < n; i++)
-		TSAN_ACQUIRE(old[i]);
+	if (any) {
+		st_rcu_synchronize(); /* rule E1: now we own every swapped table */
+		for (unsigned i = 0; i < n; i++)
+			if (e->flipped_out[i])
+				TSAN_ACQUIRE(e->flipped[i]);
+	}
 	return n;
 }
 
+/* Tables swapped out go back as spares, cleared. */
+static void return_tables(struct st_engine *e, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (!e->flipped_out[i])
+			continue;
+		st_stab_clear(e->flipped[i]);
+		TSAN_RELEASE(e->flipped[i]); /* for the writer after the next swap */
+		e->shards[i]->spare = e->flipped[i];
+	}
+}
+
 /*
- * Flip every shard's table, wait one grace period, fold (or discard) what
- * was flipped out.  Caller holds merge_lock.  Returns records folded.
+ * Fold what the n tables e->flipped[] gained into the master.  Caller
+ * holds merge_lock.  Returns records folded.
  *
  * Linked records (seen in an earlier period) are added as they come.  The
  * unlinked ones are collected from every shard, sorted by frames and walked
  * in that order, so each walk starts where it diverges from the previous
- * stack instead of at the root (st_master_link_sorted).  Tables are cleared
- * only after that, since the walk reads their records.
+ * stack instead of at the root (st_master_link_sorted).
  */
+static uint64_t fold_tables(struct st_engine *e, unsigned n)
+{
+	e->nwalk = 0;
+	if (e->nparts > 1)
+		return pool_merge(e, n);
+	struct fold_ctx c = { .e = e };
+	for (unsigned i = 0; i < n; i++) {
+		st_stab_visit(e->flipped[i], 0, st_stab_groups(e->flipped[i]), fold_cb, &c);
+		fold_drain(&c);
+	}
+	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk);
+	e->nwalk = 0;
+	return c.records;
+}
+
 static uint64_t now_ns(void);
 
+/* Fold every shard's table (or, on a reset, discard them all).  Caller
+ * holds merge_lock.  Returns records folded. */
 static uint64_t merge_locked(struct st_engine *e, bool discard)
 {
 	uint64_t t0 = now_ns();
-	struct st_stab **old = e->flipped;
-	unsigned n = flip_all(e);
-	uint64_t records = 0;
-	e->nwalk = 0;
-	if (!discard && e->nparts > 1) {
-		records = pool_merge(e, n);
-	} else if (!discard) {
-		struct fold_ctx c = { .e = e };
-		for (unsigned i = 0; i < n; i++) {
-			c.t = old[i];
-			st_stab_foreach_touched(old[i], fold_cb, &c);
-			fold_drain(&c); /* the queue holds records of c.t only */
-		}
-		e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk);
-		e->nwalk = 0;
-		records = c.records;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		/* A reset discards everything; otherwise keep the records (and
-		 * their master links) unless the table grew too big. */
-		if (discard || !st_stab_keep(old[i]))
-			st_stab_clear(old[i]);
-		TSAN_RELEASE(old[i]); /* for the writer after the next flip */
-		e->shards[i]->spare = old[i];
-	}
+	unsigned n = choose_tables(e, discard);
+	uint64_t records = discard ? 0 : fold_tables(e, n);
+	return_tables(e, n);
 	e->merges++;
 	e->merge_records += records;
 	e->merge_fold_ns += now_ns() - t0;
@@ -730,19 +771,20 @@ struct take_ctx {
 static void take_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct take_ctx *c = arg;
+	if (!st_srec_changed(r, c->nm) && r->epoch)
+		return; /* nothing since it was folded (a group flag is shared) */
 	st_stab_rebase(t, r); /* values: what it gained since its last fold */
-	/* Listed: touched since the last fold. */
 	c->v[c->n++] = (struct st_stack_view){ .frames = st_srec_frames(r, c->nm),
-					       .values = st_srec_values(r),
+					       .values = r->v,
 					       .depth = r->depth };
 }
 
 /*
- * The one-shot path: the shards are flipped and owned after one grace
- * period exactly as in merge_locked() (rule E1), but their records go to fn
- * instead of into the master, and are discarded afterwards.  When the
- * record array cannot be allocated they are folded as a merge would, so
- * no sample is lost and rule E2 still holds.
+ * The one-shot path: every shard's table is swapped out and owned after one
+ * grace period exactly as in merge_locked(discard) (rule E1), but their
+ * records go to fn instead of into the master, and are discarded
+ * afterwards.  When the record array cannot be allocated they are folded
+ * as a merge would, so no sample is lost and rule E2 still holds.
  */
 int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 {
@@ -757,36 +799,26 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 		pthread_mutex_unlock(&e->merge_lock);
 		return -EBUSY;
 	}
-	struct st_stab **old = e->flipped;
-	unsigned n = flip_all(e);
+	unsigned n = choose_tables(e, true);
 	size_t total = 0;
 	for (unsigned i = 0; i < n; i++)
-		total += st_stab_count(old[i]);
+		total += st_stab_count(e->flipped[i]);
 	const size_t vbytes = (total ? total : 1) * sizeof(struct st_stack_view);
 	struct st_stack_view *views = st_region_alloc(vbytes, ST_REGION_UNINIT);
 	if (!views) {
-		/* Keep every sample: the full tables go back as spares, the
-		 * first merge makes them active again (folding what came in
-		 * meanwhile), the second folds them. */
-		for (unsigned i = 0; i < n; i++) {
-			TSAN_RELEASE(old[i]);
-			e->shards[i]->spare = old[i];
-		}
-		merge_locked(e, false);
-		merge_locked(e, false);
+		/* Keep every sample: fold the tables as a merge would. */
+		e->merge_records += fold_tables(e, n);
+		return_tables(e, n);
+		e->merges++;
 		e->unpublished = true;
 		pthread_mutex_unlock(&e->merge_lock);
 		return -ENOMEM;
 	}
 	struct take_ctx c = { views, e->opt.nmetrics, 0 };
 	for (unsigned i = 0; i < n; i++)
-		st_stab_foreach_touched(old[i], take_cb, &c); /* cleared below */
+		st_stab_visit(e->flipped[i], 0, st_stab_groups(e->flipped[i]), take_cb, &c);
 	int rc = fn(arg, views, c.n, e->opt.nmetrics);
-	for (unsigned i = 0; i < n; i++) {
-		st_stab_clear(old[i]);
-		TSAN_RELEASE(old[i]); /* for the writer after the next flip */
-		e->shards[i]->spare = old[i];
-	}
+	return_tables(e, n); /* cleared */
 	e->merges++;
 	pthread_mutex_unlock(&e->merge_lock);
 	st_region_free(views, vbytes);

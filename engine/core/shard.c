@@ -13,57 +13,71 @@
  *   +------------+------------+-----+
  *                   |
  *                   v  arena chunk (bump allocated, never moved)
- *   [depth|hash|values[nm]|frames[depth]] [depth|hash|values|frames] ...
+ *   [depth|idx|hash|leaf|epoch|v|last|dirty|frames[depth]] [...] ...
+ *                                 |  |    |
+ *   value slab, chunk k of VB << k records (never moved; record idx is in
+ *   chunk k at offset idx - VB * (2^k - 1)):
+ *     dirty[n / 64]   one flag per group of ST_STAB_GROUP records
+ *     ent[n]          { record pointer, values[nm] }: v points here
+ *     last[n]         values[nm] folded so far:      last points here
  *
- * Records outlive a merge period: the merger folds the touched ones (the
- * table lists them as they are first touched in a fold sequence, so a fold
- * does not scan the slots of a big kept table) and keeps them (with their
- * link to the master's leaf, see master.c), so a stack seen before is folded
- * with one add and no trie walk.  A table that holds too many distinct
- * stacks is cleared after its fold instead (st_stab_keep), which bounds
- * shard memory on cold workloads.
+ * Who writes what.  The writer keeps writing its one table while the merger
+ * folds it: no flip, no grace period, no second table for most merges (a
+ * writer that alternated between two tables, each bigger than L2, fetched
+ * every touched record again after each merge: that was most of what a
+ * running merger cost the writer).  So the merger must read values the
+ * writer is adding to, and the lines they share must be few:
+ *   - the writer adds to a record's values (relaxed atomic stores: only it
+ *     stores them) and then sets its group's flag (release);
+ *   - the merger takes a group's flag (exchange, acquire: it then sees the
+ *     values that set it), reads the values of the group's records
+ *     (relaxed) and adds what each gained since its `last` (its own
+ *     array), remembering the values read as folded (st_srec_take).  A
+ *     value the writer adds after the exchange sets the flag again, so it
+ *     is folded by the next merge, and never twice: values are cumulative
+ *     and `last` says what was folded;
+ *   - values and flags are dense (the slab, by creation order), so the
+ *     lines the merger reads and the writer then writes again are few: 8
+ *     records' values share a line, 4096 records' flags do; record lines
+ *     (keys) are written once and only read after that, except the link,
+ *     written by the merger when it walks a stack (once per stack, or after
+ *     the master moved its nodes).
+ * A sample with several metrics may be seen half added by one merge (its
+ * first metric but not yet its second); the next merge folds the rest.
+ * A table that holds too many distinct stacks (st_stab_keep) is flipped
+ * out instead, as a whole (merger.c): the writer moves to the shard's
+ * empty spare, and after one grace period the merger alone owns the old
+ * table, folds what it gained last and clears it (st_stab_clear), which
+ * bounds shard memory on cold workloads.
  *
- * Who writes what.  A kept table comes back to its writer one period after
- * its fold, and the writer's next add to a record must not find the
- * record's line taken away by the merger's core (a cross-core miss per
- * touched record per period, which the writer pays while the merger
- * publishes).  So a fold only READS the records it adds through their
- * master link:
- *   - values are cumulative; the merger keeps what it has folded of each
- *     record in its own array (last[idx], idx = creation order) and adds
- *     the difference (st_stab_delta);
- *   - "listed for this fold" is r->tseq == t->seq: the merger starts a new
- *     sequence (t->seq++, the table's own line) instead of clearing a flag
- *     in every record.
- * Only records walked into the master (new stacks, or stale links) are
- * written by the merger: their link, and their values rebased to what they
- * gained (st_stab_rebase).  The last[] array is grown by the writer (with
- * the touched list, so ingest never allocates it separately) and zeroed by
- * the merger when the table is cleared.
- *
- * Memory (region.h): the slots, the touched list, last[] and the arena
- * chunks are regions, so the big ones are 2 MiB pages faulted once.  Slot
- * tables and last[] are probed / read-modify-written before every byte is
- * written, so their fresh memory is prefaulted by writing (never the zero
- * page); arena chunks grow from 64 KiB (a small table stays small) to one
- * 2 MiB page and are written record by record.  Slot tables and chunks
- * take their big page early (st_region_early: past 64 KiB): a fresh
- * engine's hot workload took ~1,300 4 KiB faults (~12 us each here) in
- * its first second of ingest.
+ * Memory (region.h): the slots and the arena and slab chunks are regions,
+ * so the big ones are 2 MiB pages faulted once.  Slot tables are probed
+ * before every slot is written, and flags and `last` are read first, so
+ * their fresh memory is prefaulted by writing (never the zero page); arena
+ * chunks grow from 64 KiB (a small table stays small) to one 2 MiB page
+ * and are written record by record.  Slot tables and arena chunks take
+ * their big page early (st_region_early: past 64 KiB): a fresh engine's
+ * hot workload took ~1,300 4 KiB faults (~12 us each here) in its first
+ * second of ingest.
  *
  * Invariants
- *   1. Exactly one thread mutates a table at a time: the shard's owner while
- *      the table is `active`, the merger after it flipped the table out and
- *      waited for a grace period (engine.c).  So nothing here is atomic.
- *   2. A record's frames never change.  values - last[idx] is exactly
- *      what the record gained since its last fold, saturated as one sum
- *      (the engine's documented saturation): values only grow, and the
- *      writer rebases a record (values -= last, last = 0) before a sum
- *      would pass UINT64_MAX, so it saturates only when the gain does.
+ *   1. The table's key store (slots, arena, records' keys and value
+ *      pointers, the slab's chunk list) has one writer: the shard's owner
+ *      while the table is `active`, the merger after it flipped the table
+ *      out and waited for a grace period (merger.c).  The merger reads a
+ *      record only after taking a flag its writer set after making it, and
+ *      reads the record count after that flag (count is stored before).
+ *   2. A record's key never changes.  values - last is exactly what the
+ *      record gained since its last fold: values only grow and never wrap;
+ *      an add that would pass UINT64_MAX goes to a NEW record of the same
+ *      stack, which the slot then names (rec_overflow), so a record never
+ *      saturates and sums saturate only in the master, as in the
+ *      reference.
  *   3. Records are never freed individually; st_stab_clear() recycles the
- *      arena wholesale, zeroes the slots and takes a new epoch, so a record
- *      pointer is valid exactly while the table's epoch is the one it was
- *      obtained under (st_stab_upsert; the writer caches such pairs).
+ *      arena and the slab wholesale, zeroes the slots, flags and `last`, and
+ *      takes a new epoch, so a record pointer is valid exactly while the
+ *      table's epoch is the one it was obtained under (st_stab_upsert; the
+ *      writer caches such pairs).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +90,9 @@
 #define INITIAL_SLOTS 1024u
 #define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
 #define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
+#define KEEP_SLAB (4u * 1024 * 1024)   /* slab bytes kept by a clear */
+#define VB 1024u                       /* records in slab chunk 0 */
+#define VC_MAX 32                      /* slab chunks: VB * (2^32 - 1) records */
 
 struct chunk {
 	struct chunk *next;
@@ -83,24 +100,33 @@ struct chunk {
 	_Alignas(8) unsigned char mem[];
 };
 
+/* A slab chunk: one region, this header, then its flags, entries and
+ * `last` (each 64-byte aligned). */
+struct vchunk {
+	_Atomic uint8_t *dirty; /* n / ST_STAB_GROUP flags */
+	uint64_t *ent;          /* n entries of 1 + nm words */
+	uint64_t *last;         /* n * nm */
+	size_t bytes;           /* the region's size */
+	_Alignas(ST_CACHELINE) unsigned char mem[];
+};
+
 struct st_stab {
 	unsigned nm;
 	size_t mask;   /* slots - 1 */
-	size_t count;  /* records */
+	/* Records; stored (release) after each new record's entry, before
+	 * its flag: the merger reads it after a flag (invariant 1). */
+	_Atomic size_t count;
 	struct st_hslot *slots;
 	struct chunk *chunks; /* current chunk first */
 	struct chunk *free_chunks;
-	size_t arena_bytes;
+	_Atomic size_t arena_bytes; /* read by the merger (st_stab_keep) */
+	_Atomic size_t mem;         /* slots + slab bytes (st_stab_memory) */
 	uint64_t epoch; /* new at create and at every clear (st_stab_epoch) */
-	/* Records touched since the last fold, each once: the fold visits
-	 * these instead of every slot of a kept table.  Capacity >= count,
-	 * so adding to the list never allocates on the hit path. */
-	struct st_srec **touched;
-	size_t ntouched, tcap, ttcap; /* ttcap >= tcap: touched's own capacity */
-	uint32_t seq; /* fold sequence: r listed for the next fold iff r->tseq == seq */
-	/* Merger-owned (see "Who writes what"): tcap * nm values folded so
-	 * far, per record index; the writer only grows it. */
-	uint64_t *last;
+	/* The slab: chunks [0, nvc) hold VB * (2^nvc - 1) records.  vc[k]
+	 * is written before the count covers it (invariant 1); chunks past
+	 * nvc may be kept from before a clear, zeroed, for reuse. */
+	unsigned nvc;
+	struct vchunk *vc[VC_MAX];
 };
 
 /* Epochs are unique in the process, so a writer's cached (record, epoch)
@@ -112,6 +138,16 @@ static _Atomic uint64_t next_epoch = 1;
 static uint64_t new_epoch(void)
 {
 	return atomic_fetch_add_explicit(&next_epoch, 1, memory_order_relaxed);
+}
+
+static inline size_t relaxed(const _Atomic size_t *p)
+{
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+static inline void mem_add(struct st_stab *t, ptrdiff_t d)
+{
+	atomic_store_explicit(&t->mem, relaxed(&t->mem) + (size_t)d, memory_order_relaxed);
 }
 
 struct st_stab *st_stab_create(unsigned nmetrics)
@@ -127,7 +163,7 @@ struct st_stab *st_stab_create(unsigned nmetrics)
 	}
 	t->mask = INITIAL_SLOTS - 1;
 	t->epoch = new_epoch();
-	t->seq = 1;
+	atomic_init(&t->mem, sizeof(*t) + st_hslots_bytes(t->mask));
 	return t;
 }
 
@@ -146,8 +182,8 @@ void st_stab_destroy(struct st_stab *t)
 		return;
 	free_chunks(t->chunks);
 	free_chunks(t->free_chunks);
-	st_region_free(t->touched, t->ttcap * sizeof(*t->touched));
-	st_region_free(t->last, t->tcap * t->nm * sizeof(*t->last));
+	for (unsigned k = 0; k < VC_MAX && t->vc[k]; k++)
+		st_region_free(t->vc[k], t->vc[k]->bytes);
 	st_region_free(t->slots, st_hslots_bytes(t->mask));
 	st_free(t);
 }
@@ -172,7 +208,8 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 		/* As big as the arena so far, from 64 KiB: a table that stays
 		 * small does not pin (nor fault) 2 MiB; the next chunk is a big
 		 * page (st_region_early), then as big as the arena up to one. */
-		size_t want = t->arena_bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : t->arena_bytes;
+		size_t ab = relaxed(&t->arena_bytes);
+		size_t want = ab < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : ab;
 		if (want > ARENA_CHUNK_MAX)
 			want = ARENA_CHUNK_MAX;
 		if (want < sizeof(*c) + n)
@@ -182,7 +219,8 @@ static void *arena_alloc(struct st_stab *t, size_t n)
 		if (!c)
 			return NULL;
 		c->size = want - sizeof(*c);
-		t->arena_bytes += want;
+		atomic_store_explicit(&t->arena_bytes, relaxed(&t->arena_bytes) + want,
+				      memory_order_relaxed);
 	}
 	c->used = n;
 	c->next = t->chunks;
@@ -224,97 +262,71 @@ int st_hslots_grow(struct st_hslot **slots, size_t *mask)
 	return 0;
 }
 
-/* List r (a record of t not listed in this sequence) for the next fold.  A
- * record is listed once per sequence, so the list holds at most count <=
- * tcap records. */
-static inline void list(struct st_stab *t, struct st_srec *r)
+/* ------------------------------------------------------------ the slab */
+
+/* Records in slab chunk k, and the first record index it holds. */
+static inline size_t vc_n(unsigned k)
 {
-	r->tseq = t->seq;
-	t->touched[t->ntouched++] = r;
+	return (size_t)VB << k;
 }
 
-/* What the merger has folded of r: its nm entries of last[]. */
-static inline uint64_t *last_of(const struct st_stab *t, const struct st_srec *r)
+static inline size_t vc_first(unsigned k)
 {
-	return &t->last[(size_t)r->idx * t->nm];
+	return (size_t)VB * (((size_t)1 << k) - 1);
 }
 
-/* A sum of r's would pass UINT64_MAX at metric m (metrics before m are
- * added already): rebase r to what it gained since its last fold, which
- * the owner of the table may do (the merger reads last[] only when it owns
- * the table), then add the rest saturating.  Rare: values are cumulative
- * only since the record was made or last rebased. */
-static void __attribute__((noinline, cold))
-rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values, unsigned m)
+/* The chunk holding record idx, and idx's offset in it. */
+static inline unsigned vc_of(size_t idx, size_t *off)
 {
-	uint64_t *v = st_srec_values(r);
-	uint64_t *l = last_of(t, r);
-	for (unsigned k = 0; k < t->nm; k++) {
-		v[k] -= l[k];
-		l[k] = 0;
-	}
-	for (unsigned k = m; k < t->nm; k++)
-		v[k] = st_sat_add(v[k], values[k]);
+	const size_t q = idx / VB + 1;
+	const unsigned k = (unsigned)(63 - __builtin_clzll(q));
+	*off = idx - vc_first(k);
+	return k;
 }
 
-/* Add one sample's values to r, a record of t (its writer). */
-static inline void rec_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+static inline size_t ent_words(unsigned nm)
 {
-	uint64_t *v = st_srec_values(r);
-	for (unsigned m = 0; m < t->nm; m++) {
-		uint64_t s;
-		if (ST_UNLIKELY(__builtin_add_overflow(v[m], values[m], &s))) {
-			rec_overflow(t, r, values, m);
-			return;
-		}
-		v[m] = s;
-	}
+	return 1 + (size_t)nm;
 }
 
-/* The writer's add to a record it holds: list it on its first add of the
- * fold sequence. */
-static inline void touch_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+/* Chunk k for a table of nm metrics: flags and `last` zero. */
+static struct vchunk *vc_new(unsigned nm, unsigned k)
 {
-	if (ST_UNLIKELY(r->tseq != t->seq))
-		list(t, r);
-	rec_add(t, r, values);
+	const size_t n = vc_n(k);
+	const size_t fb = (n / ST_STAB_GROUP + ST_CACHELINE - 1) / ST_CACHELINE * ST_CACHELINE;
+	const size_t eb = n * ent_words(nm) * sizeof(uint64_t);
+	const size_t lb = n * nm * sizeof(uint64_t);
+	const size_t bytes = st_region_size(sizeof(struct vchunk) + fb + eb + lb);
+	/* Prefaulted by writing: flags and `last` are read first. */
+	struct vchunk *c = st_region_alloc(bytes, ST_REGION_PREFAULT);
+	if (!c)
+		return NULL;
+	c->dirty = (_Atomic uint8_t *)c->mem;
+	c->ent = (uint64_t *)(c->mem + fb);
+	c->last = (uint64_t *)(c->mem + fb + eb);
+	c->bytes = bytes;
+	return c;
 }
 
-/* Room for one more record in the touched list and last[] (the new last[]
- * entries zero, by the kernel or the region's memset).  On -ENOMEM tcap is
- * unchanged: the touched list may have grown alone (ttcap), and keeps it. */
-static int grow_lists(struct st_stab *t)
+/* Room in the slab for record count (the writer, before storing it). */
+static int vc_room(struct st_stab *t, size_t count)
 {
-	size_t nc = t->tcap ? t->tcap * 2 : INITIAL_SLOTS;
-	const size_t lb = t->nm * sizeof(*t->last);
-	/* Past 64 KiB of last[] (the bigger list: lb >= the touched list's 8
-	 * bytes a record), both jump to what fills one big page of last[] (as
-	 * st_region_early), a power of two: sized by the touched list, last[]
-	 * would be nm big pages, prefaulted, for every table. */
-	size_t big = 1;
-	while (big * 2 * lb <= ST_REGION_BIG)
-		big *= 2;
-	if (nc * lb > ST_REGION_EARLY && nc < big)
-		nc = big;
-	if (nc > SIZE_MAX / 2 / lb)
+	if (ST_LIKELY(count < vc_first(t->nvc)))
+		return 0;
+	if (t->nvc == VC_MAX)
 		return -ENOMEM;
-	/* touched is written before it is read; last[] is read first (the
-	 * merger's delta), so its fresh part is prefaulted. */
-	if (t->ttcap < nc) {
-		void *p = st_region_grow(t->touched, t->ttcap * sizeof(*t->touched),
-					 nc * sizeof(*t->touched), ST_REGION_UNINIT);
-		if (!p)
+	if (!t->vc[t->nvc]) {
+		struct vchunk *c = vc_new(t->nm, t->nvc);
+		if (!c)
 			return -ENOMEM;
-		t->touched = p;
-		t->ttcap = nc;
+		t->vc[t->nvc] = c;
+		mem_add(t, (ptrdiff_t)c->bytes);
 	}
-	void *p = st_region_grow(t->last, t->tcap * lb, nc * lb, ST_REGION_PREFAULT);
-	if (!p)
-		return -ENOMEM; /* touched may have grown alone: ttcap > tcap */
-	t->last = p;
-	t->tcap = nc;
+	t->nvc++;
 	return 0;
 }
+
+/* ------------------------------------------------------------ records */
 
 /* a[0..n) == b[0..n) for frame ids, inline (a libc memcmp of the 128-byte
  * key was a visible part of the hot path): 16 bytes at a time, or-ed into
@@ -335,7 +347,8 @@ static inline bool ids_equal(const uint32_t *a, const uint32_t *b, uint32_t n)
 	return !(r | d[0] | d[1]);
 }
 
-/* The record of this stack in t, or NULL; *slot is where a new one goes. */
+/* The record of this stack in t, or NULL; *slot is its slot, or where a
+ * new one goes. */
 static inline struct st_srec *find(const struct st_stab *t, const uint32_t *frames,
 				   uint32_t depth, uint64_t hash, size_t *slot)
 {
@@ -346,9 +359,10 @@ static inline struct st_srec *find(const struct st_stab *t, const uint32_t *fram
 			break;
 		if (s->hash == hash) {
 			struct st_srec *r = s->p;
-			if (ST_LIKELY(r->depth == depth &&
-				      ids_equal(st_srec_frames(r, t->nm), frames, depth)))
+			if (ST_LIKELY(r->depth == depth && ids_equal(r->frames, frames, depth))) {
+				*slot = i;
 				return r;
+			}
 		}
 		i = (i + 1) & t->mask;
 	}
@@ -356,40 +370,116 @@ static inline struct st_srec *find(const struct st_stab *t, const uint32_t *fram
 	return NULL;
 }
 
+/* A new record of this stack holding values, with its slab entry, counted
+ * and flagged for the merger; the caller puts it in a slot.  NULL when out
+ * of memory (nothing changed but maybe a new slab chunk). */
+static struct st_srec *new_rec(struct st_stab *t, const uint32_t *frames, uint32_t depth,
+			       uint64_t hash, const uint64_t *values)
+{
+	const unsigned nm = t->nm;
+	const size_t idx = relaxed(&t->count);
+	if (idx >= UINT32_MAX || vc_room(t, idx))
+		return NULL;
+	struct st_srec *r = arena_alloc(t, sizeof(*r) + (size_t)depth * sizeof(uint32_t));
+	if (!r)
+		return NULL;
+	size_t off;
+	const unsigned k = vc_of(idx, &off);
+	struct vchunk *c = t->vc[k];
+	uint64_t *ent = c->ent + off * ent_words(nm);
+	ent[0] = (uint64_t)(uintptr_t)r;
+	memcpy(ent + 1, values, nm * sizeof(uint64_t));
+	r->depth = depth;
+	r->idx = (uint32_t)idx;
+	r->hash = hash;
+	r->leaf = UINT32_MAX; /* not linked to the master yet */
+	r->epoch = 0;         /* never folded (master epochs are never 0) */
+	r->v = ent + 1;
+	r->last = c->last + off * nm; /* zero: fresh, or zeroed by a clear */
+	r->dirty = &c->dirty[off / ST_STAB_GROUP];
+	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
+		memcpy(r->frames, frames, (size_t)depth * sizeof(*frames));
+	/* Invariant 1: the entry and record before the count, the count
+	 * before the flag. */
+	atomic_store_explicit(&t->count, idx + 1, memory_order_release);
+	atomic_store_explicit(r->dirty, 1, memory_order_release);
+	return r;
+}
+
 /* A new record for a stack find() missed (its free slot i). */
 static struct st_srec *__attribute__((noinline))
 insert(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint64_t hash,
        const uint64_t *values, size_t i)
 {
-	const unsigned nm = t->nm;
 	/* New stack: keep load <= 1/2 so probes stay short. */
-	if ((t->count + 1) * 2 > t->mask + 1) {
+	if ((relaxed(&t->count) + 1) * 2 > t->mask + 1) {
+		size_t old = st_hslots_bytes(t->mask);
 		if (st_hslots_grow(&t->slots, &t->mask))
 			return NULL;
+		mem_add(t, (ptrdiff_t)(st_hslots_bytes(t->mask) - old));
 		i = hash & t->mask;
 		while (t->slots[i].hash)
 			i = (i + 1) & t->mask;
 	}
-	if (t->count == t->tcap && grow_lists(t))
-		return NULL;
-	struct st_srec *r = arena_alloc(t, sizeof(*r) + nm * sizeof(uint64_t) +
-						   (size_t)depth * sizeof(uint32_t));
+	struct st_srec *r = new_rec(t, frames, depth, hash, values);
 	if (!r)
 		return NULL;
-	r->depth = depth;
-	list(t, r); /* room: tcap >= count + 1 */
-	r->hash = hash;
-	r->leaf = UINT32_MAX; /* not linked to the master yet */
-	r->epoch = 0;
-	r->idx = (uint32_t)t->count; /* last[idx] is 0: zeroed by growth or clear */
-	r->pad_ = 0;
-	memcpy(st_srec_values(r), values, nm * sizeof(uint64_t));
-	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
-		memcpy(st_srec_frames(r, nm), frames, (size_t)depth * sizeof(*frames));
 	t->slots[i].hash = hash;
 	t->slots[i].p = r;
-	t->count++;
 	return r;
+}
+
+/* s = r's values + values, false when a sum would pass UINT64_MAX. */
+static inline bool rec_sum(const struct st_srec *r, unsigned nm, const uint64_t *values,
+			   uint64_t *s)
+{
+	bool ovf = false;
+	for (unsigned m = 0; m < nm; m++)
+		ovf |= __builtin_add_overflow(__atomic_load_n(&r->v[m], __ATOMIC_RELAXED),
+					      values[m], &s[m]);
+	return !ovf;
+}
+
+static inline void rec_store(struct st_srec *r, unsigned nm, const uint64_t *s)
+{
+	for (unsigned m = 0; m < nm; m++)
+		__atomic_store_n(&r->v[m], s[m], __ATOMIC_RELAXED);
+	/* Release: the merger that takes the flag sees these values. */
+	atomic_store_explicit(r->dirty, 1, memory_order_release);
+}
+
+/* An add to r would pass UINT64_MAX (invariant 2): add to the stack's
+ * current record if it has room, else to a new record of the stack, which
+ * its slot then names (r, and any record a writer's cache still holds,
+ * stays listed and foldable).  Rare: a record's values are cumulative
+ * since it was made. */
+static int __attribute__((noinline, cold))
+rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+{
+	uint64_t s[ST_MAX_METRICS];
+	size_t i;
+	struct st_srec *cur = find(t, r->frames, r->depth, r->hash, &i);
+	if (cur && cur != r && rec_sum(cur, t->nm, values, s)) {
+		rec_store(cur, t->nm, s);
+		return 0;
+	}
+	if (!cur)
+		return -ENOMEM; /* cannot be: r's stack has a slot */
+	struct st_srec *nr = new_rec(t, r->frames, r->depth, r->hash, values);
+	if (!nr)
+		return -ENOMEM;
+	t->slots[i].p = nr;
+	return 0;
+}
+
+/* Add one sample's values to r, a record of t (its writer). */
+static inline int rec_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+{
+	uint64_t s[ST_MAX_METRICS];
+	if (ST_UNLIKELY(!rec_sum(r, t->nm, values, s)))
+		return rec_overflow(t, r, values);
+	rec_store(r, t->nm, s);
+	return 0;
 }
 
 struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
@@ -397,12 +487,10 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* 0 marks an empty slot */
-	size_t i = 0; /* set by find() when it misses */
+	size_t i = 0;
 	struct st_srec *r = find(t, frames, depth, hash, &i);
-	if (ST_LIKELY(r)) {
-		touch_add(t, r, values);
-		return r;
-	}
+	if (ST_LIKELY(r))
+		return rec_add(t, r, values) ? NULL : r;
 	return insert(t, frames, depth, hash, values, i);
 }
 
@@ -411,13 +499,12 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint6
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* 0 marks an empty slot */
-	size_t i = 0; /* set by find() when it misses */
+	size_t i = 0;
 	struct st_srec *r = find(t, frames, depth, hash, &i);
 	if (ST_LIKELY(r)) {
 		/* Equal to a record's frames, which were checked when it was
 		 * made: valid (ids are never withdrawn). */
-		touch_add(t, r, values);
-		return 0;
+		return rec_add(t, r, values);
 	}
 	uint32_t m = 0;
 	for (uint32_t k = 0; k < depth; k++)
@@ -451,98 +538,105 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 	if (s->hash != hash)
 		return;
 	const char *p = (const char *)s->p;
-	size_t n = sizeof(struct st_srec) + t->nm * sizeof(uint64_t) + (size_t)depth * 4;
+	size_t n = sizeof(struct st_srec) + (size_t)depth * 4;
 	for (size_t o = 0; o < n && o < 4 * ST_CACHELINE; o += ST_CACHELINE)
 		__builtin_prefetch(p + o);
 }
 
-void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+int st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 {
-	touch_add(t, r, values);
+	return rec_add(t, r, values);
 }
 
-size_t st_stab_touched(const struct st_stab *t)
+/* ------------------------------------------------------------ the merger */
+
+size_t st_stab_groups(const struct st_stab *t)
 {
-	return t->ntouched;
+	return (atomic_load_explicit(&t->count, memory_order_acquire) + ST_STAB_GROUP - 1) /
+	       ST_STAB_GROUP;
 }
 
-void st_stab_visit_touched(struct st_stab *t, size_t from, size_t to, st_srec_fn fn, void *arg)
+void st_stab_visit(struct st_stab *t, size_t g0, size_t g1, st_srec_fn fn, void *arg)
 {
-	/* The records were last written by the writer's core: fetch a few
-	 * ahead, their header and values (8-aligned: up to two lines). */
-	enum { AHEAD = 8 };
-	const size_t hv = sizeof(struct st_srec) + t->nm * sizeof(uint64_t) - 1;
-	for (size_t i = from; i < to; i++) {
-		if (i + AHEAD < to) {
-			const char *p = (const char *)t->touched[i + AHEAD];
-			__builtin_prefetch(p);
-			__builtin_prefetch(p + hv);
+	/* The records of a group follow each other in the arena, mostly: fetch
+	 * a few ahead (their header; the values are dense in the slab). */
+	enum { AHEAD = 4 };
+	const size_t ew = ent_words(t->nm);
+	for (size_t g = g0; g < g1; g++) {
+		size_t off;
+		const unsigned k = vc_of(g * ST_STAB_GROUP, &off);
+		struct vchunk *c = t->vc[k];
+		_Atomic uint8_t *f = &c->dirty[off / ST_STAB_GROUP];
+		/* A clear flag is not taken (no store to a line the writer
+		 * will write again). */
+		if (!atomic_load_explicit(f, memory_order_relaxed))
+			continue;
+		atomic_exchange_explicit(f, 0, memory_order_acquire);
+		/* After the flag: covers every record whose flag it was. */
+		size_t n = atomic_load_explicit(&t->count, memory_order_acquire) - g * ST_STAB_GROUP;
+		if (n > ST_STAB_GROUP)
+			n = ST_STAB_GROUP;
+		const uint64_t *ent = c->ent + off * ew;
+		for (size_t j = 0; j < n; j++) {
+			if (j + AHEAD < n)
+				__builtin_prefetch((const void *)(uintptr_t)ent[(j + AHEAD) * ew]);
+			fn(arg, t, (struct st_srec *)(uintptr_t)ent[j * ew]);
 		}
-		fn(arg, t, t->touched[i]);
-	}
-}
-
-void st_stab_touched_done(struct st_stab *t)
-{
-	t->ntouched = 0;
-	/* Every record now has tseq != seq: unlisted, without a write to it.
-	 * (A sequence never comes round again: st_stab_keep clears the table
-	 * long before seq could wrap.) */
-	t->seq++;
-}
-
-void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg)
-{
-	st_stab_visit_touched(t, 0, t->ntouched, fn, arg);
-	st_stab_touched_done(t);
-}
-
-void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d)
-{
-	const uint64_t *v = r->data;
-	uint64_t *l = last_of(t, r);
-	for (unsigned m = 0; m < t->nm; m++) {
-		d[m] = v[m] - l[m];
-		l[m] = v[m];
 	}
 }
 
 void st_stab_rebase(struct st_stab *t, struct st_srec *r)
 {
-	uint64_t *v = st_srec_values(r);
-	uint64_t *l = last_of(t, r);
 	for (unsigned m = 0; m < t->nm; m++) {
-		v[m] -= l[m];
-		l[m] = v[m];
+		uint64_t g = r->v[m] - r->last[m];
+		r->v[m] = g;
+		r->last[m] = g;
 	}
 }
 
 bool st_stab_keep(const struct st_stab *t)
 {
-	return t->count <= KEEP_RECORDS && t->arena_bytes <= KEEP_ARENA &&
-	       t->seq < UINT32_MAX / 2;
+	return atomic_load_explicit(&t->count, memory_order_relaxed) <= KEEP_RECORDS &&
+	       relaxed(&t->arena_bytes) <= KEEP_ARENA;
 }
 
 size_t st_stab_count(const struct st_stab *t)
 {
-	return t->count;
+	return atomic_load_explicit(&t->count, memory_order_relaxed);
 }
 
 void st_stab_clear(struct st_stab *t)
 {
 	/* Records cached by the writer (scache.c) die here. */
 	t->epoch = new_epoch();
-	t->ntouched = 0;
-	t->seq = 1;
-	if (t->count) /* the next records start with nothing folded */
-		memset(t->last, 0, t->count * t->nm * sizeof(*t->last));
-	if (!t->count && !t->chunks)
+	const size_t count = relaxed(&t->count);
+	/* The slab: the used flags and `last` zeroed in the chunks kept (the
+	 * first ones, up to KEEP_SLAB bytes), the others freed. */
+	size_t kept = 0;
+	for (unsigned k = 0; k < VC_MAX && t->vc[k]; k++) {
+		struct vchunk *c = t->vc[k];
+		if (kept + c->bytes > KEEP_SLAB) {
+			mem_add(t, -(ptrdiff_t)c->bytes);
+			st_region_free(c, c->bytes);
+			t->vc[k] = NULL;
+			continue;
+		}
+		kept += c->bytes;
+		if (count > vc_first(k)) {
+			size_t used = count - vc_first(k) < vc_n(k) ? count - vc_first(k) : vc_n(k);
+			memset((void *)c->dirty, 0, (used + ST_STAB_GROUP - 1) / ST_STAB_GROUP);
+			memset(c->last, 0, used * t->nm * sizeof(uint64_t));
+		}
+	}
+	t->nvc = 0;
+	if (!count && !t->chunks)
 		return;
 	/* A table that grew for a burst shrinks back when the next period is
 	 * quiet, so one spike does not pin memory for good. */
 	size_t want = INITIAL_SLOTS;
-	while (want < t->count * 4 && want <= t->mask)
+	while (want < count * 4 && want <= t->mask)
 		want *= 2;
+	const size_t old = st_hslots_bytes(t->mask);
 	if (want < t->mask + 1) {
 		struct st_hslot *ns = st_region_alloc(want * sizeof(*ns), ST_REGION_PREFAULT);
 		if (ns) {
@@ -555,36 +649,22 @@ void st_stab_clear(struct st_stab *t)
 	} else {
 		memset(t->slots, 0, st_hslots_bytes(t->mask));
 	}
-	t->count = 0;
-	if (t->tcap > want) {
-		/* The lists shrink with the slots (capacity >= count still);
-		 * both or neither, so the capacity holds for both. */
-		const size_t lb = t->nm * sizeof(*t->last);
-		struct st_srec **p = st_region_alloc(want * sizeof(*p), ST_REGION_UNINIT);
-		uint64_t *l = st_region_alloc(want * lb, ST_REGION_PREFAULT);
-		if (p && l) {
-			st_region_free(t->touched, t->ttcap * sizeof(*t->touched));
-			st_region_free(t->last, t->tcap * lb);
-			t->touched = p;
-			t->last = l;
-			t->tcap = t->ttcap = want;
-		} else {
-			st_region_free(p, want * sizeof(*p));
-			st_region_free(l, want * lb);
-		}
-	}
+	mem_add(t, (ptrdiff_t)st_hslots_bytes(t->mask) - (ptrdiff_t)old);
+	atomic_store_explicit(&t->count, 0, memory_order_relaxed);
 	/* Keep up to 4 MiB of arena for the next period, free the rest. */
-	size_t kept = 0;
+	size_t akept = 0;
 	struct chunk *c = t->chunks;
 	t->chunks = NULL;
 	while (c) {
 		struct chunk *n = c->next;
-		if (kept + c->size <= 4u * 1024 * 1024) {
-			kept += c->size;
+		if (akept + c->size <= 4u * 1024 * 1024) {
+			akept += c->size;
 			c->next = t->free_chunks;
 			t->free_chunks = c;
 		} else {
-			t->arena_bytes -= sizeof(*c) + c->size;
+			atomic_store_explicit(&t->arena_bytes,
+					      relaxed(&t->arena_bytes) - (sizeof(*c) + c->size),
+					      memory_order_relaxed);
 			st_region_free(c, sizeof(*c) + c->size);
 		}
 		c = n;
@@ -593,8 +673,7 @@ void st_stab_clear(struct st_stab *t)
 
 size_t st_stab_memory(const struct st_stab *t)
 {
-	return sizeof(*t) + st_hslots_bytes(t->mask) + t->arena_bytes +
-	       t->ttcap * sizeof(*t->touched) + t->tcap * t->nm * sizeof(*t->last);
+	return relaxed(&t->mem) + relaxed(&t->arena_bytes);
 }
 
 struct st_shard *st_shard_new(unsigned nmetrics, unsigned index)

@@ -10,28 +10,52 @@
 
 /* One writer's stack table (stacks -> accumulated values).
  *
- * A record's values are cumulative for as long as its table keeps it: the
- * writer only ever adds, and the merger never writes a record it folds
- * through its master link (shard.c "Who writes what"), so the writer's
- * cache keeps the record's lines across a fold. */
+ * A record is its key (frames, depth, hash) and a link to the master,
+ * written once; its values live in the table's value slab (shard.c), where
+ * the writer adds to them and the merger reads them while the writer goes
+ * on (relaxed atomics: only the writer stores).  Values are cumulative for
+ * as long as the table keeps the record; what the merger has folded of
+ * them is in `last`, which only the merger touches. */
 struct st_srec {
 	uint32_t depth;
-	uint32_t tseq; /* the table's fold sequence when last listed (writer) */
+	uint32_t idx; /* creation order in the table */
 	uint64_t hash;
 	/* The merger's link to the master (master.c invariant 3): the leaf this
-	 * stack was folded into, valid while epoch equals the master's.
-	 * Written only when the stack is walked, not on every fold. */
+	 * stack was folded into, valid while epoch equals the master's; epoch
+	 * 0: never folded.  Written only when the stack is walked. */
 	uint32_t leaf;
 	uint32_t epoch;
-	uint32_t idx; /* creation order in the table: its slot in t->last */
-	uint32_t pad_;
-	/* uint64_t values[nmetrics]; uint32_t frames[depth]; follow */
-	uint64_t data[];
+	uint64_t *v;            /* nm values in the slab: the writer's */
+	uint64_t *last;         /* nm values folded so far: the merger's */
+	_Atomic uint8_t *dirty; /* its group's flag: set by every add */
+	uint32_t frames[];
 };
-static inline uint64_t *st_srec_values(struct st_srec *r) { return r->data; }
 static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
 {
-	return (uint32_t *)(r->data + nm);
+	(void)nm;
+	return r->frames;
+}
+/* Merger: what r gained since it was last folded, into d[nm], remembered
+ * as folded; true when some metric gained.  A record is folded by one
+ * merge worker at a time (rule P1). */
+static inline bool st_srec_take(struct st_srec *r, unsigned nm, uint64_t *d)
+{
+	uint64_t any = 0;
+	for (unsigned m = 0; m < nm; m++) {
+		uint64_t x = __atomic_load_n(&r->v[m], __ATOMIC_RELAXED);
+		d[m] = x - r->last[m];
+		r->last[m] = x;
+		any |= d[m];
+	}
+	return any != 0;
+}
+/* Merger: true when r gained something since it was last folded. */
+static inline bool st_srec_changed(const struct st_srec *r, unsigned nm)
+{
+	uint64_t any = 0;
+	for (unsigned m = 0; m < nm; m++)
+		any |= __atomic_load_n(&r->v[m], __ATOMIC_RELAXED) ^ r->last[m];
+	return any != 0;
 }
 
 /* An open-addressing slot (hash 0 = empty, linear probe, power-of-two
@@ -69,32 +93,31 @@ uint64_t st_stab_epoch(const struct st_stab *t);
 void st_stab_prefetch_slot(const struct st_stab *t, uint64_t hash);
 void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth);
 /* Add values to r, a record of t (the writer's path for a record it
- * already holds, e.g. through its stack cache): lists r for the next fold
- * when it is its first add since the last one. */
-void st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values);
-/* Visit every record touched since the last call, then empty the list and
- * start a new fold sequence.  Merger, after a grace period.  fn gets the
- * table for st_stab_delta / st_stab_rebase. */
+ * already holds, e.g. through its stack cache).  0, or -ENOMEM when a sum
+ * would pass UINT64_MAX and no record could be made to take it (nothing
+ * added). */
+int st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values);
+/*
+ * The merger's view: records come in groups of ST_STAB_GROUP (by creation
+ * order), each with a flag every add sets.  st_stab_groups() is the number
+ * of groups now; st_stab_visit() takes the set flags of groups [g0, g1)
+ * and calls fn on every record of those groups (some may not have changed:
+ * st_srec_changed).  Safe while the writer adds (shard.c "Who writes
+ * what"); distinct group ranges may be visited at once by different
+ * threads (fn touches only its record's link and `last`).
+ */
+#define ST_STAB_GROUP 64u
 typedef void (*st_srec_fn)(void *arg, struct st_stab *t, struct st_srec *r);
-void st_stab_foreach_touched(struct st_stab *t, st_srec_fn fn, void *arg);
-/* The same in pieces, for several merge workers on one table: the number
- * of records listed; visit listed records [from, to) (distinct pieces may
- * be visited at once by different threads: fn touches only its record and
- * that record's folded values); then, once every piece is visited and by
- * one thread, empty the list and start a new fold sequence. */
-size_t st_stab_touched(const struct st_stab *t);
-void st_stab_visit_touched(struct st_stab *t, size_t from, size_t to, st_srec_fn fn, void *arg);
-void st_stab_touched_done(struct st_stab *t);
-/* Merger: what r gained since it was last folded, into d[nmetrics], and
- * remember r's values as folded.  Reads r, writes only merger memory. */
-void st_stab_delta(struct st_stab *t, const struct st_srec *r, uint64_t *d);
-/* Merger: make r's values what it gained since it was last folded and
- * remember those as folded, so r's values can be added as they are (the
- * walk and the one-shot drain).  Writes r: for records off the hot path. */
+size_t st_stab_groups(const struct st_stab *t);
+void st_stab_visit(struct st_stab *t, size_t g0, size_t g1, st_srec_fn fn, void *arg);
+/* Merger, on a table it owns (flipped out, after the grace period): make
+ * r's values what it gained since its last fold and remember those as
+ * folded, so they can be read as they are (the one-shot drain). */
 void st_stab_rebase(struct st_stab *t, struct st_srec *r);
 size_t st_stab_count(const struct st_stab *t);
-/* After a fold: true when the table is small enough to keep its records
- * (linked to the master) for the next period, false to clear it. */
+/* Merger, at any time: true when the table is small enough to keep its
+ * records (linked to the master) and be folded in place; false when it is
+ * to be flipped out and cleared. */
 bool st_stab_keep(const struct st_stab *t);
 void st_stab_clear(struct st_stab *t);
 size_t st_stab_memory(const struct st_stab *t);

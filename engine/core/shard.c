@@ -18,8 +18,9 @@
  *   value slab, chunk k of VB << k records (never moved; record idx is in
  *   chunk k at offset idx - VB * (2^k - 1)):
  *     dirty[n / 64]   one flag per group of ST_STAB_GROUP records
- *     ent[n]          { record pointer, values[nm] }: v points here
- *     last[n]         values[nm] folded so far:      last points here
+ *     val[n]          values[nm], the writer's:     v points here
+ *     rec[n]          record pointers, for the merger
+ *     last[n]         values[nm] folded so far:     last points here
  *
  * Who writes what.  The writer keeps writing its one table while the merger
  * folds it: no flip, no grace period, no second table for most merges (a
@@ -100,11 +101,14 @@ struct chunk {
 	_Alignas(8) unsigned char mem[];
 };
 
-/* A slab chunk: one region, this header, then its flags, entries and
- * `last` (each 64-byte aligned). */
+/* A slab chunk: one region, this header, then its flags, values, record
+ * pointers and `last` (each 64-byte aligned).  Values alone in their
+ * array: a line the writer dirties holds as many records' values as it
+ * can, so the merger reads (and the writer then takes back) few lines. */
 struct vchunk {
 	_Atomic uint8_t *dirty; /* n / ST_STAB_GROUP flags */
-	uint64_t *ent;          /* n entries of 1 + nm words */
+	uint64_t *val;          /* n * nm */
+	struct st_srec **rec;   /* n */
 	uint64_t *last;         /* n * nm */
 	size_t bytes;           /* the region's size */
 	_Alignas(ST_CACHELINE) unsigned char mem[];
@@ -284,26 +288,22 @@ static inline unsigned vc_of(size_t idx, size_t *off)
 	return k;
 }
 
-static inline size_t ent_words(unsigned nm)
-{
-	return 1 + (size_t)nm;
-}
-
 /* Chunk k for a table of nm metrics: flags and `last` zero. */
 static struct vchunk *vc_new(unsigned nm, unsigned k)
 {
 	const size_t n = vc_n(k);
 	const size_t fb = (n / ST_STAB_GROUP + ST_CACHELINE - 1) / ST_CACHELINE * ST_CACHELINE;
-	const size_t eb = n * ent_words(nm) * sizeof(uint64_t);
-	const size_t lb = n * nm * sizeof(uint64_t);
-	const size_t bytes = st_region_size(sizeof(struct vchunk) + fb + eb + lb);
+	const size_t vb = n * nm * sizeof(uint64_t);
+	const size_t rb = n * sizeof(struct st_srec *);
+	const size_t bytes = st_region_size(sizeof(struct vchunk) + fb + 2 * vb + rb);
 	/* Prefaulted by writing: flags and `last` are read first. */
 	struct vchunk *c = st_region_alloc(bytes, ST_REGION_PREFAULT);
 	if (!c)
 		return NULL;
 	c->dirty = (_Atomic uint8_t *)c->mem;
-	c->ent = (uint64_t *)(c->mem + fb);
-	c->last = (uint64_t *)(c->mem + fb + eb);
+	c->val = (uint64_t *)(c->mem + fb);
+	c->rec = (struct st_srec **)(c->mem + fb + vb);
+	c->last = (uint64_t *)(c->mem + fb + vb + rb);
 	c->bytes = bytes;
 	return c;
 }
@@ -386,15 +386,14 @@ static struct st_srec *new_rec(struct st_stab *t, const uint32_t *frames, uint32
 	size_t off;
 	const unsigned k = vc_of(idx, &off);
 	struct vchunk *c = t->vc[k];
-	uint64_t *ent = c->ent + off * ent_words(nm);
-	ent[0] = (uint64_t)(uintptr_t)r;
-	memcpy(ent + 1, values, nm * sizeof(uint64_t));
+	c->rec[off] = r;
+	memcpy(c->val + off * nm, values, nm * sizeof(uint64_t));
 	r->depth = depth;
 	r->idx = (uint32_t)idx;
 	r->hash = hash;
 	r->leaf = UINT32_MAX; /* not linked to the master yet */
 	r->epoch = 0;         /* never folded (master epochs are never 0) */
-	r->v = ent + 1;
+	r->v = c->val + off * nm;
 	r->last = c->last + off * nm; /* zero: fresh, or zeroed by a clear */
 	r->dirty = &c->dirty[off / ST_STAB_GROUP];
 	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
@@ -561,7 +560,6 @@ void st_stab_visit(struct st_stab *t, size_t g0, size_t g1, st_srec_fn fn, void 
 	/* The records of a group follow each other in the arena, mostly: fetch
 	 * a few ahead (their header; the values are dense in the slab). */
 	enum { AHEAD = 4 };
-	const size_t ew = ent_words(t->nm);
 	for (size_t g = g0; g < g1; g++) {
 		size_t off;
 		const unsigned k = vc_of(g * ST_STAB_GROUP, &off);
@@ -576,11 +574,11 @@ void st_stab_visit(struct st_stab *t, size_t g0, size_t g1, st_srec_fn fn, void 
 		size_t n = atomic_load_explicit(&t->count, memory_order_acquire) - g * ST_STAB_GROUP;
 		if (n > ST_STAB_GROUP)
 			n = ST_STAB_GROUP;
-		const uint64_t *ent = c->ent + off * ew;
+		struct st_srec **rec = c->rec + off;
 		for (size_t j = 0; j < n; j++) {
 			if (j + AHEAD < n)
-				__builtin_prefetch((const void *)(uintptr_t)ent[(j + AHEAD) * ew]);
-			fn(arg, t, (struct st_srec *)(uintptr_t)ent[j * ew]);
+				__builtin_prefetch(rec[j + AHEAD]);
+			fn(arg, t, rec[j]);
 		}
 	}
 }

@@ -318,7 +318,10 @@ static inline int add_cached(struct st_writer *w, struct st_stab *t, uint64_t ep
 	 * a branch that mispredicts. */
 	int k = c->epoch[1] == ep;
 	if (ST_LIKELY(c->epoch[k] == ep)) {
-		st_stab_add_rec(t, c->rec[k], values);
+		if (ST_UNLIKELY(st_stab_add_rec(t, c->rec[k], values))) {
+			counter_bump(&w->sh->dropped, 1); /* a sum past 2^64, no memory */
+			return -ENOMEM;
+		}
 		return 0;
 	}
 	return cached_upsert(w, t, c, ep, values);

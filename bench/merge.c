@@ -50,7 +50,7 @@ struct fold_delta {
  * process's CPU time (every merge worker's; the writer is this thread). */
 static void flush_delta(struct st_engine *e, struct fold_delta *d, uint64_t *errs)
 {
-	struct st_stats a, b;
+	struct st_stats a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
 	st_engine_stats(e, &a);
 	double c0 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
 	*errs += !st_flush(e);
@@ -104,7 +104,7 @@ static void merge_engine(struct workload *W, unsigned workers, unsigned rep, str
 	size_t n = W->samples, nl = n < MERGE_LINKED ? n : MERGE_LINKED;
 	uint64_t errs = 0;
 	struct fold_delta fnew = { 0 }, fknown = { 0 }, flinked = { 0 }, fwarm = { 0 };
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 
 	double t0 = bench_now(), c0 = bench_cpu();
 	errs += bench_ingest_pass(W, w, d, n, true);

@@ -208,7 +208,7 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	double h0 = 0, h1 = 0;
 	for (size_t i = 0; i < nhelp; i++)
 		h0 += tid_cpu(helpers[i]);
-	struct st_stats s0, s1;
+	struct st_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
 	st_engine_stats(e, &s0);
 	double m0 = mtid ? tid_cpu(mtid) : 0;
 	unsigned long long i0 = cpu0_ipis();

@@ -170,7 +170,7 @@ static unsigned threads_named(const char *prefix)
 static void check_stats_match(struct st_engine *e, struct st_ref *ref, uint64_t base,
 			      const char *where)
 {
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	struct st_snap *s = st_snap_acquire(e);
 	cr_expect_eq(st.nodes, st_snap_node_count(s), "%s: stats.nodes %llu, snapshot %zu", where,
@@ -217,7 +217,7 @@ static void workload_nm(unsigned workers, uint64_t seed, unsigned nm)
 			cr_assert_neq(st_reset(wl.e[0]), 0);
 			st_reset(wl.e[1]);
 			st_ref_reset(wl.ref);
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(wl.e[0], &st);
 			base = st.ingested;
 		}
@@ -283,7 +283,7 @@ Test(pmerge, allocation_failure_keeps_totals_exact)
 				failures++;
 				cr_assert_neq(st_flush(e), 0, "k %ld: publish again", k);
 			}
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(e, &st);
 			failures += st.dropped != 0;
 			struct st_snap *s = st_snap_acquire(e);
@@ -336,7 +336,7 @@ Test(pmerge, partitions_do_not_duplicate_shared_prefixes)
 		}
 		st_writer_close(w);
 		cr_assert_neq(st_flush(e), 0);
-		struct st_stats st;
+		struct st_stats st = { .size = sizeof(st) };
 		st_engine_stats(e, &st);
 		cr_assert_eq(st.dropped, 0);
 		struct st_snap *s = st_snap_acquire(e);

@@ -13,7 +13,6 @@
  * phases.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "support/support.h"
+#include "support/threads.h"
 
 enum { WRITERS = 3, MAXD = 24, HOT = 400 };
 
@@ -142,30 +142,6 @@ static char *export_folded(struct st_engine *e, unsigned metric)
 	return buf;
 }
 
-/* Threads of this process named `prefix`* (pool threads are "st-merge-N"). */
-static unsigned threads_named(const char *prefix)
-{
-	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return 0;
-	unsigned n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char path[300], name[32] = "";
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 /* base: stats.ingested at the last reset (the counter is the engine's life's). */
 static void check_stats_match(struct st_engine *e, struct st_ref *ref, uint64_t base,
 			      const char *where)
@@ -190,7 +166,8 @@ static void workload_nm(unsigned workers, uint64_t seed, unsigned nm)
 	wl.e[1] = mk_workers_nm(1, 0, nm); /* the one-worker engine, for the export */
 	wl.ref = st_ref_create(nm, 0);
 	cr_assert_not_null(wl.ref);
-	cr_expect_eq(threads_named("st-merge-"), workers - 1, "workers %u: pool threads", workers);
+	cr_expect_eq(ts_threads_named("st-merge-", true, NULL, 0), workers - 1,
+		     "workers %u: pool threads", workers);
 	uint64_t base = 0;
 	static const bool reset_after[] = { false, true, false, false, true, false };
 	for (unsigned ph = 0; ph < sizeof(reset_after) / sizeof(*reset_after); ph++) {
@@ -249,7 +226,7 @@ Test(pmerge, merger_thread_and_flushes_interleave)
 		ts_assert_matches_ref(wl.e[0], wl.ref, "phase %u", ph);
 	}
 	st_engine_destroy(wl.e[0]);
-	cr_expect_eq(threads_named("st-merge-"), 0, "pool threads outlive the engine");
+	cr_expect_eq(ts_threads_named("st-merge-", true, NULL, 0), 0, "pool threads outlive the engine");
 	st_ref_destroy(wl.ref);
 }
 

@@ -618,7 +618,7 @@ static uint64_t run_lost(struct live_run *r)
 	struct st_snap *s = st_snap_acquire(r->e);
 	uint64_t got = st_snap_total(s, ST_NODE_ROOT, 0), want = r->warm_samples + r->samples;
 	st_snap_release(s);
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(r->e, &st);
 	return r->errors + st.dropped + (got > want ? got - want : want - got);
 }

@@ -50,7 +50,7 @@ struct fold_delta {
  * process's CPU time (every merge worker's; the writer is this thread). */
 static void flush_delta(struct st_engine *e, struct fold_delta *d, uint64_t *errs)
 {
-	struct st_stats a, b;
+	struct st_stats a = { .size = sizeof(a) }, b = { .size = sizeof(b) };
 	st_engine_stats(e, &a);
 	double c0 = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
 	*errs += !st_flush(e);
@@ -104,7 +104,7 @@ static void merge_engine(struct workload *W, unsigned workers, unsigned rep, str
 	size_t n = W->samples, nl = n < MERGE_LINKED ? n : MERGE_LINKED;
 	uint64_t errs = 0;
 	struct fold_delta fnew = { 0 }, fknown = { 0 }, flinked = { 0 }, fwarm = { 0 };
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 
 	double t0 = bench_now(), c0 = bench_cpu();
 	errs += bench_ingest_pass(W, w, d, n, true);
@@ -227,15 +227,31 @@ void merge_print(const struct merge_cost *mc)
 
 /* ------------------------------------------------------------ the model */
 
-enum { MODEL_T_MS = 10, MODEL_P = 64 };
+/*
+ * What the engine does with k merge workers (merge_layout in
+ * engine/core/engine.c): k is at most 16 (st_options.merge_workers), and
+ * the master is split into P = 4k partitions rounded up to a power of two
+ * (1 with one worker), so P reaches its most, 64, at 16 workers.  P >= k
+ * always: the partitions never leave a worker idle, the workers' cap is
+ * what limits the speed-up.
+ */
+enum { MODEL_T_MS = 10, MODEL_K_MAX = 16, MODEL_PARTS_PER_WORKER = 4 };
 static const unsigned model_writers[] = { 8, 16, 32, 64, 128 };
 
-/* Speed-up of k merge workers over P partitions, Amdahl's law with the
- * serial fraction f that makes 2 workers give s2. */
+static unsigned model_parts(unsigned k)
+{
+	unsigned p = 1;
+	while (k > 1 && p < MODEL_PARTS_PER_WORKER * k)
+		p *= 2;
+	return p;
+}
+
+/* Speed-up of k merge workers (each with at least one partition of its
+ * own), Amdahl's law with the serial fraction f that makes 2 workers give
+ * s2. */
 static double speedup(unsigned k, double f)
 {
-	double kk = k < MODEL_P ? k : MODEL_P;
-	return 1.0 / (f + (1.0 - f) / kk);
+	return 1.0 / (f + (1.0 - f) / k);
 }
 
 static double serial_fraction(double s2)
@@ -244,22 +260,23 @@ static double serial_fraction(double s2)
 	return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
-/* The fewest workers (up to P) that give `load` cores of merge work, or 0. */
-static unsigned workers_needed(double load, double f)
-{
-	for (unsigned k = 1; k <= MODEL_P; k++)
-		if (speedup(k, f) >= load)
-			return k;
-	return 0;
-}
-
+/* The fewest workers that give `load` cores of merge work: k/P (workers,
+ * the partitions the engine makes for them); ">16" when more workers than
+ * the engine runs would; "never" when none would (Amdahl's limit 1/f is
+ * below the load). */
 static void print_need(double load, double f)
 {
-	unsigned k = workers_needed(load, f);
-	if (k)
-		printf(" %9u", k);
+	char buf[16];
+	unsigned k = 1;
+	while (k <= MODEL_K_MAX && speedup(k, f) < load)
+		k++;
+	if (k <= MODEL_K_MAX)
+		snprintf(buf, sizeof(buf), "%u/%u", k, model_parts(k));
+	else if (f * load < 1.0)
+		snprintf(buf, sizeof(buf), ">%u", MODEL_K_MAX);
 	else
-		printf(" %9s", "never");
+		snprintf(buf, sizeof(buf), "never");
+	printf(" %9s", buf);
 }
 
 void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
@@ -283,8 +300,9 @@ void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
 	double pc = 0.25;
 	double f_meas = serial_fraction(mc->med_scale), f_goal = serial_fraction(1.6);
 
-	printf("\nmerge model (T = %d ms, P = %d partitions; docs/benchmarking.md, \"Merge scaling "
-	       "model\"):\n", MODEL_T_MS, MODEL_P);
+	printf("\nmerge model (T = %d ms; k merge workers, at most %d, over P = %dk partitions "
+	       "rounded up to a power of two; docs/benchmarking.md, \"Merge scaling model\"):\n",
+	       MODEL_T_MS, MODEL_K_MAX, MODEL_PARTS_PER_WORKER);
 	if (hot)
 		printf("  hot:  writer %.1f ns/sample (merger idle); %.0f records per writer per "
 		       "period x %.1f ns (linked) -> d_h = %.4f cores per writer; "
@@ -327,6 +345,7 @@ void merge_model_print(const struct merge_cost *mc, const struct snap_cpu *sc)
 	}
 	printf("  hot_load, cold_load: cores of merge work (1 = one merger busy); hot_T_ms: one "
 	       "merger's period; cold_cap: the share of the writers' new stacks one merger "
-	       "folds; *_k: merge workers needed over %d partitions at the measured s2, and "
-	       "at s2 = 1.6 (never: Amdahl's limit 1/f is below the load)\n", MODEL_P);
+	       "folds; *_k: k/P, the merge workers needed and the partitions the engine makes "
+	       "for them, at the measured s2 and at s2 = 1.6 (>%d: more workers than the engine "
+	       "runs; never: Amdahl's limit 1/f is below the load)\n", MODEL_K_MAX);
 }

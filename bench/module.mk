@@ -17,8 +17,14 @@ $(B)/bench/%.o: CPPFLAGS_ALL += $(ORACLE_CPPFLAGS)
 # libcurl clients (Debian libcurl4-openssl-dev, scripts/deps.sh).
 $(B)/bench/live_load.o: CPPFLAGS_ALL += -I.
 
-$(BENCH_BIN): $(BENCH_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) $(LIB_A) \
+# snapcpu.c finds the merger's threads by name with the suites' helper
+# (tests/support/threads.c: no Criterion in it).
+$(B)/bench/snapcpu.o: CPPFLAGS_ALL += -Itests
+BENCH_SUPPORT_OBJS := $(B)/tests/support/threads.o
+
+$(BENCH_BIN): $(BENCH_OBJS) $(BENCH_SUPPORT_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(BENCH_OBJS) $(BENCH_SUPPORT_OBJS) $(LIVE_OBJS) $(LIB_ORACLE_A) \
+		$(LIB_A) \
 		-lmicrohttpd -ljansson -lcurl $(LIBS_ENGINE) $(LIBS_MALLOC) -lxxhash -lm
 
 $(PROBE_BIN): $(B)/bench/probe/probe.o $(B)/bench/workload.o $(LIB_A)

@@ -303,6 +303,7 @@ uint64_t bench_engine_check(struct st_engine *e, uint64_t expected, struct st_st
 	struct st_snap *s = st_snap_acquire(e);
 	uint64_t got = st_snap_total(s, ST_NODE_ROOT, 0);
 	st_snap_release(s);
+	st->size = sizeof(*st);
 	st_engine_stats(e, st);
 	return bad + st->dropped + absdiff(got, expected) + absdiff(st->ingested, expected);
 }
@@ -321,6 +322,7 @@ static uint64_t engine_total(struct st_engine *e, double t0, uint64_t expected,
 	struct st_snap *s = st_snap_acquire(e);
 	uint64_t got = st_snap_total(s, ST_NODE_ROOT, 0);
 	st_snap_release(s);
+	res->st.size = sizeof(res->st);
 	st_engine_stats(e, &res->st);
 	*errors += res->st.dropped;
 	if (res->st.ingested != expected - *errors)

@@ -23,7 +23,6 @@
  * merger cannot be pinned apart: the step says so and pins nothing); every
  * run's root total equals what it ingested (`lost`, runs.csv `snapcpu`).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,34 +30,10 @@
 #include <sys/types.h>
 
 #include "bench.h"
+#include "support/threads.h"
 #include "util.h"
 
 enum { MAX_NAMED = 16 };
-
-/* The TIDs (up to MAX_NAMED) of this process's threads named `comm`. */
-static size_t threads_named(const char *comm, pid_t *tids)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *de;
-	size_t n = 0;
-	while (d && n < MAX_NAMED && (de = readdir(d))) {
-		char path[300], name[64] = "";
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f))
-			name[strcspn(name, "\n")] = 0;
-		fclose(f);
-		if (!strcmp(name, comm))
-			tids[n++] = (pid_t)atoi(de->d_name);
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
 
 static bool tid_in(pid_t t, const pid_t *v, size_t n)
 {
@@ -78,7 +53,7 @@ static pid_t new_thread_named(const char *comm, const pid_t *old, size_t nold)
 {
 	for (int tries = 0; tries < 1000; tries++) {
 		pid_t t[MAX_NAMED];
-		size_t n = threads_named(comm, t);
+		size_t n = ts_threads_named(comm, false, t, MAX_NAMED);
 		for (size_t i = 0; i < n; i++)
 			if (!tid_in(t[i], old, nold))
 				return t[i];
@@ -170,7 +145,7 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved);
 	memset(out, 0, sizeof(*out));
 	pid_t old[MAX_NAMED], helpers[MAX_NAMED];
-	size_t nold = threads_named("st-merger", old), nhelp = 0;
+	size_t nold = ts_threads_named("st-merger", false, old, MAX_NAMED), nhelp = 0;
 	struct st_engine *e = bench_engine(W, merge_ms);
 	pid_t mtid = merge_ms ? new_thread_named("st-merger", old, nold) : 0;
 	if (merge_ms && !mtid)
@@ -196,7 +171,7 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	cpu_set_t help_aff[MAX_NAMED];
 	if (mtid) {
 		pid_t t[MAX_NAMED];
-		size_t n = threads_named("st-merger", t);
+		size_t n = ts_threads_named("st-merger", false, t, MAX_NAMED);
 		for (size_t i = 0; i < n; i++) {
 			if (t[i] == mtid ||
 			    sched_getaffinity(t[i], sizeof(cpu_set_t), &help_aff[nhelp]))
@@ -208,7 +183,7 @@ static void cpu_run(struct workload *W, unsigned merge_ms, unsigned passes, unsi
 	double h0 = 0, h1 = 0;
 	for (size_t i = 0; i < nhelp; i++)
 		h0 += tid_cpu(helpers[i]);
-	struct st_stats s0, s1;
+	struct st_stats s0 = { .size = sizeof(s0) }, s1 = { .size = sizeof(s1) };
 	st_engine_stats(e, &s0);
 	double m0 = mtid ? tid_cpu(mtid) : 0;
 	unsigned long long i0 = cpu0_ipis();

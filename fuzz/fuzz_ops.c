@@ -409,7 +409,7 @@ static void run_sequential(struct prog *p, struct fz_in *in, uint64_t cap)
 					(unsigned long long)v, (unsigned long long)resets);
 			fz_check_snap(s);
 			fz_expect_snap_is_ref("engine and reference after flush", s, p->ref);
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(p->e, &st);
 			if (st.nodes != st_snap_node_count(s) || st.version != v || st.dropped ||
 			    st.ingested != accepted)
@@ -522,7 +522,7 @@ static void run_sequential(struct prog *p, struct fz_in *in, uint64_t cap)
 		}
 		default: {
 			/* Stats between flushes: what was accepted is counted. */
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(p->e, &st);
 			if (st.ingested != accepted || st.version != last_version)
 				fz_fail("stats: ingested %llu, accepted %llu",

@@ -260,7 +260,7 @@ static void *reader(void *arg)
 		if (rc)
 			fz_fail("reader: st_export(%s) = %d", st_format_name((int)fmt), rc);
 		fmt = (fmt + 1) % ST_FMT_COUNT_;
-		struct st_stats st;
+		struct st_stats st = { .size = sizeof(st) };
 		st_engine_stats(e, &st);
 		if (st.version < v)
 			fz_fail("reader: stats version %llu < snapshot %llu",
@@ -445,7 +445,7 @@ static void run(unsigned cfg)
 		pthread_join(wt[k], NULL);
 	pthread_join(rt, NULL);
 	pthread_join(dt, NULL);
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	if (st.dropped || !st.merges)
 		fz_fail("stats: %llu dropped, %llu merges", (unsigned long long)st.dropped,

@@ -104,7 +104,7 @@ enum MHD_Result st_live_api_snapshot(struct st_live *l, struct MHD_Connection *c
 
 enum MHD_Result st_live_api_status(struct st_live *l, struct MHD_Connection *c)
 {
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(l->e, &st);
 	struct st_snap *s = st_snap_acquire(l->e);
 	json_t *tot = json_array(), *names = json_array();

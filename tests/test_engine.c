@@ -476,7 +476,7 @@ Test(engine, node_cap_folds_into_other_and_conserves_totals)
 	cr_assert_neq(o, UINT32_MAX);
 	cr_expect_eq(st_snap_self(s, o, 0), 56); /* mid 50 + s1 1 + s2 2 + s3 3 */
 	st_snap_release(s);
-	struct st_stats stats;
+	struct st_stats stats = { .size = sizeof(stats) };
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.folded, 4); /* 7 nodes in, 3 out */
 	close_writer_and_engine(w, e);
@@ -666,7 +666,7 @@ Test(engine, sorted_fold_survives_allocation_failure)
 			st_alloc_fail_after(-1);
 			if (!v)
 				cr_assert_neq(st_flush(e), 0); /* publish again */
-			struct st_stats stats;
+			struct st_stats stats = { .size = sizeof(stats) };
 			st_engine_stats(e, &stats);
 			struct st_snap *sn = st_snap_acquire(e);
 			cr_expect_eq(st_snap_total(sn, ST_NODE_ROOT, 0), stats.ingested - stats.dropped,
@@ -706,7 +706,7 @@ Test(engine, allocation_failure_is_reported_and_counted)
 	cr_expect_gt(refused, 0);
 	st_flush(e);
 	cr_expect_eq(ts_root_total(e, 0), accepted, "no silent loss: total = accepted");
-	struct st_stats stats;
+	struct st_stats stats = { .size = sizeof(stats) };
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.ingested, accepted);
 	cr_expect_geq(stats.dropped, 1);
@@ -736,7 +736,7 @@ Test(engine, implicit_writers_from_exiting_threads, .timeout = 60)
 	}
 	st_flush(e);
 	cr_expect_eq(ts_root_total(e, 0), 4000);
-	struct st_stats stats;
+	struct st_stats stats = { .size = sizeof(stats) };
 	st_engine_stats(e, &stats);
 	cr_expect_leq(stats.shards, 4, "exited threads hand their shards back");
 	st_engine_destroy(e);
@@ -750,7 +750,7 @@ Test(engine, more_writers_than_shards_get_their_own)
 		cr_assert_not_null(w[i] = st_writer_open(e));
 	for (int i = 0; i < 5; i++)
 		add(w[i], NULL, "s", (uint64_t[]){ (uint64_t)i + 1 });
-	struct st_stats stats;
+	struct st_stats stats = { .size = sizeof(stats) };
 	st_engine_stats(e, &stats);
 	cr_expect_eq(stats.shards, 5);
 	st_flush(e);

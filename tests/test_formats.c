@@ -584,7 +584,7 @@ Test(formats, perf_batched_ingest_under_allocation_failure)
 		st_alloc_fail_after(-1);
 		cr_expect(rc == 0 || rc == -ENOMEM, "k %ld: rc %d", k, rc);
 		st_writer_close(w);
-		struct st_stats es;
+		struct st_stats es = { .size = sizeof(es) };
 		st_engine_stats(e, &es);
 		cr_expect_eq(st.samples, es.ingested, "k %ld: parser %llu, engine %llu", k,
 			     (unsigned long long)st.samples, (unsigned long long)es.ingested);

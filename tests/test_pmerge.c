@@ -13,7 +13,6 @@
  * phases.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "support/support.h"
+#include "support/threads.h"
 
 enum { WRITERS = 3, MAXD = 24, HOT = 400 };
 
@@ -142,35 +142,11 @@ static char *export_folded(struct st_engine *e, unsigned metric)
 	return buf;
 }
 
-/* Threads of this process named `prefix`* (pool threads are "st-merge-N"). */
-static unsigned threads_named(const char *prefix)
-{
-	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return 0;
-	unsigned n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char path[300], name[32] = "";
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f) && strncmp(name, prefix, strlen(prefix)) == 0)
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 /* base: stats.ingested at the last reset (the counter is the engine's life's). */
 static void check_stats_match(struct st_engine *e, struct st_ref *ref, uint64_t base,
 			      const char *where)
 {
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	struct st_snap *s = st_snap_acquire(e);
 	cr_expect_eq(st.nodes, st_snap_node_count(s), "%s: stats.nodes %llu, snapshot %zu", where,
@@ -190,7 +166,8 @@ static void workload_nm(unsigned workers, uint64_t seed, unsigned nm)
 	wl.e[1] = mk_workers_nm(1, 0, nm); /* the one-worker engine, for the export */
 	wl.ref = st_ref_create(nm, 0);
 	cr_assert_not_null(wl.ref);
-	cr_expect_eq(threads_named("st-merge-"), workers - 1, "workers %u: pool threads", workers);
+	cr_expect_eq(ts_threads_named("st-merge-", true, NULL, 0), workers - 1,
+		     "workers %u: pool threads", workers);
 	uint64_t base = 0;
 	static const bool reset_after[] = { false, true, false, false, true, false };
 	for (unsigned ph = 0; ph < sizeof(reset_after) / sizeof(*reset_after); ph++) {
@@ -217,7 +194,7 @@ static void workload_nm(unsigned workers, uint64_t seed, unsigned nm)
 			cr_assert_neq(st_reset(wl.e[0]), 0);
 			st_reset(wl.e[1]);
 			st_ref_reset(wl.ref);
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(wl.e[0], &st);
 			base = st.ingested;
 		}
@@ -249,7 +226,7 @@ Test(pmerge, merger_thread_and_flushes_interleave)
 		ts_assert_matches_ref(wl.e[0], wl.ref, "phase %u", ph);
 	}
 	st_engine_destroy(wl.e[0]);
-	cr_expect_eq(threads_named("st-merge-"), 0, "pool threads outlive the engine");
+	cr_expect_eq(ts_threads_named("st-merge-", true, NULL, 0), 0, "pool threads outlive the engine");
 	st_ref_destroy(wl.ref);
 }
 
@@ -283,7 +260,7 @@ Test(pmerge, allocation_failure_keeps_totals_exact)
 				failures++;
 				cr_assert_neq(st_flush(e), 0, "k %ld: publish again", k);
 			}
-			struct st_stats st;
+			struct st_stats st = { .size = sizeof(st) };
 			st_engine_stats(e, &st);
 			failures += st.dropped != 0;
 			struct st_snap *s = st_snap_acquire(e);
@@ -336,7 +313,7 @@ Test(pmerge, partitions_do_not_duplicate_shared_prefixes)
 		}
 		st_writer_close(w);
 		cr_assert_neq(st_flush(e), 0);
-		struct st_stats st;
+		struct st_stats st = { .size = sizeof(st) };
 		st_engine_stats(e, &st);
 		cr_assert_eq(st.dropped, 0);
 		struct st_snap *s = st_snap_acquire(e);

@@ -176,7 +176,7 @@ Test(stress, exact_totals_with_resets_and_continuous_reader, .timeout = 120)
 	cr_expect_eq(st_snap_total(snap, ST_NODE_ROOT, 0), s.gen_expected_max[gen], "lost or doubled samples");
 	cr_expect_eq(st_snap_generation(snap), gen);
 	st_snap_release(snap);
-	struct st_stats stats;
+	struct st_stats stats = { .size = sizeof(stats) };
 	st_engine_stats(s.e, &stats);
 	cr_expect_eq(stats.dropped, 0);
 	cr_expect_gt(stats.merges, 0);

@@ -208,7 +208,7 @@ Test(writer_paths, name_cache_growth_keeps_totals, .timeout = 120)
 	}
 	cr_assert_eq(root_total(e), n);
 	cr_assert_eq(st_frame_count(e), (size_t)NAMES + 1); /* + "[other]" */
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	cr_assert_eq(st.dropped, 0);
 	st_writer_close(w);
@@ -258,7 +258,7 @@ Test(writer_paths, unknown_ids_refused_only_new_stacks_checked)
 	cr_assert_eq(st_writer_ingest(w, f, 3, v), -EINVAL);
 	cr_assert_eq(st_writer_ingest_batch(w, s + 1, 1), -EINVAL);
 	cr_assert_eq(root_total(e), n);
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	cr_assert_eq(st.dropped, 0);
 	st_writer_close(w);

@@ -76,7 +76,7 @@ static int probe_flush(void)
 			timed++;
 		}
 	}
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	printf("flush: mean %.3f ms over %d flushes; %zu nodes, snapshot %.1f B/node, "
 	       "master %.1f B/node\n",

@@ -250,34 +250,49 @@ int st_frame_names_have_eol(const struct st_engine *e)
 	return st_intern_has_eol(e->intern);
 }
 
-void st_engine_stats(struct st_engine *e, struct st_stats *out)
+/*
+ * The caller's out->size says how big its struct is (older binaries have a
+ * shorter one): the stats are gathered in a struct of this library's size
+ * and only the caller's bytes are written; a newer caller's fields past
+ * ours are zeroed, and out->size says how many bytes were filled.
+ */
+int st_engine_stats(struct st_engine *e, struct st_stats *out)
 {
-	memset(out, 0, sizeof(*out));
+	size_t want = out->size;
+	if (want < sizeof(out->size))
+		return -EINVAL;
+	struct st_stats s;
+	memset(&s, 0, sizeof(s));
+	s.size = want < sizeof(s) ? want : sizeof(s);
 	unsigned n = atomic_load_explicit(&e->nshards, memory_order_acquire);
 	for (unsigned i = 0; i < n; i++) {
-		out->ingested += atomic_load_explicit(&e->shards[i]->ingested, memory_order_relaxed);
-		out->dropped += atomic_load_explicit(&e->shards[i]->dropped, memory_order_relaxed);
+		s.ingested += atomic_load_explicit(&e->shards[i]->ingested, memory_order_relaxed);
+		s.dropped += atomic_load_explicit(&e->shards[i]->dropped, memory_order_relaxed);
 	}
-	out->shards = n;
-	out->frames = st_intern_count(e->intern);
-	out->mem_intern = st_intern_memory(e->intern);
+	s.shards = n;
+	s.frames = st_intern_count(e->intern);
+	s.mem_intern = st_intern_memory(e->intern);
 	pthread_mutex_lock(&e->merge_lock);
 	/* Spare tables belong to the merger; the active ones are being written,
 	 * so count each shard as two tables the size of its spare (the spare
 	 * is the table folded last, i.e. one period's worth). */
 	for (unsigned i = 0; i < n; i++)
-		out->mem_shards += 2 * st_stab_memory(e->shards[i]->spare);
-	out->dropped += e->merge_dropped;
-	out->merges = e->merges;
-	out->folded = e->folded;
-	out->version = e->version;
-	out->merge_records = e->merge_records;
-	out->merge_fold_ns = e->merge_fold_ns;
-	out->publish_ns = e->publish_ns;
-	out->nodes = st_merger_nodes(e);
+		s.mem_shards += 2 * st_stab_memory(e->shards[i]->spare);
+	s.dropped += e->merge_dropped;
+	s.merges = e->merges;
+	s.folded = e->folded;
+	s.version = e->version;
+	s.merge_records = e->merge_records;
+	s.merge_fold_ns = e->merge_fold_ns;
+	s.publish_ns = e->publish_ns;
+	s.nodes = st_merger_nodes(e);
 	for (unsigned p = 0; p < e->nparts; p++)
-		out->mem_master += st_master_memory(e->part[p]);
-	out->mem_snapshot = st_snap_memory(e->snap);
+		s.mem_master += st_master_memory(e->part[p]);
+	s.mem_snapshot = st_snap_memory(e->snap);
 	pthread_mutex_unlock(&e->merge_lock);
-	out->mem_regions = st_region_mapped();
+	s.mem_regions = st_region_mapped();
+	memcpy(out, &s, s.size);
+	if (want > sizeof(s))
+		memset((char *)out + sizeof(s), 0, want - sizeof(s));
+	return 0;
 }

@@ -249,7 +249,7 @@ Test(region, engine_on_big_regions_survives_allocation_failure, .timeout = 120)
 		st_flush(e);
 		st_alloc_fail_after(-1);
 		cr_assert_neq(st_flush(e), 0);
-		struct st_stats st;
+		struct st_stats st = { .size = sizeof(st) };
 		st_engine_stats(e, &st);
 		cr_expect_eq(st.ingested, n);
 		cr_expect_eq(ts_root_total(e, 0), st.ingested - st.dropped,

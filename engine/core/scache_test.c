@@ -306,7 +306,7 @@ static void differential(uint64_t seed, unsigned nstacks, unsigned nnames, int s
 	if (nb)
 		cr_assert_eq(st_writer_ingest_strs_batch(w[0], batch, (size_t)nb), nb);
 	ts_assert_matches_ref(e, r, "end at sample %d", samples);
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	cr_expect_eq(st.dropped, 0);
 	st_writer_close(w[0]);
@@ -372,7 +372,7 @@ Test(scache, allocation_failures_lose_nothing_silently)
 		st_alloc_fail_after(-1);
 		st_flush(e);
 		cr_expect_eq(ts_root_total(e, 0), ok, "fail after %ld", fail);
-		struct st_stats st;
+		struct st_stats st = { .size = sizeof(st) };
 		st_engine_stats(e, &st);
 		cr_expect_leq(st.dropped, 400 - ok);
 		st_writer_close(w);

@@ -99,6 +99,50 @@ static void shape_put(struct st_shape *sh)
 		st_region_free(sh, sh->mem);
 }
 
+/*
+ * A snapshot's own region (header + n * nm totals) with its header filled,
+ * no saturated nodes and no shape yet: the caller attaches one with
+ * snap_attach().  st_snap_build, st_snap_build_parts and st_snap_new_like
+ * make every snapshot here.  NULL on ENOMEM.
+ */
+static struct st_snap *snap_alloc(struct st_engine *e, const struct st_intern *in,
+				  uint64_t version, uint64_t generation, uint32_t n, unsigned nm,
+				  unsigned m0)
+{
+	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
+	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	if (!s)
+		return NULL;
+	s->bytes = bytes;
+	atomic_init(&s->refs, 1);
+	s->e = e;
+	s->in = in;
+	s->version = version;
+	s->generation = generation;
+	s->shp = NULL;
+	s->n = n;
+	s->nm = nm;
+	s->m0 = m0;
+	s->mem = bytes;
+	s->frame = s->first_child = NULL;
+	s->total = (uint64_t *)s->data;
+	s->nsat = 0;
+	s->sat_node = NULL;
+	s->sat_self = NULL;
+	return s;
+}
+
+/* Give s the shape block shp (s takes the caller's reference on it), whose
+ * frame[] and first_child[] are at frame and first_child. */
+static void snap_attach(struct st_snap *s, struct st_shape *shp, const uint32_t *frame,
+			const uint32_t *first_child)
+{
+	s->shp = shp;
+	s->mem = s->bytes + shp->mem;
+	s->frame = frame;
+	s->first_child = first_child;
+}
+
 static void snap_free(struct st_snap *s)
 {
 	shape_put(s->shp);
@@ -185,24 +229,10 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 {
 	const uint32_t n = v->n;
 	const unsigned nm = v->nm;
-	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
-	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	struct st_snap *s = snap_alloc(e, in, version, generation, n, nm, 0);
 	if (!s)
 		return NULL;
-	s->bytes = bytes;
 	uint32_t *old_of = v->order; /* new -> master, master-owned scratch */
-	atomic_init(&s->refs, 1);
-	s->e = e;
-	s->in = in;
-	s->version = version;
-	s->generation = generation;
-	s->n = n;
-	s->nm = nm;
-	s->m0 = 0;
-	s->total = (uint64_t *)s->data;
-	s->nsat = 0;
-	s->sat_node = NULL;
-	s->sat_self = NULL;
 
 	/* Same shape as the current snapshot (the steady state of a profile:
 	 * only counts changed): share its structure, and old_of still maps
@@ -221,18 +251,15 @@ struct st_snap *st_snap_build(const struct st_master_view *v, const struct st_sn
 		size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
 		shp = st_region_alloc(sbytes, ST_REGION_UNINIT);
 		if (!shp) {
-			st_region_free(s, bytes);
+			st_region_free(s, s->bytes);
 			return NULL;
 		}
 		atomic_init(&shp->refs, 1);
 		shp->shape = v->shape;
 		shp->mem = sbytes;
 	}
-	s->shp = shp;
-	s->mem = bytes + shp->mem;
 	uint32_t *frame = shp->data, *first_child = shp->data + n;
-	s->frame = frame;
-	s->first_child = first_child;
+	snap_attach(s, shp, frame, first_child);
 	if (same)
 		goto totals; /* old_of maps this shape already */
 
@@ -465,29 +492,12 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 		first_child = shp->data + nmax;
 	}
 	const uint32_t n = map->n;
-	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
-	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	struct st_snap *s = snap_alloc(e, in, version, generation, n, nm, 0);
 	if (!s) {
 		shape_put(shp);
 		return NULL;
 	}
-	s->bytes = bytes;
-	atomic_init(&s->refs, 1);
-	s->e = e;
-	s->in = in;
-	s->version = version;
-	s->generation = generation;
-	s->n = n;
-	s->nm = nm;
-	s->m0 = 0;
-	s->total = (uint64_t *)s->data;
-	s->nsat = 0;
-	s->sat_node = NULL;
-	s->sat_self = NULL;
-	s->shp = shp;
-	s->mem = bytes + shp->mem;
-	s->frame = frame;
-	s->first_child = first_child;
+	snap_attach(s, shp, frame, first_child);
 	/* Each node's self: its group's, summed (saturating, as one sum).
 	 * Groups are consecutive in mem[], every one non-empty. */
 	enum { AHEAD = 16 };
@@ -536,36 +546,23 @@ struct st_snap *st_snap_build_parts(const struct st_master_view *v, unsigned np,
 struct st_snap *st_snap_new_like(const struct st_snap *like, uint32_t n, unsigned nm, unsigned m0,
 				 uint32_t **frame, uint32_t **first_child, uint64_t **self)
 {
-	size_t bytes = sizeof(struct st_snap) + (size_t)n * nm * sizeof(uint64_t);
 	size_t sbytes = sizeof(struct st_shape) + ((size_t)n * 2 + 1) * sizeof(uint32_t);
 	/* The same allocations as st_snap_build's (snap_free frees both). */
-	struct st_snap *s = st_region_alloc(bytes, ST_REGION_UNINIT);
+	struct st_snap *s = snap_alloc(like->e, like->in, like->version, like->generation, n, nm,
+				       like->m0 + m0);
 	struct st_shape *shp = s ? st_region_alloc(sbytes, ST_REGION_UNINIT) : NULL;
 	if (!shp) {
 		if (s)
-			st_region_free(s, bytes);
+			st_region_free(s, s->bytes);
 		return NULL;
 	}
-	s->bytes = bytes;
 	atomic_init(&shp->refs, 1);
 	shp->shape = 0; /* never a prev of st_snap_build: its shape is shared by none */
 	shp->mem = sbytes;
-	atomic_init(&s->refs, 1);
-	s->e = like->e;
-	s->in = like->in;
-	s->version = like->version;
-	s->generation = like->generation;
-	s->shp = shp;
-	s->n = n;
-	s->nm = nm;
-	s->m0 = like->m0 + m0;
-	s->mem = bytes + sbytes;
-	s->frame = *frame = shp->data;
-	s->first_child = *first_child = shp->data + n;
-	s->total = *self = (uint64_t *)s->data;
-	s->nsat = 0;
-	s->sat_node = NULL;
-	s->sat_self = NULL;
+	*frame = shp->data;
+	*first_child = shp->data + n;
+	snap_attach(s, shp, *frame, *first_child);
+	*self = s->total;
 	return s;
 }
 

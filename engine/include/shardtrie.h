@@ -216,7 +216,17 @@ ST_API uint64_t st_flush(struct st_engine *e);
  */
 ST_API uint64_t st_reset(struct st_engine *e);
 
+/*
+ * Engine statistics.  `size` lets the struct grow without breaking binaries
+ * built against an older header: the caller sets it to sizeof its struct
+ * (`struct st_stats st = { .size = sizeof(st) };`) and st_engine_stats()
+ * writes only that many bytes.  Fields are only ever added at the end.
+ */
 struct st_stats {
+	size_t size;          /* in: sizeof(struct st_stats) as the caller was
+				 built; out: bytes the library filled (its own
+				 sizeof when the caller's struct is bigger:
+				 the fields past it are zeroed) */
 	uint64_t ingested;    /* samples accepted (sum over shards, approximate
 				 while writers run) */
 	uint64_t dropped;     /* samples dropped (allocation failure) */
@@ -240,7 +250,12 @@ struct st_stats {
 				   period included, snapshot builds not) */
 	uint64_t publish_ns;  /* wall time spent building snapshots */
 };
-ST_API void st_engine_stats(struct st_engine *e, struct st_stats *out);
+/*
+ * Fill the first out->size bytes of *out (see struct st_stats); bytes past
+ * them are never touched.  0, or -EINVAL (nothing written) when out->size
+ * does not even cover the size field.
+ */
+ST_API int st_engine_stats(struct st_engine *e, struct st_stats *out);
 
 /* ------------------------------------------------------------- snapshots */
 

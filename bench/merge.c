@@ -14,9 +14,11 @@
  *                                        records is cleared after its
  *                                        fold), nodes all known      (known)
  *   3. the first 50 K draws, flushed, 2 + MERGE_LINKED_ROUNDS times: the
- *      two alternating shard tables keep their records, so from the third
- *      round on each record is added through its master link      (linked)
- *   4. 3 empty flushes: the fixed cost of a fold (flips, a grace period)
+ *      shard table keeps its records (folded in place), so from the
+ *      second round on each record is added through its master link
+ *                                                                  (linked)
+ *   4. 3 empty flushes: the fixed cost of a fold (no grace period unless a
+ *      table is swapped out to be cleared)
  *
  * merge_mrps: records / the engine's fold wall clock (merge_fold_ns) of
  * step 1: what a flush achieves, workers in parallel included.  The costs

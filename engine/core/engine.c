@@ -273,11 +273,12 @@ int st_engine_stats(struct st_engine *e, struct st_stats *out)
 	s.frames = st_intern_count(e->intern);
 	s.mem_intern = st_intern_memory(e->intern);
 	pthread_mutex_lock(&e->merge_lock);
-	/* Spare tables belong to the merger; the active ones are being written,
-	 * so count each shard as two tables the size of its spare (the spare
-	 * is the table folded last, i.e. one period's worth). */
+	/* Spare tables belong to the merger (merge_lock); an active one's size
+	 * is kept in relaxed atomics by its writer (st_stab_memory), and only
+	 * a merge_lock holder swaps it. */
 	for (unsigned i = 0; i < n; i++)
-		s.mem_shards += 2 * st_stab_memory(e->shards[i]->spare);
+		s.mem_shards += st_stab_memory(e->shards[i]->active) +
+				st_stab_memory(e->shards[i]->spare);
 	s.dropped += e->merge_dropped;
 	s.merges = e->merges;
 	s.folded = e->folded;

@@ -642,8 +642,16 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 	return r;
 }
 
-/* A sample that missed the stack cache: the name cache slots of its short
- * names (strs_miss() reads them after the group's earlier samples). */
+/*
+ * A sample of a group that will miss the stack cache, prepared for
+ * strs_miss() while the group's other samples go in, which hides the misses
+ * it would wait for one after the other:
+ *   prefetch_names(), when its first stack cache slot is empty: the name
+ *   cache slots of its short names;
+ *   prefetch_interning(), when the stack was not found: the name table slots
+ *   of the names not in the name cache.
+ * Hints only: strs_miss() looks everything up again (in cache by then).
+ */
 static void __attribute__((noinline))
 prefetch_names(const struct st_writer *w, const struct st_str_sample *g, const uint64_t *kw)
 {
@@ -654,6 +662,23 @@ prefetch_names(const struct st_writer *w, const struct st_str_sample *g, const u
 			__builtin_prefetch(&w->ic[icache_hash(kw[2 * i], kw[2 * i + 1],
 							      g->lens[i]) &
 						  w->ic_mask]);
+}
+
+static void __attribute__((noinline))
+prefetch_interning(const struct st_writer *w, const struct st_str_sample *g, const uint64_t *kw)
+{
+	if (!w->ic)
+		return;
+	for (size_t i = 0; i < g->depth; i++) {
+		size_t len = g->lens[i];
+		if (len > ST_SCACHE_LONG)
+			continue; /* its hash is a pass over its bytes: left to strs_miss */
+		const struct icache_ent *ic =
+			&w->ic[icache_hash(kw[2 * i], kw[2 * i + 1], len) & w->ic_mask];
+		if (ic->name && ic->len == len && ic->a == kw[2 * i] && ic->b == kw[2 * i + 1])
+			continue;
+		st_intern_prefetch(w->e->intern, XXH3_64bits(g->frames[i], len));
+	}
 }
 
 static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, size_t k,
@@ -675,8 +700,12 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		off += g[x].depth;
 		st_scache_prefetch_slot(w->sc, h[x]);
 	}
-	for (size_t x = 0; x < ok; x++)
+	for (size_t x = 0; x < ok; x++) {
 		st_scache_prefetch_ent(w->sc, h[x]);
+		/* An empty first slot: the stack is not cached. */
+		if (ST_UNLIKELY(!w->sc->slots[(h[x] ? h[x] : 1) & w->sc->mask].hash))
+			prefetch_names(w, &g[x], w->kw + 2 * ko[x]);
+	}
 	st_rcu_read_lock();
 	struct st_stab *t = rcu_dereference(w->sh->active);
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
@@ -691,7 +720,7 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			else /* cached_upsert() will probe t for it */
 				st_stab_prefetch_slot(t, c[x]->id_hash);
 		} else {
-			prefetch_names(w, &g[x], w->kw + 2 * ko[x]);
+			prefetch_interning(w, &g[x], w->kw + 2 * ko[x]);
 		}
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */

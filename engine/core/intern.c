@@ -337,17 +337,8 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	return r.id;
 }
 
-void st_intern_prefetch(const struct st_intern *in, uint64_t hash)
-{
-	const struct table *t = atomic_load_explicit(&in->tab, memory_order_acquire);
-	__builtin_prefetch(&t->s[hash & t->mask]);
-}
-
 int st_intern_get_many(struct st_intern *in, struct st_intern_req *r, size_t n)
 {
-	for (size_t k = 0; k < n; k++)
-		if (r[k].len > ST_MAX_FRAME_LEN)
-			return -ENAMETOOLONG;
 	/* Acquire, before the table: pairs with the release bump after an
 	 * insertion, so the lookups below see every name counted here, in
 	 * this table or the one that replaced it (invariant 4). */
@@ -359,6 +350,9 @@ int st_intern_get_many(struct st_intern *in, struct st_intern_req *r, size_t n)
 			__builtin_prefetch(&t->s[r[k].hash & t->mask]);
 	size_t missing = 0;
 	for (size_t k = 0; k < n; k++) {
+		/* Refused before anything is inserted. */
+		if (ST_UNLIKELY(r[k].len > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
 		struct ent *e = lookup(t, r[k].s, r[k].len, r[k].hash);
 		r[k].added = false;
 		r[k].name = e ? e->name : NULL;

@@ -31,9 +31,6 @@ struct st_intern_req {
 	bool added;
 };
 int st_intern_get_many(struct st_intern *in, struct st_intern_req *r, size_t n);
-/* A hint: the slot where a lookup of hash starts (a later
- * st_intern_get_many() of it misses less). */
-void st_intern_prefetch(const struct st_intern *in, uint64_t hash);
 const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len);
 uint32_t st_intern_count(const struct st_intern *in);
 /* True once some interned name holds '\n' or '\r'. */

@@ -10,7 +10,10 @@
  *     hit: one pass over the strings (key, hash,         rcu_read_unlock
  *     length check), one probe comparing the key, one add to the cached
  *     record of t
- *     miss: intern frame by frame (per-writer name cache), cache the stack
+ *     miss (first sighting): every name through the per-writer name cache
+ *     (its slots prefetched together), the others interned at once (one
+ *     lock for the new ones), the stack cached while its shard slot is
+ *     prefetched
  *   st_writer_ingest_strs_batch: groups of 8, one section per group; with
  *     a large stack cache: key + prefetch slot, prefetch entry, find +
  *     prefetch record, add
@@ -447,7 +450,6 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 		q->s = frames[i];
 		q->len = len;
 		q->hash = lng ? ih[i] : XXH3_64bits(frames[i], len);
-		st_intern_prefetch(in, q->hash);
 		w->pos[np++] = (uint32_t)i;
 	}
 	if (np) {
@@ -555,7 +557,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  *   large: four passes: key and hash, prefetching the stack cache slot;
  *   prefetch the entry it names; then, inside one read-side section, find
  *   the entries and prefetch the shard records they name for the current
- *   table; add.  The misses of a group overlap instead of being paid one
+ *   table (the table's slot for a stack new to it); add.  The misses of a group overlap instead of being paid one
  *   after the other (measured: ~25% less writer CPU than single calls with
  *   200,000 stacks).
  *
@@ -642,45 +644,6 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 	return r;
 }
 
-/*
- * A sample of a group that will miss the stack cache, prepared for
- * strs_miss() while the group's other samples go in, which hides the misses
- * it would wait for one after the other:
- *   prefetch_names(), when its first stack cache slot is empty: the name
- *   cache slots of its short names;
- *   prefetch_interning(), when the stack was not found: the name table slots
- *   of the names not in the name cache.
- * Hints only: strs_miss() looks everything up again (in cache by then).
- */
-static void __attribute__((noinline))
-prefetch_names(const struct st_writer *w, const struct st_str_sample *g, const uint64_t *kw)
-{
-	if (!w->ic)
-		return;
-	for (size_t i = 0; i < g->depth; i++)
-		if (g->lens[i] <= ST_SCACHE_LONG)
-			__builtin_prefetch(&w->ic[icache_hash(kw[2 * i], kw[2 * i + 1],
-							      g->lens[i]) &
-						  w->ic_mask]);
-}
-
-static void __attribute__((noinline))
-prefetch_interning(const struct st_writer *w, const struct st_str_sample *g, const uint64_t *kw)
-{
-	if (!w->ic)
-		return;
-	for (size_t i = 0; i < g->depth; i++) {
-		size_t len = g->lens[i];
-		if (len > ST_SCACHE_LONG)
-			continue; /* its hash is a pass over its bytes: left to strs_miss */
-		const struct icache_ent *ic =
-			&w->ic[icache_hash(kw[2 * i], kw[2 * i + 1], len) & w->ic_mask];
-		if (ic->name && ic->len == len && ic->a == kw[2 * i] && ic->b == kw[2 * i + 1])
-			continue;
-		st_intern_prefetch(w->e->intern, XXH3_64bits(g->frames[i], len));
-	}
-}
-
 static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, size_t k,
 			    long *done)
 {
@@ -700,12 +663,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		off += g[x].depth;
 		st_scache_prefetch_slot(w->sc, h[x]);
 	}
-	for (size_t x = 0; x < ok; x++) {
+	for (size_t x = 0; x < ok; x++)
 		st_scache_prefetch_ent(w->sc, h[x]);
-		/* An empty first slot: the stack is not cached. */
-		if (ST_UNLIKELY(!w->sc->slots[(h[x] ? h[x] : 1) & w->sc->mask].hash))
-			prefetch_names(w, &g[x], w->kw + 2 * ko[x]);
-	}
 	st_rcu_read_lock();
 	struct st_stab *t = rcu_dereference(w->sh->active);
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
@@ -717,10 +676,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			int kk = c[x]->epoch[1] == ep;
 			if (ST_LIKELY(c[x]->epoch[kk] == ep))
 				__builtin_prefetch(c[x]->rec[kk]);
-			else /* cached_upsert() will probe t for it */
+			else /* new to t: cached_upsert() will probe t for it */
 				st_stab_prefetch_slot(t, c[x]->id_hash);
-		} else {
-			prefetch_interning(w, &g[x], w->kw + 2 * ko[x]);
 		}
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */

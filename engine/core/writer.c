@@ -413,10 +413,10 @@ static void __attribute__((noinline)) icache_grow(struct st_writer *w)
 /*
  * A stack the stack cache does not hold (lengths already checked), under
  * its hash sh and key kw (st_scache_key), in passes over its frames:
- *   1. each name's cache slot, prefetched (the misses overlap);
+ *   1. each name's cache slot, prefetched (the misses overlap: this was a
+ *      dependent miss per frame, most of the pass's time);
  *   2. names found in the cache give their ids; the others, hashed for the
- *      name table (XXH3, once: a long name's was pass 1's), go in a list,
- *      their table slots prefetched;
+ *      name table (XXH3, once: a long name's was pass 1's), go in a list;
  *   3. the list interned at once (st_intern_get_many: lock-free lookups,
  *      one lock for the names new to the engine) and put in the cache;
  * then, inside one read-side section, the shard slot of the new stack is
@@ -557,8 +557,8 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  *   large: four passes: key and hash, prefetching the stack cache slot;
  *   prefetch the entry it names; then, inside one read-side section, find
  *   the entries and prefetch the shard records they name for the current
- *   table (the table's slot for a stack new to it); add.  The misses of a group overlap instead of being paid one
- *   after the other (measured: ~25% less writer CPU than single calls with
+ *   table (the table's slot for a stack new to it); add.  The misses of a
+ *   group overlap instead of being paid one after the other (measured: ~25% less writer CPU than single calls with
  *   200,000 stacks).
  *
  * A miss (a stack not cached) leaves the section and takes the one-sample

@@ -558,8 +558,8 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  *   prefetch the entry it names; then, inside one read-side section, find
  *   the entries and prefetch the shard records they name for the current
  *   table (the table's slot for a stack new to it); add.  The misses of a
- *   group overlap instead of being paid one after the other (measured: ~25% less writer CPU than single calls with
- *   200,000 stacks).
+ *   group overlap instead of being paid one after the other (measured:
+ *   ~25% less writer CPU than single calls with 200,000 stacks).
  *
  * A miss (a stack not cached) leaves the section and takes the one-sample
  * path, which may reset the cache: the group's later entries are then

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "shardtrie.h"
+#include "shardtrie_ref.h"
+#include "support/support.h"
 
 static struct st_engine *mk(void)
 {
@@ -316,5 +318,120 @@ Test(writer_paths, batch_group_refinds_entries_after_a_cache_reset, .timeout = 1
 	cr_assert_eq(checked, 2);
 	st_snap_release(s);
 	st_writer_close(w);
+	st_engine_destroy(e);
+}
+
+/* ------------------------------------------------ misses in batch groups */
+
+/*
+ * Stack-cache misses inside prefetched batch groups (more than PREFETCH_MIN
+ * stacks cached first, writer.c), as the miss path now takes them: the
+ * names of a stack interned together, some new to the engine, the same new
+ * name twice in one stack, in two misses of one group, long ones (past the
+ * 16 bytes of the stack key), a stack missed twice in a group, names
+ * interned meanwhile by another writer.  The engine matches the reference
+ * trie, and each distinct name has one id (the frame count is the number of
+ * distinct names passed).
+ */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+Test(writer_paths, misses_in_batch_groups_match_the_reference, .timeout = 120)
+{
+	enum { WARM = 6000, B = 64, ROUNDS = 300 };
+	struct st_engine *e = mk();
+	struct st_ref *r = st_ref_create(1, 0);
+	cr_assert_not_null(r);
+	struct st_writer *w = st_writer_open(e), *w2 = st_writer_open(e);
+	cr_assert_not_null(w);
+	cr_assert_not_null(w2);
+	uint64_t v[1] = { 1 };
+	static char buf[B][6][48];
+	static const char *fr[B][6];
+	static size_t ln[B][6];
+	struct st_str_sample s[B];
+	/* Every name passed, for the count of distinct ones. */
+	size_t nall = 0;
+	static char *all[WARM + 2 + ROUNDS * (B * 6 + 1)];
+	all[nall++] = strdup("warm");
+	/* Warm: WARM distinct stacks "warm;wN" through single calls. */
+	for (int k = 0; k < WARM; k++) {
+		char nm[16];
+		const char *f2[2] = { "warm", nm };
+		size_t l2[2] = { 4, (size_t)snprintf(nm, sizeof(nm), "w%d", k) };
+		cr_assert_eq(st_writer_ingest_strs(w, f2, l2, 2, v), 0);
+		cr_assert_eq(st_ref_add(r, f2, l2, 2, v), 0);
+		all[nall++] = strdup(nm);
+	}
+	uint64_t seed = 42;
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int x = 0; x < B; x++) {
+			uint64_t q = ts_rand(&seed);
+			int kind = (int)(q % 8);
+			size_t d = 0;
+			/* Mostly known stacks (hits), the rest new ones. */
+			if (kind < 5) {
+				snprintf(buf[x][0], 48, "warm");
+				snprintf(buf[x][1], 48, "w%d", (int)((q >> 8) % WARM));
+				d = 2;
+			} else {
+				/* New: "n<round>" twice, a long new name, and a
+				 * name shared by the group's misses. */
+				snprintf(buf[x][0], 48, "root");
+				snprintf(buf[x][1], 48, "n%d_%d", round, x);
+				snprintf(buf[x][2], 48, "n%d_%d", round, x);
+				snprintf(buf[x][3], 48, "a_long_new_name_of_round_%d_%d", round,
+					 kind == 7 ? 0 : x);
+				snprintf(buf[x][4], 48, "shared%d", round);
+				d = 5;
+			}
+			for (size_t i = 0; i < d; i++) {
+				fr[x][i] = buf[x][i];
+				ln[x][i] = strlen(buf[x][i]);
+			}
+			s[x] = (struct st_str_sample){ fr[x], ln[x], (uint32_t)d, v };
+		}
+		/* The same stack twice in the group: when it is new, the
+		 * second finds what the first's miss cached. */
+		s[B - 1] = s[B - 2];
+		for (int x = 0; x < B; x++) {
+			cr_assert_eq(st_ref_add(r, s[x].frames, s[x].lens, s[x].depth, v), 0);
+			for (size_t i = 0; i < s[x].depth; i++)
+				all[nall++] = strdup(s[x].frames[i]);
+		}
+		/* Another writer interns this round's shared name first, now
+		 * and then: a name the miss path finds in the table, not in its
+		 * cache. */
+		if (round % 3 == 0) {
+			char nm[16];
+			snprintf(nm, sizeof(nm), "shared%d", round);
+			const char *f1[1] = { nm };
+			size_t l1[1] = { strlen(nm) };
+			cr_assert_eq(st_writer_ingest_strs(w2, f1, l1, 1, v), 0);
+			cr_assert_eq(st_ref_add(r, f1, l1, 1, v), 0);
+		}
+		cr_assert_eq(st_writer_ingest_strs_batch(w, s, B), B);
+		if (round % 50 == 49)
+			ts_assert_matches_ref(e, r, "round %d", round);
+	}
+	ts_assert_matches_ref(e, r, "end");
+	qsort(all, nall, sizeof(*all), cmp_str);
+	size_t distinct = 0;
+	for (size_t i = 0; i < nall; i++) {
+		distinct += i == 0 || strcmp(all[i], all[i - 1]) != 0;
+		if (i)
+			free(all[i - 1]);
+	}
+	free(all[nall - 1]);
+	cr_assert_eq(st_frame_count(e), distinct + 1, "one id per name (+ \"[other]\"): %zu, %zu",
+		     st_frame_count(e), distinct);
+	struct st_stats st;
+	st_engine_stats(e, &st);
+	cr_assert_eq(st.dropped, 0);
+	st_writer_close(w);
+	st_writer_close(w2);
+	st_ref_destroy(r);
 	st_engine_destroy(e);
 }

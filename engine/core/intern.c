@@ -46,6 +46,9 @@
  *   names are rare compared to lookups; the merger and readers never take
  *   it), with a second lookup under it (unless invariant 4 makes it moot) so
  *   two threads interning the same new name get the same id.
+ *   st_intern_get_many() (a writer's names of one stack) looks every name up
+ *   first, their slots prefetched together, and takes the lock once for all
+ *   the names it did not find; a known name never takes it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -91,7 +94,8 @@ struct arena {
 struct st_intern {
 	struct table *_Atomic tab; /* current; replaced (release) under lock */
 	pthread_mutex_t lock;
-	size_t n;                  /* names in tab (under lock) */
+	/* Names (ids handed out, all of them in tab): written under `lock`
+	 * only, so an inserter reads it relaxed. */
 	_Atomic uint32_t count;
 	/* Names fully inserted; bumped under `lock` after the slot is written.
 	 * Lets an insert skip its second lookup when nothing was added since
@@ -216,7 +220,8 @@ static void slot_put(struct table *t, struct ent *e)
 static int table_reserve(struct st_intern *in)
 {
 	struct table *t = atomic_load_explicit(&in->tab, memory_order_relaxed);
-	if ((in->n + 1) * 2 <= t->mask + 1)
+	size_t n = atomic_load_explicit(&in->count, memory_order_relaxed);
+	if ((n + 1) * 2 <= t->mask + 1)
 		return 0;
 	struct table *nt = table_new((t->mask + 1) * 2);
 	if (!nt)
@@ -260,65 +265,39 @@ static struct ent *ent_alloc(struct st_intern *in, size_t n)
 	return e;
 }
 
-int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
+/*
+ * Insert the name (under `lock`; not in the table: the caller looked).  Its
+ * entry, or NULL with *err set (-ENOSPC, -ENOMEM; nothing changed).
+ */
+static struct ent *insert_locked(struct st_intern *in, const char *s, size_t len, uint64_t hash,
+				 int *err)
 {
-	return st_intern_get_name(in, s, len, hash, NULL, NULL);
-}
-
-int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
-			   const char **name, bool *added)
-{
-	struct ent *e;
-	int64_t id;
-
-	if (len > ST_MAX_FRAME_LEN)
-		return -ENAMETOOLONG;
-	/* Acquire, before the table: pairs with the release bump after an
-	 * insertion, so the lookup below sees every name counted here, in
-	 * this table or the one that replaced it (invariant 4). */
-	uint64_t seen = atomic_load_explicit(&in->added, memory_order_acquire);
-	e = lookup(atomic_load_explicit(&in->tab, memory_order_acquire), s, len, hash);
-	if (e) {
-		if (name)
-			*name = e->name;
-		return e->id;
-	}
-
-	pthread_mutex_lock(&in->lock);
-	if (atomic_load_explicit(&in->added, memory_order_relaxed) != seen) {
-		/* Someone inserted since our lookup: maybe this very name. */
-		e = lookup(atomic_load_explicit(&in->tab, memory_order_relaxed), s, len, hash);
-		if (e) {
-			id = e->id;
-			goto out;
-		}
-	}
 	uint32_t n = atomic_load_explicit(&in->count, memory_order_relaxed);
 	if (n >= ST_FRAME_ROOT) {
-		id = -ENOSPC;
-		goto out;
+		*err = -ENOSPC;
+		return NULL;
 	}
 	if (table_reserve(in)) {
-		id = -ENOMEM;
-		goto out;
+		*err = -ENOMEM;
+		return NULL;
 	}
 	uint32_t c = n >> CHUNK_BITS;
 	struct ent *_Atomic *chunk = atomic_load_explicit(&in->chunks[c], memory_order_relaxed);
 	if (!chunk) {
 		chunk = st_calloc(CHUNK_SIZE, sizeof(*chunk));
 		if (!chunk) {
-			id = -ENOMEM;
-			goto out;
+			*err = -ENOMEM;
+			return NULL;
 		}
 		/* Pairs with the acquire load in st_intern_name(). */
 		atomic_store_explicit(&in->chunks[c], chunk, memory_order_release);
 		atomic_fetch_add_explicit(&in->mem, CHUNK_SIZE * sizeof(*chunk),
 					  memory_order_relaxed);
 	}
-	e = ent_alloc(in, sizeof(*e) + len + 1);
+	struct ent *e = ent_alloc(in, sizeof(*e) + len + 1);
 	if (!e) {
-		id = -ENOMEM;
-		goto out;
+		*err = -ENOMEM;
+		return NULL;
 	}
 	e->hash = hash;
 	e->id = n;
@@ -333,18 +312,82 @@ int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint
 	atomic_store_explicit(&in->count, n + 1, memory_order_release);
 	/* Room reserved above: cannot fail now. */
 	slot_put(atomic_load_explicit(&in->tab, memory_order_relaxed), e);
-	in->n++;
 	/* Release: the slot before the count of added names (invariant 4). */
 	atomic_store_explicit(&in->added, atomic_load_explicit(&in->added, memory_order_relaxed) + 1,
 			      memory_order_release);
-	id = n;
-	if (added)
+	return e;
+}
+
+int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t hash)
+{
+	return st_intern_get_name(in, s, len, hash, NULL, NULL);
+}
+
+int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
+			   const char **name, bool *added)
+{
+	struct st_intern_req r = { .s = s, .len = len, .hash = hash };
+	int err = st_intern_get_many(in, &r, 1);
+	if (err)
+		return err;
+	if (name)
+		*name = r.name;
+	if (added && r.added)
 		*added = true;
-out:
+	return r.id;
+}
+
+int st_intern_get_many(struct st_intern *in, struct st_intern_req *r, size_t n)
+{
+	/* Acquire, before the table: pairs with the release bump after an
+	 * insertion, so the lookups below see every name counted here, in
+	 * this table or the one that replaced it (invariant 4). */
+	uint64_t seen = atomic_load_explicit(&in->added, memory_order_acquire);
+	const struct table *t = atomic_load_explicit(&in->tab, memory_order_acquire);
+	/* Every slot first, then the lookups: their misses overlap. */
+	if (n > 1)
+		for (size_t k = 0; k < n; k++)
+			__builtin_prefetch(&t->s[r[k].hash & t->mask]);
+	size_t missing = 0;
+	for (size_t k = 0; k < n; k++) {
+		/* Refused before anything is inserted. */
+		if (ST_UNLIKELY(r[k].len > ST_MAX_FRAME_LEN))
+			return -ENAMETOOLONG;
+		struct ent *e = lookup(t, r[k].s, r[k].len, r[k].hash);
+		r[k].added = false;
+		r[k].name = e ? e->name : NULL;
+		if (e)
+			r[k].id = e->id;
+		else
+			missing++;
+	}
+	if (!missing)
+		return 0;
+
+	/* The names not found, in order, under one lock. */
+	int err = 0;
+	pthread_mutex_lock(&in->lock);
+	for (size_t k = 0; k < n && missing; k++) {
+		if (r[k].name)
+			continue;
+		missing--;
+		struct ent *e = NULL;
+		/* Someone (or this call: the same name twice) inserted since
+		 * the lookup: maybe this very name. */
+		if (atomic_load_explicit(&in->added, memory_order_relaxed) != seen)
+			e = lookup(atomic_load_explicit(&in->tab, memory_order_relaxed), r[k].s,
+				   r[k].len, r[k].hash);
+		if (!e) {
+			e = insert_locked(in, r[k].s, r[k].len, r[k].hash, &err);
+			if (!e)
+				break;
+			r[k].added = true;
+		}
+		r[k].id = e->id;
+		r[k].name = e->name;
+	}
 	pthread_mutex_unlock(&in->lock);
-	if (id >= 0 && name)
-		*name = e->name;
-	return id;
+	return err;
 }
 
 const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len)

@@ -16,6 +16,21 @@ int64_t st_intern_get(struct st_intern *in, const char *s, size_t len, uint64_t 
  * left alone otherwise. */
 int64_t st_intern_get_name(struct st_intern *in, const char *s, size_t len, uint64_t hash,
 			   const char **name, bool *added);
+/* Lookup-or-insert of n names at once (the writer's miss path): every
+ * lookup first, lock-free, then the names not found, in order, under one
+ * lock.  In: s, len, hash (st_hash_bytes); out: id, name (the interned
+ * copy), added (this call inserted it).  0, or -ENAMETOOLONG (nothing
+ * done), -ENOSPC or -ENOMEM: the names before the failing insertion have
+ * their ids (name not NULL), the others may not. */
+struct st_intern_req {
+	const char *s;
+	size_t len;
+	uint64_t hash;
+	const char *name;
+	uint32_t id;
+	bool added;
+};
+int st_intern_get_many(struct st_intern *in, struct st_intern_req *r, size_t n);
 const char *st_intern_name(const struct st_intern *in, uint32_t id, size_t *len);
 uint32_t st_intern_count(const struct st_intern *in);
 /* True once some interned name holds '\n' or '\r'. */

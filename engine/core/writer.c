@@ -10,7 +10,10 @@
  *     hit: one pass over the strings (key, hash,         rcu_read_unlock
  *     length check), one probe comparing the key, one add to the cached
  *     record of t
- *     miss: intern frame by frame (per-writer name cache), cache the stack
+ *     miss (first sighting): every name through the per-writer name cache
+ *     (its slots prefetched together), the others interned at once (one
+ *     lock for the new ones), the stack cached while its shard slot is
+ *     prefetched
  *   st_writer_ingest_strs_batch: groups of 8, one section per group; with
  *     a large stack cache: key + prefetch slot, prefetch entry, find +
  *     prefetch record, add
@@ -35,6 +38,7 @@
 #include <xxhash.h>
 
 #include "engine.h"
+#include "intern.h"
 #include "rcu.h"
 #include "region.h"
 #include "scache.h"
@@ -71,7 +75,12 @@ struct st_writer {
 	struct st_engine *e;
 	struct st_shard *sh;
 	unsigned nm;
+	/* The miss path's scratch, ids_cap frames each: ids, name cache
+	 * hashes; the names to intern and where they are in the stack. */
 	uint32_t *ids;
+	uint64_t *ih;
+	struct st_intern_req *req;
+	uint32_t *pos;
 	size_t ids_cap;
 	struct icache_ent *ic; /* per-writer intern cache, no sharing; made on
 				* the first string sample */
@@ -159,6 +168,9 @@ void st_writer_close(struct st_writer *w)
 	st_scache_destroy(w->sc);
 	st_free(w->kw);
 	st_free(w->ids);
+	st_free(w->ih);
+	st_free(w->req);
+	st_free(w->pos);
 	if (w->ic)
 		st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
 	st_free(w);
@@ -359,8 +371,13 @@ static int strs_prepare(struct st_writer *w, size_t depth)
 		w->ic_mask = n - 1;
 	}
 	if (depth > w->ids_cap) {
-		size_t ci = w->ids_cap;
-		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64)) {
+		/* All four to the same capacity; one that failed keeps its old
+		 * (bigger than ids_cap, or equal) one. */
+		size_t ci = w->ids_cap, ch = w->ids_cap, cr = w->ids_cap, cp = w->ids_cap;
+		if (st_grow(&w->ids, &ci, depth, sizeof(*w->ids), 64) ||
+		    st_grow(&w->ih, &ch, depth, sizeof(*w->ih), 64) ||
+		    st_grow(&w->req, &cr, depth, sizeof(*w->req), 64) ||
+		    st_grow(&w->pos, &cp, depth, sizeof(*w->pos), 64)) {
 			counter_bump(&w->sh->dropped, 1);
 			return -ENOMEM;
 		}
@@ -373,9 +390,41 @@ static int strs_prepare(struct st_writer *w, size_t depth)
 	return 0;
 }
 
-/* A stack the stack cache does not hold (lengths already checked): intern
- * frame by frame (through the per-name cache), then cache the stack under
- * its hash sh and key kw (st_scache_key). */
+/* Where name i of a stack (key words kw, st_scache_key) goes in the name
+ * cache: from its key words for a name of up to ST_SCACHE_LONG bytes (its
+ * bytes are not read again), else its XXH3 (the name table's hash too). */
+static inline uint64_t icache_slot_hash(const char *name, size_t len, const uint64_t *kw)
+{
+	if (ST_LIKELY(len <= ST_SCACHE_LONG))
+		return icache_hash(kw[0], kw[1], len);
+	return XXH3_64bits(name, len);
+}
+
+/* Double the name cache (empty); a failed allocation keeps the old one. */
+static void __attribute__((noinline)) icache_grow(struct st_writer *w)
+{
+	size_t nb = (w->ic_mask + 1) * 2 * sizeof(*w->ic);
+	struct icache_ent *nc = st_region_alloc(nb, ST_REGION_PREFAULT);
+	if (nc) {
+		st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
+		w->ic = nc;
+		w->ic_mask = w->ic_mask * 2 + 1;
+	}
+	w->ic_misses = 0;
+}
+
+/*
+ * A stack the stack cache does not hold (lengths already checked), under
+ * its hash sh and key kw (st_scache_key), in passes over its frames:
+ *   1. each name's cache slot, prefetched (the misses overlap: this was a
+ *      dependent miss per frame, most of the pass's time);
+ *   2. names found in the cache give their ids; the others, hashed for the
+ *      name table (XXH3, once: a long name's was pass 1's), go in a list;
+ *   3. the list interned at once (st_intern_get_many: lock-free lookups,
+ *      one lock for the names new to the engine) and put in the cache;
+ * then, inside one read-side section, the shard slot of the new stack is
+ * prefetched while the stack cache takes it, and the sample is added.
+ */
 static int __attribute__((noinline))
 strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, size_t depth,
 	  uint64_t sh, const uint64_t *kw, const uint64_t *values)
@@ -383,59 +432,71 @@ strs_miss(struct st_writer *w, const char *const *frames, const size_t *lens, si
 	int r = strs_prepare(w, depth);
 	if (ST_UNLIKELY(r))
 		return r;
+	uint64_t *ih = w->ih;
+	uint32_t *ids = w->ids;
+	for (size_t i = 0; i < depth; i++) {
+		ih[i] = icache_slot_hash(frames[i], lens[i], kw + 2 * i);
+		__builtin_prefetch(&w->ic[ih[i] & w->ic_mask]);
+	}
+	struct st_intern *in = w->e->intern;
+	size_t np = 0;
 	for (size_t i = 0; i < depth; i++) {
 		size_t len = lens[i];
-		uint64_t a = kw[2 * i], b = kw[2 * i + 1];
 		bool lng = len > ST_SCACHE_LONG;
-		/* The name's XXH3 (the intern table's hash) is needed only on a
-		 * miss, and for a long name, whose key words are only its last
-		 * 16 bytes. */
-		uint64_t xh = lng ? st_hash_bytes(frames[i], len) : 0;
-		uint64_t h = lng ? xh : icache_hash(a, b, len);
-		struct icache_ent *ic = &w->ic[h & w->ic_mask];
-		if (ic->name && ic->len == len && ic->a == a && ic->b == b &&
+		const struct icache_ent *ic = &w->ic[ih[i] & w->ic_mask];
+		if (ic->name && ic->len == len && ic->a == kw[2 * i] && ic->b == kw[2 * i + 1] &&
 		    (!lng || st_bytes_equal(ic->name, frames[i], len - ST_SCACHE_LONG))) {
-			w->ids[i] = ic->id;
+			ids[i] = ic->id;
 			continue;
 		}
-		if (!lng)
-			xh = st_hash_bytes(frames[i], len);
-		const char *name = NULL;
-		bool added = false;
-		int64_t id = st_intern_get_name(w->e->intern, frames[i], len, xh, &name, &added);
-		if (id < 0) {
-			if (id == -ENOMEM)
+		struct st_intern_req *q = &w->req[np];
+		q->s = frames[i];
+		q->len = len;
+		q->hash = lng ? ih[i] : XXH3_64bits(frames[i], len);
+		w->pos[np++] = (uint32_t)i;
+	}
+	if (np) {
+		r = st_intern_get_many(in, w->req, np);
+		if (ST_UNLIKELY(r)) {
+			if (r == -ENOMEM)
 				counter_bump(&w->sh->dropped, 1);
-			return (int)id;
+			return r;
 		}
-		w->ids[i] = (uint32_t)id;
-		if (ST_UNLIKELY(!added && ++w->ic_misses > w->ic_mask + 1) &&
-		    w->ic_mask + 1 < ICACHE_MAX) {
-			/* Grow (empty); a failed allocation keeps the old cache. */
-			size_t nb = (w->ic_mask + 1) * 2 * sizeof(*w->ic);
-			struct icache_ent *nc = st_region_alloc(nb, ST_REGION_PREFAULT);
-			if (nc) {
-				st_region_free(w->ic, (w->ic_mask + 1) * sizeof(*w->ic));
-				w->ic = nc;
-				w->ic_mask = w->ic_mask * 2 + 1;
-			}
-			w->ic_misses = 0;
-			ic = &w->ic[h & w->ic_mask];
+		for (size_t k = 0; k < np; k++) {
+			const struct st_intern_req *q = &w->req[k];
+			size_t i = w->pos[k];
+			ids[i] = q->id;
+			/* Only names the engine knew count toward growing: a
+			 * new name misses whatever the size. */
+			if (ST_UNLIKELY(!q->added && ++w->ic_misses > w->ic_mask + 1) &&
+			    w->ic_mask + 1 < ICACHE_MAX)
+				icache_grow(w);
+			struct icache_ent *ic = &w->ic[ih[i] & w->ic_mask];
+			ic->a = kw[2 * i];
+			ic->b = kw[2 * i + 1];
+			ic->len = (uint32_t)q->len;
+			ic->id = q->id;
+			ic->name = q->name;
 		}
-		ic->a = a;
-		ic->b = b;
-		ic->len = (uint32_t)len;
-		ic->id = (uint32_t)id;
-		ic->name = name;
 	}
-	if (w->sc) {
-		uint64_t idh = ids_hash(w->ids, depth);
-		struct st_scent *c =
-			st_scache_insert(w->sc, sh, frames, lens, depth, kw, w->ids, idh);
-		if (c)
-			return ingest_cached(w, c, values);
-	}
-	return st_writer_ingest(w, w->ids, depth, values);
+	uint64_t idh = ids_hash(ids, depth);
+	st_rcu_read_lock();
+	struct st_stab *t = rcu_dereference(w->sh->active);
+	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
+	/* A new stack's slot is in no cache: its miss overlaps the stack
+	 * cache's insertion, which only touches the writer's memory. */
+	st_stab_prefetch_slot(t, idh);
+	struct st_scent *c =
+		w->sc ? st_scache_insert(w->sc, sh, frames, lens, depth, kw, ids, idh) : NULL;
+	if (ST_LIKELY(c))
+		r = add_cached(w, t, st_stab_epoch(t), c, values);
+	else
+		r = add_ids(w, t, ids, (uint32_t)depth, idh, values);
+	TSAN_RELEASE(t); /* our writes, for the merger after the grace period */
+	st_rcu_read_unlock();
+	if (ST_LIKELY(!r))
+		counter_bump(&w->sh->ingested, 1);
+	return r;
 }
 
 /*
@@ -499,9 +560,9 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  *   large: four passes: key and hash, prefetching the stack cache slot;
  *   prefetch the entry it names; then, inside one read-side section, find
  *   the entries and prefetch the shard records they name for the current
- *   table; add.  The misses of a group overlap instead of being paid one
- *   after the other (measured: ~25% less writer CPU than single calls with
- *   200,000 stacks).
+ *   table (the table's slot for a stack new to it); add.  The misses of a
+ *   group overlap instead of being paid one after the other (measured:
+ *   ~25% less writer CPU than single calls with 200,000 stacks).
  *
  * A miss (a stack not cached) leaves the section and takes the one-sample
  * path, which may reset the cache: the group's later entries are then
@@ -614,10 +675,13 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 	for (size_t x = 0; x < ok; x++) {
 		c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
 				      w->kw + 2 * ko[x], lng[x]);
-		/* Any pointer may be prefetched: no need to check that this
-		 * one is valid for t. */
-		if (ST_LIKELY(c[x]))
-			__builtin_prefetch(c[x]->rec[c[x]->epoch[1] == ep]);
+		if (ST_LIKELY(c[x])) {
+			int kk = c[x]->epoch[1] == ep;
+			if (ST_LIKELY(c[x]->epoch[kk] == ep))
+				__builtin_prefetch(c[x]->rec[kk]);
+			else /* new to t: cached_upsert() will probe t for it */
+				st_stab_prefetch_slot(t, c[x]->id_hash);
+		}
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */
 	bool missed = false;  /* the cache took a stack since c[] was filled */

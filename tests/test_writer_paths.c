@@ -427,7 +427,7 @@ Test(writer_paths, misses_in_batch_groups_match_the_reference, .timeout = 120)
 	free(all[nall - 1]);
 	cr_assert_eq(st_frame_count(e), distinct + 1, "one id per name (+ \"[other]\"): %zu, %zu",
 		     st_frame_count(e), distinct);
-	struct st_stats st;
+	struct st_stats st = { .size = sizeof(st) };
 	st_engine_stats(e, &st);
 	cr_assert_eq(st.dropped, 0);
 	st_writer_close(w);

@@ -254,12 +254,16 @@ int st_frame_names_have_eol(const struct st_engine *e)
  * The caller's out->size says how big its struct is (older binaries have a
  * shorter one): the stats are gathered in a struct of this library's size
  * and only the caller's bytes are written; a newer caller's fields past
- * ours are zeroed, and out->size says how many bytes were filled.
+ * ours are left as it set them, and out->size says how many bytes were
+ * filled.  A size past ST_STATS_SIZE_MAX is no struct's: refused, so a
+ * caller that forgot to set it does not get a huge write.
  */
+#define ST_STATS_SIZE_MAX 4096u
+
 int st_engine_stats(struct st_engine *e, struct st_stats *out)
 {
 	size_t want = out->size;
-	if (want < sizeof(out->size))
+	if (want < sizeof(out->size) || want > ST_STATS_SIZE_MAX)
 		return -EINVAL;
 	struct st_stats s;
 	memset(&s, 0, sizeof(s));
@@ -293,7 +297,5 @@ int st_engine_stats(struct st_engine *e, struct st_stats *out)
 	pthread_mutex_unlock(&e->merge_lock);
 	s.mem_regions = st_region_mapped();
 	memcpy(out, &s, s.size);
-	if (want > sizeof(s))
-		memset((char *)out + sizeof(s), 0, want - sizeof(s));
 	return 0;
 }

@@ -226,7 +226,7 @@ struct st_stats {
 	size_t size;          /* in: sizeof(struct st_stats) as the caller was
 				 built; out: bytes the library filled (its own
 				 sizeof when the caller's struct is bigger:
-				 the fields past it are zeroed) */
+				 the fields past it are left as they were) */
 	uint64_t ingested;    /* samples accepted (sum over shards, approximate
 				 while writers run) */
 	uint64_t dropped;     /* samples dropped (allocation failure) */
@@ -253,7 +253,7 @@ struct st_stats {
 /*
  * Fill the first out->size bytes of *out (see struct st_stats); bytes past
  * them are never touched.  0, or -EINVAL (nothing written) when out->size
- * does not even cover the size field.
+ * does not even cover the size field, or is over 4096 (not set).
  */
 ST_API int st_engine_stats(struct st_engine *e, struct st_stats *out);
 

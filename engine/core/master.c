@@ -293,7 +293,8 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, u
 	m->first_child[c] = NONE;
 	m->next_sibling[c] = m->first_child[parent];
 	m->first_child[parent] = c;
-	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
+	for (unsigned i = 0; i < m->nm; i++)
+		m->self[(size_t)c * m->nm + i] = 0;
 	m->flags[c] = F_NEW;
 	edge_put(m->edges, m->emask, ph, c);
 	return c;
@@ -401,6 +402,12 @@ static void sorted_free(struct sorted *s)
 /* How far f agrees with f0 from frame d on, at most up to lim. */
 static inline uint32_t lcp_from(const uint32_t *f, const uint32_t *f0, uint32_t d, uint32_t lim)
 {
+	for (uint64_t a, b; d + 2 <= lim; d += 2) {
+		memcpy(&a, f + d, sizeof(a));
+		memcpy(&b, f0 + d, sizeof(b));
+		if (a != b)
+			break;
+	}
 	while (d < lim && f[d] == f0[d])
 		d++;
 	return d;
@@ -451,28 +458,30 @@ static void sort_small(struct sort_ent *e, uint32_t *lcp, size_t n, unsigned nm,
 	run_lcp(e, lcp, n, nm, d);
 }
 
-/* Stable LSD radix sort of e[0..n) by key, one pass per byte in which the
- * keys differ; t is scratch of n entries. */
-static void sort_by_key(struct sort_ent *e, struct sort_ent *t, size_t n)
+/* Stable LSD radix sort of e[0..n) by key, one pass per byte set in diff
+ * (the bits in which the keys differ); t is scratch of n entries. */
+static void sort_by_key(struct sort_ent *e, struct sort_ent *t, size_t n, uint32_t diff)
 {
 	uint32_t cnt[4][256];
-	memset(cnt, 0, sizeof(cnt));
+	unsigned bytes[4], nb = 0;
+	for (unsigned b = 0; b < 4; b++)
+		if ((diff >> (8 * b)) & 255)
+			bytes[nb++] = b;
+	memset(cnt, 0, nb * sizeof(cnt[0]));
 	for (size_t i = 0; i < n; i++)
-		for (unsigned b = 0; b < 4; b++)
-			cnt[b][(e[i].key >> (8 * b)) & 255]++;
+		for (unsigned j = 0; j < nb; j++)
+			cnt[j][(e[i].key >> (8 * bytes[j])) & 255]++;
 	struct sort_ent *s = e, *dst = t;
-	for (unsigned b = 0; b < 4; b++) {
-		uint32_t *c = cnt[b];
-		if (c[(s[0].key >> (8 * b)) & 255] == n)
-			continue; /* every key has this byte */
-		uint32_t sum = 0;
+	for (unsigned j = 0; j < nb; j++) {
+		const unsigned sh = 8 * bytes[j];
+		uint32_t *c = cnt[j], sum = 0;
 		for (unsigned v = 0; v < 256; v++) {
 			uint32_t x = c[v];
 			c[v] = sum;
 			sum += x;
 		}
 		for (size_t i = 0; i < n; i++)
-			dst[c[(s[i].key >> (8 * b)) & 255]++] = s[i];
+			dst[c[(s[i].key >> sh) & 255]++] = s[i];
 		struct sort_ent *x = s;
 		s = dst;
 		dst = x;
@@ -491,15 +500,15 @@ struct sort_range {
  * that they agree up to l (a guess): into t, the records that end at l
  * (t[n - 1], t[n - 2], ...) and the others keyed by frame l (t[0], ...),
  * *ended and *m of each.  The records are ent[0..n), or for the first
- * range recs[0..n) (then their headers are read, the only time).  Returns
- * the range's true common prefix when it is shorter than l (t is then
- * garbage), else l.
+ * range recs[0..n) (then their headers are read, the only time); *diff the
+ * bits in which the keys differ.  Returns the range's true common prefix
+ * when it is shorter than l (t is then garbage), else l.
  */
 static inline uint32_t range_pass(const struct sort_ent *ent, struct st_srec *const *recs,
 				  struct sort_ent *t, size_t n, unsigned nm, uint32_t d, uint32_t l,
-				  const uint32_t *f0, size_t *ended, size_t *m)
+				  const uint32_t *f0, size_t *ended, size_t *m, uint32_t *diff)
 {
-	uint32_t true_l = l;
+	uint32_t true_l = l, any = 0, all = UINT32_MAX;
 	size_t ne = 0, nk = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (i + SORT_AHEAD < n) {
@@ -520,119 +529,19 @@ static inline uint32_t range_pass(const struct sort_ent *ent, struct st_srec *co
 			/* Ended records (a stack before its extensions, all
 			 * the same stack) at the back, the others at the
 			 * front with their keys. */
-			if (depth == l)
+			if (depth == l) {
 				t[n - 1 - ne++] = (struct sort_ent){ x, 0, depth };
-			else
+			} else {
 				t[nk++] = (struct sort_ent){ x, f[l], depth };
+				any |= f[l];
+				all &= f[l];
+			}
 		}
 	}
 	*ended = ne;
 	*m = nk;
+	*diff = any ^ all;
 	return true_l;
-}
-
-/* Sort recs as described above into *out; -ENOMEM when the scratch is not
- * there (recs unchanged). */
-static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out)
-{
-	if (n > UINT32_MAX)
-		return -ENOMEM; /* the radix counts are 32-bit */
-	/* Scratch written before read: big ones come back from the region
-	 * cache merge after merge, already faulted. */
-	const size_t entb = n * sizeof(struct sort_ent);
-	struct sorted s = { st_region_alloc(entb, ST_REGION_UNINIT),
-			    st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
-	struct sort_ent *tmp = st_region_alloc(entb, ST_REGION_UNINIT);
-	size_t scap = 64, ns = 0;
-	struct sort_range *st = st_malloc(scap * sizeof(*st));
-	if (!s.ent || !s.lcp || !tmp || !st) {
-		sorted_free(&s);
-		st_region_free(tmp, entb);
-		st_free(st);
-		return -ENOMEM;
-	}
-	struct sort_ent *const ent = s.ent;
-	uint32_t *const lcp = s.lcp;
-	lcp[0] = 0;
-	if (n <= SORT_SMALL) {
-		for (size_t k = 0; k < n; k++) {
-			ent[k] = (struct sort_ent){ recs[k], 0, recs[k]->depth };
-			s.maxd = ent[k].depth > s.maxd ? ent[k].depth : s.maxd;
-		}
-	}
-	bool first = n > SORT_SMALL; /* the top range, still in recs */
-	st[ns++] = (struct sort_range){ 0, n, 0 };
-	while (ns) {
-		struct sort_range g = st[--ns];
-		struct sort_ent *e = ent + g.lo;
-		uint32_t d = g.d;
-		if (g.n <= SORT_SMALL) {
-			sort_small(e, lcp + g.lo, g.n, nm, d);
-			continue;
-		}
-		/* Skip what the whole range shares, l = its common prefix, and
-		 * key each record by frame l, in ONE pass over the records (a
-		 * range larger than the caches costs a miss per record per
-		 * pass): l is guessed from a few records spread over the range,
-		 * the pass checks the guess and, when a record disagrees
-		 * earlier, finds the true l and is run again. */
-		struct st_srec *r0 = first ? recs[0] : e[0].r;
-		const uint32_t *f0 = st_srec_frames(r0, nm);
-		uint32_t l = r0->depth;
-		for (size_t p = 1; p <= SORT_PROBES; p++) {
-			size_t i = p * (g.n - 1) / SORT_PROBES;
-			struct st_srec *x = first ? recs[i] : e[i].r;
-			uint32_t xd = first ? x->depth : e[i].depth;
-			l = lcp_from(st_srec_frames(x, nm), f0, d, xd < l ? xd : l);
-		}
-		size_t ended, m;
-		for (;;) {
-			uint32_t true_l = range_pass(first ? NULL : e, first ? recs : NULL, tmp, g.n,
-						     nm, d, l, f0, &ended, &m);
-			if (true_l == l)
-				break;
-			l = true_l; /* exact now: the next pass agrees */
-		}
-		if (first) {
-			if (ended)
-				s.maxd = l > s.maxd ? l : s.maxd;
-			for (size_t i = 0; i < m; i++)
-				s.maxd = tmp[i].depth > s.maxd ? tmp[i].depth : s.maxd;
-			first = false;
-		}
-		d = l;
-		/* Every neighbour in the range shares d frames, until a deeper
-		 * split says more. */
-		for (size_t i = 1; i < g.n; i++)
-			lcp[g.lo + i] = d;
-		for (size_t i = 0; i < ended; i++)
-			e[i] = tmp[g.n - 1 - i];
-		if (m < 2) {
-			if (m)
-				e[ended] = tmp[0];
-			continue;
-		}
-		memcpy(e + ended, tmp, m * sizeof(*e));
-		sort_by_key(e + ended, tmp, m);
-		/* Each run of equal frame-d ids is a range one level deeper. */
-		for (size_t a = ended, b; a < g.n; a = b) {
-			for (b = a + 1; b < g.n && e[b].key == e[a].key; b++)
-				;
-			if (b - a < 2)
-				continue;
-			if (ns == scap && st_grow(&st, &scap, ns + 1, sizeof(*st), 64)) {
-				/* Finish this run here instead. */
-				qsort_r(e + a, b - a, sizeof(*e), cmp_ent, &nm);
-				run_lcp(e + a, lcp + g.lo + a, b - a, nm, d + 1);
-				continue;
-			}
-			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
-		}
-	}
-	st_region_free(tmp, entb);
-	st_free(st);
-	*out = s;
-	return 0;
 }
 
 /*
@@ -650,8 +559,27 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
  * [lcp, depth) into one of three rotating arrays, which stage 2 and the walk
  * read at those levels only.  All of it is hints: a walk that grows the edge
  * table only makes later prefetches miss their target.
+ *
+ * The sort hands records to the walk as soon as their place is final (the
+ * ranges are sorted in ascending order, depth first), so a record is walked
+ * while the lines the sort just read are still cached: its frames from the
+ * divergence point on, which the last split compared.
  */
 #define LINK_RING 3
+
+struct walker {
+	struct st_master *m;
+	struct st_srec **recs;
+	const struct sorted *s;
+	uint32_t *path; /* path[d]: the node of the previous record's frame d */
+	uint64_t *phs;  /* LINK_RING arrays of w, then cur[w] */
+	size_t w;
+	size_t k, s1;   /* the next record to walk, to run stage 1 on */
+	uint32_t fresh; /* nodes from here on were made by this pass */
+	bool chained;   /* path[0..lcp[k]) is valid for record k */
+	bool nomem;     /* no room for path/phs: the rest walk from the root */
+	size_t failed;
+};
 
 static void link_stage1(const struct st_master *m, const struct sort_ent *x, uint32_t lcp,
 			uint64_t *cur, uint64_t *ph)
@@ -687,67 +615,55 @@ static void link_stage2(const struct st_master *m, uint32_t lcp, uint32_t depth,
 	}
 }
 
-size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
+/* Walk the sorted records [wk->k, limit): their places are final. */
+static void walk_to(struct walker *wk, size_t limit)
 {
+	enum { AHEAD = 4 };
+	struct st_master *m = wk->m;
 	const unsigned nm = m->nm;
-	size_t failed = 0;
-	if (!n)
-		return 0;
-	struct sorted srt = { 0 };
-	const bool sorted = sort_recs(recs, n, nm, &srt) == 0;
-	/* path[d]: the node of the previous record's frame d. */
-	const size_t w = (size_t)srt.maxd + 1;
-	uint32_t *path = sorted ? st_malloc(w * sizeof(*path)) : NULL;
-	uint64_t *phs = sorted ? st_malloc((LINK_RING + 1) * w * sizeof(*phs)) : NULL;
-	if (!path || !phs) {
-		sorted_free(&srt);
-		st_free(path);
-		st_free(phs);
-		/* No room for the path: walk each from the root. */
-		for (size_t k = 0; k < n; k++)
-			failed += st_master_add_rec(m, recs[k], st_srec_values(recs[k])) != 0;
-		return failed;
+	const struct sort_ent *ent = wk->s->ent;
+	const uint32_t *lcp = wk->s->lcp;
+	if (wk->nomem || wk->k >= limit)
+		return;
+	if (!wk->path) {
+		/* The sort knows the largest depth by now (its first pass). */
+		wk->w = (size_t)wk->s->maxd + 1;
+		wk->path = st_malloc(wk->w * sizeof(*wk->path));
+		wk->phs = st_malloc((LINK_RING + 1) * wk->w * sizeof(*wk->phs));
+		if (!wk->path || !wk->phs) {
+			wk->nomem = true;
+			return;
+		}
 	}
-	const struct sort_ent *ent = srt.ent;
-	const uint32_t *lcp = srt.lcp;
-	uint64_t *cur = phs + LINK_RING * w;
-	/*
-	 * In this order the records through a node are contiguous, so the walk
-	 * asks for a given (parent, frame) child at most once: every later
-	 * record through it shares that much of its predecessor's path and
-	 * starts below it.  So a parent made by this pass (>= fresh) has only
-	 * children this pass made, none of them asked for yet: append without
-	 * a lookup.  A failed walk breaks the chain (the next record starts at
-	 * the root), so a new "pass" starts there.
-	 */
-	uint32_t fresh = m->n;
-	bool chained = false; /* path[0..lcp[k]) is valid for record k */
-	for (size_t k = 0; k < n && k < 2; k++)
-		link_stage1(m, &ent[k], lcp[k], cur, phs + (k % LINK_RING) * w);
-	for (size_t k = 0; k < n; k++) {
-		if (k + SORT_AHEAD < n) {
+	const size_t w = wk->w;
+	uint32_t *path = wk->path;
+	uint64_t *phs = wk->phs, *cur = phs + LINK_RING * w;
+	for (size_t k = wk->k; k < limit; k++) {
+		if (k + AHEAD < limit) {
 			/* What the walk and stage 1 read of a record: its
-			 * header (written) and its frames from lcp on. */
-			const struct sort_ent *y = &ent[k + SORT_AHEAD];
+			 * header (written) and its frames from lcp on (cached
+			 * when the sort just compared them). */
+			const struct sort_ent *y = &ent[k + AHEAD];
 			const uint32_t *fy = ent_frames(y, nm);
-			const uint32_t l = lcp[k + SORT_AHEAD];
+			const uint32_t l = lcp[k + AHEAD];
 			__builtin_prefetch(y->r, 1);
 			if (l < y->depth) {
 				__builtin_prefetch(fy + l);
 				__builtin_prefetch(fy + y->depth - 1);
 			}
 		}
-		if (k + 2 < n)
-			link_stage1(m, &ent[k + 2], lcp[k + 2], cur, phs + ((k + 2) % LINK_RING) * w);
-		if (k + 1 < n)
+		for (; wk->s1 < limit && wk->s1 <= k + 2; wk->s1++)
+			link_stage1(m, &ent[wk->s1], lcp[wk->s1], cur,
+				    phs + (wk->s1 % LINK_RING) * w);
+		if (k + 1 < limit)
 			link_stage2(m, lcp[k + 1], ent[k + 1].depth, phs + ((k + 1) % LINK_RING) * w);
 		struct st_srec *r = ent[k].r;
 		const uint32_t depth = ent[k].depth;
 		uint64_t *ph = phs + (k % LINK_RING) * w;
 		const uint32_t *f = st_srec_frames(r, nm);
-		recs[k] = r; /* recs ends up sorted */
+		wk->recs[k] = r; /* recs ends up sorted */
 		uint32_t common = lcp[k];
-		if (!chained) {
+		if (!wk->chained) {
 			/* From the root: stage 1 left only [common, depth). */
 			uint64_t h = PH_ROOT;
 			for (uint32_t d = 0; d < common; d++)
@@ -756,28 +672,173 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		}
 		uint32_t node = common ? path[common - 1] : 0;
 		for (uint32_t d = common; d < depth; d++) {
-			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], ph[d]);
+			uint32_t c = node >= wk->fresh ? NONE : edge_find(m, node, f[d], ph[d]);
 			node = c != NONE ? c : node_add(m, node, f[d], ph[d]);
 			if (node == NONE)
 				break;
 			path[d] = node;
 		}
 		if (node == NONE) {
-			failed++;
-			chained = false;
-			fresh = m->n;
+			wk->failed++;
+			wk->chained = false;
+			wk->fresh = m->n;
 			continue;
 		}
 		r->leaf = node;
 		r->epoch = m->epoch;
-		chained = true;
+		wk->chained = true;
 		/* Linked now: the common path adds the values. */
 		if (st_master_add_rec(m, r, st_srec_values(r)))
-			failed++;
+			wk->failed++;
+	}
+	wk->k = limit;
+}
+
+/* Sort recs as described above into *out, handing each record to the walk
+ * (wk) once its place is final; -ENOMEM when the scratch is not there
+ * (recs unchanged, nothing walked). */
+static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
+		     struct walker *wk)
+{
+	if (n > UINT32_MAX)
+		return -ENOMEM; /* the radix counts are 32-bit */
+	/* Scratch written before read: big ones come back from the region
+	 * cache merge after merge, already faulted. */
+	const size_t entb = n * sizeof(struct sort_ent);
+	struct sorted *s = out;
+	*s = (struct sorted){ st_region_alloc(entb, ST_REGION_UNINIT),
+			      st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
+	struct sort_ent *tmp = st_region_alloc(entb, ST_REGION_UNINIT);
+	size_t scap = 64, ns = 0;
+	struct sort_range *st = st_malloc(scap * sizeof(*st));
+	if (!s->ent || !s->lcp || !tmp || !st) {
+		sorted_free(s);
+		st_region_free(tmp, entb);
+		st_free(st);
+		return -ENOMEM;
+	}
+	struct sort_ent *const ent = s->ent;
+	uint32_t *const lcp = s->lcp;
+	lcp[0] = 0;
+	if (n <= SORT_SMALL) {
+		for (size_t k = 0; k < n; k++) {
+			ent[k] = (struct sort_ent){ recs[k], 0, recs[k]->depth };
+			s->maxd = ent[k].depth > s->maxd ? ent[k].depth : s->maxd;
+		}
+	}
+	bool first = n > SORT_SMALL; /* the top range, still in recs */
+	/* Ranges are taken from the top of the stack, lowest first: every
+	 * place below the top range's is final. */
+	st[ns++] = (struct sort_range){ 0, n, 0 };
+	while (ns) {
+		struct sort_range g = st[--ns];
+		struct sort_ent *e = ent + g.lo;
+		uint32_t d = g.d;
+		if (g.n <= SORT_SMALL) {
+			/* The walk writes their headers soon. */
+			for (size_t i = 0; i < g.n; i++)
+				__builtin_prefetch(e[i].r, 1);
+			sort_small(e, lcp + g.lo, g.n, nm, d);
+			walk_to(wk, ns ? st[ns - 1].lo : n);
+			continue;
+		}
+		/* Skip what the whole range shares, l = its common prefix, and
+		 * key each record by frame l, in ONE pass over the records (a
+		 * range larger than the caches costs a miss per record per
+		 * pass): l is guessed from a few records spread over the range,
+		 * the pass checks the guess and, when a record disagrees
+		 * earlier, finds the true l and is run again. */
+		struct st_srec *r0 = first ? recs[0] : e[0].r;
+		const uint32_t *f0 = st_srec_frames(r0, nm);
+		uint32_t l = r0->depth;
+		for (size_t p = 1; p <= SORT_PROBES; p++) {
+			size_t i = p * (g.n - 1) / SORT_PROBES;
+			struct st_srec *x = first ? recs[i] : e[i].r;
+			uint32_t xd = first ? x->depth : e[i].depth;
+			l = lcp_from(st_srec_frames(x, nm), f0, d, xd < l ? xd : l);
+		}
+		size_t ended, m;
+		uint32_t diff;
+		for (;;) {
+			uint32_t true_l = range_pass(first ? NULL : e, first ? recs : NULL, tmp, g.n,
+						     nm, d, l, f0, &ended, &m, &diff);
+			if (true_l == l)
+				break;
+			l = true_l; /* exact now: the next pass agrees */
+		}
+		if (first) {
+			if (ended)
+				s->maxd = l > s->maxd ? l : s->maxd;
+			for (size_t i = 0; i < m; i++)
+				s->maxd = tmp[i].depth > s->maxd ? tmp[i].depth : s->maxd;
+			first = false;
+		}
+		d = l;
+		/* Every neighbour in the range shares d frames, until a deeper
+		 * split says more. */
+		for (size_t i = 1; i < g.n; i++)
+			lcp[g.lo + i] = d;
+		for (size_t i = 0; i < ended; i++)
+			e[i] = tmp[g.n - 1 - i];
+		if (m) {
+			memcpy(e + ended, tmp, m * sizeof(*e));
+			if (m > 1)
+				sort_by_key(e + ended, tmp, m, diff);
+		}
+		/* Each run of equal frame-d ids is a range one level deeper,
+		 * pushed highest first. */
+		for (size_t b = g.n, a; b > ended; b = a) {
+			for (a = b - 1; a > ended && e[a - 1].key == e[b - 1].key; a--)
+				;
+			if (b - a < 2)
+				continue;
+			if (ns == scap && st_grow(&st, &scap, ns + 1, sizeof(*st), 64)) {
+				/* Finish this run here instead. */
+				qsort_r(e + a, b - a, sizeof(*e), cmp_ent, &nm);
+				run_lcp(e + a, lcp + g.lo + a, b - a, nm, d + 1);
+				continue;
+			}
+			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
+		}
+		walk_to(wk, ns ? st[ns - 1].lo : n);
+	}
+	st_region_free(tmp, entb);
+	st_free(st);
+	return 0;
+}
+
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
+{
+	/*
+	 * In sorted order the records through a node are contiguous, so the
+	 * walk asks for a given (parent, frame) child at most once: every later
+	 * record through it shares that much of its predecessor's path and
+	 * starts below it.  So a parent made by this pass (>= fresh) has only
+	 * children this pass made, none of them asked for yet: append without
+	 * a lookup.  A failed walk breaks the chain (the next record starts at
+	 * the root), so a new "pass" starts there.
+	 */
+	struct sorted srt = { 0 };
+	struct walker wk = { .m = m, .recs = recs, .s = &srt, .fresh = m->n };
+	if (!n)
+		return 0;
+	size_t from = 0;
+	if (sort_recs(recs, n, m->nm, &srt, &wk) == 0) {
+		walk_to(&wk, n);
+		/* The rest (none unless path/phs failed) in sorted order. */
+		for (size_t k = wk.k; k < n; k++)
+			recs[k] = srt.ent[k].r;
+		from = wk.k;
 	}
 	sorted_free(&srt);
-	st_free(path);
-	st_free(phs);
+	st_free(wk.path);
+	st_free(wk.phs);
+	size_t failed = wk.failed;
+	if (from < n) {
+		/* No room for the path: walk each from the root. */
+		for (size_t k = from; k < n; k++)
+			failed += st_master_add_rec(m, recs[k], st_srec_values(recs[k])) != 0;
+	}
 	return failed;
 }
 

@@ -20,7 +20,10 @@
  *            level of a stack are known before any node is, so their cache
  *            misses are issued together instead of one level after the
  *            other.  Nodes do not store ph (memory per node is a target);
- *            a resize recomputes it parent-first (invariant 1).
+ *            a resize recomputes it parent-first (invariant 1).  Above the
+ *            node index, whose bits the slot count bounds, a slot keeps a
+ *            tag of ph, so a probe passes other nodes without reading
+ *            their frame and parent (edge_tag).
  *   epoch:   node indexes are stable until the trie is cleared or compacted;
  *            each of those bumps the epoch.  A shard record remembers the
  *            leaf it was folded into and the epoch of that fold, so a stack
@@ -550,22 +553,24 @@ static inline uint32_t range_pass(const struct sort_ent *ent, struct st_srec *co
  * are misses, and neither depends on the trie's state, only on the frames
  * (path hashes) and on what the slots hold: so they are fetched ahead, in a
  * pipeline over the sorted records:
- *   stage 1, record k + 2: its path hashes, prefetch its slots;
- *   stage 2, record k + 1: read its slots (cached by now), prefetch the
- *            frame/parent of the nodes whose tags match;
+ *   stage 1, record k + LINK_S1: its path hashes, prefetch its slots;
+ *   stage 2, record k + LINK_S2: read its slots (cached by now), prefetch
+ *            the frame/parent of the nodes whose tags match;
  *   walk     record k.
  * Stage 1 keeps the latest record's path hashes in cur[] (a record shares
  * [0, lcp) with the one before it, so only [lcp, depth) change) and copies
- * [lcp, depth) into one of three rotating arrays, which stage 2 and the walk
- * read at those levels only.  All of it is hints: a walk that grows the edge
- * table only makes later prefetches miss their target.
+ * [lcp, depth) into one of LINK_RING rotating arrays, which stage 2 and the
+ * walk read at those levels only.  All of it is hints: a walk that grows the
+ * edge table only makes later prefetches miss their target.
  *
  * The sort hands records to the walk as soon as their place is final (the
  * ranges are sorted in ascending order, depth first), so a record is walked
  * while the lines the sort just read are still cached: its frames from the
- * divergence point on, which the last split compared.
+ * divergence point on, which the last split compared.  The walk stays
+ * LINK_LAG records behind what is final, so the stages run ahead across
+ * the sort's small ranges too.
  */
-#define LINK_RING 3
+enum { LINK_S1 = 4, LINK_S2 = 2, LINK_RING = LINK_S1 + 1, LINK_LAG = 8 };
 
 struct walker {
 	struct st_master *m;
@@ -574,7 +579,7 @@ struct walker {
 	uint32_t *path; /* path[d]: the node of the previous record's frame d */
 	uint64_t *phs;  /* LINK_RING arrays of w, then cur[w] */
 	size_t w;
-	size_t k, s1;   /* the next record to walk, to run stage 1 on */
+	size_t k, s1, s2; /* the next record to walk, to run stage 1, 2 on */
 	uint32_t fresh; /* nodes from here on were made by this pass */
 	bool chained;   /* path[0..lcp[k]) is valid for record k */
 	bool nomem;     /* no room for path/phs: the rest walk from the root */
@@ -615,14 +620,16 @@ static void link_stage2(const struct st_master *m, uint32_t lcp, uint32_t depth,
 	}
 }
 
-/* Walk the sorted records [wk->k, limit): their places are final. */
-static void walk_to(struct walker *wk, size_t limit)
+/* Records [0, avail) are in their final places: walk them, all of them
+ * when `all`, else up to LINK_LAG before avail. */
+static void walk_to(struct walker *wk, size_t avail, bool all)
 {
-	enum { AHEAD = 4 };
+	enum { AHEAD = 8 };
 	struct st_master *m = wk->m;
 	const unsigned nm = m->nm;
 	const struct sort_ent *ent = wk->s->ent;
 	const uint32_t *lcp = wk->s->lcp;
+	const size_t limit = all ? avail : avail > LINK_LAG ? avail - LINK_LAG : 0;
 	if (wk->nomem || wk->k >= limit)
 		return;
 	if (!wk->path) {
@@ -639,7 +646,7 @@ static void walk_to(struct walker *wk, size_t limit)
 	uint32_t *path = wk->path;
 	uint64_t *phs = wk->phs, *cur = phs + LINK_RING * w;
 	for (size_t k = wk->k; k < limit; k++) {
-		if (k + AHEAD < limit) {
+		if (k + AHEAD < avail) {
 			/* What the walk and stage 1 read of a record: its
 			 * header (written) and its frames from lcp on (cached
 			 * when the sort just compared them). */
@@ -652,11 +659,12 @@ static void walk_to(struct walker *wk, size_t limit)
 				__builtin_prefetch(fy + y->depth - 1);
 			}
 		}
-		for (; wk->s1 < limit && wk->s1 <= k + 2; wk->s1++)
+		for (; wk->s1 < avail && wk->s1 <= k + LINK_S1; wk->s1++)
 			link_stage1(m, &ent[wk->s1], lcp[wk->s1], cur,
 				    phs + (wk->s1 % LINK_RING) * w);
-		if (k + 1 < limit)
-			link_stage2(m, lcp[k + 1], ent[k + 1].depth, phs + ((k + 1) % LINK_RING) * w);
+		for (; wk->s2 < wk->s1 && wk->s2 <= k + LINK_S2; wk->s2++)
+			link_stage2(m, lcp[wk->s2], ent[wk->s2].depth,
+				    phs + (wk->s2 % LINK_RING) * w);
 		struct st_srec *r = ent[k].r;
 		const uint32_t depth = ent[k].depth;
 		uint64_t *ph = phs + (k % LINK_RING) * w;
@@ -739,7 +747,7 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 			for (size_t i = 0; i < g.n; i++)
 				__builtin_prefetch(e[i].r, 1);
 			sort_small(e, lcp + g.lo, g.n, nm, d);
-			walk_to(wk, ns ? st[ns - 1].lo : n);
+			walk_to(wk, ns ? st[ns - 1].lo : n, false);
 			continue;
 		}
 		/* Skip what the whole range shares, l = its common prefix, and
@@ -800,7 +808,7 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 			}
 			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
 		}
-		walk_to(wk, ns ? st[ns - 1].lo : n);
+		walk_to(wk, ns ? st[ns - 1].lo : n, false);
 	}
 	st_region_free(tmp, entb);
 	st_free(st);
@@ -824,7 +832,7 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 		return 0;
 	size_t from = 0;
 	if (sort_recs(recs, n, m->nm, &srt, &wk) == 0) {
-		walk_to(&wk, n);
+		walk_to(&wk, n, true);
 		/* The rest (none unless path/phs failed) in sorted order. */
 		for (size_t k = wk.k; k < n; k++)
 			recs[k] = srt.ent[k].r;

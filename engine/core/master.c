@@ -375,7 +375,8 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
  * splits fit in the caches.  It also leaves, for each position k > 0, how
  * many frames record k shares with record k - 1 (lcp[k]): the level of the
  * split that separated them.  So the walk reads of a record only its header
- * and its frames from where it diverges.
+ * and its frames from where it diverges.  Scratch: 36 bytes per record (the
+ * entries, the radix sort's second copy of them, lcp), freed at the end.
  */
 enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
 

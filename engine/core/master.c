@@ -20,7 +20,10 @@
  *            level of a stack are known before any node is, so their cache
  *            misses are issued together instead of one level after the
  *            other.  Nodes do not store ph (memory per node is a target);
- *            a resize recomputes it parent-first (invariant 1).
+ *            a resize recomputes it parent-first (invariant 1).  Above the
+ *            node index, whose bits the slot count bounds, a slot keeps a
+ *            tag of ph, so a probe passes other nodes without reading
+ *            their frame and parent (edge_tag).
  *   epoch:   node indexes are stable until the trie is cleared or compacted;
  *            each of those bumps the epoch.  A shard record remembers the
  *            leaf it was folded into and the epoch of that fold, so a stack
@@ -139,12 +142,25 @@ static int alloc_nodes(struct st_master *m, uint32_t capn)
 	return 0;
 }
 
+/*
+ * An edge slot holds a node index c (1 <= c < n < slots) in its low bits,
+ * as many as the slot index takes (emask), and above them the top bits of
+ * the upper half of the child's path hash (the slot index uses the lower
+ * half): a probe whose tag differs skips the node without reading its
+ * frame and parent (for 2 Mi slots, 11 bits: 1 in 2,048 gets through).
+ * Zero is an empty slot: c is never 0 (the root is not in the table).
+ */
+static inline uint32_t edge_tag(uint64_t ph, size_t emask)
+{
+	return (uint32_t)(ph >> 32) & ~(uint32_t)emask;
+}
+
 static inline void edge_put(uint32_t *e, size_t emask, uint64_t ph, uint32_t c)
 {
 	size_t j = ph & emask;
 	while (e[j])
 		j = (j + 1) & emask;
-	e[j] = c;
+	e[j] = c | edge_tag(ph, emask);
 }
 
 static int edges_resize(struct st_master *m, size_t nslots)
@@ -235,12 +251,14 @@ void st_master_clear(struct st_master *m)
 /* The child of `parent` named `frame`, whose path hash is ph; NONE if none. */
 static uint32_t edge_find(const struct st_master *m, uint32_t parent, uint32_t frame, uint64_t ph)
 {
+	const uint32_t cmask = (uint32_t)m->emask, tag = edge_tag(ph, m->emask);
 	size_t j = ph & m->emask;
 	for (;;) {
-		uint32_t c = m->edges[j];
-		if (!c)
+		uint32_t s = m->edges[j];
+		if (!s)
 			return NONE;
-		if (m->frame[c] == frame && m->parent[c] == parent)
+		uint32_t c = s & cmask;
+		if ((s & ~cmask) == tag && m->frame[c] == frame && m->parent[c] == parent)
 			return c;
 		j = (j + 1) & m->emask;
 	}
@@ -278,7 +296,8 @@ static uint32_t node_add(struct st_master *m, uint32_t parent, uint32_t frame, u
 	m->first_child[c] = NONE;
 	m->next_sibling[c] = m->first_child[parent];
 	m->first_child[parent] = c;
-	memset(&m->self[(size_t)c * m->nm], 0, m->nm * sizeof(uint64_t));
+	for (unsigned i = 0; i < m->nm; i++)
+		m->self[(size_t)c * m->nm + i] = 0;
 	m->flags[c] = F_NEW;
 	edge_put(m->edges, m->emask, ph, c);
 	return c;
@@ -348,25 +367,66 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
  * sort_recs is an MSD radix sort instead: a range of records that agree on
  * frames [0, d) first skips the frames they all share (one pass), then splits
  * on frame d by an LSD radix sort of the ids (only the bytes that differ),
- * and each run of equal ids is a new range one level deeper.  Every record
- * is read once per level at which its range splits, and the ranges below the
- * first splits fit in the caches.
+ * and each run of equal ids is a new range one level deeper.
+ *
+ * What it sorts is a dense array of entries (record, depth, key), built by
+ * the first range's pass, which reads the records in the caller's order
+ * (mostly their order in memory); from then on a record is only read at the
+ * frames its range compares, never its header.  The ranges below the first
+ * splits fit in the caches.  It also leaves, for each position k > 0, how
+ * many frames record k shares with record k - 1 (lcp[k]): the level of the
+ * split that separated them.  So the walk reads of a record only its header
+ * and its frames from where it diverges.  Scratch: 36 bytes per record (the
+ * entries, the radix sort's second copy of them, lcp), freed at the end.
  */
 enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
+
+struct sort_ent {
+	struct st_srec *r;
+	uint32_t key;   /* frame `l` of the range being split */
+	uint32_t depth; /* r->depth */
+};
+
+/* The sorted records: ent[0..n) in order, lcp[k] frames shared by records
+ * k - 1 and k (lcp[0] = 0), maxd the largest depth. */
+struct sorted {
+	struct sort_ent *ent;
+	uint32_t *lcp;
+	size_t n;
+	uint32_t maxd;
+};
+
+static void sorted_free(struct sorted *s)
+{
+	st_region_free(s->ent, s->n * sizeof(*s->ent));
+	st_region_free(s->lcp, s->n * sizeof(*s->lcp));
+	s->ent = NULL;
+	s->lcp = NULL;
+}
 
 /* How far f agrees with f0 from frame d on, at most up to lim. */
 static inline uint32_t lcp_from(const uint32_t *f, const uint32_t *f0, uint32_t d, uint32_t lim)
 {
+	for (uint64_t a, b; d + 2 <= lim; d += 2) {
+		memcpy(&a, f + d, sizeof(a));
+		memcpy(&b, f0 + d, sizeof(b));
+		if (a != b)
+			break;
+	}
 	while (d < lim && f[d] == f0[d])
 		d++;
 	return d;
 }
 
-static int cmp_frames_from(const struct st_srec *x, const struct st_srec *y, unsigned nm,
-			   uint32_t d)
+static inline const uint32_t *ent_frames(const struct sort_ent *x, unsigned nm)
 {
-	const uint32_t *fx = st_srec_frames((struct st_srec *)x, nm);
-	const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+	return st_srec_frames(x->r, nm);
+}
+
+static int cmp_ent_from(const struct sort_ent *x, const struct sort_ent *y, unsigned nm,
+			uint32_t d)
+{
+	const uint32_t *fx = ent_frames(x, nm), *fy = ent_frames(y, nm);
 	uint32_t lim = x->depth < y->depth ? x->depth : y->depth;
 	for (; d < lim; d++)
 		if (fx[d] != fy[d])
@@ -374,64 +434,65 @@ static int cmp_frames_from(const struct st_srec *x, const struct st_srec *y, uns
 	return (x->depth > y->depth) - (x->depth < y->depth);
 }
 
-static int cmp_rec_frames(const void *a, const void *b, void *arg)
+static int cmp_ent(const void *a, const void *b, void *arg)
 {
-	return cmp_frames_from(*(struct st_srec *const *)a, *(struct st_srec *const *)b,
-			       *(const unsigned *)arg, 0);
+	return cmp_ent_from(a, b, *(const unsigned *)arg, 0);
 }
 
-/* Records that agree on frames [0, d): insertion sort from frame d. */
-static void sort_small(struct st_srec **r, size_t n, unsigned nm, uint32_t d)
+/* e[0..n) are in order and agree on frames [0, d): lcp[1..n) from theirs. */
+static void run_lcp(const struct sort_ent *e, uint32_t *lcp, size_t n, unsigned nm, uint32_t d)
 {
 	for (size_t i = 1; i < n; i++) {
-		struct st_srec *x = r[i];
-		size_t j = i;
-		while (j > 0 && cmp_frames_from(r[j - 1], x, nm, d) > 0) {
-			r[j] = r[j - 1];
-			j--;
-		}
-		r[j] = x;
+		uint32_t lim = e[i].depth < e[i - 1].depth ? e[i].depth : e[i - 1].depth;
+		lcp[i] = lcp_from(ent_frames(&e[i], nm), ent_frames(&e[i - 1], nm), d, lim);
 	}
 }
 
-/* Stable LSD radix sort of r[0..n) by k[0..n), one pass per byte in which
- * the keys differ; tr/tk are scratch of n entries. */
-static void sort_by_key(struct st_srec **r, uint32_t *k, struct st_srec **tr, uint32_t *tk,
-			size_t n)
+/* Entries that agree on frames [0, d): insertion sort from frame d. */
+static void sort_small(struct sort_ent *e, uint32_t *lcp, size_t n, unsigned nm, uint32_t d)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct sort_ent x = e[i];
+		size_t j = i;
+		while (j > 0 && cmp_ent_from(&e[j - 1], &x, nm, d) > 0) {
+			e[j] = e[j - 1];
+			j--;
+		}
+		e[j] = x;
+	}
+	run_lcp(e, lcp, n, nm, d);
+}
+
+/* Stable LSD radix sort of e[0..n) by key, one pass per byte set in diff
+ * (the bits in which the keys differ); t is scratch of n entries. */
+static void sort_by_key(struct sort_ent *e, struct sort_ent *t, size_t n, uint32_t diff)
 {
 	uint32_t cnt[4][256];
-	memset(cnt, 0, sizeof(cnt));
+	unsigned bytes[4], nb = 0;
+	for (unsigned b = 0; b < 4; b++)
+		if ((diff >> (8 * b)) & 255)
+			bytes[nb++] = b;
+	memset(cnt, 0, nb * sizeof(cnt[0]));
 	for (size_t i = 0; i < n; i++)
-		for (unsigned b = 0; b < 4; b++)
-			cnt[b][(k[i] >> (8 * b)) & 255]++;
-	struct st_srec **sr = r, **dr = tr;
-	uint32_t *sk = k, *dk = tk;
-	for (unsigned b = 0; b < 4; b++) {
-		uint32_t *c = cnt[b];
-		if (c[(sk[0] >> (8 * b)) & 255] == n)
-			continue; /* every key has this byte */
-		uint32_t sum = 0;
+		for (unsigned j = 0; j < nb; j++)
+			cnt[j][(e[i].key >> (8 * bytes[j])) & 255]++;
+	struct sort_ent *s = e, *dst = t;
+	for (unsigned j = 0; j < nb; j++) {
+		const unsigned sh = 8 * bytes[j];
+		uint32_t *c = cnt[j], sum = 0;
 		for (unsigned v = 0; v < 256; v++) {
-			uint32_t t = c[v];
+			uint32_t x = c[v];
 			c[v] = sum;
-			sum += t;
+			sum += x;
 		}
-		for (size_t i = 0; i < n; i++) {
-			uint32_t pos = c[(sk[i] >> (8 * b)) & 255]++;
-			dr[pos] = sr[i];
-			dk[pos] = sk[i];
-		}
-		struct st_srec **t = sr;
-		sr = dr;
-		dr = t;
-		uint32_t *u = sk;
-		sk = dk;
-		dk = u;
+		for (size_t i = 0; i < n; i++)
+			dst[c[(s[i].key >> sh) & 255]++] = s[i];
+		struct sort_ent *x = s;
+		s = dst;
+		dst = x;
 	}
-	if (sr != r) {
-		memcpy(r, sr, n * sizeof(*r));
-		memcpy(k, sk, n * sizeof(*k));
-	}
+	if (s != e)
+		memcpy(e, s, n * sizeof(*e));
 }
 
 struct sort_range {
@@ -439,40 +500,260 @@ struct sort_range {
 	uint32_t d; /* every record in the range has the same frames [0, d) */
 };
 
-/* Sort recs as described above and set *maxd to the largest depth; -ENOMEM
- * when the scratch is not there (recs unchanged, *maxd not set). */
-static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *maxd)
+/*
+ * One pass over a range of n records that agree on frames [0, d), checking
+ * that they agree up to l (a guess): into t, the records that end at l
+ * (t[n - 1], t[n - 2], ...) and the others keyed by frame l (t[0], ...),
+ * *ended and *m of each.  The records are ent[0..n), or for the first
+ * range recs[0..n) (then their headers are read, the only time); *diff the
+ * bits in which the keys differ.  Returns the range's true common prefix
+ * when it is shorter than l (t is then garbage), else l.
+ */
+static inline uint32_t range_pass(const struct sort_ent *ent, struct st_srec *const *recs,
+				  struct sort_ent *t, size_t n, unsigned nm, uint32_t d, uint32_t l,
+				  const uint32_t *f0, size_t *ended, size_t *m, uint32_t *diff)
+{
+	uint32_t true_l = l, any = 0, all = UINT32_MAX;
+	size_t ne = 0, nk = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i + SORT_AHEAD < n) {
+			const struct st_srec *y = recs ? recs[i + SORT_AHEAD] : ent[i + SORT_AHEAD].r;
+			const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
+			if (recs)
+				__builtin_prefetch(y);
+			__builtin_prefetch(fy + d);
+			__builtin_prefetch(fy + l);
+		}
+		struct st_srec *x = recs ? recs[i] : ent[i].r;
+		const uint32_t depth = recs ? x->depth : ent[i].depth;
+		const uint32_t *f = st_srec_frames(x, nm);
+		uint32_t xl = lcp_from(f, f0, d, depth < l ? depth : l);
+		if (xl < l) {
+			true_l = xl < true_l ? xl : true_l;
+		} else if (true_l == l) {
+			/* Ended records (a stack before its extensions, all
+			 * the same stack) at the back, the others at the
+			 * front with their keys. */
+			if (depth == l) {
+				t[n - 1 - ne++] = (struct sort_ent){ x, 0, depth };
+			} else {
+				t[nk++] = (struct sort_ent){ x, f[l], depth };
+				any |= f[l];
+				all &= f[l];
+			}
+		}
+	}
+	*ended = ne;
+	*m = nk;
+	*diff = any ^ all;
+	return true_l;
+}
+
+/*
+ * The walk of record k needs the edge slots of its levels below the part it
+ * shares with record k - 1 (lcp[k]), then the nodes those slots name.  Both
+ * are misses, and neither depends on the trie's state, only on the frames
+ * (path hashes) and on what the slots hold: so they are fetched ahead, in a
+ * pipeline over the sorted records:
+ *   stage 1, record k + LINK_S1: its path hashes, prefetch its slots;
+ *   stage 2, record k + LINK_S2: read its slots (cached by now), prefetch
+ *            the frame/parent of the nodes whose tags match;
+ *   walk     record k.
+ * Stage 1 keeps the latest record's path hashes in cur[] (a record shares
+ * [0, lcp) with the one before it, so only [lcp, depth) change) and copies
+ * [lcp, depth) into one of LINK_RING rotating arrays, which stage 2 and the
+ * walk read at those levels only.  All of it is hints: a walk that grows the
+ * edge table only makes later prefetches miss their target.
+ *
+ * The sort hands records to the walk as soon as their place is final (the
+ * ranges are sorted in ascending order, depth first), so a record is walked
+ * while the lines the sort just read are still cached: its frames from the
+ * divergence point on, which the last split compared.  The walk stays
+ * LINK_LAG records behind what is final, so the stages run ahead across
+ * the sort's small ranges too.
+ */
+enum { LINK_S1 = 4, LINK_S2 = 2, LINK_RING = LINK_S1 + 1, LINK_LAG = 8 };
+
+struct walker {
+	struct st_master *m;
+	struct st_srec **recs;
+	const struct sorted *s;
+	uint32_t *path; /* path[d]: the node of the previous record's frame d */
+	uint64_t *phs;  /* LINK_RING arrays of w, then cur[w] */
+	size_t w;
+	size_t k, s1, s2; /* the next record to walk, to run stage 1, 2 on */
+	uint32_t fresh; /* nodes from here on were made by this pass */
+	bool chained;   /* path[0..lcp[k]) is valid for record k */
+	bool nomem;     /* no room for path/phs: the rest walk from the root */
+	size_t failed;
+};
+
+static void link_stage1(const struct st_master *m, const struct sort_ent *x, uint32_t lcp,
+			uint64_t *cur, uint64_t *ph)
+{
+	const uint32_t *f = ent_frames(x, m->nm);
+	uint64_t h = lcp ? cur[lcp - 1] : PH_ROOT;
+	for (uint32_t d = lcp; d < x->depth; d++) {
+		h = ph_next(h, f[d]);
+		cur[d] = h;
+		ph[d] = h;
+		__builtin_prefetch(&m->edges[h & m->emask], 1);
+	}
+}
+
+static void link_stage2(const struct st_master *m, uint32_t lcp, uint32_t depth,
+			const uint64_t *ph)
+{
+	enum { PROBES = 4 };
+	const uint32_t cmask = (uint32_t)m->emask;
+	for (uint32_t d = lcp; d < depth; d++) {
+		const uint32_t tag = edge_tag(ph[d], m->emask);
+		size_t j = ph[d] & m->emask;
+		for (unsigned p = 0; p < PROBES; p++, j = (j + 1) & m->emask) {
+			uint32_t s = m->edges[j];
+			if (!s)
+				break;
+			if ((s & ~cmask) == tag) {
+				__builtin_prefetch(&m->frame[s & cmask]);
+				__builtin_prefetch(&m->parent[s & cmask]);
+				break;
+			}
+		}
+	}
+}
+
+/* Records [0, avail) are in their final places: walk them, all of them
+ * when `all`, else up to LINK_LAG before avail. */
+static void walk_to(struct walker *wk, size_t avail, bool all)
+{
+	enum { AHEAD = 8 };
+	struct st_master *m = wk->m;
+	const unsigned nm = m->nm;
+	const struct sort_ent *ent = wk->s->ent;
+	const uint32_t *lcp = wk->s->lcp;
+	const size_t limit = all ? avail : avail > LINK_LAG ? avail - LINK_LAG : 0;
+	if (wk->nomem || wk->k >= limit)
+		return;
+	if (!wk->path) {
+		/* The sort knows the largest depth by now (its first pass). */
+		wk->w = (size_t)wk->s->maxd + 1;
+		wk->path = st_malloc(wk->w * sizeof(*wk->path));
+		wk->phs = st_malloc((LINK_RING + 1) * wk->w * sizeof(*wk->phs));
+		if (!wk->path || !wk->phs) {
+			wk->nomem = true;
+			return;
+		}
+	}
+	const size_t w = wk->w;
+	uint32_t *path = wk->path;
+	uint64_t *phs = wk->phs, *cur = phs + LINK_RING * w;
+	for (size_t k = wk->k; k < limit; k++) {
+		if (k + AHEAD < avail) {
+			/* What the walk and stage 1 read of a record: its
+			 * header (written) and its frames from lcp on (cached
+			 * when the sort just compared them). */
+			const struct sort_ent *y = &ent[k + AHEAD];
+			const uint32_t *fy = ent_frames(y, nm);
+			const uint32_t l = lcp[k + AHEAD];
+			__builtin_prefetch(y->r, 1);
+			if (l < y->depth) {
+				__builtin_prefetch(fy + l);
+				__builtin_prefetch(fy + y->depth - 1);
+			}
+		}
+		for (; wk->s1 < avail && wk->s1 <= k + LINK_S1; wk->s1++)
+			link_stage1(m, &ent[wk->s1], lcp[wk->s1], cur,
+				    phs + (wk->s1 % LINK_RING) * w);
+		for (; wk->s2 < wk->s1 && wk->s2 <= k + LINK_S2; wk->s2++)
+			link_stage2(m, lcp[wk->s2], ent[wk->s2].depth,
+				    phs + (wk->s2 % LINK_RING) * w);
+		struct st_srec *r = ent[k].r;
+		const uint32_t depth = ent[k].depth;
+		uint64_t *ph = phs + (k % LINK_RING) * w;
+		const uint32_t *f = st_srec_frames(r, nm);
+		wk->recs[k] = r; /* recs ends up sorted */
+		uint32_t common = lcp[k];
+		if (!wk->chained) {
+			/* From the root: stage 1 left only [common, depth). */
+			uint64_t h = PH_ROOT;
+			for (uint32_t d = 0; d < common; d++)
+				ph[d] = h = ph_next(h, f[d]);
+			common = 0;
+		}
+		uint32_t node = common ? path[common - 1] : 0;
+		for (uint32_t d = common; d < depth; d++) {
+			uint32_t c = node >= wk->fresh ? NONE : edge_find(m, node, f[d], ph[d]);
+			node = c != NONE ? c : node_add(m, node, f[d], ph[d]);
+			if (node == NONE)
+				break;
+			path[d] = node;
+		}
+		if (node == NONE) {
+			uint64_t lost[ST_MAX_METRICS];
+			st_srec_take(r, nm, lost); /* dropped, counted by the caller */
+			wk->failed++;
+			wk->chained = false;
+			wk->fresh = m->n;
+			continue;
+		}
+		r->leaf = node;
+		r->epoch = m->epoch;
+		wk->chained = true;
+		/* Linked now: the common path adds what it gained. */
+		uint64_t d[ST_MAX_METRICS];
+		st_srec_take(r, nm, d);
+		if (st_master_add_rec(m, r, d))
+			wk->failed++;
+	}
+	wk->k = limit;
+}
+
+/* Sort recs as described above into *out, handing each record to the walk
+ * (wk) once its place is final; -ENOMEM when the scratch is not there
+ * (recs unchanged, nothing walked). */
+static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
+		     struct walker *wk)
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
 	/* Scratch written before read: big ones come back from the region
 	 * cache merge after merge, already faulted. */
-	const size_t keyb = n * 2 * sizeof(uint32_t), trb = n * sizeof(struct st_srec *);
-	uint32_t *key = st_region_alloc(keyb, ST_REGION_UNINIT);
-	struct st_srec **tr = st_region_alloc(trb, ST_REGION_UNINIT);
+	const size_t entb = n * sizeof(struct sort_ent);
+	struct sorted *s = out;
+	*s = (struct sorted){ st_region_alloc(entb, ST_REGION_UNINIT),
+			      st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
+	struct sort_ent *tmp = st_region_alloc(entb, ST_REGION_UNINIT);
 	size_t scap = 64, ns = 0;
 	struct sort_range *st = st_malloc(scap * sizeof(*st));
-	if (!key || !tr || !st) {
-		st_region_free(key, keyb);
-		st_region_free(tr, trb);
+	if (!s->ent || !s->lcp || !tmp || !st) {
+		sorted_free(s);
+		st_region_free(tmp, entb);
 		st_free(st);
 		return -ENOMEM;
 	}
-	uint32_t *tk = key + n;
-	/* Every record is read by the first range's pass (or, when n is
-	 * small, by sort_small's comparisons: then a loop finds it). */
-	uint32_t md = 0;
-	if (n <= SORT_SMALL)
-		for (size_t k = 0; k < n; k++)
-			md = recs[k]->depth > md ? recs[k]->depth : md;
+	struct sort_ent *const ent = s->ent;
+	uint32_t *const lcp = s->lcp;
+	lcp[0] = 0;
+	if (n <= SORT_SMALL) {
+		for (size_t k = 0; k < n; k++) {
+			ent[k] = (struct sort_ent){ recs[k], 0, recs[k]->depth };
+			s->maxd = ent[k].depth > s->maxd ? ent[k].depth : s->maxd;
+		}
+	}
+	bool first = n > SORT_SMALL; /* the top range, still in recs */
+	/* Ranges are taken from the top of the stack, lowest first: every
+	 * place below the top range's is final. */
 	st[ns++] = (struct sort_range){ 0, n, 0 };
 	while (ns) {
 		struct sort_range g = st[--ns];
-		struct st_srec **r = recs + g.lo;
-		uint32_t *k = key + g.lo;
+		struct sort_ent *e = ent + g.lo;
 		uint32_t d = g.d;
 		if (g.n <= SORT_SMALL) {
-			sort_small(r, g.n, nm, d);
+			/* The walk writes their headers soon. */
+			for (size_t i = 0; i < g.n; i++)
+				__builtin_prefetch(e[i].r, 1);
+			sort_small(e, lcp + g.lo, g.n, nm, d);
+			walk_to(wk, ns ? st[ns - 1].lo : n, false);
 			continue;
 		}
 		/* Skip what the whole range shares, l = its common prefix, and
@@ -481,224 +762,100 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, uint32_t *max
 		 * pass): l is guessed from a few records spread over the range,
 		 * the pass checks the guess and, when a record disagrees
 		 * earlier, finds the true l and is run again. */
-		const uint32_t *f0 = st_srec_frames(r[0], nm);
-		uint32_t l = r[0]->depth;
+		struct st_srec *r0 = first ? recs[0] : e[0].r;
+		const uint32_t *f0 = st_srec_frames(r0, nm);
+		uint32_t l = r0->depth;
 		for (size_t p = 1; p <= SORT_PROBES; p++) {
-			const struct st_srec *x = r[p * (g.n - 1) / SORT_PROBES];
-			l = lcp_from(st_srec_frames((struct st_srec *)x, nm), f0, d,
-				     x->depth < l ? x->depth : l);
+			size_t i = p * (g.n - 1) / SORT_PROBES;
+			struct st_srec *x = first ? recs[i] : e[i].r;
+			uint32_t xd = first ? x->depth : e[i].depth;
+			l = lcp_from(st_srec_frames(x, nm), f0, d, xd < l ? xd : l);
 		}
 		size_t ended, m;
+		uint32_t diff;
 		for (;;) {
-			uint32_t true_l = l;
-			ended = m = 0;
-			for (size_t i = 0; i < g.n; i++) {
-				if (i + SORT_AHEAD < g.n) {
-					const struct st_srec *y = r[i + SORT_AHEAD];
-					const uint32_t *fy = st_srec_frames((struct st_srec *)y, nm);
-					__builtin_prefetch(y);
-					__builtin_prefetch(fy + d);
-					__builtin_prefetch(fy + l);
-				}
-				struct st_srec *x = r[i];
-				const uint32_t *f = st_srec_frames(x, nm);
-				uint32_t lim = x->depth < l ? x->depth : l;
-				md = x->depth > md ? x->depth : md;
-				uint32_t xl = lcp_from(f, f0, d, lim);
-				if (xl < l) {
-					true_l = xl < true_l ? xl : true_l;
-				} else if (true_l == l) {
-					/* Ended records (a stack before its
-					 * extensions, all the same stack) at
-					 * the back of the scratch, the others
-					 * at the front with their keys. */
-					if (x->depth == l) {
-						tr[g.n - 1 - ended++] = x;
-					} else {
-						tr[m] = x;
-						tk[m++] = f[l];
-					}
-				}
-			}
+			uint32_t true_l = range_pass(first ? NULL : e, first ? recs : NULL, tmp, g.n,
+						     nm, d, l, f0, &ended, &m, &diff);
 			if (true_l == l)
 				break;
 			l = true_l; /* exact now: the next pass agrees */
 		}
-		d = l;
-		for (size_t i = 0; i < ended; i++)
-			r[i] = tr[g.n - 1 - i];
-		if (m < 2) {
-			if (m)
-				r[ended] = tr[0];
-			continue;
+		if (first) {
+			if (ended)
+				s->maxd = l > s->maxd ? l : s->maxd;
+			for (size_t i = 0; i < m; i++)
+				s->maxd = tmp[i].depth > s->maxd ? tmp[i].depth : s->maxd;
+			first = false;
 		}
-		memcpy(r + ended, tr, m * sizeof(*r));
-		memcpy(k + ended, tk, m * sizeof(*k));
-		sort_by_key(r + ended, k + ended, tr, tk, m);
-		/* Each run of equal frame-d ids is a range one level deeper. */
-		for (size_t a = ended, b; a < g.n; a = b) {
-			for (b = a + 1; b < g.n && k[b] == k[a]; b++)
+		d = l;
+		/* Every neighbour in the range shares d frames, until a deeper
+		 * split says more. */
+		for (size_t i = 1; i < g.n; i++)
+			lcp[g.lo + i] = d;
+		for (size_t i = 0; i < ended; i++)
+			e[i] = tmp[g.n - 1 - i];
+		if (m) {
+			memcpy(e + ended, tmp, m * sizeof(*e));
+			if (m > 1)
+				sort_by_key(e + ended, tmp, m, diff);
+		}
+		/* Each run of equal frame-d ids is a range one level deeper,
+		 * pushed highest first. */
+		for (size_t b = g.n, a; b > ended; b = a) {
+			for (a = b - 1; a > ended && e[a - 1].key == e[b - 1].key; a--)
 				;
 			if (b - a < 2)
 				continue;
 			if (ns == scap && st_grow(&st, &scap, ns + 1, sizeof(*st), 64)) {
 				/* Finish this run here instead. */
-				qsort_r(r + a, b - a, sizeof(*r), cmp_rec_frames, &nm);
+				qsort_r(e + a, b - a, sizeof(*e), cmp_ent, &nm);
+				run_lcp(e + a, lcp + g.lo + a, b - a, nm, d + 1);
 				continue;
 			}
 			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
 		}
+		walk_to(wk, ns ? st[ns - 1].lo : n, false);
 	}
-	st_region_free(key, keyb);
-	st_region_free(tr, trb);
+	st_region_free(tmp, entb);
 	st_free(st);
-	*maxd = md;
 	return 0;
-}
-
-/*
- * The walk of record k needs the edge slots of its levels below the part it
- * shares with record k - 1, then the nodes those slots name.  Both are
- * misses, and neither depends on the trie's state, only on the frames
- * (path hashes) and on what the slots hold: so they are fetched ahead, in a
- * pipeline over the sorted records:
- *   stage 1, record k + 2: its path hashes, prefetch its slots;
- *   stage 2, record k + 1: read its slots (cached by now), prefetch the
- *            frame/parent of the nodes they name;
- *   walk     record k.
- * Each record's path hashes (and its common prefix with the record before)
- * live in one of three rotating arrays.  All of it is hints: a walk that
- * grows the edge table only makes later prefetches miss their target.
- */
-#define LINK_RING 3
-
-struct link_stage {
-	uint64_t *ph;    /* path hash of frames [0, d] at [d] */
-	uint32_t common; /* frames shared with the previous record */
-};
-
-static void link_stage1(const struct st_master *m, const struct st_srec *r,
-			const struct st_srec *prev, const struct link_stage *ps,
-			struct link_stage *st)
-{
-	const unsigned nm = m->nm;
-	const uint32_t *f = st_srec_frames((struct st_srec *)r, nm);
-	uint32_t common = 0;
-	if (prev) {
-		const uint32_t *pf = st_srec_frames((struct st_srec *)prev, nm);
-		uint32_t lim = r->depth < prev->depth ? r->depth : prev->depth;
-		common = lcp_from(f, pf, 0, lim);
-		memcpy(st->ph, ps->ph, common * sizeof(*st->ph));
-	}
-	st->common = common;
-	uint64_t h = common ? st->ph[common - 1] : PH_ROOT;
-	for (uint32_t d = common; d < r->depth; d++) {
-		h = ph_next(h, f[d]);
-		st->ph[d] = h;
-		__builtin_prefetch(&m->edges[h & m->emask]);
-	}
-}
-
-static void link_stage2(const struct st_master *m, const struct st_srec *r,
-			const struct link_stage *st)
-{
-	for (uint32_t d = st->common; d < r->depth; d++) {
-		uint32_t c = m->edges[st->ph[d] & m->emask];
-		if (c) {
-			__builtin_prefetch(&m->frame[c]);
-			__builtin_prefetch(&m->parent[c]);
-		}
-	}
 }
 
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
 {
-	const unsigned nm = m->nm;
-	size_t failed = 0;
-	if (!n)
-		return 0;
-	uint32_t maxd = 0;
-	if (sort_recs(recs, n, nm, &maxd)) {
-		qsort_r(recs, n, sizeof(*recs), cmp_rec_frames, (void *)&nm); /* same order */
-		for (size_t k = 0; k < n; k++)
-			maxd = recs[k]->depth > maxd ? recs[k]->depth : maxd;
-	}
-	/* path[d]: the node of the previous record's frame d. */
-	const size_t w = (size_t)maxd + 1;
-	uint32_t *path = st_malloc(w * sizeof(*path));
-	uint64_t *phs = st_malloc(LINK_RING * w * sizeof(*phs));
-	if (!path || !phs) {
-		st_free(path);
-		st_free(phs);
-		/* No room for the path: walk each from the root. */
-		for (size_t k = 0; k < n; k++) {
-			uint64_t d[ST_MAX_METRICS];
-			st_srec_take(recs[k], nm, d); /* what it gained, now folded */
-			failed += st_master_add_rec(m, recs[k], d) != 0;
-		}
-		return failed;
-	}
-	struct link_stage ring[LINK_RING];
-	for (unsigned i = 0; i < LINK_RING; i++)
-		ring[i].ph = phs + i * w;
 	/*
-	 * In this order the records through a node are contiguous, so the walk
-	 * asks for a given (parent, frame) child at most once: every later
+	 * In sorted order the records through a node are contiguous, so the
+	 * walk asks for a given (parent, frame) child at most once: every later
 	 * record through it shares that much of its predecessor's path and
 	 * starts below it.  So a parent made by this pass (>= fresh) has only
 	 * children this pass made, none of them asked for yet: append without
 	 * a lookup.  A failed walk breaks the chain (the next record starts at
 	 * the root), so a new "pass" starts there.
 	 */
-	uint32_t fresh = m->n;
-	bool chained = false; /* path[0..common) is valid for the next record */
-	for (size_t k = 0; k < n && k < 2; k++)
-		link_stage1(m, recs[k], k ? recs[k - 1] : NULL, &ring[(k + 2) % LINK_RING],
-			    &ring[k % LINK_RING]);
-	for (size_t k = 0; k < n; k++) {
-		if (k + SORT_AHEAD < n) {
-			/* The whole record, not just its first line: stage 1
-			 * reads its frames up to where it diverges. */
-			const char *y = (const char *)recs[k + SORT_AHEAD];
-			for (unsigned o = 0; o < 4 * ST_CACHELINE; o += ST_CACHELINE)
-				__builtin_prefetch(y + o);
-		}
-		if (k + 2 < n)
-			link_stage1(m, recs[k + 2], recs[k + 1], &ring[(k + 1) % LINK_RING],
-				    &ring[(k + 2) % LINK_RING]);
-		if (k + 1 < n)
-			link_stage2(m, recs[k + 1], &ring[(k + 1) % LINK_RING]);
-		struct st_srec *r = recs[k];
-		const struct link_stage *st = &ring[k % LINK_RING];
-		const uint32_t *f = st_srec_frames(r, nm);
-		uint32_t common = chained ? st->common : 0;
-		uint32_t node = common ? path[common - 1] : 0;
-		for (uint32_t d = common; d < r->depth; d++) {
-			uint32_t c = node >= fresh ? NONE : edge_find(m, node, f[d], st->ph[d]);
-			node = c != NONE ? c : node_add(m, node, f[d], st->ph[d]);
-			if (node == NONE)
-				break;
-			path[d] = node;
-		}
-		if (node == NONE) {
-			uint64_t lost[ST_MAX_METRICS];
-			st_srec_take(r, nm, lost); /* dropped, counted by the caller */
-			failed++;
-			chained = false;
-			fresh = m->n;
-			continue;
-		}
-		r->leaf = node;
-		r->epoch = m->epoch;
-		chained = true;
-		/* Linked now: the common path adds what it gained. */
-		uint64_t d[ST_MAX_METRICS];
-		st_srec_take(r, nm, d);
-		if (st_master_add_rec(m, r, d))
-			failed++;
+	struct sorted srt = { 0 };
+	struct walker wk = { .m = m, .recs = recs, .s = &srt, .fresh = m->n };
+	if (!n)
+		return 0;
+	size_t from = 0;
+	if (sort_recs(recs, n, m->nm, &srt, &wk) == 0) {
+		walk_to(&wk, n, true);
+		/* The rest (none unless path/phs failed) in sorted order. */
+		for (size_t k = wk.k; k < n; k++)
+			recs[k] = srt.ent[k].r;
+		from = wk.k;
 	}
-	st_free(path);
-	st_free(phs);
+	sorted_free(&srt);
+	st_free(wk.path);
+	st_free(wk.phs);
+	size_t failed = wk.failed;
+	if (from < n) {
+		/* No room for the path: walk each from the root. */
+		for (size_t k = from; k < n; k++) {
+			uint64_t d[ST_MAX_METRICS];
+			st_srec_take(recs[k], m->nm, d); /* what it gained, now folded */
+			failed += st_master_add_rec(m, recs[k], d) != 0;
+		}
+	}
 	return failed;
 }
 

@@ -89,7 +89,12 @@
 #define ARENA_CHUNK_MIN (64u * 1024)   /* the first chunk: a malloc block */
 #define ARENA_CHUNK_MAX ST_REGION_HUGE /* later ones: one big page each */
 #define INITIAL_SLOTS 1024u
-#define KEEP_RECORDS (64u * 1024)       /* records kept across periods */
+/* Records a table keeps folding in place: 256 Ki, so a writer whose stacks
+ * number in the 100 Ki (the bench's ior-like strings) keeps them all (at 64
+ * Ki, the limit while two tables alternated, its table was cleared over and
+ * over, every stack re-inserted and walked again); memory stays bounded by
+ * KEEP_ARENA as before. */
+#define KEEP_RECORDS (256u * 1024)
 #define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
 #define KEEP_SLAB (4u * 1024 * 1024)   /* slab bytes kept by a clear */
 #define VB 1024u                       /* records in slab chunk 0 */

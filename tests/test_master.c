@@ -19,17 +19,6 @@
 
 #define TM_MAXD 12
 
-static struct st_engine *tm_engine(void)
-{
-	struct st_options o;
-	st_options_init(&o);
-	o.merge_interval_ms = 0;
-	o.nshards = 2;
-	struct st_engine *e = st_engine_create(&o);
-	cr_assert_not_null(e, "st_engine_create: %s", strerror(errno));
-	return e;
-}
-
 static void tm_no_twin_siblings(struct st_engine *e)
 {
 	struct st_snap *s = st_snap_acquire(e);
@@ -93,7 +82,7 @@ static uint32_t tm_stack(uint32_t k, uint32_t fan, uint32_t *f)
 
 static void tm_run(uint32_t fan, uint32_t nstacks, unsigned rounds, uint64_t seed)
 {
-	struct tm_ctx c = { .e = tm_engine(), .ref = st_ref_create(1, 0), .nnames = fan + 10 };
+	struct tm_ctx c = { .e = ts_engine_no_merger(2), .ref = st_ref_create(1, 0), .nnames = fan + 10 };
 	c.w[0] = st_writer_open(c.e);
 	c.w[1] = st_writer_open(c.e);
 	c.names = malloc((size_t)c.nnames * sizeof(*c.names));

@@ -55,6 +55,14 @@ static long first_changed(const union stats_buf *u, size_t from)
 	return -1;
 }
 
+/* st_engine_stats into u, every byte GUARD first, with this size set. */
+static int stats_sized(struct st_engine *e, union stats_buf *u, size_t size)
+{
+	memset(u, GUARD, sizeof(*u));
+	u->s.size = size;
+	return st_engine_stats(e, &u->s);
+}
+
 /* A caller built when the struct ended after mem_intern (before
  * mem_regions, merge_records, merge_fold_ns and publish_ns were added):
  * its fields are filled, the bytes after them are not touched. */
@@ -64,9 +72,7 @@ Test(stats, older_smaller_struct_gets_only_its_bytes)
 	struct st_engine *e = engine_with_samples(&full);
 	const size_t old = offsetof(struct st_stats, mem_intern) + sizeof(full.mem_intern);
 	union stats_buf u;
-	memset(&u, GUARD, sizeof(u));
-	u.s.size = old;
-	cr_assert_eq(st_engine_stats(e, &u.s), 0);
+	cr_assert_eq(stats_sized(e, &u, old), 0);
 	long at = first_changed(&u, old);
 	cr_expect_eq(at, -1, "byte %ld past the caller's %zu-byte struct was written", at, old);
 	cr_expect_eq(u.s.size, old);
@@ -89,9 +95,7 @@ Test(stats, size_inside_a_field_is_exact)
 	struct st_engine *e = engine_with_samples(&full);
 	const size_t cut = offsetof(struct st_stats, dropped) + 3;
 	union stats_buf u;
-	memset(&u, GUARD, sizeof(u));
-	u.s.size = cut;
-	cr_assert_eq(st_engine_stats(e, &u.s), 0);
+	cr_assert_eq(stats_sized(e, &u, cut), 0);
 	long at = first_changed(&u, cut);
 	cr_expect_eq(at, -1, "byte %ld past the caller's %zu bytes was written", at, cut);
 	cr_expect_eq(u.s.ingested, full.ingested);
@@ -107,9 +111,7 @@ Test(stats, newer_bigger_struct_keeps_its_tail)
 	struct st_engine *e = engine_with_samples(&full);
 	const size_t newer = sizeof(struct st_stats) + EXTRA / 2;
 	union stats_buf u;
-	memset(&u, GUARD, sizeof(u));
-	u.s.size = newer;
-	cr_assert_eq(st_engine_stats(e, &u.s), 0);
+	cr_assert_eq(stats_sized(e, &u, newer), 0);
 	cr_expect_eq(u.s.size, sizeof(struct st_stats));
 	cr_expect_eq(u.s.ingested, full.ingested);
 	cr_expect_eq(u.s.publish_ns, full.publish_ns);
@@ -127,9 +129,7 @@ Test(stats, size_not_set_is_einval)
 	struct st_engine *e = engine_with_samples(&full);
 	for (size_t bad = 0; bad < sizeof(size_t); bad++) {
 		union stats_buf u;
-		memset(&u, GUARD, sizeof(u));
-		u.s.size = bad;
-		cr_expect_eq(st_engine_stats(e, &u.s), -EINVAL, "size %zu", bad);
+		cr_expect_eq(stats_sized(e, &u, bad), -EINVAL, "size %zu", bad);
 		cr_expect_eq(u.s.size, bad);
 		long at = first_changed(&u, sizeof(size_t));
 		cr_expect_eq(at, -1, "size %zu: byte %ld was written", bad, at);
@@ -139,9 +139,7 @@ Test(stats, size_not_set_is_einval)
 	static const size_t garbage[] = { 4097, 1u << 20, (size_t)0x7ffc762235a8ull, SIZE_MAX };
 	for (size_t i = 0; i < sizeof(garbage) / sizeof(*garbage); i++) {
 		union stats_buf u;
-		memset(&u, GUARD, sizeof(u));
-		u.s.size = garbage[i];
-		cr_expect_eq(st_engine_stats(e, &u.s), -EINVAL, "size %zu", garbage[i]);
+		cr_expect_eq(stats_sized(e, &u, garbage[i]), -EINVAL, "size %zu", garbage[i]);
 		long at = first_changed(&u, sizeof(size_t));
 		cr_expect_eq(at, -1, "size %zu: byte %ld was written", garbage[i], at);
 	}

@@ -17,17 +17,6 @@
 #include "shardtrie_ref.h"
 #include "support/support.h"
 
-static struct st_engine *mk(void)
-{
-	struct st_options o;
-	st_options_init(&o);
-	o.merge_interval_ms = 0;
-	o.nshards = 2;
-	struct st_engine *e = st_engine_create(&o);
-	cr_assert_not_null(e, "st_engine_create: %s", strerror(errno));
-	return e;
-}
-
 static uint64_t root_total(struct st_engine *e)
 {
 	cr_assert_gt(st_flush(e), 0);
@@ -63,7 +52,7 @@ static void *grow_interner(void *arg)
 
 Test(writer_paths, name_table_growth_under_concurrent_interning, .timeout = 120)
 {
-	grow_e = mk();
+	grow_e = ts_engine_no_merger(2);
 	size_t before = st_frame_count(grow_e);
 	pthread_t th[NTHREADS];
 	for (intptr_t i = 0; i < NTHREADS; i++)
@@ -98,7 +87,7 @@ Test(writer_paths, name_table_growth_under_concurrent_interning, .timeout = 120)
  * leading bytes tell them apart. */
 Test(writer_paths, names_differing_in_one_byte_stay_apart)
 {
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert_not_null(w);
 	static char buf[41][41][41];
@@ -154,7 +143,7 @@ Test(writer_paths, long_names_sharing_a_cache_slot_stay_apart)
 		seen[k] = i;
 	}
 	cr_assert_geq(a, 0, "no pair found among %d names", CAND);
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert_not_null(w);
 	uint64_t v[1] = { 1 };
@@ -186,7 +175,7 @@ Test(writer_paths, long_names_sharing_a_cache_slot_stay_apart)
  * grows on misses of known names, and every answer stays exact. */
 Test(writer_paths, name_cache_growth_keeps_totals, .timeout = 120)
 {
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert_not_null(w);
 	enum { NAMES = 150000, STACKS = 300000 };
@@ -224,7 +213,7 @@ Test(writer_paths, name_cache_growth_keeps_totals, .timeout = 120)
  * still goes in, and an id interned after a refusal is accepted. */
 Test(writer_paths, unknown_ids_refused_only_new_stacks_checked)
 {
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert_not_null(w);
 	uint32_t f[3];
@@ -276,7 +265,7 @@ Test(writer_paths, unknown_ids_refused_only_new_stacks_checked)
 Test(writer_paths, batch_group_refinds_entries_after_a_cache_reset, .timeout = 120)
 {
 	enum { FULL = 1 << 18 }; /* entries that fill the largest table */
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_writer *w = st_writer_open(e);
 	cr_assert_not_null(w);
 	uint64_t v[1] = { 1 };
@@ -341,7 +330,7 @@ static int cmp_str(const void *a, const void *b)
 Test(writer_paths, misses_in_batch_groups_match_the_reference, .timeout = 120)
 {
 	enum { WARM = 6000, B = 64, ROUNDS = 300 };
-	struct st_engine *e = mk();
+	struct st_engine *e = ts_engine_no_merger(2);
 	struct st_ref *r = st_ref_create(1, 0);
 	cr_assert_not_null(r);
 	struct st_writer *w = st_writer_open(e), *w2 = st_writer_open(e);

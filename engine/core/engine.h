@@ -99,7 +99,7 @@ struct st_engine {
 				  2 split rows, 3 sort partitions */
 	bool pool_lazy, pool_woken; /* pool_phase(): merge_lock holder only */
 	unsigned pool_ntables; /* flipped[0..pool_ntables) */
-	unsigned pool_nachunks; /* phase A: pieces of the flipped tables' lists */
+	unsigned pool_nachunks; /* phase A: pieces of the tables' groups */
 	uint32_t pool_tchunk[ST_SHARDS_MAX + 1]; /* phase A: table i's first piece */
 	size_t pool_tgroups[ST_SHARDS_MAX];      /* phase A: table i's groups */
 	unsigned pool_nchunks; /* phase S: chunks of ssrc[] */

@@ -321,9 +321,13 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 		for (uint32_t d = 0; d < r->depth; d++) {
 			ph = ph_next(ph, frames[d]);
 			node = child_get(m, node, frames[d], ph);
-			if (node == NONE)
-				return -ENOMEM; /* r stays unlinked: the caller took
-						   its gain, counted as dropped */
+			if (node == NONE) {
+				/* r stays unlinked: the caller took its gain,
+				 * counted as dropped */
+				if (!r->epoch)
+					r->leaf = ST_SREC_DROPPED;
+				return -ENOMEM;
+			}
 		}
 		r->leaf = node;
 		r->epoch = m->epoch;
@@ -689,8 +693,7 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 			path[d] = node;
 		}
 		if (node == NONE) {
-			uint64_t lost[ST_MAX_METRICS];
-			st_srec_take(r, nm, lost); /* dropped, counted by the caller */
+			st_srec_drop(r, nm); /* counted by the caller */
 			wk->failed++;
 			wk->chained = false;
 			wk->fresh = m->n;

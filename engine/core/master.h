@@ -30,10 +30,10 @@ static inline unsigned st_master_epoch_part(const struct st_srec *r, unsigned es
 {
 	return r->epoch & (estep - 1);
 }
-/* Fold n unlinked records, rebased (st_stab_rebase: their values are what
- * they gained): sorts recs by frames, then walks each from where it
- * diverges from the previous one, links it and adds its values.  Returns how many
- * failed with -ENOMEM (counted as dropped by the caller). */
+/* Fold n unlinked records: sorts recs by frames, then walks each from where
+ * it diverges from the previous one, links it and adds what it gained
+ * (st_srec_take).  Returns how many failed with -ENOMEM: their gain is
+ * dropped (st_srec_drop), counted by the caller. */
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n);
 /* Cache hint: the self slot r will add to, when r is linked. */
 void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);

@@ -50,8 +50,8 @@ struct fold_ctx {
 	struct st_srec *q[FOLD_GROUP];
 };
 
-/* Add what the queued (linked) records gained to their leaves: the records
- * are only read (shard.c, "Who writes what"). */
+/* Add what the queued (linked) records gained to their leaves: of a record
+ * only `last` is written (shard.c, "Who writes what"). */
 static void fold_drain(struct fold_ctx *c)
 {
 	uint64_t d[ST_MAX_METRICS];
@@ -77,11 +77,13 @@ static int walk_grow(struct st_engine *e)
 }
 
 /* A record of a visited group (shard.c): fold it if it gained something,
- * walk it if it never was folded.  A stack whose link went stale (the
- * master moved its nodes) is walked again only once it gains. */
+ * walk it if it never was folded (a zero-valued sample still makes its
+ * path, as in the reference), but not one whose gain was dropped.  A stack
+ * whose link went stale (the master moved its nodes) is walked again only
+ * once it gains. */
 static inline bool to_fold(const struct st_srec *r, bool linked, unsigned nm)
 {
-	return st_srec_changed(r, nm) || (!linked && !r->epoch);
+	return st_srec_changed(r, nm) || (!linked && !r->epoch && r->leaf != ST_SREC_DROPPED);
 }
 
 static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
@@ -189,8 +191,8 @@ enum { PART_DEPTH_MAX = 64, PART_SAMPLE = 8192 };
  * linked) or to walk (phases S and B, ~300 ns each) the caller works alone. */
 enum { POOL_MIN_TABLE = 4096, POOL_MIN_WALK = 512 };
 /* Phase S hands out the listed records in chunks of this many; phase A
- * hands out each flipped table's list in pieces of this many (one busy
- * shard's records are then listed by every worker, not by one). */
+ * hands out each table's groups in pieces of this many records (one busy
+ * shard's groups are then visited by every worker, not by one). */
 enum { SPLIT_CHUNK = 16384, TABLE_CHUNK = 4096, TABLE_GROUPS = TABLE_CHUNK / ST_STAB_GROUP };
 
 static inline uint64_t key_step(uint64_t h, uint32_t f)
@@ -291,7 +293,8 @@ static uint64_t split_chunk(struct st_engine *e, unsigned wk, unsigned i)
 		struct st_pwork *l = &row[part_key(e, r)];
 		if (l->nunl == l->unlcap &&
 		    pwork_grow((void **)&l->unl, &l->unlcap, sizeof(*l->unl))) {
-			dropped++; /* as in dist_cb: counted, not folded */
+			st_srec_drop(r, e->opt.nmetrics); /* as in dist_cb */
+			dropped++;
 			continue;
 		}
 		l->unl[l->nunl++] = r;
@@ -370,9 +373,8 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	p = e->part_depth ? part_key(e, r) : 0;
 	struct st_pwork *w = &c->pw[p];
 	if (w->nunl == w->unlcap && pwork_grow((void **)&w->unl, &w->unlcap, sizeof(*w->unl))) {
-		uint64_t d[ST_MAX_METRICS]; /* part[p] cannot be walked here */
-		st_srec_take(r, e->opt.nmetrics, d);
-		c->dropped++; /* counted, not folded */
+		st_srec_drop(r, e->opt.nmetrics); /* part[p] cannot be walked here */
+		c->dropped++;                     /* counted, not folded */
 		return;
 	}
 	w->unl[w->nunl++] = r;
@@ -771,7 +773,7 @@ struct take_ctx {
 static void take_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct take_ctx *c = arg;
-	if (!st_srec_changed(r, c->nm) && r->epoch)
+	if (!st_srec_changed(r, c->nm) && (r->epoch || r->leaf == ST_SREC_DROPPED))
 		return; /* nothing since it was folded (a group flag is shared) */
 	st_stab_rebase(t, r); /* values: what it gained since its last fold */
 	c->v[c->n++] = (struct st_stack_view){ .frames = st_srec_frames(r, c->nm),
@@ -791,11 +793,16 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 	st_rcu_thread_online();
 	pthread_mutex_lock(&e->merge_lock);
 	uint64_t nodes = 0;
-	for (unsigned p = 0; p < e->nparts; p++)
-		nodes += st_master_nodes(e->part[p]) - 1;
+	for (unsigned p = 0; p < e->nparts; p++) {
+		struct st_master_view v;
+		st_master_view(e->part[p], &v);
+		nodes += v.n - 1;
+		for (unsigned m = 0; m < v.nm; m++)
+			nodes += v.self[m] != 0; /* root samples (depth 0) */
+	}
 	if (nodes) {
-		/* Some stacks are in the master already: the shards alone do
-		 * not hold the whole profile. */
+		/* Some stacks (or root samples) are in the master already:
+		 * the shards alone do not hold the whole profile. */
 		pthread_mutex_unlock(&e->merge_lock);
 		return -EBUSY;
 	}

@@ -71,9 +71,9 @@
  *   2. A record's key never changes.  values - last is exactly what the
  *      record gained since its last fold: values only grow and never wrap;
  *      an add that would pass UINT64_MAX goes to a NEW record of the same
- *      stack, which the slot then names (rec_overflow), so a record never
- *      saturates and sums saturate only in the master, as in the
- *      reference.
+ *      stack, which the slot then names (rec_overflow), so a record does
+ *      not saturate (but past OVERFLOW_RECORDS records) and sums saturate
+ *      in the master, as in the reference.
  *   3. Records are never freed individually; st_stab_clear() recycles the
  *      arena and the slab wholesale, zeroes the slots, flags and `last`, and
  *      takes a new epoch, so a record pointer is valid exactly while the
@@ -95,10 +95,11 @@
  * over, every stack re-inserted and walked again); memory stays bounded by
  * KEEP_ARENA as before. */
 #define KEEP_RECORDS (256u * 1024)
-#define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes kept across periods */
+#define KEEP_ARENA (64u * 1024 * 1024) /* arena bytes of a table folded in place */
+#define CLEAR_KEEP_ARENA (4u * 1024 * 1024) /* arena bytes a clear keeps for reuse */
 #define KEEP_SLAB (4u * 1024 * 1024)   /* slab bytes kept by a clear */
 #define VB 1024u                       /* records in slab chunk 0 */
-#define VC_MAX 32                      /* slab chunks: VB * (2^32 - 1) records */
+#define VC_MAX 23 /* slab chunks: VB * (2^23 - 1) records, past the 2^32 - 1 of idx */
 
 struct chunk {
 	struct chunk *next;
@@ -455,25 +456,34 @@ static inline void rec_store(struct st_srec *r, unsigned nm, const uint64_t *s)
 /* An add to r would pass UINT64_MAX (invariant 2): add to the stack's
  * current record if it has room, else to a new record of the stack, which
  * its slot then names (r, and any record a writer's cache still holds,
- * stays listed and foldable).  Rare: a record's values are cumulative
- * since it was made. */
-static int __attribute__((noinline, cold))
+ * stays foldable).  Rare: a record's values are cumulative since it was
+ * made.  Past OVERFLOW_RECORDS records (samples each near UINT64_MAX
+ * would make one a sample until the next merge clears the table) the
+ * current record saturates instead: its leaf's sum saturates anyway.
+ * Returns the record the values went to, NULL when out of memory. */
+#define OVERFLOW_RECORDS (2 * KEEP_RECORDS)
+static struct st_srec *__attribute__((noinline, cold))
 rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 {
 	uint64_t s[ST_MAX_METRICS];
 	size_t i;
 	struct st_srec *cur = find(t, r->frames, r->depth, r->hash, &i);
-	if (cur && cur != r && rec_sum(cur, t->nm, values, s)) {
-		rec_store(cur, t->nm, s);
-		return 0;
-	}
 	if (!cur)
-		return -ENOMEM; /* cannot be: r's stack has a slot */
+		return NULL; /* cannot be: r's stack has a slot */
+	if (cur != r && rec_sum(cur, t->nm, values, s)) {
+		rec_store(cur, t->nm, s);
+		return cur;
+	}
+	if (relaxed(&t->count) >= OVERFLOW_RECORDS) {
+		for (unsigned m = 0; m < t->nm; m++)
+			s[m] = st_sat_add(__atomic_load_n(&cur->v[m], __ATOMIC_RELAXED), values[m]);
+		rec_store(cur, t->nm, s);
+		return cur;
+	}
 	struct st_srec *nr = new_rec(t, r->frames, r->depth, r->hash, values);
-	if (!nr)
-		return -ENOMEM;
-	t->slots[i].p = nr;
-	return 0;
+	if (nr)
+		t->slots[i].p = nr;
+	return nr;
 }
 
 /* Add one sample's values to r, a record of t (its writer). */
@@ -481,7 +491,7 @@ static inline int rec_add(struct st_stab *t, struct st_srec *r, const uint64_t *
 {
 	uint64_t s[ST_MAX_METRICS];
 	if (ST_UNLIKELY(!rec_sum(r, t->nm, values, s)))
-		return rec_overflow(t, r, values);
+		return rec_overflow(t, r, values) ? 0 : -ENOMEM;
 	rec_store(r, t->nm, s);
 	return 0;
 }
@@ -493,8 +503,13 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		hash = 1; /* 0 marks an empty slot */
 	size_t i = 0;
 	struct st_srec *r = find(t, frames, depth, hash, &i);
-	if (ST_LIKELY(r))
-		return rec_add(t, r, values) ? NULL : r;
+	if (ST_LIKELY(r)) {
+		uint64_t s[ST_MAX_METRICS];
+		if (ST_UNLIKELY(!rec_sum(r, t->nm, values, s)))
+			return rec_overflow(t, r, values); /* the record it went to */
+		rec_store(r, t->nm, s);
+		return r;
+	}
 	return insert(t, frames, depth, hash, values, i);
 }
 
@@ -627,6 +642,8 @@ void st_stab_clear(struct st_stab *t)
 		kept += c->bytes;
 		if (count > vc_first(k)) {
 			size_t used = count - vc_first(k) < vc_n(k) ? count - vc_first(k) : vc_n(k);
+			/* Plain stores to the flags: the table is the
+			 * merger's alone now (swapped out, grace period). */
 			memset((void *)c->dirty, 0, (used + ST_STAB_GROUP - 1) / ST_STAB_GROUP);
 			memset(c->last, 0, used * t->nm * sizeof(uint64_t));
 		}
@@ -654,13 +671,13 @@ void st_stab_clear(struct st_stab *t)
 	}
 	mem_add(t, (ptrdiff_t)st_hslots_bytes(t->mask) - (ptrdiff_t)old);
 	atomic_store_explicit(&t->count, 0, memory_order_relaxed);
-	/* Keep up to 4 MiB of arena for the next period, free the rest. */
+	/* Keep some arena for the next period, free the rest. */
 	size_t akept = 0;
 	struct chunk *c = t->chunks;
 	t->chunks = NULL;
 	while (c) {
 		struct chunk *n = c->next;
-		if (akept + c->size <= 4u * 1024 * 1024) {
+		if (akept + c->size <= CLEAR_KEEP_ARENA) {
 			akept += c->size;
 			c->next = t->free_chunks;
 			t->free_chunks = c;

@@ -49,6 +49,19 @@ static inline bool st_srec_take(struct st_srec *r, unsigned nm, uint64_t *d)
 	}
 	return any != 0;
 }
+/* A record whose gain was dropped (a fold out of memory, counted) and that
+ * was never linked: its leaf, so a later fold of its group does not walk it
+ * again with nothing gained (a node the reference would not have); epoch
+ * stays 0, so it is not linked. */
+#define ST_SREC_DROPPED (UINT32_MAX - 1)
+/* Merger: drop what r gained (out of memory; the caller counts it). */
+static inline void st_srec_drop(struct st_srec *r, unsigned nm)
+{
+	uint64_t d[ST_MAX_METRICS];
+	(void)st_srec_take(r, nm, d);
+	if (!r->epoch)
+		r->leaf = ST_SREC_DROPPED;
+}
 /* Merger: true when r gained something since it was last folded. */
 static inline bool st_srec_changed(const struct st_srec *r, unsigned nm)
 {
@@ -82,8 +95,8 @@ void st_stab_destroy(struct st_stab *t);
  * >= bound.  0, -EINVAL or -ENOMEM. */
 int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 		uint64_t hash, const uint64_t *values, uint32_t bound);
-/* The same, returning the record (valid until the table's epoch changes),
- * or NULL when out of memory. */
+/* The same, returning the record the values went to (valid until the
+ * table's epoch changes), or NULL when out of memory. */
 struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
 			       uint64_t hash, const uint64_t *values);
 /* Process-unique and never 0; changes whenever the table drops its records

@@ -324,8 +324,6 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 			if (node == NONE) {
 				/* r stays unlinked: the caller took its gain,
 				 * counted as dropped */
-				if (!r->epoch)
-					r->leaf = ST_SREC_DROPPED;
 				return -ENOMEM;
 			}
 		}

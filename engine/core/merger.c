@@ -21,7 +21,7 @@
  * the publish merges the partitions by name (st_snap_build_parts).
  *
  * Rules (docs/concurrency.md): E1 every sample is folded exactly once
- * (cumulative values, group flags taken by exchange, `last` the merger's;
+ * (cumulative values, record flags taken by exchange, `last` the merger's;
  * a swap + grace period hands a table to clear to the merger alone); E2 a flush
  * contains every sample whose ingest returned before it; E4 the merger reads
  * nshards with acquire, after the shards it counts are published; P1 during
@@ -76,26 +76,13 @@ static int walk_grow(struct st_engine *e)
 	return 0;
 }
 
-/* A record of a visited group (shard.c): fold it if it gained something,
- * walk it if it never was folded (a zero-valued sample still makes its
- * path, as in the reference), but not one whose gain was dropped.  A stack
- * whose link went stale (the master moved its nodes) is walked again only
- * once it gains. */
-static inline bool to_fold(const struct st_srec *r, bool linked, unsigned nm)
-{
-	return st_srec_changed(r, nm) || (!linked && !r->epoch && r->leaf != ST_SREC_DROPPED);
-}
-
 static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct fold_ctx *c = arg;
 	struct st_engine *e = c->e;
 	(void)t;
-	const bool linked = st_master_rec_linked(e->part[0], r);
-	if (!to_fold(r, linked, e->opt.nmetrics))
-		return;
-	c->records++;
-	if (!linked) {
+	c->records++; /* touched since its last fold (shard.c) */
+	if (!st_master_rec_linked(e->part[0], r)) {
 		/* New (or stale) stack: walked later, in sorted order; the
 		 * walk takes what it gained. */
 		if (e->nwalk == e->walk_cap && walk_grow(e)) {
@@ -355,8 +342,6 @@ static void dist_cb(void *arg, struct st_stab *t, struct st_srec *r)
 	struct st_master *m = e->part[p];
 	/* Reads part[p]'s epoch and size, which no one writes in phase A. */
 	const bool linked = st_master_rec_linked(m, r);
-	if (!to_fold(r, linked, e->opt.nmetrics))
-		return;
 	/* pool_lazy is worker 0's own (pool_phase): no other worker reads it. */
 	if (++c->records == POOL_MIN_TABLE && c->wk == 0 && e->pool_lazy)
 		pool_wake(e); /* enough work for the pool (pool_phase) */
@@ -773,8 +758,6 @@ struct take_ctx {
 static void take_cb(void *arg, struct st_stab *t, struct st_srec *r)
 {
 	struct take_ctx *c = arg;
-	if (!st_srec_changed(r, c->nm) && (r->epoch || r->leaf == ST_SREC_DROPPED))
-		return; /* nothing since it was folded (a group flag is shared) */
 	st_stab_rebase(t, r); /* values: what it gained since its last fold */
 	c->v[c->n++] = (struct st_stack_view){ .frames = st_srec_frames(r, c->nm),
 					       .values = r->v,

@@ -17,7 +17,7 @@
  *                                 |  |    |
  *   value slab, chunk k of VB << k records (never moved; record idx is in
  *   chunk k at offset idx - VB * (2^k - 1)):
- *     dirty[n / 64]   one flag per group of ST_STAB_GROUP records
+ *     dirty[n]        one flag per record: touched since its last fold
  *     val[n]          values[nm], the writer's:     v points here
  *     rec[n]          record pointers, for the merger
  *     last[n]         values[nm] folded so far:     last points here
@@ -29,17 +29,19 @@
  * running merger cost the writer).  So the merger must read values the
  * writer is adding to, and the lines they share must be few:
  *   - the writer adds to a record's values (relaxed atomic stores: only it
- *     stores them) and then sets its group's flag (release);
- *   - the merger takes a group's flag (exchange, acquire: it then sees the
- *     values that set it), reads the values of the group's records
- *     (relaxed) and adds what each gained since its `last` (its own
- *     array), remembering the values read as folded (st_srec_take).  A
- *     value the writer adds after the exchange sets the flag again, so it
- *     is folded by the next merge, and never twice: values are cumulative
- *     and `last` says what was folded;
+ *     stores them) and then sets the record's flag (release): touched
+ *     since its last fold, even by a sample worth 0 (whose stack the
+ *     reference makes, so the fold must walk it too);
+ *   - the merger takes a set flag (exchange, acquire: it then sees the
+ *     values that set it), reads the record's values (relaxed) and adds
+ *     what it gained since its `last` (its own array), remembering the
+ *     values read as folded (st_srec_take), or walks it when it is new.
+ *     A value the writer adds after the exchange sets the flag again, so
+ *     it is folded by the next merge, and never twice: values are
+ *     cumulative and `last` says what was folded;
  *   - values and flags are dense (the slab, by creation order), so the
  *     lines the merger reads and the writer then writes again are few: 8
- *     records' values share a line, 4096 records' flags do; record lines
+ *     records' values share a line, 64 records' flags (a group) do; record lines
  *     (keys) are written once and only read after that, except the link,
  *     written by the merger when it walks a stack (once per stack, or after
  *     the master moved its nodes).
@@ -112,7 +114,7 @@ struct chunk {
  * array: a line the writer dirties holds as many records' values as it
  * can, so the merger reads (and the writer then takes back) few lines. */
 struct vchunk {
-	_Atomic uint8_t *dirty; /* n / ST_STAB_GROUP flags */
+	_Atomic uint8_t *dirty; /* n flags, one per record */
 	uint64_t *val;          /* n * nm */
 	struct st_srec **rec;   /* n */
 	uint64_t *last;         /* n * nm */
@@ -298,7 +300,7 @@ static inline unsigned vc_of(size_t idx, size_t *off)
 static struct vchunk *vc_new(unsigned nm, unsigned k)
 {
 	const size_t n = vc_n(k);
-	const size_t fb = (n / ST_STAB_GROUP + ST_CACHELINE - 1) / ST_CACHELINE * ST_CACHELINE;
+	const size_t fb = (n + ST_CACHELINE - 1) / ST_CACHELINE * ST_CACHELINE;
 	const size_t vb = n * nm * sizeof(uint64_t);
 	const size_t rb = n * sizeof(struct st_srec *);
 	const size_t bytes = st_region_size(sizeof(struct vchunk) + fb + 2 * vb + rb);
@@ -401,7 +403,7 @@ static struct st_srec *new_rec(struct st_stab *t, const uint32_t *frames, uint32
 	r->epoch = 0;         /* never folded (master epochs are never 0) */
 	r->v = c->val + off * nm;
 	r->last = c->last + off * nm; /* zero: fresh, or zeroed by a clear */
-	r->dirty = &c->dirty[off / ST_STAB_GROUP];
+	r->dirty = &c->dirty[off];
 	if (depth) /* frames may be NULL for a root sample (memcpy: UB) */
 		memcpy(r->frames, frames, (size_t)depth * sizeof(*frames));
 	/* Invariant 1: the entry and record before the count, the count
@@ -577,29 +579,28 @@ size_t st_stab_groups(const struct st_stab *t)
 
 void st_stab_visit(struct st_stab *t, size_t g0, size_t g1, st_srec_fn fn, void *arg)
 {
-	/* The records of a group follow each other in the arena, mostly: fetch
-	 * a few ahead (their header; the values are dense in the slab). */
-	enum { AHEAD = 4 };
 	for (size_t g = g0; g < g1; g++) {
 		size_t off;
 		const unsigned k = vc_of(g * ST_STAB_GROUP, &off);
 		struct vchunk *c = t->vc[k];
-		_Atomic uint8_t *f = &c->dirty[off / ST_STAB_GROUP];
-		/* A clear flag is not taken (no store to a line the writer
-		 * will write again). */
-		if (!atomic_load_explicit(f, memory_order_relaxed))
-			continue;
-		atomic_exchange_explicit(f, 0, memory_order_acquire);
-		/* After the flag: covers every record whose flag it was. */
-		size_t n = atomic_load_explicit(&t->count, memory_order_acquire) - g * ST_STAB_GROUP;
-		if (n > ST_STAB_GROUP)
-			n = ST_STAB_GROUP;
-		struct st_srec **rec = c->rec + off;
-		for (size_t j = 0; j < n; j++) {
-			if (j + AHEAD < n)
-				__builtin_prefetch(rec[j + AHEAD]);
-			fn(arg, t, rec[j]);
+		_Atomic uint8_t *f = &c->dirty[off];
+		/* The group's flags share a line: take the set ones (a clear
+		 * flag is not stored to: the writer will write its line
+		 * again), then visit their records, headers fetched first.
+		 * A flag past the count is 0 until its record is made: a set
+		 * one names a record whose entry and header were stored
+		 * before it (invariant 1). */
+		uint8_t set[ST_STAB_GROUP];
+		unsigned ns = 0;
+		for (unsigned j = 0; j < ST_STAB_GROUP; j++) {
+			if (!atomic_load_explicit(&f[j], memory_order_relaxed))
+				continue;
+			atomic_exchange_explicit(&f[j], 0, memory_order_acquire);
+			set[ns++] = (uint8_t)j;
+			__builtin_prefetch(c->rec[off + j]);
 		}
+		for (unsigned x = 0; x < ns; x++)
+			fn(arg, t, c->rec[off + set[x]]);
 	}
 }
 
@@ -644,7 +645,7 @@ void st_stab_clear(struct st_stab *t)
 			size_t used = count - vc_first(k) < vc_n(k) ? count - vc_first(k) : vc_n(k);
 			/* Plain stores to the flags: the table is the
 			 * merger's alone now (swapped out, grace period). */
-			memset((void *)c->dirty, 0, (used + ST_STAB_GROUP - 1) / ST_STAB_GROUP);
+			memset((void *)c->dirty, 0, used);
 			memset(c->last, 0, used * t->nm * sizeof(uint64_t));
 		}
 	}

@@ -27,7 +27,7 @@ struct st_srec {
 	uint32_t epoch;
 	uint64_t *v;            /* nm values in the slab: the writer's */
 	uint64_t *last;         /* nm values folded so far: the merger's */
-	_Atomic uint8_t *dirty; /* its group's flag: set by every add */
+	_Atomic uint8_t *dirty; /* its flag in the slab: set by every add */
 	uint32_t frames[];
 };
 static inline uint32_t *st_srec_frames(struct st_srec *r, unsigned nm)
@@ -49,26 +49,11 @@ static inline bool st_srec_take(struct st_srec *r, unsigned nm, uint64_t *d)
 	}
 	return any != 0;
 }
-/* A record whose gain was dropped (a fold out of memory, counted) and that
- * was never linked: its leaf, so a later fold of its group does not walk it
- * again with nothing gained (a node the reference would not have); epoch
- * stays 0, so it is not linked. */
-#define ST_SREC_DROPPED (UINT32_MAX - 1)
 /* Merger: drop what r gained (out of memory; the caller counts it). */
 static inline void st_srec_drop(struct st_srec *r, unsigned nm)
 {
 	uint64_t d[ST_MAX_METRICS];
 	(void)st_srec_take(r, nm, d);
-	if (!r->epoch)
-		r->leaf = ST_SREC_DROPPED;
-}
-/* Merger: true when r gained something since it was last folded. */
-static inline bool st_srec_changed(const struct st_srec *r, unsigned nm)
-{
-	uint64_t any = 0;
-	for (unsigned m = 0; m < nm; m++)
-		any |= __atomic_load_n(&r->v[m], __ATOMIC_RELAXED) ^ r->last[m];
-	return any != 0;
 }
 
 /* An open-addressing slot (hash 0 = empty, linear probe, power-of-two
@@ -111,13 +96,14 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
  * added). */
 int st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values);
 /*
- * The merger's view: records come in groups of ST_STAB_GROUP (by creation
- * order), each with a flag every add sets.  st_stab_groups() is the number
+ * The merger's view: each record has a flag every add sets (touched since
+ * its last fold); records come in groups of ST_STAB_GROUP by creation
+ * order, whose flags share a cache line.  st_stab_groups() is the number
  * of groups now; st_stab_visit() takes the set flags of groups [g0, g1)
- * and calls fn on every record of those groups (some may not have changed:
- * st_srec_changed).  Safe while the writer adds (shard.c "Who writes
- * what"); distinct group ranges may be visited at once by different
- * threads (fn touches only its record's link and `last`).
+ * and calls fn on each of those records.  Safe while the writer adds
+ * (shard.c "Who writes what"); distinct group ranges may be visited at
+ * once by different threads (fn touches only its record's link and
+ * `last`).
  */
 #define ST_STAB_GROUP 64u
 typedef void (*st_srec_fn)(void *arg, struct st_stab *t, struct st_srec *r);

@@ -336,6 +336,13 @@ int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v)
 	return 0;
 }
 
+int st_master_fold_rec(struct st_master *m, struct st_srec *r)
+{
+	uint64_t d[ST_MAX_METRICS];
+	st_srec_take(r, m->nm, d);
+	return st_master_add_rec(m, r, d);
+}
+
 void st_master_add_linked_shared(struct st_master *m, const struct st_srec *r, const uint64_t *v)
 {
 	uint64_t *s = &m->self[(size_t)r->leaf * m->nm];
@@ -701,9 +708,7 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 		r->epoch = m->epoch;
 		wk->chained = true;
 		/* Linked now: the common path adds what it gained. */
-		uint64_t d[ST_MAX_METRICS];
-		st_srec_take(r, nm, d);
-		if (st_master_add_rec(m, r, d))
+		if (st_master_fold_rec(m, r))
 			wk->failed++;
 	}
 	wk->k = limit;
@@ -851,11 +856,8 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	size_t failed = wk.failed;
 	if (from < n) {
 		/* No room for the path: walk each from the root. */
-		for (size_t k = from; k < n; k++) {
-			uint64_t d[ST_MAX_METRICS];
-			st_srec_take(recs[k], m->nm, d); /* what it gained, now folded */
-			failed += st_master_add_rec(m, recs[k], d) != 0;
-		}
+		for (size_t k = from; k < n; k++)
+			failed += st_master_fold_rec(m, recs[k]) != 0;
 	}
 	return failed;
 }

@@ -20,6 +20,9 @@ void st_master_destroy(struct st_master *m);
  * leaf, walking (and creating) the path only when the record's (leaf, epoch)
  * link is stale; refreshes the link.  0 or -ENOMEM. */
 int st_master_add_rec(struct st_master *m, struct st_srec *r, const uint64_t *v);
+/* The same with what r gained since its last fold, taken now (st_srec_take:
+ * dropped when the walk fails, which the caller counts). */
+int st_master_fold_rec(struct st_master *m, struct st_srec *r);
 /* The same for a linked r, with atomic read-modify-writes of its leaf's
  * values: several threads may add at once, while nothing else writes m. */
 void st_master_add_linked_shared(struct st_master *m, const struct st_srec *r, const uint64_t *v);

@@ -87,9 +87,7 @@ static void fold_cb(void *arg, struct st_stab *t, struct st_srec *r)
 		 * walk takes what it gained. */
 		if (e->nwalk == e->walk_cap && walk_grow(e)) {
 			/* Walk it alone now rather than lose it. */
-			uint64_t d[ST_MAX_METRICS];
-			st_srec_take(r, e->opt.nmetrics, d);
-			if (st_master_add_rec(e->part[0], r, d))
+			if (st_master_fold_rec(e->part[0], r))
 				e->merge_dropped++;
 			return;
 		}

@@ -488,14 +488,17 @@ rec_overflow(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 	return nr;
 }
 
-/* Add one sample's values to r, a record of t (its writer). */
-static inline int rec_add(struct st_stab *t, struct st_srec *r, const uint64_t *values)
+/* Add one sample's values to r, a record of t (its writer).  Returns the
+ * record they went to (r unless a sum would pass UINT64_MAX), NULL when out
+ * of memory. */
+static inline struct st_srec *rec_add(struct st_stab *t, struct st_srec *r,
+				      const uint64_t *values)
 {
 	uint64_t s[ST_MAX_METRICS];
 	if (ST_UNLIKELY(!rec_sum(r, t->nm, values, s)))
-		return rec_overflow(t, r, values) ? 0 : -ENOMEM;
+		return rec_overflow(t, r, values);
 	rec_store(r, t->nm, s);
-	return 0;
+	return r;
 }
 
 struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32_t depth,
@@ -505,13 +508,8 @@ struct st_srec *st_stab_upsert(struct st_stab *t, const uint32_t *frames, uint32
 		hash = 1; /* 0 marks an empty slot */
 	size_t i = 0;
 	struct st_srec *r = find(t, frames, depth, hash, &i);
-	if (ST_LIKELY(r)) {
-		uint64_t s[ST_MAX_METRICS];
-		if (ST_UNLIKELY(!rec_sum(r, t->nm, values, s)))
-			return rec_overflow(t, r, values); /* the record it went to */
-		rec_store(r, t->nm, s);
-		return r;
-	}
+	if (ST_LIKELY(r))
+		return rec_add(t, r, values);
 	return insert(t, frames, depth, hash, values, i);
 }
 
@@ -525,7 +523,7 @@ int st_stab_add(struct st_stab *t, const uint32_t *frames, uint32_t depth, uint6
 	if (ST_LIKELY(r)) {
 		/* Equal to a record's frames, which were checked when it was
 		 * made: valid (ids are never withdrawn). */
-		return rec_add(t, r, values);
+		return rec_add(t, r, values) ? 0 : -ENOMEM;
 	}
 	uint32_t m = 0;
 	for (uint32_t k = 0; k < depth; k++)
@@ -566,7 +564,7 @@ void st_stab_prefetch_rec(const struct st_stab *t, uint64_t hash, uint32_t depth
 
 int st_stab_add_rec(struct st_stab *t, struct st_srec *r, const uint64_t *values)
 {
-	return rec_add(t, r, values);
+	return rec_add(t, r, values) ? 0 : -ENOMEM;
 }
 
 /* ------------------------------------------------------------ the merger */

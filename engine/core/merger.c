@@ -817,19 +817,24 @@ static void *merger_main(void *arg)
 {
 	struct st_engine *e = arg;
 	st_rcu_thread_online();
+	/* The period runs from the start of one merge to the start of the
+	 * next: a merge that takes longer than the interval (a burst of new
+	 * stacks) is followed by the next one at once, so the merger keeps up
+	 * with the writers instead of idling a whole interval after each
+	 * long fold while their tables fill. */
+	const uint64_t period = (uint64_t)e->opt.merge_interval_ms * 1000000u;
+	uint64_t next = now_ns() + period;
 	pthread_mutex_lock(&e->merger_mu);
 	for (;;) {
-		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)e->opt.merge_interval_ms * 1000000u;
-		dl.tv_sec += (time_t)(ns / 1000000000u);
-		dl.tv_nsec = (long)(ns % 1000000000u);
-		while (!e->merger_stop &&
+		const struct timespec dl = { (time_t)(next / 1000000000u),
+					     (long)(next % 1000000000u) };
+		while (!e->merger_stop && now_ns() < next &&
 		       pthread_cond_timedwait(&e->merger_cv, &e->merger_mu, &dl) != ETIMEDOUT)
 			;
 		if (e->merger_stop)
 			break;
 		pthread_mutex_unlock(&e->merger_mu);
+		next = now_ns() + period;
 		pthread_mutex_lock(&e->merge_lock);
 		/* Publish only when something arrived (idle engines stay idle),
 		 * and not more often than every 4x the last build took: a

@@ -22,6 +22,11 @@ ORACLE_OBJS  := $(ORACLE_SRCS:%.c=$(B)/%.o)
 # Every engine source, for builds that compile them their own way (fuzz/).
 ENGINE_SRCS  := $(CORE_SRCS) $(FORMATS_SRCS) $(ORACLE_SRCS)
 
+# The shared libraries' ABI version, their soname's suffix: bump it when a
+# public struct's layout or a function's meaning changes incompatibly
+# (1: struct st_stats became size-versioned, its caller sets .size).  The
+# file is libX.so.$(SO_ABI); libX.so links to it for -lX.
+SO_ABI        := 1
 LIB_CORE_A    := $(B)/libshardtrie.a
 LIB_CORE_SO   := $(B)/libshardtrie.so
 LIB_FORMATS_A := $(B)/libshardtrie-formats.a
@@ -56,8 +61,10 @@ $(LIB_ORACLE_A): $(ORACLE_OBJS)
 	ar rcs $@ $^
 
 $(LIB_CORE_SO): $(CORE_OBJS)
-	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie.so -o $@ $^ \
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie.so.$(SO_ABI) -o $@.$(SO_ABI) $^ \
 		-lurcu-memb -lurcu-common -lxxhash
+	ln -sf libshardtrie.so.$(SO_ABI) $@
 $(LIB_FORMATS_SO): $(FORMATS_OBJS) $(LIB_CORE_SO)
-	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie-formats.so -o $@ $(FORMATS_OBJS) \
-		-L$(B) -lshardtrie -lz -lm
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libshardtrie-formats.so.$(SO_ABI) \
+		-o $@.$(SO_ABI) $(FORMATS_OBJS) -L$(B) -lshardtrie -lz -lm
+	ln -sf libshardtrie-formats.so.$(SO_ABI) $@

@@ -68,8 +68,10 @@ struct st_metric_desc {
 struct st_options {
 	size_t size;                  /* sizeof(struct st_options) */
 	unsigned nshards;             /* shards made up front; 0 = online CPUs */
-	unsigned merge_interval_ms;   /* merger period; 0 = no merger thread,
-					 merges happen only in st_flush() */
+	unsigned merge_interval_ms;   /* merger period, start to start (a merge
+					 longer than it is followed at once);
+					 0 = no merger thread, merges happen
+					 only in st_flush() */
 	unsigned nmetrics;            /* 1..ST_MAX_METRICS */
 	struct st_metric_desc metrics[ST_MAX_METRICS];
 	uint64_t node_cap;            /* 0 = unlimited; else fold into [other] */

@@ -635,7 +635,7 @@ static void link_stage2(const struct st_master *m, uint32_t lcp, uint32_t depth,
  * when `all`, else up to LINK_LAG before avail. */
 static void walk_to(struct walker *wk, size_t avail, bool all)
 {
-	enum { AHEAD = 8 };
+	enum { AHEAD = 16 };
 	struct st_master *m = wk->m;
 	const unsigned nm = m->nm;
 	const struct sort_ent *ent = wk->s->ent;
@@ -669,6 +669,14 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 				__builtin_prefetch(fy + l);
 				__builtin_prefetch(fy + y->depth - 1);
 			}
+		}
+		if (k + AHEAD / 2 < avail) {
+			/* Its fold (st_srec_take) reads and writes the record's
+			 * values in the slab, in creation order, not this one: a
+			 * miss each.  The header is cached by now (above). */
+			const struct st_srec *y = ent[k + AHEAD / 2].r;
+			__builtin_prefetch(y->v, 1);
+			__builtin_prefetch(y->last, 1);
 		}
 		for (; wk->s1 < avail && wk->s1 <= k + LINK_S1; wk->s1++)
 			link_stage1(m, &ent[wk->s1], lcp[wk->s1], cur,

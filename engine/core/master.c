@@ -388,7 +388,7 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
  * and its frames from where it diverges.  Scratch: 36 bytes per record (the
  * entries, the radix sort's second copy of them, lcp), freed at the end.
  */
-enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
+enum { SORT_SMALL = 24, SORT_NEAR = 256, SORT_AHEAD = 8, SORT_PROBES = 8 };
 
 struct sort_ent {
 	struct st_srec *r;
@@ -763,9 +763,15 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 		struct sort_ent *e = ent + g.lo;
 		uint32_t d = g.d;
 		if (g.n <= SORT_SMALL) {
-			/* The walk writes their headers soon. */
-			for (size_t i = 0; i < g.n; i++)
-				__builtin_prefetch(e[i].r, 1);
+			/* The walk folds them soon: it writes their headers
+			 * and their values in the slab (st_srec_take), which
+			 * are in creation order, not this one.  The headers
+			 * were prefetched by the split that made this range
+			 * (when there was one). */
+			for (size_t i = 0; i < g.n; i++) {
+				__builtin_prefetch(e[i].r->v, 1);
+				__builtin_prefetch(e[i].r->last, 1);
+			}
 			sort_small(e, lcp + g.lo, g.n, nm, d);
 			walk_to(wk, ns ? st[ns - 1].lo : n, false);
 			continue;
@@ -812,6 +818,11 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 			memcpy(e + ended, tmp, m * sizeof(*e));
 			if (m > 1)
 				sort_by_key(e + ended, tmp, m, diff);
+		}
+		if (g.n <= SORT_NEAR) {
+			/* Walked soon: the headers for sort_small (above). */
+			for (size_t i = 0; i < g.n; i++)
+				__builtin_prefetch(e[i].r, 1);
 		}
 		/* Each run of equal frame-d ids is a range one level deeper,
 		 * pushed highest first. */

@@ -384,8 +384,11 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
  * frames its range compares, never its header.  The ranges below the first
  * splits fit in the caches.  It also leaves, for each position k > 0, how
  * many frames record k shares with record k - 1 (lcp[k]): the level of the
- * split that separated them.  So the walk reads of a record only its header
- * and its frames from where it diverges.  Scratch: 36 bytes per record (the
+ * split that separated them.  So the walk reads of a record only its header,
+ * its frames from where it diverges and its values in the slab (in creation
+ * order, so a miss each wherever the sort put it: prefetched when a small
+ * range is sorted, its headers when a split makes ranges that small, and
+ * both again in the walk's own look-ahead).  Scratch: 36 bytes per record (the
  * entries, the radix sort's second copy of them, lcp), freed at the end.
  */
 enum { SORT_SMALL = 24, SORT_NEAR = 256, SORT_AHEAD = 8, SORT_PROBES = 8 };

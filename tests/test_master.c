@@ -138,3 +138,82 @@ Test(master, stacks_walked_again_after_table_clear_match_reference)
 	 * every round walks all of its stacks again to nodes that exist. */
 	tm_run(100000, 200000, 3, 32);
 }
+
+/*
+ * A digit tree like the benchmark's cold workload, small: stack i spells
+ * i's digits (fans 3, 40 and 17) with chains of frames between them that
+ * depend on the digits so far, so the sort's ranges come in every size
+ * class it treats apart: over SORT_NEAR (256) records, between SORT_SMALL
+ * (24) and SORT_NEAR (their headers are prefetched at the split), and
+ * small ones (insertion sort, their slab values prefetched).  Some stacks
+ * stop early (depth 1, or at a branch: a prefix of others); some arrive
+ * twice, through both writers.  Each round folds new stacks and, for the
+ * old ones, what they gained since.
+ */
+enum { TD_F1 = 3, TD_F2 = 40, TD_F3 = 17, TD_N = TD_F1 * TD_F2 * TD_F3 };
+
+static uint32_t td_chain(uint32_t prefix, uint32_t d)
+{
+	uint64_t s = (uint64_t)prefix * 1000 + d;
+	return 100 + (uint32_t)(ts_rand(&s) % 100);
+}
+
+static uint32_t td_stack(uint32_t i, uint32_t *f)
+{
+	const uint32_t a = i / (TD_F2 * TD_F3), b = i / TD_F3 % TD_F2, c = i % TD_F3;
+	uint32_t d = 0;
+	f[d++] = td_chain(0, 0);
+	if (i % 331 == 7)
+		return d; /* depth 1 */
+	f[d++] = td_chain(0, 1);
+	f[d++] = 10 + a;
+	f[d++] = td_chain(a + 1, 3);
+	f[d++] = td_chain(a + 1, 4);
+	f[d++] = 20 + b;
+	if (i % 53 == 0)
+		return d; /* a prefix of the stacks below it */
+	f[d++] = td_chain(1000 + a * TD_F2 + b, 6);
+	f[d++] = 60 + c;
+	if (i % 5 == 0)
+		f[d++] = td_chain(i, 8); /* one more level, its own */
+	return d;
+}
+
+Test(master, digit_tree_ranges_of_every_size_match_reference)
+{
+	struct tm_ctx c = { .e = ts_engine_no_merger(2), .ref = st_ref_create(1, 0), .nnames = 200 };
+	c.w[0] = st_writer_open(c.e);
+	c.w[1] = st_writer_open(c.e);
+	c.names = malloc((size_t)c.nnames * sizeof(*c.names));
+	c.ids = malloc((size_t)c.nnames * sizeof(*c.ids));
+	cr_assert(c.ref && c.w[0] && c.w[1] && c.names && c.ids);
+	for (uint32_t i = 0; i < c.nnames; i++) {
+		snprintf(c.names[i], sizeof(c.names[i]), "g%u", i);
+		int64_t id = st_intern(c.e, c.names[i], strlen(c.names[i]));
+		cr_assert_geq(id, 0);
+		c.ids[i] = (uint32_t)id;
+	}
+	uint64_t seed = 77;
+	uint32_t f[TM_MAXD];
+	for (unsigned r = 0; r < 3; r++) {
+		/* Round r: every third stack from r on is new; the older ones
+		 * gain again (linked, one add each). */
+		for (uint32_t i = 0; i < TD_N; i++) {
+			if (i % 3 > r)
+				continue;
+			uint32_t d = td_stack(i, f);
+			uint64_t v = 1 + ts_rand(&seed) % 50;
+			tm_add(&c, f, d, v, (unsigned)(ts_rand(&seed) & 1));
+			if (ts_rand(&seed) % 6 == 0)
+				tm_add(&c, f, d, v, (unsigned)(ts_rand(&seed) & 1));
+		}
+		ts_assert_matches_ref(c.e, c.ref, "digit tree round %u", r);
+		tm_no_twin_siblings(c.e);
+	}
+	st_writer_close(c.w[0]);
+	st_writer_close(c.w[1]);
+	st_ref_destroy(c.ref);
+	st_engine_destroy(c.e);
+	free(c.names);
+	free(c.ids);
+}

@@ -384,11 +384,14 @@ bool st_master_rec_linked(const struct st_master *m, const struct st_srec *r)
  * frames its range compares, never its header.  The ranges below the first
  * splits fit in the caches.  It also leaves, for each position k > 0, how
  * many frames record k shares with record k - 1 (lcp[k]): the level of the
- * split that separated them.  So the walk reads of a record only its header
- * and its frames from where it diverges.  Scratch: 36 bytes per record (the
+ * split that separated them.  So the walk reads of a record only its header,
+ * its frames from where it diverges and its values in the slab (in creation
+ * order, so a miss each wherever the sort put it: prefetched when a small
+ * range is sorted, its headers when a split makes ranges that small, and
+ * both again in the walk's own look-ahead).  Scratch: 36 bytes per record (the
  * entries, the radix sort's second copy of them, lcp), freed at the end.
  */
-enum { SORT_SMALL = 24, SORT_AHEAD = 8, SORT_PROBES = 8 };
+enum { SORT_SMALL = 24, SORT_NEAR = 256, SORT_AHEAD = 8, SORT_PROBES = 8 };
 
 struct sort_ent {
 	struct st_srec *r;
@@ -635,7 +638,7 @@ static void link_stage2(const struct st_master *m, uint32_t lcp, uint32_t depth,
  * when `all`, else up to LINK_LAG before avail. */
 static void walk_to(struct walker *wk, size_t avail, bool all)
 {
-	enum { AHEAD = 8 };
+	enum { AHEAD = 16 };
 	struct st_master *m = wk->m;
 	const unsigned nm = m->nm;
 	const struct sort_ent *ent = wk->s->ent;
@@ -669,6 +672,14 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 				__builtin_prefetch(fy + l);
 				__builtin_prefetch(fy + y->depth - 1);
 			}
+		}
+		if (k + AHEAD / 2 < avail) {
+			/* Its fold (st_srec_take) reads and writes the record's
+			 * values in the slab, in creation order, not this one: a
+			 * miss each.  The header is cached by now (above). */
+			const struct st_srec *y = ent[k + AHEAD / 2].r;
+			__builtin_prefetch(y->v, 1);
+			__builtin_prefetch(y->last, 1);
 		}
 		for (; wk->s1 < avail && wk->s1 <= k + LINK_S1; wk->s1++)
 			link_stage1(m, &ent[wk->s1], lcp[wk->s1], cur,
@@ -755,9 +766,15 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 		struct sort_ent *e = ent + g.lo;
 		uint32_t d = g.d;
 		if (g.n <= SORT_SMALL) {
-			/* The walk writes their headers soon. */
-			for (size_t i = 0; i < g.n; i++)
-				__builtin_prefetch(e[i].r, 1);
+			/* The walk folds them soon: it writes their headers
+			 * and their values in the slab (st_srec_take), which
+			 * are in creation order, not this one.  The headers
+			 * were prefetched by the split that made this range
+			 * (when there was one). */
+			for (size_t i = 0; i < g.n; i++) {
+				__builtin_prefetch(e[i].r->v, 1);
+				__builtin_prefetch(e[i].r->last, 1);
+			}
 			sort_small(e, lcp + g.lo, g.n, nm, d);
 			walk_to(wk, ns ? st[ns - 1].lo : n, false);
 			continue;
@@ -804,6 +821,11 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 			memcpy(e + ended, tmp, m * sizeof(*e));
 			if (m > 1)
 				sort_by_key(e + ended, tmp, m, diff);
+		}
+		if (g.n <= SORT_NEAR) {
+			/* Walked soon: the headers for sort_small (above). */
+			for (size_t i = 0; i < g.n; i++)
+				__builtin_prefetch(e[i].r, 1);
 		}
 		/* Each run of equal frame-d ids is a range one level deeper,
 		 * pushed highest first. */

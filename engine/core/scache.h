@@ -221,19 +221,42 @@ static inline void st_scache_prefetch_slot(const struct st_scache *c, uint64_t h
 	__builtin_prefetch(&c->slots[(hash ? hash : 1) & c->mask]);
 }
 
-static inline void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash)
+/* The first and the last line of p[0 .. bytes) (bytes > 0): all of it
+ * when it spans at most two lines.  No loop: a loop per span cost more
+ * instructions than the misses it hid. */
+static inline void st_prefetch_ends(const void *p, size_t bytes)
+{
+	__builtin_prefetch(p);
+	__builtin_prefetch((const void *)((uintptr_t)p + bytes - 1));
+}
+
+/* The bytes of an entry of this depth that st_scache_matches() reads: the
+ * header, the words and the lengths (not the ids, nor long names' heads). */
+static inline size_t st_scent_key_bytes(size_t depth)
+{
+	return sizeof(struct st_scent) + depth * (2 * sizeof(uint64_t) + sizeof(uint32_t));
+}
+
+/*
+ * The entry the first probed slot names, for a lookup of a stack of this
+ * depth: the lines the compare will read.  The entry's own depth would
+ * wait for the very miss being hidden, but an entry of another depth fails
+ * on its first field anyway, so the query's depth places the last line
+ * (entries are 8-aligned, not line-aligned: the fixed first three lines
+ * missed the fourth of most entries of depth 6 to 10).  No loop: four
+ * prefetches, the last one past the compare's bytes for a deeper stack.
+ */
+static inline void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash, size_t depth)
 {
 	hash = hash ? hash : 1;
 	const struct st_hslot *s = &c->slots[hash & c->mask];
 	if (s->hash != hash)
 		return;
-	/* Its size is in the entry itself: reading it would wait for the very
-	 * miss being hidden, so take the first lines blindly (most entries are
-	 * 100-200 bytes; a prefetch past the end does no harm). */
 	const char *p = (const char *)s->p;
 	__builtin_prefetch(p);
 	__builtin_prefetch(p + ST_CACHELINE);
 	__builtin_prefetch(p + 2 * ST_CACHELINE);
+	__builtin_prefetch((const void *)((uintptr_t)p + st_scent_key_bytes(depth) - 1));
 }
 
 #endif /* ST_SCACHE_H */

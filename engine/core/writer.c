@@ -549,12 +549,13 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 		if (r)
 			return r;
 	}
-	bool lng;
-	uint64_t sh = st_scache_key(frames, lens, depth, w->kw, &lng);
+	uint64_t lng;
+	uint64_t sh = st_scache_key_mask(frames, lens, depth, w->kw, &lng);
 	if (ST_UNLIKELY(!sh))
 		return -ENAMETOOLONG;
 	struct st_scent *c =
-		ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng) : NULL;
+		ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, sh, frames, lens, depth, w->kw, lng)
+				 : NULL;
 	if (ST_UNLIKELY(!c))
 		return strs_miss(w, frames, lens, depth, sh, w->kw, values);
 	return ingest_cached(w, c, values);
@@ -589,7 +590,7 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 /* Sample g's checks and key (at w->kw + 2 * off): its hash, or 0 with *r
  * set. */
 static inline __attribute__((always_inline)) uint64_t
-group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *lng, int *r)
+group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, uint64_t *lng, int *r)
 {
 	size_t d = g->depth;
 	if (ST_UNLIKELY(d > ST_MAX_DEPTH)) {
@@ -598,7 +599,7 @@ group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *
 	}
 	if (ST_UNLIKELY(off + d > w->kw_cap) && (*r = kw_reserve(w, off + d, g->lens, d)))
 		return 0;
-	uint64_t h = st_scache_key(g->frames, g->lens, d, w->kw + 2 * off, lng);
+	uint64_t h = st_scache_key_mask(g->frames, g->lens, d, w->kw + 2 * off, lng);
 	if (ST_UNLIKELY(!h))
 		*r = -ENAMETOOLONG;
 	return h;
@@ -637,13 +638,13 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	uint64_t ep = st_stab_epoch(t);
 	for (size_t x = 0; x < k; x++) {
-		bool lng;
+		uint64_t lng;
 		uint64_t h = group_key(w, &g[x], 0, &lng, &r);
 		if (ST_UNLIKELY(r))
 			break;
-		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find(w->sc, h, g[x].frames,
-								       g[x].lens, g[x].depth,
-								       w->kw, lng)
+		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, h, g[x].frames,
+									    g[x].lens, g[x].depth,
+									    w->kw, lng)
 						      : NULL;
 		if (ST_LIKELY(e)) {
 			r = add_cached(w, t, ep, e, g[x].values);
@@ -668,7 +669,7 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 	uint64_t h[STR_GROUP];
 	struct st_scent *c[STR_GROUP];
 	size_t ko[STR_GROUP]; /* sample x's key: w->kw + 2 * ko[x] */
-	bool lng[STR_GROUP];
+	uint64_t lng[STR_GROUP]; /* long names (st_scache_key_mask) */
 	size_t ok = k, off = 0;
 	for (size_t x = 0; x < k; x++) {
 		h[x] = group_key(w, &g[x], off, &lng[x], &r);
@@ -687,8 +688,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	uint64_t ep = st_stab_epoch(t);
 	for (size_t x = 0; x < ok; x++) {
-		c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-				      w->kw + 2 * ko[x], lng[x]);
+		c[x] = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+					   w->kw + 2 * ko[x], lng[x]);
 		if (ST_LIKELY(c[x])) {
 			int kk = c[x]->epoch[1] == ep;
 			if (ST_LIKELY(c[x]->epoch[kk] == ep))
@@ -710,8 +711,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		/* After a miss: entries found stay valid unless the cache was
 		 * reset; one not found may be the stack just added. */
 		if (ST_UNLIKELY(missed) && (!e || w->sc->resets != resets))
-			e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-					   w->kw + 2 * ko[x], lng[x]);
+			e = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens,
+						g[x].depth, w->kw + 2 * ko[x], lng[x]);
 		int rr;
 		if (ST_LIKELY(e)) {
 			rr = add_cached(w, t, ep, e, g[x].values);

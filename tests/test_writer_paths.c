@@ -424,3 +424,81 @@ Test(writer_paths, misses_in_batch_groups_match_the_reference, .timeout = 120)
 	st_ref_destroy(r);
 	st_engine_destroy(e);
 }
+
+/* ------------------------------------------------ prefetched groups: spans */
+
+/*
+ * A batch group on a large stack cache prefetches the caller's arrays of
+ * the next group by their first and last lines, the cache entry of each
+ * sample by the sample's depth, and the name cache slots of each first
+ * sighting before the group's misses are taken.  Every sample's pointer
+ * and length arrays here are heap blocks of exactly its depth (so the
+ * sanitizer build catches a read past a sample's frames), with depths from
+ * 0 to 40 (arrays and entries over several lines), short, 16-byte and long
+ * names, hits and first sightings mixed: the engine matches the reference.
+ */
+Test(writer_paths, prefetched_groups_read_only_their_samples, .timeout = 120)
+{
+	enum { WARM = 5000, B = 64, ROUNDS = 60, MAXD = 40 };
+	struct st_engine *e = ts_engine_no_merger(1);
+	struct st_ref *r = st_ref_create(1, 0);
+	cr_assert_not_null(r);
+	struct st_writer *w = st_writer_open(e);
+	cr_assert_not_null(w);
+	uint64_t v[1] = { 1 };
+	/* Warm: past the size where groups take the prefetched way. */
+	for (int k = 0; k < WARM; k++) {
+		char nm[16];
+		const char *f2[2] = { "warm", nm };
+		size_t l2[2] = { 4, (size_t)snprintf(nm, sizeof(nm), "w%d", k) };
+		cr_assert_eq(st_writer_ingest_strs(w, f2, l2, 2, v), 0);
+		cr_assert_eq(st_ref_add(r, f2, l2, 2, v), 0);
+	}
+	static const char *const pool[] = { "a", "bc", "def", "ghij", "sixteen_bytes_xx",
+					     "seventeen_bytes_x",
+					     "a_long_name_well_past_sixteen_bytes" };
+	enum { NP = sizeof(pool) / sizeof(pool[0]) };
+	static char names[B][MAXD][48];
+	struct st_str_sample s[B];
+	const char **fr[B];
+	size_t *ln[B];
+	uint64_t seed = 7;
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int x = 0; x < B; x++) {
+			uint64_t q = ts_rand(&seed);
+			size_t d = (size_t)(q % (MAXD + 1));
+			int known = (q >> 8) % 4 == 0; /* a warm stack: a hit */
+			if (known)
+				d = 2;
+			fr[x] = d ? malloc(d * sizeof(*fr[x])) : NULL;
+			ln[x] = d ? malloc(d * sizeof(*ln[x])) : NULL;
+			cr_assert(!d || (fr[x] && ln[x]));
+			for (size_t i = 0; i < d; i++) {
+				uint64_t u = ts_rand(&seed);
+				if (known)
+					snprintf(names[x][i], 48, i ? "w%d" : "warm",
+						 (int)(u % WARM));
+				else if (i == d - 1) /* makes the stack new */
+					snprintf(names[x][i], 48, "leaf%d_%d", round, x);
+				else
+					snprintf(names[x][i], 48, "%s", pool[u % NP]);
+				fr[x][i] = names[x][i];
+				ln[x][i] = strlen(names[x][i]);
+			}
+			s[x] = (struct st_str_sample){ fr[x], ln[x], (uint32_t)d, v };
+			cr_assert_eq(st_ref_add(r, s[x].frames, s[x].lens, s[x].depth, v), 0);
+		}
+		cr_assert_eq(st_writer_ingest_strs_batch(w, s, B), B, "round %d", round);
+		for (int x = 0; x < B; x++) {
+			free(fr[x]);
+			free(ln[x]);
+		}
+	}
+	ts_assert_matches_ref(e, r, "end");
+	struct st_stats st = { .size = sizeof(st) };
+	st_engine_stats(e, &st);
+	cr_assert_eq(st.dropped, 0);
+	st_writer_close(w);
+	st_ref_destroy(r);
+	st_engine_destroy(e);
+}

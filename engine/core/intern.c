@@ -205,14 +205,20 @@ static struct ent *lookup(const struct table *t, const char *s, size_t len, uint
 	}
 }
 
-/* Put e into t's first free slot of its probe sequence (under lock). */
-static void slot_put(struct table *t, struct ent *e)
+/* Put e (its hash: hash) into t's first free slot of its probe sequence
+ * (under lock). */
+static void slot_put_hash(struct table *t, struct ent *e, uint64_t hash)
 {
-	size_t i = e->hash & t->mask;
+	size_t i = hash & t->mask;
 	while (atomic_load_explicit(&t->s[i].e, memory_order_relaxed))
 		i = (i + 1) & t->mask;
-	atomic_store_explicit(&t->s[i].hash, e->hash, memory_order_relaxed);
+	atomic_store_explicit(&t->s[i].hash, hash, memory_order_relaxed);
 	atomic_store_explicit(&t->s[i].e, e, memory_order_release);
+}
+
+static void slot_put(struct table *t, struct ent *e)
+{
+	slot_put_hash(t, e, e->hash);
 }
 
 /* Room for one more name in the current table (under lock): double it
@@ -226,10 +232,13 @@ static int table_reserve(struct st_intern *in)
 	struct table *nt = table_new((t->mask + 1) * 2);
 	if (!nt)
 		return -ENOMEM;
+	/* By the slots' own hashes: the entries (scattered through the
+	 * arena, a miss each in a big table) are not read. */
 	for (size_t i = 0; i <= t->mask; i++) {
 		struct ent *e = atomic_load_explicit(&t->s[i].e, memory_order_relaxed);
 		if (e)
-			slot_put(nt, e);
+			slot_put_hash(nt, e, atomic_load_explicit(&t->s[i].hash,
+								 memory_order_relaxed));
 	}
 	nt->prev = t;
 	/* Release: the filled slots before the table (invariant 3). */

@@ -108,16 +108,18 @@ static inline uint64_t st_scache_fold(uint64_t a, uint64_t b)
  * -- independent of the other frames', so they overlap -- and combined by
  * rotate and xor (the rotation keeps the order: "a;b" and "b;a" differ).
  *
- * *lng is set when some name is longer than ST_SCACHE_LONG.  Returns 0 when
- * some frame is longer than ST_MAX_FRAME_LEN (never for a valid stack: a
- * hash of 0 is made 1, for the slots' "0 = empty").
+ * *lmask gets bit i % 64 for each frame i longer than ST_SCACHE_LONG (0:
+ * no long name), so that the compare of the long names' leading bytes
+ * visits only those frames.  Returns 0 when some frame is longer than
+ * ST_MAX_FRAME_LEN (never for a valid stack: a hash of 0 is made 1, for the
+ * slots' "0 = empty").
  */
 static inline __attribute__((always_inline)) uint64_t
-st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
-	      bool *lng)
+st_scache_key_mask(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
+		   uint64_t *lmask)
 {
 	uint64_t h = ST_SCACHE_K0 ^ depth;
-	bool any_long = false;
+	uint64_t lm = 0;
 	for (size_t i = 0; i < depth; i++) {
 		const unsigned char *p = (const unsigned char *)frames[i];
 		size_t len = lens[i];
@@ -134,7 +136,7 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 		} else {
 			if (ST_UNLIKELY(len > ST_MAX_FRAME_LEN))
 				return 0;
-			any_long = true;
+			lm |= (uint64_t)1 << (i & 63);
 			for (size_t o = 0; o + 16 < len; o += 16)
 				m = st_scache_fold(st_load64(p + o) ^ ST_SCACHE_K1,
 						   st_load64(p + o + 8) ^ m);
@@ -147,17 +149,30 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 		uint64_t x = st_scache_fold(a ^ ST_SCACHE_K1 ^ len, b ^ m);
 		h = ((h << 23) | (h >> 41)) ^ x;
 	}
-	*lng = any_long;
+	*lmask = lm;
 	h = st_scache_fold(h ^ ST_SCACHE_K0, h ^ ST_SCACHE_K1);
 	return h ? h : 1;
 }
 
-/* The stack whose key (st_scache_key: kw, lng) is that of e, name for name:
- * lengths, words, and the leading bytes of long names.  No branch per
- * frame unless a name is long. */
+/* The same, *lng set when some name is longer than ST_SCACHE_LONG. */
+static inline __attribute__((always_inline)) uint64_t
+st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
+	      bool *lng)
+{
+	uint64_t lm = 0;
+	uint64_t h = st_scache_key_mask(frames, lens, depth, kw, &lm);
+	*lng = lm != 0;
+	return h;
+}
+
+/* The stack whose key (st_scache_key_mask: kw, lmask) is that of e, name
+ * for name: lengths, words, and the leading bytes of long names.  No branch
+ * per frame; the leading bytes are compared for the frames lmask names
+ * (any superset of the long ones will do: a frame of up to ST_SCACHE_LONG
+ * bytes is skipped), every frame past the 64th looked at. */
 static inline __attribute__((always_inline)) bool
 st_scache_matches(const struct st_scent *e, const char *const *frames, const size_t *lens,
-		  size_t depth, const uint64_t *kw, bool lng)
+		  size_t depth, const uint64_t *kw, uint64_t lmask)
 {
 	if (e->depth != depth)
 		return false;
@@ -177,9 +192,25 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 	}
 	if (dl | dw[0] | dw[1])
 		return false;
-	if (ST_LIKELY(!lng))
+	if (ST_LIKELY(!lmask))
 		return true;
 	const char *b = st_scent_bytes(e);
+	if (depth <= 64) {
+		/* The long frames in order, by their bits (those past the
+		 * depth cleared: a caller's mask may be all ones). */
+		uint64_t m = depth == 64 ? lmask : lmask & (((uint64_t)1 << depth) - 1);
+		while (m) {
+			size_t i = (size_t)__builtin_ctzll(m);
+			m &= m - 1;
+			if (lens[i] <= ST_SCACHE_LONG)
+				continue;
+			size_t n = lens[i] - ST_SCACHE_LONG;
+			if (!st_bytes_equal(b, frames[i], n))
+				return false;
+			b += n;
+		}
+		return true;
+	}
 	for (size_t i = 0; i < depth; i++) {
 		if (lens[i] <= ST_SCACHE_LONG)
 			continue;
@@ -192,10 +223,11 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 }
 
 /* The entry of the stack with this key (checked name for name, never by
- * hash alone), or NULL.  hash is st_scache_key()'s (0 is taken as 1). */
+ * hash alone), or NULL.  hash and lmask are st_scache_key_mask()'s (a hash
+ * of 0 is taken as 1). */
 static inline __attribute__((always_inline)) struct st_scent *
-st_scache_find(const struct st_scache *c, uint64_t hash, const char *const *frames,
-	       const size_t *lens, size_t depth, const uint64_t *kw, bool lng)
+st_scache_find_mask(const struct st_scache *c, uint64_t hash, const char *const *frames,
+		    const size_t *lens, size_t depth, const uint64_t *kw, uint64_t lmask)
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* as st_scache_key() would: 0 marks an empty slot */
@@ -203,12 +235,20 @@ st_scache_find(const struct st_scache *c, uint64_t hash, const char *const *fram
 	for (;;) {
 		const struct st_hslot *s = &c->slots[i];
 		if (ST_LIKELY(s->hash == hash) &&
-		    ST_LIKELY(st_scache_matches(s->p, frames, lens, depth, kw, lng)))
+		    ST_LIKELY(st_scache_matches(s->p, frames, lens, depth, kw, lmask)))
 			return s->p;
 		if (!s->hash)
 			return NULL;
 		i = (i + 1) & c->mask;
 	}
+}
+
+/* The same with st_scache_key()'s lng: every long name compared. */
+static inline __attribute__((always_inline)) struct st_scent *
+st_scache_find(const struct st_scache *c, uint64_t hash, const char *const *frames,
+	       const size_t *lens, size_t depth, const uint64_t *kw, bool lng)
+{
+	return st_scache_find_mask(c, hash, frames, lens, depth, kw, lng ? ~(uint64_t)0 : 0);
 }
 
 /*
@@ -221,19 +261,42 @@ static inline void st_scache_prefetch_slot(const struct st_scache *c, uint64_t h
 	__builtin_prefetch(&c->slots[(hash ? hash : 1) & c->mask]);
 }
 
-static inline void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash)
+/* The first and the last line of p[0 .. bytes) (bytes > 0): all of it
+ * when it spans at most two lines.  No loop: a loop per span cost more
+ * instructions than the misses it hid. */
+static inline void st_prefetch_ends(const void *p, size_t bytes)
+{
+	__builtin_prefetch(p);
+	__builtin_prefetch((const void *)((uintptr_t)p + bytes - 1));
+}
+
+/* The bytes of an entry of this depth that st_scache_matches() reads: the
+ * header, the words and the lengths (not the ids, nor long names' heads). */
+static inline size_t st_scent_key_bytes(size_t depth)
+{
+	return sizeof(struct st_scent) + depth * (2 * sizeof(uint64_t) + sizeof(uint32_t));
+}
+
+/*
+ * The entry the first probed slot names, for a lookup of a stack of this
+ * depth: the lines the compare will read.  The entry's own depth would
+ * wait for the very miss being hidden, but an entry of another depth fails
+ * on its first field anyway, so the query's depth places the last line
+ * (entries are 8-aligned, not line-aligned: the fixed first three lines
+ * missed the fourth of most entries of depth 6 to 10).  No loop: four
+ * prefetches, the last one past the compare's bytes for a deeper stack.
+ */
+static inline void st_scache_prefetch_ent(const struct st_scache *c, uint64_t hash, size_t depth)
 {
 	hash = hash ? hash : 1;
 	const struct st_hslot *s = &c->slots[hash & c->mask];
 	if (s->hash != hash)
 		return;
-	/* Its size is in the entry itself: reading it would wait for the very
-	 * miss being hidden, so take the first lines blindly (most entries are
-	 * 100-200 bytes; a prefetch past the end does no harm). */
 	const char *p = (const char *)s->p;
 	__builtin_prefetch(p);
 	__builtin_prefetch(p + ST_CACHELINE);
 	__builtin_prefetch(p + 2 * ST_CACHELINE);
+	__builtin_prefetch((const void *)((uintptr_t)p + st_scent_key_bytes(depth) - 1));
 }
 
 #endif /* ST_SCACHE_H */

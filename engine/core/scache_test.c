@@ -453,3 +453,57 @@ Test(scache, root_samples_through_both_calls)
 	st_writer_close(w);
 	st_engine_destroy(e);
 }
+
+/*
+ * The compare of long names' leading bytes visits the frames the key pass
+ * marked long (st_scache_key_mask: a bit per frame up to the 64th, every
+ * frame looked at past that).  Under one forced hash, stacks that differ
+ * from the cached one only in the leading bytes of one long name -- the
+ * first, the second of two in a row, the 65th and the 70th frame -- are
+ * not it.
+ */
+Test(scache, long_names_compared_at_the_marked_frames)
+{
+	enum { D = 70 };
+	static uint64_t kw[2 * D];
+	static char nm[D][32];
+	static const char *fr[D];
+	static size_t ln[D];
+	struct st_scache *c = st_scache_create();
+	cr_assert_not_null(c);
+	const uint64_t H = 0x5eed;
+	static uint32_t ids[D];
+	/* Long names (same last 16 bytes, same length), each its own first
+	 * byte (a compare against another's leading bytes fails); short ones
+	 * between. */
+	static const int longs[] = { 0, 1, 2, 40, 64, 69 };
+	enum { NL = sizeof(longs) / sizeof(longs[0]) };
+	for (int depth = 3; depth <= D; depth += D - 3) {
+		for (int i = 0; i < D; i++) {
+			snprintf(nm[i], sizeof(nm[i]), "s%d", i);
+			for (int k = 0; k < NL; k++)
+				if (longs[k] == i)
+					snprintf(nm[i], sizeof(nm[i]), "%c0123456789abcdefXYZ",
+						 'A' + k);
+			fr[i] = nm[i];
+			ln[i] = strlen(nm[i]);
+		}
+		uint64_t lm;
+		cr_assert_neq(st_scache_key_mask(fr, ln, (size_t)depth, kw, &lm), 0);
+		struct st_scent *e = st_scache_insert(c, H, fr, ln, (size_t)depth, kw, ids, 1);
+		cr_assert_not_null(e);
+		cr_assert_eq(st_scache_find_mask(c, H, fr, ln, (size_t)depth, kw, lm), e);
+		for (int k = 0; k < NL; k++) {
+			int i = longs[k];
+			if (i >= depth)
+				continue;
+			nm[i][0] = (char)('a' + k); /* only this name's leading bytes */
+			cr_assert_neq(st_scache_key_mask(fr, ln, (size_t)depth, kw, &lm), 0);
+			cr_assert_null(st_scache_find_mask(c, H, fr, ln, (size_t)depth, kw, lm),
+				       "depth %d: frame %d", depth, i);
+			nm[i][0] = (char)('A' + k);
+		}
+		st_scache_reset(c);
+	}
+	st_scache_destroy(c);
+}

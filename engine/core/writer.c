@@ -400,6 +400,19 @@ static inline uint64_t icache_slot_hash(const char *name, size_t len, const uint
 	return XXH3_64bits(name, len);
 }
 
+/* The name cache slots of a stack's names of up to ST_SCACHE_LONG bytes
+ * (key words kw): a hint, for a stack about to take the miss path. */
+static inline void icache_prefetch(const struct st_writer *w, const size_t *lens, size_t depth,
+				   const uint64_t *kw)
+{
+	if (ST_UNLIKELY(!w->ic))
+		return;
+	for (size_t i = 0; i < depth; i++)
+		if (ST_LIKELY(lens[i] <= ST_SCACHE_LONG))
+			__builtin_prefetch(&w->ic[icache_hash(kw[2 * i], kw[2 * i + 1], lens[i]) &
+						  w->ic_mask]);
+}
+
 /* Double the name cache (empty); a failed allocation keeps the old one. */
 static void __attribute__((noinline)) icache_grow(struct st_writer *w)
 {
@@ -536,19 +549,20 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 		if (r)
 			return r;
 	}
-	bool lng;
-	uint64_t sh = st_scache_key(frames, lens, depth, w->kw, &lng);
+	uint64_t lng;
+	uint64_t sh = st_scache_key_mask(frames, lens, depth, w->kw, &lng);
 	if (ST_UNLIKELY(!sh))
 		return -ENAMETOOLONG;
 	struct st_scent *c =
-		ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng) : NULL;
+		ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, sh, frames, lens, depth, w->kw, lng)
+				 : NULL;
 	if (ST_UNLIKELY(!c))
 		return strs_miss(w, frames, lens, depth, sh, w->kw, values);
 	return ingest_cached(w, c, values);
 }
 
 /*
- * String batches go in groups of BATCH_GROUP, each one of two ways, chosen
+ * String batches go in groups of STR_GROUP, each one of two ways, chosen
  * by the size of the writer's stack cache:
  *
  *   small (fewer than PREFETCH_MIN entries: the entries and the records
@@ -558,11 +572,14 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  *   single calls on the seed comparison's 2,000 stacks).
  *
  *   large: four passes: key and hash, prefetching the stack cache slot;
- *   prefetch the entry it names; then, inside one read-side section, find
- *   the entries and prefetch the shard records they name for the current
- *   table (the table's slot for a stack new to it); add.  The misses of a
- *   group overlap instead of being paid one after the other (measured:
- *   ~25% less writer CPU than single calls with 200,000 stacks).
+ *   prefetch the entry it names (the lines its compare reads, placed by
+ *   the sample's depth); then, inside one read-side section, find the
+ *   entries and prefetch the shard records they name for the current
+ *   table (the table's slot for a stack new to it; the name cache slots of
+ *   a stack not cached, for its miss path); add.  The misses of a group
+ *   overlap instead of being paid one after the other (measured: ~25% less
+ *   writer CPU than single calls with 200,000 stacks).  The next group's
+ *   pointer and length arrays are prefetched before each group.
  *
  * A miss (a stack not cached) leaves the section and takes the one-sample
  * path, which may reset the cache: the group's later entries are then
@@ -571,11 +588,12 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
  * ingested, nothing after it; *done counts them.
  */
 #define PREFETCH_MIN 4096
+#define STR_GROUP 8
 
 /* Sample g's checks and key (at w->kw + 2 * off): its hash, or 0 with *r
  * set. */
 static inline __attribute__((always_inline)) uint64_t
-group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *lng, int *r)
+group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, uint64_t *lng, int *r)
 {
 	size_t d = g->depth;
 	if (ST_UNLIKELY(d > ST_MAX_DEPTH)) {
@@ -584,7 +602,7 @@ group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, bool *
 	}
 	if (ST_UNLIKELY(off + d > w->kw_cap) && (*r = kw_reserve(w, off + d, g->lens, d)))
 		return 0;
-	uint64_t h = st_scache_key(g->frames, g->lens, d, w->kw + 2 * off, lng);
+	uint64_t h = st_scache_key_mask(g->frames, g->lens, d, w->kw + 2 * off, lng);
 	if (ST_UNLIKELY(!h))
 		*r = -ENAMETOOLONG;
 	return h;
@@ -623,13 +641,13 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	uint64_t ep = st_stab_epoch(t);
 	for (size_t x = 0; x < k; x++) {
-		bool lng;
+		uint64_t lng;
 		uint64_t h = group_key(w, &g[x], 0, &lng, &r);
 		if (ST_UNLIKELY(r))
 			break;
-		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find(w->sc, h, g[x].frames,
-								       g[x].lens, g[x].depth,
-								       w->kw, lng)
+		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, h, g[x].frames,
+									    g[x].lens, g[x].depth,
+									    w->kw, lng)
 						      : NULL;
 		if (ST_LIKELY(e)) {
 			r = add_cached(w, t, ep, e, g[x].values);
@@ -651,10 +669,10 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 			    long *done)
 {
 	int r = 0;
-	uint64_t h[BATCH_GROUP];
-	struct st_scent *c[BATCH_GROUP];
-	size_t ko[BATCH_GROUP]; /* sample x's key: w->kw + 2 * ko[x] */
-	bool lng[BATCH_GROUP];
+	uint64_t h[STR_GROUP];
+	struct st_scent *c[STR_GROUP];
+	size_t ko[STR_GROUP]; /* sample x's key: w->kw + 2 * ko[x] */
+	uint64_t lng[STR_GROUP]; /* long names (st_scache_key_mask) */
 	size_t ok = k, off = 0;
 	for (size_t x = 0; x < k; x++) {
 		h[x] = group_key(w, &g[x], off, &lng[x], &r);
@@ -667,20 +685,25 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		st_scache_prefetch_slot(w->sc, h[x]);
 	}
 	for (size_t x = 0; x < ok; x++)
-		st_scache_prefetch_ent(w->sc, h[x]);
+		st_scache_prefetch_ent(w->sc, h[x], g[x].depth);
 	st_rcu_read_lock();
 	struct st_stab *t = rcu_dereference(w->sh->active);
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	uint64_t ep = st_stab_epoch(t);
 	for (size_t x = 0; x < ok; x++) {
-		c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-				      w->kw + 2 * ko[x], lng[x]);
+		c[x] = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+					   w->kw + 2 * ko[x], lng[x]);
 		if (ST_LIKELY(c[x])) {
 			int kk = c[x]->epoch[1] == ep;
 			if (ST_LIKELY(c[x]->epoch[kk] == ep))
 				__builtin_prefetch(c[x]->rec[kk]);
 			else /* new to t: cached_upsert() will probe t for it */
 				st_stab_prefetch_slot(t, c[x]->id_hash);
+		} else {
+			/* A first sighting: strs_miss() will probe the name
+			 * cache for each of its names (it is then behind the
+			 * samples before it, not in front of them). */
+			icache_prefetch(w, g[x].lens, g[x].depth, w->kw + 2 * ko[x]);
 		}
 	}
 	uint64_t added = 0;   /* in the current section, for `ingested` */
@@ -691,8 +714,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		/* After a miss: entries found stay valid unless the cache was
 		 * reset; one not found may be the stack just added. */
 		if (ST_UNLIKELY(missed) && (!e || w->sc->resets != resets))
-			e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-					   w->kw + 2 * ko[x], lng[x]);
+			e = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens,
+						g[x].depth, w->kw + 2 * ko[x], lng[x]);
 		int rr;
 		if (ST_LIKELY(e)) {
 			rr = add_cached(w, t, ep, e, g[x].values);
@@ -717,18 +740,21 @@ long st_writer_ingest_strs_batch(struct st_writer *w, const struct st_str_sample
 {
 	long done = 0;
 	int r = 0;
-	for (size_t base = 0; base < n && !r; base += BATCH_GROUP) {
-		size_t k = n - base < BATCH_GROUP ? n - base : BATCH_GROUP;
+	for (size_t base = 0; base < n && !r; base += STR_GROUP) {
+		size_t k = n - base < STR_GROUP ? n - base : STR_GROUP;
 		if (w->sc && w->sc->count >= PREFETCH_MIN) {
 			/* The caller's pointer and length arrays of the next
-			 * group.  (Not its strings: loading each pointer to
+			 * group, their first and last lines (a stack of 8
+			 * frames or more spans two: only the first was
+			 * taken).  (Not its strings: loading each pointer to
 			 * prefetch its name cost more than the misses it hid,
 			 * and the key pass's loads of 8 independent samples
 			 * already overlap.) */
-			size_t end = base + 2 * BATCH_GROUP < n ? base + 2 * BATCH_GROUP : n;
-			for (size_t x = base + BATCH_GROUP; x < end; x++) {
-				__builtin_prefetch(s[x].frames);
-				__builtin_prefetch(s[x].lens);
+			size_t end = base + 2 * STR_GROUP < n ? base + 2 * STR_GROUP : n;
+			for (size_t x = base + STR_GROUP; x < end; x++) {
+				size_t d = s[x].depth ? s[x].depth : 1;
+				st_prefetch_ends(s[x].frames, d * sizeof(*s[x].frames));
+				st_prefetch_ends(s[x].lens, d * sizeof(*s[x].lens));
 			}
 			r = group_prefetched(w, s + base, k, &done);
 		} else {

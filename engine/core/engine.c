@@ -49,12 +49,12 @@ void st_options_init(struct st_options *o)
  * (PARTS_PER_WORKER): the walks of a fold are memory-bound, and workers
  * walking at once share the last-level cache, so a smaller partition (its
  * nodes, edges and the records listed for it) keeps more of each walk in
- * cache; on the bench's cold workload (1 M new stacks, 2 workers) 8 made
- * the summed fold CPU per new record ~1.1x one worker's where 4 made it
- * ~1.25x, while the partitions repeated 0.1% more nodes (part_depth keeps
- * shared prefixes in one partition).  More partitions repeat more of the
- * trie's top levels (the publish merges them by name) and add their fixed
- * cost.  A power of two (the hash's top bits), at most ST_PARTS_MAX (so
+ * cache.  On the bench's cold workload (1 M new stacks, 2 workers) the
+ * 16 partitions held 0.1% more nodes than 8 (part_depth keeps shared
+ * prefixes in one partition); the CPU gain was seen on a loaded host only
+ * (docs/benchmarking.md has no quiet figure yet).  More partitions repeat
+ * more of the trie's top levels (the publish merges them by name) and add
+ * their fixed cost.  A power of two (the hash's top bits), at most ST_PARTS_MAX (so
  * 4 per worker at the most workers).  A node cap needs the whole trie to
  * choose what to keep (st_master_apply_cap), so it keeps one partition and
  * one worker.

@@ -215,6 +215,15 @@ Test(pmerge, two_workers_one_metric_match_reference) { workload_nm(2, 15, 1); }
 Test(pmerge, two_workers_match_reference) { workload(2, 12); }
 Test(pmerge, three_workers_match_reference) { workload(3, 13); }
 Test(pmerge, four_workers_match_reference) { workload(4, 14); }
+/* The most workers the engine runs (engine.c merge_layout: 16, more are cut
+ * to it): ST_PARTS_MAX partitions, fewer than PARTS_PER_WORKER each. */
+Test(pmerge, most_workers_fill_every_partition) { workload(16, 16); }
+Test(pmerge, more_workers_than_the_most_are_cut)
+{
+	struct st_engine *e = mk_workers_nm(40, 0, 1);
+	cr_expect_eq(ts_threads_named("st-merge-", true, NULL, 0), 15, "pool threads");
+	st_engine_destroy(e);
+}
 
 /* The merger thread folding (1 ms) while writers write and flushes help. */
 Test(pmerge, merger_thread_and_flushes_interleave)

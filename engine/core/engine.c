@@ -43,13 +43,24 @@ void st_options_init(struct st_options *o)
  * the option, or min(online CPUs / 8, 8) and at least 1: the writers own
  * most CPUs, and a fold is memory-bound.  Partitions: one per worker is
  * the least, but stacks are not equally costly (a partition with many new
- * stacks walks, one of known stacks only adds), so 4 per worker, taken
- * one at a time, let a worker that drew cheap ones take more; beyond that
- * every partition repeats the trie's top levels (the publish merges them
- * by name) and adds its fixed cost.  A power of two (the hash's top bits),
- * at most ST_PARTS_MAX.  A node cap needs the whole trie to choose what to
- * keep (st_master_apply_cap), so it keeps one partition and one worker.
+ * stacks walks, one of known stacks only adds), and a worker may be
+ * preempted on a shared host, so several per worker, taken one at a time,
+ * let a worker that drew cheap ones (or more CPU) take more.  8 per worker
+ * (PARTS_PER_WORKER): the walks of a fold are memory-bound, and workers
+ * walking at once share the last-level cache, so a smaller partition (its
+ * nodes, edges and the records listed for it) keeps more of each walk in
+ * cache.  On the bench's cold workload (1 M new stacks, 2 workers) the
+ * 16 partitions held 0.1% more nodes than 8 (part_depth keeps shared
+ * prefixes in one partition); the CPU gain was seen on a loaded host only
+ * (docs/benchmarking.md has no quiet figure yet).  More partitions repeat
+ * more of the trie's top levels (the publish merges them by name) and add
+ * their fixed cost.  A power of two (the hash's top bits), at most ST_PARTS_MAX (so
+ * 4 per worker at the most workers).  A node cap needs the whole trie to
+ * choose what to keep (st_master_apply_cap), so it keeps one partition and
+ * one worker.
  */
+enum { PARTS_PER_WORKER = 8 };
+
 static void merge_layout(struct st_engine *e, long ncpu)
 {
 	unsigned w = e->opt.merge_workers;
@@ -61,7 +72,8 @@ static void merge_layout(struct st_engine *e, long ncpu)
 		w = ST_PARTS_MAX / 4;
 	e->nworkers = e->opt.node_cap ? 1 : w;
 	unsigned bits = 0;
-	while (e->nworkers > 1 && (1u << bits) < 4 * e->nworkers)
+	while (e->nworkers > 1 && (1u << bits) < PARTS_PER_WORKER * e->nworkers &&
+	       (1u << bits) < ST_PARTS_MAX)
 		bits++;
 	e->nparts = 1u << bits;
 	e->part_shift = 64 - bits; /* unused when bits is 0 */

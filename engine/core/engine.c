@@ -45,21 +45,18 @@ void st_options_init(struct st_options *o)
  * the least, but stacks are not equally costly (a partition with many new
  * stacks walks, one of known stacks only adds), and a worker may be
  * preempted on a shared host, so several per worker, taken one at a time,
- * let a worker that drew cheap ones (or more CPU) take more.  8 per worker
- * (PARTS_PER_WORKER): the walks of a fold are memory-bound, and workers
- * walking at once share the last-level cache, so a smaller partition (its
- * nodes, edges and the records listed for it) keeps more of each walk in
- * cache.  On the bench's cold workload (1 M new stacks, 2 workers) the
- * 16 partitions held 0.1% more nodes than 8 (part_depth keeps shared
- * prefixes in one partition); the CPU gain was seen on a loaded host only
- * (docs/benchmarking.md has no quiet figure yet).  More partitions repeat
- * more of the trie's top levels (the publish merges them by name) and add
- * their fixed cost.  A power of two (the hash's top bits), at most ST_PARTS_MAX (so
- * 4 per worker at the most workers).  A node cap needs the whole trie to
- * choose what to keep (st_master_apply_cap), so it keeps one partition and
- * one worker.
+ * let a worker that drew cheap ones (or more CPU) take more: 4
+ * (PARTS_PER_WORKER).  8 per worker was tried (smaller partitions, more of
+ * each concurrent walk in cache; 16 partitions held 0.1% more nodes than
+ * 8 on the cold bench): on a quiet 2-CPU host, two interleaved pairs of
+ * `--only merge` showed no difference (2-worker fold CPU 445/420 ns per
+ * new record with 4, 464/413 with 8).  More partitions repeat more of the
+ * trie's top levels (the publish merges them by name) and add their fixed
+ * cost.  A power of two (the hash's top bits), at most ST_PARTS_MAX.  A
+ * node cap needs the whole trie to choose what to keep
+ * (st_master_apply_cap), so it keeps one partition and one worker.
  */
-enum { PARTS_PER_WORKER = 8 };
+enum { PARTS_PER_WORKER = 4 };
 
 static void merge_layout(struct st_engine *e, long ncpu)
 {

@@ -41,6 +41,35 @@ struct tm_ctx {
 	uint32_t nnames;
 };
 
+/* An engine (no merger, two writers), the reference, and nnames interned
+ * names "<prefix>0", "<prefix>1", ... */
+static struct tm_ctx tm_open(uint32_t nnames, char prefix)
+{
+	struct tm_ctx c = { .e = ts_engine_no_merger(2), .ref = st_ref_create(1, 0), .nnames = nnames };
+	c.w[0] = st_writer_open(c.e);
+	c.w[1] = st_writer_open(c.e);
+	c.names = malloc((size_t)c.nnames * sizeof(*c.names));
+	c.ids = malloc((size_t)c.nnames * sizeof(*c.ids));
+	cr_assert(c.ref && c.w[0] && c.w[1] && c.names && c.ids);
+	for (uint32_t i = 0; i < c.nnames; i++) {
+		snprintf(c.names[i], sizeof(c.names[i]), "%c%u", prefix, i);
+		int64_t id = st_intern(c.e, c.names[i], strlen(c.names[i]));
+		cr_assert_geq(id, 0);
+		c.ids[i] = (uint32_t)id;
+	}
+	return c;
+}
+
+static void tm_close(struct tm_ctx *c)
+{
+	st_writer_close(c->w[0]);
+	st_writer_close(c->w[1]);
+	st_ref_destroy(c->ref);
+	st_engine_destroy(c->e);
+	free(c->names);
+	free(c->ids);
+}
+
 /* Ingest stack f[0..d) (name indexes) with value v through writer `which`,
  * and into the reference. */
 static void tm_add(struct tm_ctx *c, const uint32_t *f, uint32_t d, uint64_t v, unsigned which)
@@ -82,19 +111,9 @@ static uint32_t tm_stack(uint32_t k, uint32_t fan, uint32_t *f)
 
 static void tm_run(uint32_t fan, uint32_t nstacks, unsigned rounds, uint64_t seed)
 {
-	struct tm_ctx c = { .e = ts_engine_no_merger(2), .ref = st_ref_create(1, 0), .nnames = fan + 10 };
-	c.w[0] = st_writer_open(c.e);
-	c.w[1] = st_writer_open(c.e);
-	c.names = malloc((size_t)c.nnames * sizeof(*c.names));
-	c.ids = malloc((size_t)c.nnames * sizeof(*c.ids));
+	struct tm_ctx c = tm_open(fan + 10, 'f');
 	uint32_t *order = malloc((size_t)nstacks * sizeof(*order));
-	cr_assert(c.ref && c.w[0] && c.w[1] && c.names && c.ids && order);
-	for (uint32_t i = 0; i < c.nnames; i++) {
-		snprintf(c.names[i], sizeof(c.names[i]), "f%u", i);
-		int64_t id = st_intern(c.e, c.names[i], strlen(c.names[i]));
-		cr_assert_geq(id, 0);
-		c.ids[i] = (uint32_t)id;
-	}
+	cr_assert(order);
 	for (uint32_t i = 0; i < nstacks; i++)
 		order[i] = i;
 	for (uint32_t i = nstacks; i > 1; i--) { /* a random order of arrival */
@@ -118,12 +137,7 @@ static void tm_run(uint32_t fan, uint32_t nstacks, unsigned rounds, uint64_t see
 		ts_assert_matches_ref(c.e, c.ref, "fan %u round %u", fan, r);
 		tm_no_twin_siblings(c.e);
 	}
-	st_writer_close(c.w[0]);
-	st_writer_close(c.w[1]);
-	st_ref_destroy(c.ref);
-	st_engine_destroy(c.e);
-	free(c.names);
-	free(c.ids);
+	tm_close(&c);
 	free(order);
 }
 
@@ -181,18 +195,7 @@ static uint32_t td_stack(uint32_t i, uint32_t *f)
 
 Test(master, digit_tree_ranges_of_every_size_match_reference)
 {
-	struct tm_ctx c = { .e = ts_engine_no_merger(2), .ref = st_ref_create(1, 0), .nnames = 200 };
-	c.w[0] = st_writer_open(c.e);
-	c.w[1] = st_writer_open(c.e);
-	c.names = malloc((size_t)c.nnames * sizeof(*c.names));
-	c.ids = malloc((size_t)c.nnames * sizeof(*c.ids));
-	cr_assert(c.ref && c.w[0] && c.w[1] && c.names && c.ids);
-	for (uint32_t i = 0; i < c.nnames; i++) {
-		snprintf(c.names[i], sizeof(c.names[i]), "g%u", i);
-		int64_t id = st_intern(c.e, c.names[i], strlen(c.names[i]));
-		cr_assert_geq(id, 0);
-		c.ids[i] = (uint32_t)id;
-	}
+	struct tm_ctx c = tm_open(200, 'g');
 	uint64_t seed = 77;
 	uint32_t f[TM_MAXD];
 	for (unsigned r = 0; r < 3; r++) {
@@ -210,10 +213,5 @@ Test(master, digit_tree_ranges_of_every_size_match_reference)
 		ts_assert_matches_ref(c.e, c.ref, "digit tree round %u", r);
 		tm_no_twin_siblings(c.e);
 	}
-	st_writer_close(c.w[0]);
-	st_writer_close(c.w[1]);
-	st_ref_destroy(c.ref);
-	st_engine_destroy(c.e);
-	free(c.names);
-	free(c.ids);
+	tm_close(&c);
 }

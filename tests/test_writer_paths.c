@@ -322,6 +322,22 @@ Test(writer_paths, batch_group_refinds_entries_after_a_cache_reset, .timeout = 1
  * trie, and each distinct name has one id (the frame count is the number of
  * distinct names passed).
  */
+/* Warm a writer with n distinct stacks "warm;wK" through single calls, into
+ * the reference too; each leaf name goes to all[*nall++] when all is set. */
+static void warm_stacks(struct st_writer *w, struct st_ref *r, int n, char **all, size_t *nall)
+{
+	uint64_t v[1] = { 1 };
+	for (int k = 0; k < n; k++) {
+		char nm[16];
+		const char *f2[2] = { "warm", nm };
+		size_t l2[2] = { 4, (size_t)snprintf(nm, sizeof(nm), "w%d", k) };
+		cr_assert_eq(st_writer_ingest_strs(w, f2, l2, 2, v), 0);
+		cr_assert_eq(st_ref_add(r, f2, l2, 2, v), 0);
+		if (all)
+			all[(*nall)++] = strdup(nm);
+	}
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -346,14 +362,7 @@ Test(writer_paths, misses_in_batch_groups_match_the_reference, .timeout = 120)
 	static char *all[WARM + 2 + ROUNDS * (B * 6 + 1)];
 	all[nall++] = strdup("warm");
 	/* Warm: WARM distinct stacks "warm;wN" through single calls. */
-	for (int k = 0; k < WARM; k++) {
-		char nm[16];
-		const char *f2[2] = { "warm", nm };
-		size_t l2[2] = { 4, (size_t)snprintf(nm, sizeof(nm), "w%d", k) };
-		cr_assert_eq(st_writer_ingest_strs(w, f2, l2, 2, v), 0);
-		cr_assert_eq(st_ref_add(r, f2, l2, 2, v), 0);
-		all[nall++] = strdup(nm);
-	}
+	warm_stacks(w, r, WARM, all, &nall);
 	uint64_t seed = 42;
 	for (int round = 0; round < ROUNDS; round++) {
 		for (int x = 0; x < B; x++) {
@@ -447,13 +456,7 @@ Test(writer_paths, prefetched_groups_read_only_their_samples, .timeout = 120)
 	cr_assert_not_null(w);
 	uint64_t v[1] = { 1 };
 	/* Warm: past the size where groups take the prefetched way. */
-	for (int k = 0; k < WARM; k++) {
-		char nm[16];
-		const char *f2[2] = { "warm", nm };
-		size_t l2[2] = { 4, (size_t)snprintf(nm, sizeof(nm), "w%d", k) };
-		cr_assert_eq(st_writer_ingest_strs(w, f2, l2, 2, v), 0);
-		cr_assert_eq(st_ref_add(r, f2, l2, 2, v), 0);
-	}
+	warm_stacks(w, r, WARM, NULL, NULL);
 	static const char *const pool[] = { "a", "bc", "def", "ghij", "sixteen_bytes_xx",
 					     "seventeen_bytes_x",
 					     "a_long_name_well_past_sixteen_bytes" };

@@ -165,6 +165,20 @@ st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint6
 	return h;
 }
 
+/* A frame's leading bytes against the entry's next ones at *b (a frame of
+ * up to ST_SCACHE_LONG bytes has none stored: equal); *b moves past them. */
+static inline __attribute__((always_inline)) bool st_scent_long_eq(const char **b,
+								   const char *frame, size_t len)
+{
+	if (len <= ST_SCACHE_LONG)
+		return true;
+	const size_t n = len - ST_SCACHE_LONG;
+	if (!st_bytes_equal(*b, frame, n))
+		return false;
+	*b += n;
+	return true;
+}
+
 /* The stack whose key (st_scache_key_mask: kw, lmask) is that of e, name
  * for name: lengths, words, and the leading bytes of long names.  No branch
  * per frame; the leading bytes are compared for the frames lmask names
@@ -202,23 +216,14 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 		while (m) {
 			size_t i = (size_t)__builtin_ctzll(m);
 			m &= m - 1;
-			if (lens[i] <= ST_SCACHE_LONG)
-				continue;
-			size_t n = lens[i] - ST_SCACHE_LONG;
-			if (!st_bytes_equal(b, frames[i], n))
+			if (!st_scent_long_eq(&b, frames[i], lens[i]))
 				return false;
-			b += n;
 		}
 		return true;
 	}
-	for (size_t i = 0; i < depth; i++) {
-		if (lens[i] <= ST_SCACHE_LONG)
-			continue;
-		size_t n = lens[i] - ST_SCACHE_LONG;
-		if (!st_bytes_equal(b, frames[i], n))
+	for (size_t i = 0; i < depth; i++)
+		if (!st_scent_long_eq(&b, frames[i], lens[i]))
 			return false;
-		b += n;
-	}
 	return true;
 }
 

@@ -115,8 +115,8 @@ static inline uint64_t st_scache_fold(uint64_t a, uint64_t b)
  * slots' "0 = empty").
  */
 static inline __attribute__((always_inline)) uint64_t
-st_scache_key_mask(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
-		   uint64_t *lmask)
+st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
+	      uint64_t *lmask)
 {
 	uint64_t h = ST_SCACHE_K0 ^ depth;
 	uint64_t lm = 0;
@@ -154,17 +154,6 @@ st_scache_key_mask(const char *const *frames, const size_t *lens, size_t depth, 
 	return h ? h : 1;
 }
 
-/* The same, *lng set when some name is longer than ST_SCACHE_LONG. */
-static inline __attribute__((always_inline)) uint64_t
-st_scache_key(const char *const *frames, const size_t *lens, size_t depth, uint64_t *kw,
-	      bool *lng)
-{
-	uint64_t lm = 0;
-	uint64_t h = st_scache_key_mask(frames, lens, depth, kw, &lm);
-	*lng = lm != 0;
-	return h;
-}
-
 /* A frame's leading bytes against the entry's next ones at *b (a frame of
  * up to ST_SCACHE_LONG bytes has none stored: equal); *b moves past them. */
 static inline __attribute__((always_inline)) bool st_scent_long_eq(const char **b,
@@ -179,7 +168,7 @@ static inline __attribute__((always_inline)) bool st_scent_long_eq(const char **
 	return true;
 }
 
-/* The stack whose key (st_scache_key_mask: kw, lmask) is that of e, name
+/* The stack whose key (st_scache_key: kw, lmask) is that of e, name
  * for name: lengths, words, and the leading bytes of long names.  No branch
  * per frame; the leading bytes are compared for the frames lmask names
  * (any superset of the long ones will do: a frame of up to ST_SCACHE_LONG
@@ -228,11 +217,11 @@ st_scache_matches(const struct st_scent *e, const char *const *frames, const siz
 }
 
 /* The entry of the stack with this key (checked name for name, never by
- * hash alone), or NULL.  hash and lmask are st_scache_key_mask()'s (a hash
+ * hash alone), or NULL.  hash and lmask are st_scache_key()'s (a hash
  * of 0 is taken as 1). */
 static inline __attribute__((always_inline)) struct st_scent *
-st_scache_find_mask(const struct st_scache *c, uint64_t hash, const char *const *frames,
-		    const size_t *lens, size_t depth, const uint64_t *kw, uint64_t lmask)
+st_scache_find(const struct st_scache *c, uint64_t hash, const char *const *frames,
+	       const size_t *lens, size_t depth, const uint64_t *kw, uint64_t lmask)
 {
 	if (ST_UNLIKELY(!hash))
 		hash = 1; /* as st_scache_key() would: 0 marks an empty slot */
@@ -246,14 +235,6 @@ st_scache_find_mask(const struct st_scache *c, uint64_t hash, const char *const 
 			return NULL;
 		i = (i + 1) & c->mask;
 	}
-}
-
-/* The same with st_scache_key()'s lng: every long name compared. */
-static inline __attribute__((always_inline)) struct st_scent *
-st_scache_find(const struct st_scache *c, uint64_t hash, const char *const *frames,
-	       const size_t *lens, size_t depth, const uint64_t *kw, bool lng)
-{
-	return st_scache_find_mask(c, hash, frames, lens, depth, kw, lng ? ~(uint64_t)0 : 0);
 }
 
 /*

@@ -50,7 +50,7 @@ static uint64_t kw_buf[2 * 64];
 static struct st_scent *find(struct st_scache *c, uint64_t h, const char *const *fr,
 			     const size_t *ln, size_t d)
 {
-	bool lng;
+	uint64_t lng;
 	cr_assert_leq(d, 64);
 	cr_assert_neq(st_scache_key(fr, ln, d, kw_buf, &lng), 0);
 	return st_scache_find(c, h, fr, ln, d, kw_buf, lng);
@@ -59,7 +59,7 @@ static struct st_scent *find(struct st_scache *c, uint64_t h, const char *const 
 static struct st_scent *insert(struct st_scache *c, uint64_t h, const char *const *fr,
 			       const size_t *ln, size_t d, const uint32_t *ids, uint64_t idh)
 {
-	bool lng;
+	uint64_t lng;
 	cr_assert_leq(d, 64);
 	cr_assert_neq(st_scache_key(fr, ln, d, kw_buf, &lng), 0);
 	return st_scache_insert(c, h, fr, ln, d, kw_buf, ids, idh);
@@ -185,9 +185,9 @@ Test(scache, key_refuses_names_too_long)
 {
 	const char *fr[3] = { "a", "b", "c" };
 	size_t ln[3] = { 1, 1, 1 };
-	bool lng;
+	uint64_t lng;
 	cr_expect_neq(st_scache_key(fr, ln, 3, kw_buf, &lng), 0);
-	cr_expect(!lng);
+	cr_expect_eq(lng, 0);
 	for (int i = 0; i < 3; i++) {
 		ln[0] = ln[1] = ln[2] = 1;
 		ln[i] = ST_MAX_FRAME_LEN + 1;
@@ -456,7 +456,7 @@ Test(scache, root_samples_through_both_calls)
 
 /*
  * The compare of long names' leading bytes visits the frames the key pass
- * marked long (st_scache_key_mask: a bit per frame up to the 64th, every
+ * marked long (st_scache_key: a bit per frame up to the 64th, every
  * frame looked at past that).  Under one forced hash, stacks that differ
  * from the cached one only in the leading bytes of one long name -- the
  * first, the second of two in a row, the 65th and the 70th frame -- are
@@ -489,17 +489,17 @@ Test(scache, long_names_compared_at_the_marked_frames)
 			ln[i] = strlen(nm[i]);
 		}
 		uint64_t lm;
-		cr_assert_neq(st_scache_key_mask(fr, ln, (size_t)depth, kw, &lm), 0);
+		cr_assert_neq(st_scache_key(fr, ln, (size_t)depth, kw, &lm), 0);
 		struct st_scent *e = st_scache_insert(c, H, fr, ln, (size_t)depth, kw, ids, 1);
 		cr_assert_not_null(e);
-		cr_assert_eq(st_scache_find_mask(c, H, fr, ln, (size_t)depth, kw, lm), e);
+		cr_assert_eq(st_scache_find(c, H, fr, ln, (size_t)depth, kw, lm), e);
 		for (int k = 0; k < NL; k++) {
 			int i = longs[k];
 			if (i >= depth)
 				continue;
 			nm[i][0] = (char)('a' + k); /* only this name's leading bytes */
-			cr_assert_neq(st_scache_key_mask(fr, ln, (size_t)depth, kw, &lm), 0);
-			cr_assert_null(st_scache_find_mask(c, H, fr, ln, (size_t)depth, kw, lm),
+			cr_assert_neq(st_scache_key(fr, ln, (size_t)depth, kw, &lm), 0);
+			cr_assert_null(st_scache_find(c, H, fr, ln, (size_t)depth, kw, lm),
 				       "depth %d: frame %d", depth, i);
 			nm[i][0] = (char)('A' + k);
 		}

@@ -550,11 +550,11 @@ int st_writer_ingest_strs(struct st_writer *w, const char *const *frames, const 
 			return r;
 	}
 	uint64_t lng;
-	uint64_t sh = st_scache_key_mask(frames, lens, depth, w->kw, &lng);
+	uint64_t sh = st_scache_key(frames, lens, depth, w->kw, &lng);
 	if (ST_UNLIKELY(!sh))
 		return -ENAMETOOLONG;
 	struct st_scent *c =
-		ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, sh, frames, lens, depth, w->kw, lng)
+		ST_LIKELY(w->sc) ? st_scache_find(w->sc, sh, frames, lens, depth, w->kw, lng)
 				 : NULL;
 	if (ST_UNLIKELY(!c))
 		return strs_miss(w, frames, lens, depth, sh, w->kw, values);
@@ -602,7 +602,7 @@ group_key(struct st_writer *w, const struct st_str_sample *g, size_t off, uint64
 	}
 	if (ST_UNLIKELY(off + d > w->kw_cap) && (*r = kw_reserve(w, off + d, g->lens, d)))
 		return 0;
-	uint64_t h = st_scache_key_mask(g->frames, g->lens, d, w->kw + 2 * off, lng);
+	uint64_t h = st_scache_key(g->frames, g->lens, d, w->kw + 2 * off, lng);
 	if (ST_UNLIKELY(!h))
 		*r = -ENAMETOOLONG;
 	return h;
@@ -645,9 +645,9 @@ static int group_direct(struct st_writer *w, const struct st_str_sample *g, size
 		uint64_t h = group_key(w, &g[x], 0, &lng, &r);
 		if (ST_UNLIKELY(r))
 			break;
-		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find_mask(w->sc, h, g[x].frames,
-									    g[x].lens, g[x].depth,
-									    w->kw, lng)
+		struct st_scent *e = ST_LIKELY(w->sc) ? st_scache_find(w->sc, h, g[x].frames,
+								       g[x].lens, g[x].depth,
+								       w->kw, lng)
 						      : NULL;
 		if (ST_LIKELY(e)) {
 			r = add_cached(w, t, ep, e, g[x].values);
@@ -672,7 +672,7 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 	uint64_t h[STR_GROUP];
 	struct st_scent *c[STR_GROUP];
 	size_t ko[STR_GROUP]; /* sample x's key: w->kw + 2 * ko[x] */
-	uint64_t lng[STR_GROUP]; /* long names (st_scache_key_mask) */
+	uint64_t lng[STR_GROUP]; /* long names (st_scache_key) */
 	size_t ok = k, off = 0;
 	for (size_t x = 0; x < k; x++) {
 		h[x] = group_key(w, &g[x], off, &lng[x], &r);
@@ -691,8 +691,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 	TSAN_ACQUIRE(t); /* the merger's last writes to t (E1) */
 	uint64_t ep = st_stab_epoch(t);
 	for (size_t x = 0; x < ok; x++) {
-		c[x] = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
-					   w->kw + 2 * ko[x], lng[x]);
+		c[x] = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+				      w->kw + 2 * ko[x], lng[x]);
 		if (ST_LIKELY(c[x])) {
 			int kk = c[x]->epoch[1] == ep;
 			if (ST_LIKELY(c[x]->epoch[kk] == ep))
@@ -714,8 +714,8 @@ static int group_prefetched(struct st_writer *w, const struct st_str_sample *g, 
 		/* After a miss: entries found stay valid unless the cache was
 		 * reset; one not found may be the stack just added. */
 		if (ST_UNLIKELY(missed) && (!e || w->sc->resets != resets))
-			e = st_scache_find_mask(w->sc, h[x], g[x].frames, g[x].lens,
-						g[x].depth, w->kw + 2 * ko[x], lng[x]);
+			e = st_scache_find(w->sc, h[x], g[x].frames, g[x].lens, g[x].depth,
+					   w->kw + 2 * ko[x], lng[x]);
 		int rr;
 		if (ST_LIKELY(e)) {
 			rr = add_cached(w, t, ep, e, g[x].values);

@@ -25,6 +25,10 @@ struct keys {
 	double str1, strb1;
 	double hot_ss1, str_ss1;  /* steady state: engine_batch, 1 thread, warmed */
 	double scale, vs_mutex, floor_ratio;
+	/* cold and strings against their own floors (one XXH3 read of each
+	 * sample, same draws, same run): what the host's memory speed does
+	 * not move, unlike the absolute rates. */
+	double cold_floor_ratio, str_floor_ratio;
 };
 
 static void compute_keys(struct keys *k)
@@ -45,6 +49,10 @@ static void compute_keys(struct keys *k)
 	k->scale = k->hot1 > 0 ? k->hotn / k->hot1 : 0;
 	k->vs_mutex = k->mutn > 0 ? k->hotn / k->mutn : 0;
 	k->floor_ratio = k->hot1 > 0 ? k->floor1 / k->hot1 : 0;
+	const double cfl = cell_med(W_COLD, V_FLOOR, 1, RATE_WALL);
+	const double sfl = cell_med(W_STRINGS, V_FLOOR, 1, RATE_WALL);
+	k->cold_floor_ratio = k->cold1 > 0 ? cfl / k->cold1 : 0;
+	k->str_floor_ratio = k->str1 > 0 ? sfl / k->str1 : 0;
 }
 
 static FILE *out_file(const char *name, const char *mode)
@@ -183,13 +191,14 @@ static void json_summary(FILE *js, const struct keys *k, const struct findings *
 		"\"merge_scale\": %.4f, "
 		"\"bytes_per_node\": %.2f, \"live_drop\": %.4f, "
 		"\"live_drop_wall\": %.4f, \"live_drop_unpinned\": %.4f, "
-		"\"live_snap_p99_ms\": %.3f, \"lost\": %" PRIu64 "}\n}\n",
+		"\"live_snap_p99_ms\": %.3f, \"cold_floor_ratio\": %.3f, "
+		"\"strings_floor_ratio\": %.3f, \"lost\": %" PRIu64 "}\n}\n",
 		k->hot1, k->hot_ss1, k->hotb1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio,
 		k->cold1, k->str1, k->str_ss1, f->snapcpu.med, f->snap.batch.med,
 		f->snapcpu.med_share, f->merge.m1.mrps, f->merge.m2.mrps, f->merge.med_scale,
 		f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 		f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
-		lost_total());
+		k->cold_floor_ratio, k->str_floor_ratio, lost_total());
 }
 
 static void write_json(const struct findings *f, const struct keys *k, const struct rusage *ru)
@@ -328,14 +337,15 @@ static void print_summary(const struct keys *k, const struct findings *f)
 	       "merger_cpu_share=%.3f merge_mrps_1w=%.3f merge_mrps_2w=%.3f merge_scale=%.2f "
 	       "bytes_per_node=%.1f live_drop=%.3f live_drop_wall=%.3f live_drop_unpinned=%.3f "
 	       "live_snap_p99_ms=%.1f vs_seed_1t=%.2f vs_seed_nt=%.2f seed_stalls_ps=%.2f "
-	       "st_stalls_ps=%.2f push_drop=%.3f push_drop_wall=%.3f lost=%" PRIu64 "\n",
+	       "st_stalls_ps=%.2f push_drop=%.3f push_drop_wall=%.3f cold_floor_ratio=%.2f "
+	       "strings_floor_ratio=%.2f lost=%" PRIu64 "\n",
 	       k->hot1, k->hot_ss1, k->hotn, k->scale, k->vs_mutex, k->floor_ratio, k->cold1,
 	       k->str1, k->str_ss1, f->snapcpu.med, f->snap.batch.med, f->snapcpu.med_share,
 	       f->merge.m1.mrps, f->merge.m2.mrps, f->merge.med_scale,
 	       f->mem.bytes_per_node, f->live.pinned.med_drop_cpu,
 	       f->live.pinned.med_drop, f->live.unpinned.med_drop, f->live.pinned.p99_ms,
 	       sk.vs_1t, sk.vs_nt, sk.seed_stalls, sk.st_stalls, push_drop, push_drop_wall,
-	       lost_total());
+	       k->cold_floor_ratio, k->str_floor_ratio, lost_total());
 	fflush(stdout);
 }
 

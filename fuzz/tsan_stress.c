@@ -30,6 +30,11 @@
  *     reset is checked for bounds only; the reset before the next phase
  *     makes it exact again).
  *
+ *   then a cold burst: one writer, no merger thread, SPLIT_STACKS new
+ *     stacks folded by one st_flush, which sorts them on two threads
+ *     (engine/core/master.c, sort_split) where the machine has 2+ CPUs;
+ *     equal to the reference.
+ *
  * The writers never touch the reference: its mutex would order them and
  * hide races between them.  The readers and the merger take part in no
  * barrier, so only the engine orders them.  Every configuration of
@@ -464,6 +469,59 @@ static void run(unsigned cfg)
 	pthread_barrier_destroy(&end_b);
 }
 
+/* The cold burst (above): SPLIT_STACKS distinct stacks of depth 7 over
+ * NFRAMES names, a digit tree under a skewed top fan. */
+enum { SPLIT_STACKS = 40000 };
+
+static void split_run(void)
+{
+	const double t0 = now_s();
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = 0;
+	o.nshards = 1;
+	e = st_engine_create(&o);
+	struct st_ref *ref = st_ref_create(1, 0);
+	if (!e || !ref)
+		fz_fail("split: create");
+	for (unsigned i = 0; i < NFRAMES; i++) {
+		int64_t id = st_intern(e, names[i], name_len[i]);
+		if (id < 0)
+			fz_fail("split: st_intern");
+		ids[i] = (uint32_t)id;
+	}
+	struct st_writer *w = st_writer_open(e);
+	if (!w)
+		fz_fail("split: st_writer_open");
+	for (uint32_t i = 0; i < SPLIT_STACKS; i++) {
+		const char *fr[7];
+		size_t ln[7];
+		uint32_t id[7];
+		/* Base-16 digits of i (four levels: 65,536 > SPLIT_STACKS), the
+		 * top one skewed, with a frame that depends on them between. */
+		unsigned x[7] = { 0, i % 7 < 4 ? 0 : 1 + i % 15, i / 16 % 16, (i * 7) % 16,
+				  i / 256 % 16, i % 16, (i / 4096) % 16 };
+		for (unsigned k = 0; k < 7; k++) {
+			fr[k] = names[x[k]];
+			ln[k] = name_len[x[k]];
+			id[k] = ids[x[k]];
+		}
+		uint64_t v = 1 + i % 5;
+		if (st_writer_ingest(w, id, 7, &v) || st_ref_add(ref, fr, ln, 7, &v))
+			fz_fail("split: ingest");
+	}
+	if (!st_flush(e))
+		fz_fail("split: st_flush");
+	struct st_snap *s = st_snap_acquire(e);
+	fz_expect_snap_is_ref("split: one flush of a cold burst", s, ref);
+	printf("tsan_stress: a cold burst of %u stacks, one flush, %zu nodes: equal to the "
+	       "reference (%.1f s)\n", SPLIT_STACKS, st_snap_node_count(s), now_s() - t0);
+	st_snap_release(s);
+	st_writer_close(w);
+	st_ref_destroy(ref);
+	st_engine_destroy(e);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
@@ -485,6 +543,7 @@ int main(int argc, char **argv)
 	plan();
 	for (unsigned cfg = 0; cfg < sizeof(configs) / sizeof(configs[0]); cfg++)
 		run(cfg);
+	split_run();
 	puts("tsan_stress: every configuration equals the reference");
 	return 0;
 }

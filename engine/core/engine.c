@@ -166,6 +166,7 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->other_id = (uint32_t)other;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	merge_layout(e, ncpu);
+	e->flush_helper = e->nparts == 1 && ncpu >= 2;
 	for (unsigned p = 0; p < e->nparts; p++) {
 		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id,
 					      e->nparts + p, e->nparts);

@@ -56,6 +56,8 @@ struct st_engine {
 	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
 				     list for partition p at [w * nparts + p] */
 	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
+	bool flush_helper;        /* nparts == 1 on 2+ CPUs: a flush's big fold
+				     sorts on a second thread (master.c) */
 	uint32_t merged_nodes;    /* nodes of the last snapshot built */
 	uint64_t version;
 	uint64_t generation;

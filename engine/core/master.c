@@ -47,6 +47,8 @@
  *      table is probed as it is filled, so a new one is prefaulted.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "master.h"
@@ -79,6 +81,7 @@ struct st_master {
 				 a partition (estep > 1): never used there */
 	uint32_t acap[NARRAYS]; /* each node array's entries (>= capn; one may
 				   be ahead after a failed growth) */
+	uint64_t sort_splits;   /* folds sorted on two threads (sort_split) */
 };
 
 /* Node array i of m: where its pointer is, and its entry size. */
@@ -725,11 +728,179 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 	wk->k = limit;
 }
 
+/* One thread's share of the sort: a stack of ranges, taken from the top
+ * (lowest first), each sorted in place.  tmp is the radix sort's scratch,
+ * used at the range's own positions, so two jobs of disjoint ranges never
+ * share it. */
+struct sort_job {
+	struct sort_ent *ent, *tmp;
+	uint32_t *lcp;
+	unsigned nm;
+	struct sort_range *st;
+	size_t ns, scap;
+	struct walker *wk; /* the walk follows this job's sort; NULL: none */
+	size_t end;        /* where that walk may go once the stack is empty */
+};
+
+/* Sort range g: a small one by insertion, a large one split on its first
+ * differing frame into ranges one level deeper (pushed on j's stack).  The
+ * top range (recs non-NULL) is still in recs; *maxd gets the largest depth
+ * it sees. */
+static void sort_range(struct sort_job *j, struct sort_range g, struct st_srec **recs,
+		       uint32_t *maxd)
+{
+	const unsigned nm = j->nm;
+	const bool first = recs != NULL;
+	struct sort_ent *e = j->ent + g.lo, *tmp = j->tmp + g.lo;
+	uint32_t *lcp = j->lcp;
+	uint32_t d = g.d;
+	if (g.n <= SORT_SMALL) {
+		/* The walk folds them soon: it writes their headers
+		 * and their values in the slab (st_srec_take), which
+		 * are in creation order, not this one.  The headers
+		 * were prefetched by the split that made this range
+		 * (when there was one). */
+		for (size_t i = 0; i < g.n; i++) {
+			__builtin_prefetch(e[i].r->v, 1);
+			__builtin_prefetch(e[i].r->last, 1);
+		}
+		sort_small(e, lcp + g.lo, g.n, nm, d);
+		return;
+	}
+	/* Skip what the whole range shares, l = its common prefix, and
+	 * key each record by frame l, in ONE pass over the records (a
+	 * range larger than the caches costs a miss per record per
+	 * pass): l is guessed from a few records spread over the range,
+	 * the pass checks the guess and, when a record disagrees
+	 * earlier, finds the true l and is run again. */
+	struct st_srec *r0 = first ? recs[0] : e[0].r;
+	const uint32_t *f0 = st_srec_frames(r0, nm);
+	uint32_t l = r0->depth;
+	for (size_t p = 1; p <= SORT_PROBES; p++) {
+		size_t i = p * (g.n - 1) / SORT_PROBES;
+		struct st_srec *x = first ? recs[i] : e[i].r;
+		uint32_t xd = first ? x->depth : e[i].depth;
+		l = lcp_from(st_srec_frames(x, nm), f0, d, xd < l ? xd : l);
+	}
+	size_t ended, m;
+	uint32_t diff;
+	for (;;) {
+		uint32_t true_l = range_pass(first ? NULL : e, recs, tmp, g.n, nm, d, l, f0,
+					     &ended, &m, &diff);
+		if (true_l == l)
+			break;
+		l = true_l; /* exact now: the next pass agrees */
+	}
+	if (first) {
+		if (ended)
+			*maxd = l > *maxd ? l : *maxd;
+		for (size_t i = 0; i < m; i++)
+			*maxd = tmp[i].depth > *maxd ? tmp[i].depth : *maxd;
+	}
+	d = l;
+	/* Every neighbour in the range shares d frames, until a deeper
+	 * split says more. */
+	for (size_t i = 1; i < g.n; i++)
+		lcp[g.lo + i] = d;
+	for (size_t i = 0; i < ended; i++)
+		e[i] = tmp[g.n - 1 - i];
+	if (m) {
+		memcpy(e + ended, tmp, m * sizeof(*e));
+		if (m > 1)
+			sort_by_key(e + ended, tmp, m, diff);
+	}
+	if (g.n <= SORT_NEAR) {
+		/* Walked soon: the headers for sort_small (above). */
+		for (size_t i = 0; i < g.n; i++)
+			__builtin_prefetch(e[i].r, 1);
+	}
+	/* Each run of equal frame-d ids is a range one level deeper,
+	 * pushed highest first. */
+	for (size_t b = g.n, a; b > ended; b = a) {
+		for (a = b - 1; a > ended && e[a - 1].key == e[b - 1].key; a--)
+			;
+		if (b - a < 2)
+			continue;
+		if (j->ns == j->scap && st_grow(&j->st, &j->scap, j->ns + 1, sizeof(*j->st), 64)) {
+			/* Finish this run here instead. */
+			qsort_r(e + a, b - a, sizeof(*e), cmp_ent, &j->nm);
+			run_lcp(e + a, lcp + g.lo + a, b - a, nm, d + 1);
+			continue;
+		}
+		j->st[j->ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
+	}
+}
+
+/* Sort every range on j's stack, walking (j->wk) behind the sort: the
+ * ranges are taken lowest first, so every place below the top range's is
+ * final. */
+static void sort_ranges(struct sort_job *j)
+{
+	while (j->ns) {
+		sort_range(j, j->st[--j->ns], NULL, NULL);
+		if (j->wk)
+			walk_to(j->wk, j->ns ? j->st[j->ns - 1].lo : j->end, false);
+	}
+}
+
+static void *sort_helper_main(void *arg)
+{
+	sort_ranges(arg);
+	return NULL;
+}
+
+/*
+ * A fold of many records (a flush after a burst of new stacks) sorts on two
+ * threads: after the top range's split, a helper thread takes the ranges
+ * at the upper half of the positions and sorts them, with its own stack,
+ * while this one sorts the lower half and walks behind itself up to where
+ * the helper's part begins (j->end); once both are sorted the walk goes on
+ * to the end.  On the cold workload the sort is about half of a fold's CPU
+ * (the walk into the one trie cannot be shared), and the flush of 1 M new
+ * stacks takes about a fifth less wall time (docs/benchmarking.md).  The
+ * ranges are disjoint, tmp is used at their own positions, and the walk
+ * stops short of the helper's part until the join: until then each thread
+ * touches only its own ranges' entries and records (rule P2,
+ * docs/concurrency.md).  SORT_SPLIT_MIN: below it, starting a thread
+ * (~50 us) is not worth it.
+ *
+ * Returns SPLIT_THREAD when the helper runs (the caller joins *tid),
+ * SPLIT_INLINE when h holds the upper ranges but no thread could be
+ * started (the caller sorts them itself), SPLIT_NONE when j is unchanged.
+ */
+enum { SORT_SPLIT_MIN = 32768 };
+enum split { SPLIT_NONE, SPLIT_THREAD, SPLIT_INLINE };
+
+static enum split sort_split(struct sort_job *j, struct sort_job *h, pthread_t *tid, size_t n)
+{
+	size_t k = 0; /* the helper's ranges: st[0..k), the highest ones */
+	while (k < j->ns && j->st[k].lo >= n / 2)
+		k++;
+	if (!k || k == j->ns)
+		return SPLIT_NONE;
+	*h = (struct sort_job){ j->ent, j->tmp, j->lcp, j->nm, st_malloc(k * sizeof(*h->st)),
+				k, k, NULL, 0 };
+	if (!h->st)
+		return SPLIT_NONE;
+	memcpy(h->st, j->st, k * sizeof(*h->st));
+	j->end = j->st[k - 1].lo; /* the helper's lowest range */
+	j->ns -= k;
+	memmove(j->st, j->st + k, j->ns * sizeof(*j->st));
+	/* A library thread takes none of the application's signals. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int err = pthread_create(tid, NULL, sort_helper_main, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err ? SPLIT_INLINE : SPLIT_THREAD;
+}
+
 /* Sort recs as described above into *out, handing each record to the walk
- * (wk) once its place is final; -ENOMEM when the scratch is not there
- * (recs unchanged, nothing walked). */
+ * (wk) once its place is final, with a helper thread when `helper` and n
+ * is large (sort_split); -ENOMEM when the scratch is not there (recs
+ * unchanged, nothing walked). */
 static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
-		     struct walker *wk)
+		     struct walker *wk, bool helper, uint64_t *splits)
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
@@ -739,117 +910,45 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 	struct sorted *s = out;
 	*s = (struct sorted){ st_region_alloc(entb, ST_REGION_UNINIT),
 			      st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
-	struct sort_ent *tmp = st_region_alloc(entb, ST_REGION_UNINIT);
-	size_t scap = 64, ns = 0;
-	struct sort_range *st = st_malloc(scap * sizeof(*st));
-	if (!s->ent || !s->lcp || !tmp || !st) {
+	struct sort_job j = { s->ent, st_region_alloc(entb, ST_REGION_UNINIT), s->lcp, nm,
+			      st_malloc(64 * sizeof(struct sort_range)), 0, 64, wk, n };
+	if (!s->ent || !s->lcp || !j.tmp || !j.st) {
 		sorted_free(s);
-		st_region_free(tmp, entb);
-		st_free(st);
+		st_region_free(j.tmp, entb);
+		st_free(j.st);
 		return -ENOMEM;
 	}
-	struct sort_ent *const ent = s->ent;
-	uint32_t *const lcp = s->lcp;
-	lcp[0] = 0;
+	s->lcp[0] = 0;
 	if (n <= SORT_SMALL) {
 		for (size_t k = 0; k < n; k++) {
-			ent[k] = (struct sort_ent){ recs[k], 0, recs[k]->depth };
-			s->maxd = ent[k].depth > s->maxd ? ent[k].depth : s->maxd;
+			s->ent[k] = (struct sort_ent){ recs[k], 0, recs[k]->depth };
+			s->maxd = s->ent[k].depth > s->maxd ? s->ent[k].depth : s->maxd;
 		}
+		j.st[j.ns++] = (struct sort_range){ 0, n, 0 };
+	} else {
+		/* The top range, still in recs: its pass reads the headers
+		 * (the only time) and finds the largest depth. */
+		sort_range(&j, (struct sort_range){ 0, n, 0 }, recs, &s->maxd);
 	}
-	bool first = n > SORT_SMALL; /* the top range, still in recs */
-	/* Ranges are taken from the top of the stack, lowest first: every
-	 * place below the top range's is final. */
-	st[ns++] = (struct sort_range){ 0, n, 0 };
-	while (ns) {
-		struct sort_range g = st[--ns];
-		struct sort_ent *e = ent + g.lo;
-		uint32_t d = g.d;
-		if (g.n <= SORT_SMALL) {
-			/* The walk folds them soon: it writes their headers
-			 * and their values in the slab (st_srec_take), which
-			 * are in creation order, not this one.  The headers
-			 * were prefetched by the split that made this range
-			 * (when there was one). */
-			for (size_t i = 0; i < g.n; i++) {
-				__builtin_prefetch(e[i].r->v, 1);
-				__builtin_prefetch(e[i].r->last, 1);
-			}
-			sort_small(e, lcp + g.lo, g.n, nm, d);
-			walk_to(wk, ns ? st[ns - 1].lo : n, false);
-			continue;
-		}
-		/* Skip what the whole range shares, l = its common prefix, and
-		 * key each record by frame l, in ONE pass over the records (a
-		 * range larger than the caches costs a miss per record per
-		 * pass): l is guessed from a few records spread over the range,
-		 * the pass checks the guess and, when a record disagrees
-		 * earlier, finds the true l and is run again. */
-		struct st_srec *r0 = first ? recs[0] : e[0].r;
-		const uint32_t *f0 = st_srec_frames(r0, nm);
-		uint32_t l = r0->depth;
-		for (size_t p = 1; p <= SORT_PROBES; p++) {
-			size_t i = p * (g.n - 1) / SORT_PROBES;
-			struct st_srec *x = first ? recs[i] : e[i].r;
-			uint32_t xd = first ? x->depth : e[i].depth;
-			l = lcp_from(st_srec_frames(x, nm), f0, d, xd < l ? xd : l);
-		}
-		size_t ended, m;
-		uint32_t diff;
-		for (;;) {
-			uint32_t true_l = range_pass(first ? NULL : e, first ? recs : NULL, tmp, g.n,
-						     nm, d, l, f0, &ended, &m, &diff);
-			if (true_l == l)
-				break;
-			l = true_l; /* exact now: the next pass agrees */
-		}
-		if (first) {
-			if (ended)
-				s->maxd = l > s->maxd ? l : s->maxd;
-			for (size_t i = 0; i < m; i++)
-				s->maxd = tmp[i].depth > s->maxd ? tmp[i].depth : s->maxd;
-			first = false;
-		}
-		d = l;
-		/* Every neighbour in the range shares d frames, until a deeper
-		 * split says more. */
-		for (size_t i = 1; i < g.n; i++)
-			lcp[g.lo + i] = d;
-		for (size_t i = 0; i < ended; i++)
-			e[i] = tmp[g.n - 1 - i];
-		if (m) {
-			memcpy(e + ended, tmp, m * sizeof(*e));
-			if (m > 1)
-				sort_by_key(e + ended, tmp, m, diff);
-		}
-		if (g.n <= SORT_NEAR) {
-			/* Walked soon: the headers for sort_small (above). */
-			for (size_t i = 0; i < g.n; i++)
-				__builtin_prefetch(e[i].r, 1);
-		}
-		/* Each run of equal frame-d ids is a range one level deeper,
-		 * pushed highest first. */
-		for (size_t b = g.n, a; b > ended; b = a) {
-			for (a = b - 1; a > ended && e[a - 1].key == e[b - 1].key; a--)
-				;
-			if (b - a < 2)
-				continue;
-			if (ns == scap && st_grow(&st, &scap, ns + 1, sizeof(*st), 64)) {
-				/* Finish this run here instead. */
-				qsort_r(e + a, b - a, sizeof(*e), cmp_ent, &nm);
-				run_lcp(e + a, lcp + g.lo + a, b - a, nm, d + 1);
-				continue;
-			}
-			st[ns++] = (struct sort_range){ g.lo + a, b - a, d + 1 };
-		}
-		walk_to(wk, ns ? st[ns - 1].lo : n, false);
+	struct sort_job h = { 0 };
+	pthread_t tid;
+	const enum split split = helper && n >= SORT_SPLIT_MIN ? sort_split(&j, &h, &tid, n)
+							      : SPLIT_NONE;
+	if (split == SPLIT_INLINE)
+		sort_ranges(&h); /* its positions are above j.end: walked later */
+	walk_to(wk, j.ns ? j.st[j.ns - 1].lo : j.end, false);
+	sort_ranges(&j);
+	if (split == SPLIT_THREAD) {
+		pthread_join(tid, NULL);
+		(*splits)++;
 	}
-	st_region_free(tmp, entb);
-	st_free(st);
+	st_free(h.st);
+	st_region_free(j.tmp, entb);
+	st_free(j.st);
 	return 0;
 }
 
-size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n)
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n, bool helper)
 {
 	/*
 	 * In sorted order the records through a node are contiguous, so the
@@ -865,7 +964,7 @@ size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t 
 	if (!n)
 		return 0;
 	size_t from = 0;
-	if (sort_recs(recs, n, m->nm, &srt, &wk) == 0) {
+	if (sort_recs(recs, n, m->nm, &srt, &wk, helper, &m->sort_splits) == 0) {
 		walk_to(&wk, n, true);
 		/* The rest (none unless path/phs failed) in sorted order. */
 		for (size_t k = wk.k; k < n; k++)
@@ -888,6 +987,11 @@ void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r)
 {
 	if (r->epoch == m->epoch && r->leaf < m->n)
 		__builtin_prefetch(&m->self[(size_t)r->leaf * m->nm], 1);
+}
+
+uint64_t st_master_sort_splits(const struct st_master *m)
+{
+	return m->sort_splits;
 }
 
 uint32_t st_master_nodes(const struct st_master *m)

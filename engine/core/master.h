@@ -36,8 +36,12 @@ static inline unsigned st_master_epoch_part(const struct st_srec *r, unsigned es
 /* Fold n unlinked records: sorts recs by frames, then walks each from where
  * it diverges from the previous one, links it and adds what it gained
  * (st_srec_take).  Returns how many failed with -ENOMEM: their gain is
- * dropped (st_srec_drop), counted by the caller. */
-size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n);
+ * dropped (st_srec_drop), counted by the caller.  With `helper`, a fold of
+ * many records sorts on two threads (master.c, sort_split): for a caller
+ * that has nothing else to run meanwhile (a flush). */
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n, bool helper);
+/* How many folds so far sorted on two threads (tests, st_stats). */
+uint64_t st_master_sort_splits(const struct st_master *m);
 /* Cache hint: the self slot r will add to, when r is linked. */
 void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);
 void st_master_clear(struct st_master *m);

@@ -387,11 +387,11 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 			memcpy(own->unl + own->nunl, w->unl, w->nunl * sizeof(*w->unl));
 			own->nunl += w->nunl;
 		} else {
-			dropped += st_master_link_sorted(m, w->unl, w->nunl);
+			dropped += st_master_link_sorted(m, w->unl, w->nunl, false);
 		}
 		w->nunl = 0;
 	}
-	dropped += st_master_link_sorted(m, own->unl, own->nunl);
+	dropped += st_master_link_sorted(m, own->unl, own->nunl, false);
 	own->nunl = 0;
 	/* Child lists are sorted by the publish (build_locked, phase 3), once
 	 * for all the folds since the last one, as with one partition. */
@@ -605,9 +605,11 @@ static void return_tables(struct st_engine *e, unsigned n)
  * Linked records (seen in an earlier period) are added as they come.  The
  * unlinked ones are collected from every shard, sorted by frames and walked
  * in that order, so each walk starts where it diverges from the previous
- * stack instead of at the root (st_master_link_sorted).
+ * stack instead of at the root (st_master_link_sorted).  A flush's fold
+ * (`flush`: its caller waits for it, with nothing else to run) may sort on
+ * a second thread.
  */
-static uint64_t fold_tables(struct st_engine *e, unsigned n)
+static uint64_t fold_tables(struct st_engine *e, unsigned n, bool flush)
 {
 	e->nwalk = 0;
 	if (e->nparts > 1)
@@ -617,20 +619,22 @@ static uint64_t fold_tables(struct st_engine *e, unsigned n)
 		st_stab_visit(e->flipped[i], 0, st_stab_groups(e->flipped[i]), fold_cb, &c);
 		fold_drain(&c);
 	}
-	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk);
+	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk,
+						  flush && e->flush_helper);
 	e->nwalk = 0;
 	return c.records;
 }
 
 static uint64_t now_ns(void);
 
-/* Fold every shard's table (or, on a reset, discard them all).  Caller
- * holds merge_lock.  Returns records folded. */
-static uint64_t merge_locked(struct st_engine *e, bool discard)
+/* Fold every shard's table (or, on a reset, discard them all); `flush`:
+ * for st_flush (fold_tables).  Caller holds merge_lock.  Returns records
+ * folded. */
+static uint64_t merge_locked(struct st_engine *e, bool discard, bool flush)
 {
 	uint64_t t0 = now_ns();
 	unsigned n = choose_tables(e, discard);
-	uint64_t records = discard ? 0 : fold_tables(e, n);
+	uint64_t records = discard ? 0 : fold_tables(e, n, flush);
 	return_tables(e, n);
 	e->merges++;
 	e->merge_records += records;
@@ -722,7 +726,7 @@ uint64_t st_flush(struct st_engine *e)
 {
 	st_rcu_thread_online();
 	lock_to_publish(e);
-	merge_locked(e, false);
+	merge_locked(e, false, true);
 	uint64_t v = publish_locked(e);
 	pthread_mutex_unlock(&e->merge_lock);
 	if (!v)
@@ -734,7 +738,7 @@ uint64_t st_reset(struct st_engine *e)
 {
 	st_rcu_thread_online();
 	lock_to_publish(e);
-	merge_locked(e, true);
+	merge_locked(e, true, false);
 	for (unsigned p = 0; p < e->nparts; p++)
 		st_master_clear(e->part[p]);
 	e->generation++;
@@ -795,7 +799,7 @@ int st_engine_take_stacks(struct st_engine *e, st_stacks_fn fn, void *arg)
 	struct st_stack_view *views = st_region_alloc(vbytes, ST_REGION_UNINIT);
 	if (!views) {
 		/* Keep every sample: fold the tables as a merge would. */
-		e->merge_records += fold_tables(e, n);
+		e->merge_records += fold_tables(e, n, false);
 		return_tables(e, n);
 		e->merges++;
 		e->unpublished = true;
@@ -841,7 +845,7 @@ static void *merger_main(void *arg)
 		 * build is O(nodes), so on a huge trie publishing every period
 		 * would leave the merger no time to fold.  Folding still runs
 		 * every period, so shard tables stay small. */
-		if (merge_locked(e, false))
+		if (merge_locked(e, false, false))
 			e->unpublished = true;
 		uint64_t now = now_ns();
 		/* A flush or reset waiting for the lock publishes right after

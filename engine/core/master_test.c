@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * master_test.c - a flush's fold sorted on two threads (master.c,
+ * sort_split): the helper sorts the ranges of the upper half of the
+ * positions while the caller sorts the lower half and walks behind itself,
+ * then walks the rest.  The result must be the reference trie's, whatever
+ * the ranges' sizes on either side of the split, over several flushes
+ * (new stacks among old ones), and the same as with one thread.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "master.h"
+#include "support/support.h"
+
+enum { MS_MAXD = 12, MS_NAMES = 600 };
+
+struct ms_ctx {
+	struct st_engine *e;
+	struct st_ref *ref;
+	struct st_writer *w;
+	char names[MS_NAMES][8];
+	uint32_t ids[MS_NAMES];
+};
+
+static void ms_open(struct ms_ctx *c, bool helper)
+{
+	c->e = ts_engine_no_merger(1);
+	c->ref = st_ref_create(1, 0);
+	c->w = st_writer_open(c->e);
+	cr_assert(c->ref && c->w);
+	cr_assert_eq(c->e->nparts, 1u);
+	c->e->flush_helper = helper; /* whatever this machine's CPUs */
+	for (uint32_t i = 0; i < MS_NAMES; i++) {
+		snprintf(c->names[i], sizeof(c->names[i]), "m%u", i);
+		int64_t id = st_intern(c->e, c->names[i], strlen(c->names[i]));
+		cr_assert_geq(id, 0);
+		c->ids[i] = (uint32_t)id;
+	}
+}
+
+static void ms_close(struct ms_ctx *c)
+{
+	st_writer_close(c->w);
+	st_ref_destroy(c->ref);
+	st_engine_destroy(c->e);
+}
+
+/*
+ * Stack i: a root frame, then a top fan of 12 whose branches hold very
+ * different shares of the stacks (i % 97 picks the branch, so ranges near
+ * n/2 are large and small), under each the i % 97 it was picked by, then
+ * fans of 60 and 20 with frames between that depend on the digits so far:
+ * 116,400 distinct stacks.  Some stop early (prefixes of others).
+ */
+static uint32_t ms_stack(uint32_t i, uint32_t *f)
+{
+	const uint32_t r = i % 97;
+	const uint32_t a = r < 40 ? 0 : r < 60 ? 1 : r < 70 ? 2 : 3 + r % 9;
+	const uint32_t b = i / 97 % 60, c = i / (97 * 60) % 20;
+	uint32_t d = 0;
+	f[d++] = 1;
+	f[d++] = 10 + a;
+	f[d++] = 30 + r; /* every i % 97 its own subtree */
+	if (i % 211 == 3)
+		return d;
+	f[d++] = 130 + b;
+	f[d++] = 200 + (a + b) % 100;
+	if (i % 89 == 0)
+		return d;
+	f[d++] = 400 + c;
+	f[d++] = 450 + (a + b + c) % 150;
+	return d;
+}
+
+static void ms_add(struct ms_ctx *c, uint32_t i, uint64_t v)
+{
+	uint32_t f[MS_MAXD], fid[MS_MAXD];
+	const char *fr[MS_MAXD];
+	size_t fl[MS_MAXD];
+	uint32_t d = ms_stack(i, f);
+	for (uint32_t x = 0; x < d; x++) {
+		fid[x] = c->ids[f[x]];
+		fr[x] = c->names[f[x]];
+		fl[x] = strlen(fr[x]);
+	}
+	cr_assert_eq(st_writer_ingest(c->w, fid, d, &v), 0);
+	cr_assert_eq(st_ref_add(c->ref, fr, fl, d, &v), 0);
+}
+
+/* Two rounds, each flushed and compared: the even stacks, then all of them
+ * (the even ones again, linked; the odd ones new): over SORT_SPLIT_MIN
+ * (32 Ki) new records in each fold. */
+static uint64_t ms_run(bool helper)
+{
+	struct ms_ctx c;
+	ms_open(&c, helper);
+	uint64_t seed = 5;
+	const uint32_t n = 97 * 60 * 20; /* 116,400 distinct stacks */
+	for (unsigned r = 0; r < 2; r++) {
+		for (uint32_t i = 0; i < n; i += 2 - r)
+			ms_add(&c, i, 1 + ts_rand(&seed) % 40);
+		ts_assert_matches_ref(c.e, c.ref, "helper %d, round %u", helper, r);
+	}
+	uint64_t splits = st_master_sort_splits(c.e->part[0]);
+	ms_close(&c);
+	return splits;
+}
+
+Test(master_split, flush_sorted_on_two_threads_matches_reference)
+{
+	cr_assert_geq(ms_run(true), 1, "no fold was sorted on two threads");
+}
+
+Test(master_split, one_thread_matches_reference_and_never_splits)
+{
+	cr_assert_eq(ms_run(false), 0);
+}

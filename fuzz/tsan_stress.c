@@ -30,10 +30,12 @@
  *     reset is checked for bounds only; the reset before the next phase
  *     makes it exact again).
  *
- *   then a cold burst: one writer, no merger thread, SPLIT_STACKS new
- *     stacks folded by one st_flush, which sorts them on two threads
- *     (engine/core/master.c, sort_split) where the machine has 2+ CPUs;
- *     equal to the reference.
+ *   then a cold burst, twice: one writer ingests SPLIT_STACKS new stacks
+ *     and flushes, with no merger thread (the flush folds them all and
+ *     sorts them on two threads: engine/core/master.c, sort_split, where
+ *     the machine has 2+ CPUs), then with the merger every millisecond
+ *     (its own fold splits its sort once the flush waits for it); equal
+ *     to the reference each time.
  *
  * The writers never touch the reference: its mutex would order them and
  * hide races between them.  The readers and the merger take part in no
@@ -473,12 +475,12 @@ static void run(unsigned cfg)
  * NFRAMES names, a digit tree under a skewed top fan. */
 enum { SPLIT_STACKS = 40000 };
 
-static void split_run(void)
+static void split_run(unsigned interval_ms)
 {
 	const double t0 = now_s();
 	struct st_options o;
 	st_options_init(&o);
-	o.merge_interval_ms = 0;
+	o.merge_interval_ms = interval_ms;
 	o.nshards = 1;
 	e = st_engine_create(&o);
 	struct st_ref *ref = st_ref_create(1, 0);
@@ -514,8 +516,9 @@ static void split_run(void)
 		fz_fail("split: st_flush");
 	struct st_snap *s = st_snap_acquire(e);
 	fz_expect_snap_is_ref("split: one flush of a cold burst", s, ref);
-	printf("tsan_stress: a cold burst of %u stacks, one flush, %zu nodes: equal to the "
-	       "reference (%.1f s)\n", SPLIT_STACKS, st_snap_node_count(s), now_s() - t0);
+	printf("tsan_stress: a cold burst of %u stacks, merger every %u ms (0: none), one "
+	       "flush, %zu nodes: equal to the reference (%.1f s)\n", SPLIT_STACKS, interval_ms,
+	       st_snap_node_count(s), now_s() - t0);
 	st_snap_release(s);
 	st_writer_close(w);
 	st_ref_destroy(ref);
@@ -543,7 +546,8 @@ int main(int argc, char **argv)
 	plan();
 	for (unsigned cfg = 0; cfg < sizeof(configs) / sizeof(configs[0]); cfg++)
 		run(cfg);
-	split_run();
+	split_run(0);
+	split_run(1);
 	puts("tsan_stress: every configuration equals the reference");
 	return 0;
 }

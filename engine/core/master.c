@@ -732,6 +732,8 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
  * (lowest first), each sorted in place.  tmp is the radix sort's scratch,
  * used at the range's own positions, so two jobs of disjoint ranges never
  * share it. */
+enum split { SPLIT_NONE, SPLIT_THREAD, SPLIT_INLINE };
+
 struct sort_job {
 	struct sort_ent *ent, *tmp;
 	uint32_t *lcp;
@@ -740,6 +742,12 @@ struct sort_job {
 	size_t ns, scap;
 	struct walker *wk; /* the walk follows this job's sort; NULL: none */
 	size_t end;        /* where that walk may go once the stack is empty */
+	/* The caller's job only (sort_split): */
+	const atomic_uint *want; /* hand ranges to a helper once *want != 0;
+				    NULL: never (again) */
+	struct sort_job *h;      /* the helper's job */
+	pthread_t tid;
+	enum split split;
 };
 
 /* Sort range g: a small one by insertion, a large one split on its first
@@ -834,9 +842,14 @@ static void sort_range(struct sort_job *j, struct sort_range g, struct st_srec *
 /* Sort every range on j's stack, walking (j->wk) behind the sort: the
  * ranges are taken lowest first, so every place below the top range's is
  * final. */
+static void sort_split(struct sort_job *j);
+
 static void sort_ranges(struct sort_job *j)
 {
 	while (j->ns) {
+		/* Relaxed: a stale read only costs or spares the helper. */
+		if (j->want && atomic_load_explicit(j->want, memory_order_relaxed))
+			sort_split(j);
 		sort_range(j, j->st[--j->ns], NULL, NULL);
 		if (j->wk)
 			walk_to(j->wk, j->ns ? j->st[j->ns - 1].lo : j->end, false);
@@ -850,38 +863,44 @@ static void *sort_helper_main(void *arg)
 }
 
 /*
- * A fold of many records (a flush after a burst of new stacks) sorts on two
- * threads: after the top range's split, a helper thread takes the ranges
- * at the upper half of the positions and sorts them, with its own stack,
- * while this one sorts the lower half and walks behind itself up to where
- * the helper's part begins (j->end); once both are sorted the walk goes on
- * to the end.  On the cold workload the sort is about half of a fold's CPU
- * (the walk into the one trie cannot be shared), and the flush of 1 M new
- * stacks takes about a fifth less wall time (docs/benchmarking.md).  The
- * ranges are disjoint, tmp is used at their own positions, and the walk
- * stops short of the helper's part until the join: until then each thread
- * touches only its own ranges' entries and records (rule P2,
- * docs/concurrency.md).  SORT_SPLIT_MIN: below it, starting a thread
- * (~50 us) is not worth it.
- *
- * Returns SPLIT_THREAD when the helper runs (the caller joins *tid),
- * SPLIT_INLINE when h holds the upper ranges but no thread could be
- * started (the caller sorts them itself), SPLIT_NONE when j is unchanged.
+ * A fold of many records sorts on two threads while some thread has nothing
+ * else to run: a flush's caller, or one waiting for the merger's fold
+ * (st_master_link_sorted's `helper`; checked before each range).  The
+ * ranges still to sort are in position order on the stack, so the upper
+ * half of the positions left is a run of them at its bottom: a helper
+ * thread takes those and sorts them with its own stack, while this one
+ * sorts the rest and walks behind itself up to where the helper's part
+ * begins (j->end); once both are sorted the walk goes on to the end.  On
+ * the cold workload the sort is about half of a fold's CPU (the walk into
+ * the one trie cannot be shared).  The ranges are disjoint, tmp is used at
+ * their own positions, and the walk stops short of the helper's part until
+ * the join: until then each thread touches only its own ranges' entries
+ * and records (rule P2, docs/concurrency.md).  At most one helper per
+ * fold; none for fewer than SORT_SPLIT_MIN records left (starting a thread
+ * costs ~50 us).  Sets j->split: SPLIT_THREAD when the helper runs (the
+ * caller joins j->tid), SPLIT_INLINE when j->h holds the upper ranges but
+ * no thread could be started (the caller sorts them itself).
  */
 enum { SORT_SPLIT_MIN = 32768 };
-enum split { SPLIT_NONE, SPLIT_THREAD, SPLIT_INLINE };
 
-static enum split sort_split(struct sort_job *j, struct sort_job *h, pthread_t *tid, size_t n)
+static void sort_split(struct sort_job *j)
 {
+	const size_t lo = j->st[j->ns - 1].lo, mid = lo + (j->end - lo) / 2;
+	if (j->end - lo < SORT_SPLIT_MIN) {
+		j->want = NULL; /* and less is left at every later check */
+		return;
+	}
 	size_t k = 0; /* the helper's ranges: st[0..k), the highest ones */
-	while (k < j->ns && j->st[k].lo >= n / 2)
+	while (k < j->ns && j->st[k].lo >= mid)
 		k++;
-	if (!k || k == j->ns)
-		return SPLIT_NONE;
-	*h = (struct sort_job){ j->ent, j->tmp, j->lcp, j->nm, st_malloc(k * sizeof(*h->st)),
-				k, k, NULL, 0 };
+	if (!k)
+		return; /* one range spans the middle: try again after it */
+	struct sort_job *h = j->h;
+	*h = (struct sort_job){ .ent = j->ent, .tmp = j->tmp, .lcp = j->lcp, .nm = j->nm,
+				.st = st_malloc(k * sizeof(*h->st)), .ns = k, .scap = k };
+	j->want = NULL;
 	if (!h->st)
-		return SPLIT_NONE;
+		return;
 	memcpy(h->st, j->st, k * sizeof(*h->st));
 	j->end = j->st[k - 1].lo; /* the helper's lowest range */
 	j->ns -= k;
@@ -890,17 +909,17 @@ static enum split sort_split(struct sort_job *j, struct sort_job *h, pthread_t *
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int err = pthread_create(tid, NULL, sort_helper_main, h);
+	int err = pthread_create(&j->tid, NULL, sort_helper_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return err ? SPLIT_INLINE : SPLIT_THREAD;
+	j->split = err ? SPLIT_INLINE : SPLIT_THREAD;
 }
 
 /* Sort recs as described above into *out, handing each record to the walk
- * (wk) once its place is final, with a helper thread when `helper` and n
- * is large (sort_split); -ENOMEM when the scratch is not there (recs
+ * (wk) once its place is final, with a helper thread once *helper is not 0
+ * while many are left to sort (sort_split); -ENOMEM when the scratch is not there (recs
  * unchanged, nothing walked). */
 static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
-		     struct walker *wk, bool helper, uint64_t *splits)
+		     struct walker *wk, const atomic_uint *helper, uint64_t *splits)
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
@@ -910,8 +929,10 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 	struct sorted *s = out;
 	*s = (struct sorted){ st_region_alloc(entb, ST_REGION_UNINIT),
 			      st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
+	struct sort_job h = { 0 };
 	struct sort_job j = { s->ent, st_region_alloc(entb, ST_REGION_UNINIT), s->lcp, nm,
-			      st_malloc(64 * sizeof(struct sort_range)), 0, 64, wk, n };
+			      st_malloc(64 * sizeof(struct sort_range)), 0, 64, wk, n,
+			      helper, &h, 0, SPLIT_NONE };
 	if (!s->ent || !s->lcp || !j.tmp || !j.st) {
 		sorted_free(s);
 		st_region_free(j.tmp, entb);
@@ -930,17 +951,13 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 		 * (the only time) and finds the largest depth. */
 		sort_range(&j, (struct sort_range){ 0, n, 0 }, recs, &s->maxd);
 	}
-	struct sort_job h = { 0 };
-	pthread_t tid;
-	const enum split split = helper && n >= SORT_SPLIT_MIN ? sort_split(&j, &h, &tid, n)
-							      : SPLIT_NONE;
-	if (split == SPLIT_INLINE)
-		sort_ranges(&h); /* its positions are above j.end: walked later */
 	walk_to(wk, j.ns ? j.st[j.ns - 1].lo : j.end, false);
 	sort_ranges(&j);
-	if (split == SPLIT_THREAD) {
-		pthread_join(tid, NULL);
+	if (j.split == SPLIT_THREAD) {
+		pthread_join(j.tid, NULL);
 		(*splits)++;
+	} else if (j.split == SPLIT_INLINE) {
+		sort_ranges(&h); /* above j.end: the caller walks them next */
 	}
 	st_free(h.st);
 	st_region_free(j.tmp, entb);
@@ -948,7 +965,8 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 	return 0;
 }
 
-size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n, bool helper)
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n,
+			     const atomic_uint *helper)
 {
 	/*
 	 * In sorted order the records through a node are contiguous, so the

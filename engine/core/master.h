@@ -36,10 +36,12 @@ static inline unsigned st_master_epoch_part(const struct st_srec *r, unsigned es
 /* Fold n unlinked records: sorts recs by frames, then walks each from where
  * it diverges from the previous one, links it and adds what it gained
  * (st_srec_take).  Returns how many failed with -ENOMEM: their gain is
- * dropped (st_srec_drop), counted by the caller.  With `helper`, a fold of
- * many records sorts on two threads (master.c, sort_split): for a caller
- * that has nothing else to run meanwhile (a flush). */
-size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n, bool helper);
+ * dropped (st_srec_drop), counted by the caller.  A fold of many records
+ * sorts on two threads (master.c, sort_split) when helper is not NULL and
+ * *helper is not 0 when the sort is split: while some thread has nothing
+ * else to run meanwhile (the caller of a flush, or one waiting for it). */
+size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n,
+			     const atomic_uint *helper);
 /* How many folds so far sorted on two threads (tests, st_stats). */
 uint64_t st_master_sort_splits(const struct st_master *m);
 /* Cache hint: the self slot r will add to, when r is linked. */

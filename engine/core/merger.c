@@ -387,11 +387,11 @@ static uint64_t fold_part(struct st_engine *e, unsigned p)
 			memcpy(own->unl + own->nunl, w->unl, w->nunl * sizeof(*w->unl));
 			own->nunl += w->nunl;
 		} else {
-			dropped += st_master_link_sorted(m, w->unl, w->nunl, false);
+			dropped += st_master_link_sorted(m, w->unl, w->nunl, NULL);
 		}
 		w->nunl = 0;
 	}
-	dropped += st_master_link_sorted(m, own->unl, own->nunl, false);
+	dropped += st_master_link_sorted(m, own->unl, own->nunl, NULL);
 	own->nunl = 0;
 	/* Child lists are sorted by the publish (build_locked, phase 3), once
 	 * for all the folds since the last one, as with one partition. */
@@ -605,9 +605,10 @@ static void return_tables(struct st_engine *e, unsigned n)
  * Linked records (seen in an earlier period) are added as they come.  The
  * unlinked ones are collected from every shard, sorted by frames and walked
  * in that order, so each walk starts where it diverges from the previous
- * stack instead of at the root (st_master_link_sorted).  A flush's fold
- * (`flush`: its caller waits for it, with nothing else to run) may sort on
- * a second thread.
+ * stack instead of at the root (st_master_link_sorted).  A big fold may
+ * sort on a second thread where a thread has nothing else to run: in a
+ * flush (`flush`: its caller waits for it), or in the merger's fold once a
+ * flush or reset waits for merge_lock.
  */
 static uint64_t fold_tables(struct st_engine *e, unsigned n, bool flush)
 {
@@ -619,8 +620,11 @@ static uint64_t fold_tables(struct st_engine *e, unsigned n, bool flush)
 		st_stab_visit(e->flipped[i], 0, st_stab_groups(e->flipped[i]), fold_cb, &c);
 		fold_drain(&c);
 	}
-	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk,
-						  flush && e->flush_helper);
+	/* A flush's caller waits for its fold; the merger's fold may have
+	 * a flush waiting for it by the time it sorts (publish_waiting). */
+	static const atomic_uint always = 1;
+	const atomic_uint *helper = !e->flush_helper ? NULL : flush ? &always : &e->publish_waiting;
+	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk, helper);
 	e->nwalk = 0;
 	return c.records;
 }
@@ -839,6 +843,15 @@ static void *merger_main(void *arg)
 			break;
 		pthread_mutex_unlock(&e->merger_mu);
 		next = now_ns() + period;
+		/* A flush or reset waiting for merge_lock folds everything
+		 * itself (with a sort helper when big): leave the lock to it
+		 * rather than take it back first for a fold of our own, which
+		 * it would then wait for (the mutex is not fair).  Relaxed: a
+		 * stale read costs one fold the caller waits behind. */
+		if (atomic_load_explicit(&e->publish_waiting, memory_order_relaxed)) {
+			pthread_mutex_lock(&e->merger_mu);
+			continue;
+		}
 		pthread_mutex_lock(&e->merge_lock);
 		/* Publish only when something arrived (idle engines stay idle),
 		 * and not more often than every 4x the last build took: a

@@ -167,6 +167,9 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	merge_layout(e, ncpu);
 	e->flush_helper = e->nparts == 1 && ncpu >= 2;
+	/* The merger and pool threads inherit them; a sort helper started
+	 * by a flush's caller (maybe pinned elsewhere) is given them. */
+	e->cpus_known = pthread_getaffinity_np(pthread_self(), sizeof(e->cpus), &e->cpus) == 0;
 	for (unsigned p = 0; p < e->nparts; p++) {
 		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id,
 					      e->nparts + p, e->nparts);

@@ -745,6 +745,7 @@ struct sort_job {
 	/* The caller's job only (sort_split): */
 	const atomic_uint *want; /* hand ranges to a helper once *want != 0;
 				    NULL: never (again) */
+	const cpu_set_t *cpus;   /* the helper's CPUs (NULL: this thread's) */
 	struct sort_job *h;      /* the helper's job */
 	pthread_t tid;
 	enum split split;
@@ -909,7 +910,17 @@ static void sort_split(struct sort_job *j)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int err = pthread_create(&j->tid, NULL, sort_helper_main, h);
+	/* On the engine's CPUs: a flush's caller may be pinned to one, and
+	 * a helper on the same CPU would only take turns with it. */
+	pthread_attr_t attr;
+	int err = -1;
+	if (j->cpus && pthread_attr_init(&attr) == 0) {
+		if (pthread_attr_setaffinity_np(&attr, sizeof(*j->cpus), j->cpus) == 0)
+			err = pthread_create(&j->tid, &attr, sort_helper_main, h);
+		pthread_attr_destroy(&attr);
+	}
+	if (err) /* none of those CPUs any more: this thread's */
+		err = pthread_create(&j->tid, NULL, sort_helper_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	j->split = err ? SPLIT_INLINE : SPLIT_THREAD;
 }
@@ -919,7 +930,7 @@ static void sort_split(struct sort_job *j)
  * while many are left to sort (sort_split); -ENOMEM when the scratch is not there (recs
  * unchanged, nothing walked). */
 static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
-		     struct walker *wk, const atomic_uint *helper, uint64_t *splits)
+		     struct walker *wk, const struct st_sort_helper *helper, uint64_t *splits)
 {
 	if (n > UINT32_MAX)
 		return -ENOMEM; /* the radix counts are 32-bit */
@@ -932,7 +943,8 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 	struct sort_job h = { 0 };
 	struct sort_job j = { s->ent, st_region_alloc(entb, ST_REGION_UNINIT), s->lcp, nm,
 			      st_malloc(64 * sizeof(struct sort_range)), 0, 64, wk, n,
-			      helper, &h, 0, SPLIT_NONE };
+			      helper ? helper->want : NULL, helper ? helper->cpus : NULL, &h,
+			      0, SPLIT_NONE };
 	if (!s->ent || !s->lcp || !j.tmp || !j.st) {
 		sorted_free(s);
 		st_region_free(j.tmp, entb);
@@ -966,7 +978,7 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 }
 
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n,
-			     const atomic_uint *helper)
+			     const struct st_sort_helper *helper)
 {
 	/*
 	 * In sorted order the records through a node are contiguous, so the

@@ -3,6 +3,8 @@
 #ifndef ST_MASTER_H
 #define ST_MASTER_H
 
+#include <sched.h>
+
 #include "intern.h"
 #include "shard.h"
 
@@ -38,10 +40,16 @@ static inline unsigned st_master_epoch_part(const struct st_srec *r, unsigned es
  * (st_srec_take).  Returns how many failed with -ENOMEM: their gain is
  * dropped (st_srec_drop), counted by the caller.  A fold of many records
  * sorts on two threads (master.c, sort_split) when helper is not NULL and
- * *helper is not 0 when the sort is split: while some thread has nothing
- * else to run meanwhile (the caller of a flush, or one waiting for it). */
+ * *helper->want is not 0 when the sort is split: while some thread has
+ * nothing else to run meanwhile (the caller of a flush, or one waiting for
+ * it).  The helper thread runs on helper->cpus: the engine's creator's
+ * CPUs, not those of a caller pinned to one. */
+struct st_sort_helper {
+	const atomic_uint *want; /* split once *want != 0 (read relaxed) */
+	const cpu_set_t *cpus;   /* where the helper may run; NULL: inherit */
+};
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n,
-			     const atomic_uint *helper);
+			     const struct st_sort_helper *helper);
 /* How many folds so far sorted on two threads (tests, st_stats). */
 uint64_t st_master_sort_splits(const struct st_master *m);
 /* Cache hint: the self slot r will add to, when r is linked. */

@@ -623,8 +623,10 @@ static uint64_t fold_tables(struct st_engine *e, unsigned n, bool flush)
 	/* A flush's caller waits for its fold; the merger's fold may have
 	 * a flush waiting for it by the time it sorts (publish_waiting). */
 	static const atomic_uint always = 1;
-	const atomic_uint *helper = !e->flush_helper ? NULL : flush ? &always : &e->publish_waiting;
-	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk, helper);
+	const struct st_sort_helper help = { flush ? &always : &e->publish_waiting,
+					     e->cpus_known ? &e->cpus : NULL };
+	e->merge_dropped += st_master_link_sorted(e->part[0], e->walk, e->nwalk,
+						  e->flush_helper ? &help : NULL);
 	e->nwalk = 0;
 	return c.records;
 }

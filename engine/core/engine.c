@@ -166,7 +166,8 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->other_id = (uint32_t)other;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	merge_layout(e, ncpu);
-	e->flush_helper = e->nparts == 1 && ncpu >= 2;
+	/* merge_workers = 1 asks for one thread, helper included. */
+	e->flush_helper = e->nparts == 1 && ncpu >= 2 && e->opt.merge_workers != 1;
 	/* The merger and pool threads inherit them; a sort helper started
 	 * by a flush's caller (maybe pinned elsewhere) is given them. */
 	e->cpus_known = pthread_getaffinity_np(pthread_self(), sizeof(e->cpus), &e->cpus) == 0;

@@ -56,8 +56,9 @@ struct st_engine {
 	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
 				     list for partition p at [w * nparts + p] */
 	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
-	bool flush_helper;        /* nparts == 1 on 2+ CPUs: a flush's big fold
-				     sorts on a second thread (master.c) */
+	bool flush_helper;        /* nparts == 1 on 2+ CPUs, merge_workers not 1:
+				     a flush's big fold sorts on a second
+				     thread (master.c) */
 	bool cpus_known;          /* cpus: the creator's CPUs (create time), */
 	cpu_set_t cpus;           /* where the merger and its helpers run */
 	uint32_t merged_nodes;    /* nodes of the last snapshot built */

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "master.h"
@@ -25,20 +26,39 @@ struct ms_ctx {
 	uint32_t ids[MS_NAMES];
 };
 
-static void ms_open(struct ms_ctx *c, bool helper)
+/* An engine from o (one writer), the reference, the names interned. */
+static void ms_open_opts(struct ms_ctx *c, const struct st_options *o)
 {
-	c->e = ts_engine_no_merger(1);
+	c->e = st_engine_create(o);
+	cr_assert_not_null(c->e);
 	c->ref = st_ref_create(1, 0);
 	c->w = st_writer_open(c->e);
 	cr_assert(c->ref && c->w);
 	cr_assert_eq(c->e->nparts, 1u);
-	c->e->flush_helper = helper; /* whatever this machine's CPUs */
 	for (uint32_t i = 0; i < MS_NAMES; i++) {
 		snprintf(c->names[i], sizeof(c->names[i]), "m%u", i);
 		int64_t id = st_intern(c->e, c->names[i], strlen(c->names[i]));
 		cr_assert_geq(id, 0);
 		c->ids[i] = (uint32_t)id;
 	}
+}
+
+static struct st_options ms_options(unsigned workers)
+{
+	struct st_options o;
+	st_options_init(&o);
+	o.merge_interval_ms = 0;
+	o.nshards = 1;
+	o.merge_workers = workers;
+	return o;
+}
+
+/* No merger; the helper on or off whatever this machine's CPUs. */
+static void ms_open(struct ms_ctx *c, bool helper)
+{
+	const struct st_options o = ms_options(0);
+	ms_open_opts(c, &o);
+	c->e->flush_helper = helper;
 }
 
 static void ms_close(struct ms_ctx *c)
@@ -117,4 +137,27 @@ Test(master_split, flush_sorted_on_two_threads_matches_reference)
 Test(master_split, one_thread_matches_reference_and_never_splits)
 {
 	cr_assert_eq(ms_run(false), 0);
+}
+
+/* The engine's own choice: merge_workers 0 on 2+ CPUs folds a big flush
+ * with the helper, merge_workers 1 never (one thread, as asked). */
+static uint64_t ms_splits_with_workers(unsigned workers)
+{
+	const struct st_options o = ms_options(workers);
+	struct ms_ctx c;
+	ms_open_opts(&c, &o);
+	for (uint32_t i = 0; i < 97 * 60 * 20; i += 2)
+		ms_add(&c, i, 1);
+	ts_assert_matches_ref(c.e, c.ref, "merge_workers %u", workers);
+	uint64_t splits = st_master_sort_splits(c.e->part[0]);
+	ms_close(&c);
+	return splits;
+}
+
+Test(master_split, merge_workers_one_never_starts_the_helper)
+{
+	cr_assert_eq(ms_splits_with_workers(1), 0);
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("one CPU: the engine never starts the sort helper");
+	cr_assert_geq(ms_splits_with_workers(0), 1, "merge_workers 0 on 2+ CPUs: no helper");
 }

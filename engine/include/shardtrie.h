@@ -79,7 +79,10 @@ struct st_options {
 					 parallel (the master is split into
 					 partitions; a flush's caller is one of
 					 them); 0 = min(online CPUs / 8, 8), at
-					 least 1; at most 16; 1 with a node_cap */
+					 least 1; at most 16; 1 with a node_cap.
+					 With one worker chosen by 0 on 2+ CPUs,
+					 a big fold a flush waits for also sorts
+					 on a helper thread; 1 = never */
 };
 
 /* Fill *o with defaults: online-CPU shards, 10 ms merges, one metric

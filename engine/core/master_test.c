@@ -24,11 +24,13 @@ struct ms_ctx {
 	struct st_writer *w;
 	char names[MS_NAMES][8];
 	uint32_t ids[MS_NAMES];
+	bool giant; /* ms_stack's second shape */
 };
 
 /* An engine from o (one writer), the reference, the names interned. */
 static void ms_open_opts(struct ms_ctx *c, const struct st_options *o)
 {
+	c->giant = false;
 	c->e = st_engine_create(o);
 	cr_assert_not_null(c->e);
 	c->ref = st_ref_create(1, 0);
@@ -74,11 +76,17 @@ static void ms_close(struct ms_ctx *c)
  * n/2 are large and small), under each the i % 97 it was picked by, then
  * fans of 60 and 20 with frames between that depend on the digits so far:
  * 116,400 distinct stacks.  Some stop early (prefixes of others).
+ *
+ * giant: the last branch (the highest positions) holds 72 % of the stacks,
+ * so no range starts in the upper half after the top split: the caller
+ * sorts and walks the small branches first, then splits the giant one and
+ * hands the helper its upper children (a split in the middle of the sort).
  */
-static uint32_t ms_stack(uint32_t i, uint32_t *f)
+static uint32_t ms_stack(uint32_t i, uint32_t *f, bool giant)
 {
 	const uint32_t r = i % 97;
-	const uint32_t a = r < 40 ? 0 : r < 60 ? 1 : r < 70 ? 2 : 3 + r % 9;
+	const uint32_t a = giant ? (r < 70 ? 11 : r % 11)
+				 : r < 40 ? 0 : r < 60 ? 1 : r < 70 ? 2 : 3 + r % 9;
 	const uint32_t b = i / 97 % 60, c = i / (97 * 60) % 20;
 	uint32_t d = 0;
 	f[d++] = 1;
@@ -100,7 +108,7 @@ static void ms_add(struct ms_ctx *c, uint32_t i, uint64_t v)
 	uint32_t f[MS_MAXD], fid[MS_MAXD];
 	const char *fr[MS_MAXD];
 	size_t fl[MS_MAXD];
-	uint32_t d = ms_stack(i, f);
+	uint32_t d = ms_stack(i, f, c->giant);
 	for (uint32_t x = 0; x < d; x++) {
 		fid[x] = c->ids[f[x]];
 		fr[x] = c->names[f[x]];
@@ -113,16 +121,17 @@ static void ms_add(struct ms_ctx *c, uint32_t i, uint64_t v)
 /* Two rounds, each flushed and compared: the even stacks, then all of them
  * (the even ones again, linked; the odd ones new): over SORT_SPLIT_MIN
  * (32 Ki) new records in each fold. */
-static uint64_t ms_run(bool helper)
+static uint64_t ms_run(bool helper, bool giant)
 {
 	struct ms_ctx c;
 	ms_open(&c, helper);
+	c.giant = giant;
 	uint64_t seed = 5;
 	const uint32_t n = 97 * 60 * 20; /* 116,400 distinct stacks */
 	for (unsigned r = 0; r < 2; r++) {
 		for (uint32_t i = 0; i < n; i += 2 - r)
 			ms_add(&c, i, 1 + ts_rand(&seed) % 40);
-		ts_assert_matches_ref(c.e, c.ref, "helper %d, round %u", helper, r);
+		ts_assert_matches_ref(c.e, c.ref, "helper %d, giant %d, round %u", helper, giant, r);
 	}
 	uint64_t splits = st_master_sort_splits(c.e->part[0]);
 	ms_close(&c);
@@ -131,12 +140,14 @@ static uint64_t ms_run(bool helper)
 
 Test(master_split, flush_sorted_on_two_threads_matches_reference)
 {
-	cr_assert_geq(ms_run(true), 1, "no fold was sorted on two threads");
+	cr_assert_geq(ms_run(true, false), 1, "no fold was sorted on two threads");
+	cr_assert_geq(ms_run(true, true), 1, "no fold was sorted on two threads (giant branch)");
 }
 
 Test(master_split, one_thread_matches_reference_and_never_splits)
 {
-	cr_assert_eq(ms_run(false), 0);
+	cr_assert_eq(ms_run(false, false), 0);
+	cr_assert_eq(ms_run(false, true), 0);
 }
 
 /* The engine's own choice: merge_workers 0 on 2+ CPUs folds a big flush

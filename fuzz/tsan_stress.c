@@ -33,9 +33,10 @@
  *   then a cold burst, twice: one writer ingests SPLIT_STACKS new stacks
  *     and flushes, with no merger thread (the flush folds them all and
  *     sorts them on two threads: engine/core/master.c, sort_split, where
- *     the machine has 2+ CPUs), then with the merger every millisecond
- *     (its own fold splits its sort once the flush waits for it); equal
- *     to the reference each time.
+ *     the engine picks one partition, 2 to 15 CPUs; with 16+ its pool
+ *     folds partitions instead), then with the merger every millisecond
+ *     (here its folds stay small: whether one splits once a flush waits
+ *     depends on timing); equal to the reference each time.
  *
  * The writers never touch the reference: its mutex would order them and
  * hide races between them.  The readers and the merger take part in no

@@ -166,11 +166,13 @@ struct st_engine *st_engine_create(const struct st_options *o)
 	e->other_id = (uint32_t)other;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	merge_layout(e, ncpu);
-	/* merge_workers = 1 asks for one thread, helper included. */
-	e->flush_helper = e->nparts == 1 && ncpu >= 2 && e->opt.merge_workers != 1;
-	/* The merger and pool threads inherit them; a sort helper started
-	 * by a flush's caller (maybe pinned elsewhere) is given them. */
+	/* The creator's CPUs: the merger and pool threads inherit them; a
+	 * sort helper started by a flush's caller (maybe pinned elsewhere)
+	 * is given them.  merge_workers = 1 asks for one thread, helper
+	 * included; and a helper is no use where the engine has one CPU. */
 	e->cpus_known = pthread_getaffinity_np(pthread_self(), sizeof(e->cpus), &e->cpus) == 0;
+	const long usable = e->cpus_known ? CPU_COUNT(&e->cpus) : ncpu;
+	e->flush_helper = e->nparts == 1 && usable >= 2 && e->opt.merge_workers != 1;
 	for (unsigned p = 0; p < e->nparts; p++) {
 		e->part[p] = st_master_create(o->nmetrics, o->node_cap, e->other_id,
 					      e->nparts + p, e->nparts);

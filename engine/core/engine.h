@@ -56,7 +56,7 @@ struct st_engine {
 	struct st_pwork *pwork;   /* nworkers * nparts (nparts > 1): worker w's
 				     list for partition p at [w * nparts + p] */
 	struct st_pmap pmap;      /* nparts > 1: snapshot node -> partition nodes */
-	bool flush_helper;        /* nparts == 1 on 2+ CPUs, merge_workers not 1:
+	bool flush_helper;        /* nparts == 1, 2+ usable CPUs, merge_workers not 1:
 				     a flush's big fold sorts on a second
 				     thread (master.c) */
 	bool cpus_known;          /* cpus: the creator's CPUs (create time), */

@@ -884,6 +884,27 @@ static void *sort_helper_main(void *arg)
  */
 enum { SORT_SPLIT_MIN = 32768 };
 
+/* Start the helper on h: with every signal blocked, as any library thread
+ * (set in its attributes: the caller's own mask is never touched), on
+ * `cpus` when given (the engine's: a flush's caller may be pinned to one
+ * CPU, where a helper would only take turns with it). */
+static int helper_start(pthread_t *tid, struct sort_job *h, const cpu_set_t *cpus)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_attr_t attr;
+	int err = pthread_attr_init(&attr);
+	if (err)
+		return err;
+	err = pthread_attr_setsigmask_np(&attr, &all);
+	if (!err && cpus)
+		err = pthread_attr_setaffinity_np(&attr, sizeof(*cpus), cpus);
+	if (!err)
+		err = pthread_create(tid, &attr, sort_helper_main, h);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
 static void sort_split(struct sort_job *j)
 {
 	const size_t lo = j->st[j->ns - 1].lo, mid = lo + (j->end - lo) / 2;
@@ -906,22 +927,9 @@ static void sort_split(struct sort_job *j)
 	j->end = j->st[k - 1].lo; /* the helper's lowest range */
 	j->ns -= k;
 	memmove(j->st, j->st + k, j->ns * sizeof(*j->st));
-	/* A library thread takes none of the application's signals. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	/* On the engine's CPUs: a flush's caller may be pinned to one, and
-	 * a helper on the same CPU would only take turns with it. */
-	pthread_attr_t attr;
-	int err = -1;
-	if (j->cpus && pthread_attr_init(&attr) == 0) {
-		if (pthread_attr_setaffinity_np(&attr, sizeof(*j->cpus), j->cpus) == 0)
-			err = pthread_create(&j->tid, &attr, sort_helper_main, h);
-		pthread_attr_destroy(&attr);
-	}
-	if (err) /* none of those CPUs any more: this thread's */
-		err = pthread_create(&j->tid, NULL, sort_helper_main, h);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int err = helper_start(&j->tid, h, j->cpus);
+	if (err && j->cpus) /* none of those CPUs any more: this thread's */
+		err = helper_start(&j->tid, h, NULL);
 	j->split = err ? SPLIT_INLINE : SPLIT_THREAD;
 }
 

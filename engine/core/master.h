@@ -50,7 +50,7 @@ struct st_sort_helper {
 };
 size_t st_master_link_sorted(struct st_master *m, struct st_srec **recs, size_t n,
 			     const struct st_sort_helper *helper);
-/* How many folds so far sorted on two threads (tests, st_stats). */
+/* How many folds so far sorted on two threads (tests). */
 uint64_t st_master_sort_splits(const struct st_master *m);
 /* Cache hint: the self slot r will add to, when r is linked. */
 void st_master_prefetch_rec(const struct st_master *m, const struct st_srec *r);

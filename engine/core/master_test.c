@@ -36,7 +36,6 @@ static void ms_open_opts(struct ms_ctx *c, const struct st_options *o)
 	c->ref = st_ref_create(1, 0);
 	c->w = st_writer_open(c->e);
 	cr_assert(c->ref && c->w);
-	cr_assert_eq(c->e->nparts, 1u);
 	for (uint32_t i = 0; i < MS_NAMES; i++) {
 		snprintf(c->names[i], sizeof(c->names[i]), "m%u", i);
 		int64_t id = st_intern(c->e, c->names[i], strlen(c->names[i]));
@@ -55,11 +54,13 @@ static struct st_options ms_options(unsigned workers)
 	return o;
 }
 
-/* No merger; the helper on or off whatever this machine's CPUs. */
+/* No merger, one partition whatever this machine's CPUs; the helper on or
+ * off (merge_workers 1 would turn it off: it is forced here). */
 static void ms_open(struct ms_ctx *c, bool helper)
 {
-	const struct st_options o = ms_options(0);
+	const struct st_options o = ms_options(1);
 	ms_open_opts(c, &o);
+	cr_assert_eq(c->e->nparts, 1u);
 	c->e->flush_helper = helper;
 }
 
@@ -157,6 +158,11 @@ static uint64_t ms_splits_with_workers(unsigned workers)
 	const struct st_options o = ms_options(workers);
 	struct ms_ctx c;
 	ms_open_opts(&c, &o);
+	if (c.e->nparts > 1) {
+		ms_close(&c);
+		cr_skip_test("merge_workers %u: the engine chose partitions here (16+ CPUs): "
+			     "its pool folds them, no sort helper", workers);
+	}
 	for (uint32_t i = 0; i < 97 * 60 * 20; i += 2)
 		ms_add(&c, i, 1);
 	ts_assert_matches_ref(c.e, c.ref, "merge_workers %u", workers);

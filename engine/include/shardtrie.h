@@ -80,9 +80,10 @@ struct st_options {
 					 partitions; a flush's caller is one of
 					 them); 0 = min(online CPUs / 8, 8), at
 					 least 1; at most 16; 1 with a node_cap.
-					 With one worker chosen by 0 on 2+ CPUs,
-					 a big fold a flush waits for also sorts
-					 on a helper thread; 1 = never */
+					 With one partition (0 below 16 CPUs, or
+					 a node_cap) on 2+ CPUs, a big fold a
+					 flush waits for also sorts on a helper
+					 thread; 1 = never */
 };
 
 /* Fill *o with defaults: online-CPU shards, 10 ms merges, one metric

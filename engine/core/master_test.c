@@ -8,13 +8,17 @@
  * (new stacks among old ones), and the same as with one thread.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "master.h"
 #include "support/support.h"
+#include "support/threads.h"
 
 enum { MS_MAXD = 12, MS_NAMES = 600 };
 
@@ -177,4 +181,77 @@ Test(master_split, merge_workers_one_never_starts_the_helper)
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		cr_skip_test("one CPU: the engine never starts the sort helper");
 	cr_assert_geq(ms_splits_with_workers(0), 1, "merge_workers 0 on 2+ CPUs: no helper");
+}
+
+/* Whether thread tid sleeps in a futex wait on the word at addr (its
+ * current syscall, from /proc); -1 when that cannot be read here. */
+static int ms_waits_on(pid_t tid, const void *addr)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long nr = -2;
+	unsigned long a0 = 0;
+	int got = fgets(buf, sizeof(buf), f) ? sscanf(buf, "%ld %lx", &nr, &a0) : 0;
+	fclose(f);
+	if (got < 1 || nr == -2)
+		return -1;
+	return nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
+}
+
+/*
+ * The merger thread's own fold splits its sort once a flush waits for it
+ * (merger.c fold_tables: publish_waiting).  The test holds merge_lock while
+ * one writer ingests ~58 K new stacks and until the merger thread waits on
+ * the lock (past its own check of publish_waiting: seen in /proc), with all
+ * of them to fold; it then counts itself as a waiting flush
+ * (publish_waiting) and lets go.  The merger's fold must split, and the
+ * trie must still be the reference's.
+ */
+Test(master_split, merger_fold_splits_once_a_flush_waits)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("one CPU: the engine never starts the sort helper");
+	struct st_options o = ms_options(0);
+	o.merge_interval_ms = 1;
+	struct ms_ctx c;
+	ms_open_opts(&c, &o);
+	if (!c.e->flush_helper) {
+		ms_close(&c);
+		cr_skip_test("the engine chose no sort helper here (16+ CPUs: partitions, or "
+			     "one usable CPU)");
+	}
+	pid_t tid;
+	cr_assert_eq(ts_threads_named("st-merger", false, &tid, 1), 1);
+	pthread_mutex_lock(&c.e->merge_lock);
+	for (uint32_t i = 0; i < 97 * 60 * 20; i += 2)
+		ms_add(&c, i, 1 + i % 7);
+	const time_t deadline = time(NULL) + 10;
+	int w;
+	while ((w = ms_waits_on(tid, &c.e->merge_lock)) == 0 && time(NULL) < deadline)
+		sched_yield();
+	if (w != 1) {
+		pthread_mutex_unlock(&c.e->merge_lock);
+		ms_close(&c);
+		if (w < 0)
+			cr_skip_test("/proc/self/task/TID/syscall cannot be read here");
+		cr_assert_fail("the merger thread never waited for merge_lock");
+	}
+	atomic_fetch_add(&c.e->publish_waiting, 1);
+	pthread_mutex_unlock(&c.e->merge_lock);
+	/* The merger thread takes the lock and folds; poll for its split,
+	 * 10 s at most (it folds in well under a second). */
+	uint64_t splits = 0;
+	while (!splits && time(NULL) < deadline) {
+		sched_yield();
+		pthread_mutex_lock(&c.e->merge_lock);
+		splits = st_master_sort_splits(c.e->part[0]);
+		pthread_mutex_unlock(&c.e->merge_lock);
+	}
+	atomic_fetch_sub(&c.e->publish_waiting, 1);
+	cr_assert_geq(splits, 1, "the merger's fold did not split while a flush waited");
+	ts_assert_matches_ref(c.e, c.ref, "after the merger's split fold");
+	ms_close(&c);
 }

@@ -7,7 +7,9 @@
  * atomic but st_master_add_linked_shared: the pool's table phase, where
  * several workers add to linked leaves of one trie that nothing else
  * changes meanwhile.  Shard records are folded in; snapshots are built from
- * it.
+ * it.  A big fold's sort may run partly on a helper thread (sort_split,
+ * rule P2): it reads the records of the ranges it was given and writes only
+ * the sort's own arrays at their positions, never the trie.
  *
  *   node i:  frame[i] parent[i] first_child[i] next_sibling[i] self[i*nm..]
  *            flags[i] (DIRTY: its child list needs sorting; NEW: not yet

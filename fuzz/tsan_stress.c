@@ -368,6 +368,17 @@ static void plan(void)
 	gen_max[g] = acc;
 }
 
+/* ids[] of names[] in the engine e. */
+static void intern_names(void)
+{
+	for (unsigned i = 0; i < NFRAMES; i++) {
+		int64_t id = st_intern(e, names[i], name_len[i]);
+		if (id < 0)
+			fz_fail("st_intern");
+		ids[i] = (uint32_t)id;
+	}
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -390,12 +401,7 @@ static void run(unsigned cfg)
 	struct st_ref *ref = st_ref_create(2, 0);
 	if (!e || !ref)
 		fz_fail("setup");
-	for (unsigned i = 0; i < NFRAMES; i++) {
-		int64_t id = st_intern(e, names[i], name_len[i]);
-		if (id < 0)
-			fz_fail("st_intern");
-		ids[i] = (uint32_t)id;
-	}
+	intern_names();
 	atomic_store(&stop, false);
 	atomic_store(&reads, 0);
 	atomic_store(&deltas, 0);
@@ -487,12 +493,7 @@ static void split_run(unsigned interval_ms)
 	struct st_ref *ref = st_ref_create(1, 0);
 	if (!e || !ref)
 		fz_fail("split: create");
-	for (unsigned i = 0; i < NFRAMES; i++) {
-		int64_t id = st_intern(e, names[i], name_len[i]);
-		if (id < 0)
-			fz_fail("split: st_intern");
-		ids[i] = (uint32_t)id;
-	}
+	intern_names();
 	struct st_writer *w = st_writer_open(e);
 	if (!w)
 		fz_fail("split: st_writer_open");

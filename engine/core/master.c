@@ -730,12 +730,12 @@ static void walk_to(struct walker *wk, size_t avail, bool all)
 	wk->k = limit;
 }
 
+enum split { SPLIT_NONE, SPLIT_THREAD, SPLIT_INLINE };
+
 /* One thread's share of the sort: a stack of ranges, taken from the top
  * (lowest first), each sorted in place.  tmp is the radix sort's scratch,
  * used at the range's own positions, so two jobs of disjoint ranges never
  * share it. */
-enum split { SPLIT_NONE, SPLIT_THREAD, SPLIT_INLINE };
-
 struct sort_job {
 	struct sort_ent *ent, *tmp;
 	uint32_t *lcp;
@@ -842,11 +842,11 @@ static void sort_range(struct sort_job *j, struct sort_range g, struct st_srec *
 	}
 }
 
+static void sort_split(struct sort_job *j);
+
 /* Sort every range on j's stack, walking (j->wk) behind the sort: the
  * ranges are taken lowest first, so every place below the top range's is
  * final. */
-static void sort_split(struct sort_job *j);
-
 static void sort_ranges(struct sort_job *j)
 {
 	while (j->ns) {
@@ -936,9 +936,9 @@ static void sort_split(struct sort_job *j)
 }
 
 /* Sort recs as described above into *out, handing each record to the walk
- * (wk) once its place is final, with a helper thread once *helper is not 0
- * while many are left to sort (sort_split); -ENOMEM when the scratch is not there (recs
- * unchanged, nothing walked). */
+ * (wk) once its place is final, with a helper thread once *helper->want is
+ * not 0 while many are left to sort (sort_split); -ENOMEM when the scratch
+ * is not there (recs unchanged, nothing walked). */
 static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted *out,
 		     struct walker *wk, const struct st_sort_helper *helper, uint64_t *splits)
 {
@@ -951,10 +951,18 @@ static int sort_recs(struct st_srec **recs, size_t n, unsigned nm, struct sorted
 	*s = (struct sorted){ st_region_alloc(entb, ST_REGION_UNINIT),
 			      st_region_alloc(n * sizeof(uint32_t), ST_REGION_UNINIT), n, 0 };
 	struct sort_job h = { 0 };
-	struct sort_job j = { s->ent, st_region_alloc(entb, ST_REGION_UNINIT), s->lcp, nm,
-			      st_malloc(64 * sizeof(struct sort_range)), 0, 64, wk, n,
-			      helper ? helper->want : NULL, helper ? helper->cpus : NULL, &h,
-			      0, SPLIT_NONE };
+	struct sort_job j = { .ent = s->ent,
+			      .tmp = st_region_alloc(entb, ST_REGION_UNINIT),
+			      .lcp = s->lcp,
+			      .nm = nm,
+			      .st = st_malloc(64 * sizeof(struct sort_range)),
+			      .scap = 64,
+			      .wk = wk,
+			      .end = n,
+			      .want = helper ? helper->want : NULL,
+			      .cpus = helper ? helper->cpus : NULL,
+			      .h = &h,
+			      .split = SPLIT_NONE };
 	if (!s->ent || !s->lcp || !j.tmp || !j.st) {
 		sorted_free(s);
 		st_region_free(j.tmp, entb);
